@@ -1,0 +1,11 @@
+// Every kernel the engine has, one file per op family (mirrors src/backend/reference/).
+// Kernels take byte pointers and integers, never allocate, and hold no static
+// data, so one module can run in several workers over one shared memory.
+export * from './gemm';
+export * from './softmax';
+export * from './layernorm';
+export * from './gelu';
+export * from './elementwise';
+export * from './reduce';
+export * from './adamw';
+export * from './patch';

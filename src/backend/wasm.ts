@@ -1,0 +1,112 @@
+// The WebAssembly backend (default): kernels from assembly/, compiled by
+// AssemblyScript with `--runtime stub --importMemory`, so the module owns no
+// heap and no allocator; this file allocates from TypeScript.
+//
+// Two builds of the same source: `simd` (f32x4) and `relaxed` (f32x4 plus
+// relaxed_madd, i.e. a fused multiply-add where the CPU has one). The relaxed
+// build is chosen when a probe module validates. Node 20 hides relaxed SIMD
+// behind a V8 flag that NODE_OPTIONS refuses, so we set it at run time before
+// compiling anything.
+//
+// We use the plain WebAssembly API rather than @assemblyscript/loader: the
+// loader is deprecated since 0.20 and cannot take a shared memory.
+import type { Backend, Ptr } from './backend.js';
+import { KERNELS, type KernelName, GEMM_SCRATCH_BYTES } from './kernels.js';
+import { HeapAllocator } from './memory.js';
+
+export type WasmVariant = 'simd' | 'relaxed';
+
+// (module (func (param v128 v128 v128) (result v128)
+//   local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123,
+  3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11]);
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+function enableRelaxedInNode(): void {
+  if (!isNode) return;
+  try {
+    const v8 = (process as unknown as { getBuiltinModule?: (m: string) => { setFlagsFromString(s: string): void } })
+      .getBuiltinModule?.('node:v8');
+    v8?.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch { /* older runtimes: the probe below decides */ }
+}
+
+export function relaxedSimdSupported(): boolean {
+  enableRelaxedInNode();
+  try { return WebAssembly.validate(RELAXED_PROBE); } catch { return false; }
+}
+
+const PAGE = 65536;
+
+export class WasmBackend implements Backend {
+  readonly name: string;
+  readonly memory: WebAssembly.Memory;
+  readonly exports: Record<string, (...a: number[]) => number>;
+  private readonly mem: HeapAllocator;
+  private f32 = new Float32Array(0);
+  private i32 = new Int32Array(0);
+  readonly scratch: Ptr;
+
+  constructor(module: WebAssembly.Module, readonly variant: WasmVariant, memory?: WebAssembly.Memory) {
+    this.name = `wasm-${variant}`;
+    this.memory = memory ?? new WebAssembly.Memory({ initial: 256 });
+    const instance = new WebAssembly.Instance(module, {
+      env: {
+        memory: this.memory,
+        abort: (_msg: number, _file: number, line: number, col: number) => {
+          throw new Error(`wasm abort at ${line}:${col}`);
+        },
+      },
+    });
+    this.exports = instance.exports as unknown as Record<string, (...a: number[]) => number>;
+    for (const k of KERNELS) if (typeof this.exports[k] !== 'function') throw new Error(`wasm build lacks kernel '${k}'`);
+    this.mem = new HeapAllocator(this.memory.buffer.byteLength, (need) => {
+      const have = this.memory.buffer.byteLength;
+      // grow geometrically so that training does not grow every step
+      const want = Math.max(need, Math.ceil(have * 1.5));
+      this.memory.grow(Math.ceil((want - have) / PAGE));
+      return this.memory.buffer.byteLength;
+    });
+    this.scratch = this.mem.alloc(GEMM_SCRATCH_BYTES);
+  }
+
+  /** Views are re-created whenever the memory has grown (growth detaches the old buffer). */
+  private views(): void {
+    if (this.f32.buffer !== this.memory.buffer) {
+      this.f32 = new Float32Array(this.memory.buffer);
+      this.i32 = new Int32Array(this.memory.buffer);
+    }
+  }
+  /** A live view of the heap (valid until the next allocation). */
+  heapF32(): Float32Array { this.views(); return this.f32; }
+
+  alloc(n: number): Ptr { return this.mem.alloc(n * 4); }
+  free(p: Ptr): void { this.mem.free(p); }
+  read(p: Ptr, n: number): Float32Array { this.views(); return this.f32.slice(p >> 2, (p >> 2) + n); }
+  readI32(p: Ptr, n: number): Int32Array { this.views(); return this.i32.slice(p >> 2, (p >> 2) + n); }
+  write(p: Ptr, data: Float32Array | Int32Array): void {
+    new Uint8Array(this.memory.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  run(kernel: KernelName, ...args: number[]): number { return this.exports[kernel](...args); }
+  stats() { return { bytesInUse: this.mem.bytesInUse, peakBytes: this.mem.peakBytes, liveBlocks: this.mem.liveCount }; }
+}
+
+/** Load a build synchronously from disk (Node). `auto` picks relaxed when supported. */
+export function loadWasmSync(variant: WasmVariant | 'auto' = 'auto'): WasmBackend {
+  const v: WasmVariant = variant === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : variant;
+  if (v === 'relaxed') enableRelaxedInNode();
+  const proc = process as unknown as { getBuiltinModule(m: string): unknown };
+  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
+  const url = proc.getBuiltinModule('node:url') as typeof import('node:url');
+  const file = url.fileURLToPath(new URL(`../../build/cait.${v}.wasm`, import.meta.url));
+  if (!fs.existsSync(file)) throw new Error(`${file} not found: run \`npm run build:wasm\``);
+  return new WasmBackend(new WebAssembly.Module(fs.readFileSync(file)), v);
+}
+
+/** Load a build from a URL (browsers). */
+export async function loadWasm(baseUrl: string | URL, variant: WasmVariant | 'auto' = 'auto'): Promise<WasmBackend> {
+  const v: WasmVariant = variant === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : variant;
+  const res = await fetch(new URL(`cait.${v}.wasm`, baseUrl));
+  return new WasmBackend(await WebAssembly.compile(await res.arrayBuffer()), v);
+}

@@ -1,0 +1,125 @@
+// Tensor: a float32 array in a backend's heap, plus its shape and autograd slots.
+//
+// Memory is explicit: `dispose()` frees it. `scope(fn)` frees every tensor
+// created inside fn except those it returns (and those `keep()` releases from
+// tracking), so a training loop does not leak. Parameters are created outside
+// any scope, or kept.
+import type { Backend, Ptr } from './backend/backend.js';
+import { ReferenceBackend } from './backend/reference/index.js';
+
+let defaultBackend: Backend | null = null;
+let backendFactory: (() => Backend) | null = null;
+
+export function setBackend(b: Backend): void { defaultBackend = b; }
+/** Register how to make the default backend lazily (the Node entry sets WASM). */
+export function setBackendFactory(f: () => Backend): void { backendFactory = f; }
+export function getBackend(): Backend {
+  if (!defaultBackend) defaultBackend = backendFactory ? backendFactory() : new ReferenceBackend();
+  return defaultBackend;
+}
+
+export type Shape = readonly number[];
+export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+
+let liveTensors = 0;
+export const liveTensorCount = (): number => liveTensors;
+
+const scopes: Set<Tensor>[] = [];
+
+export class Tensor {
+  readonly shape: number[];
+  readonly size: number;
+  readonly backend: Backend;
+  ptr: Ptr;
+  /** Set for parameters and for anything computed from them while grad is on. */
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  /** Autograd: true for tensors created by a recorded op (not leaves). */
+  hasNode = false;
+  name?: string;
+  private disposed = false;
+
+  constructor(shape: Shape, backend: Backend = getBackend(), ptr?: Ptr) {
+    for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new RangeError(`bad shape [${shape}]`);
+    this.shape = [...shape];
+    this.size = numel(shape);
+    this.backend = backend;
+    this.ptr = ptr ?? backend.alloc(this.size);
+    liveTensors++;
+    scopes[scopes.length - 1]?.add(this);
+  }
+
+  get isDisposed(): boolean { return this.disposed; }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.backend.free(this.ptr);
+    liveTensors--;
+    for (const s of scopes) s.delete(this);
+    if (this.grad && !this.grad.disposed) this.grad.dispose();
+  }
+
+  toArray(): Float32Array { this.check(); return this.backend.read(this.ptr, this.size); }
+  item(): number { return this.toArray()[0]; }
+  write(data: ArrayLike<number>): this {
+    this.check();
+    if (data.length !== this.size) throw new RangeError(`write: ${data.length} values into a tensor of shape [${this.shape}] (${this.size})`);
+    this.backend.write(this.ptr, data instanceof Float32Array ? data : Float32Array.from(data));
+    return this;
+  }
+
+  /** Same memory, new shape (no copy, no grad link: use ops.reshape for that). */
+  check(): void { if (this.disposed) throw new Error(`use of disposed tensor${this.name ? ` '${this.name}'` : ''} [${this.shape}]`); }
+
+  toString(): string { return `Tensor[${this.shape}]${this.name ? ` ${this.name}` : ''}`; }
+
+  static zeros(shape: Shape, backend: Backend = getBackend()): Tensor {
+    const t = new Tensor(shape, backend);
+    backend.run('fill', t.ptr, t.size, 0);
+    return t;
+  }
+  static full(shape: Shape, v: number, backend: Backend = getBackend()): Tensor {
+    const t = new Tensor(shape, backend);
+    backend.run('fill', t.ptr, t.size, v);
+    return t;
+  }
+  static from(data: ArrayLike<number>, shape: Shape, backend: Backend = getBackend()): Tensor {
+    return new Tensor(shape, backend).write(data);
+  }
+}
+
+type Tree = Tensor | null | undefined | number | string | boolean | Tree[] | { [k: string]: Tree };
+function collect(x: unknown, out: Set<Tensor>): void {
+  if (x instanceof Tensor) { out.add(x); if (x.grad) out.add(x.grad); }
+  else if (Array.isArray(x)) for (const v of x) collect(v, out);
+  else if (x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collect(v, out);
+}
+
+/**
+ * Run fn; dispose every tensor it created except those reachable from its
+ * result (tensors, arrays and plain objects are searched), which move to the
+ * enclosing scope.
+ */
+export function scope<T>(fn: () => T): T {
+  const mine = new Set<Tensor>();
+  scopes.push(mine);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collect(result as Tree, survivors);
+  for (const t of mine) if (!survivors.has(t)) t.dispose();
+  const parent = scopes[scopes.length - 1];
+  if (parent) for (const t of survivors) if (mine.has(t)) parent.add(t);
+  return result;
+}
+
+/** Untrack a tensor from every scope: it lives until disposed by hand. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
