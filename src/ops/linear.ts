@@ -1,0 +1,31 @@
+// linear(x, W, b) = x W^T + b over the last axis (torch.nn.functional.linear).
+// Shapes: x [..., in] (R rows), W [out, in] (or [out, ...] flattened, e.g. a conv
+// weight [E, C, P, P] on patch rows), b [out] or null -> y [..., out].
+// Backward (llm.c's matmul_backward):  dx = dy W (NN),  dW = dy^T x (TN),  db = colsum(dy).
+import { Tensor } from '../tensor.js';
+import { record } from '../autograd.js';
+import { NN, NT, TN } from '../backend/kernels.js';
+
+export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  const out = w.shape[0], inp = w.size / out;
+  if (x.shape[x.shape.length - 1] !== inp) throw new Error(`linear: input [${x.shape}] does not end in ${inp} (weight [${w.shape}])`);
+  const be = x.backend, R = x.size / inp;
+  const y = new Tensor([...x.shape.slice(0, -1), out], be);
+  be.run('gemm', NT, R, out, inp, 1, x.ptr, inp, 0, w.ptr, inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
+  return record(y, b ? [x, w, b] : [x, w], (dy) => {
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = new Tensor(x.shape, be);
+      be.run('gemm', NN, R, inp, out, 1, dy.ptr, out, 0, w.ptr, inp, 0, 0, dx.ptr, inp, 0, 1, 0, be.scratch);
+    }
+    if (w.requiresGrad) {
+      dw = new Tensor(w.shape, be);
+      be.run('gemm', TN, out, inp, R, 1, dy.ptr, out, 0, x.ptr, inp, 0, 0, dw.ptr, inp, 0, 1, 0, be.scratch);
+    }
+    if (b && b.requiresGrad) {
+      db = new Tensor(b.shape, be);
+      be.run('col_sum', dy.ptr, db.ptr, R, out);
+    }
+    return [dx, dw, db];
+  });
+}
