@@ -1,0 +1,409 @@
+// Image I/O: PNG (own decoder/encoder over node:zlib) and JPEG (jpeg-js) to
+// 8-bit RGBA, plus the float conversions the models consume.
+//
+// PNG references are to the W3C PNG Specification (Third Edition) /
+// ISO/IEC 15948: §5 datastream structure, §7 scanlines and Adam7, §9 filters,
+// §11 chunk definitions, Annex D for the CRC.
+import { inflateSync, deflateSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import jpeg from 'jpeg-js';
+
+export interface RgbaImage { width: number; height: number; data: Uint8Array }
+
+export class ImageError extends Error {
+  readonly file: string;
+  constructor(file: string, message: string, options?: { cause?: unknown }) {
+    super(`${file}: ${message}`, options);
+    this.name = 'ImageError';
+    this.file = file;
+  }
+}
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (guards memory; jpeg-js uses the same 100 MP default). */
+  maxPixels?: number;
+}
+const DEFAULT_MAX_PIXELS = 100_000_000;
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]; // §5.2
+
+const startsWith = (b: Uint8Array, sig: ArrayLike<number>, at = 0): boolean => {
+  if (b.length < at + sig.length) return false;
+  for (let i = 0; i < sig.length; i++) if (b[at + i] !== sig[i]) return false;
+  return true;
+};
+
+/** Decode PNG or JPEG (detected by magic bytes, not by file name) to RGBA. */
+export function decodeImage(bytes: Uint8Array, file = '<buffer>', opts: DecodeOptions = {}): RgbaImage {
+  if (startsWith(bytes, PNG_SIGNATURE)) return decodePng(bytes, file, opts);
+  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return decodeJpeg(bytes, file, opts);
+  let kind = '';
+  if (startsWith(bytes, [0x47, 0x49, 0x46, 0x38])) kind = 'GIF';
+  else if (startsWith(bytes, [0x42, 0x4d])) kind = 'BMP';
+  else if (startsWith(bytes, [0x52, 0x49, 0x46, 0x46]) && startsWith(bytes, [0x57, 0x45, 0x42, 0x50], 8)) kind = 'WebP';
+  else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) kind = 'TIFF';
+  if (kind) throw new ImageError(file, `${kind} images are not supported (only PNG and JPEG)`);
+  if (bytes.length > 0 && bytes.length < 8 && startsWith(bytes, PNG_SIGNATURE.slice(0, bytes.length))) {
+    throw new ImageError(file, `truncated PNG (${bytes.length} bytes)`);
+  }
+  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new ImageError(file, `unrecognized image format (${bytes.length} bytes, starting ${head || '<empty>'}); expected PNG or JPEG`);
+}
+
+export function readImageFile(path: string, opts?: DecodeOptions): RgbaImage {
+  return decodeImage(readFileSync(path), path, opts);
+}
+
+// ---------------------------------------------------------------- JPEG
+
+export function decodeJpeg(bytes: Uint8Array, file = '<buffer>', opts: DecodeOptions = {}): RgbaImage {
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  let img: { width: number; height: number; data: Uint8Array };
+  try {
+    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: maxPixels / 1e6 });
+  } catch (e) {
+    throw new ImageError(file, `corrupt or unsupported JPEG: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (!(img.width > 0 && img.height > 0) || img.data.length !== img.width * img.height * 4) {
+    throw new ImageError(file, `corrupt JPEG: decoded ${img.width}x${img.height} with ${img.data.length} bytes of pixels`);
+  }
+  return { width: img.width, height: img.height, data: img.data };
+}
+
+// ---------------------------------------------------------------- PNG
+
+// Annex D: CRC-32 (ISO 3309 / ITU-T V.42 polynomial, reflected 0xEDB88320).
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+export function crc32(b: Uint8Array, start = 0, end = b.length): number {
+  let c = 0xffffffff;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// §11.2.1 Table 11.1: allowed bit depths per colour type, and samples per pixel.
+const ALLOWED_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+// §8.2 Adam7: [x0, y0, dx, dy] per pass.
+const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+
+export function decodePng(bytes: Uint8Array, file = '<buffer>', opts: DecodeOptions = {}): RgbaImage {
+  const fail = (msg: string): never => { throw new ImageError(file, msg); };
+  if (!startsWith(bytes, PNG_SIGNATURE)) fail('not a PNG (bad signature)');
+  const u32 = (p: number): number => ((bytes[p] << 24) | (bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3]) >>> 0;
+
+  let width = 0, height = 0, depth = 0, colorType = -1, interlace = 0;
+  let palette: Uint8Array | null = null, trns: Uint8Array | null = null;
+  const idat: Uint8Array[] = [];
+  let pos = 8, sawIend = false;
+  while (pos < bytes.length && !sawIend) {
+    if (pos + 8 > bytes.length) fail(`truncated PNG: incomplete chunk header at offset ${pos}`);
+    const length = u32(pos);
+    const type = String.fromCharCode(bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]);
+    if (!/^[A-Za-z]{4}$/.test(type)) fail(`corrupt PNG: invalid chunk type at offset ${pos}`); // §5.3
+    if (length > 0x7fffffff) fail(`corrupt PNG: chunk '${type}' at offset ${pos} has length ${length} > 2^31-1`);
+    if (pos + 12 + length > bytes.length) {
+      fail(`truncated PNG: chunk '${type}' at offset ${pos} declares ${length} bytes but only ${Math.max(0, bytes.length - pos - 12)} remain`);
+    }
+    const data = bytes.subarray(pos + 8, pos + 8 + length);
+    const crc = u32(pos + 8 + length);
+    if (crc32(bytes, pos + 4, pos + 8 + length) !== crc) fail(`corrupt PNG: CRC mismatch in chunk '${type}' at offset ${pos}`);
+    if (pos === 8 && type !== 'IHDR') fail(`corrupt PNG: first chunk is '${type}', expected IHDR`);
+    switch (type) {
+      case 'IHDR': { // §11.2.1
+        if (pos !== 8) fail('corrupt PNG: duplicate IHDR');
+        if (length !== 13) fail(`corrupt PNG: IHDR is ${length} bytes, expected 13`);
+        width = u32(pos + 8); height = u32(pos + 12);
+        depth = data[8]; colorType = data[9]; interlace = data[12];
+        if (width === 0 || height === 0 || width > 0x7fffffff || height > 0x7fffffff) fail(`corrupt PNG: bad dimensions ${width}x${height}`);
+        if (!ALLOWED_DEPTHS[colorType]) fail(`corrupt PNG: invalid colour type ${colorType}`);
+        if (!ALLOWED_DEPTHS[colorType].includes(depth)) fail(`corrupt PNG: bit depth ${depth} not allowed for colour type ${colorType}`);
+        if (data[10] !== 0 || data[11] !== 0) fail(`corrupt PNG: unknown compression method ${data[10]} or filter method ${data[11]}`);
+        if (interlace > 1) fail(`corrupt PNG: unknown interlace method ${interlace}`);
+        const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+        if (width * height > maxPixels) fail(`image ${width}x${height} exceeds the ${maxPixels}-pixel limit`);
+        break;
+      }
+      case 'PLTE': // §11.2.2
+        if (length % 3 !== 0 || length === 0 || length > 768) fail(`corrupt PNG: PLTE length ${length} is not 3..768 and a multiple of 3`);
+        palette = data;
+        break;
+      case 'tRNS': trns = data; break; // §11.3.2.1
+      case 'IDAT': idat.push(data); break;
+      case 'IEND': sawIend = true; break;
+      default:
+        // §5.4: an unknown critical chunk (uppercase first letter) must not be ignored.
+        if ((bytes[pos + 4] & 0x20) === 0) fail(`unsupported critical PNG chunk '${type}'`);
+    }
+    pos += 12 + length;
+  }
+  if (colorType < 0) fail('truncated PNG: no IHDR');
+  if (idat.length === 0) fail('truncated PNG: no image data (IDAT)');
+  if (colorType === 3 && !palette) fail('corrupt PNG: palette image without PLTE');
+
+  const channels = CHANNELS[colorType];
+  const bitsPP = channels * depth;
+  const passes = interlace ? ADAM7 : [[0, 0, 1, 1]];
+  const dims = passes.map(([x0, y0, dx, dy]) => [
+    width > x0 ? Math.ceil((width - x0) / dx) : 0,
+    height > y0 ? Math.ceil((height - y0) / dy) : 0,
+  ]);
+  let expected = 0;
+  for (const [pw, ph] of dims) if (pw && ph) expected += ph * (1 + Math.ceil((pw * bitsPP) / 8));
+
+  let raw: Uint8Array;
+  try {
+    // The limit stops decompression bombs; a little slack tolerates encoders that pad.
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: expected + 65536 });
+  } catch (e) {
+    return fail(`corrupt or truncated PNG image data (zlib: ${(e as Error).message})`);
+  }
+  if (raw.length < expected) fail(`truncated PNG: image data inflates to ${raw.length} bytes, ${width}x${height} needs ${expected}`);
+
+  // tRNS (§11.3.2.1): single transparent colour for types 0/2 (compared at full
+  // sample depth), per-index alpha for type 3; not permitted for 4/6, so ignored.
+  let trnsKey: number[] | null = null;
+  let palAlpha: Uint8Array | null = null;
+  if (trns) {
+    if (colorType === 0 && trns.length >= 2) trnsKey = [(trns[0] << 8) | trns[1]];
+    else if (colorType === 2 && trns.length >= 6) trnsKey = [0, 2, 4].map((o) => (trns![o] << 8) | trns![o + 1]);
+    else if (colorType === 3) palAlpha = trns;
+  }
+  const nPal = palette ? palette.length / 3 : 0;
+
+  const out = new Uint8Array(width * height * 4);
+  const maxv = (1 << depth) - 1;
+  let src = 0;
+  passes.forEach(([x0, y0, dx, dy], pi) => {
+    const [pw, ph] = dims[pi];
+    if (!pw || !ph) return; // §8.2: empty passes have no scanlines, not even filter bytes
+    const rowBytes = Math.ceil((pw * bitsPP) / 8);
+    const rows = unfilter(raw, src, rowBytes, ph, Math.max(1, bitsPP >> 3), fail);
+    src += ph * (1 + rowBytes);
+    const sample = (row: number, x: number, c: number): number => {
+      if (depth === 8) return rows[row + x * channels + c];
+      if (depth === 16) { const p = row + 2 * (x * channels + c); return (rows[p] << 8) | rows[p + 1]; }
+      const bit = x * depth; // sub-byte depths only occur with one channel
+      return (rows[row + (bit >> 3)] >> (8 - depth - (bit & 7))) & maxv;
+    };
+    const to8 = depth === 16 ? (v: number) => v >> 8 : depth === 8 ? (v: number) => v : (v: number) => Math.round((v * 255) / maxv);
+    for (let y = 0; y < ph; y++) {
+      const row = y * rowBytes;
+      let o = ((y0 + y * dy) * width + x0) * 4;
+      for (let x = 0; x < pw; x++, o += 4 * dx) {
+        switch (colorType) {
+          case 0: {
+            const v = sample(row, x, 0), g = to8(v);
+            out[o] = out[o + 1] = out[o + 2] = g;
+            out[o + 3] = trnsKey && v === trnsKey[0] ? 0 : 255;
+            break;
+          }
+          case 2: {
+            const r = sample(row, x, 0), g = sample(row, x, 1), b = sample(row, x, 2);
+            out[o] = to8(r); out[o + 1] = to8(g); out[o + 2] = to8(b);
+            out[o + 3] = trnsKey && r === trnsKey[0] && g === trnsKey[1] && b === trnsKey[2] ? 0 : 255;
+            break;
+          }
+          case 3: {
+            const i = sample(row, x, 0);
+            if (i >= nPal) fail(`corrupt PNG: palette index ${i} at (${x0 + x * dx},${y0 + y * dy}) but PLTE has ${nPal} entries`);
+            out[o] = palette![3 * i]; out[o + 1] = palette![3 * i + 1]; out[o + 2] = palette![3 * i + 2];
+            out[o + 3] = palAlpha && i < palAlpha.length ? palAlpha[i] : 255;
+            break;
+          }
+          case 4: {
+            const g = to8(sample(row, x, 0));
+            out[o] = out[o + 1] = out[o + 2] = g;
+            out[o + 3] = to8(sample(row, x, 1));
+            break;
+          }
+          default: // 6
+            out[o] = to8(sample(row, x, 0)); out[o + 1] = to8(sample(row, x, 1));
+            out[o + 2] = to8(sample(row, x, 2)); out[o + 3] = to8(sample(row, x, 3));
+        }
+      }
+    }
+  });
+  return { width, height, data: out };
+}
+
+/** §9.2 Paeth predictor. */
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/** Undo §9 filtering for `h` scanlines starting at raw[start]; bpp = bytes per complete pixel, at least 1. */
+function unfilter(raw: Uint8Array, start: number, rowBytes: number, h: number, bpp: number, fail: (m: string) => never): Uint8Array {
+  const out = new Uint8Array(h * rowBytes);
+  let p = start;
+  for (let y = 0; y < h; y++) {
+    const ft = raw[p++];
+    const o = y * rowBytes, u = o - rowBytes; // u: previous row (y > 0)
+    switch (ft) {
+      case 0: for (let x = 0; x < rowBytes; x++) out[o + x] = raw[p + x]; break;
+      case 1: for (let x = 0; x < rowBytes; x++) out[o + x] = raw[p + x] + (x >= bpp ? out[o + x - bpp] : 0); break;
+      case 2: for (let x = 0; x < rowBytes; x++) out[o + x] = raw[p + x] + (y ? out[u + x] : 0); break;
+      case 3: for (let x = 0; x < rowBytes; x++) {
+        out[o + x] = raw[p + x] + (((x >= bpp ? out[o + x - bpp] : 0) + (y ? out[u + x] : 0)) >> 1);
+      } break;
+      case 4: for (let x = 0; x < rowBytes; x++) {
+        const a = x >= bpp ? out[o + x - bpp] : 0, b = y ? out[u + x] : 0, c = x >= bpp && y ? out[u + x - bpp] : 0;
+        out[o + x] = raw[p + x] + paeth(a, b, c);
+      } break;
+      default: fail(`corrupt PNG: invalid filter type ${ft} on scanline ${y}`);
+    }
+    p += rowBytes;
+  }
+  return out;
+}
+
+/**
+ * Encode 8-bit RGBA (colour type 6) as PNG. Each scanline takes the filter with
+ * the smallest sum of absolute signed residuals, the heuristic §12.7 suggests.
+ */
+export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0 || width > 0x7fffffff || height > 0x7fffffff) {
+    throw new RangeError(`encodePng: bad size ${width}x${height}`);
+  }
+  if (rgba.length !== width * height * 4) throw new RangeError(`encodePng: ${width}x${height} RGBA needs ${width * height * 4} bytes, got ${rgba.length}`);
+  const stride = width * 4, bpp = 4;
+  const filtered = new Uint8Array(height * (stride + 1));
+  const cand = Array.from({ length: 5 }, () => new Uint8Array(stride));
+  for (let y = 0; y < height; y++) {
+    const o = y * stride, u = o - stride;
+    let best = 0, bestScore = Infinity;
+    for (let ft = 0; ft < 5; ft++) {
+      const c = cand[ft];
+      let score = 0;
+      for (let x = 0; x < stride; x++) {
+        const a = x >= bpp ? rgba[o + x - bpp] : 0, b = y ? rgba[u + x] : 0, d = x >= bpp && y ? rgba[u + x - bpp] : 0;
+        const pred = ft === 0 ? 0 : ft === 1 ? a : ft === 2 ? b : ft === 3 ? (a + b) >> 1 : paeth(a, b, d);
+        const v = (rgba[o + x] - pred) & 0xff;
+        c[x] = v;
+        score += v < 128 ? v : 256 - v;
+      }
+      if (score < bestScore) { bestScore = score; best = ft; }
+    }
+    filtered[y * (stride + 1)] = best;
+    filtered.set(cand[best], y * (stride + 1) + 1);
+  }
+  const ihdr = new Uint8Array(13);
+  const dv = new DataView(ihdr.buffer);
+  dv.setUint32(0, width); dv.setUint32(4, height);
+  ihdr[8] = 8; ihdr[9] = 6; // 8-bit RGBA; compression, filter, interlace = 0
+  const chunks = [chunk('IHDR', ihdr), chunk('IDAT', deflateSync(filtered)), chunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(8 + chunks.reduce((s, c) => s + c.length, 0));
+  out.set(PNG_SIGNATURE, 0);
+  let p = 8;
+  for (const c of chunks) { out.set(c, p); p += c.length; }
+  return out;
+}
+
+/** One §5.3 chunk: length, type, data, CRC over type + data. */
+export function chunk(type: string, data: Uint8Array): Uint8Array {
+  const c = new Uint8Array(12 + data.length);
+  const dv = new DataView(c.buffer);
+  dv.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) c[4 + i] = type.charCodeAt(i);
+  c.set(data, 8);
+  dv.setUint32(8 + data.length, crc32(c, 4, 8 + data.length));
+  return c;
+}
+
+// ---------------------------------------------------------------- float conversions
+
+/**
+ * Antialiased bilinear resampling of `planes` float planes (each inH x inW,
+ * row-major) to outH x outW. Same kernel construction as Pillow's
+ * Image.resize(BILINEAR) (libImaging/Resample.c precompute_coeffs): a triangle
+ * filter whose support widens by the scale factor when shrinking, so a 280->28
+ * downscale averages areas instead of aliasing.
+ */
+export function resizePlanes(src: Float32Array, planes: number, inW: number, inH: number, outW: number, outH: number): Float32Array {
+  if (src.length !== planes * inW * inH) throw new RangeError(`resizePlanes: ${planes}x${inH}x${inW} needs ${planes * inW * inH} values, got ${src.length}`);
+  if (!(outW > 0 && outH > 0 && Number.isInteger(outW) && Number.isInteger(outH))) throw new RangeError(`resizePlanes: bad output size ${outW}x${outH}`);
+  if (inW === outW && inH === outH) return src.slice();
+  const cx = coeffs(inW, outW), cy = coeffs(inH, outH);
+  const tmp = new Float32Array(inH * outW);
+  const out = new Float32Array(planes * outH * outW);
+  for (let p = 0; p < planes; p++) {
+    const s = p * inW * inH;
+    for (let y = 0; y < inH; y++) {
+      for (let x = 0; x < outW; x++) {
+        let acc = 0;
+        const lo = cx.lo[x], n = cx.n[x], k = x * cx.k;
+        for (let i = 0; i < n; i++) acc += src[s + y * inW + lo + i] * cx.w[k + i];
+        tmp[y * outW + x] = acc;
+      }
+    }
+    const d = p * outW * outH;
+    for (let y = 0; y < outH; y++) {
+      const lo = cy.lo[y], n = cy.n[y], k = y * cy.k;
+      for (let x = 0; x < outW; x++) {
+        let acc = 0;
+        for (let i = 0; i < n; i++) acc += tmp[(lo + i) * outW + x] * cy.w[k + i];
+        out[d + y * outW + x] = acc;
+      }
+    }
+  }
+  return out;
+}
+
+function coeffs(inSize: number, outSize: number): { lo: Int32Array; n: Int32Array; w: Float64Array; k: number } {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = 1 * filterscale; // bilinear (triangle) filter support is 1
+  const k = Math.ceil(support) * 2 + 1;
+  const lo = new Int32Array(outSize), n = new Int32Array(outSize), w = new Float64Array(outSize * k);
+  const tri = (x: number): number => { x = Math.abs(x); return x < 1 ? 1 - x : 0; };
+  for (let i = 0; i < outSize; i++) {
+    const center = (i + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize);
+    let total = 0;
+    for (let x = xmin; x < xmax; x++) { const v = tri((x - center + 0.5) / filterscale); w[i * k + x - xmin] = v; total += v; }
+    if (total > 0) for (let x = 0; x < xmax - xmin; x++) w[i * k + x] /= total;
+    lo[i] = xmin; n[i] = xmax - xmin;
+  }
+  return { lo, n, w, k };
+}
+
+/**
+ * Grayscale in [0, 1], row-major size x size (or the image's own size when
+ * `size` is omitted). Luma weights 0.299/0.587/0.114 (ITU-R BT.601, as Pillow's
+ * convert('L')); alpha is ignored, also as Pillow's convert does.
+ */
+export function toGrayFloat(img: RgbaImage, size?: number): Float32Array {
+  const { width: w, height: h, data } = img;
+  const g = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
+  return size === undefined ? g : resizePlanes(g, 1, w, h, size, size);
+}
+
+/**
+ * RGB as a 3 x size x size CHW Float32Array: resized, scaled to [0, 1], then
+ * (x - mean[c]) / std[c] per channel, like torchvision's
+ * Resize -> ToTensor -> Normalize. Alpha is dropped (Pillow convert('RGB')).
+ */
+export function toRgbFloatNCHW(img: RgbaImage, size: number, mean: readonly number[], std: readonly number[]): Float32Array {
+  if (mean.length !== 3 || std.length !== 3 || std.some((s) => !(s !== 0))) {
+    throw new RangeError(`toRgbFloatNCHW: need 3 means and 3 non-zero stds, got mean=[${mean}] std=[${std}]`);
+  }
+  const { width: w, height: h, data } = img;
+  const n = w * h;
+  const planes = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) planes[c * n + i] = data[4 * i + c] / 255;
+  const r = resizePlanes(planes, 3, w, h, size, size);
+  const m = size * size;
+  for (let c = 0; c < 3; c++) for (let i = 0; i < m; i++) r[c * m + i] = (r[c * m + i] - mean[c]) / std[c];
+  return r;
+}
