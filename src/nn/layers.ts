@@ -90,7 +90,7 @@ export class Block extends Module {
 
 /** timm PatchEmbed: Conv2d(C_in, E, P, stride P) as patchify + GEMM; weight [E, C_in, P, P]. */
 export class PatchEmbed extends Module {
-  readonly proj: Linear;
+  readonly proj: ConvAsLinear;
   readonly gridSize: [number, number];
   constructor(readonly imgSize: number, readonly patchSize: number, readonly inChans: number, readonly embedDim: number, init: Init) {
     super();
@@ -108,7 +108,7 @@ export class PatchEmbed extends Module {
 }
 
 /** A conv weight [E, C, P, P] applied to patch rows of C*P*P values (linear() flattens trailing weight dims). */
-class ConvAsLinear extends Module {
+export class ConvAsLinear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
   constructor(out: number, inChans: number, p: number, init: Init, bound: number) {

@@ -15,6 +15,8 @@ export interface VitConfig {
   mlpRatio: number;
   qkvBias: boolean;
   eps: number;
+  /** Side of the source images when smaller than imgSize (28 for MNIST-like data, centred and zero-padded). */
+  dataSize?: number;
   /** Input normalisation the model was trained with, per channel. */
   mean: number[];
   std: number[];
@@ -42,7 +44,7 @@ export const PRESETS: Record<string, VitConfig> = {
   deit_base_patch16_224: deit('deit_base_patch16_224', 768, 12),
   vit_fmnist: {
     name: 'vit_fmnist', imgSize: 32, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 64, depth: 6, numHeads: 4,
-    mlpRatio: 4, qkvBias: true, eps: 1e-6, mean: [0.286], std: [0.353], classes: FASHION_MNIST_CLASSES,
+    mlpRatio: 4, qkvBias: true, eps: 1e-6, dataSize: 28, mean: [0.2860], std: [0.3528], classes: FASHION_MNIST_CLASSES,
   },
   // the parity fixture's model (../shared/fixtures/micro-vit/meta.json)
   micro: {

@@ -1,0 +1,48 @@
+// cait train: train a ViT from scratch (or fine-tune a model file) on an image dataset.
+import { join } from 'node:path';
+import { loadDataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/mnist.js';
+import { createModel } from '../nn/model.js';
+import { getPreset, FASHION_MNIST_CLASSES } from '../nn/presets.js';
+import { train, evaluate, type Trainable } from '../train/trainer.js';
+import type { DatasetName } from '../data/dataset.js';
+import { parseArgs, UsageError } from './args.js';
+import { emitJson, need, openModel, useBackend } from './common.js';
+
+export const TRAIN_FLAGS = {
+  preset: 'string', model: 'string', data: 'string', epochs: 'number', out: 'string', resume: 'string',
+  batch: 'number', lr: 'number', 'min-lr': 'number', wd: 'number', warmup: 'number', smoothing: 'number',
+  clip: 'number', seed: 'number', limit: 'number', 'stop-after': 'number', json: 'boolean', quiet: 'boolean',
+  backend: 'string', 'eval-limit': 'number',
+} as const;
+
+export function trainCommand(argv: string[]): void {
+  const { flags: f } = parseArgs(argv, TRAIN_FLAGS);
+  useBackend(f.backend as string | undefined);
+  const dataName = (f.data as string | undefined) ?? 'fashion-mnist';
+  if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
+  const out = need(f.out as string | undefined, 'out');
+  const ds = loadDataset(dataName as DatasetName);
+  let model;
+  if (f.model) model = openModel(f.model as string, f.preset as string | undefined);
+  else {
+    const cfg = getPreset((f.preset as string | undefined) ?? 'vit_fmnist');
+    if (cfg.inChans !== 1 || cfg.imgSize < 28) throw new UsageError(`preset '${cfg.name}' takes ${cfg.inChans}x${cfg.imgSize}x${cfg.imgSize} input; ${dataName} needs a 1-channel preset of size >= 28 (e.g. vit_fmnist)`);
+    cfg.mean = [ds.mean]; cfg.std = [ds.std]; cfg.dataSize = 28;
+    cfg.classes = dataName === 'fashion-mnist' ? FASHION_MNIST_CLASSES : ds.classes;
+    model = createModel(cfg, (f.seed as number | undefined) ?? 0);
+  }
+  const runner: Trainable = model;
+  const epochs = need(f.epochs as number | undefined, 'epochs');
+  const logs = train(runner, ds.train, {
+    epochs, outDir: out, resume: f.resume as string | undefined,
+    batchSize: (f.batch as number) ?? 128, lr: (f.lr as number) ?? 2e-3, minLr: (f['min-lr'] as number) ?? 1e-5,
+    weightDecay: (f.wd as number) ?? 0.05, warmupEpochs: (f.warmup as number) ?? 1, smoothing: (f.smoothing as number) ?? 0.1,
+    clip: (f.clip as number) ?? 1, seed: (f.seed as number) ?? 0, cropPad: 2, flip: dataName === 'fashion-mnist',
+    mean: model.cfg.mean[0] ?? FASHION_MNIST_MEAN, std: model.cfg.std[0] ?? FASHION_MNIST_STD,
+    limit: f.limit as number | undefined, stopAfter: f['stop-after'] as number | undefined, quiet: !!f.quiet,
+  });
+  const ev = evaluate(runner, ds.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f['eval-limit'] as number | undefined, quiet: !!f.quiet });
+  const last = logs[logs.length - 1];
+  if (!f.json) console.log(`trained ${logs.length} epoch(s): loss ${last?.loss.toFixed(4)}, test accuracy ${(100 * ev.accuracy).toFixed(2)}% (${ev.n} images); model in ${join(out, 'model.safetensors')}`);
+  emitJson({ model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, accuracy: ev.accuracy, n: ev.n, images_per_sec: last?.imagesPerSec ?? null });
+}
