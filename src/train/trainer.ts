@@ -61,7 +61,7 @@ export function train(model: Trainable, data: ImageSource, o: TrainOptions): Epo
   mkdirSync(o.outDir, { recursive: true });
   const named = model.namedParameters();
   const params = named.map(([, p]) => p);
-  const n = Math.min(o.limit ?? data.n, data.n);
+  const n = Math.min(o.limit ?? data.n, data.n), pick = subset(data.n, n);
   const stepsPerEpoch = Math.ceil(n / o.batchSize);
   const totalSteps = stepsPerEpoch * o.epochs, warmup = Math.round(stepsPerEpoch * o.warmupEpochs);
   const opt = new AdamW(named, { lr: o.lr, weightDecay: o.weightDecay });
@@ -76,7 +76,7 @@ export function train(model: Trainable, data: ImageSource, o: TrainOptions): Epo
   const logs: EpochLog[] = [];
   const last = Math.min(o.epochs, o.stopAfter ?? o.epochs);
   for (let epoch = epoch0; epoch < last; epoch++) {
-    const order = epochOrder(n, rng);
+    const order = epochOrder(n, rng).map((i) => pick[i]);
     const bar = new Progress(`epoch ${epoch + 1}/${o.epochs}`, n, 'img', o.quiet);
     const t0 = performance.now();
     let lossSum = 0, seen = 0, lr = o.lr, gradNorm = 0;
@@ -149,15 +149,25 @@ function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW
   return st;
 }
 
+/**
+ * `limit` images spread evenly over a split (the splits are stored class by
+ * class, so a prefix would hold one class only).
+ */
+export function subset(total: number, limit: number): Int32Array {
+  const out = new Int32Array(limit);
+  for (let i = 0; i < limit; i++) out[i] = Math.floor((i * total) / limit);
+  return out;
+}
+
 /** Top-1 accuracy over a split (no augmentation, no gradients). */
 export function evaluate(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }): { accuracy: number; n: number; correct: number } {
   const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250, S = model.cfg.imgSize;
   const bar = new Progress('eval', n, 'img', o.quiet);
   let correct = 0;
-  const idx = new Int32Array(B);
+  const idx = new Int32Array(B), pick = subset(data.n, n);
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
-    for (let i = 0; i < m; i++) idx[i] = s + i;
+    for (let i = 0; i < m; i++) idx[i] = pick[s + i];
     const batch = makeBatch(data, idx.subarray(0, m), { pad: S, mean: o.mean, std: o.std });
     const logits = noGrad(() => scope(() => model.forward(Tensor.from(batch.x, [m, 1, S, S]), false).toArray()));
     const K = logits.length / m;

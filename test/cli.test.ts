@@ -1,0 +1,54 @@
+// The CLI is the contract: run `cait` as a user would and check its outputs.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { close } from './util.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FIX = join(ROOT, '../shared/fixtures/micro-vit');
+export function cait(...args: string[]): { code: number; stdout: string; stderr: string; json: any } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  const lines = r.stdout.trim().split('\n');
+  let json: any = null;
+  try { json = JSON.parse(lines[lines.length - 1]); } catch { /* not JSON */ }
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+const test = suite('cli');
+const dir = mkdtempSync(join(tmpdir(), 'cait-cli-'));
+
+test('forward reproduces the fixture logits within 1e-4', () => {
+  const out = join(dir, 'logits.safetensors');
+  const r = cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'input.safetensors'), '--out', out, '--json');
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(r.json.shape, [2, 10]);
+  const got = readSafetensorsFile(out).tensors.get('logits')!.data;
+  close(got, readSafetensorsFile(join(FIX, 'expected.safetensors')).tensors.get('logits')!.data, 1e-4, 0, 'cait forward logits');
+});
+
+test('usage errors: unknown command and unknown flag (exit 2, message names it)', () => {
+  const a = cait('frobnicate');
+  assert.is(a.code, 2);
+  assert.match(a.stderr, /unknown command 'frobnicate'/);
+  const b = cait('eval', '--modle', 'x');
+  assert.is(b.code, 2);
+  assert.match(b.stderr, /unknown flag --modle/);
+});
+
+test('bad files: corrupt model and wrong input shape give clear errors (exit 1)', () => {
+  const bad = join(dir, 'bad.safetensors');
+  writeFileSync(bad, Buffer.from('not a safetensors file at all'));
+  const a = cait('forward', '--model', bad, '--input', join(FIX, 'input.safetensors'), '--out', join(dir, 'o.safetensors'));
+  assert.is(a.code, 1);
+  assert.match(a.stderr, /bad\.safetensors/);
+  const b = cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'model.safetensors'), '--out', join(dir, 'o.safetensors'));
+  assert.is(b.code, 2);
+  assert.match(b.stderr, /no tensor 'pixel_values'/);
+});
+
+test.run();
