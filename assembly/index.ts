@@ -9,3 +9,5 @@ export * from './elementwise';
 export * from './reduce';
 export * from './adamw';
 export * from './patch';
+export * from './atme';
+export * from './gather';

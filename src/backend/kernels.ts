@@ -19,6 +19,10 @@ export const KERNELS = [
   'adamw',
   // assembly/patch.ts
   'patchify', 'unpatchify',
+  // assembly/atme.ts
+  'atme_similarity', 'atme_plan', 'atme_merge_fwd', 'atme_merge_bwd', 'atme_unmerge_fwd', 'atme_unmerge_bwd',
+  // assembly/gather.ts
+  'gather_rows', 'scatter_rows', 'gather_cols', 'scatter_cols',
 ] as const;
 
 export type KernelName = (typeof KERNELS)[number];

@@ -5,6 +5,9 @@ import { ReferenceBackend } from '../backend/reference/index.js';
 import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
+import type { Trainable } from '../train/trainer.js';
+import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
+import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
 import { toGrayFloat, toRgbFloatNCHW, type RgbaImage } from '../io/image.js';
 import { UsageError } from './args.js';
 
@@ -25,6 +28,34 @@ export function need<T>(v: T | undefined, flag: string): T {
 
 export function openModel(file: string, preset?: string): VisionTransformer {
   return loadModel(file, { preset }).model;
+}
+
+/** Flags of every command that runs a model: ATME merging and its switches. */
+export const MERGE_FLAGS = { merge: 'string', similarity: 'string', 'no-prop-attn': 'boolean' } as const;
+
+/**
+ * The model to run: the ViT itself, or a CaitModel around it when a schedule
+ * applies (--merge, else the config's own `merge`; `--merge none` turns a
+ * saved schedule off). Switches: the flags, else those saved with the model.
+ */
+export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, metadata: Record<string, string> = {}): Trainable {
+  const sim = f.similarity as string | undefined;
+  if (sim !== undefined && !SIMILARITIES.includes(sim as Similarity)) throw new UsageError(`--similarity must be one of ${SIMILARITIES.join(', ')}, got '${sim}'`);
+  const schedule = (f.merge as string | undefined) ?? vit.cfg.merge ?? '';
+  let steps;
+  try { steps = toSteps(schedule, vit.cfg.depth); } catch (e) { throw new UsageError((e as Error).message); }
+  if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
+  if (!steps.length && !vit.cfg.merge) return vit;
+  const o: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };
+  if (sim !== undefined) o.similarity = sim as Similarity;
+  if (f['no-prop-attn']) o.propAttn = false;
+  return new CaitModel(vit, { ...o, merge: steps });
+}
+
+/** A model file, wrapped for merging as `withMerging` says. */
+export function openRunner(file: string, preset: string | undefined, f: Record<string, unknown>): Trainable {
+  const { model, metadata } = loadModel(file, { preset });
+  return withMerging(model, f, metadata);
 }
 
 /** Model input (1 x C x S x S) from a decoded image, as the model was trained. */

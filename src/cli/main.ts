@@ -4,16 +4,21 @@
 import { UsageError } from './args.js';
 import { trainCommand } from './train.js';
 import { evalCommand, forwardCommand, predictCommand } from './infer.js';
+import { benchCommand, macsCommand } from './bench.js';
 
 const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
-  train: [trainCommand, 'train --preset NAME --data fashion-mnist --epochs N --out DIR [--resume FILE] [--batch B --lr LR ...]'],
-  eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--json]'],
-  predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--json]'],
-  forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors'],
+  train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR ...]'],
+  eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--merge SCHEDULE] [--json]'],
+  predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
+  forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],
+  macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
+  bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads 1] [--batch B] [--runs R] [--warmup W] [--json]'],
 };
 
 function usage(): string {
-  return 'usage: cait <command> [flags]\n\n' + Object.values(COMMANDS).map(([, u]) => '  cait ' + u).join('\n');
+  return 'usage: cait <command> [flags]\n\n' + Object.values(COMMANDS).map(([, u]) => '  cait ' + u).join('\n') +
+    '\n\nSCHEDULE: ATME token merging, e.g. h@3,v@6 (halve the columns in block 3, the rows in block 6; 0-based), none to turn a saved one off;' +
+    '\n  with it: --similarity keys|features|fixed (default keys), --no-prop-attn';
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -1,18 +1,18 @@
 // cait train: train a ViT from scratch (or fine-tune a model file) on an image dataset.
 import { join } from 'node:path';
 import { loadDataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/mnist.js';
-import { createModel } from '../nn/model.js';
+import { createModel, loadModel } from '../nn/model.js';
 import { getPreset, FASHION_MNIST_CLASSES } from '../nn/presets.js';
 import { train, evaluate, type Trainable } from '../train/trainer.js';
 import type { DatasetName } from '../data/dataset.js';
 import { parseArgs, UsageError } from './args.js';
-import { emitJson, need, openModel, useBackend } from './common.js';
+import { MERGE_FLAGS, emitJson, need, useBackend, withMerging } from './common.js';
 
 export const TRAIN_FLAGS = {
   preset: 'string', model: 'string', data: 'string', epochs: 'number', out: 'string', resume: 'string',
   batch: 'number', lr: 'number', 'min-lr': 'number', wd: 'number', warmup: 'number', smoothing: 'number',
   clip: 'number', seed: 'number', limit: 'number', 'stop-after': 'number', json: 'boolean', quiet: 'boolean',
-  backend: 'string', 'eval-limit': 'number',
+  backend: 'string', 'eval-limit': 'number', ...MERGE_FLAGS,
 } as const;
 
 export function trainCommand(argv: string[]): void {
@@ -22,8 +22,8 @@ export function trainCommand(argv: string[]): void {
   if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const out = need(f.out as string | undefined, 'out');
   const ds = loadDataset(dataName as DatasetName);
-  let model;
-  if (f.model) model = openModel(f.model as string, f.preset as string | undefined);
+  let model, metadata: Record<string, string> = {};
+  if (f.model) ({ model, metadata } = loadModel(f.model as string, { preset: f.preset as string | undefined }));
   else {
     const cfg = getPreset((f.preset as string | undefined) ?? 'vit_fmnist');
     if (cfg.inChans !== 1 || cfg.imgSize < 28) throw new UsageError(`preset '${cfg.name}' takes ${cfg.inChans}x${cfg.imgSize}x${cfg.imgSize} input; ${dataName} needs a 1-channel preset of size >= 28 (e.g. vit_fmnist)`);
@@ -31,7 +31,8 @@ export function trainCommand(argv: string[]): void {
     cfg.classes = dataName === 'fashion-mnist' ? FASHION_MNIST_CLASSES : ds.classes;
     model = createModel(cfg, (f.seed as number | undefined) ?? 0);
   }
-  const runner: Trainable = model;
+  // with --merge (or a saved schedule) the wrapper trains; its cfg.merge is saved with the model
+  const runner: Trainable = withMerging(model, f, metadata);
   const epochs = need(f.epochs as number | undefined, 'epochs');
   const logs = train(runner, ds.train, {
     epochs, outDir: out, resume: f.resume as string | undefined,
@@ -43,6 +44,7 @@ export function trainCommand(argv: string[]): void {
   });
   const ev = evaluate(runner, ds.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f['eval-limit'] as number | undefined, quiet: !!f.quiet });
   const last = logs[logs.length - 1];
-  if (!f.json) console.log(`trained ${logs.length} epoch(s): loss ${last?.loss.toFixed(4)}, test accuracy ${(100 * ev.accuracy).toFixed(2)}% (${ev.n} images); model in ${join(out, 'model.safetensors')}`);
-  emitJson({ model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, accuracy: ev.accuracy, n: ev.n, images_per_sec: last?.imagesPerSec ?? null });
+  const merge = runner.cfg.merge ?? '';
+  if (!f.json) console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''}: loss ${last?.loss.toFixed(4)}, test accuracy ${(100 * ev.accuracy).toFixed(2)}% (${ev.n} images); model in ${join(out, 'model.safetensors')}`);
+  emitJson({ model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, accuracy: ev.accuracy, n: ev.n, images_per_sec: last?.imagesPerSec ?? null, merge });
 }

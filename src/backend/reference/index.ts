@@ -13,10 +13,13 @@ import * as elementwise from './elementwise.js';
 import * as reduce from './reduce.js';
 import * as adamw from './adamw.js';
 import * as patch from './patch.js';
+import * as atme from './atme.js';
+import * as gather from './gather.js';
 
 type RefKernel = (h: Heap, ...args: number[]) => number | void;
 const table: Record<string, RefKernel> = {
-  ...gemm, ...softmax, ...layernorm, ...gelu, ...elementwise, ...reduce, ...adamw, ...patch,
+  ...gemm, ...softmax, ...layernorm, ...gelu, ...elementwise, ...reduce, ...adamw, ...patch, ...gather,
+  ...atme,
 } as unknown as Record<string, RefKernel>;
 
 export class ReferenceBackend implements Backend {

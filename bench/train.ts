@@ -1,0 +1,45 @@
+// Training throughput: images/s of the vit_fmnist preset at batch 128 and the
+// time of one DeiT-Tiny training step at batch 8, single-threaded.
+// Warm-up steps are discarded; medians with spread go to bench/results/train.json.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { Tensor, scope, setBackend } from '../src/tensor.js';
+import { backward, zeroGrad } from '../src/autograd.js';
+import { crossEntropy } from '../src/ops/index.js';
+import { loadWasmSync } from '../src/backend/wasm.js';
+import { createModel } from '../src/nn/model.js';
+import { getPreset } from '../src/nn/presets.js';
+import { AdamW, clipGradNorm } from '../src/train/optim.js';
+import { envStamp, stats } from './env.js';
+
+const be = loadWasmSync('auto');
+setBackend(be);
+
+function stepTimes(preset: string, batch: number, warmup: number, runs: number): number[] {
+  const cfg = getPreset(preset), model = createModel(cfg, 0), named = model.namedParameters();
+  const params = named.map(([, p]) => p), opt = new AdamW(named, { lr: 1e-4 });
+  const S = cfg.imgSize, x = new Float32Array(batch * cfg.inChans * S * S).map((_, i) => Math.sin(i)), y = Array.from({ length: batch }, (_, i) => i % cfg.numClasses);
+  const times: number[] = [];
+  for (let i = 0; i < warmup + runs; i++) {
+    const t0 = performance.now();
+    scope(() => backward(crossEntropy(model.forward(Tensor.from(x, [batch, cfg.inChans, S, S])), y, 0.1)));
+    clipGradNorm(params, 1);
+    opt.update(1e-4);
+    zeroGrad(params);
+    if (i >= warmup) times.push(performance.now() - t0);
+  }
+  opt.dispose(); model.dispose();
+  return times;
+}
+
+const fm = stats(stepTimes('vit_fmnist', 128, 3, 15));
+console.log(`vit_fmnist batch 128: ${fm.median.toFixed(1)} ms/step (min ${fm.min.toFixed(1)}, max ${fm.max.toFixed(1)}) = ${(128 * 1000 / fm.median).toFixed(0)} images/s`);
+const dt = stats(stepTimes('deit_tiny_patch16_224', 8, 1, 5));
+console.log(`deit_tiny batch 8: ${dt.median.toFixed(0)} ms/step (min ${dt.min.toFixed(0)}, max ${dt.max.toFixed(0)})`);
+mkdirSync('bench/results', { recursive: true });
+writeFileSync('bench/results/train.json', JSON.stringify({
+  env: envStamp({ backend: be.name, threads: 1 }),
+  results: [
+    { preset: 'vit_fmnist', batch: 128, threads: 1, ms_per_step: fm, images_per_sec: (128 * 1000) / fm.median },
+    { preset: 'deit_tiny_patch16_224', batch: 8, threads: 1, ms_per_step: dt, images_per_sec: (8 * 1000) / dt.median },
+  ],
+}, null, 2) + '\n');

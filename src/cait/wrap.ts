@@ -1,0 +1,116 @@
+// CaitModel: a VisionTransformer run with CAIT's token merging (ATME), by
+// wrapping it; the ViT itself is not changed and its parameters are shared.
+//
+// Per block i: x = attnStep(i, x, keyBias, onQkv); if the schedule merges in
+// block i, plan from this block's keys (or features), merge x and the token
+// sizes, and from now on pass log(sizes) as the key bias (proportional
+// attention); then x = mlpStep(i, x). An empty schedule runs exactly the ViT's
+// own ops in its order, so its logits are bitwise the ViT's.
+//
+// Extension point: attnStep, mlpStep and similaritySource are the only places
+// a block is touched, so CDCP (masked or compact attention and MLP) subclasses
+// this class and overrides them, keeping merging as it is.
+import type { Tensor } from '../tensor.js';
+import type { VisionTransformer } from '../nn/vit.js';
+import type { VitConfig } from '../nn/presets.js';
+import type { Trainable } from '../train/trainer.js';
+import {
+  ATME_DEFAULTS, SIMILARITIES, featuresOf, formatSchedule, initialSizes, keyBias, keysOf, merge, plan, toSteps,
+  type AtmeOptions, type Grid, type MergeStep, type Plan, type SimilaritySource,
+} from './atme.js';
+
+export interface CaitOptions extends Partial<AtmeOptions> {
+  /** Schedule, e.g. "h@3,v@6" (0-based blocks); default: the model config's `merge`. */
+  merge?: string | readonly MergeStep[];
+}
+
+/** What the blocks leave: final (normed) tokens, the plans in the order they ran, sizes and grid. */
+export interface TokensOut { tokens: Tensor; plans: Plan[]; sizes: Tensor | null; grid: Grid }
+
+/** Metadata key under which a saved model keeps its ATME switches. */
+export const ATME_METADATA_KEY = 'atme';
+
+export class CaitModel implements Trainable {
+  readonly cfg: VitConfig;
+  readonly schedule: readonly MergeStep[];
+  readonly options: Readonly<AtmeOptions>;
+
+  constructor(readonly vit: VisionTransformer, o: CaitOptions = {}) {
+    this.schedule = toSteps(o.merge ?? vit.cfg.merge, vit.blocks.length);
+    const similarity = o.similarity ?? ATME_DEFAULTS.similarity;
+    if (!SIMILARITIES.includes(similarity)) throw new Error(`ATME similarity '${similarity}': expected one of ${SIMILARITIES.join(', ')}`);
+    this.options = { similarity, propAttn: o.propAttn ?? ATME_DEFAULTS.propAttn };
+    const cfg: VitConfig = { ...vit.cfg, merge: formatSchedule(this.schedule) };
+    if (!cfg.merge) delete cfg.merge;
+    this.cfg = cfg;
+  }
+
+  namedParameters(): Array<[string, Tensor]> { return this.vit.namedParameters(); }
+  parameters(): Tensor[] { return this.vit.parameters(); }
+  numParams(): number { return this.vit.numParams(); }
+
+  forward(x: Tensor, _train = false): Tensor { return this.vit.forwardHead(this.forwardTokens(x).tokens); }
+
+  /** Embedding, blocks with merging, final norm: [B, C_in, S, S] -> tokens [B, prefix + h*w (merged), C]. */
+  forwardTokens(x: Tensor): TokensOut {
+    const vit = this.vit, B = x.shape[0], prefix = vit.numPrefixTokens;
+    let h = vit.embed(x), grid: Grid = vit.grid, sizes: Tensor | null = null, bias: Tensor | null = null;
+    const plans: Plan[] = [];
+    let k = 0;
+    for (let i = 0; i < vit.blocks.length; i++) {
+      const step = this.schedule[k]?.block === i ? this.schedule[k++] : null;
+      let qkv: Tensor | null = null;
+      const onQkv = step && this.options.similarity === 'keys' ? (t: Tensor) => { qkv = t; } : undefined;
+      h = this.attnStep(i, h, bias, onQkv);
+      if (step) {
+        const p = plan({ axis: step.axis, grid, batch: B, prefix, backend: h.backend }, this.similaritySource(i, h, qkv));
+        ({ x: h, sizes } = merge(h, sizes ?? initialSizes(B, h.shape[1], h.backend), p));
+        plans.push(p);
+        grid = p.newGrid;
+        if (this.options.propAttn) bias = keyBias(sizes);
+      }
+      h = this.mlpStep(i, h);
+    }
+    return { tokens: vit.norm.forward(h), plans, sizes, grid };
+  }
+
+  /** Block i's attention residual x + attn(norm1(x)); `onQkv` must see the qkv activations when keys decide partners. */
+  attnStep(i: number, x: Tensor, keyBias: Tensor | null, onQkv?: (qkv: Tensor) => void): Tensor {
+    return this.vit.blocks[i].attnResidual(x, keyBias, onQkv);
+  }
+
+  /** Block i's MLP residual x + mlp(norm2(x)). */
+  mlpStep(i: number, x: Tensor): Tensor {
+    return this.vit.blocks[i].mlpResidual(x);
+  }
+
+  /** What partner choice in block i compares: keys of this block's attention (head dims from the block), features, or nothing (fixed pairing). */
+  similaritySource(i: number, x: Tensor, qkv: Tensor | null): SimilaritySource | null {
+    switch (this.options.similarity) {
+      case 'fixed': return null;
+      case 'features': return featuresOf(x);
+      case 'keys': {
+        if (!qkv) throw new Error(`block ${i}: attnStep did not pass the qkv activations to onQkv, which keys similarity needs`);
+        const a = this.vit.blocks[i].attn;
+        return keysOf(qkv, a.numHeads, a.dqk);
+      }
+    }
+  }
+
+  /** Saved beside the parameters: the switches (the schedule itself is cfg.merge). */
+  saveExtras(): { tensors: Record<string, { shape: number[]; data: Float32Array }>; metadata: Record<string, string> } {
+    return { tensors: {}, metadata: this.schedule.length ? { [ATME_METADATA_KEY]: JSON.stringify(this.options) } : {} };
+  }
+}
+
+/** Switches saved by saveExtras, if any (bad JSON is an error naming the key). */
+export function atmeOptionsFromMetadata(metadata: Record<string, string>): Partial<AtmeOptions> {
+  const s = metadata[ATME_METADATA_KEY];
+  if (!s) return {};
+  try {
+    const o = JSON.parse(s) as Partial<AtmeOptions>;
+    return { ...(o.similarity !== undefined ? { similarity: o.similarity } : {}), ...(o.propAttn !== undefined ? { propAttn: !!o.propAttn } : {}) };
+  } catch (e) {
+    throw new Error(`__metadata__.${ATME_METADATA_KEY} is not valid JSON: ${(e as Error).message}`);
+  }
+}

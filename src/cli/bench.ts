@@ -1,0 +1,174 @@
+// cait macs | bench: analytic cost and measured latency of a model, with or
+// without ATME merging.
+//
+// Latency protocol: one process, one input, the same weights; `warmup` rounds
+// are run and discarded (JIT tier-up, heap growth), then `runs` rounds are
+// timed, each a whole forward (no gradients) of one batch including freeing
+// its activations. With --compare the dense model and the merged one alternate
+// within every round, in A B / B A order, so a slow patch of a shared machine
+// hits both; the median is reported beside min, p10, p90, max and the median
+// absolute deviation.
+import os from 'node:os';
+import { Tensor, scope, getBackend } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import { createModel, loadModel } from '../nn/model.js';
+import { getPreset, type VitConfig } from '../nn/presets.js';
+import type { VisionTransformer } from '../nn/vit.js';
+import { Rng } from '../util/rng.js';
+import { countMacs, countParams } from '../cait/macs.js';
+import { CaitModel } from '../cait/wrap.js';
+import { formatSchedule, toSteps } from '../cait/atme.js';
+import type { Trainable } from '../train/trainer.js';
+import { parseArgs, UsageError } from './args.js';
+import { MERGE_FLAGS, emitJson, useBackend, withMerging } from './common.js';
+
+function modelConfig(f: Record<string, unknown>): VitConfig {
+  if (f.model) {
+    if (f.preset) throw new UsageError('give --preset or --model, not both');
+    return loadModel(f.model as string).model.cfg;
+  }
+  if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
+  return getPreset(f.preset as string);
+}
+
+export function macsCommand(argv: string[]): void {
+  const { flags: f } = parseArgs(argv, { preset: 'string', model: 'string', merge: 'string', json: 'boolean' });
+  const cfg = modelConfig(f);
+  let r, merge;
+  try {
+    merge = formatSchedule(toSteps((f.merge as string | undefined) ?? cfg.merge, cfg.depth));
+    r = countMacs(cfg, merge);
+  } catch (e) { throw new UsageError((e as Error).message); }
+  const dense = countMacs(cfg, ''), params = countParams(cfg);
+  if (!f.json) {
+    console.log(`${cfg.name}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(r.total / 1e9).toFixed(3)} GMACs ` +
+      `(dense ${(dense.total / 1e9).toFixed(3)}, ${(dense.total / r.total).toFixed(2)}x fewer), ${(params / 1e6).toFixed(2)} M parameters`);
+    console.log(`tokens per block: ${r.tokens.join(' ')}`);
+  }
+  emitJson({
+    model: cfg.name, merge, macs: r.total, gmacs: r.total / 1e9, params,
+    dense_macs: dense.total, mac_ratio: dense.total / r.total, tokens: r.tokens,
+    patch_embed: r.patchEmbed, head: r.head,
+    blocks: r.blocks.map((b) => ({ attn_tokens: b.attnTokens, mlp_tokens: b.mlpTokens, grid: b.gridOut, qkv: b.qkv, attn: b.attn, proj: b.proj, mlp: b.mlp, total: b.total })),
+  });
+}
+
+export interface LatencyStats {
+  median_ms: number; mean_ms: number; min_ms: number; p10_ms: number; p90_ms: number; max_ms: number;
+  /** median absolute deviation from the median, and it over the median */
+  mad_ms: number; spread: number;
+  runs: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  const i = (sorted.length - 1) * q, lo = Math.floor(i), hi = Math.ceil(i);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
+}
+
+export function latencyStats(times: number[]): LatencyStats {
+  const s = [...times].sort((a, b) => a - b), med = quantile(s, 0.5);
+  const mad = quantile(times.map((t) => Math.abs(t - med)).sort((a, b) => a - b), 0.5);
+  const r = (v: number) => +v.toFixed(3);
+  return {
+    median_ms: r(med), mean_ms: r(times.reduce((a, b) => a + b, 0) / times.length), min_ms: r(s[0]),
+    p10_ms: r(quantile(s, 0.1)), p90_ms: r(quantile(s, 0.9)), max_ms: r(s[s.length - 1]),
+    mad_ms: r(mad), spread: +(mad / med).toFixed(4), runs: times.length,
+  };
+}
+
+type Runner = Pick<Trainable, 'forward'>;
+
+/** Milliseconds of one no-gradient forward of `x`, activations freed included. */
+function timeOnce(m: Runner, x: Tensor): number {
+  const t0 = performance.now();
+  noGrad(() => scope(() => { m.forward(x).toArray(); }));
+  return performance.now() - t0;
+}
+
+/**
+ * Times every runner on the same input: `warmup` discarded rounds, then
+ * `runs` rounds; within a round all runners run once, in rotating order.
+ */
+export function timeRunners(runners: Runner[], x: Tensor, runs: number, warmup: number): number[][] {
+  const times = runners.map(() => [] as number[]);
+  for (let r = 0; r < warmup + runs; r++) {
+    for (let j = 0; j < runners.length; j++) {
+      const k = (j + r) % runners.length;
+      const t = timeOnce(runners[k], x);
+      if (r >= warmup) times[k].push(t);
+    }
+  }
+  return times;
+}
+
+export function environment(): Record<string, string | number> {
+  const cpus = os.cpus();
+  return { node: process.versions.node, v8: process.versions.v8, cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, loadavg: +os.loadavg()[0].toFixed(2), date: new Date().toISOString() };
+}
+
+export interface BenchOptions { batch: number; runs: number; warmup: number; compare: boolean; seed: number }
+
+/** The bench report for `model` (and, with compare, for its dense self on the same weights). */
+export function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOptions): Record<string, unknown> {
+  const cfg = vit.cfg, S = cfg.imgSize, B = o.batch;
+  const rng = new Rng(o.seed + 1), data = new Float32Array(B * cfg.inChans * S * S);
+  for (let i = 0; i < data.length; i++) data[i] = rng.normal();
+  const x = Tensor.from(data, [B, cfg.inChans, S, S]);
+  const merge = runner.cfg.merge ?? '';
+  const macs = countMacs(cfg, merge).total, denseMacs = countMacs(cfg, '').total;
+  const opts = runner instanceof CaitModel ? { similarity: runner.options.similarity, prop_attn: runner.options.propAttn } : {};
+  const common = {
+    model: cfg.name, backend: getBackend().name, threads: 1, batch: B, warmup: o.warmup, merge, ...opts,
+  };
+  let report: Record<string, unknown>;
+  if (o.compare) {
+    if (!merge) throw new UsageError('--compare needs a merge schedule (--merge, or a model saved with one)');
+    const [tm, td] = timeRunners([runner, vit], x, o.runs, o.warmup);
+    const sm = latencyStats(tm), sd = latencyStats(td);
+    report = {
+      ...common, ...sm, macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
+      dense: { ...sd, macs: denseMacs, gmacs: denseMacs / 1e9, images_per_sec: +(1000 * B / sd.median_ms).toFixed(2) },
+      speedup: +(sd.median_ms / sm.median_ms).toFixed(3), mac_ratio: +(denseMacs / macs).toFixed(3),
+    };
+  } else {
+    const [t] = timeRunners([runner], x, o.runs, o.warmup);
+    const st = latencyStats(t);
+    report = { ...common, ...st, macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / st.median_ms).toFixed(2) };
+  }
+  x.dispose();
+  return { ...report, env: environment() };
+}
+
+export function benchCommand(argv: string[]): void {
+  const { flags: f } = parseArgs(argv, {
+    preset: 'string', model: 'string', threads: 'number', batch: 'number', runs: 'number', warmup: 'number',
+    compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', ...MERGE_FLAGS,
+  });
+  const threads = (f.threads as number | undefined) ?? 1;
+  if (threads !== 1) throw new UsageError(`--threads ${threads}: only 1 thread is available (the WASM backend runs on the calling thread)`);
+  const batch = (f.batch as number | undefined) ?? 1, runs = (f.runs as number | undefined) ?? 30, warmup = (f.warmup as number | undefined) ?? 5;
+  for (const [k, v, min] of [['batch', batch, 1], ['runs', runs, 1], ['warmup', warmup, 0]] as const)
+    if (!Number.isInteger(v) || v < min) throw new UsageError(`--${k} must be an integer >= ${min}, got ${v}`);
+  useBackend(f.backend as string | undefined);
+  let vit: VisionTransformer, metadata: Record<string, string> = {};
+  if (f.model) {
+    if (f.preset) throw new UsageError('give --preset or --model, not both');
+    ({ model: vit, metadata } = loadModel(f.model as string));
+  } else {
+    if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
+    vit = createModel(getPreset(f.preset as string), (f.seed as number | undefined) ?? 0);   // random weights: latency does not depend on them
+  }
+  const runner = withMerging(vit, f, metadata);
+  const r = benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0 });
+  if (!f.json) {
+    const line = (name: string, s: LatencyStats | Record<string, unknown>) => {
+      const t = s as LatencyStats;
+      return `${name}: median ${t.median_ms.toFixed(2)} ms (min ${t.min_ms.toFixed(2)}, p90 ${t.p90_ms.toFixed(2)}, max ${t.max_ms.toFixed(2)}, MAD ${t.mad_ms.toFixed(2)})`;
+    };
+    console.log(`${r.model}, batch ${batch}, 1 thread, ${r.backend}, ${runs} runs after ${warmup} warm-up`);
+    if (r.dense) console.log(line('dense', r.dense as LatencyStats));
+    console.log(line(r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
+    if (r.speedup) console.log(`speedup ${r.speedup}x (MACs ${r.mac_ratio}x fewer)`);
+  }
+  emitJson(r);
+}
