@@ -1,0 +1,238 @@
+// GEMM: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] + bias, for b < batch.
+// Spec (and argument list): src/backend/reference/gemm.ts.
+//
+// Shapes: op(A) is M x K, op(B) is K x N, C is M x N, bias is N floats (or 0).
+//   layout 0 NN: A[i,k] = a[i*lda + k]   B[k,j] = b[k*ldb + j]
+//   layout 1 NT: A[i,k] = a[i*lda + k]   B[k,j] = b[j*ldb + k]
+//   layout 2 TN: A[i,k] = a[k*lda + i]   B[k,j] = b[k*ldb + j]
+//   C[i,j] = c[i*ldc + j]. lda/ldb/ldc are row strides, sa/sb/sc batch strides,
+//   all in elements; pointers are bytes and need no alignment (v128.load does
+//   not require it). beta 0 means C is write-only (it may hold NaN).
+//
+// Blocking (GotoBLAS/BLIS order, sized for one core's L1/L2):
+//   for each N block of nc columns, for each K block of kc rows:
+//     pack B[kc, nc] into `scratch` as 8-column panels, k-major (panel[k*8 + j]),
+//       whatever B's layout, zero-padding the last panel: the micro-kernel then
+//       always reads two contiguous v128 per k and never looks at the layout;
+//     for each strip of 4 rows of A: pack it as strip[k*4 + r] (zero rows past M),
+//       so the micro-kernel reads A from one pointer whatever the layout;
+//       for each B panel: 4x8 micro-kernel over kc, then alpha/beta/bias and store.
+//   kc <= KC (K is split into equal blocks), so one packed B panel (kc*32 bytes)
+//   and the A strip (kc*16) stay in L1 while the packed B block (at most
+//   GEMM_SCRATCH_BYTES = 1 MiB, in L2) is swept once per A strip. Packing B
+//   costs K*N copies against 2*M*K*N flops, so it is amortized over all of M.
+//   Later K blocks accumulate into C (beta = 1, no bias): alpha distributes.
+//
+// Why 4x8: the tile holds 8 f32x4 accumulators + 2 B vectors + 4 broadcast A
+// values = 14 of the 15 xmm registers V8 allocates on x64 (xmm15 is its scratch),
+// the 15th holding the product before the add. A 6x8 tile needs 12 accumulators
+// and spills. Per k step: 2 B loads + 4 load32_splat (vbroadcastss: load ports
+// only, no shuffles) for 8 multiply-adds.
+// Why the k loop is not unrolled: TurboFan schedules every load of the loop body
+// first (loads are ordered on the effect chain, the arithmetic floats after
+// them), so unrolling by 2 keeps 12 loaded vectors live beside the 8 accumulators
+// and spills; unrolled by 2 or 4 measured 13-20% slower than this plain loop.
+//
+// No static data and no allocation: the module may run in several workers over
+// one shared memory, each with its own scratch.
+import { fma4 } from './simd';
+
+/** Largest K block: 256 * (32 + 16) bytes of panel + strip = 12 KiB, well inside L1
+ *  (128..512 measured within 2% of each other). */
+const KC: i32 = 256;
+/** Bytes of scratch (src/backend/kernels.ts GEMM_SCRATCH_BYTES). */
+const SCRATCH: i32 = 1 << 20;
+
+export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, lda: i32, sa: i32,
+  b: usize, ldb: i32, sb: i32, beta: f32, c: usize, ldc: i32, sc: i32, batch: i32,
+  bias: usize, scratch: usize): void {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  // K split into equal blocks (a multiple of 4 except the last) rather than
+  // KC + small remainder, so no block runs a short, overhead-dominated k loop.
+  const kBlocks = K > KC ? (K + KC - 1) / KC : 1;
+  let kcMax = (K + kBlocks - 1) / kBlocks;
+  if (kBlocks > 1) kcMax = (kcMax + 3) & ~3;
+  const strip = scratch;                                   // 4 * kcMax floats
+  const packB = scratch + (<usize>kcMax << 4);             // kcMax * nc floats
+  const roomB = (SCRATCH >> 2) - (kcMax << 2);
+  const nPad = (N + 7) & ~7;
+  let ncMax = kcMax > 0 ? (roomB / kcMax) & ~7 : nPad;
+  if (ncMax > nPad) ncMax = nPad;
+
+  for (let t = 0; t < batch; t++) {
+    const A = a + (<usize>(t * sa) << 2);
+    const B = b + (<usize>(t * sb) << 2);
+    const C = c + (<usize>(t * sc) << 2);
+    for (let j0 = 0; j0 < N; j0 += ncMax) {
+      const nc = min(ncMax, N - j0);
+      let k0 = 0;
+      do {
+        const kc = min(kcMax, K - k0);
+        const first = k0 == 0;
+        packPanels(layout, B, ldb, k0, kc, j0, nc, packB);
+        for (let i0 = 0; i0 < M; i0 += 4) {
+          const mr = min(4, M - i0);
+          packStrip(layout, A, lda, i0, mr, k0, kc, strip);
+          let cp = C + (<usize>(i0 * ldc + j0) << 2);
+          let bp = packB;
+          for (let jj = 0; jj < nc; jj += 8) {
+            const biasp = first && bias != 0 ? bias + (<usize>(j0 + jj) << 2) : 0;
+            tile(strip, bp, kc, cp, ldc, mr, min(8, nc - jj), alpha, first ? beta : 1, biasp);
+            cp += 32;
+            bp += <usize>kc << 5;
+          }
+        }
+        k0 += kc;
+      } while (k0 < K);
+    }
+  }
+}
+
+/** Pack B[k0:k0+kc, j0:j0+nc] into 8-wide k-major panels at `dst`, zero-padding the last panel. */
+function packPanels(layout: i32, B: usize, ldb: i32, k0: i32, kc: i32, j0: i32, nc: i32, dst: usize): void {
+  const zero = f32x4.splat(0);
+  for (let jj = 0; jj < nc; jj += 8) {
+    const nr = min(8, nc - jj);
+    const j = j0 + jj;
+    if (layout != 1) {
+      // B rows are contiguous in j: copy 8 floats per k.
+      let src = B + (<usize>(k0 * ldb + j) << 2);
+      const step = <usize>ldb << 2;
+      if (nr == 8) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(dst, v128.load(src));
+          v128.store(dst, v128.load(src, 16), 16);
+          src += step; dst += 32;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          v128.store(dst, zero);
+          v128.store(dst, zero, 16);
+          for (let q = 0; q < nr; q++) store<f32>(dst + (<usize>q << 2), load<f32>(src + (<usize>q << 2)));
+          src += step; dst += 32;
+        }
+      }
+    } else {
+      // NT: column j of B is row j of b, contiguous in k.
+      const src = B + (<usize>(j * ldb + k0) << 2);
+      const step = <usize>ldb << 2;
+      if (nr < 8) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(dst + (<usize>k << 5), zero);
+          v128.store(dst + (<usize>k << 5), zero, 16);
+        }
+      }
+      for (let q = 0; q < nr; q++) {
+        let s = src + <usize>q * step;
+        let d = dst + (<usize>q << 2);
+        for (let k = 0; k < kc; k++) {
+          store<f32>(d, load<f32>(s));
+          s += 4; d += 32;
+        }
+      }
+      dst += <usize>kc << 5;
+    }
+  }
+}
+
+/** Pack rows i0..i0+mr of op(A), columns k0..k0+kc, as dst[k*4 + r]; rows past mr are zero. */
+function packStrip(layout: i32, A: usize, lda: i32, i0: i32, mr: i32, k0: i32, kc: i32, dst: usize): void {
+  if (layout == 2) {
+    // TN: the 4 rows of one k are contiguous.
+    let src = A + (<usize>(k0 * lda + i0) << 2);
+    const step = <usize>lda << 2;
+    if (mr == 4) {
+      for (let k = 0; k < kc; k++) {
+        v128.store(dst, v128.load(src));
+        src += step; dst += 16;
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        v128.store(dst, f32x4.splat(0));
+        for (let r = 0; r < mr; r++) store<f32>(dst + (<usize>r << 2), load<f32>(src + (<usize>r << 2)));
+        src += step; dst += 16;
+      }
+    }
+  } else {
+    if (mr < 4) for (let k = 0; k < kc; k++) v128.store(dst + (<usize>k << 4), f32x4.splat(0));
+    for (let r = 0; r < mr; r++) {
+      let s = A + (<usize>((i0 + r) * lda + k0) << 2);
+      let d = dst + (<usize>r << 2);
+      for (let k = 0; k < kc; k++) {
+        store<f32>(d, load<f32>(s));
+        s += 4; d += 16;
+      }
+    }
+  }
+}
+
+/**
+ * The 4x8 micro-kernel: acc = strip(4 x kc) * panel(kc x 8), then
+ * C[0:mr, 0:nr] = alpha*acc + beta*C + bias (beta 0: C not read).
+ */
+function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  alpha: f32, beta: f32, biasp: usize): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let k = kc;
+  while (k > 0) {
+    const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap, 0); c00 = fma4(x, b0, c00); c01 = fma4(x, b1, c01);
+    x = v128.load32_splat(ap, 4); c10 = fma4(x, b0, c10); c11 = fma4(x, b1, c11);
+    x = v128.load32_splat(ap, 8); c20 = fma4(x, b0, c20); c21 = fma4(x, b1, c21);
+    x = v128.load32_splat(ap, 12); c30 = fma4(x, b0, c30); c31 = fma4(x, b1, c31);
+    ap += 16; bp += 32; k--;
+  }
+  const rs = <usize>ldc << 2;
+  if (nr == 8) {
+    // Bias is not folded into the accumulators' start: alpha scales only the
+    // product, and later K blocks (biasp 0) must not add it again.
+    const va = f32x4.splat(alpha);
+    let z0 = f32x4.splat(0), z1 = f32x4.splat(0);
+    if (biasp) { z0 = v128.load(biasp); z1 = v128.load(biasp, 16); }
+    storeRow(cp, c00, c01, va, beta, z0, z1);
+    if (mr > 1) storeRow(cp + rs, c10, c11, va, beta, z0, z1);
+    if (mr > 2) storeRow(cp + rs * 2, c20, c21, va, beta, z0, z1);
+    if (mr > 3) storeRow(cp + rs * 3, c30, c31, va, beta, z0, z1);
+  } else {
+    storePartial(cp, c00, c01, nr, alpha, beta, biasp);
+    if (mr > 1) storePartial(cp + rs, c10, c11, nr, alpha, beta, biasp);
+    if (mr > 2) storePartial(cp + rs * 2, c20, c21, nr, alpha, beta, biasp);
+    if (mr > 3) storePartial(cp + rs * 3, c30, c31, nr, alpha, beta, biasp);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function storeRow(p: usize, x0: v128, x1: v128, va: v128, beta: f32, z0: v128, z1: v128): void {
+  let r0 = f32x4.add(f32x4.mul(x0, va), z0);
+  let r1 = f32x4.add(f32x4.mul(x1, va), z1);
+  if (beta != 0) {
+    let o0 = v128.load(p), o1 = v128.load(p, 16);
+    if (beta != 1) { o0 = f32x4.mul(o0, f32x4.splat(beta)); o1 = f32x4.mul(o1, f32x4.splat(beta)); }
+    r0 = f32x4.add(r0, o0);
+    r1 = f32x4.add(r1, o1);
+  }
+  v128.store(p, r0);
+  v128.store(p, r1, 16);
+}
+
+/** Edge tile (nr < 8): element by element; columns past nr are neither read nor written. */
+function storePartial(p: usize, x0: v128, x1: v128, nr: i32, alpha: f32, beta: f32, biasp: usize): void {
+  for (let j = 0; j < nr; j++) {
+    let r = alpha * lane(j < 4 ? x0 : x1, j & 3);
+    const q = p + (<usize>j << 2);
+    if (beta != 0) r += beta * load<f32>(q);
+    if (biasp) r += load<f32>(biasp + (<usize>j << 2));
+    store<f32>(q, r);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function lane(v: v128, i: i32): f32 {
+  if (i == 0) return f32x4.extract_lane(v, 0);
+  if (i == 1) return f32x4.extract_lane(v, 1);
+  if (i == 2) return f32x4.extract_lane(v, 2);
+  return f32x4.extract_lane(v, 3);
+}
