@@ -9,7 +9,7 @@ import { loadWasmSync } from '../src/backend/wasm.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
-import { envStamp, stats } from './env.js';
+import { environment, latencyStats } from '../src/cli/bench.js';
 
 const be = loadWasmSync('auto');
 setBackend(be);
@@ -31,15 +31,15 @@ function stepTimes(preset: string, batch: number, warmup: number, runs: number):
   return times;
 }
 
-const fm = stats(stepTimes('vit_fmnist', 128, 3, 15));
-console.log(`vit_fmnist batch 128: ${fm.median.toFixed(1)} ms/step (min ${fm.min.toFixed(1)}, max ${fm.max.toFixed(1)}) = ${(128 * 1000 / fm.median).toFixed(0)} images/s`);
-const dt = stats(stepTimes('deit_tiny_patch16_224', 8, 1, 5));
-console.log(`deit_tiny batch 8: ${dt.median.toFixed(0)} ms/step (min ${dt.min.toFixed(0)}, max ${dt.max.toFixed(0)})`);
+const fm = latencyStats(stepTimes('vit_fmnist', 128, 3, 15));
+console.log(`vit_fmnist batch 128: ${fm.median_ms.toFixed(1)} ms/step (min ${fm.min_ms.toFixed(1)}, max ${fm.max_ms.toFixed(1)}) = ${(128 * 1000 / fm.median_ms).toFixed(0)} images/s`);
+const dt = latencyStats(stepTimes('deit_tiny_patch16_224', 8, 1, 5));
+console.log(`deit_tiny batch 8: ${dt.median_ms.toFixed(0)} ms/step (min ${dt.min_ms.toFixed(0)}, max ${dt.max_ms.toFixed(0)})`);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/train.json', JSON.stringify({
-  env: envStamp({ backend: be.name, threads: 1 }),
+  env: { ...environment(), backend: be.name, threads: 1 },
   results: [
-    { preset: 'vit_fmnist', batch: 128, threads: 1, ms_per_step: fm, images_per_sec: (128 * 1000) / fm.median },
-    { preset: 'deit_tiny_patch16_224', batch: 8, threads: 1, ms_per_step: dt, images_per_sec: (8 * 1000) / dt.median },
+    { preset: 'vit_fmnist', batch: 128, threads: 1, ms_per_step: fm, images_per_sec: (128 * 1000) / fm.median_ms },
+    { preset: 'deit_tiny_patch16_224', batch: 8, threads: 1, ms_per_step: dt, images_per_sec: (8 * 1000) / dt.median_ms },
   ],
 }, null, 2) + '\n');

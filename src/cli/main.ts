@@ -5,12 +5,14 @@ import { UsageError } from './args.js';
 import { trainCommand } from './train.js';
 import { evalCommand, forwardCommand, predictCommand } from './infer.js';
 import { benchCommand, macsCommand } from './bench.js';
+import { demoCommand } from './demo.js';
 
 const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
   train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR ...]'],
   eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--merge SCHEDULE] [--json]'],
   predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
   forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],
+  demo: [demoCommand, 'demo [--limit N] [--runs R]  (evaluate the committed Fashion-MNIST models and compare them)'],
   macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
   bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads 1] [--batch B] [--runs R] [--warmup W] [--json]'],
 };
