@@ -5,6 +5,7 @@ import { UsageError } from './args.js';
 import { trainCommand } from './train.js';
 import { evalCommand, forwardCommand, predictCommand } from './infer.js';
 import { benchCommand, macsCommand } from './bench.js';
+import { exportCommand } from './export.js';
 import { demoCommand } from './demo.js';
 
 const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string
   demo: [demoCommand, 'demo [--limit N] [--runs R]  (evaluate the committed Fashion-MNIST models and compare them)'],
   macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
   bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads 1] [--batch B] [--runs R] [--warmup W] [--json]'],
+  export: [exportCommand, 'export --model FILE [--preset NAME] | --preset NAME [--seed S] --onnx OUT.onnx [--batch B|dynamic] [--merge SCHEDULE] [--json]'],
 };
 
 function usage(): string {
