@@ -7,3 +7,4 @@ export { prependToken, selectToken, meanTokens } from './tokens.js';
 export { attention, type AttentionOpts } from './attention.js';
 export { patchify } from './patch.js';
 export { crossEntropy, distillKL, weightedSum } from './loss.js';
+export { gatherRows, gatherCols } from './gather.js';
