@@ -51,4 +51,23 @@ test('bad files: corrupt model and wrong input shape give clear errors (exit 1)'
   assert.match(b.stderr, /no tensor 'pixel_values'/);
 });
 
+test('macs: DeiT-Tiny 1.25 G dense, 0.65 G with h@3,v@6 (within 1%)', () => {
+  const d = cait('macs', '--preset', 'deit_tiny_patch16_224', '--json'), m = cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@3,v@6', '--json');
+  assert.ok(Math.abs(d.json.gmacs / 1.25 - 1) < 0.01, `dense ${d.json.gmacs}`);
+  assert.ok(Math.abs(m.json.gmacs / 0.65 - 1) < 0.01, `merged ${m.json.gmacs}`);
+  assert.equal(m.json.tokens, [197, 197, 197, 197, 99, 99, 99, 50, 50, 50, 50, 50]);
+});
+
+test('compress --structure-only meets the MAC target and saves a loadable compact model', () => {
+  const out = join(dir, 'struct.safetensors');
+  const r = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--out', out, '--runs', '3', '--json');
+  assert.is(r.code, 0, r.stderr);
+  assert.ok(r.json.mac_ratio >= 1.7, `mac ratio ${r.json.mac_ratio}`);
+  const m = cait('macs', '--model', out, '--json');
+  assert.is(m.code, 0, m.stderr);
+  assert.is(m.json.macs, r.json.compressed.macs, 'the saved model carries its widths and schedule');
+  const bad = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '-2', '--out', out);
+  assert.is(bad.code, 2);
+});
+
 test.run();

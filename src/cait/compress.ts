@@ -8,8 +8,8 @@
 //   4. report accuracy, MACs, parameters and measured latency of the dense
 //      and the compressed model, measured in the same run; save the compact model.
 import { join } from 'node:path';
-import { Tensor, scope } from '../tensor.js';
-import { noGrad } from '../autograd.js';
+import { Tensor } from '../tensor.js';
+import { latencyStats, timeRunners } from '../util/timing.js';
 import { VisionTransformer } from '../nn/vit.js';
 import type { Init } from '../nn/module.js';
 import { train, evaluate, saveTrained, type TrainOptions, type Trainable, type EpochLog } from '../train/trainer.js';
@@ -35,7 +35,7 @@ export interface CompressOptions {
   outDir: string;
   /** Test images used for accuracy (default: all). */
   evalLimit?: number;
-  /** Latency: batch size and timed repetitions (median reported). */
+  /** Latency: batch size (default 1) and timed rounds (default 100), dense and compressed interleaved; medians reported. */
   latencyBatch?: number;
   latencyRuns?: number;
   quiet?: boolean;
@@ -68,23 +68,23 @@ export function cloneModel(m: VisionTransformer): VisionTransformer {
   return c;
 }
 
-/** Median milliseconds of one forward pass of a batch (no gradients). */
-export function measureLatency(model: Pick<Trainable, 'forward' | 'cfg'>, batch = 64, runs = 10): number {
-  const S = model.cfg.imgSize, C = model.cfg.inChans;
+/**
+ * Median latency of each model on one input, interleaved round by round (the
+ * bench protocol of src/cli/bench.ts), so both feel the same machine load.
+ */
+export function measureLatencies(models: Array<Pick<Trainable, 'forward' | 'cfg'>>, batch = 1, runs = 100): number[] {
+  const S = models[0].cfg.imgSize, C = models[0].cfg.inChans;
   const x = Tensor.from(new Float32Array(batch * C * S * S).map((_, i) => Math.sin(i)), [batch, C, S, S]);
-  const once = () => { const t0 = performance.now(); noGrad(() => scope(() => model.forward(x, false).toArray())); return performance.now() - t0; };
-  once(); once(); // warm-up: compilation, heap growth
-  const t = Array.from({ length: runs }, once).sort((a, b) => a - b);
+  const times = timeRunners(models, x, runs, Math.max(5, runs >> 3));
   x.dispose();
-  return t[Math.floor(runs / 2)];
+  return times.map((t) => latencyStats(t).median_ms);
 }
 
 export function compress(dense: VisionTransformer, data: { train: ImageSource; test: ImageSource }, o: CompressOptions): { model: VisionTransformer; report: CompressReport } {
   const mean = dense.cfg.mean[0], std = dense.cfg.std[0], quiet = o.quiet;
   const ev = (m: Pick<Trainable, 'forward' | 'cfg'>) => evaluate(m, data.test, { mean, std, limit: o.evalLimit, quiet }).accuracy;
   const report = (m: VisionTransformer, runner: Pick<Trainable, 'forward' | 'cfg'>, schedule: string): ModelReport => ({
-    accuracy: ev(runner), macs: countMacs(m.cfg, schedule).total, params: m.numParams(),
-    latencyMs: measureLatency(runner, o.latencyBatch, o.latencyRuns),
+    accuracy: ev(runner), macs: countMacs(m.cfg, schedule).total, params: m.numParams(), latencyMs: 0,
   });
   const teacher = new Distiller(dense, o.distill);
 
@@ -105,6 +105,7 @@ export function compress(dense: VisionTransformer, data: { train: ImageSource; t
 
   // 4. report, dense and compressed measured in the same process
   const d = report(dense, dense, ''), c = report(compact, runner, o.merge);
+  [d.latencyMs, c.latencyMs] = measureLatencies([dense, runner], o.latencyBatch, o.latencyRuns);
   return {
     model: compact,
     report: {

@@ -7,6 +7,7 @@ import { evalCommand, forwardCommand, predictCommand } from './infer.js';
 import { benchCommand, macsCommand } from './bench.js';
 import { exportCommand } from './export.js';
 import { demoCommand } from './demo.js';
+import { compressCommand } from './compress.js';
 
 const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
   train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR ...]'],
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string
   predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
   forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],
   demo: [demoCommand, 'demo [--limit N] [--runs R]  (evaluate the committed Fashion-MNIST models and compare them)'],
+  compress: [compressCommand, 'compress --model FILE --data fashion-mnist --target-macs RATIO [--merge SCHEDULE] [--search-epochs N] [--finetune-epochs N] --out FILE [--json] | --preset NAME --structure-only --target-macs RATIO --out FILE'],
   macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
   bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads 1] [--batch B] [--runs R] [--warmup W] [--json]'],
   export: [exportCommand, 'export --model FILE [--preset NAME] | --preset NAME [--seed S] --onnx OUT.onnx [--batch B|dynamic] [--merge SCHEDULE] [--json]'],
