@@ -589,16 +589,19 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     assert.is(bad.code, 2);
     assert.match(bad.stderr, /block 12 does not exist/);
   });
-  test('cait bench --compare --json; --threads other than 1 is refused', () => {
+  test('cait bench --compare --json; --threads 2 runs a pool, --threads 0 is refused', () => {
     const r = cait('bench', '--preset', 'micro', '--merge', 'h@0,v@1', '--compare', '--runs', '3', '--warmup', '1', '--batch', '2', '--json');
     assert.is(r.code, 0, r.stderr);
     for (const k of ['median_ms', 'min_ms', 'p90_ms', 'max_ms', 'mad_ms', 'runs', 'batch', 'threads', 'macs', 'speedup']) assert.ok(k in r.json, `no ${k}`);
     assert.is(r.json.runs, 3); assert.is(r.json.batch, 2); assert.is(r.json.threads, 1); assert.is(r.json.merge, 'h@0,v@1');
     assert.ok(r.json.dense.median_ms > 0 && r.json.median_ms > 0);
     for (const k of ['node', 'v8', 'cpu', 'date']) assert.ok(r.json.env[k], `env.${k}`);
-    const t = cait('bench', '--preset', 'micro', '--threads', '4');
+    const t = cait('bench', '--preset', 'micro', '--threads', '0');
     assert.is(t.code, 2);
-    assert.match(t.stderr, /only 1 thread/);
+    assert.match(t.stderr, /--threads must be an integer in 1\.\.64/);
+    const t2 = cait('bench', '--preset', 'micro', '--threads', '2', '--runs', '2', '--warmup', '0', '--json');
+    assert.is(t2.code, 0, t2.stderr);
+    assert.is(t2.json.threads, 2);
     const s = cait('bench', '--preset', 'micro', '--merge', 'h@0', '--similarity', 'cosine');
     assert.is(s.code, 2);
     assert.match(s.stderr, /--similarity must be one of keys, features, fixed/);

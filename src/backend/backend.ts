@@ -27,4 +27,11 @@ export interface Backend {
   readonly scratch: Ptr;
   /** Heap statistics, for leak tests and memory reports. */
   stats(): { bytesInUse: number; peakBytes: number; liveBlocks: number };
+  /**
+   * Optional, offered by backends whose heap the host cannot read
+   * synchronously (WebGPU, whose `read` throws): an asynchronous copy out...
+   */
+  readAsync?(p: Ptr, n: number): Promise<Float32Array>;
+  /** ...and y[i] = ln x[i] on the device, so ops that would otherwise compute on the host stay there (ATME's key bias). */
+  logf?(x: Ptr, y: Ptr, n: number): void;
 }

@@ -201,6 +201,13 @@ export function merge(x: Tensor, sizes: Tensor, p: Plan): { x: Tensor; sizes: Te
  * worth its table-free polynomial).
  */
 export function keyBias(sizes: Tensor): Tensor {
+  const be = sizes.backend;
+  if (be.logf) {
+    // a backend without synchronous reads (WebGPU) forms it on the device
+    const bias = new Tensor(sizes.shape, be);
+    be.logf(sizes.ptr, bias.ptr, sizes.size);
+    return bias;
+  }
   const s = sizes.toArray(), out = new Float32Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = Math.log(s[i]);
   return Tensor.from(out, sizes.shape, sizes.backend);

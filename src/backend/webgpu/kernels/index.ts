@@ -1,0 +1,29 @@
+// The WGSL kernel table: one KernelSpec per name of src/backend/kernels.ts
+// (null where the backend cannot offer the kernel), plus the WebGPU-only extras.
+import type { KernelName } from '../../kernels.js';
+import type { KernelSpec } from '../shader.js';
+import * as gemm from './gemm.js';
+import * as softmax from './softmax.js';
+import * as layernorm from './layernorm.js';
+import * as gelu from './gelu.js';
+import * as elementwise from './elementwise.js';
+import * as reduce from './reduce.js';
+import * as adamw from './adamw.js';
+import * as patch from './patch.js';
+import * as atme from './atme.js';
+import * as gather from './gather.js';
+
+const { log, ...elementwiseKernels } = elementwise;
+const { TILE: _tile, ...gemmKernels } = gemm;
+
+export const WGSL_KERNELS: Record<KernelName, KernelSpec | null> = {
+  ...gemmKernels, ...softmax, ...layernorm, ...gelu, ...elementwiseKernels, ...reduce, ...adamw, ...patch, ...atme, ...gather,
+};
+
+/** Kernels with no WASM twin, used through WebGpuBackend's own methods. */
+export const EXTRA_KERNELS = { log } satisfies Record<string, KernelSpec>;
+
+/** Kernels that exist in the table but cannot run here, and why. */
+export const UNSUPPORTED: Partial<Record<KernelName, string>> = {
+  sum_sq: 'its result is a host scalar, which WebGPU returns only asynchronously (it serves gradient-norm clipping in training; the WebGPU backend runs inference)',
+};
