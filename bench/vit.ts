@@ -2,6 +2,9 @@
 // DeiT-Tiny (random weights from createModel(cfg, 0); latency does not depend
 // on them), exported by src/io/onnx.ts with a dynamic batch:
 //   caitjs          this engine, WASM SIMD (relaxed where supported), 1 thread
+//   caitjs xN       the same kernels on a pool of N threads over one shared
+//                   memory (src/backend/threads.ts; N = 2 unless given), which
+//                   must give caitjs's logits bit for bit (else abort)
 //   ort-node x1/x2  onnxruntime-node, native CPU EP, intraOpNumThreads 1 and 2
 //   ort-web         onnxruntime-web, wasm EP, numThreads 1
 // Batch 1 and 8. Before timing, every runtime's logits are checked against
@@ -12,7 +15,7 @@
 // A timed run is one forward of one batch with its output read back into JS
 // (caitjs: forward, toArray, free; ORT: session.run, which returns JS data).
 //
-// Usage: node --import tsx bench/vit.ts [runs=15] [warmup=3]
+// Usage: node --import tsx bench/vit.ts [runs=15] [warmup=3] [threads=2]   (threads 1: no caitjs xN rows)
 //        writes bench/results/vit.json ({env, model, onnx, verify, results})
 import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,13 +30,15 @@ import { Rng } from '../src/util/rng.js';
 import { exportVitOnnx, ONNX_OPSET } from '../src/io/onnx.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
+import { loadThreadedWasmSync } from '../src/backend/threads.js';
 
-const runs = Number(process.argv[2] ?? 15), warmup = Number(process.argv[3] ?? 3);
+const runs = Number(process.argv[2] ?? 15), warmup = Number(process.argv[3] ?? 3), THREADS = Number(process.argv[4] ?? 2);
 const PRESET = 'deit_tiny_patch16_224', BATCHES = [1, 8], TOL = 1e-4;
 
 interface Runner { name: string; threads: number; run(x: Float32Array, shape: number[]): Promise<Float32Array> }
 
-setBackend(loadWasmSync('auto'));
+const single = loadWasmSync('auto');
+setBackend(single);
 const cfg = getPreset(PRESET), vit = createModel(cfg, 0);
 const onnx = exportVitOnnx(vit, { batch: 'dynamic' });
 
@@ -61,7 +66,21 @@ const caitjs: Runner = {
   run: async (x, shape) => noGrad(() => scope(() => vit.forward(Tensor.from(x, shape)).toArray())),
 };
 
-const runners: Runner[] = [caitjs, await ortNode(1), await ortNode(2), await ortWebWasm()];
+// the same weights (createModel(cfg, 0)) in the pool's shared heap
+const pool = THREADS > 1 ? loadThreadedWasmSync({ threads: THREADS, variant: single.variant }) : null;
+const caitjsThreads: Runner[] = [];
+if (pool) {
+  await pool.ready();
+  setBackend(pool);
+  const vitN = createModel(cfg, 0);
+  setBackend(single);
+  caitjsThreads.push({
+    name: `caitjs x${THREADS}`, threads: THREADS,
+    run: async (x, shape) => noGrad(() => scope(() => vitN.forward(Tensor.from(x, shape, pool)).toArray())),
+  });
+}
+
+const runners: Runner[] = [caitjs, ...caitjsThreads, await ortNode(1), await ortNode(2), await ortWebWasm()];
 const env: Record<string, string | number | boolean> = {
   ...environment(), platform: `${os.platform()}-${os.arch()}`, relaxedSimd: relaxedSimdSupported(), backend: getBackend().name,
   onnxruntime_node: ort.env.versions.node ?? ort.env.versions.common, onnxruntime_web: ortWeb.env.versions.web ?? ortWeb.env.versions.common,
@@ -83,6 +102,7 @@ for (const B of BATCHES) {
     let d = 0;
     for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
     if (!(d <= TOL) || got.length !== want.length) throw new Error(`${r.name}, batch ${B}: logits differ from caitjs by ${d} (> ${TOL})`);
+    if (caitjsThreads.includes(r) && got.some((v, i) => !Object.is(v, want[i]))) throw new Error(`${r.name}, batch ${B}: logits not bit-identical to caitjs (max |diff| ${d})`);
     verify.push({ batch: B, impl: r.name, max_abs_diff: d, max_abs_logit: maxLogit });
   }
   const times = runners.map(() => [] as number[]);
@@ -107,6 +127,11 @@ for (const B of BATCHES) {
   for (const r of results.filter((q) => q.batch === B))
     console.log(`  ${String(r.impl).padEnd(14)} median ${(r.median_ms as number).toFixed(2).padStart(8)} ms  (min ${(r.min_ms as number).toFixed(2)}, MAD ${(r.mad_ms as number).toFixed(2)})  ` +
       `${(r.images_per_sec as number).toFixed(1).padStart(7)} img/s  x${(r.time_vs_caitjs as number).toFixed(2)} of caitjs time`);
+  for (const r of caitjsThreads) {
+    const t = results.find((q) => q.batch === B && q.impl === r.name)!;
+    t.throughput_vs_caitjs = +(base / (t.median_ms as number)).toFixed(3);
+    console.log(`  ${r.name}: ${t.throughput_vs_caitjs}x the throughput of caitjs (1 thread)`);
+  }
 }
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -118,3 +143,4 @@ writeFileSync(`${dir}vit.json`, JSON.stringify({
   verify, results, samples_ms: samples,
 }, null, 2) + '\n');
 console.log(`wrote ${dir}vit.json`);
+await pool?.close();

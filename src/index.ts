@@ -4,6 +4,8 @@ export type { Backend, Ptr } from './backend/backend.js';
 export { KERNELS, type KernelName } from './backend/kernels.js';
 export { WasmBackend, loadWasm, loadWasmSync, relaxedSimdSupported } from './backend/wasm.js';
 export { ReferenceBackend } from './backend/reference/index.js';
+export { WebGpuBackend, createWebGpuBackend, readTensor } from './backend/webgpu/index.js';
+export { createNodeWebGpu, NoWebGpuError } from './backend/webgpu/node.js';
 export { backward, noGrad, zeroGrad, record } from './autograd.js';
 export * as ops from './ops/index.js';
 export { VisionTransformer } from './nn/vit.js';

@@ -20,7 +20,26 @@ import type { Trainable } from '../train/trainer.js';
 import { parseArgs, UsageError } from './args.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
-import { MERGE_FLAGS, emitJson, useBackend, withMerging } from './common.js';
+import { MERGE_FLAGS, emitJson, forwardLogits, useBackendAsync, withMerging } from './common.js';
+import { readsAsync } from '../backend/webgpu/index.js';
+
+/**
+ * timeRunners for backends that read back asynchronously (WebGPU): the same
+ * protocol, each round a whole forward whose logits are awaited (so the GPU
+ * work is inside the timing), activations freed included.
+ */
+async function timeRunnersAsync(runners: Array<Pick<Trainable, 'forward'>>, x: Tensor, runs: number, warmup: number): Promise<number[][]> {
+  const times = runners.map(() => [] as number[]);
+  for (let r = 0; r < warmup + runs; r++) {
+    for (let j = 0; j < runners.length; j++) {
+      const k = (j + r) % runners.length;
+      const t0 = performance.now();
+      await forwardLogits(runners[k], () => x);
+      if (r >= warmup) times[k].push(performance.now() - t0);
+    }
+  }
+  return times;
+}
 
 function modelConfig(f: Record<string, unknown>): VitConfig {
   if (f.model) {
@@ -56,7 +75,9 @@ export function macsCommand(argv: string[]): void {
 export interface BenchOptions { batch: number; runs: number; warmup: number; compare: boolean; seed: number }
 
 /** The bench report for `model` (and, with compare, for its dense self on the same weights). */
-export function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOptions): Record<string, unknown> {
+export async function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOptions): Promise<Record<string, unknown>> {
+  const time = (rs: Array<Pick<Trainable, 'forward'>>, x: Tensor) =>
+    (readsAsync(getBackend()) ? timeRunnersAsync(rs, x, o.runs, o.warmup) : Promise.resolve(timeRunners(rs, x, o.runs, o.warmup)));
   const cfg = vit.cfg, S = cfg.imgSize, B = o.batch;
   const rng = new Rng(o.seed + 1), data = new Float32Array(B * cfg.inChans * S * S);
   for (let i = 0; i < data.length; i++) data[i] = rng.normal();
@@ -65,12 +86,12 @@ export function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOp
   const macs = countMacs(cfg, merge).total, denseMacs = countMacs(cfg, '').total;
   const opts = runner instanceof CaitModel ? { similarity: runner.options.similarity, prop_attn: runner.options.propAttn } : {};
   const common = {
-    model: cfg.name, backend: getBackend().name, threads: 1, batch: B, warmup: o.warmup, merge, ...opts,
+    model: cfg.name, backend: getBackend().name, threads: (getBackend() as { threads?: number }).threads ?? 1, batch: B, warmup: o.warmup, merge, ...opts,
   };
   let report: Record<string, unknown>;
   if (o.compare) {
     if (!merge) throw new UsageError('--compare needs a merge schedule (--merge, or a model saved with one)');
-    const [tm, td] = timeRunners([runner, vit], x, o.runs, o.warmup);
+    const [tm, td] = await time([runner, vit], x);
     const sm = latencyStats(tm), sd = latencyStats(td);
     report = {
       ...common, ...sm, macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
@@ -78,7 +99,7 @@ export function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOp
       speedup: +(sd.median_ms / sm.median_ms).toFixed(3), mac_ratio: +(denseMacs / macs).toFixed(3),
     };
   } else {
-    const [t] = timeRunners([runner], x, o.runs, o.warmup);
+    const [t] = await time([runner], x);
     const st = latencyStats(t);
     report = { ...common, ...st, macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / st.median_ms).toFixed(2) };
   }
@@ -86,17 +107,16 @@ export function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOp
   return { ...report, env: environment() };
 }
 
-export function benchCommand(argv: string[]): void {
+export async function benchCommand(argv: string[]): Promise<void> {
   const { flags: f } = parseArgs(argv, {
     preset: 'string', model: 'string', threads: 'number', batch: 'number', runs: 'number', warmup: 'number',
     compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', ...MERGE_FLAGS,
   });
   const threads = (f.threads as number | undefined) ?? 1;
-  if (threads !== 1) throw new UsageError(`--threads ${threads}: only 1 thread is available (the WASM backend runs on the calling thread)`);
   const batch = (f.batch as number | undefined) ?? 1, runs = (f.runs as number | undefined) ?? 30, warmup = (f.warmup as number | undefined) ?? 5;
   for (const [k, v, min] of [['batch', batch, 1], ['runs', runs, 1], ['warmup', warmup, 0]] as const)
     if (!Number.isInteger(v) || v < min) throw new UsageError(`--${k} must be an integer >= ${min}, got ${v}`);
-  useBackend(f.backend as string | undefined);
+  await useBackendAsync(f.backend as string | undefined, threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
@@ -106,13 +126,13 @@ export function benchCommand(argv: string[]): void {
     vit = createModel(getPreset(f.preset as string), (f.seed as number | undefined) ?? 0);   // random weights: latency does not depend on them
   }
   const runner = withMerging(vit, f, metadata);
-  const r = benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0 });
+  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0 });
   if (!f.json) {
     const line = (name: string, s: LatencyStats | Record<string, unknown>) => {
       const t = s as LatencyStats;
       return `${name}: median ${t.median_ms.toFixed(2)} ms (min ${t.min_ms.toFixed(2)}, p90 ${t.p90_ms.toFixed(2)}, max ${t.max_ms.toFixed(2)}, MAD ${t.mad_ms.toFixed(2)})`;
     };
-    console.log(`${r.model}, batch ${batch}, 1 thread, ${r.backend}, ${runs} runs after ${warmup} warm-up`);
+    console.log(`${r.model}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend}, ${runs} runs after ${warmup} warm-up`);
     if (r.dense) console.log(line('dense', r.dense as LatencyStats));
     console.log(line(r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
     if (r.speedup) console.log(`speedup ${r.speedup}x (MACs ${r.mac_ratio}x fewer)`);

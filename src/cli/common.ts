@@ -1,6 +1,9 @@
 // Shared CLI plumbing: backend choice, model loading, image to input tensor, output.
-import { setBackend, setBackendFactory } from '../tensor.js';
+import { Tensor, getBackend, scope, setBackend, setBackendFactory } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import { readsAsync } from '../backend/webgpu/index.js';
 import { loadWasmSync } from '../backend/wasm.js';
+import { loadThreadedWasmSync } from '../backend/threads.js';
 import { ReferenceBackend } from '../backend/reference/index.js';
 import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -11,14 +14,59 @@ import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cai
 import { toGrayFloat, toRgbFloatNCHW, type RgbaImage } from '../io/image.js';
 import { UsageError } from './args.js';
 
-export function useBackend(name: string | undefined): void {
+/** The --threads flag of every command that runs a model. */
+export const THREAD_FLAGS = { threads: 'number' } as const;
+
+/**
+ * Sets the backend named by --backend; with --threads N > 1, a pool of N
+ * threads over one shared memory (src/backend/threads.ts; WASM builds only).
+ */
+export function useBackend(name: string | undefined, threads?: number): void {
+  const n = threads ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--threads must be an integer in 1..64, got ${threads}`);
+  if (n > 1) {
+    const variants: Record<string, 'auto' | 'simd' | 'relaxed'> = { wasm: 'auto', 'wasm-simd': 'simd', 'wasm-relaxed': 'relaxed' };
+    const variant = variants[name ?? 'wasm'];
+    if (!variant) throw new UsageError(`--threads ${n} needs a WASM backend (wasm, wasm-simd, wasm-relaxed), not '${name}'`);
+    setBackend(loadThreadedWasmSync({ threads: n, variant }));
+    return;
+  }
   switch (name ?? 'wasm') {
     case 'wasm': setBackendFactory(() => loadWasmSync('auto')); break;
     case 'wasm-simd': setBackend(loadWasmSync('simd')); break;
     case 'wasm-relaxed': setBackend(loadWasmSync('relaxed')); break;
     case 'reference': setBackend(new ReferenceBackend()); break;
-    default: throw new UsageError(`unknown --backend '${name}' (wasm, wasm-simd, wasm-relaxed, reference)`);
+    case 'webgpu': throw new UsageError('--backend webgpu runs inference only (eval, predict, forward, bench): training needs host reads that WebGPU cannot do synchronously');
+    default: throw new UsageError(`unknown --backend '${name}' (wasm, wasm-simd, wasm-relaxed, reference, webgpu)`);
   }
+}
+
+/**
+ * useBackend, plus `webgpu` for the inference commands: a GPU through dawn
+ * (the optional `webgpu` package), else a software adapter (SwiftShader or
+ * llvmpipe; see src/backend/webgpu/node.ts and scripts/setup-webgpu.sh).
+ * Which adapter was found goes to stderr; the device is released at exit.
+ */
+export async function useBackendAsync(name: string | undefined, threads?: number): Promise<void> {
+  if (name !== 'webgpu') return useBackend(name, threads);
+  if ((threads ?? 1) !== 1) throw new UsageError('--threads applies to the WASM backends, not webgpu');
+  const { createNodeWebGpu } = await import('../backend/webgpu/node.js');
+  let g;
+  try { g = await createNodeWebGpu(); } catch (e) { throw new Error(`--backend webgpu: ${(e as Error).message}`); }
+  setBackend(g.backend);
+  process.stderr.write(`webgpu: ${g.adapter}\n`);
+  process.once('beforeExit', () => g.backend.destroy());
+}
+
+/**
+ * Logits of one no-gradient forward of `input()`, read back: a synchronous copy
+ * on WASM and the reference backend (as before), an awaited read-back on WebGPU.
+ */
+export async function forwardLogits(model: Pick<Trainable, 'forward'>, input: () => Tensor): Promise<Float32Array> {
+  const be = getBackend();
+  if (!readsAsync(be)) return noGrad(() => scope(() => model.forward(input()).toArray()));
+  const y = noGrad(() => scope(() => model.forward(input())));
+  try { return await be.readAsync(y.ptr, y.size); } finally { y.dispose(); }
 }
 
 export function need<T>(v: T | undefined, flag: string): T {

@@ -3,35 +3,61 @@ import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js'
 import { readImageFile } from '../io/image.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { evaluate } from '../train/trainer.js';
-import { Tensor, scope } from '../tensor.js';
-import { noGrad } from '../autograd.js';
+import { evaluate, subset, type Trainable } from '../train/trainer.js';
+import { Tensor, getBackend } from '../tensor.js';
 import { parseArgs, UsageError } from './args.js';
-import { MERGE_FLAGS, emitJson, imageToInput, need, openRunner, softmax, useBackend } from './common.js';
+import { MERGE_FLAGS, THREAD_FLAGS, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
+import { readsAsync } from '../backend/webgpu/index.js';
+import { makeBatch, type ImageSource } from '../data/augment.js';
+import { Progress } from '../util/progress.js';
 
-export function evalCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', data: 'string', json: 'boolean', limit: 'number', batch: 'number', backend: 'string', quiet: 'boolean', ...MERGE_FLAGS });
-  useBackend(f.backend as string | undefined);
+/** trainer.ts's evaluate, awaiting each batch's logits: for backends that read back asynchronously (WebGPU). */
+async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }): Promise<{ accuracy: number; n: number; correct: number }> {
+  const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250, S = model.cfg.imgSize;
+  const bar = new Progress('eval', n, 'img', o.quiet);
+  let correct = 0;
+  const idx = new Int32Array(B), pick = subset(data.n, n);
+  for (let s = 0; s < n; s += B) {
+    const m = Math.min(B, n - s);
+    for (let i = 0; i < m; i++) idx[i] = pick[s + i];
+    const batch = makeBatch(data, idx.subarray(0, m), { pad: S, mean: o.mean, std: o.std });
+    const logits = await forwardLogits(model, () => Tensor.from(batch.x, [m, 1, S, S]));
+    const K = logits.length / m;
+    for (let i = 0; i < m; i++) {
+      let best = 0;
+      for (let k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
+      if (best === batch.y[i]) correct++;
+    }
+    bar.update(s + m);
+  }
+  return { accuracy: correct / n, n, correct };
+}
+
+export async function evalCommand(argv: string[]): Promise<void> {
+  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', data: 'string', json: 'boolean', limit: 'number', batch: 'number', backend: 'string', quiet: 'boolean', ...MERGE_FLAGS, ...THREAD_FLAGS });
+  await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);
   const model = openRunner(need(f.model as string | undefined, 'model'), f.preset as string | undefined, f);
   const dataName = (f.data as string | undefined) ?? 'fashion-mnist';
   if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const ds = loadDataset(dataName as DatasetName);
   const t0 = performance.now();
-  const r = evaluate(model, ds.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f.limit as number | undefined, batchSize: f.batch as number | undefined, quiet: !!f.quiet || !!f.json });
+  const eo = { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f.limit as number | undefined, batchSize: f.batch as number | undefined, quiet: !!f.quiet || !!f.json };
+  // WebGPU: the heap is one storage binding (128 MiB on some adapters), so smaller batches by default
+  const r = readsAsync(getBackend()) ? await evaluateAsync(model, ds.test, { ...eo, batchSize: eo.batchSize ?? 50 }) : evaluate(model, ds.test, eo);
   const seconds = (performance.now() - t0) / 1000;
   const merge = model.cfg.merge ?? '';
   if (!f.json) console.log(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.n} ${dataName} test images (${(r.n / seconds).toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
   emitJson({ accuracy: r.accuracy, n: r.n, merge });
 }
 
-export function predictCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', image: 'string', json: 'boolean', top: 'number', backend: 'string', ...MERGE_FLAGS });
-  useBackend(f.backend as string | undefined);
+export async function predictCommand(argv: string[]): Promise<void> {
+  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', image: 'string', json: 'boolean', top: 'number', backend: 'string', ...MERGE_FLAGS, ...THREAD_FLAGS });
+  await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);
   const model = openRunner(need(f.model as string | undefined, 'model'), f.preset as string | undefined, f);
   const file = need(f.image as string | undefined, 'image');
   const cfg = model.cfg, S = cfg.imgSize;
   const x = imageToInput(readImageFile(file), cfg);
-  const logits = noGrad(() => scope(() => model.forward(Tensor.from(x, [1, cfg.inChans, S, S])).toArray()));
+  const logits = await forwardLogits(model, () => Tensor.from(x, [1, cfg.inChans, S, S]));
   const p = softmax(logits);
   const k = Math.min((f.top as number | undefined) ?? 5, p.length);
   const top = p.map((prob, id) => ({ id, label: cfg.classes?.[id] ?? String(id), prob })).sort((a, b) => b.prob - a.prob).slice(0, k);
@@ -39,9 +65,9 @@ export function predictCommand(argv: string[]): void {
   emitJson({ image: file, top });
 }
 
-export function forwardCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', input: 'string', out: 'string', backend: 'string', json: 'boolean', ...MERGE_FLAGS });
-  useBackend(f.backend as string | undefined);
+export async function forwardCommand(argv: string[]): Promise<void> {
+  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', input: 'string', out: 'string', backend: 'string', json: 'boolean', ...MERGE_FLAGS, ...THREAD_FLAGS });
+  await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);
   const model = openRunner(need(f.model as string | undefined, 'model'), f.preset as string | undefined, f);
   const inFile = need(f.input as string | undefined, 'input'), outFile = need(f.out as string | undefined, 'out');
   const pv = readSafetensorsFile(inFile).tensors.get('pixel_values');
@@ -50,7 +76,7 @@ export function forwardCommand(argv: string[]): void {
   const want = [cfg.inChans, cfg.imgSize, cfg.imgSize];
   if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]))
     throw new UsageError(`${inFile}: tensor 'pixel_values' has shape [${pv.shape}], expected [B, ${want}]`);
-  const logits = noGrad(() => scope(() => model.forward(Tensor.from(pv.data, pv.shape)).toArray()));
+  const logits = await forwardLogits(model, () => Tensor.from(pv.data, pv.shape));
   writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model as string });
   if (!f.json) console.log(`wrote logits [${pv.shape[0]}, ${cfg.numClasses}] to ${outFile}`);
   emitJson({ out: outFile, shape: [pv.shape[0], cfg.numClasses] });

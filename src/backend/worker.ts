@@ -1,0 +1,88 @@
+// The worker side of ThreadedWasmBackend (./threads.ts): the mailbox layout
+// both sides agree on, and the worker's source as a string.
+//
+// Why a string: the same code must start as a Node worker_threads Worker and
+// as a browser Web Worker, from the compiled package (dist/) and from the
+// TypeScript sources run by tsx alike. A file next to this one would need a
+// loader in the worker under tsx (the .js path does not exist there), and a
+// function turned into a string by Function.prototype.toString picks up the
+// transpiler's helpers. So the worker is plain ES2020 here, started with
+// `eval: true` (Node) or from a Blob URL (browsers).
+//
+// The worker instantiates the shared-memory build over the one shared
+// WebAssembly.Memory (it owns no heap: kernels hold no static data and no
+// runtime globals, so instances do not step on each other), then loops:
+//   wait until SEQ changes (spin a little, then Atomics.wait);
+//   KERNEL < 0: quit; else call kernel KERNEL with NARGS float64 arguments;
+//   on a throw, write the message and set ERROR;  DONE = SEQ; notify DONE.
+// The main thread writes the arguments and KERNEL before it bumps SEQ
+// (Atomics.store orders them), so the worker never reads a half-written job.
+
+/** Bytes of one worker's mailbox; each on its own cache lines. */
+export const BOX_BYTES = 512;
+/** Int32 slots of a mailbox. */
+export const SEQ = 0, KERNEL = 1, NARGS = 2, DONE = 3, ERROR = 4, READY = 5;
+/** Float64 slot where the arguments start, and how many fit. */
+export const ARGS_F64 = 8, MAX_ARGS = 24;
+/** Byte offset and length (UTF-16 units) of the error message. */
+export const MSG_BYTE = 256, MSG_CHARS = 120;
+/** READY values. */
+export const READY_OK = 1, READY_FAILED = 2;
+
+/**
+ * workerData / first message: { module, memory, box, kernels, spin }.
+ * box: byte offset of this worker's mailbox; kernels: export names by index.
+ */
+export const WORKER_SOURCE = `'use strict';
+const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY};
+const ARGS_F64 = ${ARGS_F64}, MSG_BYTE = ${MSG_BYTE}, MSG_CHARS = ${MSG_CHARS};
+function fail(d, i32, e) {
+  const msg = String((e && e.message) || e).slice(0, MSG_CHARS);
+  const u16 = new Uint16Array(d.memory.buffer, d.box + MSG_BYTE, MSG_CHARS + 1);
+  for (let i = 0; i < msg.length; i++) u16[i] = msg.charCodeAt(i);
+  u16[msg.length] = 0;
+  Atomics.store(i32, ERROR, 1);
+}
+function start(d) {
+  const i32 = new Int32Array(d.memory.buffer, d.box, ${BOX_BYTES / 4});
+  const f64 = new Float64Array(d.memory.buffer, d.box, ${BOX_BYTES / 8});
+  let fns;
+  try {
+    const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory,
+      abort: (_m, _f, line, col) => { throw new Error('wasm abort at ' + line + ':' + col); } } });
+    fns = d.kernels.map((k) => inst.exports[k]);
+  } catch (e) {
+    fail(d, i32, e);
+    Atomics.store(i32, READY, ${READY_FAILED});
+    Atomics.notify(i32, READY);
+    Atomics.notify(i32, DONE);
+    return;
+  }
+  Atomics.store(i32, READY, ${READY_OK});
+  Atomics.notify(i32, READY);
+  const spin = d.spin;
+  // jobs may have been posted before this worker started: SEQ was 0 at spawn
+  let seen = 0;
+  const args = [];
+  for (;;) {
+    let s = Atomics.load(i32, SEQ);
+    for (let n = spin; s === seen && n > 0; n--) s = Atomics.load(i32, SEQ);
+    while (s === seen) { Atomics.wait(i32, SEQ, seen); s = Atomics.load(i32, SEQ); }
+    seen = s;
+    const k = i32[KERNEL];
+    if (k < 0) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); return; }
+    const n = i32[NARGS];
+    args.length = n;
+    for (let i = 0; i < n; i++) args[i] = f64[ARGS_F64 + i];
+    try { fns[k].apply(null, args); } catch (e) { fail(d, i32, e); }
+    Atomics.store(i32, DONE, s);
+    Atomics.notify(i32, DONE);
+  }
+}
+if (typeof process !== 'undefined' && process.versions && process.versions.node) {
+  const wt = require('node:worker_threads');
+  start(wt.workerData);
+} else {
+  self.onmessage = (ev) => { self.onmessage = null; start(ev.data); self.close(); };
+}
+`;

@@ -1,0 +1,224 @@
+// ThreadedWasmBackend (src/backend/threads.ts): with 2 and 3 threads, every
+// split kernel and a whole ViT forward give the same bits as the
+// single-threaded WasmBackend; the heap grows under live workers; errors in a
+// worker reach the caller; close() ends the workers, and an unclosed pool does
+// not keep a process alive.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadWasmSync, type WasmBackend } from '../src/backend/wasm.js';
+import { loadThreadedWasmSync, type ThreadedWasmBackend } from '../src/backend/threads.js';
+import { NN, NT, TN, type KernelName } from '../src/backend/kernels.js';
+import type { Backend } from '../src/backend/backend.js';
+import { Tensor, scope, setBackend, getBackend } from '../src/tensor.js';
+import { noGrad } from '../src/autograd.js';
+import { createModel } from '../src/nn/model.js';
+import { getPreset } from '../src/nn/presets.js';
+import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { randn } from './util.js';
+
+const test = suite('threads: pool over one shared memory');
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+let single: WasmBackend;
+const pools: ThreadedWasmBackend[] = [];
+let saved: Backend;
+
+test.before(() => {
+  saved = getBackend();
+  single = loadWasmSync('auto');
+  // minWork 0: split every call that can be, however small
+  for (const threads of [2, 3]) pools.push(loadThreadedWasmSync({ threads, variant: single.variant, minWork: 0 }));
+});
+test.after(async () => {
+  setBackend(saved);
+  for (const p of pools) await p.close();
+});
+
+/** Bitwise equality of two float arrays, naming the first difference. */
+function same(got: Float32Array, want: Float32Array, what: string): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length), w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < g.length; i++)
+    if (g[i] !== w[i]) assert.unreachable(`${what}: element ${i} is ${got[i]}, single-threaded ${want[i]}`);
+}
+
+/**
+ * Runs `kernel` on each backend over the same inputs (`bufs`: arrays written
+ * to fresh allocations; args refer to buffer k as {buf: k}) and returns every
+ * buffer afterwards, per backend.
+ */
+type Arg = number | { buf: number };
+function runOn(be: Backend, kernel: KernelName, bufs: Float32Array[], args: Arg[]): Float32Array[] {
+  const ptrs = bufs.map((b) => { const p = be.alloc(b.length); be.write(p, b); return p; });
+  be.run(kernel, ...args.map((a) => (typeof a === 'number' ? a : ptrs[a.buf])));
+  const out = ptrs.map((p, k) => be.read(p, bufs[k].length));
+  ptrs.forEach((p) => be.free(p));
+  return out;
+}
+function check(kernel: KernelName, bufs: Float32Array[], args: Arg[], what: string): void {
+  const want = runOn(single, kernel, bufs, args);
+  for (const p of pools) {
+    const got = runOn(p, kernel, bufs, args);
+    got.forEach((g, k) => same(g, want[k], `${what} x${p.threads} buffer ${k}`));
+  }
+}
+
+test('gemm: every layout, odd shapes, alpha/beta/bias, batched: same bits as one thread', () => {
+  let seed = 1, splits = 0;
+  const before = pools.map((p) => p.splitCalls);
+  for (const layout of [NN, NT, TN])
+    for (const [M, N, K] of [[1, 7, 5], [3, 9, 300], [5, 8, 64], [197, 100, 64], [13, 33, 520], [64, 197, 17]])
+      for (const batch of [1, 3])
+        for (const [alpha, beta, bias] of [[1, 0, false], [0.5, 0.75, true]] as const) {
+          // op(A) M x K, op(B) K x N, per batch entry; strided batches with a gap
+          const lda = layout === TN ? M + 1 : K + 2, ldb = layout === NT ? K + 3 : N + 1, ldc = N + 2;
+          const aRows = layout === TN ? K : M, bRows = layout === NT ? N : K;
+          const sa = aRows * lda + 5, sb = bRows * ldb + 3, sc = M * ldc + 1;
+          const a = randn(sa * batch, seed++), b = randn(sb * batch, seed++), c = randn(sc * batch, seed++), bv = randn(N, seed++);
+          const args: Arg[] = [layout, M, N, K, alpha, { buf: 0 }, lda, sa, { buf: 1 }, ldb, sb, beta, { buf: 2 }, ldc, sc, batch, bias ? { buf: 3 } : 0];
+          // each backend appends its own scratch
+          const want = runOnGemm(single, [a, b, c, bv], args);
+          for (const p of pools) {
+            const got = runOnGemm(p, [a, b, c, bv], args);
+            same(got, want, `gemm layout ${layout} M${M} N${N} K${K} batch ${batch} alpha ${alpha} beta ${beta} bias ${bias} x${p.threads}`);
+          }
+          splits++;
+        }
+  pools.forEach((p, i) => assert.ok(p.splitCalls - before[i] >= splits * 0.8, `x${p.threads}: only ${p.splitCalls - before[i]} of ${splits} calls were split`));
+});
+
+function runOnGemm(be: Backend, bufs: Float32Array[], args: Arg[]): Float32Array {
+  const ptrs = bufs.map((b) => { const p = be.alloc(b.length); be.write(p, b); return p; });
+  be.run('gemm', ...args.map((a) => (typeof a === 'number' ? a : ptrs[a.buf])), be.scratch);
+  const out = be.read(ptrs[2], bufs[2].length);
+  ptrs.forEach((p) => be.free(p));
+  return out;
+}
+
+test('other split kernels: same bits as one thread', () => {
+  const rows = 37, cols = 203, n = rows * cols;
+  const x = randn(n, 11, 4), y = randn(n, 12), dy = randn(n, 13);
+  check('softmax_fwd', [x, y], [{ buf: 0 }, { buf: 1 }, rows, cols], 'softmax_fwd');
+  check('softmax_fwd', [x], [{ buf: 0 }, { buf: 0 }, rows, cols], 'softmax_fwd in place');
+  check('softmax_bwd', [randn(n, 14, 0.1), dy, y], [{ buf: 0 }, { buf: 1 }, { buf: 2 }, rows, cols], 'softmax_bwd');
+  check('layernorm_fwd', [x, randn(cols, 15), randn(cols, 16), y, new Float32Array(rows), new Float32Array(rows)],
+    [{ buf: 0 }, { buf: 1 }, { buf: 2 }, { buf: 3 }, { buf: 4 }, { buf: 5 }, rows, cols, 1e-6], 'layernorm_fwd');
+  for (const len of [n, 50, 7]) {
+    check('gelu_fwd', [x.subarray(0, len), y.subarray(0, len)], [{ buf: 0 }, { buf: 1 }, len], `gelu_fwd n=${len}`);
+    check('gelu_bwd', [x.subarray(0, len), dy.subarray(0, len), y.subarray(0, len)], [{ buf: 0 }, { buf: 1 }, { buf: 2 }, len], `gelu_bwd n=${len}`);
+    check('scale', [x.subarray(0, len), y.subarray(0, len)], [{ buf: 0 }, { buf: 1 }, len, 0.3], `scale n=${len}`);
+    check('axpy', [x.subarray(0, len), y.subarray(0, len)], [{ buf: 0 }, { buf: 1 }, len, 0.3], `axpy n=${len}`);
+    check('fill', [y.subarray(0, len)], [{ buf: 0 }, len, 2.5], `fill n=${len}`);
+  }
+  for (const kernel of ['add', 'mul'] as const)
+    for (const m of [1, 2, 3, cols, n, 17]) {
+      check(kernel, [x, randn(m, 20 + m), y], [{ buf: 0 }, { buf: 1 }, { buf: 2 }, n, m], `${kernel} m=${m}`);
+    }
+  check('add', [x, y], [{ buf: 0 }, { buf: 1 }, { buf: 1 }, n, n], 'add into b');
+  const [B, C, H, W, P] = [5, 3, 20, 24, 4];
+  check('patchify', [randn(B * C * H * W, 30), new Float32Array(B * (H / P) * (W / P) * C * P * P)],
+    [{ buf: 0 }, { buf: 1 }, B, C, H, W, P], 'patchify');
+});
+
+function logits(be: Backend, preset: string, B: number, seed: number): Float32Array {
+  setBackend(be);
+  const cfg = getPreset(preset), vit = createModel(cfg, 7);
+  const S = cfg.imgSize, x = randn(B * cfg.inChans * S * S, seed);
+  const out = noGrad(() => scope(() => vit.forward(Tensor.from(x, [B, cfg.inChans, S, S])).toArray()));
+  vit.dispose();
+  return out;
+}
+
+test('vit_fmnist forward, batch 4: identical logits (split everything, and default thresholds)', () => {
+  const want = logits(single, 'vit_fmnist', 4, 3);
+  for (const p of pools) same(logits(p, 'vit_fmnist', 4, 3), want, `vit_fmnist logits x${p.threads}`);
+  const dflt = loadThreadedWasmSync({ threads: 2, variant: single.variant });
+  try {
+    same(logits(dflt, 'vit_fmnist', 4, 3), want, 'vit_fmnist logits x2 (default minWork)');
+    assert.ok(dflt.splitCalls > 0, 'default thresholds split some calls');
+  } finally { void dflt.close(); }
+});
+
+test('memory growth under live workers: views re-made, workers see the new pages', () => {
+  const p = loadThreadedWasmSync({ threads: 2, variant: single.variant, minWork: 0, initialPages: 80 });
+  try {
+    const size0 = p.memory.buffer.byteLength;
+    const M = 64, N = 48, K = 40;
+    const a = randn(M * K, 41), b = randn(K * N, 42), bias = randn(N, 43);
+    const want = runOnGemm(single, [a, b, new Float32Array(M * N), bias], [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, { buf: 3 }]);
+    const hold = p.alloc(size0);  // past the end: the heap must grow
+    p.write(hold, randn(16, 44));
+    const grown = p.memory.buffer.byteLength;
+    assert.ok(grown > size0, `memory grew (${size0} -> ${grown})`);
+    const pa = p.alloc(a.length), pb = p.alloc(b.length), pc = p.alloc(M * N), pbias = p.alloc(N);
+    assert.ok(pc + M * N * 4 > size0, 'operands live in the grown part');
+    p.write(pa, a); p.write(pb, b); p.write(pbias, bias);
+    const before = p.splitCalls;
+    p.run('gemm', NN, M, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, pbias, p.scratch);
+    assert.is(p.splitCalls, before + 1, 'the gemm was split');
+    same(p.read(pc, M * N), want, 'gemm in grown memory');
+    same(p.read(hold, 16), randn(16, 44), 'data written before more growth');
+    // grow again while the old views exist, then read through them
+    const more = p.alloc(2 * grown);
+    assert.ok(p.memory.buffer.byteLength > grown);
+    same(p.read(pc, M * N), want, 'read after a second growth');
+    p.free(more); p.free(hold);
+  } finally { void p.close(); }
+});
+
+test('an error in a worker reaches the caller; the pool keeps working', () => {
+  const p = pools[0];
+  const M = 64, N = 8, K = 8, end = p.memory.buffer.byteLength;
+  const pa = p.alloc(M * K), pb = p.alloc(K * N);
+  // C's first rows (the caller's part) lie inside the heap, its last rows (the worker's) past its end
+  const pc = end - (M / 2) * N * 4;
+  assert.throws(() => p.run('gemm', NN, M, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch),
+    (e: Error) => /worker 1 kernel failed/.test(e.message), 'worker trap reported');
+  p.free(pa); p.free(pb);
+  same(runOnGemm(p, [randn(6 * 5, 50), randn(5 * 4, 51), new Float32Array(24), new Float32Array(4)], [NN, 6, 4, 5, 1, { buf: 0 }, 5, 0, { buf: 1 }, 4, 0, 0, { buf: 2 }, 4, 0, 1, 0]),
+    runOnGemm(single, [randn(6 * 5, 50), randn(5 * 4, 51), new Float32Array(24), new Float32Array(4)], [NN, 6, 4, 5, 1, { buf: 0 }, 5, 0, { buf: 1 }, 4, 0, 0, { buf: 2 }, 4, 0, 1, 0]),
+    'gemm after the error');
+});
+
+test('close() ends the workers; the heap stays usable on the calling thread', async () => {
+  const p = loadThreadedWasmSync({ threads: 3, variant: single.variant, minWork: 0 });
+  const x = p.alloc(1000);
+  p.run('fill', x, 1000, 2);
+  assert.ok(p.splitCalls === 1);
+  await p.close();
+  p.run('fill', x, 1000, 3);
+  assert.is(p.splitCalls, 1, 'no split after close');
+  assert.is(p.read(x, 1000)[999], 3);
+  await p.close();   // idempotent
+});
+
+test('an unclosed pool does not keep the process alive', () => {
+  const code = `import { loadThreadedWasmSync } from './src/backend/threads.ts';
+const p = loadThreadedWasmSync({ threads: 2, minWork: 0 }); const x = p.alloc(4096); p.run('fill', x, 4096, 1);
+console.log('ran', p.splitCalls, p.read(x, 4096)[4095]);`;
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', timeout: 15000 });
+  assert.is(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
+  assert.match(r.stdout, /ran 1 1/);
+  assert.ok(Date.now() - t0 < 15000);
+});
+
+test('cait forward --threads 2 writes the logits of one thread, bit for bit', () => {
+  const FIX = join(ROOT, '../shared/fixtures/micro-vit');
+  const dir = mkdtempSync(join(tmpdir(), 'cait-threads-'));
+  const logitsWith = (...extra: string[]) => {
+    const out = join(dir, `logits${extra.join('')}.safetensors`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'forward', '--model', join(FIX, 'model.safetensors'),
+      '--preset', 'micro', '--input', join(FIX, 'input.safetensors'), '--out', out, '--json', ...extra], { cwd: ROOT, encoding: 'utf8', timeout: 30000 });
+    assert.is(r.status, 0, r.stderr);
+    return readSafetensorsFile(out).tensors.get('logits')!.data;
+  };
+  same(logitsWith('--threads', '2'), logitsWith(), 'cait forward logits');
+});
+
+test.run();

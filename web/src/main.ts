@@ -1,0 +1,366 @@
+// The demo page: inputs (test images, a drawing canvas, uploads), the models'
+// predictions and latencies on WASM and WebGPU, and the ATME merge overlay.
+// Inference runs in workers (worker.ts), one per backend.
+//
+// Three workers ("slots"): 'wasm', one thread, which makes the predictions
+// and the merge maps; 'threads', the threaded WASM backend, timed beside it
+// when the page is cross-origin isolated; 'webgpu' when the browser has an
+// adapter. They run one after another, so their timings do not share cores.
+//
+// URL parameters: runs (timed predictions per model, default 20), warmup
+// (default 3), threads (WASM threads, default min(cores, 4); 1 = no threaded
+// column), gpu=0 (skip WebGPU).
+//
+// For tests (test/web.test.ts): document.body.dataset.state is loading |
+// ready | busy | error, dataset.done counts finished predictions, and
+// window.__cait holds the manifest, the backends and the last results.
+import type { Manifest } from '../build.js';
+import type { BackendInfo, InitRequest, PredictRequest, PredictResult, Response } from './protocol.js';
+import { drawPanel } from './overlay.js';
+
+interface Sample { file: string; label: number; className: string; testIndex: number }
+interface Pixels { width: number; height: number; data: Uint8ClampedArray }
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const params = new URLSearchParams(location.search);
+const RUNS = Math.max(1, Number(params.get('runs') ?? 20) | 0);
+const WARMUP = Math.max(0, Number(params.get('warmup') ?? 3) | 0);
+const THREADS = Math.max(1, Number(params.get('threads') ?? Math.min(navigator.hardwareConcurrency || 1, 4)) | 0);
+const USE_GPU = params.get('gpu') !== '0';
+
+type Slot = 'wasm' | 'threads' | 'webgpu';
+
+interface State {
+  manifest: Manifest | null;
+  samples: Sample[];
+  backends: Partial<Record<Slot, BackendInfo>>;
+  unavailable: Partial<Record<Slot, string>>;
+  last: ({ source: string; truth: number | null } & Partial<Record<Slot, PredictResult>>) | null;
+  done: number;
+  error: string | null;
+}
+const state: State = { manifest: null, samples: [], backends: {}, unavailable: {}, last: null, done: 0, error: null };
+(window as unknown as { __cait: unknown }).__cait = state;
+
+function setState(s: 'loading' | 'ready' | 'busy' | 'error'): void { document.body.dataset.state = s; }
+function status(msg: string, error = false): void {
+  const el = $('status');
+  el.textContent = msg;
+  el.classList.toggle('error', error);
+}
+function fail(e: unknown): void {
+  state.error = (e as Error)?.message ?? String(e);
+  status(`Error: ${state.error}`, true);
+  setState('error');
+}
+
+// ------------------------------------------------------------ workers
+
+class Rpc {
+  private next = 1;
+  private waiting = new Map<number, (r: Response) => void>();
+  readonly worker: Worker;
+  constructor() {
+    this.worker = new Worker('worker.js', { type: 'module' });
+    this.worker.onmessage = (ev: MessageEvent<Response>) => { this.waiting.get(ev.data.id)?.(ev.data); this.waiting.delete(ev.data.id); };
+    this.worker.onerror = (ev) => { for (const [, w] of this.waiting) w({ id: 0, ok: false, error: `worker failed: ${ev.message}` }); this.waiting.clear(); };
+  }
+  call(req: InitRequest | PredictRequest, transfer: Transferable[] = []): Promise<Response> {
+    const id = this.next++;
+    return new Promise((ok) => { this.waiting.set(id, ok); this.worker.postMessage({ ...req, id }, transfer); });
+  }
+}
+const workers: Partial<Record<Slot, Rpc>> = {};
+
+// ------------------------------------------------------------ environment badges
+
+function renderEnv(): void {
+  const env = $('env');
+  env.textContent = '';
+  const badge = (text: string, cls = '', title = '') => {
+    const b = document.createElement('span');
+    b.className = `badge ${cls}`; b.textContent = text; if (title) b.title = title;
+    env.append(b);
+  };
+  const w = state.backends.wasm, t = state.backends.threads;
+  if (w) badge(`WASM SIMD: ${w.name.replace(/^wasm-/, '')}`, 'on');
+  else if (state.unavailable.wasm) badge(`WASM: ${state.unavailable.wasm}`, 'off');
+  else badge('WASM: starting…');
+  badge(crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated', crossOriginIsolated ? 'on' : 'off');
+  if (t) badge(`threads: ${t.threads} (Web Workers, shared memory)`, 'on');
+  else if (state.unavailable.threads) badge(`threads: off, ${state.unavailable.threads}`, 'off');
+  else if (w) badge('threads: starting…');
+  const g = state.backends.webgpu;
+  if (g) badge(`WebGPU: ${g.name}`, 'on');
+  else if (state.unavailable.webgpu) badge(`WebGPU: not available (${state.unavailable.webgpu})`, 'off');
+  else if (USE_GPU) badge('WebGPU: starting…');
+}
+
+// ------------------------------------------------------------ results
+
+const pct = (p: number) => `${(100 * p).toFixed(1)}%`;
+const ms = (v: number) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(2) : v.toFixed(1)) + ' ms' : '—');
+
+function renderResults(): void {
+  const table = $('results');
+  const infos = state.backends.wasm?.models ?? [];
+  const last = state.last;
+  const nThreads = state.backends.threads?.threads;
+  table.querySelector('thead')!.innerHTML = '<tr><th>model</th><th>MMACs</th><th>params</th><th>test acc.</th><th>prediction (WASM)</th>' +
+    `<th>WASM, 1 thread</th><th>WASM, ${nThreads ? `${nThreads} threads` : 'threads'}</th><th>WebGPU prediction</th><th>WebGPU latency</th></tr>`;
+  const tbody = table.querySelector('tbody')!;
+  tbody.textContent = '';
+  $('truth').textContent = last ? `${last.source}${last.truth !== null ? ` · true class: ${infos[0]?.classes[last.truth] ?? last.truth}` : ''}` : '';
+  const na = (why: string | undefined) => (why ? `<span class="na" title="${esc(why)}">n/a</span>` : last ? '<span class="na">…</span>' : '<span class="na">—</span>');
+  infos.forEach((info, i) => {
+    const tr = document.createElement('tr');
+    tr.dataset.model = info.label;
+    const td = (html: string, cls = '') => { const c = document.createElement('td'); if (cls) c.className = cls; c.innerHTML = html; tr.append(c); return c; };
+    const prediction = (slot: Slot) => {
+      const r = last?.[slot]?.models[i];
+      if (!r) return td(na(state.unavailable[slot]));
+      const order = r.probs.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]);
+      const ok = last!.truth === null ? '' : r.top === last!.truth ? 'ok' : 'bad';
+      const c = td(`<span class="pred ${ok}" data-class="${r.top}">${esc(info.classes[r.top])}</span> <span class="num">${pct(r.probs[r.top])}</span>` +
+        `<span class="alt">${order.slice(1, 3).map(([p, k]) => `${esc(info.classes[k])} ${pct(p)}`).join(' · ')}</span>`);
+      c.dataset.slot = slot;
+      return c;
+    };
+    const latency = (slot: Slot) => {
+      const r = last?.[slot]?.models[i];
+      if (!r) return td(na(state.unavailable[slot]), 'num');
+      const base = last![slot]!.models[0]?.median_ms;
+      const speed = i > 0 && base && Number.isFinite(r.median_ms) ? `<span class="alt">${(base / r.median_ms).toFixed(2)}x vs ${esc(infos[0].label)}</span>` : '';
+      const c = td(`${ms(r.median_ms)}${speed}`, 'num');
+      c.dataset.slot = slot;
+      return c;
+    };
+    const acc = state.manifest?.models[i]?.accuracy;
+    td(`<strong>${esc(info.label)}</strong><span class="alt">${esc(info.merge ? `merge ${info.merge}` : 'no merging')}${info.compact ? ' · pruned widths' : ''}</span>`);
+    td((info.macs / 1e6).toFixed(2), 'num');
+    td(`${(info.params / 1e3).toFixed(0)}k`, 'num');
+    td(acc !== undefined ? pct(acc) : '<span class="na" title="build the page with --results (the output of cait demo --json) to show it">—</span>', 'num');
+    prediction('wasm'); latency('wasm'); latency('threads'); prediction('webgpu'); latency('webgpu');
+    tbody.append(tr);
+  });
+  if (!infos.length && state.manifest && !state.manifest.models.length) {
+    const tr = document.createElement('tr');
+    tr.innerHTML = '<td colspan="9">No models were built into this page: train one (<code>cait train --preset vit_fmnist --data fashion-mnist --out runs/fmnist</code>), copy it to <code>models/fmnist-dense.safetensors</code> and run <code>npm run web</code> again.</td>';
+    tbody.append(tr);
+  }
+}
+
+function renderPreview(r: PredictResult): void {
+  const c = $<HTMLCanvasElement>('preview');
+  drawPanel(c, { input: r.input, size: r.inputSize, patch: 1, grid: [1, 1], map: null, scale: Math.floor(160 / r.inputSize), lines: false });
+  $('preview-caption').textContent = `model input (${r.inputSize}×${r.inputSize})`;
+}
+
+function renderOverlays(r: PredictResult): void {
+  const root = $('overlays');
+  root.textContent = '';
+  const infos = state.backends.wasm?.models ?? [];
+  const merged = r.models.map((m, i) => ({ m, info: infos[i] })).filter(({ m }) => m.steps.length);
+  if (!merged.length) {
+    root.innerHTML = '<p class="note">None of the loaded models merges tokens.</p>';
+    return;
+  }
+  for (const { m, info } of merged) {
+    const row = document.createElement('div');
+    row.className = 'overlay-row';
+    row.dataset.model = m.label;
+    row.innerHTML = `<h3>${esc(m.label)} <small class="alt" style="display:inline">schedule ${esc(info.merge)}</small></h3>`;
+    const scale = Math.max(2, Math.floor(160 / info.imgSize));
+    const panel = (map: number[] | null, caption: string) => {
+      const fig = document.createElement('figure'), c = document.createElement('canvas'), cap = document.createElement('figcaption');
+      drawPanel(c, { input: r.input, size: info.imgSize, patch: info.patchSize, grid: info.grid, map, scale });
+      cap.textContent = caption;
+      fig.append(c, cap);
+      row.append(fig);
+    };
+    const [gh, gw] = info.grid;
+    panel(null, `patches ${gh}×${gw} = ${gh * gw} tokens`);
+    for (const s of m.steps) panel(s.map, `block ${s.block}, ${s.axis}: ${s.newGrid[0]}×${s.newGrid[1]} = ${s.newGrid[0] * s.newGrid[1]} tokens`);
+    root.append(row);
+  }
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+// ------------------------------------------------------------ predicting
+
+let inFlight = false;
+let queued: { px: Pixels; source: string; truth: number | null } | null = null;
+
+async function predict(px: Pixels, source: string, truth: number | null): Promise<void> {
+  if (inFlight) { queued = { px, source, truth }; return; }
+  if (!workers.wasm || !state.backends.wasm) return;
+  inFlight = true;
+  setState('busy');
+  status(`Predicting ${source} …`);
+  try {
+    state.last = { source, truth };
+    const go = async (slot: Slot, overlay: boolean) => {
+      const data = new Uint8ClampedArray(px.data);   // each worker gets its own copy (transferred)
+      const res = await workers[slot]!.call({ op: 'predict', image: { width: px.width, height: px.height, data }, runs: RUNS, warmup: WARMUP, overlay }, [data.buffer]);
+      if (!res.ok) throw new Error(`${slot}: ${res.error}`);
+      return (res as { result: PredictResult }).result;
+    };
+    const w = await go('wasm', true);
+    state.last.wasm = w;
+    renderPreview(w); renderOverlays(w); renderResults();
+    // one backend at a time, so that their timings do not share the CPU
+    for (const slot of ['threads', 'webgpu'] as const) {
+      if (!state.backends[slot]) continue;
+      status(`Timing ${source} on ${slot === 'threads' ? 'WASM threads' : 'WebGPU'} …`);
+      try { state.last[slot] = await go(slot, false); } catch (e) { state.unavailable[slot] = (e as Error).message; delete state.backends[slot]; renderEnv(); }
+      renderResults();
+    }
+    state.done++;
+    document.body.dataset.done = String(state.done);
+    status(`${source}: done (${RUNS} timed runs per model and backend).`);
+    setState('ready');
+  } catch (e) { fail(e); } finally {
+    inFlight = false;
+    if (queued) { const q = queued; queued = null; void predict(q.px, q.source, q.truth); }
+  }
+}
+
+// ------------------------------------------------------------ inputs
+
+const draw = $<HTMLCanvasElement>('draw');
+const dctx = draw.getContext('2d', { willReadFrequently: true })!;
+function clearDrawing(): void { dctx.fillStyle = '#000'; dctx.fillRect(0, 0, draw.width, draw.height); }
+
+function canvasPixels(): Pixels {
+  const d = dctx.getImageData(0, 0, draw.width, draw.height);
+  return { width: d.width, height: d.height, data: d.data };
+}
+
+/** Pixels of an image file or URL, exactly as stored (no colour conversion, no premultiplying). */
+async function decode(blob: Blob, maxSide = 512): Promise<Pixels> {
+  const bmp = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const k = Math.min(1, maxSide / Math.max(bmp.width, bmp.height));
+  const w = Math.max(1, Math.round(bmp.width * k)), h = Math.max(1, Math.round(bmp.height * k));
+  const c = new OffscreenCanvas(w, h), ctx = c.getContext('2d', { willReadFrequently: true })!;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bmp, 0, 0, w, h);
+  const d = ctx.getImageData(0, 0, w, h);
+  return { width: w, height: h, data: d.data };
+}
+
+/** Show pixels in the drawing canvas (scaled to fit, black around), so the user can draw on top. */
+function paint(px: Pixels, smooth: boolean): void {
+  clearDrawing();
+  const c = new OffscreenCanvas(px.width, px.height);
+  c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(px.data), px.width, px.height), 0, 0);
+  const k = Math.min(draw.width / px.width, draw.height / px.height), w = px.width * k, h = px.height * k;
+  dctx.imageSmoothingEnabled = smooth;
+  dctx.drawImage(c, (draw.width - w) / 2, (draw.height - h) / 2, w, h);
+}
+
+/** Fashion-MNIST is light on dark: invert photos on a light background (auto: when the border is mostly light). */
+function maybeInvert(px: Pixels, mode: string): Pixels {
+  const { width: w, height: h, data } = px;
+  let sum = 0, n = 0;
+  for (let x = 0; x < w; x++) for (const y of [0, h - 1]) { const i = 4 * (y * w + x); sum += (data[i] + data[i + 1] + data[i + 2]) / 765; n++; }
+  for (let y = 0; y < h; y++) for (const x of [0, w - 1]) { const i = 4 * (y * w + x); sum += (data[i] + data[i + 1] + data[i + 2]) / 765; n++; }
+  if (!(mode === 'on' || (mode === 'auto' && sum / n > 0.5))) return px;
+  const out = new Uint8ClampedArray(data);
+  for (let i = 0; i < out.length; i += 4) { out[i] = 255 - out[i]; out[i + 1] = 255 - out[i + 1]; out[i + 2] = 255 - out[i + 2]; out[i + 3] = 255; }
+  return { width: w, height: h, data: out };
+}
+
+async function pickSample(i: number): Promise<void> {
+  const s = state.samples[i];
+  document.querySelectorAll('.samples button').forEach((b, j) => b.classList.toggle('selected', j === i));
+  const px = await decode(await (await fetch(`samples/${s.file}`)).blob());
+  paint(px, false);
+  await predict(px, `test image #${s.testIndex}`, s.label);
+}
+
+function setupInputs(): void {
+  const box = $('samples');
+  state.samples.forEach((s, i) => {
+    const b = document.createElement('button');
+    b.type = 'button'; b.title = `Fashion-MNIST test image #${s.testIndex}: ${s.className}`;
+    b.dataset.index = String(i);
+    b.innerHTML = `<img src="samples/${esc(s.file)}" alt="${esc(s.className)}"><span>${esc(s.className)}</span>`;
+    b.onclick = () => { void pickSample(i); };
+    box.append(b);
+  });
+  clearDrawing();
+  let drawing = false, lx = 0, ly = 0;
+  const pos = (e: PointerEvent) => { const r = draw.getBoundingClientRect(); return [(e.clientX - r.left) * draw.width / r.width, (e.clientY - r.top) * draw.height / r.height]; };
+  draw.addEventListener('pointerdown', (e) => {
+    drawing = true; [lx, ly] = pos(e); draw.setPointerCapture(e.pointerId);
+    document.querySelectorAll('.samples button').forEach((b) => b.classList.remove('selected'));
+    dctx.fillStyle = '#fff'; dctx.beginPath(); dctx.arc(lx, ly, 11, 0, 2 * Math.PI); dctx.fill();
+  });
+  draw.addEventListener('pointermove', (e) => {
+    if (!drawing) return;
+    const [x, y] = pos(e);
+    dctx.strokeStyle = '#fff'; dctx.lineWidth = 22; dctx.lineCap = 'round'; dctx.lineJoin = 'round';
+    dctx.beginPath(); dctx.moveTo(lx, ly); dctx.lineTo(x, y); dctx.stroke();
+    [lx, ly] = [x, y];
+  });
+  const end = () => { if (!drawing) return; drawing = false; void predict(canvasPixels(), 'your drawing', null); };
+  draw.addEventListener('pointerup', end);
+  draw.addEventListener('pointercancel', end);
+  $('clear').onclick = () => { clearDrawing(); document.querySelectorAll('.samples button').forEach((b) => b.classList.remove('selected')); };
+  const file = $<HTMLInputElement>('file');
+  file.onchange = async () => {
+    const f = file.files?.[0];
+    if (!f) return;
+    try {
+      const px = maybeInvert(await decode(f), $<HTMLSelectElement>('invert').value);
+      paint(px, true);
+      document.querySelectorAll('.samples button').forEach((b) => b.classList.remove('selected'));
+      await predict(px, f.name, null);
+    } catch (e) { status(`${f.name}: ${(e as Error).message}`, true); }
+    file.value = '';
+  };
+}
+
+// ------------------------------------------------------------ start
+
+async function start(): Promise<void> {
+  $('runs').textContent = String(RUNS);
+  renderEnv();
+  const [manifest, samples] = await Promise.all([
+    fetch('manifest.json').then((r) => { if (!r.ok) throw new Error(`manifest.json: HTTP ${r.status}`); return r.json() as Promise<Manifest>; }),
+    fetch('samples/samples.json').then((r) => (r.ok ? (r.json() as Promise<Sample[]>) : [])),
+  ]);
+  state.manifest = manifest; state.samples = samples;
+  setupInputs();
+  if (!manifest.models.length) { renderResults(); renderEnv(); status('No models in this build.'); setState('ready'); return; }
+  const models = manifest.models.map((m) => ({ label: m.label, url: new URL(`models/${m.file}`, location.href).href }));
+  const wasmBase = new URL('wasm/', location.href).href;
+  const init = async (slot: Slot, threads: number) => {
+    const rpc = new Rpc();
+    workers[slot] = rpc;
+    const res = await rpc.call({ op: 'init', kind: slot === 'webgpu' ? 'webgpu' : 'wasm', wasmBase, models, threads });
+    if (res.ok && slot === 'threads' && (res as { info: BackendInfo }).info.threads < 2) {
+      state.unavailable.threads = (res as { info: BackendInfo }).info.note ?? 'the threaded backend did not start';
+      rpc.worker.terminate(); delete workers[slot];
+    } else if (res.ok) state.backends[slot] = (res as { info: BackendInfo }).info;
+    else { state.unavailable[slot] = res.error.replace(/^WebGPU:\s*/, ''); rpc.worker.terminate(); delete workers[slot]; }
+    renderEnv();
+    return res;
+  };
+  status('Loading the kernels and models …');
+  const wasm = await init('wasm', 1);
+  if (!wasm.ok) throw new Error(`WASM backend: ${wasm.error}`);
+  renderResults();
+  if (THREADS < 2) state.unavailable.threads = 'turned off (threads=1)';
+  else if (!crossOriginIsolated) state.unavailable.threads = 'the page is not cross-origin isolated (no SharedArrayBuffer): serve it with COOP/COEP headers, as `npm run web` does';
+  else { status('Starting the WASM thread pool …'); await init('threads', THREADS); }
+  if (USE_GPU) { status('Starting WebGPU …'); await init('webgpu', 1); } else state.unavailable.webgpu = 'turned off (gpu=0)';
+  renderEnv();
+  setState('ready');
+  if (samples.length) await pickSample(samples.findIndex((s) => s.className === 'Sneaker') >= 0 ? samples.findIndex((s) => s.className === 'Sneaker') : 0);
+}
+
+start().catch(fail);

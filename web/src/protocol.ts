@@ -1,0 +1,71 @@
+// Messages between the page (main.ts) and its inference workers (worker.ts).
+// One worker per backend: 'wasm' (threaded when the page is cross-origin
+// isolated, else one thread) and 'webgpu' (when navigator.gpu gives an adapter).
+
+export type BackendKind = 'wasm' | 'webgpu';
+
+export interface ModelRef { label: string; url: string }
+
+export interface InitRequest { op: 'init'; kind: BackendKind; wasmBase: string; models: ModelRef[]; threads: number }
+export interface PredictRequest {
+  op: 'predict';
+  /** RGBA pixels of the picture (any size; the worker resizes as `cait predict` does). */
+  image: { width: number; height: number; data: Uint8ClampedArray };
+  runs: number;
+  warmup: number;
+  /** Also return ATME's merge maps (WASM only: the maps are read back synchronously). */
+  overlay: boolean;
+}
+export type Request = (InitRequest | PredictRequest) & { id: number };
+
+export interface ModelInfo {
+  label: string;
+  name: string;
+  merge: string;
+  compact: boolean;
+  macs: number;
+  params: number;
+  grid: [number, number];
+  imgSize: number;
+  patchSize: number;
+  classes: string[];
+}
+
+export interface BackendInfo {
+  kind: BackendKind;
+  /** e.g. "wasm-relaxed-x4", "wasm-simd", or the GPU adapter's description. */
+  name: string;
+  threads: number;
+  /** Why a faster setting was not used (no isolation, no shared build, ...), if any. */
+  note?: string;
+  crossOriginIsolated: boolean;
+  models: ModelInfo[];
+}
+
+/** One merge step for the overlay: map[t] = the token (index in newGrid) original patch t belongs to after this step. */
+export interface MergeStepView { axis: 'h' | 'v'; block: number; grid: [number, number]; newGrid: [number, number]; map: number[] }
+
+export interface ModelResult {
+  label: string;
+  probs: number[];
+  top: number;
+  median_ms: number;
+  p10_ms: number;
+  p90_ms: number;
+  runs: number;
+  steps: MergeStepView[];
+}
+
+export interface PredictResult {
+  kind: BackendKind;
+  backend: string;
+  models: ModelResult[];
+  /** The first model's input, denormalised to [0, 1] (what the patches are cut from), imgSize x imgSize, channel 0. */
+  input: number[];
+  inputSize: number;
+}
+
+export type Response =
+  | { id: number; ok: true; info: BackendInfo }
+  | { id: number; ok: true; result: PredictResult }
+  | { id: number; ok: false; error: string; unavailable?: boolean };
