@@ -6,18 +6,18 @@ import { getPreset, FASHION_MNIST_CLASSES } from '../nn/presets.js';
 import { train, evaluate, type Trainable } from '../train/trainer.js';
 import type { DatasetName } from '../data/dataset.js';
 import { parseArgs, UsageError } from './args.js';
-import { MERGE_FLAGS, emitJson, need, useBackend, withMerging } from './common.js';
+import { MERGE_FLAGS, THREAD_FLAGS, emitJson, need, useBackend, withMerging } from './common.js';
 
 export const TRAIN_FLAGS = {
   preset: 'string', model: 'string', data: 'string', epochs: 'number', out: 'string', resume: 'string',
   batch: 'number', lr: 'number', 'min-lr': 'number', wd: 'number', warmup: 'number', smoothing: 'number',
   clip: 'number', seed: 'number', limit: 'number', 'stop-after': 'number', json: 'boolean', quiet: 'boolean',
-  backend: 'string', 'eval-limit': 'number', ...MERGE_FLAGS,
+  backend: 'string', 'eval-limit': 'number', ...MERGE_FLAGS, ...THREAD_FLAGS,
 } as const;
 
 export function trainCommand(argv: string[]): void {
   const { flags: f } = parseArgs(argv, TRAIN_FLAGS);
-  useBackend(f.backend as string | undefined);
+  useBackend(f.backend as string | undefined, f.threads as number | undefined);
   const dataName = (f.data as string | undefined) ?? 'fashion-mnist';
   if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const out = need(f.out as string | undefined, 'out');
