@@ -3,7 +3,7 @@ import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js'
 import { readImageFile } from '../io/image.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { evaluate, subset, type Trainable } from '../train/trainer.js';
+import { countCorrect, evaluate, subset, type Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { parseArgs, UsageError } from './args.js';
 import { MERGE_FLAGS, THREAD_FLAGS, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
@@ -22,12 +22,7 @@ async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: Im
     for (let i = 0; i < m; i++) idx[i] = pick[s + i];
     const batch = makeBatch(data, idx.subarray(0, m), { pad: S, mean: o.mean, std: o.std });
     const logits = await forwardLogits(model, () => Tensor.from(batch.x, [m, 1, S, S]));
-    const K = logits.length / m;
-    for (let i = 0; i < m; i++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
-      if (best === batch.y[i]) correct++;
-    }
+    correct += countCorrect(logits, batch.y, m);
     bar.update(s + m);
   }
   return { accuracy: correct / n, n, correct };

@@ -159,6 +159,18 @@ export function subset(total: number, limit: number): Int32Array {
   return out;
 }
 
+/** How many of m rows of logits have their argmax at the label. */
+export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, m: number): number {
+  const K = logits.length / m;
+  let correct = 0;
+  for (let i = 0; i < m; i++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
+    if (best === labels[i]) correct++;
+  }
+  return correct;
+}
+
 /** Top-1 accuracy over a split (no augmentation, no gradients). */
 export function evaluate(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }): { accuracy: number; n: number; correct: number } {
   const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250, S = model.cfg.imgSize;
@@ -170,12 +182,7 @@ export function evaluate(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageS
     for (let i = 0; i < m; i++) idx[i] = pick[s + i];
     const batch = makeBatch(data, idx.subarray(0, m), { pad: S, mean: o.mean, std: o.std });
     const logits = noGrad(() => scope(() => model.forward(Tensor.from(batch.x, [m, 1, S, S]), false).toArray()));
-    const K = logits.length / m;
-    for (let i = 0; i < m; i++) {
-      let best = 0;
-      for (let k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
-      if (best === batch.y[i]) correct++;
-    }
+    correct += countCorrect(logits, batch.y, m);
     bar.update(s + m);
   }
   return { accuracy: correct / n, n, correct };
