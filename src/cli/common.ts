@@ -11,7 +11,6 @@ import type { VisionTransformer } from '../nn/vit.js';
 import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
 import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
-import { toGrayFloat, toRgbFloatNCHW, type RgbaImage } from '../io/image.js';
 import { UsageError } from './args.js';
 
 /** The --threads flag of every command that runs a model. */
@@ -106,16 +105,7 @@ export function openRunner(file: string, preset: string | undefined, f: Record<s
   return withMerging(model, f, metadata);
 }
 
-/** Model input (1 x C x S x S) from a decoded image, as the model was trained. */
-export function imageToInput(img: RgbaImage, cfg: VitConfig): Float32Array {
-  const S = cfg.imgSize;
-  if (cfg.inChans === 3) return toRgbFloatNCHW(img, S, cfg.mean, cfg.std);
-  if (cfg.inChans !== 1) throw new Error(`images can feed 1- or 3-channel models, not ${cfg.inChans}`);
-  const inner = cfg.dataSize ?? S, off = (S - inner) >> 1;
-  const g = toGrayFloat(img, inner), x = new Float32Array(S * S).fill((0 - cfg.mean[0]) / cfg.std[0]);
-  for (let r = 0; r < inner; r++) for (let c = 0; c < inner; c++) x[(r + off) * S + c + off] = (g[r * inner + c] - cfg.mean[0]) / cfg.std[0];
-  return x;
-}
+export { imageToInput } from '../io/image.js';
 
 export function softmax(z: ArrayLike<number>): number[] {
   const m = Math.max(...Array.from(z)), e = Array.from(z, (v) => Math.exp(v - m)), s = e.reduce((a, b) => a + b, 0);
