@@ -11,7 +11,7 @@ import { compressCommand } from './compress.js';
 import { plotCommand } from './plot.js';
 
 const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
-  train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR ...]'],
+  train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR --crop-pad P ...]'],
   eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--merge SCHEDULE] [--json]'],
   predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
   forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],

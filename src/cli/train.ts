@@ -11,7 +11,7 @@ import { MERGE_FLAGS, THREAD_FLAGS, emitJson, need, useBackend, withMerging } fr
 export const TRAIN_FLAGS = {
   preset: 'string', model: 'string', data: 'string', epochs: 'number', out: 'string', resume: 'string',
   batch: 'number', lr: 'number', 'min-lr': 'number', wd: 'number', warmup: 'number', smoothing: 'number',
-  clip: 'number', seed: 'number', limit: 'number', 'stop-after': 'number', json: 'boolean', quiet: 'boolean',
+  clip: 'number', 'crop-pad': 'number', seed: 'number', limit: 'number', 'stop-after': 'number', json: 'boolean', quiet: 'boolean',
   backend: 'string', 'eval-limit': 'number', ...MERGE_FLAGS, ...THREAD_FLAGS,
 } as const;
 
@@ -33,12 +33,14 @@ export function trainCommand(argv: string[]): void {
   }
   // with --merge (or a saved schedule) the wrapper trains; its cfg.merge is saved with the model
   const runner: Trainable = withMerging(model, f, metadata);
+  const cropPad = (f['crop-pad'] as number | undefined) ?? 2;
+  if (!Number.isInteger(cropPad) || cropPad < 0) throw new UsageError(`--crop-pad must be an integer >= 0 (pixels of random shift), got ${cropPad}`);
   const epochs = need(f.epochs as number | undefined, 'epochs');
   const logs = train(runner, ds.train, {
     epochs, outDir: out, resume: f.resume as string | undefined,
     batchSize: (f.batch as number) ?? 128, lr: (f.lr as number) ?? 2e-3, minLr: (f['min-lr'] as number) ?? 1e-5,
     weightDecay: (f.wd as number) ?? 0.05, warmupEpochs: (f.warmup as number) ?? 1, smoothing: (f.smoothing as number) ?? 0.1,
-    clip: (f.clip as number) ?? 1, seed: (f.seed as number) ?? 0, cropPad: 2, flip: dataName === 'fashion-mnist',
+    clip: (f.clip as number) ?? 1, seed: (f.seed as number) ?? 0, cropPad, flip: dataName === 'fashion-mnist',
     mean: model.cfg.mean[0] ?? FASHION_MNIST_MEAN, std: model.cfg.std[0] ?? FASHION_MNIST_STD,
     limit: f.limit as number | undefined, stopAfter: f['stop-after'] as number | undefined, quiet: !!f.quiet,
   });
