@@ -5,6 +5,8 @@
 //   layout 0 NN: A[i,k] = a[i*lda + k]   B[k,j] = b[k*ldb + j]
 //   layout 1 NT: A[i,k] = a[i*lda + k]   B[k,j] = b[j*ldb + k]
 //   layout 2 TN: A[i,k] = a[k*lda + i]   B[k,j] = b[k*ldb + j]
+//   layout 3 NP: A as NN, B pre-packed by pack_b (below; ldb unused):
+//                B[k,j] = b[(j>>3)*K*8 + k*8 + (j&7)]
 //   C[i,j] = c[i*ldc + j]. lda/ldb/ldc are row strides, sa/sb/sc batch strides,
 //   all in elements; pointers are bytes and need no alignment (v128.load does
 //   not require it). beta 0 means C is write-only (it may hold NaN).
@@ -69,23 +71,38 @@ export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, 
       do {
         const kc = min(kcMax, K - k0);
         const first = k0 == 0;
-        packPanels(layout, B, ldb, k0, kc, j0, nc, packB);
+        // NP: the panels already exist, K rows each; otherwise pack this block.
+        let panels = packB, panelStride = <usize>kc << 5;
+        if (layout == 3) { panels = B + (<usize>((j0 >> 3) * K + k0) << 5); panelStride = <usize>K << 5; }
+        else packPanels(layout, B, ldb, k0, kc, j0, nc, packB);
         for (let i0 = 0; i0 < M; i0 += 4) {
           const mr = min(4, M - i0);
           packStrip(layout, A, lda, i0, mr, k0, kc, strip);
           let cp = C + (<usize>(i0 * ldc + j0) << 2);
-          let bp = packB;
+          let bp = panels;
           for (let jj = 0; jj < nc; jj += 8) {
             const biasp = first && bias != 0 ? bias + (<usize>(j0 + jj) << 2) : 0;
             tile(strip, bp, kc, cp, ldc, mr, min(8, nc - jj), alpha, first ? beta : 1, biasp);
             cp += 32;
-            bp += <usize>kc << 5;
+            bp += panelStride;
           }
         }
         k0 += kc;
       } while (k0 < K);
     }
   }
+}
+
+/**
+ * Pre-pack op(B) (K x N; layout 1: stored transposed, else row-major) for
+ * layout 3: 8-column panels of K rows, k-major, the last zero-padded, i.e.
+ * ceil(N/8)*8*K floats at dst. Weights are packed once for inference, so
+ * their GEMMs skip the per-call packing (K*N copies, 5-15% of a GEMM with
+ * M < 200 rows, as after token merging).
+ */
+export function pack_b(layout: i32, K: i32, N: i32, b: usize, ldb: i32, dst: usize): void {
+  if (K <= 0 || N <= 0) return;
+  packPanels(layout, b, ldb, 0, K, 0, N, dst);
 }
 
 /** Pack B[k0:k0+kc, j0:j0+nc] into 8-wide k-major panels at `dst`, zero-padding the last panel. */

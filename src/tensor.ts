@@ -37,6 +37,14 @@ export class Tensor {
   /** Autograd: true for tensors created by a recorded op (not leaves). */
   hasNode = false;
   name?: string;
+  /**
+   * Bumped by every write through this object (Tensor.write, the optimizer's
+   * step), so caches derived from the values (linear's pre-packed weights)
+   * know when they are stale. Raw backend writes to `ptr` bypass it.
+   */
+  version = 0;
+  /** The pre-packed copy of a weight for inference GEMMs (src/ops/linear.ts), freed with the tensor. */
+  packed: { version: number; ptr: Ptr } | null = null;
   private disposed = false;
 
   constructor(shape: Shape, backend: Backend = getBackend(), ptr?: Ptr) {
@@ -55,6 +63,7 @@ export class Tensor {
     if (this.disposed) return;
     this.disposed = true;
     this.backend.free(this.ptr);
+    if (this.packed) { this.backend.free(this.packed.ptr); this.packed = null; }
     liveTensors--;
     for (const s of scopes) s.delete(this);
     if (this.grad && !this.grad.disposed) this.grad.dispose();
@@ -66,6 +75,7 @@ export class Tensor {
     this.check();
     if (data.length !== this.size) throw new RangeError(`write: ${data.length} values into a tensor of shape [${this.shape}] (${this.size})`);
     this.backend.write(this.ptr, data instanceof Float32Array ? data : Float32Array.from(data));
+    this.version++;
     return this;
   }
 

@@ -316,6 +316,12 @@ export class ThreadedWasmBackend implements Backend {
     this.views();
     new Uint8Array(this.f32.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
+  /** y = ln x elementwise, on the host over the heap (no read-back): proportional attention's log sizes stay off the JS side. */
+  logf(x: Ptr, y: Ptr, n: number): void {
+    this.views();
+    const f = this.f32, xi = x >> 2, yi = y >> 2;
+    for (let i = 0; i < n; i++) f[yi + i] = Math.log(f[xi + i]);
+  }
   stats() { return { bytesInUse: this.mem.bytesInUse, peakBytes: this.mem.peakBytes, liveBlocks: this.mem.liveCount }; }
 
   run(kernel: KernelName, ...args: number[]): number {

@@ -203,7 +203,8 @@ export function merge(x: Tensor, sizes: Tensor, p: Plan): { x: Tensor; sizes: Te
 export function keyBias(sizes: Tensor): Tensor {
   const be = sizes.backend;
   if (be.logf) {
-    // a backend without synchronous reads (WebGPU) forms it on the device
+    // formed without a read-back (WebGPU cannot read synchronously; a planned
+    // forward, src/plan.ts, must not read at all)
     const bias = new Tensor(sizes.shape, be);
     be.logf(sizes.ptr, bias.ptr, sizes.size);
     return bias;

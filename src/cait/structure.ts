@@ -2,9 +2,8 @@
 // an ATME schedule plus uniform CDCP widths whose analytic MACs meet a target,
 // so the speed of the structure can be measured before any training.
 //
-// Policy: take the most aggressive schedule from a short list whose MACs stay
-// at or above the target (merging removes tokens from every later op, the
-// cheapest cut per MAC), then prune channels uniformly (the same keep ratio r
+// Policy: take the most aggressive schedule (candidateSchedules) whose MACs
+// stay at or above the target, then prune channels uniformly (the same keep ratio r
 // for q/k, v and MLP in every block) for the rest. Widths are rounded to
 // multiples of 4 (q/k, v) and 8 (MLP) to match the GEMM's f32x4 columns and
 // 8-wide panels, so compact GEMMs need no scalar tails.
@@ -14,10 +13,21 @@ import { blockWidths } from '../nn/presets.js';
 import { countMacs } from './macs.js';
 import { formatSchedule, toSteps } from './atme.js';
 
-/** Schedules from mild to aggressive for a model of this depth (DeiT: h@6, h@3, h@3,v@9, h@3,v@6). */
-export function candidateSchedules(depth: number): string[] {
-  const q = Math.max(1, Math.round(depth / 4)), h = Math.round(depth / 2), t = Math.round((3 * depth) / 4);
-  return ['', `h@${h}`, `h@${q}`, `h@${q},v@${t}`, `h@${q},v@${h}`].map((s) => formatSchedule(toSteps(s, depth)));
+/**
+ * Every one- and two-step schedule (h@i, and h@i,v@j with i < j < depth), from
+ * mild to aggressive by MACs. Merging cuts tokens from every later op
+ * (attention quadratically, and the softmax, GELU, norms and residuals that
+ * pruning leaves alone), so per MAC it saves more time than pruning: the
+ * policy below takes as much of the target as merging can give.
+ */
+export function candidateSchedules(cfg: VitConfig): string[] {
+  const all = [''];
+  for (let i = 1; i < cfg.depth; i++) {
+    all.push(`h@${i}`);
+    for (let j = i + 1; j < cfg.depth; j++) all.push(`h@${i},v@${j}`);
+  }
+  const macs = new Map(all.map((s) => [s, countMacs(cfg, s).total]));
+  return all.sort((a, b) => macs.get(b)! - macs.get(a)!).map((s) => formatSchedule(toSteps(s, cfg.depth)));
 }
 
 const roundTo = (v: number, m: number, max: number) => Math.min(max, Math.max(m, Math.round(v / m) * m));
@@ -39,7 +49,7 @@ export function pickStructure(cfg: VitConfig, ratio: number, merge?: string): St
   if (!(ratio >= 1)) throw new Error(`MAC reduction ratio must be >= 1, got ${ratio}`);
   const denseMacs = countMacs(cfg, '').total, target = denseMacs / ratio;
   let schedule = merge !== undefined ? formatSchedule(toSteps(merge, cfg.depth)) : '';
-  if (merge === undefined) for (const s of candidateSchedules(cfg.depth)) if (countMacs(cfg, s).total >= target) schedule = s;
+  if (merge === undefined) for (const s of candidateSchedules(cfg)) if (countMacs(cfg, s).total >= target) schedule = s;
   const macsAt = (r: number) => countMacs({ ...cfg, widths: uniformWidths(cfg, r) }, schedule).total;
   let keep = 1;
   if (macsAt(1) > target) {

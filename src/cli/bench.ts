@@ -7,7 +7,10 @@
 // its activations. With --compare the dense model and the merged one alternate
 // within every round, in A B / B A order, so a slow patch of a shared machine
 // hits both; the median is reported beside min, p10, p90, max and the median
-// absolute deviation.
+// absolute deviation. Each model is timed through its planned forward
+// (src/plan.ts: captured once, replayed from one arena, as a deployment would
+// run it; `path: "planned"` in the report), or op by op with --eager or where
+// it cannot be planned (`path: "eager"`); WebGPU is always op by op.
 import { Tensor, getBackend } from '../tensor.js';
 import { createModel, loadModel } from '../nn/model.js';
 import { getPreset, type VitConfig } from '../nn/presets.js';
@@ -72,12 +75,17 @@ export function macsCommand(argv: string[]): void {
   });
 }
 
-export interface BenchOptions { batch: number; runs: number; warmup: number; compare: boolean; seed: number }
+export interface BenchOptions { batch: number; runs: number; warmup: number; compare: boolean; seed: number; eager?: boolean }
 
 /** The bench report for `model` (and, with compare, for its dense self on the same weights). */
 export async function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOptions): Promise<Record<string, unknown>> {
-  const time = (rs: Array<Pick<Trainable, 'forward'>>, x: Tensor) =>
-    (readsAsync(getBackend()) ? timeRunnersAsync(rs, x, o.runs, o.warmup) : Promise.resolve(timeRunners(rs, x, o.runs, o.warmup)));
+  let paths: string[] = [];
+  const time = async (rs: Array<Pick<Trainable, 'forward'>>, x: Tensor): Promise<number[][]> => {
+    if (readsAsync(getBackend())) { paths = rs.map(() => 'eager'); return timeRunnersAsync(rs, x, o.runs, o.warmup); }
+    const t = timeRunners(rs, x, o.runs, o.warmup, { planned: !o.eager });
+    paths = t.paths;
+    return t;
+  };
   const cfg = vit.cfg, S = cfg.imgSize, B = o.batch;
   const rng = new Rng(o.seed + 1), data = new Float32Array(B * cfg.inChans * S * S);
   for (let i = 0; i < data.length; i++) data[i] = rng.normal();
@@ -94,14 +102,14 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
     const [tm, td] = await time([runner, vit], x);
     const sm = latencyStats(tm), sd = latencyStats(td);
     report = {
-      ...common, ...sm, macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
-      dense: { ...sd, macs: denseMacs, gmacs: denseMacs / 1e9, images_per_sec: +(1000 * B / sd.median_ms).toFixed(2) },
+      ...common, ...sm, path: paths[0], macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
+      dense: { ...sd, path: paths[1], macs: denseMacs, gmacs: denseMacs / 1e9, images_per_sec: +(1000 * B / sd.median_ms).toFixed(2) },
       speedup: +(sd.median_ms / sm.median_ms).toFixed(3), mac_ratio: +(denseMacs / macs).toFixed(3),
     };
   } else {
     const [t] = await time([runner], x);
     const st = latencyStats(t);
-    report = { ...common, ...st, macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / st.median_ms).toFixed(2) };
+    report = { ...common, ...st, path: paths[0], macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / st.median_ms).toFixed(2) };
   }
   x.dispose();
   return { ...report, env: environment() };
@@ -110,7 +118,7 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
 export async function benchCommand(argv: string[]): Promise<void> {
   const { flags: f } = parseArgs(argv, {
     preset: 'string', model: 'string', threads: 'number', batch: 'number', runs: 'number', warmup: 'number',
-    compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', ...MERGE_FLAGS,
+    compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', eager: 'boolean', ...MERGE_FLAGS,
   });
   const threads = (f.threads as number | undefined) ?? 1;
   const batch = (f.batch as number | undefined) ?? 1, runs = (f.runs as number | undefined) ?? 30, warmup = (f.warmup as number | undefined) ?? 5;
@@ -126,13 +134,13 @@ export async function benchCommand(argv: string[]): Promise<void> {
     vit = createModel(getPreset(f.preset as string), (f.seed as number | undefined) ?? 0);   // random weights: latency does not depend on them
   }
   const runner = withMerging(vit, f, metadata);
-  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0 });
+  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0, eager: !!f.eager });
   if (!f.json) {
     const line = (name: string, s: LatencyStats | Record<string, unknown>) => {
       const t = s as LatencyStats;
       return `${name}: median ${t.median_ms.toFixed(2)} ms (min ${t.min_ms.toFixed(2)}, p90 ${t.p90_ms.toFixed(2)}, max ${t.max_ms.toFixed(2)}, MAD ${t.mad_ms.toFixed(2)})`;
     };
-    console.log(`${r.model}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend}, ${runs} runs after ${warmup} warm-up`);
+    console.log(`${r.model}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend} (${r.path}), ${runs} runs after ${warmup} warm-up`);
     if (r.dense) console.log(line('dense', r.dense as LatencyStats));
     console.log(line(r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
     if (r.speedup) console.log(`speedup ${r.speedup}x (MACs ${r.mac_ratio}x fewer)`);

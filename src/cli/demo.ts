@@ -54,7 +54,7 @@ export function demoCommand(argv: string[]): void {
 
   console.log('\nMeasuring latency (batch 1, one thread, models interleaved) ...');
   const x = Tensor.from(batch.x.subarray(0, S * S), [1, 1, S, S]);
-  const times = timeRunners(runners.map(([, r]) => r), x, (f.runs as number | undefined) ?? 200, 20);
+  const times = timeRunners(runners.map(([, r]) => r), x, (f.runs as number | undefined) ?? 200, 20, { planned: true });
   x.dispose();
   const lat = times.map(latencyStats), base_ms = lat[0].median_ms;
   const table = rows.map((r, i) => ({ ...r, median_ms: lat[i].median_ms, p10_ms: lat[i].p10_ms, p90_ms: lat[i].p90_ms, speedup: +(base_ms / lat[i].median_ms).toFixed(3), mac_ratio: +(rows[0].macs / r.macs).toFixed(3) }));

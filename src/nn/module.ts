@@ -46,6 +46,10 @@ export abstract class Module {
   }
 
   dispose(): void { for (const p of this.parameters()) p.dispose(); }
+  /** Free the inference caches derived from the weights (pre-packed GEMM operands); they are rebuilt on next use. */
+  releaseCaches(): void {
+    for (const p of this.parameters()) if (p.packed) { p.backend.free(p.packed.ptr); p.packed = null; }
+  }
 
   numParams(): number { return this.parameters().reduce((s, p) => s + p.size, 0); }
 }

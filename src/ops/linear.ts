@@ -2,15 +2,34 @@
 // Shapes: x [..., in] (R rows), W [out, in] (or [out, ...] flattened, e.g. a conv
 // weight [E, C, P, P] on patch rows), b [out] or null -> y [..., out].
 // Backward (llm.c's matmul_backward):  dx = dy W (NN),  dW = dy^T x (TN),  db = colsum(dy).
+// Without gradients (inference) W^T is pre-packed once into the GEMM's panel
+// layout (pack_b, layout NP) and reused while W's version is unchanged: the
+// per-call packing of K*N weights is a fixed cost that grows in relative
+// terms as token merging shrinks the row count R.
 import { Tensor } from '../tensor.js';
-import { record } from '../autograd.js';
-import { NN, NT, TN } from '../backend/kernels.js';
+import { isGradEnabled, record } from '../autograd.js';
+import { NN, NP, NT, TN, packedSize } from '../backend/kernels.js';
+
+/** W [out, in] as pack_b panels of op(B) = W^T (in x out), cached on W until its version changes. */
+export function packedWeight(w: Tensor): number {
+  const out = w.shape[0], inp = w.size / out, be = w.backend;
+  if (w.packed && w.packed.version === w.version) return w.packed.ptr;
+  if (w.packed) be.free(w.packed.ptr);
+  const ptr = be.alloc(packedSize(inp, out));
+  be.run('pack_b', NT, inp, out, w.ptr, inp, ptr);
+  w.packed = { version: w.version, ptr };
+  return ptr;
+}
 
 export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const out = w.shape[0], inp = w.size / out;
   if (x.shape[x.shape.length - 1] !== inp) throw new Error(`linear: input [${x.shape}] does not end in ${inp} (weight [${w.shape}])`);
   const be = x.backend, R = x.size / inp;
   const y = new Tensor([...x.shape.slice(0, -1), out], be);
+  if (!isGradEnabled()) {
+    be.run('gemm', NP, R, out, inp, 1, x.ptr, inp, 0, packedWeight(w), inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
+    return y;
+  }
   be.run('gemm', NT, R, out, inp, 1, x.ptr, inp, 0, w.ptr, inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
   return record(y, b ? [x, w, b] : [x, w], (dy) => {
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;

@@ -37,6 +37,7 @@ export class AdamW {
       if (!p.grad) continue;
       const wd = decays(n, p) ? this.weightDecay : 0;
       p.backend.run('adamw', p.ptr, p.grad.ptr, this.m.get(n)!.ptr, this.v.get(n)!.ptr, p.size, lr, this.b1, this.b2, this.eps, wd, bc1, bc2);
+      p.version++;
     }
   }
 

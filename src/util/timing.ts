@@ -5,6 +5,7 @@
 import os from 'node:os';
 import { Tensor, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
+import { InferencePlan, CaptureError } from '../plan.js';
 
 export interface LatencyStats {
   median_ms: number; mean_ms: number; min_ms: number; p10_ms: number; p90_ms: number; max_ms: number;
@@ -38,20 +39,41 @@ function timeOnce(m: Runner, x: Tensor): number {
   return performance.now() - t0;
 }
 
+/** Milliseconds of one replay of a planned forward: input written, output read back. */
+function timePlan(p: InferencePlan, data: Float32Array): number {
+  const t0 = performance.now();
+  p.run(data);
+  return performance.now() - t0;
+}
+
+/** How each runner was timed: its planned forward (src/plan.ts), or op by op where it cannot be planned. */
+export type TimingPath = 'planned' | 'eager';
+export type TimedRuns = number[][] & { paths: TimingPath[] };
+
 /**
  * Times every runner on the same input: `warmup` discarded rounds, then
  * `runs` rounds; within a round all runners run once, in rotating order.
+ * With `planned`, each runner that can be planned is captured once and its
+ * replays are timed (what a deployment runs), the others op by op.
  */
-export function timeRunners(runners: Runner[], x: Tensor, runs: number, warmup: number): number[][] {
+export function timeRunners(runners: Runner[], x: Tensor, runs: number, warmup: number, o: { planned?: boolean } = {}): TimedRuns {
+  const data = x.toArray();
+  const plans = runners.map((m) => {
+    if (!o.planned) return null;
+    try { return InferencePlan.capture(x.backend, data, x.shape, (t) => m.forward(t)); }
+    catch (e) { if (e instanceof CaptureError) return null; throw e; }
+  });
   const times = runners.map(() => [] as number[]);
-  for (let r = 0; r < warmup + runs; r++) {
-    for (let j = 0; j < runners.length; j++) {
-      const k = (j + r) % runners.length;
-      const t = timeOnce(runners[k], x);
-      if (r >= warmup) times[k].push(t);
+  try {
+    for (let r = 0; r < warmup + runs; r++) {
+      for (let j = 0; j < runners.length; j++) {
+        const k = (j + r) % runners.length, p = plans[k];
+        const t = p ? timePlan(p, data) : timeOnce(runners[k], x);
+        if (r >= warmup) times[k].push(t);
+      }
     }
-  }
-  return times;
+  } finally { for (const p of plans) p?.dispose(); }
+  return Object.assign(times, { paths: plans.map((p): TimingPath => (p ? 'planned' : 'eager')) });
 }
 
 export function environment(): Record<string, string | number> {

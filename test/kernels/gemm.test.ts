@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import type { Backend, Ptr } from '../../src/backend/backend.js';
 import { ReferenceBackend } from '../../src/backend/reference/index.js';
 import { loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../../src/backend/wasm.js';
-import { NN, NT, TN } from '../../src/backend/kernels.js';
+import { NN, NP, NT, TN, packedSize } from '../../src/backend/kernels.js';
 import { randn, close } from '../util.js';
 
 interface Case {
@@ -166,6 +166,51 @@ G('K = 0 gives beta*C + bias', () => {
   for (const layout of LAYOUTS) {
     check({ layout, M: 5, N: 9, K: 0, bias: true });
     check({ layout, M: 5, N: 9, K: 0, beta: 1 });
+  }
+});
+
+// Layout NP: B pre-packed by pack_b (from a row-major or a transposed
+// source, with a padded ld), then gemm layout 3. pack_b must equal the
+// reference's bit for bit (it is a copy); the product, the reference's plain
+// NN/NT product of the same operands.
+function checkPacked(src: number, M: number, N: number, K: number, o: { batch?: number; bias?: boolean; beta?: number; offset?: number } = {}): void {
+  const batch = o.batch ?? 1, off = o.offset ?? 0, ldb = (src === NT ? K : N) + 3, bRows = src === NT ? N : K;
+  const P = packedSize(K, N), A = randn(batch * M * K + 1, (seed += 7)), Bm = randn(bRows * ldb, seed + 1), bias = randn(N, seed + 2);
+  const C0 = randn(batch * M * N, seed + 3);
+  const tag = `NP from ${name(src)} M=${M} N=${N} K=${K} batch=${batch}${o.bias ? ' bias' : ''} beta=${o.beta ?? 0} off=${off}`;
+  const runBoth = (be: Backend, packed: boolean) => {
+    const ptrs: Ptr[] = [];
+    const put = (x: Float32Array): Ptr => { const p = be.alloc(x.length + 1 + (off >> 2)); ptrs.push(p); be.write(p + off, x); return p + off; };
+    const a = put(A), b = put(Bm), c = put(o.beta ? C0 : new Float32Array(C0.length).fill(NaN)), bi = o.bias ? put(bias) : 0;
+    let pk: Float32Array | null = null;
+    if (packed) {
+      const dst = put(new Float32Array(P).fill(NaN));
+      be.run('pack_b', src, K, N, b, ldb, dst);
+      pk = be.read(dst, P);
+      be.run('gemm', NP, M, N, K, 1, a, K, M * K, dst, 0, 0, o.beta ?? 0, c, N, M * N, batch, bi, be.scratch);
+    } else {
+      be.run('gemm', src, M, N, K, 1, a, K, M * K, b, ldb, 0, o.beta ?? 0, c, N, M * N, batch, bi, be.scratch);
+    }
+    const out = be.read(c, C0.length);
+    for (const p of ptrs) be.free(p);
+    return { out, pk };
+  };
+  const want = runBoth(ref, false).out, refPacked = runBoth(ref, true);
+  close(refPacked.out, want, 1e-6, 1e-5 * Math.max(K, 1), `reference ${tag}:`);
+  for (const be of wasm) {
+    const got = runBoth(be, true);
+    for (let i = 0; i < P; i++) if (!Object.is(got.pk![i], refPacked.pk![i])) assert.unreachable(`${be.name} ${tag}: pack_b[${i}] = ${got.pk![i]}, reference ${refPacked.pk![i]}`);
+    close(got.out, want, 1e-6, 1e-5 * Math.max(K, 1), `${be.name} ${tag}:`);
+  }
+}
+
+G('NP (pre-packed B): tails, both sources, batch, bias, beta, K/N blocking, unaligned', () => {
+  for (const src of [NN, NT]) {
+    for (const [M, N, K] of SHAPES) checkPacked(src, M, N, K);
+    checkPacked(src, 17, 33, 17, { bias: true, offset: 4 });
+    checkPacked(src, 5, 17, 8, { batch: 3, beta: 1 });
+    checkPacked(src, 9, 900, 700, { bias: true });
+    checkPacked(src, 99, 61, 300, { bias: true, beta: 1, offset: 4 });
   }
 });
 

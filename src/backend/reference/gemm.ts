@@ -7,6 +7,8 @@
 // layout 0 NN: A[i,k] = a[i*lda + k]      B[k,j] = b[k*ldb + j]
 // layout 1 NT: A[i,k] = a[i*lda + k]      B[k,j] = b[j*ldb + k]
 // layout 2 TN: A[i,k] = a[k*lda + i]      B[k,j] = b[k*ldb + j]
+// layout 3 NP: A as NN, B pre-packed by pack_b (ldb unused):
+//                                          B[k,j] = b[(j>>3)*K*8 + k*8 + (j&7)]
 // C[i,j] = c[i*ldc + j]. Leading dimensions and batch strides sa, sb, sc are in
 // elements, so attention can address one head inside a [N, 3, H, D] buffer.
 // beta is 0 (overwrite; C's old contents are ignored, NaN included) or 1.
@@ -24,7 +26,7 @@ export function gemm(h: Heap, layout: number, M: number, N: number, K: number, a
         let s = 0;
         for (let k = 0; k < K; k++) {
           const av = layout === 2 ? f[A + k * lda + i] : f[A + i * lda + k];
-          const bv = layout === 1 ? f[B + j * ldb + k] : f[B + k * ldb + j];
+          const bv = layout === 1 ? f[B + j * ldb + k] : layout === 3 ? f[B + (j >> 3) * K * 8 + k * 8 + (j & 7)] : f[B + k * ldb + j];
           s += av * bv;
         }
         let r = alpha * s;
@@ -32,6 +34,20 @@ export function gemm(h: Heap, layout: number, M: number, N: number, K: number, a
         if (bias) r += f[(bias >> 2) + j];
         f[C + i * ldc + j] = r;
       }
+    }
+  }
+}
+
+/**
+ * op(B) (K x N; layout 1: B[k,j] = b[j*ldb + k], else b[k*ldb + j]) into
+ * gemm layout 3's panels: dst[(j>>3)*K*8 + k*8 + (j&7)], columns N up to the
+ * next multiple of 8 zero. ceil(N/8)*8*K floats.
+ */
+export function pack_b(h: Heap, layout: number, K: number, N: number, b: number, ldb: number, dst: number): void {
+  const f = h.f32, B = b >> 2, D = dst >> 2, N8 = Math.ceil(N / 8) * 8;
+  for (let j = 0; j < N8; j++) {
+    for (let k = 0; k < K; k++) {
+      f[D + (j >> 3) * K * 8 + k * 8 + (j & 7)] = j >= N ? 0 : layout === 1 ? f[B + j * ldb + k] : f[B + k * ldb + j];
     }
   }
 }

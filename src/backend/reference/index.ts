@@ -56,5 +56,10 @@ export class ReferenceBackend implements Backend {
     if (!fn) throw new Error(`reference backend: unknown kernel '${kernel}'`);
     return (fn(this.heap, ...args) as number) ?? 0;
   }
+  /** y = ln x elementwise (Math.log rounded to f32), as the host does it for every CPU backend. */
+  logf(x: Ptr, y: Ptr, n: number): void {
+    const f = this.heap.f32, xi = x >> 2, yi = y >> 2;
+    for (let i = 0; i < n; i++) f[yi + i] = Math.log(f[xi + i]);
+  }
   stats() { return { bytesInUse: this.mem.bytesInUse, peakBytes: this.mem.peakBytes, liveBlocks: this.mem.liveCount }; }
 }

@@ -1,7 +1,7 @@
 // Tiled, batched GEMM, WGSL twin of assembly/gemm.ts (spec: src/backend/reference/gemm.ts):
 //   C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] + bias     for b < batch
 // with the same argument list (`layout` is `lay` here: WGSL reserves the
-// word): 0 NN, 1 NT, 2 TN; leading dimensions and batch strides in elements (so
+// word): 0 NN, 1 NT, 2 TN, 3 NP (B pre-packed by pack_b, below); leading dimensions and batch strides in elements (so
 // attention addresses one head inside the qkv buffer, in place, through pointer
 // offsets); beta 0 (C not read) or 1; bias N floats or 0; `scratch` is ignored
 // (the WASM kernel's packing buffer).
@@ -15,7 +15,7 @@
 // load and masked on store. (Against scalar staging with interleaved rows this
 // measured 1.4x faster on llvmpipe and the same on SwiftShader; software
 // adapters reach 0.4-1.7 GFLOP/s on this machine, real GPUs far more.)
-import type { KernelSpec } from '../shader.js';
+import { ELEMENT_ARGS, ELEMENT_HEAD, WG, perThread, type KernelSpec } from '../shader.js';
 
 export const TILE = 32;
 const BK = 16;
@@ -51,7 +51,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let gj = j0 + jj; let gkb = k0 + kb;
       var bv = 0.0;
       if (gj < U.N && gkb < U.K) {
-        if (U.lay == 1u) { bv = ld(B0 + gj * U.ldb + gkb); } else { bv = ld(B0 + gkb * U.ldb + gj); }
+        if (U.lay == 1u) { bv = ld(B0 + gj * U.ldb + gkb); }
+        else if (U.lay == 3u) { bv = ld(B0 + (gj / 8u) * U.K * 8u + gkb * 8u + gj % 8u); }
+        else { bv = ld(B0 + gkb * U.ldb + gj); }
       }
       Bs[kb * 8u + jj / 4u][jj % 4u] = bv;
     }
@@ -85,4 +87,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     entry: 'main',
     groups: (v) => (v.M > 0 && v.N > 0 && v.batch > 0 ? [Math.ceil(v.N / TILE), Math.ceil(v.M / TILE), v.batch] : 0),
   }],
+};
+
+/** op(B) into layout 3's 8-column panels, dst[(j/8)*K*8 + k*8 + j%8], one thread per output (zero past N). */
+export const pack_b: KernelSpec = {
+  args: 'lay:i K:i N:i b:p ldb:i dst:p',
+  wgsl: `${ELEMENT_HEAD} fn main(${ELEMENT_ARGS}) {
+  let e = wgid(wid, nwg) * ${WG}u + li;
+  let n8 = (U.N + 7u) / 8u * 8u;
+  if (e >= n8 * U.K) { return; }
+  let p = e / (U.K * 8u); let r = e - p * U.K * 8u; let k = r / 8u; let j = p * 8u + r % 8u;
+  var v = 0.0;
+  if (j < U.N) {
+    if (U.lay == 1u) { v = ld(U.b + j * U.ldb + k); } else { v = ld(U.b + k * U.ldb + j); }
+  }
+  st(U.dst + e, v);
+}`,
+  stages: [{ entry: 'main', groups: (v) => perThread(Math.ceil(v.N / 8) * 8 * v.K) }],
 };
