@@ -29,7 +29,7 @@ import { exp4, phi4, loadN, storeN } from './math';
 const INV_SQRT_2PI: f32 = 0.3989422804014327;
 
 // @ts-ignore: decorator
-@inline function geluv(x: v128): v128 {
+@inline export function geluv(x: v128): v128 {
   return f32x4.mul(x, phi4(x));
 }
 

@@ -7,6 +7,9 @@
 //   layout 2 TN: A[i,k] = a[k*lda + i]   B[k,j] = b[k*ldb + j]
 //   layout 3 NP: A as NN, B pre-packed by pack_b (below; ldb unused):
 //                B[k,j] = b[(j>>3)*K*8 + k*8 + (j&7)]
+//   layout | 4 (GELU): C = gelu(alpha*op(A)*op(B) + beta*C + bias), GELU
+//                applied in the store of the last K block (inference fc1:
+//                saves writing and re-reading the hidden activations).
 //   C[i,j] = c[i*ldc + j]. lda/ldb/ldc are row strides, sa/sb/sc batch strides,
 //   all in elements; pointers are bytes and need no alignment (v128.load does
 //   not require it). beta 0 means C is write-only (it may hold NaN).
@@ -38,6 +41,7 @@
 // No static data and no allocation: the module may run in several workers over
 // one shared memory, each with its own scratch.
 import { fma4 } from './simd';
+import { geluv } from './gelu';
 
 /** Largest K block: 256 * (32 + 16) bytes of panel + strip = 12 KiB, well inside L1
  *  (128..512 measured within 2% of each other). */
@@ -49,6 +53,8 @@ export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, 
   b: usize, ldb: i32, sb: i32, beta: f32, c: usize, ldc: i32, sc: i32, batch: i32,
   bias: usize, scratch: usize): void {
   if (M <= 0 || N <= 0 || batch <= 0) return;
+  const gelu = (layout & 4) != 0;
+  layout &= 3;
   // K split into equal blocks (a multiple of 4 except the last) rather than
   // KC + small remainder, so no block runs a short, overhead-dominated k loop.
   const kBlocks = K > KC ? (K + KC - 1) / KC : 1;
@@ -70,7 +76,7 @@ export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, 
       let k0 = 0;
       do {
         const kc = min(kcMax, K - k0);
-        const first = k0 == 0;
+        const first = k0 == 0, act = gelu && k0 + kc >= K;
         // NP: the panels already exist, K rows each; otherwise pack this block.
         let panels = packB, panelStride = <usize>kc << 5;
         if (layout == 3) { panels = B + (<usize>((j0 >> 3) * K + k0) << 5); panelStride = <usize>K << 5; }
@@ -82,7 +88,7 @@ export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, 
           let bp = panels;
           for (let jj = 0; jj < nc; jj += 8) {
             const biasp = first && bias != 0 ? bias + (<usize>(j0 + jj) << 2) : 0;
-            tile(strip, bp, kc, cp, ldc, mr, min(8, nc - jj), alpha, first ? beta : 1, biasp);
+            tile(strip, bp, kc, cp, ldc, mr, min(8, nc - jj), alpha, first ? beta : 1, biasp, act);
             cp += 32;
             bp += panelStride;
           }
@@ -188,7 +194,7 @@ function packStrip(layout: i32, A: usize, lda: i32, i0: i32, mr: i32, k0: i32, k
  * C[0:mr, 0:nr] = alpha*acc + beta*C + bias (beta 0: C not read).
  */
 function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  alpha: f32, beta: f32, biasp: usize): void {
+  alpha: f32, beta: f32, biasp: usize, act: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -209,20 +215,20 @@ function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i
     const va = f32x4.splat(alpha);
     let z0 = f32x4.splat(0), z1 = f32x4.splat(0);
     if (biasp) { z0 = v128.load(biasp); z1 = v128.load(biasp, 16); }
-    storeRow(cp, c00, c01, va, beta, z0, z1);
-    if (mr > 1) storeRow(cp + rs, c10, c11, va, beta, z0, z1);
-    if (mr > 2) storeRow(cp + rs * 2, c20, c21, va, beta, z0, z1);
-    if (mr > 3) storeRow(cp + rs * 3, c30, c31, va, beta, z0, z1);
+    storeRow(cp, c00, c01, va, beta, z0, z1, act);
+    if (mr > 1) storeRow(cp + rs, c10, c11, va, beta, z0, z1, act);
+    if (mr > 2) storeRow(cp + rs * 2, c20, c21, va, beta, z0, z1, act);
+    if (mr > 3) storeRow(cp + rs * 3, c30, c31, va, beta, z0, z1, act);
   } else {
-    storePartial(cp, c00, c01, nr, alpha, beta, biasp);
-    if (mr > 1) storePartial(cp + rs, c10, c11, nr, alpha, beta, biasp);
-    if (mr > 2) storePartial(cp + rs * 2, c20, c21, nr, alpha, beta, biasp);
-    if (mr > 3) storePartial(cp + rs * 3, c30, c31, nr, alpha, beta, biasp);
+    storePartial(cp, c00, c01, nr, alpha, beta, biasp, act);
+    if (mr > 1) storePartial(cp + rs, c10, c11, nr, alpha, beta, biasp, act);
+    if (mr > 2) storePartial(cp + rs * 2, c20, c21, nr, alpha, beta, biasp, act);
+    if (mr > 3) storePartial(cp + rs * 3, c30, c31, nr, alpha, beta, biasp, act);
   }
 }
 
 // @ts-ignore: decorator
-@inline function storeRow(p: usize, x0: v128, x1: v128, va: v128, beta: f32, z0: v128, z1: v128): void {
+@inline function storeRow(p: usize, x0: v128, x1: v128, va: v128, beta: f32, z0: v128, z1: v128, act: bool): void {
   let r0 = f32x4.add(f32x4.mul(x0, va), z0);
   let r1 = f32x4.add(f32x4.mul(x1, va), z1);
   if (beta != 0) {
@@ -231,17 +237,20 @@ function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i
     r0 = f32x4.add(r0, o0);
     r1 = f32x4.add(r1, o1);
   }
+  if (act) { r0 = geluv(r0); r1 = geluv(r1); }
   v128.store(p, r0);
   v128.store(p, r1, 16);
 }
 
 /** Edge tile (nr < 8): element by element; columns past nr are neither read nor written. */
-function storePartial(p: usize, x0: v128, x1: v128, nr: i32, alpha: f32, beta: f32, biasp: usize): void {
+function storePartial(p: usize, x0: v128, x1: v128, nr: i32, alpha: f32, beta: f32, biasp: usize, act: bool): void {
   for (let j = 0; j < nr; j++) {
     let r = alpha * lane(j < 4 ? x0 : x1, j & 3);
     const q = p + (<usize>j << 2);
     if (beta != 0) r += beta * load<f32>(q);
     if (biasp) r += load<f32>(biasp + (<usize>j << 2));
+    // the same vector GELU as full tiles, so a value does not depend on its column
+    if (act) r = f32x4.extract_lane(geluv(f32x4.splat(r)), 0);
     store<f32>(q, r);
   }
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/backend.js';
 import type { KernelName } from '../src/backend/kernels.js';
-import { NN, NT, TN } from '../src/backend/kernels.js';
+import { GELU, NN, NP, NT, TN, packedSize } from '../src/backend/kernels.js';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { createNodeWebGpu, ROUTES, type NodeWebGpu } from '../src/backend/webgpu/node.js';
@@ -97,6 +97,21 @@ async function against(kernel: KernelName, what: string, bufs: Float32Array[], a
 gtest('every WGSL kernel compiles', async () => {
   const errors = await be.checkShaders();
   assert.equal(errors, [], errors.join('\n'));
+});
+
+gtest('pack_b and gemm NP (| GELU): odd shapes, both sources', async () => {
+  for (const [src, M, N, K] of [[NT, 5, 13, 7], [NN, 33, 9, 40], [NT, 17, 70, 33]] as const) {
+    const ldb = (src === NT ? K : N) + 2, P = packedSize(K, N);
+    const A = rnd(M * K), B = rnd(ldb * (src === NT ? N : K)), bias = rnd(N), D = nan(P), C = nan(M * N);
+    const wantP = execRef('pack_b', [B, D], (p) => [src, K, N, p[0], ldb, p[1]]);
+    const gotP = await execGpu(be, 'pack_b', [B, D], (p) => [src, K, N, p[0], ldb, p[1]]);
+    close(gotP[1], wantP[1], 0, 0, `pack_b ${M}x${N}x${K}:`);
+    for (const act of [0, GELU]) {
+      const want = execRef('gemm', [A, B, C, bias], (p) => [src | act, M, N, K, 1, p[0], K, 0, p[1], ldb, 0, 0, p[2], N, 0, 1, p[3], 0]);
+      const got = await execGpu(be, 'gemm', [A, wantP[1], C, bias], (p) => [NP | act, M, N, K, 1, p[0], K, 0, p[1], 0, 0, 0, p[2], N, 0, 1, p[3], 0]);
+      close(got[2], want[2], 1e-5, 1e-5, `gemm NP${act ? '|GELU' : ''} ${M}x${N}x${K}:`);
+    }
+  }
 });
 
 gtest('gemm: NN, NT, TN, batched and strided, alpha, beta, bias, edges', async () => {

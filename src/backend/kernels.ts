@@ -51,6 +51,8 @@ export const KERNEL_PTR_ARGS: Readonly<Record<KernelName, readonly number[]>> = 
 export const NN = 0, NT = 1, TN = 2;
 /** A row-major, B pre-packed by pack_b into 8-column panels (see assembly/gemm.ts). */
 export const NP = 3;
+/** Or-ed into a layout: GELU applied to the result as it is stored (inference only: no pre-activation is kept). */
+export const GELU = 4;
 /** Floats pack_b writes for a K x N operand. */
 export const packedSize = (K: number, N: number): number => Math.ceil(N / 8) * 8 * K;
 

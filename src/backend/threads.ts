@@ -159,7 +159,7 @@ const splitGemm: Split = (g, T, minWork) => {
   for (let p = 0; p + 1 < rc.length; p++) {
     const i0 = rc[p] * 4, i1 = Math.min(M, rc[p + 1] * 4), q = g.slice();
     q[1] = i1 - i0;
-    q[5] = a + (layout === 2 ? i0 : i0 * lda) * F;
+    q[5] = a + ((layout & 3) === 2 ? i0 : i0 * lda) * F;
     q[12] = c + i0 * ldc * F;
     parts.push(q);
   }

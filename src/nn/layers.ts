@@ -36,7 +36,7 @@ export class Mlp extends Module {
     this.fc1 = this.child('fc1', new Linear(dim, hidden, init));
     this.fc2 = this.child('fc2', new Linear(hidden, dim, init));
   }
-  forward(x: Tensor): Tensor { return this.fc2.forward(ops.gelu(this.fc1.forward(x))); }
+  forward(x: Tensor): Tensor { return this.fc2.forward(ops.linearGelu(x, this.fc1.weight, this.fc1.bias)); }
 }
 
 /**

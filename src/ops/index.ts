@@ -1,5 +1,5 @@
 // Differentiable ops: each records its backward beside its forward (see autograd.ts).
-export { linear } from './linear.js';
+export { linear, linearGelu } from './linear.js';
 export { layerNorm } from './norm.js';
 export { gelu } from './activation.js';
 export { add, mul, scale, reshape } from './elementwise.js';

@@ -8,7 +8,8 @@
 // terms as token merging shrinks the row count R.
 import { Tensor } from '../tensor.js';
 import { isGradEnabled, record } from '../autograd.js';
-import { NN, NP, NT, TN, packedSize } from '../backend/kernels.js';
+import { GELU, NN, NP, NT, TN, packedSize } from '../backend/kernels.js';
+import { gelu } from './activation.js';
 
 /** W [out, in] as pack_b panels of op(B) = W^T (in x out), cached on W until its version changes. */
 export function packedWeight(w: Tensor): number {
@@ -47,4 +48,19 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
     }
     return [dx, dw, db];
   });
+}
+
+/**
+ * gelu(linear(x, W, b)), the MLP's first half. Without gradients one GEMM
+ * applies the GELU as it stores (layout NP | GELU), so the pre-activation is
+ * never written; with gradients the two ops, whose backward needs it.
+ */
+export function linearGelu(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  if (isGradEnabled()) return gelu(linear(x, w, b));
+  const out = w.shape[0], inp = w.size / out;
+  if (x.shape[x.shape.length - 1] !== inp) throw new Error(`linearGelu: input [${x.shape}] does not end in ${inp} (weight [${w.shape}])`);
+  const be = x.backend, R = x.size / inp;
+  const y = new Tensor([...x.shape.slice(0, -1), out], be);
+  be.run('gemm', NP | GELU, R, out, inp, 1, x.ptr, inp, 0, packedWeight(w), inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
+  return y;
 }

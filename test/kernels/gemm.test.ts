@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import type { Backend, Ptr } from '../../src/backend/backend.js';
 import { ReferenceBackend } from '../../src/backend/reference/index.js';
 import { loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../../src/backend/wasm.js';
-import { NN, NP, NT, TN, packedSize } from '../../src/backend/kernels.js';
+import { GELU, NN, NP, NT, TN, packedSize } from '../../src/backend/kernels.js';
 import { randn, close } from '../util.js';
 
 interface Case {
@@ -173,11 +173,12 @@ G('K = 0 gives beta*C + bias', () => {
 // source, with a padded ld), then gemm layout 3. pack_b must equal the
 // reference's bit for bit (it is a copy); the product, the reference's plain
 // NN/NT product of the same operands.
-function checkPacked(src: number, M: number, N: number, K: number, o: { batch?: number; bias?: boolean; beta?: number; offset?: number } = {}): void {
+function checkPacked(src: number, M: number, N: number, K: number, o: { batch?: number; bias?: boolean; beta?: number; offset?: number; gelu?: boolean } = {}): void {
+  const act = o.gelu ? GELU : 0;
   const batch = o.batch ?? 1, off = o.offset ?? 0, ldb = (src === NT ? K : N) + 3, bRows = src === NT ? N : K;
   const P = packedSize(K, N), A = randn(batch * M * K + 1, (seed += 7)), Bm = randn(bRows * ldb, seed + 1), bias = randn(N, seed + 2);
   const C0 = randn(batch * M * N, seed + 3);
-  const tag = `NP from ${name(src)} M=${M} N=${N} K=${K} batch=${batch}${o.bias ? ' bias' : ''} beta=${o.beta ?? 0} off=${off}`;
+  const tag = `NP${o.gelu ? '|GELU' : ''} from ${name(src)} M=${M} N=${N} K=${K} batch=${batch}${o.bias ? ' bias' : ''} beta=${o.beta ?? 0} off=${off}`;
   const runBoth = (be: Backend, packed: boolean) => {
     const ptrs: Ptr[] = [];
     const put = (x: Float32Array): Ptr => { const p = be.alloc(x.length + 1 + (off >> 2)); ptrs.push(p); be.write(p + off, x); return p + off; };
@@ -187,9 +188,9 @@ function checkPacked(src: number, M: number, N: number, K: number, o: { batch?: 
       const dst = put(new Float32Array(P).fill(NaN));
       be.run('pack_b', src, K, N, b, ldb, dst);
       pk = be.read(dst, P);
-      be.run('gemm', NP, M, N, K, 1, a, K, M * K, dst, 0, 0, o.beta ?? 0, c, N, M * N, batch, bi, be.scratch);
+      be.run('gemm', NP | act, M, N, K, 1, a, K, M * K, dst, 0, 0, o.beta ?? 0, c, N, M * N, batch, bi, be.scratch);
     } else {
-      be.run('gemm', src, M, N, K, 1, a, K, M * K, b, ldb, 0, o.beta ?? 0, c, N, M * N, batch, bi, be.scratch);
+      be.run('gemm', src | act, M, N, K, 1, a, K, M * K, b, ldb, 0, o.beta ?? 0, c, N, M * N, batch, bi, be.scratch);
     }
     const out = be.read(c, C0.length);
     for (const p of ptrs) be.free(p);
@@ -212,6 +213,28 @@ G('NP (pre-packed B): tails, both sources, batch, bias, beta, K/N blocking, unal
     checkPacked(src, 9, 900, 700, { bias: true });
     checkPacked(src, 99, 61, 300, { bias: true, beta: 1, offset: 4 });
   }
+});
+
+// GELU store: with K split in blocks (K > 256) it must act once, after the
+// last block; the error adds the GELU kernel's (assembly/gelu.ts, < 4e-7) to
+// the product's.
+G('GELU flag: NP and plain layouts, tails, K blocking, beta, bias', () => {
+  for (const src of [NN, NT]) {
+    checkPacked(src, 17, 33, 17, { gelu: true, bias: true });
+    checkPacked(src, 5, 13, 600, { gelu: true, bias: true, beta: 1 });
+    checkPacked(src, 99, 61, 300, { gelu: true, offset: 4 });
+  }
+  const be = wasm[0], M = 9, N = 11, K = 700;
+  const A = randn(M * K, 91), B = randn(N * K, 92), bias = randn(N, 93);
+  const run = (b: Backend, layout: number) => {
+    const pa = b.alloc(M * K), pb = b.alloc(N * K), pc = b.alloc(M * N), pz = b.alloc(N);
+    b.write(pa, A); b.write(pb, B); b.write(pz, bias);
+    b.run('gemm', layout, M, N, K, 0.5, pa, K, 0, pb, K, 0, 0, pc, N, 0, 1, pz, b.scratch);
+    const out = b.read(pc, M * N);
+    for (const p of [pa, pb, pc, pz]) b.free(p);
+    return out;
+  };
+  close(run(be, NT | GELU), run(ref, NT | GELU), 1e-6, 1e-5 * K, 'NT|GELU, K blocked, alpha 0.5:');
 });
 
 G.run();

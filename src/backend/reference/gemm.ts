@@ -9,16 +9,19 @@
 // layout 2 TN: A[i,k] = a[k*lda + i]      B[k,j] = b[k*ldb + j]
 // layout 3 NP: A as NN, B pre-packed by pack_b (ldb unused):
 //                                          B[k,j] = b[(j>>3)*K*8 + k*8 + (j&7)]
+// layout | 4 (GELU): gelu applied to the result (inference fc1, fused).
 // C[i,j] = c[i*ldc + j]. Leading dimensions and batch strides sa, sb, sc are in
 // elements, so attention can address one head inside a [N, 3, H, D] buffer.
 // beta is 0 (overwrite; C's old contents are ignored, NaN included) or 1.
 // `scratch` is the WASM kernel's packing buffer; the reference ignores it.
 import type { Heap } from './heap.js';
+import { erf } from './gelu.js';
 
 export function gemm(h: Heap, layout: number, M: number, N: number, K: number, alpha: number,
   a: number, lda: number, sa: number, b: number, ldb: number, sb: number, beta: number,
   c: number, ldc: number, sc: number, batch: number, bias: number, _scratch: number): void {
-  const f = h.f32;
+  const f = h.f32, gelu = (layout & 4) !== 0;
+  layout &= 3;
   for (let t = 0; t < batch; t++) {
     const A = (a >> 2) + t * sa, B = (b >> 2) + t * sb, C = (c >> 2) + t * sc;
     for (let i = 0; i < M; i++) {
@@ -32,6 +35,7 @@ export function gemm(h: Heap, layout: number, M: number, N: number, K: number, a
         let r = alpha * s;
         if (beta !== 0) r += beta * f[C + i * ldc + j];
         if (bias) r += f[(bias >> 2) + j];
+        if (gelu) r = 0.5 * r * (1 + erf(r / Math.SQRT2));
         f[C + i * ldc + j] = r;
       }
     }

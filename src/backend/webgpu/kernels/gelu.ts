@@ -7,7 +7,8 @@
 // y may alias x, dx may alias dy or x.
 import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } from '../shader.js';
 
-const PHI = /* wgsl */ `
+/** phi(x), the normal CDF, shared with gemm's fused GELU store. */
+export const PHI = /* wgsl */ `
 fn phi(x: f32) -> f32 {
   let a = abs(x);
   // |x| < 1: Phi = 0.5 + x R(x^2)

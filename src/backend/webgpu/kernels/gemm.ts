@@ -1,7 +1,8 @@
 // Tiled, batched GEMM, WGSL twin of assembly/gemm.ts (spec: src/backend/reference/gemm.ts):
 //   C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] + bias     for b < batch
 // with the same argument list (`layout` is `lay` here: WGSL reserves the
-// word): 0 NN, 1 NT, 2 TN, 3 NP (B pre-packed by pack_b, below); leading dimensions and batch strides in elements (so
+// word): 0 NN, 1 NT, 2 TN, 3 NP (B pre-packed by pack_b, below), | 4 for a
+// GELU applied to the stored result (phi of gelu.ts); leading dimensions and batch strides in elements (so
 // attention addresses one head inside the qkv buffer, in place, through pointer
 // offsets); beta 0 (C not read) or 1; bias N floats or 0; `scratch` is ignored
 // (the WASM kernel's packing buffer).
@@ -16,13 +17,14 @@
 // measured 1.4x faster on llvmpipe and the same on SwiftShader; software
 // adapters reach 0.4-1.7 GFLOP/s on this machine, real GPUs far more.)
 import { ELEMENT_ARGS, ELEMENT_HEAD, WG, perThread, type KernelSpec } from '../shader.js';
+import { PHI } from './gelu.js';
 
 export const TILE = 32;
 const BK = 16;
 
 export const gemm: KernelSpec = {
   args: 'lay:i M:i N:i K:i alpha:f a:p lda:i sa:i b:p ldb:i sb:i beta:f c:p ldc:i sc:i batch:i bias:p scratch:p',
-  wgsl: /* wgsl */ `
+  wgsl: PHI + /* wgsl */ `
 const TS = ${TILE}u;
 const BK = ${BK}u;
 var<workgroup> As: array<vec4<f32>, ${BK * TILE / 4}>;
@@ -30,6 +32,7 @@ var<workgroup> Bs: array<vec4<f32>, ${BK * TILE / 4}>;
 @compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let t = wid.z;
+  let lay = U.lay & 3u;
   let A0 = U.a + t * U.sa; let B0 = U.b + t * U.sb; let C0 = U.c + t * U.sc;
   let i0 = wid.y * TS; let j0 = wid.x * TS;
   var acc: array<vec4<f32>, 4>;
@@ -39,20 +42,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var q = 0u; q < ${(TILE * BK) / 64}u; q++) {
       let e = li + q * 64u;
       var ii = e / BK; var kk = e % BK;
-      if (U.lay == 2u) { kk = e / TS; ii = e % TS; }
+      if (lay == 2u) { kk = e / TS; ii = e % TS; }
       let gi = i0 + ii; let gk = k0 + kk;
       var av = 0.0;
       if (gi < U.M && gk < U.K) {
-        if (U.lay == 2u) { av = ld(A0 + gk * U.lda + gi); } else { av = ld(A0 + gi * U.lda + gk); }
+        if (lay == 2u) { av = ld(A0 + gk * U.lda + gi); } else { av = ld(A0 + gi * U.lda + gk); }
       }
       As[kk * 8u + ii / 4u][ii % 4u] = av;
       var kb = e / TS; var jj = e % TS;
-      if (U.lay == 1u) { jj = e / BK; kb = e % BK; }
+      if (lay == 1u) { jj = e / BK; kb = e % BK; }
       let gj = j0 + jj; let gkb = k0 + kb;
       var bv = 0.0;
       if (gj < U.N && gkb < U.K) {
-        if (U.lay == 1u) { bv = ld(B0 + gj * U.ldb + gkb); }
-        else if (U.lay == 3u) { bv = ld(B0 + (gj / 8u) * U.K * 8u + gkb * 8u + gj % 8u); }
+        if (lay == 1u) { bv = ld(B0 + gj * U.ldb + gkb); }
+        else if (lay == 3u) { bv = ld(B0 + (gj / 8u) * U.K * 8u + gkb * 8u + gj % 8u); }
         else { bv = ld(B0 + gkb * U.ldb + gj); }
       }
       Bs[kb * 8u + jj / 4u][jj % 4u] = bv;
@@ -78,6 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let ci = C0 + i * U.ldc + j;
       if (U.beta != 0.0) { v += U.beta * ld(ci); }
       if (U.bias != 0u) { v += ld(U.bias + j); }
+      if ((U.lay & 4u) != 0u) { v = v * phi(v); }
       st(ci, v);
     }
   }

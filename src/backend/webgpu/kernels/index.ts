@@ -15,9 +15,10 @@ import * as gather from './gather.js';
 
 const { log, ...elementwiseKernels } = elementwise;
 const { TILE: _tile, ...gemmKernels } = gemm;
+const { PHI: _phi, ...geluKernels } = gelu;
 
 export const WGSL_KERNELS: Record<KernelName, KernelSpec | null> = {
-  ...gemmKernels, ...softmax, ...layernorm, ...gelu, ...elementwiseKernels, ...reduce, ...adamw, ...patch, ...atme, ...gather,
+  ...gemmKernels, ...softmax, ...layernorm, ...geluKernels, ...elementwiseKernels, ...reduce, ...adamw, ...patch, ...atme, ...gather,
 };
 
 /** Kernels with no WASM twin, used through WebGpuBackend's own methods. */
