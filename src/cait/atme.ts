@@ -242,9 +242,13 @@ export function composeMaps(plans: readonly Plan[]): Int32Array {
  * they ran) -> [B, prefix + h0*w0, C], each position holding the token it was
  * merged into; the prefix rows pass through. The gradient of a merged token is
  * the sum over the positions it stands for. No plans: a copy of x.
+ * The plans' own maps are applied one by one, last plan first (a copy each),
+ * rather than composed on the host (composeMaps): nothing is read back, so a
+ * planned forward (src/plan.ts) can capture it. The result is the same copy;
+ * the gradient sums the same terms grouped step by step.
  */
 export function unmerge(x: Tensor, plans: readonly Plan[]): Tensor {
-  const [B, N, C] = x.shape, be = x.backend;
+  const be = x.backend;
   if (plans.length === 0) {
     const y = new Tensor(x.shape, be);
     be.run('copy2d', x.ptr, x.size, y.ptr, x.size, 1, x.size);
@@ -254,16 +258,27 @@ export function unmerge(x: Tensor, plans: readonly Plan[]): Tensor {
       return [dx];
     });
   }
-  const first = plans[0], last = plans[plans.length - 1];
+  for (let i = 1; i < plans.length; i++) {
+    const a = plans[i - 1], b = plans[i];
+    if (b.batch !== a.batch || b.prefix !== a.prefix || b.grid[0] !== a.newGrid[0] || b.grid[1] !== a.newGrid[1])
+      throw new Error(`unmerge: plan ${i} (${b.batch} x ${b.grid.join('x')}) does not follow plan ${i - 1} (${a.batch} x ${a.newGrid.join('x')})`);
+  }
+  const last = plans[plans.length - 1];
   checkTokens('unmerge', x, last, last.newGrid);
-  const prefix = first.prefix, T = first.grid[0] * first.grid[1], T2 = N - prefix;
-  const map = new Tensor([B, T], be);
-  be.write(map.ptr, composeMaps(plans));
+  let y = x;
+  for (let i = plans.length - 1; i >= 0; i--) y = unmergeStep(y, plans[i]);
+  return y;
+}
+
+/** One plan undone: [B, prefix + h'w', C] -> [B, prefix + hw, C] by the plan's map. */
+function unmergeStep(x: Tensor, p: Plan): Tensor {
+  const [B, , C] = x.shape, be = x.backend, prefix = p.prefix;
+  const T = p.grid[0] * p.grid[1], T2 = p.newGrid[0] * p.newGrid[1];
   const y = new Tensor([B, prefix + T, C], be);
-  be.run('atme_unmerge_fwd', x.ptr, map.ptr, B, prefix, T, T2, C, y.ptr);
+  be.run('atme_unmerge_fwd', x.ptr, p.map.ptr, B, prefix, T, T2, C, y.ptr);
   return record(y, [x], (dy) => {
     const dx = new Tensor(x.shape, be);
-    be.run('atme_unmerge_bwd', dy.ptr, map.ptr, B, prefix, T, T2, C, dx.ptr);
+    be.run('atme_unmerge_bwd', dy.ptr, p.map.ptr, B, prefix, T, T2, C, dx.ptr);
     return [dx];
   });
 }
