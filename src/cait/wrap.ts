@@ -9,7 +9,10 @@
 //
 // Extension point: attnStep, mlpStep and similaritySource are the only places
 // a block is touched, so CDCP (masked or compact attention and MLP) subclasses
-// this class and overrides them, keeping merging as it is.
+// this class and overrides them, keeping merging as it is. What runs on the
+// final tokens is the ViT's own head on the class token, or a `TokenHead`
+// given in the options (segmentation, src/seg/model.ts: every patch token,
+// unmerged back to the full grid), which CDCP's subclass inherits.
 import type { Tensor } from '../tensor.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -22,10 +25,15 @@ import {
 export interface CaitOptions extends Partial<AtmeOptions> {
   /** Schedule, e.g. "h@3,v@6" (0-based blocks); default: the model config's `merge`. */
   merge?: string | readonly MergeStep[];
+  /** What forward runs on the final tokens instead of the ViT's class-token head. */
+  head?: TokenHead;
 }
 
 /** What the blocks leave: final (normed) tokens, the plans in the order they ran, sizes and grid. */
 export interface TokensOut { tokens: Tensor; plans: Plan[]; sizes: Tensor | null; grid: Grid }
+
+/** A head on all final tokens (dense prediction); it may use the ViT's parameters (no parameters of its own). */
+export interface TokenHead { forward(out: TokensOut, vit: VisionTransformer): Tensor }
 
 /** Metadata key under which a saved model keeps its ATME switches. */
 export const ATME_METADATA_KEY = 'atme';
@@ -34,8 +42,10 @@ export class CaitModel implements Trainable {
   readonly cfg: VitConfig;
   readonly schedule: readonly MergeStep[];
   readonly options: Readonly<AtmeOptions>;
+  readonly head: TokenHead | null;
 
   constructor(readonly vit: VisionTransformer, o: CaitOptions = {}) {
+    this.head = o.head ?? null;
     this.schedule = toSteps(o.merge ?? vit.cfg.merge, vit.blocks.length);
     const similarity = o.similarity ?? ATME_DEFAULTS.similarity;
     if (!SIMILARITIES.includes(similarity)) throw new Error(`ATME similarity '${similarity}': expected one of ${SIMILARITIES.join(', ')}`);
@@ -49,7 +59,10 @@ export class CaitModel implements Trainable {
   parameters(): Tensor[] { return this.vit.parameters(); }
   numParams(): number { return this.vit.numParams(); }
 
-  forward(x: Tensor, _train = false): Tensor { return this.vit.forwardHead(this.forwardTokens(x).tokens); }
+  forward(x: Tensor, _train = false): Tensor {
+    const out = this.forwardTokens(x);
+    return this.head ? this.head.forward(out, this.vit) : this.vit.forwardHead(out.tokens);
+  }
 
   /** Embedding, blocks with merging, final norm: [B, C_in, S, S] -> tokens [B, prefix + h*w (merged), C]. */
   forwardTokens(x: Tensor): TokensOut {

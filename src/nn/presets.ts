@@ -26,8 +26,12 @@ export interface VitConfig {
   widths?: BlockWidths[];
   /** ATME schedule the model runs with by default, e.g. "h@3,v@6"; absent or "" = none. */
   merge?: string;
-  /** Segmentation models: number of pixel classes (background included). */
+  /** What the model predicts: one label per image (default), or one per pixel (numClasses then counts background, id 0). */
   task?: 'classify' | 'segment';
+  /** Segmentation models: the dense head on the final tokens (src/seg/model.ts); 'linear' = the `head` Linear applied to every patch token. */
+  segHead?: 'linear';
+  /** Segmentation models: the scenes they were trained on (src/data/scenes.ts), so eval and segment rebuild the same test scenes. */
+  scenes?: { data: 'fashion-mnist' | 'mnist'; size: number; minItems: number; maxItems: number; threshold: number; seed: number };
 }
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406], IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -45,6 +49,16 @@ export const PRESETS: Record<string, VitConfig> = {
   vit_fmnist: {
     name: 'vit_fmnist', imgSize: 32, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 64, depth: 6, numHeads: 4,
     mlpRatio: 4, qkvBias: true, eps: 1e-6, dataSize: 28, mean: [0.2860], std: [0.3528], classes: FASHION_MNIST_CLASSES,
+  },
+  // 64x64 segmentation scenes (src/data/scenes.ts): 8x8 patches give an 8x8
+  // grid that ATME can halve twice per axis; 11 pixel classes = background + 10
+  // item classes. mean/std: Fashion-MNIST scenes' pixel/255 over the first
+  // 1,000 training scenes (0.1630, 0.3018); `cait train --task segment`
+  // measures them for the scenes it trains on.
+  vit_seg64: {
+    name: 'vit_seg64', imgSize: 64, patchSize: 8, inChans: 1, numClasses: 11, embedDim: 64, depth: 6, numHeads: 4,
+    mlpRatio: 4, qkvBias: true, eps: 1e-6, mean: [0.1630], std: [0.3018], classes: ['background', ...FASHION_MNIST_CLASSES],
+    task: 'segment', segHead: 'linear',
   },
   // the parity fixture's model (../shared/fixtures/micro-vit/meta.json)
   micro: {

@@ -5,13 +5,18 @@
 //
 // What is trained is a `Trainable`: the plain ViT, or a CAIT wrapper around one
 // (ATME merging, CDCP masks), which may add loss terms.
+//
+// Data is an image split (one label per image, batches by makeBatch) or any
+// `BatchSource` that assembles its own batches, e.g. segmentation scenes
+// (src/data/scenes.ts) whose y holds one label per pixel: the loss is the
+// same cross-entropy over the rows of the model's output, one row per label.
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, scope } from '../tensor.js';
 import { backward, noGrad, zeroGrad } from '../autograd.js';
 import { crossEntropy, weightedSum as weighted } from '../ops/index.js';
 import { Rng, type RngState } from '../util/rng.js';
-import { makeBatch, epochOrder, type ImageSource } from '../data/augment.js';
+import { makeBatch, epochOrder, type Batch, type BatchOptions, type ImageSource } from '../data/augment.js';
 import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError } from '../io/safetensors.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
 import { Progress } from '../util/progress.js';
@@ -28,6 +33,15 @@ export interface Trainable {
   afterStep?(step: number, totalSteps: number): void;
   /** Extra tensors and metadata to save with the model. */
   saveExtras?(): { tensors: Record<string, { shape: number[]; data: Float32Array }>; metadata: Record<string, string> };
+}
+
+/** A data source that makes its own batches (x [B, C, S, S] normalised, y one label per output row). */
+export interface BatchSource { n: number; makeBatch(indices: ArrayLike<number>, opts: BatchOptions): Batch }
+export type TrainData = ImageSource | BatchSource;
+
+/** One batch of `data`: its own makeBatch, or the image-split one. */
+export function batchOf(data: TrainData, indices: ArrayLike<number>, opts: BatchOptions): Batch {
+  return 'makeBatch' in data ? data.makeBatch(indices, opts) : makeBatch(data, indices, opts);
 }
 
 export interface TrainOptions {
@@ -57,7 +71,7 @@ export interface EpochLog { epoch: number; step: number; loss: number; lr: numbe
 
 interface TrainState { epoch: number; step: number; rng: RngState; options: Partial<TrainOptions> }
 
-export function train(model: Trainable, data: ImageSource, o: TrainOptions): EpochLog[] {
+export function train(model: Trainable, data: TrainData, o: TrainOptions): EpochLog[] {
   mkdirSync(o.outDir, { recursive: true });
   const named = model.namedParameters();
   const params = named.map(([, p]) => p);
@@ -82,7 +96,7 @@ export function train(model: Trainable, data: ImageSource, o: TrainOptions): Epo
     let lossSum = 0, seen = 0, lr = o.lr, gradNorm = 0;
     for (let s = 0; s < stepsPerEpoch; s++) {
       const idx = order.subarray(s * o.batchSize, Math.min(n, (s + 1) * o.batchSize));
-      const batch = makeBatch(data, idx, { pad: S, mean: o.mean, std: o.std, augment: { rng, cropPad: o.cropPad, flip: o.flip } });
+      const batch = batchOf(data, idx, { pad: S, mean: o.mean, std: o.std, augment: { rng, cropPad: o.cropPad, flip: o.flip } });
       lr = cosineLr(opt.step, totalSteps, warmup, o.lr, o.minLr);
       const loss = scope(() => {
         const x = Tensor.from(batch.x, [idx.length, 1, S, S]);
