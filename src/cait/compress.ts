@@ -7,21 +7,36 @@
 //      fine-tune it with distillation;
 //   4. report accuracy, MACs, parameters and measured latency of the dense
 //      and the compressed model, measured in the same run; save the compact model.
+// The task decides what runs on the final tokens, how a model is scored and
+// its MACs: classification by default (class-token head, top-1 accuracy,
+// countMacs); segmentation passes its token head, mean IoU and segMacs
+// (src/seg/), and every stage (teacher, search, compact) runs with that head.
 import { join } from 'node:path';
 import { Tensor } from '../tensor.js';
 import { latencyStats, timeRunners } from '../util/timing.js';
 import { VisionTransformer } from '../nn/vit.js';
 import type { Init } from '../nn/module.js';
-import { train, evaluate, saveTrained, type TrainOptions, type Trainable, type EpochLog } from '../train/trainer.js';
+import { train, evaluate, saveTrained, type TrainData, type TrainOptions, type Trainable, type EpochLog } from '../train/trainer.js';
 import type { ImageSource } from '../data/augment.js';
+import type { VitConfig } from '../nn/presets.js';
 import type { AtmeOptions } from './atme.js';
-import { CaitModel } from './wrap.js';
+import { CaitModel, type TokenHead } from './wrap.js';
 import { countMacs } from './macs.js';
 import type { CdcpOptions } from './cdcp.js';
 import { CdcpModel } from './search.js';
 import { Distiller, withDistillation, type DistillOptions } from './distill.js';
 
 export type StageOptions = Omit<TrainOptions, 'outDir' | 'mean' | 'std' | 'resume'>;
+
+/** What differs between tasks; every member defaults to classification's. */
+export interface CompressTask {
+  /** The head every stage runs on its final tokens (default: the ViT's class-token head). */
+  head?: TokenHead;
+  /** Score of a runner on the test data (default: top-1 accuracy on an image split). */
+  score?(runner: Pick<Trainable, 'forward' | 'cfg'>): number;
+  /** MACs of one image (default: countMacs). */
+  macs?(cfg: VitConfig, schedule: string): number;
+}
 
 export interface CompressOptions {
   /** ATME schedule of the compressed model, e.g. "h@1,v@3" ('' = channel pruning only). */
@@ -39,8 +54,10 @@ export interface CompressOptions {
   latencyBatch?: number;
   latencyRuns?: number;
   quiet?: boolean;
+  task?: CompressTask;
 }
 
+/** `accuracy` is the task's score: top-1 accuracy, or mean IoU for segmentation. */
 export interface ModelReport { accuracy: number; macs: number; params: number; latencyMs: number }
 
 export interface CompressReport {
@@ -75,37 +92,41 @@ export function cloneModel(m: VisionTransformer): VisionTransformer {
 export function measureLatencies(models: Array<Pick<Trainable, 'forward' | 'cfg'>>, batch = 1, runs = 100): number[] {
   const S = models[0].cfg.imgSize, C = models[0].cfg.inChans;
   const x = Tensor.from(new Float32Array(batch * C * S * S).map((_, i) => Math.sin(i)), [batch, C, S, S]);
-  const times = timeRunners(models, x, runs, Math.max(5, runs >> 3));
+  const times = timeRunners(models, x, runs, Math.max(5, runs >> 3), { planned: true });
   x.dispose();
   return times.map((t) => latencyStats(t).median_ms);
 }
 
-export function compress(dense: VisionTransformer, data: { train: ImageSource; test: ImageSource }, o: CompressOptions): { model: VisionTransformer; report: CompressReport } {
-  const mean = dense.cfg.mean[0], std = dense.cfg.std[0], quiet = o.quiet;
-  const ev = (m: Pick<Trainable, 'forward' | 'cfg'>) => evaluate(m, data.test, { mean, std, limit: o.evalLimit, quiet }).accuracy;
+/** `data.test` is whatever task.score reads (an image split for the default score). */
+export function compress(dense: VisionTransformer, data: { train: TrainData; test: ImageSource | unknown }, o: CompressOptions): { model: VisionTransformer; report: CompressReport } {
+  const mean = dense.cfg.mean[0], std = dense.cfg.std[0], quiet = o.quiet, head = o.task?.head;
+  const ev = o.task?.score ?? ((m: Pick<Trainable, 'forward' | 'cfg'>) => evaluate(m, data.test as ImageSource, { mean, std, limit: o.evalLimit, quiet }).accuracy);
+  const macsOf = o.task?.macs ?? ((cfg: VitConfig, schedule: string) => countMacs(cfg, schedule).total);
   const report = (m: VisionTransformer, runner: Pick<Trainable, 'forward' | 'cfg'>, schedule: string): ModelReport => ({
-    accuracy: ev(runner), macs: countMacs(m.cfg, schedule).total, params: m.numParams(), latencyMs: 0,
+    accuracy: ev(runner), macs: macsOf(m.cfg, schedule), params: m.numParams(), latencyMs: 0,
   });
-  const teacher = new Distiller(dense, o.distill);
+  // with a token head the dense model runs through the wrapper (empty schedule: exactly its own ops)
+  const denseRunner = head ? new CaitModel(dense, { merge: '', head }) : dense;
+  const teacher = new Distiller(denseRunner, o.distill);
 
   // 2. search
   const student = cloneModel(dense);
-  const search = new CdcpModel(student, { ...o.atme, merge: o.merge, cdcp: o.cdcp, distill: teacher });
+  const search = new CdcpModel(student, { ...o.atme, merge: o.merge, cdcp: o.cdcp, distill: teacher, head });
   const searchLog = train(search, data.train, { ...o.search, mean, std, outDir: join(o.outDir, 'search'), quiet });
 
   // 3. extract, fine-tune
   const compact = search.extract();
   search.dispose();
   student.dispose();
-  const runner = new CaitModel(compact, { ...o.atme, merge: o.merge });
+  const runner = new CaitModel(compact, { ...o.atme, merge: o.merge, head });
   const extractedAccuracy = ev(runner);
   const finetuneLog = train(withDistillation(runner, teacher), data.train, { ...o.finetune, mean, std, outDir: join(o.outDir, 'finetune'), quiet });
   const file = join(o.outDir, 'compressed.safetensors');
   saveTrained(file, runner, { stage: 'compressed' });
 
   // 4. report, dense and compressed measured in the same process
-  const d = report(dense, dense, ''), c = report(compact, runner, o.merge);
-  [d.latencyMs, c.latencyMs] = measureLatencies([dense, runner], o.latencyBatch, o.latencyRuns);
+  const d = report(dense, denseRunner, ''), c = report(compact, runner, o.merge);
+  [d.latencyMs, c.latencyMs] = measureLatencies([denseRunner, runner], o.latencyBatch, o.latencyRuns);
   return {
     model: compact,
     report: {

@@ -24,6 +24,7 @@ import { parseArgs, UsageError } from './args.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
 import { MERGE_FLAGS, emitJson, forwardLogits, useBackendAsync, withMerging } from './common.js';
+import { isSegmentation, modelMacs, segMacs, segModel } from '../seg/model.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 
 /**
@@ -62,22 +63,33 @@ export function macsCommand(argv: string[]): void {
     r = countMacs(cfg, merge);
   } catch (e) { throw new UsageError((e as Error).message); }
   const dense = countMacs(cfg, ''), params = countParams(cfg);
+  // segmentation: the per-token classifier and the upsampling replace the class-token head
+  const seg = isSegmentation(cfg) ? { m: segMacs(cfg, merge), d: segMacs(cfg, '') } : null;
+  const total = seg ? seg.m.total : r.total, denseTotal = seg ? seg.d.total : dense.total;
   if (!f.json) {
-    console.log(`${cfg.name}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(r.total / 1e9).toFixed(3)} GMACs ` +
-      `(dense ${(dense.total / 1e9).toFixed(3)}, ${(dense.total / r.total).toFixed(2)}x fewer), ${(params / 1e6).toFixed(2)} M parameters`);
+    console.log(`${cfg.name}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(total / 1e9).toFixed(3)} GMACs ` +
+      `(dense ${(denseTotal / 1e9).toFixed(3)}, ${(denseTotal / total).toFixed(2)}x fewer), ${(params / 1e6).toFixed(2)} M parameters`);
     console.log(`tokens per block: ${r.tokens.join(' ')}`);
   }
   emitJson({
-    model: cfg.name, merge, macs: r.total, gmacs: r.total / 1e9, params,
-    dense_macs: dense.total, mac_ratio: dense.total / r.total, tokens: r.tokens,
-    patch_embed: r.patchEmbed, head: r.head,
+    model: cfg.name, merge, macs: total, gmacs: total / 1e9, params,
+    dense_macs: denseTotal, mac_ratio: denseTotal / total, tokens: r.tokens,
+    patch_embed: r.patchEmbed, head: seg ? seg.m.head : r.head,
+    ...(seg ? { task: 'segment', upsample: seg.m.upsample } : {}),
     blocks: r.blocks.map((b) => ({ attn_tokens: b.attnTokens, mlp_tokens: b.mlpTokens, grid: b.gridOut, qkv: b.qkv, attn: b.attn, proj: b.proj, mlp: b.mlp, total: b.total })),
   });
 }
 
-export interface BenchOptions { batch: number; runs: number; warmup: number; compare: boolean; seed: number; eager?: boolean }
+export interface BenchOptions {
+  batch: number; runs: number; warmup: number; compare: boolean; seed: number; eager?: boolean;
+  /** Another model timed in the same rounds (e.g. the dense model a compressed one came from). */
+  baseline?: { file: string; vit: VisionTransformer; runner: Trainable };
+}
 
-/** The bench report for `model` (and, with compare, for its dense self on the same weights). */
+/**
+ * The bench report for `model` (and, with compare, for its dense self on the
+ * same weights; with a baseline, for that model, speedup = its median / this one's).
+ */
 export async function benchModel(vit: VisionTransformer, runner: Trainable, o: BenchOptions): Promise<Record<string, unknown>> {
   let paths: string[] = [];
   const time = async (rs: Array<Pick<Trainable, 'forward'>>, x: Tensor): Promise<number[][]> => {
@@ -91,15 +103,27 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
   for (let i = 0; i < data.length; i++) data[i] = rng.normal();
   const x = Tensor.from(data, [B, cfg.inChans, S, S]);
   const merge = runner.cfg.merge ?? '';
-  const macs = countMacs(cfg, merge).total, denseMacs = countMacs(cfg, '').total;
+  const macs = modelMacs(cfg, merge), denseMacs = modelMacs(cfg, '');
   const opts = runner instanceof CaitModel ? { similarity: runner.options.similarity, prop_attn: runner.options.propAttn } : {};
   const common = {
     model: cfg.name, backend: getBackend().name, threads: (getBackend() as { threads?: number }).threads ?? 1, batch: B, warmup: o.warmup, merge, ...opts,
+    ...(isSegmentation(cfg) ? { task: 'segment' } : {}),
   };
   let report: Record<string, unknown>;
-  if (o.compare) {
+  if (o.baseline) {
+    const b = o.baseline, bc = b.vit.cfg, bMerge = b.runner.cfg.merge ?? '', bMacs = modelMacs(bc, bMerge);
+    if (bc.imgSize !== cfg.imgSize || bc.inChans !== cfg.inChans) throw new UsageError(`--baseline ${b.file} takes ${bc.inChans}x${bc.imgSize}x${bc.imgSize} input, the model ${cfg.inChans}x${cfg.imgSize}x${cfg.imgSize}`);
+    const [tm, tb] = await time([runner, b.runner], x);
+    const sm = latencyStats(tm), sb = latencyStats(tb);
+    report = {
+      ...common, ...sm, path: paths[0], macs, gmacs: macs / 1e9, params: vit.numParams(), images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
+      baseline: { file: b.file, model: bc.name, merge: bMerge, ...sb, path: paths[1], macs: bMacs, gmacs: bMacs / 1e9, params: b.vit.numParams(), images_per_sec: +(1000 * B / sb.median_ms).toFixed(2) },
+      speedup: +(sb.median_ms / sm.median_ms).toFixed(3), mac_ratio: +(bMacs / macs).toFixed(3),
+    };
+  } else if (o.compare) {
     if (!merge) throw new UsageError('--compare needs a merge schedule (--merge, or a model saved with one)');
-    const [tm, td] = await time([runner, vit], x);
+    // a segmentation model's dense self keeps its segmentation head
+    const [tm, td] = await time([runner, isSegmentation(cfg) ? segModel(vit) : vit], x);
     const sm = latencyStats(tm), sd = latencyStats(td);
     report = {
       ...common, ...sm, path: paths[0], macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
@@ -118,8 +142,9 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
 export async function benchCommand(argv: string[]): Promise<void> {
   const { flags: f } = parseArgs(argv, {
     preset: 'string', model: 'string', threads: 'number', batch: 'number', runs: 'number', warmup: 'number',
-    compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', eager: 'boolean', ...MERGE_FLAGS,
+    compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', eager: 'boolean', baseline: 'string', ...MERGE_FLAGS,
   });
+  if (f.baseline && f.compare) throw new UsageError('give --compare (the same weights with merging off) or --baseline FILE (another model), not both');
   const threads = (f.threads as number | undefined) ?? 1;
   const batch = (f.batch as number | undefined) ?? 1, runs = (f.runs as number | undefined) ?? 30, warmup = (f.warmup as number | undefined) ?? 5;
   for (const [k, v, min] of [['batch', batch, 1], ['runs', runs, 1], ['warmup', warmup, 0]] as const)
@@ -134,7 +159,13 @@ export async function benchCommand(argv: string[]): Promise<void> {
     vit = createModel(getPreset(f.preset as string), (f.seed as number | undefined) ?? 0);   // random weights: latency does not depend on them
   }
   const runner = withMerging(vit, f, metadata);
-  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0, eager: !!f.eager });
+  let baseline: BenchOptions['baseline'];
+  if (f.baseline) {
+    // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
+    const file = f.baseline as string, b = loadModel(file);
+    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata) };
+  }
+  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0, eager: !!f.eager, baseline });
   if (!f.json) {
     const line = (name: string, s: LatencyStats | Record<string, unknown>) => {
       const t = s as LatencyStats;
@@ -142,7 +173,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
     };
     console.log(`${r.model}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend} (${r.path}), ${runs} runs after ${warmup} warm-up`);
     if (r.dense) console.log(line('dense', r.dense as LatencyStats));
-    console.log(line(r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
+    if (r.baseline) console.log(line(`baseline ${(r.baseline as { file: string }).file}`, r.baseline as LatencyStats));
+    console.log(line(r.baseline ? String(f.model ?? f.preset) : r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
     if (r.speedup) console.log(`speedup ${r.speedup}x (MACs ${r.mac_ratio}x fewer)`);
   }
   emitJson(r);

@@ -11,6 +11,7 @@ import type { VisionTransformer } from '../nn/vit.js';
 import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
 import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
+import { isSegmentation, segModel } from '../seg/model.js';
 import { UsageError } from './args.js';
 
 /** The --threads flag of every command that runs a model. */
@@ -84,6 +85,8 @@ export const MERGE_FLAGS = { merge: 'string', similarity: 'string', 'no-prop-att
  * The model to run: the ViT itself, or a CaitModel around it when a schedule
  * applies (--merge, else the config's own `merge`; `--merge none` turns a
  * saved schedule off). Switches: the flags, else those saved with the model.
+ * A segmentation model (config task 'segment') is always wrapped, with its
+ * segmentation head (src/seg/model.ts), merging or not.
  */
 export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, metadata: Record<string, string> = {}): Trainable {
   const sim = f.similarity as string | undefined;
@@ -92,11 +95,12 @@ export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, 
   let steps;
   try { steps = toSteps(schedule, vit.cfg.depth); } catch (e) { throw new UsageError((e as Error).message); }
   if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
-  if (!steps.length && !vit.cfg.merge) return vit;
+  const seg = isSegmentation(vit.cfg);
+  if (!steps.length && !vit.cfg.merge) return seg ? segModel(vit) : vit;
   const o: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };
   if (sim !== undefined) o.similarity = sim as Similarity;
   if (f['no-prop-attn']) o.propAttn = false;
-  return new CaitModel(vit, { ...o, merge: steps });
+  return seg ? segModel(vit, { ...o, merge: steps }) : new CaitModel(vit, { ...o, merge: steps });
 }
 
 /** A model file, wrapped for merging as `withMerging` says. */

@@ -12,7 +12,9 @@ import type { DatasetName } from '../data/dataset.js';
 import { createModel, loadModel, saveModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import { countMacs, countParams } from '../cait/macs.js';
-import { compress, measureLatencies, type StageOptions } from '../cait/compress.js';
+import { compress, measureLatencies, type CompressReport, type StageOptions } from '../cait/compress.js';
+import type { TrainData } from '../train/trainer.js';
+import type { VisionTransformer } from '../nn/vit.js';
 import { pickStructure } from '../cait/structure.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
@@ -20,13 +22,17 @@ import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { parseArgs, UsageError } from './args.js';
 import { emitJson, need, useBackend } from './common.js';
+import { SEG_FLAGS, sceneSpecOf, scenesFor, taskOf } from './segment.js';
+import { SegHead, segMacs } from '../seg/model.js';
+import { evaluateSegmentation } from '../seg/metrics.js';
+import type { CompressTask } from '../cait/compress.js';
 
 const FLAGS = {
   model: 'string', preset: 'string', data: 'string', 'target-macs': 'number', merge: 'string', 'search-epochs': 'number',
   'finetune-epochs': 'number', out: 'string', json: 'boolean', 'structure-only': 'boolean', limit: 'number', 'eval-limit': 'number',
   batch: 'number', lr: 'number', 'finetune-lr': 'number', masks: 'string', 'shared-qkv': 'boolean', allocation: 'string',
   lambda: 'number', alpha: 'number', tau: 'number', 'hard-distill': 'boolean', runs: 'number', 'latency-batch': 'number',
-  seed: 'number', backend: 'string', quiet: 'boolean', similarity: 'string', 'no-prop-attn': 'boolean',
+  seed: 'number', backend: 'string', quiet: 'boolean', similarity: 'string', 'no-prop-attn': 'boolean', ...SEG_FLAGS,
 } as const;
 
 /** --target-macs RATIO: a reduction factor (1.7 = 1.7x fewer MACs), or a fraction of the dense MACs when below 1. */
@@ -42,14 +48,29 @@ export function compressCommand(argv: string[]): void {
   const out = need(f.out as string | undefined, 'out');
   if (f['structure-only']) return structureOnly(f, ratio, out);
   const file = need(f.model as string | undefined, 'model');
-  const dataName = (f.data as string | undefined) ?? 'fashion-mnist';
-  if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const { model: dense } = loadModel(file, { preset: f.preset as string | undefined });
+  const seg = taskOf(f, dense.cfg) === 'segment';
+  const dataName = seg ? sceneSpecOf(dense.cfg, f).data : (f.data as string | undefined) ?? 'fashion-mnist';
+  if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const merge = f.merge !== undefined ? formatSchedule(toSteps(f.merge as string, dense.cfg.depth)) : pickStructure(dense.cfg, ratio).merge;
-  const ds = loadDataset(dataName as DatasetName);
+  // segmentation: scenes of the model's spec, its segmentation head in every stage, mean IoU as the score
+  let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
+  if (seg) {
+    const scenes = scenesFor(sceneSpecOf(dense.cfg, f), f), mean = dense.cfg.mean[0], std = dense.cfg.std[0];
+    data = scenes;
+    task = {
+      head: new SegHead(), macs: (cfg, schedule) => segMacs(cfg, schedule).total,
+      score: (m) => evaluateSegmentation(m, scenes.test, { mean, std, limit: f['eval-limit'] as number | undefined, quiet: !!f.quiet }).miou,
+    };
+  } else {
+    const ds = loadDataset(dataName as DatasetName);
+    data = { train: ds.train, test: ds.test };
+  }
+  const cropPad = (f['crop-pad'] as number | undefined) ?? 2;
+  if (!Number.isInteger(cropPad) || cropPad < 0) throw new UsageError(`--crop-pad must be an integer >= 0 (pixels of random shift), got ${cropPad}`);
   const stage = (epochs: number, lr: number): StageOptions => ({
-    epochs, batchSize: (f.batch as number) ?? 128, lr, minLr: lr / 100, weightDecay: 0.05, warmupEpochs: Math.min(0.5, epochs / 4),
-    smoothing: 0.1, clip: 1, seed: (f.seed as number) ?? 0, cropPad: 2, flip: dataName === 'fashion-mnist', limit: f.limit as number | undefined,
+    epochs, batchSize: (f.batch as number) ?? (seg ? 64 : 128), lr, minLr: lr / 100, weightDecay: 0.05, warmupEpochs: Math.min(0.5, epochs / 4),
+    smoothing: seg ? 0 : 0.1, clip: 1, seed: (f.seed as number) ?? 0, cropPad: seg ? 0 : 2, flip: dataName === 'fashion-mnist', limit: f.limit as number | undefined,
   });
   const cdcp: Partial<CdcpOptions> = { targetMacs: countMacs(dense.cfg, '').total / ratio };
   if (f.masks) cdcp.masks = f.masks as CdcpOptions['masks'];
@@ -57,8 +78,8 @@ export function compressCommand(argv: string[]): void {
   if (f.allocation) cdcp.allocation = f.allocation as CdcpOptions['allocation'];
   if (f.lambda !== undefined) cdcp.lambda = f.lambda as number;
   const runDir = join(dirname(out), `.compress-${Date.now()}`);
-  const { model, report } = compress(dense, { train: ds.train, test: ds.test }, {
-    merge, outDir: runDir, cdcp,
+  const { model, report } = compress(dense, data, {
+    merge, outDir: runDir, cdcp, task,
     atme: { ...(f.similarity ? { similarity: f.similarity as 'keys' } : {}), ...(f['no-prop-attn'] ? { propAttn: false } : {}) },
     distill: { ...(f.alpha !== undefined ? { alpha: f.alpha as number } : {}), ...(f.tau !== undefined ? { tau: f.tau as number } : {}), ...(f['hard-distill'] ? { hard: true } : {}) },
     search: stage((f['search-epochs'] as number) ?? 3, (f.lr as number) ?? 5e-4),
@@ -72,6 +93,7 @@ export function compressCommand(argv: string[]): void {
     { model: 'dense', ...report.dense },
     { model: 'compressed', ...report.compressed },
   ];
+  if (seg) return segmentReport(f, out, merge, report, model);
   if (!f.json) {
     console.log(`\n${'model'.padEnd(12)}${'accuracy'.padEnd(10)}${'MMACs'.padEnd(10)}${'params'.padEnd(10)}latency (batch ${(f['latency-batch'] as number) ?? 1})`);
     for (const r of rows) console.log(`${r.model.padEnd(12)}${((100 * r.accuracy).toFixed(2) + '%').padEnd(10)}${(r.macs / 1e6).toFixed(2).padEnd(10)}${((r.params / 1e3).toFixed(0) + 'k').padEnd(10)}${r.latencyMs.toFixed(3)} ms`);
@@ -80,6 +102,22 @@ export function compressCommand(argv: string[]): void {
   emitJson({
     out, merge, widths: report.widths, dense: report.dense, compressed: report.compressed, mac_ratio: report.macsRatio, speedup: report.speedup,
     accuracy_drop: report.dense.accuracy - report.compressed.accuracy, extracted_accuracy: report.extractedAccuracy, env: environment(),
+  });
+  model.dispose();
+}
+
+/** The segmentation report: mean IoU where classification reports accuracy ({"dense": {"miou", ...}, "compressed": {...}, "miou_drop", ...}). */
+function segmentReport(f: Record<string, unknown>, out: string, merge: string, report: CompressReport, model: VisionTransformer): void {
+  const row = (r: CompressReport['dense']) => ({ miou: r.accuracy, macs: r.macs, params: r.params, latencyMs: r.latencyMs });
+  if (!f.json) {
+    console.log(`\n${'model'.padEnd(12)}${'mean IoU'.padEnd(10)}${'MMACs'.padEnd(10)}${'params'.padEnd(10)}latency (batch ${(f['latency-batch'] as number) ?? 1})`);
+    for (const [name, r] of [['dense', report.dense], ['compressed', report.compressed]] as const)
+      console.log(`${name.padEnd(12)}${((100 * r.accuracy).toFixed(2) + '%').padEnd(10)}${(r.macs / 1e6).toFixed(2).padEnd(10)}${((r.params / 1e3).toFixed(0) + 'k').padEnd(10)}${r.latencyMs.toFixed(3)} ms`);
+    console.log(`MACs ${report.macsRatio.toFixed(2)}x fewer, ${report.speedup.toFixed(2)}x faster, mean IoU ${(100 * (report.compressed.accuracy - report.dense.accuracy)).toFixed(2)} points; merge ${merge || 'none'}; saved ${out}`);
+  }
+  emitJson({
+    out, task: 'segment', merge, widths: report.widths, dense: row(report.dense), compressed: row(report.compressed), mac_ratio: report.macsRatio, speedup: report.speedup,
+    miou_drop: report.dense.accuracy - report.compressed.accuracy, extracted_miou: report.extractedAccuracy, env: environment(),
   });
   model.dispose();
 }

@@ -10,6 +10,8 @@ import { MERGE_FLAGS, THREAD_FLAGS, emitJson, forwardLogits, imageToInput, need,
 import { readsAsync } from '../backend/webgpu/index.js';
 import { makeBatch, type ImageSource } from '../data/augment.js';
 import { Progress } from '../util/progress.js';
+import { SEG_FLAGS, evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
+import { isSegmentation } from '../seg/model.js';
 
 /** trainer.ts's evaluate, awaiting each batch's logits: for backends that read back asynchronously (WebGPU). */
 async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }): Promise<{ accuracy: number; n: number; correct: number }> {
@@ -29,9 +31,19 @@ async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: Im
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', data: 'string', json: 'boolean', limit: 'number', batch: 'number', backend: 'string', quiet: 'boolean', ...MERGE_FLAGS, ...THREAD_FLAGS });
+  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', data: 'string', json: 'boolean', limit: 'number', batch: 'number', backend: 'string', quiet: 'boolean', ...MERGE_FLAGS, ...THREAD_FLAGS, ...SEG_FLAGS });
   await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);
   const model = openRunner(need(f.model as string | undefined, 'model'), f.preset as string | undefined, f);
+  if (taskOf(f, model.cfg) === 'segment') {
+    // mean IoU on the model's test scenes: {"miou", "per_class_iou", "pixel_accuracy", "n", "merge"}
+    const spec = sceneSpecOf(model.cfg, f), { test } = scenesFor(spec, f);
+    const t0 = performance.now();
+    const r = await evaluateScenes(model, test, { limit: f.limit as number | undefined, batchSize: f.batch as number | undefined, quiet: !!f.quiet || !!f.json });
+    const merge = model.cfg.merge ?? '';
+    if (!f.json) printScores(r, model.cfg.classes ?? [], `${spec.data} test scenes (${(r.n / ((performance.now() - t0) / 1000)).toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
+    emitJson({ ...scoresJson(r), merge });
+    return;
+  }
   const dataName = (f.data as string | undefined) ?? 'fashion-mnist';
   if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const ds = loadDataset(dataName as DatasetName);
@@ -51,6 +63,7 @@ export async function predictCommand(argv: string[]): Promise<void> {
   const model = openRunner(need(f.model as string | undefined, 'model'), f.preset as string | undefined, f);
   const file = need(f.image as string | undefined, 'image');
   const cfg = model.cfg, S = cfg.imgSize;
+  if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: use cait segment --model ${f.model} --image ${file} --out MASK.png`);
   const x = imageToInput(readImageFile(file), cfg);
   const logits = await forwardLogits(model, () => Tensor.from(x, [1, cfg.inChans, S, S]));
   const p = softmax(logits);
@@ -68,6 +81,7 @@ export async function forwardCommand(argv: string[]): Promise<void> {
   const pv = readSafetensorsFile(inFile).tensors.get('pixel_values');
   if (!pv) throw new UsageError(`${inFile}: no tensor 'pixel_values'`);
   const cfg = model.cfg;
+  if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: forward writes class logits [B, classes]; use cait segment`);
   const want = [cfg.inChans, cfg.imgSize, cfg.imgSize];
   if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]))
     throw new UsageError(`${inFile}: tensor 'pixel_values' has shape [${pv.shape}], expected [B, ${want}]`);

@@ -9,16 +9,18 @@ import { exportCommand } from './export.js';
 import { demoCommand } from './demo.js';
 import { compressCommand } from './compress.js';
 import { plotCommand } from './plot.js';
+import { segmentCommand } from './segment.js';
 
 const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
-  train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR --crop-pad P ...]'],
-  eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--merge SCHEDULE] [--json]'],
+  train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR --crop-pad P ...] [--task segment [--scenes N] [--test-scenes N]]'],
+  eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--merge SCHEDULE] [--json] [--task segment [--test-scenes N]]'],
+  segment: [segmentCommand, 'segment --model FILE --image FILE.png|jpg | --scene I --out MASK.png [--scale S] [--merge SCHEDULE] [--json]  (coloured mask with a legend)'],
   predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
   forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],
   demo: [demoCommand, 'demo [--limit N] [--runs R]  (evaluate the committed Fashion-MNIST models and compare them)'],
-  compress: [compressCommand, 'compress --model FILE --data fashion-mnist --target-macs RATIO [--merge SCHEDULE] [--search-epochs N] [--finetune-epochs N] --out FILE [--json] | --preset NAME --structure-only --target-macs RATIO --out FILE'],
+  compress: [compressCommand, 'compress --model FILE --data fashion-mnist --target-macs RATIO [--merge SCHEDULE] [--search-epochs N] [--finetune-epochs N] [--task segment] --out FILE [--json] | --preset NAME --structure-only --target-macs RATIO --out FILE'],
   macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
-  bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads N] [--batch B] [--runs R] [--warmup W] [--eager] [--json]'],
+  bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads N] [--batch B] [--runs R] [--warmup W] [--eager] [--baseline FILE] [--json]'],
   plot: [plotCommand, 'plot --log RUN/log.jsonl[,RUN2/log.jsonl] [--metrics loss,lr,...] [--x epoch|step] --out curves.svg | --tradeoff results.json [--x latency|macs] --out tradeoff.svg  (results.json: `cait demo --json` output)'],
   export: [exportCommand, 'export --model FILE [--preset NAME] | --preset NAME [--seed S] --onnx OUT.onnx [--batch B|dynamic] [--merge SCHEDULE] [--json]'],
 };

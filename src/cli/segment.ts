@@ -1,0 +1,139 @@
+// Segmentation on the command line (issue #7): the `--task segment` plumbing
+// shared by train, eval and compress (which scenes, from which flags), and
+// `cait segment`, which writes a coloured mask with a legend as a PNG.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { loadDataset } from '../data/mnist.js';
+import { makeScenes, SCENE_DEFAULTS, TEST_SCENES, TRAIN_SCENES, type SceneSet, type SceneSpec } from '../data/scenes.js';
+import type { VitConfig } from '../nn/presets.js';
+import type { Trainable } from '../train/trainer.js';
+import { Tensor, getBackend } from '../tensor.js';
+import { readImageFile, encodePng, imageToInput } from '../io/image.js';
+import { argmaxRows, SegMeter, type SegScores } from '../seg/metrics.js';
+import { isSegmentation } from '../seg/model.js';
+import { renderSegmentation } from '../seg/render.js';
+import { parseArgs, UsageError } from './args.js';
+import { MERGE_FLAGS, THREAD_FLAGS, emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
+import { Progress } from '../util/progress.js';
+import { subset } from '../train/trainer.js';
+
+export type Task = 'classify' | 'segment';
+export type SceneData = NonNullable<VitConfig['scenes']>['data'];
+
+/** Flags of train, eval and compress for segmentation scenes. */
+export const SEG_FLAGS = { task: 'string', scenes: 'number', 'test-scenes': 'number', 'scene-seed': 'number' } as const;
+
+/** The task from --task, else the model's config; a model of the other task is a usage error. */
+export function taskOf(f: Record<string, unknown>, cfg?: VitConfig): Task {
+  const t = f.task as string | undefined;
+  if (t !== undefined && t !== 'classify' && t !== 'segment') throw new UsageError(`--task must be classify or segment, got '${t}'`);
+  const own: Task | undefined = cfg ? (isSegmentation(cfg) ? 'segment' : 'classify') : undefined;
+  if (t && own && t !== own) throw new UsageError(`--task ${t}, but model '${cfg!.name}' is a ${own === 'segment' ? 'segmentation' : 'classification'} model`);
+  return (t as Task | undefined) ?? own ?? 'classify';
+}
+
+export function dataFlag(f: Record<string, unknown>, fallback: SceneData = 'fashion-mnist'): SceneData {
+  const d = (f.data as string | undefined) ?? fallback;
+  if (d !== 'fashion-mnist' && d !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${d}'`);
+  return d;
+}
+
+const count = (f: Record<string, unknown>, flag: string, dflt: number): number => {
+  const v = (f[flag] as number | undefined) ?? dflt;
+  if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${flag} must be an integer >= 1, got ${v}`);
+  return v;
+};
+
+/**
+ * The scene spec a segmentation model works with: the one saved in its
+ * config, else the defaults at its input size; --data and --scene-seed
+ * override (a different seed makes different scenes).
+ */
+export function sceneSpecOf(cfg: VitConfig, f: Record<string, unknown>): NonNullable<VitConfig['scenes']> {
+  const saved = cfg.scenes;
+  const spec = { ...SCENE_DEFAULTS, size: cfg.imgSize, ...(saved ?? {}), data: dataFlag(f, saved?.data) };
+  if (f['scene-seed'] !== undefined) spec.seed = f['scene-seed'] as number;
+  if (spec.size !== cfg.imgSize) throw new UsageError(`model '${cfg.name}' takes ${cfg.imgSize}x${cfg.imgSize} input, its scenes are ${spec.size}x${spec.size}`);
+  return spec;
+}
+
+/** Train and test scenes for `spec`: --scenes training scenes, --test-scenes test scenes. */
+export function scenesFor(spec: NonNullable<VitConfig['scenes']>, f: Record<string, unknown>): { train: SceneSet; test: SceneSet; classes: string[] } {
+  const ds = loadDataset(spec.data);
+  const { data: _d, ...sceneSpec } = spec;
+  const s = makeScenes(ds, { train: count(f, 'scenes', TRAIN_SCENES), test: count(f, 'test-scenes', TEST_SCENES) }, sceneSpec as SceneSpec);
+  return { ...s, classes: ds.classes };
+}
+
+/**
+ * Scores on test scenes through forwardLogits, so WebGPU's asynchronous
+ * read-back works too; the same scenes, batches and meter as the synchronous
+ * evaluateSegmentation (src/seg/metrics.ts) that compress uses.
+ */
+export async function evaluateScenes(model: Pick<Trainable, 'forward' | 'cfg'>, scenes: SceneSet, o: { limit?: number; batchSize?: number; quiet?: boolean }): Promise<SegScores> {
+  const cfg = model.cfg, S = cfg.imgSize, n = Math.min(o.limit ?? scenes.n, scenes.n), B = o.batchSize ?? 50;
+  const meter = new SegMeter(cfg.numClasses), pick = subset(scenes.n, n), bar = new Progress('eval', n, 'img', o.quiet);
+  for (let s = 0; s < n; s += B) {
+    const idx = pick.subarray(s, Math.min(n, s + B)), m = idx.length;
+    const batch = scenes.makeBatch(idx, { pad: S, mean: cfg.mean[0], std: cfg.std[0] });
+    const logits = await forwardLogits(model, () => Tensor.from(batch.x, [m, 1, S, S]));
+    meter.addLogits(logits, batch.y, m);
+    bar.update(s + m);
+  }
+  return meter.scores();
+}
+
+/** The JSON of a segmentation evaluation (`cait eval --task segment`). */
+export function scoresJson(r: SegScores): { miou: number; per_class_iou: Array<number | null>; pixel_accuracy: number; n: number } {
+  return { miou: r.miou, per_class_iou: r.perClassIou, pixel_accuracy: r.pixelAccuracy, n: r.n };
+}
+
+export function printScores(r: SegScores, classes: readonly string[], what: string): void {
+  console.log(`mean IoU ${(100 * r.miou).toFixed(2)}%, pixel accuracy ${(100 * r.pixelAccuracy).toFixed(2)}% on ${r.n} ${what}`);
+  r.perClassIou.forEach((v, id) => console.log(`  ${String(id).padStart(2)} ${(classes[id] ?? String(id)).padEnd(12)} ${v === null ? '   -' : (100 * v).toFixed(2).padStart(6) + '%'}`));
+}
+
+export async function segmentCommand(argv: string[]): Promise<void> {
+  const { flags: f } = parseArgs(argv, {
+    model: 'string', image: 'string', scene: 'number', data: 'string', 'scene-seed': 'number', out: 'string', scale: 'number',
+    json: 'boolean', backend: 'string', ...MERGE_FLAGS, ...THREAD_FLAGS,
+  });
+  await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);
+  const model = openRunner(need(f.model as string | undefined, 'model'), undefined, f);
+  const cfg = model.cfg, S = cfg.imgSize, out = need(f.out as string | undefined, 'out');
+  if (!isSegmentation(cfg)) throw new UsageError(`model '${f.model}' is a classification model (config task '${cfg.task ?? 'classify'}'): use cait predict`);
+  if ((f.image === undefined) === (f.scene === undefined)) throw new UsageError('give --image FILE.png|jpg, or --scene I (test scene I of the model\'s scenes)');
+  if (cfg.inChans !== 1) throw new UsageError(`segment draws grey inputs; model '${cfg.name}' takes ${cfg.inChans} channels`);
+  let x: Float32Array, grey: Float32Array, truth: Uint8Array | undefined, source: string;
+  if (f.image !== undefined) {
+    source = f.image as string;
+    x = imageToInput(readImageFile(source), cfg);
+    grey = x.map((v) => v * cfg.std[0] + cfg.mean[0]);
+  } else {
+    const i = f.scene as number, spec = sceneSpecOf(cfg, f);
+    if (!Number.isInteger(i) || i < 0) throw new UsageError(`--scene must be an integer >= 0, got ${i}`);
+    const { test } = scenesFor(spec, { 'test-scenes': Math.max(TEST_SCENES, i + 1) });
+    const sc = test.scene(i);
+    source = `${spec.data} test scene ${i}`;
+    x = test.makeBatch([i], { pad: S, mean: cfg.mean[0], std: cfg.std[0] }).x;
+    grey = Float32Array.from(sc.image, (v) => v / 255);
+    truth = sc.label;
+  }
+  const logits = await forwardLogits(model, () => Tensor.from(x, [1, 1, S, S]));
+  const pred = argmaxRows(logits, cfg.numClasses);
+  const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, k) => (k ? String(k - 1) : 'background'));
+  const pic = renderSegmentation({ input: grey, pred, truth, size: S, classes, scale: (f.scale as number | undefined) ?? 4 });
+  mkdirSync(dirname(out) || '.', { recursive: true });
+  writeFileSync(out, encodePng(pic.width, pic.height, pic.rgba));
+  let scores: SegScores | undefined;
+  if (truth) { const m = new SegMeter(cfg.numClasses); m.add(pred, truth, 1); scores = m.scores(); }
+  if (!f.json) {
+    console.log(`${source}: wrote ${out} (${pic.width}x${pic.height})${scores ? `, mean IoU ${(100 * scores.miou).toFixed(2)}% against the true mask` : ''}`);
+    for (const e of pic.legend) console.log(`  ${String(e.id).padStart(2)} ${e.label.padEnd(12)} ${(100 * e.fraction).toFixed(1).padStart(5)}%`);
+  }
+  emitJson({
+    out, source, width: pic.width, height: pic.height, merge: cfg.merge ?? '', backend: getBackend().name,
+    classes: pic.legend.map((e) => ({ id: e.id, label: e.label, pixels: e.pixels, fraction: e.fraction })),
+    ...(scores ? { miou: scores.miou, pixel_accuracy: scores.pixelAccuracy } : {}),
+  });
+}
