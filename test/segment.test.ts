@@ -20,7 +20,7 @@ import { createModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { bilinearWeights, upsampleTokens } from '../src/seg/upsample.js';
 import { SegMeter, argmaxRows } from '../src/seg/metrics.js';
-import { segModel, segMacs } from '../src/seg/model.js';
+import { SegHead, segModel, segMacs } from '../src/seg/model.js';
 import { renderSegmentation, SEG_COLOURS } from '../src/seg/render.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { unmerge } from '../src/cait/atme.js';
@@ -182,7 +182,7 @@ const tinySeg: VitConfig = {
   mean: [0.2], std: [0.3], classes: ['background', 'a', 'b', 'c', 'd'],
 };
 
-test('segmentation model: an empty ATME schedule is the plain forward bit for bit; merged, unmerge restores the grid', () => {
+test('segmentation model: an empty ATME schedule is the plain forward bit for bit; copy unmerge is the head on copies', () => {
   const vit = createModel(tinySeg, 3), x = () => Tensor.from(randn(2 * 256, 4), [2, 1, 16, 16]);
   noGrad(() => scope(() => {
     const got = segModel(vit, { merge: '' }).forward(x());
@@ -190,10 +190,11 @@ test('segmentation model: an empty ATME schedule is the plain forward bit for bi
     const z = vit.head.forward(vit.forwardFeatures(x()));
     const A = Tensor.from(bilinearWeights(4, 16), [16, 4]);
     assert.equal(Array.from(got.toArray()), Array.from(upsampleTokens(z, [4, 4], A, A, 1).toArray()), 'empty schedule != plain forward');
-    // merged twice: the head on the merged tokens, unmerged, equals unmerging the tokens first
-    const m = segModel(vit, { merge: 'h@0,v@1', similarity: 'fixed' });
+    // merged twice, 'copy': the head on the merged tokens, unmerged, equals unmerging the tokens first
+    const m = new CaitModel(vit, { merge: 'h@0,v@1', similarity: 'fixed', head: new SegHead('copy') });
     const out = m.forwardTokens(x());
     assert.equal(out.grid, [2, 2]);
+    assert.is(out.residuals, undefined);
     const first = vit.head.forward(unmerge(out.tokens, out.plans));
     close(unmerge(vit.head.forward(out.tokens), out.plans).toArray(), first.toArray(), 1e-6, 0, 'head then unmerge:');
     close(m.forward(x()).toArray(), upsampleTokens(first, [4, 4], A, A, 1).toArray(), 1e-5, 0, 'merged seg forward:');
@@ -206,6 +207,34 @@ test('segmentation model: an empty ATME schedule is the plain forward bit for bi
   assert.is(mac.upsample, 4 * 16 * 4 * 5 + 16 * 4 * 16 * 5);
   assert.is(merged.head, 5 * 16 * 5);
   assert.ok(merged.total < mac.total);
+  vit.dispose();
+});
+
+test('residual unmerge: every position keeps its own stream plus its group\'s later updates', () => {
+  // merge in block 1 and zero what block 1's MLP adds: nothing changes the tokens after the merge,
+  // so the residual unmerge must give back the dense model's output, and copying must not
+  const vit = createModel(tinySeg, 5), x = () => Tensor.from(randn(2 * 256, 6), [2, 1, 16, 16]);
+  const fc2 = vit.blocks[1].mlp.fc2;
+  fc2.weight.write(new Float32Array(fc2.weight.size));
+  fc2.bias!.write(new Float32Array(fc2.bias!.size));
+  noGrad(() => scope(() => {
+    const dense = segModel(vit).forward(x()).toArray();
+    for (const schedule of ['h@1', 'v@1']) {
+      const res = new CaitModel(vit, { merge: schedule, head: new SegHead('residual') });
+      const out = res.forwardTokens(x());
+      assert.is(out.residuals!.length, 1);
+      assert.equal(out.residuals![0].shape, [2, 17, 16]);
+      close(res.forward(x()).toArray(), dense, 1e-5, 0, `${schedule} residual vs dense:`);
+      const copy = new CaitModel(vit, { merge: schedule, head: new SegHead('copy') }).forward(x()).toArray();
+      let d = 0;
+      for (let i = 0; i < copy.length; i++) d = Math.max(d, Math.abs(copy[i] - dense[i]));
+      assert.ok(d > 1e-3, `copy unmerge equals the dense output (max diff ${d})`);
+    }
+  }));
+  // two merges, real updates: gradients reach the input through merge, unmerge and the residuals
+  const m = new CaitModel(createModel(tinySeg, 6), { merge: 'h@0,v@1', head: new SegHead('residual') });
+  gradcheck('residual seg forward', ([t]) => m.forward(t), [[1, 1, 16, 16]], { samples: 12, atol: 5e-3, rtol: 5e-2 });
+  assert.throws(() => new SegHead('bilinear' as 'copy'), /expected residual or copy/);
   vit.dispose();
 });
 
@@ -257,6 +286,9 @@ test('CLI: train, compress, eval, bench and segment a segmentation model', () =>
   const g = cait('segment', '--model', small, '--scene', '0', '--out', join(dir, 'scene.png'), '--json');
   assert.is(g.code, 0, g.stderr);
   assert.ok(existsSync(join(dir, 'scene.png')) && g.json.miou >= 0 && g.json.width > s.json.width, 'a test scene adds the true mask');
+  const u = cait('eval', '--model', small, '--unmerge', 'sideways', '--limit', '1');
+  assert.is(u.code, 2);
+  assert.match(u.stderr, /--unmerge must be residual or copy, got 'sideways'/);
   const p = cait('predict', '--model', small, '--image', join(dir, 'in.png'));
   assert.is(p.code, 2);
   assert.match(p.stderr, /segmentation model: use cait segment/);

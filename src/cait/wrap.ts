@@ -14,11 +14,12 @@
 // given in the options (segmentation, src/seg/model.ts: every patch token,
 // unmerged back to the full grid), which CDCP's subclass inherits.
 import type { Tensor } from '../tensor.js';
+import * as ops from '../ops/index.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import {
-  ATME_DEFAULTS, SIMILARITIES, featuresOf, formatSchedule, initialSizes, keyBias, keysOf, merge, plan, toSteps,
+  ATME_DEFAULTS, SIMILARITIES, featuresOf, formatSchedule, initialSizes, keyBias, keysOf, merge, plan, toSteps, unmerge,
   type AtmeOptions, type Grid, type MergeStep, type Plan, type SimilaritySource,
 } from './atme.js';
 
@@ -29,11 +30,22 @@ export interface CaitOptions extends Partial<AtmeOptions> {
   head?: TokenHead;
 }
 
-/** What the blocks leave: final (normed) tokens, the plans in the order they ran, sizes and grid. */
-export interface TokensOut { tokens: Tensor; plans: Plan[]; sizes: Tensor | null; grid: Grid }
+/**
+ * What the blocks leave: final (normed) tokens, the plans in the order they
+ * ran, sizes and grid. For a head that asks for them (keepsMergeResidual):
+ * `stream`, the final tokens before the norm, and per merge step k
+ * `residuals[k]` = the tokens entering merge k minus their merged copy
+ * unmerged again ([B, prefix + h_k*w_k, C] on the grid before merge k): what
+ * each position loses by being merged.
+ */
+export interface TokensOut { tokens: Tensor; plans: Plan[]; sizes: Tensor | null; grid: Grid; stream?: Tensor; residuals?: Tensor[] }
 
 /** A head on all final tokens (dense prediction); it may use the ViT's parameters (no parameters of its own). */
-export interface TokenHead { forward(out: TokensOut, vit: VisionTransformer): Tensor }
+export interface TokenHead {
+  forward(out: TokensOut, vit: VisionTransformer): Tensor;
+  /** Whether forwardTokens should record TokensOut.stream and .residuals for it. */
+  readonly keepsMergeResidual?: boolean;
+}
 
 /** Metadata key under which a saved model keeps its ATME switches. */
 export const ATME_METADATA_KEY = 'atme';
@@ -68,7 +80,7 @@ export class CaitModel implements Trainable {
   forwardTokens(x: Tensor): TokensOut {
     const vit = this.vit, B = x.shape[0], prefix = vit.numPrefixTokens;
     let h = vit.embed(x), grid: Grid = vit.grid, sizes: Tensor | null = null, bias: Tensor | null = null;
-    const plans: Plan[] = [];
+    const plans: Plan[] = [], residuals: Tensor[] = [], keepResidual = !!this.head?.keepsMergeResidual;
     let k = 0;
     for (let i = 0; i < vit.blocks.length; i++) {
       const step = this.schedule[k]?.block === i ? this.schedule[k++] : null;
@@ -77,14 +89,17 @@ export class CaitModel implements Trainable {
       h = this.attnStep(i, h, bias, onQkv);
       if (step) {
         const p = plan({ axis: step.axis, grid, batch: B, prefix, backend: h.backend }, this.similaritySource(i, h, qkv));
+        const pre = h;
         ({ x: h, sizes } = merge(h, sizes ?? initialSizes(B, h.shape[1], h.backend), p));
+        if (keepResidual) residuals.push(ops.add(pre, ops.scale(unmerge(h, [p]), -1)));
         plans.push(p);
         grid = p.newGrid;
         if (this.options.propAttn) bias = keyBias(sizes);
       }
       h = this.mlpStep(i, h);
     }
-    return { tokens: vit.norm.forward(h), plans, sizes, grid };
+    const out: TokensOut = { tokens: vit.norm.forward(h), plans, sizes, grid };
+    return keepResidual ? { ...out, stream: h, residuals } : out;
   }
 
   /** Block i's attention residual x + attn(norm1(x)); `onQkv` must see the qkv activations when keys decide partners. */

@@ -11,7 +11,7 @@ import type { VisionTransformer } from '../nn/vit.js';
 import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
 import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
-import { isSegmentation, segModel } from '../seg/model.js';
+import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
 import { UsageError } from './args.js';
 
 /** The --threads flag of every command that runs a model. */
@@ -96,11 +96,25 @@ export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, 
   try { steps = toSteps(schedule, vit.cfg.depth); } catch (e) { throw new UsageError((e as Error).message); }
   if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
   const seg = isSegmentation(vit.cfg);
+  applyUnmergeFlag(vit.cfg, f);
   if (!steps.length && !vit.cfg.merge) return seg ? segModel(vit) : vit;
   const o: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };
   if (sim !== undefined) o.similarity = sim as Similarity;
   if (f['no-prop-attn']) o.propAttn = false;
   return seg ? segModel(vit, { ...o, merge: steps }) : new CaitModel(vit, { ...o, merge: steps });
+}
+
+/**
+ * --unmerge residual|copy: how a segmentation model with merging returns to
+ * the full grid (VitConfig.segUnmerge); set on the config so that the wrapper,
+ * and a model saved from it, use it.
+ */
+export function applyUnmergeFlag(cfg: VitConfig, f: Record<string, unknown>): void {
+  const u = f.unmerge as string | undefined;
+  if (u === undefined) return;
+  if (!isSegmentation(cfg)) throw new UsageError('--unmerge applies to segmentation models');
+  if (!(SEG_UNMERGES as readonly string[]).includes(u)) throw new UsageError(`--unmerge must be ${SEG_UNMERGES.join(' or ')}, got '${u}'`);
+  cfg.segUnmerge = u as SegUnmerge;
 }
 
 /** A model file, wrapped for merging as `withMerging` says. */

@@ -21,7 +21,7 @@ import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { parseArgs, UsageError } from './args.js';
-import { emitJson, need, useBackend } from './common.js';
+import { applyUnmergeFlag, emitJson, need, useBackend } from './common.js';
 import { SEG_FLAGS, sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -57,9 +57,10 @@ export function compressCommand(argv: string[]): void {
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
   if (seg) {
     const scenes = scenesFor(sceneSpecOf(dense.cfg, f), f), mean = dense.cfg.mean[0], std = dense.cfg.std[0];
+    applyUnmergeFlag(dense.cfg, f);   // the compressed model's config is a copy of this one
     data = scenes;
     task = {
-      head: new SegHead(), macs: (cfg, schedule) => segMacs(cfg, schedule).total,
+      head: new SegHead(dense.cfg.segUnmerge), macs: (cfg, schedule) => segMacs(cfg, schedule).total,
       score: (m) => evaluateSegmentation(m, scenes.test, { mean, std, limit: f['eval-limit'] as number | undefined, quiet: !!f.quiet }).miou,
     };
   } else {

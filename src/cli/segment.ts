@@ -21,7 +21,8 @@ export type Task = 'classify' | 'segment';
 export type SceneData = NonNullable<VitConfig['scenes']>['data'];
 
 /** Flags of train, eval and compress for segmentation scenes. */
-export const SEG_FLAGS = { task: 'string', scenes: 'number', 'test-scenes': 'number', 'scene-seed': 'number' } as const;
+export const SEG_FLAGS = { task: 'string', scenes: 'number', 'test-scenes': 'number', 'scene-seed': 'number', unmerge: 'string' } as const;
+
 
 /** The task from --task, else the model's config; a model of the other task is a usage error. */
 export function taskOf(f: Record<string, unknown>, cfg?: VitConfig): Task {
@@ -95,7 +96,7 @@ export function printScores(r: SegScores, classes: readonly string[], what: stri
 
 export async function segmentCommand(argv: string[]): Promise<void> {
   const { flags: f } = parseArgs(argv, {
-    model: 'string', image: 'string', scene: 'number', data: 'string', 'scene-seed': 'number', out: 'string', scale: 'number',
+    model: 'string', image: 'string', scene: 'number', data: 'string', 'scene-seed': 'number', out: 'string', scale: 'number', unmerge: 'string',
     json: 'boolean', backend: 'string', ...MERGE_FLAGS, ...THREAD_FLAGS,
   });
   await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);

@@ -30,6 +30,14 @@ export interface VitConfig {
   task?: 'classify' | 'segment';
   /** Segmentation models: the dense head on the final tokens (src/seg/model.ts); 'linear' = the `head` Linear applied to every patch token. */
   segHead?: 'linear';
+  /**
+   * Segmentation models with merging: how the final tokens return to the full
+   * grid (src/seg/model.ts). 'copy': the method's unmerge, every position a
+   * copy of the token it was merged into. 'residual' (default): every position
+   * keeps its own token stream from before each merge and adds the updates its
+   * merged token received after it (blocks are residual, x + f(x)).
+   */
+  segUnmerge?: 'residual' | 'copy';
   /** Segmentation models: the scenes they were trained on (src/data/scenes.ts), so eval and segment rebuild the same test scenes. */
   scenes?: { data: 'fashion-mnist' | 'mnist'; size: number; minItems: number; maxItems: number; threshold: number; seed: number };
 }

@@ -15,6 +15,7 @@
 // K/C as much for the copy. Per-pixel cross-entropy is then the trainer's
 // crossEntropy over these rows.
 import { Tensor, keep } from '../tensor.js';
+import * as ops from '../ops/index.js';
 import type { Backend } from '../backend/backend.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -31,15 +32,30 @@ export function checkSegConfig(cfg: VitConfig): void {
   if (cfg.numClasses < 2) throw new Error(`model '${cfg.name}': a segmentation model needs >= 2 pixel classes (background + items), has ${cfg.numClasses}`);
 }
 
+export type SegUnmerge = NonNullable<VitConfig['segUnmerge']>;
+export const SEG_UNMERGES: readonly SegUnmerge[] = ['residual', 'copy'];
+
 /** Per-token linear classifier on the unmerged grid, upsampled bilinearly to the input's pixels. */
 export class SegHead implements TokenHead {
   private interp = new Map<Backend, { ay: Tensor; ax: Tensor }>();
+  readonly keepsMergeResidual: boolean;
+
+  constructor(readonly unmergeMode: SegUnmerge = 'residual') {
+    if (!SEG_UNMERGES.includes(unmergeMode)) throw new Error(`segmentation unmerge '${unmergeMode}': expected ${SEG_UNMERGES.join(' or ')}`);
+    this.keepsMergeResidual = unmergeMode === 'residual';
+  }
 
   forward(out: TokensOut, vit: VisionTransformer): Tensor {
-    const z = vit.head.forward(out.tokens);
-    const full = out.plans.length ? unmerge(z, out.plans) : z;
+    let z: Tensor;
+    if (!out.plans.length) z = vit.head.forward(out.tokens);
+    else if (out.residuals && out.stream) {
+      // each position: its own stream before each merge plus its group's later updates
+      let full = unmerge(out.stream, out.plans);
+      out.residuals.forEach((r, k) => { full = ops.add(full, k ? unmerge(r, out.plans.slice(0, k)) : r); });
+      z = vit.head.forward(vit.norm.forward(full));
+    } else z = unmerge(vit.head.forward(out.tokens), out.plans);
     const { ay, ax } = this.matrices(vit, z.backend);
-    return upsampleTokens(full, vit.grid, ay, ax, vit.numPrefixTokens);
+    return upsampleTokens(z, vit.grid, ay, ax, vit.numPrefixTokens);
   }
 
   /** The per-axis interpolation matrices for this grid and image size, made once per backend (constants, never freed by scopes). */
@@ -63,7 +79,7 @@ export class SegHead implements TokenHead {
 /** A segmentation model around `vit`: CaitModel with SegHead (merge schedule and switches as CaitModel takes them). */
 export function segModel(vit: VisionTransformer, o: Omit<CaitOptions, 'head'> = {}): CaitModel {
   checkSegConfig(vit.cfg);
-  return new CaitModel(vit, { ...o, head: new SegHead() });
+  return new CaitModel(vit, { ...o, head: new SegHead(vit.cfg.segUnmerge ?? 'residual') });
 }
 
 export interface SegMacs { total: number; backbone: number; head: number; upsample: number }
