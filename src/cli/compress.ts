@@ -32,7 +32,7 @@ const FLAGS = {
   'finetune-epochs': 'number', out: 'string', json: 'boolean', 'structure-only': 'boolean', limit: 'number', 'eval-limit': 'number',
   batch: 'number', lr: 'number', 'finetune-lr': 'number', masks: 'string', 'shared-qkv': 'boolean', allocation: 'string',
   lambda: 'number', alpha: 'number', tau: 'number', 'hard-distill': 'boolean', runs: 'number', 'latency-batch': 'number',
-  seed: 'number', backend: 'string', quiet: 'boolean', similarity: 'string', 'no-prop-attn': 'boolean', ...SEG_FLAGS,
+  seed: 'number', backend: 'string', quiet: 'boolean', similarity: 'string', 'no-prop-attn': 'boolean', 'crop-pad': 'number', ...SEG_FLAGS,
 } as const;
 
 /** --target-macs RATIO: a reduction factor (1.7 = 1.7x fewer MACs), or a fraction of the dense MACs when below 1. */
@@ -71,7 +71,7 @@ export function compressCommand(argv: string[]): void {
   if (!Number.isInteger(cropPad) || cropPad < 0) throw new UsageError(`--crop-pad must be an integer >= 0 (pixels of random shift), got ${cropPad}`);
   const stage = (epochs: number, lr: number): StageOptions => ({
     epochs, batchSize: (f.batch as number) ?? (seg ? 64 : 128), lr, minLr: lr / 100, weightDecay: 0.05, warmupEpochs: Math.min(0.5, epochs / 4),
-    smoothing: seg ? 0 : 0.1, clip: 1, seed: (f.seed as number) ?? 0, cropPad: seg ? 0 : 2, flip: dataName === 'fashion-mnist', limit: f.limit as number | undefined,
+    smoothing: seg ? 0 : 0.1, clip: 1, seed: (f.seed as number) ?? 0, cropPad: seg ? 0 : cropPad, flip: dataName === 'fashion-mnist', limit: f.limit as number | undefined,
   });
   const cdcp: Partial<CdcpOptions> = { targetMacs: countMacs(dense.cfg, '').total / ratio };
   if (f.masks) cdcp.masks = f.masks as CdcpOptions['masks'];

@@ -19,6 +19,7 @@ const MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
 export const DEMO_MODELS: Array<[label: string, file: string]> = [
   ['dense ViT', 'fmnist-dense.safetensors'],
   ['ATME (merging)', 'fmnist-atme.safetensors'],
+  ['CDCP (pruning)', 'fmnist-cdcp.safetensors'],
   ['CAIT (ATME+CDCP)', 'fmnist-cait.safetensors'],
 ];
 
