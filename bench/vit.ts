@@ -1,6 +1,6 @@
 // Whole-model latency (issue #6): DeiT-Tiny and DeiT-Small, batch 1 and 8,
 // one and N (= 2) threads, every runtime in one run, on the same weights:
-//   caitjs         this engine, WASM SIMD (relaxed where supported): 1 thread,
+//   caitjs         this engine (planned forward, src/plan.ts), WASM SIMD (relaxed where supported): 1 thread,
 //                  or a pool of N threads over one shared memory
 //                  (src/backend/threads.ts), which must give the 1-thread
 //                  logits bit for bit (else abort)
@@ -48,6 +48,7 @@ import ort from 'onnxruntime-node';
 import { Tensor, scope, setBackend } from '../src/tensor.js';
 import type { Backend } from '../src/backend/backend.js';
 import { noGrad } from '../src/autograd.js';
+import { InferencePlan, CaptureError } from '../src/plan.js';
 import { createModel, loadModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import type { VisionTransformer } from '../src/nn/vit.js';
@@ -125,8 +126,21 @@ function peerRunner(p: Peer, runtime: RuntimeName): Runner {
   return { runtime, model: 'dense', threads: p.threads, setInput: (x, s) => p.setInput(x, s), run: () => p.run() };
 }
 
-const caitForward = (m: { forward(x: Tensor): Tensor }, be: Backend) =>
-  (x: Float32Array, shape: number[]) => noGrad(() => scope(() => m.forward(Tensor.from(x, shape, be)).toArray()));
+// caitjs runs its planned forward (src/plan.ts: captured once per input shape,
+// replayed from one arena), as `cait bench` does; op by op only if a forward
+// cannot be planned.
+const caitForward = (m: { forward(x: Tensor): Tensor }, be: Backend) => {
+  const plans = new Map<string, InferencePlan | null>();
+  return (x: Float32Array, shape: number[]): Float32Array => {
+    const key = shape.join('x');
+    if (!plans.has(key)) {
+      try { plans.set(key, InferencePlan.capture(be, x, shape, (t) => m.forward(t))); }
+      catch (e) { if (!(e instanceof CaptureError)) throw e; plans.set(key, null); }
+    }
+    const p = plans.get(key);
+    return p ? p.run(x) : noGrad(() => scope(() => m.forward(Tensor.from(x, shape, be)).toArray()));
+  };
+};
 
 const single = loadWasmSync('auto');
 setBackend(single);
