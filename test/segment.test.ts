@@ -88,6 +88,16 @@ test('scenes: the same every time and in any order; 2-4 items, on the canvas, bo
   assert.throws(() => a.train.scene(300), /out of range/);
 });
 
+test('scene seeds: another seed gives other scenes, not seed 0\'s in another order', () => {
+  const seeds = (seed: number) => new Set(Array.from({ length: 4096 }, (_, i) => sceneSeed(seed, 'train', i)));
+  const base = seeds(0);
+  for (const s of [1, 2, 3, 1000000]) {
+    let shared = 0;
+    for (const v of seeds(s)) if (base.has(v)) shared++;
+    assert.ok(shared <= 2, `seed ${s} shares ${shared} of 4096 scene streams with seed 0`);
+  }
+});
+
 test('train scenes take only training items, test scenes only test items', () => {
   // training items are drawn in value 100, test items in 200: no scene may mix them
   const train = boxes(40, () => 100), test = boxes(30, () => 200);

@@ -58,9 +58,21 @@ export interface Scene {
   items: PlacedItem[];
 }
 
-/** A 32-bit seed for scene i of a split (murmur3's finaliser over the three numbers). */
+/** murmur3's fmix32; fmix32(0) = 0. */
+function fmix32(h: number): number {
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * A 32-bit seed for scene i of a split (murmur3's finaliser over the three
+ * numbers). The seed is mixed first: XOR-ed in raw, seed s would give scene
+ * i the stream of seed 0's scene s ^ i (seed 1 = seed 0's scenes swapped in
+ * pairs). fmix32(0) = 0 keeps the default seed's scenes as they were.
+ */
 export function sceneSeed(seed: number, split: SceneSplit, i: number): number {
-  let h = (seed >>> 0) ^ (split === 'train' ? 0x5bd1e995 : 0x1b873593);
+  let h = fmix32(seed >>> 0) ^ (split === 'train' ? 0x5bd1e995 : 0x1b873593);
   for (const v of [i >>> 0, 0x9e3779b9]) {
     h = Math.imul(h ^ v, 0xcc9e2d51);
     h = Math.imul((h << 15) | (h >>> 17), 0x1b873593);
