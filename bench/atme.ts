@@ -3,6 +3,7 @@
 // input, in one process. The three models alternate within every round (the
 // order rotating), after discarded warm-up rounds, so drift and the odd
 // preempted run on a shared machine hit all of them; medians are compared.
+// Each model runs its planned forward (src/plan.ts), as `cait bench` times it.
 //
 // Usage: node --import tsx bench/atme.ts [runs=40] [warmup=5]
 //        writes bench/results/atme.json ({env, models, results})
@@ -30,11 +31,11 @@ const runners = SCHEDULES.map((m) => (m ? new CaitModel(vit, { merge: m }) : vit
 const env = { ...environment(), backend: getBackend().name, threads: 1 };
 console.log(`node ${env.node}, V8 ${env.v8}, ${env.cpu} (${env.cores} cores, load ${env.loadavg}), ${env.backend}; ` +
   `${PRESET} batch ${BATCH}, ${runs} rounds after ${warmup} warm-up`);
-const times = timeRunners(runners, x, runs, warmup);
+const times = timeRunners(runners, x, runs, warmup, { planned: true });
 const dense = latencyStats(times[0]);
 const results = SCHEDULES.map((merge, i) => {
   const s = latencyStats(times[i]), macs = countMacs(cfg, merge).total;
-  return { merge: merge || 'none', ...s, gmacs: +(macs / 1e9).toFixed(4), speedup: +(dense.median_ms / s.median_ms).toFixed(3), mac_ratio: +(countMacs(cfg, '').total / macs).toFixed(3) };
+  return { merge: merge || 'none', path: times.paths[i], ...s, gmacs: +(macs / 1e9).toFixed(4), speedup: +(dense.median_ms / s.median_ms).toFixed(3), mac_ratio: +(countMacs(cfg, '').total / macs).toFixed(3) };
 });
 for (const r of results)
   console.log(`  ${r.merge.padEnd(8)} ${r.gmacs.toFixed(3)} GMACs  median ${r.median_ms.toFixed(2)} ms  (min ${r.min_ms.toFixed(2)}, p90 ${r.p90_ms.toFixed(2)}, MAD ${r.mad_ms.toFixed(2)})  ` +
