@@ -3,31 +3,24 @@ import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js'
 import { readImageFile } from '../io/image.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { countCorrect, evaluate, subset, type Trainable } from '../train/trainer.js';
+import { countCorrect, evalBatches, evaluate, type EvalOptions, type Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { parseArgs, UsageError } from './args.js';
 import { MERGE_FLAGS, THREAD_FLAGS, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
-import { makeBatch, type ImageSource } from '../data/augment.js';
-import { Progress } from '../util/progress.js';
+import type { ImageSource } from '../data/augment.js';
 import { SEG_FLAGS, evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 
-/** trainer.ts's evaluate, awaiting each batch's logits: for backends that read back asynchronously (WebGPU). */
-async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }): Promise<{ accuracy: number; n: number; correct: number }> {
-  const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250, S = model.cfg.imgSize;
-  const bar = new Progress('eval', n, 'img', o.quiet);
-  let correct = 0;
-  const idx = new Int32Array(B), pick = subset(data.n, n);
-  for (let s = 0; s < n; s += B) {
-    const m = Math.min(B, n - s);
-    for (let i = 0; i < m; i++) idx[i] = pick[s + i];
-    const batch = makeBatch(data, idx.subarray(0, m), { pad: S, mean: o.mean, std: o.std });
-    const logits = await forwardLogits(model, () => Tensor.from(batch.x, [m, 1, S, S]));
-    correct += countCorrect(logits, batch.y, m);
-    bar.update(s + m);
+/** trainer.ts's evaluate over the same batches, awaiting each batch's logits: for backends that read back asynchronously (WebGPU). */
+async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: EvalOptions): Promise<{ accuracy: number; n: number; correct: number }> {
+  let correct = 0, n = 0;
+  for (const b of evalBatches(data, model.cfg.imgSize, o)) {
+    const logits = await forwardLogits(model, () => Tensor.from(b.x, b.shape));
+    correct += countCorrect(logits, b.y, b.m);
+    n += b.m;
   }
-  return { accuracy: correct / n, n, correct };
+  return { accuracy: n ? correct / n : 0, n, correct };
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {

@@ -185,19 +185,34 @@ export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, m:
   return correct;
 }
 
-/** Top-1 accuracy over a split (no augmentation, no gradients). */
-export function evaluate(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }): { accuracy: number; n: number; correct: number } {
-  const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250, S = model.cfg.imgSize;
+export interface EvalOptions { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }
+
+/**
+ * The evaluation batches of a split (no augmentation): the first `limit`
+ * images spread evenly over it (subset), `batchSize` at a time as NCHW on the
+ * model's S x S canvas, with a progress bar advanced as each batch is taken.
+ * Shared by the sync loop below and the async one of WebGPU (src/cli/infer.ts).
+ */
+export function* evalBatches(data: ImageSource, S: number, o: EvalOptions): Generator<{ x: Float32Array; y: ArrayLike<number>; m: number; shape: number[] }> {
+  const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250;
   const bar = new Progress('eval', n, 'img', o.quiet);
-  let correct = 0;
   const idx = new Int32Array(B), pick = subset(data.n, n);
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
     for (let i = 0; i < m; i++) idx[i] = pick[s + i];
     const batch = makeBatch(data, idx.subarray(0, m), { pad: S, mean: o.mean, std: o.std });
-    const logits = noGrad(() => scope(() => model.forward(Tensor.from(batch.x, [m, 1, S, S]), false).toArray()));
-    correct += countCorrect(logits, batch.y, m);
+    yield { x: batch.x, y: batch.y, m, shape: [m, 1, S, S] };
     bar.update(s + m);
   }
-  return { accuracy: correct / n, n, correct };
+}
+
+/** Top-1 accuracy over a split (no augmentation, no gradients). */
+export function evaluate(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: EvalOptions): { accuracy: number; n: number; correct: number } {
+  let correct = 0, n = 0;
+  for (const b of evalBatches(data, model.cfg.imgSize, o)) {
+    const logits = noGrad(() => scope(() => model.forward(Tensor.from(b.x, b.shape), false).toArray()));
+    correct += countCorrect(logits, b.y, b.m);
+    n += b.m;
+  }
+  return { accuracy: n ? correct / n : 0, n, correct };
 }
