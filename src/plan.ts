@@ -47,6 +47,7 @@ export class CaptureError extends Error {}
 export class InferencePlan {
   private arena: Ptr;
   private readonly calls: (() => void)[];
+  private readonly outPtr: Ptr;
   private disposed = false;
 
   private constructor(
@@ -75,7 +76,6 @@ export class InferencePlan {
     });
     this.outPtr = at(output);
   }
-  private readonly outPtr: Ptr;
 
   get steps(): number { return this.calls.length; }
 
