@@ -151,6 +151,8 @@ for (const layout of LAYOUTS) {
     check({ layout, M: 9, N: 900, K: 700, bias: true });
     check({ layout, M: 5, N: 1300, K: 700, beta: 1, offset: 4 });
     check({ layout, M: 6, N: 1500, K: 200, alpha: 2, bias: true });
+    // more rows than one packed A block (256 rows at kc = 256), and N blocks beside them
+    check({ layout, M: 261, N: 780, K: 256, beta: 1, bias: true, offset: 4 });
   });
 }
 
@@ -212,6 +214,7 @@ G('NP (pre-packed B): tails, both sources, batch, bias, beta, K/N blocking, unal
     checkPacked(src, 5, 17, 8, { batch: 3, beta: 1 });
     checkPacked(src, 9, 900, 700, { bias: true });
     checkPacked(src, 99, 61, 300, { bias: true, beta: 1, offset: 4 });
+    checkPacked(src, 261, 780, 256, { bias: true });
   }
 });
 
@@ -223,6 +226,7 @@ G('GELU flag: NP and plain layouts, tails, K blocking, beta, bias', () => {
     checkPacked(src, 17, 33, 17, { gelu: true, bias: true });
     checkPacked(src, 5, 13, 600, { gelu: true, bias: true, beta: 1 });
     checkPacked(src, 99, 61, 300, { gelu: true, offset: 4 });
+    checkPacked(src, 261, 20, 512, { gelu: true, bias: true }); // two A blocks x two K blocks
   }
   const be = wasm[0], M = 9, N = 11, K = 700;
   const A = randn(M * K, 91), B = randn(N * K, 92), bias = randn(N, 93);
