@@ -66,8 +66,21 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   const m = cait('macs', '--model', out, '--json');
   assert.is(m.code, 0, m.stderr);
   assert.is(m.json.macs, r.json.compressed.macs, 'the saved model carries its widths and schedule');
+  // the default policy timed its candidates and kept the fastest; all met the target
+  assert.is(r.json.policy, 'search');
+  assert.ok(r.json.candidates.length >= 2, `${r.json.candidates.length} candidates`);
+  for (const c of r.json.candidates) assert.ok(c.mac_ratio >= 1.7 && c.latency_ms > 0, JSON.stringify(c));
+  const best = r.json.candidates.reduce((a: { latency_ms: number }, b: { latency_ms: number }) => (b.latency_ms < a.latency_ms ? b : a));
+  assert.equal([best.merge, best.prune], [r.json.merge, r.json.prune]);
+  const mlp = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'mlp', '--merge', 'h@1', '--out', out, '--runs', '3', '--json');
+  assert.is(mlp.code, 0, mlp.stderr);
+  assert.equal([mlp.json.policy, mlp.json.merge, mlp.json.candidates], ['mlp', 'h@1', undefined]);
+  assert.ok(mlp.json.mac_ratio >= 1.7);
   const bad = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '-2', '--out', out);
   assert.is(bad.code, 2);
+  const badPrune = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);
+  assert.is(badPrune.code, 2);
+  assert.match(badPrune.stderr, /--prune must be search, uniform or mlp, got 'heads'/);
 });
 
 test.run();

@@ -22,6 +22,8 @@ import type { VitConfig } from '../nn/presets.js';
 import type { AtmeOptions } from './atme.js';
 import { CaitModel, type TokenHead } from './wrap.js';
 import { countMacs } from './macs.js';
+import type { Structure } from './structure.js';
+import { createModel } from '../nn/model.js';
 import type { CdcpOptions } from './cdcp.js';
 import { CdcpModel } from './search.js';
 import { Distiller, withDistillation, type DistillOptions } from './distill.js';
@@ -95,6 +97,23 @@ export function measureLatencies(models: Array<Pick<Trainable, 'forward' | 'cfg'
   const times = timeRunners(models, x, runs, Math.max(5, runs >> 3), { planned: true });
   x.dispose();
   return times.map((t) => latencyStats(t).median_ms);
+}
+
+export interface TimedStructure extends Structure { latencyMs: number }
+
+/**
+ * Time candidate structures (random weights, planned forwards, interleaved
+ * rounds, medians) so `--structure-only` can keep the fastest. The winner of
+ * a short noisy race is biased fast, so the caller measures it again against
+ * the dense model in fresh runs before reporting a speedup.
+ */
+export function searchStructure(cfg: VitConfig, candidates: Structure[], o: { batch?: number; runs?: number; seed?: number } = {}): TimedStructure[] {
+  const models = candidates.map((c) => createModel({ ...cfg, widths: c.widths, merge: c.merge }, o.seed ?? 0));
+  try {
+    const runners = models.map((m, i) => (candidates[i].merge ? new CaitModel(m, { merge: candidates[i].merge }) : m));
+    const ms = measureLatencies(runners, o.batch ?? 1, o.runs ?? 8);
+    return candidates.map((c, i) => ({ ...c, latencyMs: ms[i] }));
+  } finally { for (const m of models) m.dispose(); }
 }
 
 /** `data.test` is whatever task.score reads (an image split for the default score). */

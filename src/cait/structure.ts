@@ -1,12 +1,21 @@
 // Choosing a compressed structure without data (`cait compress --structure-only`):
-// an ATME schedule plus uniform CDCP widths whose analytic MACs meet a target,
-// so the speed of the structure can be measured before any training.
+// an ATME schedule plus CDCP widths whose analytic MACs meet a target, so the
+// speed of the structure can be measured before any training.
 //
-// Policy: take the most aggressive schedule (candidateSchedules) whose MACs
-// stay at or above the target, then prune channels uniformly (the same keep ratio r
-// for q/k, v and MLP in every block) for the rest. Widths are rounded to
-// multiples of 4 (q/k, v) and 8 (MLP) to match the GEMM's f32x4 columns and
-// 8-wide panels, so compact GEMMs need no scalar tails.
+// Analytic policy (pickStructure): take the most aggressive schedule
+// (candidateSchedules) whose MACs stay at or above the target, then prune
+// channels for the rest, in one of two styles:
+//   uniform: the same keep ratio r for q/k, v and MLP in every block;
+//   mlp:     the MLP hidden width only (heads keep all their channels).
+// Widths are rounded to multiples of 4 (q/k, v) and 8 (MLP) to match the
+// GEMM's f32x4 columns and 8-wide panels.
+//
+// Equal MACs are not equal time: GELU (about a quarter of fc1's time) and the
+// softmax are not in the MAC count, blocks after a second merge step run
+// 50-row GEMMs that are a few percent less efficient, and a 60-wide head
+// leaves the attention GEMMs a partial panel. So structureCandidates lists a
+// few structures that meet the target, and `cait compress --structure-only`
+// times them and keeps the fastest (src/cait/compress.ts searchStructure).
 import type { VitConfig } from '../nn/presets.js';
 import type { BlockWidths } from '../nn/layers.js';
 import { blockWidths } from '../nn/presets.js';
@@ -39,24 +48,79 @@ export function uniformWidths(cfg: VitConfig, r: number): BlockWidths[] {
   });
 }
 
-export interface Structure { merge: string; widths: BlockWidths[]; macs: number; denseMacs: number; ratio: number; keep: number }
+/** MLP hidden widths scaled by r (rounded to 8); attention widths untouched. */
+export function mlpWidths(cfg: VitConfig, r: number): BlockWidths[] {
+  return Array.from({ length: cfg.depth }, (_, i) => {
+    const w = blockWidths(cfg, i);
+    return { ...w, mlp: roundTo(r * w.mlp, 8, w.mlp) };
+  });
+}
 
-/**
- * A structure with at most denseMacs / ratio MACs. `merge` fixes the schedule
- * (otherwise one is chosen as above).
- */
-export function pickStructure(cfg: VitConfig, ratio: number, merge?: string): Structure {
+export type PruneStyle = 'uniform' | 'mlp';
+export const PRUNE_STYLES: readonly PruneStyle[] = ['uniform', 'mlp'];
+
+/** `keep` is the ratio the style applied (all channels for uniform, the MLP's for mlp) before the MLPs take back the rounding slack. */
+export interface Structure { merge: string; prune: PruneStyle; widths: BlockWidths[]; macs: number; denseMacs: number; ratio: number; keep: number }
+
+/** The schedule `merge` with `prune`-style widths, pruned as little as reaches denseMacs / ratio. */
+export function fitStructure(cfg: VitConfig, ratio: number, merge: string, prune: PruneStyle = 'uniform'): Structure {
   if (!(ratio >= 1)) throw new Error(`MAC reduction ratio must be >= 1, got ${ratio}`);
+  if (!PRUNE_STYLES.includes(prune)) throw new Error(`pruning style must be ${PRUNE_STYLES.join(' or ')}, got '${prune}'`);
   const denseMacs = countMacs(cfg, '').total, target = denseMacs / ratio;
-  let schedule = merge !== undefined ? formatSchedule(toSteps(merge, cfg.depth)) : '';
-  if (merge === undefined) for (const s of candidateSchedules(cfg)) if (countMacs(cfg, s).total >= target) schedule = s;
-  const macsAt = (r: number) => countMacs({ ...cfg, widths: uniformWidths(cfg, r) }, schedule).total;
+  const schedule = formatSchedule(toSteps(merge, cfg.depth));
+  const widthsAt = (r: number) => (prune === 'mlp' ? mlpWidths(cfg, r) : uniformWidths(cfg, r));
+  const macsAt = (r: number) => countMacs({ ...cfg, widths: widthsAt(r) }, schedule).total;
   let keep = 1;
   if (macsAt(1) > target) {
     let lo = 0, hi = 1; // largest r with macs <= target
     for (let it = 0; it < 40; it++) { const mid = (lo + hi) / 2; if (macsAt(mid) <= target) lo = mid; else hi = mid; }
     keep = lo;
   }
-  const widths = uniformWidths(cfg, keep), macs = macsAt(keep);
-  return { merge: schedule, widths, macs, denseMacs, ratio: denseMacs / macs, keep };
+  let widths = widthsAt(keep);
+  // Rounding head widths to 4 can overshoot the target by several percent
+  // (DeiT-Small: 60 of 64 channels); give the slack back to the MLPs, 8
+  // channels per block at a time, so every candidate lands near the target.
+  for (;;) {
+    const wider = widths.map((w, i) => ({ ...w, mlp: Math.min(blockWidths(cfg, i).mlp, w.mlp + 8) }));
+    if (wider.every((w, i) => w.mlp === widths[i].mlp) || countMacs({ ...cfg, widths: wider }, schedule).total > target) break;
+    widths = wider;
+  }
+  const macs = countMacs({ ...cfg, widths }, schedule).total;
+  if (macs > target * (1 + 1e-9)) throw new Error(`${cfg.name}: '${schedule || 'no merging'}' with ${prune} pruning cannot reach ${ratio}x fewer MACs`);
+  return { merge: schedule, prune, widths, macs, denseMacs, ratio: denseMacs / macs, keep };
+}
+
+/**
+ * A structure with at most denseMacs / ratio MACs. `merge` fixes the schedule
+ * (otherwise the most aggressive one that does not pass the target).
+ */
+export function pickStructure(cfg: VitConfig, ratio: number, merge?: string, prune: PruneStyle = 'uniform'): Structure {
+  if (!(ratio >= 1)) throw new Error(`MAC reduction ratio must be >= 1, got ${ratio}`);
+  const target = countMacs(cfg, '').total / ratio;
+  let schedule = merge ?? '';
+  if (merge === undefined) for (const s of candidateSchedules(cfg)) if (countMacs(cfg, s).total >= target) schedule = s;
+  return fitStructure(cfg, ratio, schedule, prune);
+}
+
+/**
+ * Structures worth timing for a target (each with at most denseMacs / ratio
+ * MACs), from these schedules:
+ *   the three most aggressive that do not pass the target, pruned in each style;
+ *   the most aggressive single step h@i that does not pass it, in each style;
+ *   any that passes it by at most `over` (1%) on its own, unpruned.
+ * With `merge` given: that schedule, in each style.
+ */
+export function structureCandidates(cfg: VitConfig, ratio: number, merge?: string, over = 0.01): Structure[] {
+  const target = countMacs(cfg, '').total / ratio;
+  const scheds = merge !== undefined ? [merge] : candidateSchedules(cfg);
+  const macs = (s: string) => countMacs(cfg, s).total;
+  const under = scheds.filter((s) => macs(s) >= target), picked = new Set(under.slice(-3));
+  const single = under.filter((s) => !s.includes(',')).pop();
+  if (single !== undefined) picked.add(single);
+  const out: Structure[] = [];
+  for (const s of picked) for (const p of PRUNE_STYLES) out.push(fitStructure(cfg, ratio, s, p));
+  if (merge === undefined) for (const s of scheds) if (macs(s) < target && macs(s) >= target / (1 + over)) out.push(fitStructure(cfg, ratio, s, 'uniform'));
+  // the same widths twice (keep 1, or rounding) is one candidate
+  const key = (s: Structure) => `${s.merge}|${JSON.stringify(s.widths)}`;
+  return out.filter((s, i) => out.findIndex((t) => key(t) === key(s)) === i);
 }

@@ -2,9 +2,11 @@
 //   with data:   search (ATME + CDCP masks under the MAC budget, distilled from
 //                the dense model) -> extract -> fine-tune -> report dense vs
 //                compressed (accuracy, MACs, params, latency in the same run)
-//   --structure-only: pick a schedule and uniform widths for a MAC target
-//                without data or weights, save that (randomly initialised)
-//                compact model, and measure its speed against the dense one.
+//   --structure-only: pick a schedule and widths for a MAC target without
+//                data or weights (by default: time a few candidate
+//                structures and keep the fastest; --prune uniform|mlp: the
+//                analytic choice), save that (randomly initialised) compact
+//                model, and measure its speed against the dense one.
 import { dirname, join } from 'node:path';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { loadDataset } from '../data/mnist.js';
@@ -12,10 +14,10 @@ import type { DatasetName } from '../data/dataset.js';
 import { createModel, loadModel, saveModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import { countMacs, countParams } from '../cait/macs.js';
-import { compress, measureLatencies, type CompressReport, type StageOptions } from '../cait/compress.js';
+import { compress, measureLatencies, searchStructure, type CompressReport, type StageOptions } from '../cait/compress.js';
 import type { TrainData } from '../train/trainer.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { pickStructure } from '../cait/structure.js';
+import { pickStructure, structureCandidates, PRUNE_STYLES, type PruneStyle, type Structure } from '../cait/structure.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { CdcpOptions } from '../cait/cdcp.js';
@@ -32,7 +34,7 @@ const FLAGS = {
   'finetune-epochs': 'number', out: 'string', json: 'boolean', 'structure-only': 'boolean', limit: 'number', 'eval-limit': 'number',
   batch: 'number', lr: 'number', 'finetune-lr': 'number', masks: 'string', 'shared-qkv': 'boolean', allocation: 'string',
   lambda: 'number', alpha: 'number', tau: 'number', 'hard-distill': 'boolean', runs: 'number', 'latency-batch': 'number',
-  seed: 'number', backend: 'string', quiet: 'boolean', similarity: 'string', 'no-prop-attn': 'boolean', 'crop-pad': 'number', ...SEG_FLAGS,
+  seed: 'number', backend: 'string', quiet: 'boolean', similarity: 'string', 'no-prop-attn': 'boolean', 'crop-pad': 'number', prune: 'string', 'search-runs': 'number', ...SEG_FLAGS,
 } as const;
 
 /** --target-macs RATIO: a reduction factor (1.7 = 1.7x fewer MACs), or a fraction of the dense MACs when below 1. */
@@ -126,20 +128,31 @@ function segmentReport(f: Record<string, unknown>, out: string, merge: string, r
 function structureOnly(f: Record<string, unknown>, ratio: number, out: string): void {
   if (f.model) throw new UsageError('--structure-only takes --preset NAME (no weights or data are used)');
   const cfg = getPreset(need(f.preset as string | undefined, 'preset'));
-  const s = pickStructure(cfg, ratio, f.merge as string | undefined);
-  const dense = createModel(cfg, (f.seed as number) ?? 0);
-  const compact = createModel({ ...cfg, widths: s.widths, merge: s.merge }, (f.seed as number) ?? 0);
+  const policy = (f.prune as string | undefined) ?? 'search';
+  if (policy !== 'search' && !PRUNE_STYLES.includes(policy as PruneStyle)) throw new UsageError(`--prune must be search, ${PRUNE_STYLES.join(' or ')}, got '${policy}'`);
+  const merge = f.merge !== undefined ? formatSchedule(toSteps(f.merge as string, cfg.depth)) : undefined;
+  const batch = (f['latency-batch'] as number) ?? 1, seed = (f.seed as number) ?? 0;
+  let s: Structure, candidates: Array<Record<string, unknown>> | undefined;
+  if (policy === 'search') {
+    const timed = searchStructure(cfg, structureCandidates(cfg, ratio, merge), { batch, seed, runs: (f['search-runs'] as number) ?? 8 });
+    s = timed.reduce((a, b) => (b.latencyMs < a.latencyMs ? b : a));
+    candidates = timed.map((c) => ({ merge: c.merge, prune: c.prune, keep: +c.keep.toFixed(4), mac_ratio: c.ratio, latency_ms: c.latencyMs }));
+    if (!f.json) for (const c of timed) console.log(`  candidate ${(c.merge || 'none').padEnd(10)} ${c.prune.padEnd(7)} keep ${c.keep.toFixed(3)}  ${c.ratio.toFixed(3)}x fewer MACs  ${c.latencyMs.toFixed(2)} ms${c === s ? '  <- fastest' : ''}`);
+  } else s = pickStructure(cfg, ratio, merge, policy as PruneStyle);
+  const dense = createModel(cfg, seed);
+  const compact = createModel({ ...cfg, widths: s.widths, merge: s.merge }, seed);
   mkdirSync(dirname(out) || '.', { recursive: true });
   saveModel(out, compact, { stage: 'structure-only' });
   const runner = s.merge ? new CaitModel(compact, { merge: s.merge }) : compact;
-  const [dMs, cMs] = measureLatencies([dense, runner], (f['latency-batch'] as number) ?? 1, (f.runs as number) ?? 30);
+  // fresh runs for the reported speedup (the search's own timings pick, they do not report)
+  const [dMs, cMs] = measureLatencies([dense, runner], batch, (f.runs as number) ?? 30);
   const res = {
-    out, model: cfg.name, merge: s.merge, keep: +s.keep.toFixed(4), widths: s.widths,
+    out, model: cfg.name, policy, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4), widths: s.widths,
     dense: { macs: s.denseMacs, params: countParams(cfg), latencyMs: dMs },
     compressed: { macs: s.macs, params: countParams(compact.cfg), latencyMs: cMs },
-    mac_ratio: s.ratio, speedup: dMs / cMs, env: environment(),
+    mac_ratio: s.ratio, speedup: dMs / cMs, ...(candidates ? { candidates } : {}), env: environment(),
   };
-  if (!f.json) console.log(`${cfg.name}: merge ${s.merge || 'none'}, uniform keep ${s.keep.toFixed(3)} -> ${(s.macs / 1e9).toFixed(3)} GMACs (${s.ratio.toFixed(2)}x fewer); latency ${dMs.toFixed(2)} -> ${cMs.toFixed(2)} ms (${(dMs / cMs).toFixed(2)}x); saved ${out}`);
+  if (!f.json) console.log(`${cfg.name}: merge ${s.merge || 'none'}, ${s.prune} keep ${s.keep.toFixed(3)} -> ${(s.macs / 1e9).toFixed(3)} GMACs (${s.ratio.toFixed(2)}x fewer); latency ${dMs.toFixed(2)} -> ${cMs.toFixed(2)} ms (${(dMs / cMs).toFixed(2)}x); saved ${out}`);
   emitJson(res);
   dense.dispose(); compact.dispose();
 }

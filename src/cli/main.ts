@@ -18,7 +18,7 @@ const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string
   predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
   forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],
   demo: [demoCommand, 'demo [--limit N] [--runs R]  (evaluate the committed Fashion-MNIST models and compare them)'],
-  compress: [compressCommand, 'compress --model FILE --data fashion-mnist --target-macs RATIO [--merge SCHEDULE] [--search-epochs N] [--finetune-epochs N] [--task segment] --out FILE [--json] | --preset NAME --structure-only --target-macs RATIO --out FILE'],
+  compress: [compressCommand, 'compress --model FILE --data fashion-mnist --target-macs RATIO [--merge SCHEDULE] [--search-epochs N] [--finetune-epochs N] [--task segment] --out FILE [--json] | --preset NAME --structure-only --target-macs RATIO [--merge SCHEDULE] [--prune search|uniform|mlp] [--search-runs N] [--runs N] --out FILE [--json]'],
   macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
   bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads N] [--batch B] [--runs R] [--warmup W] [--eager] [--baseline FILE] [--json]'],
   plot: [plotCommand, 'plot --log RUN/log.jsonl[,RUN2/log.jsonl] [--metrics loss,lr,...] [--x epoch|step] --out curves.svg | --tradeoff results.json [--x latency|macs] --out tradeoff.svg  (results.json: `cait demo --json` output)'],
