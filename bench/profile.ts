@@ -1,54 +1,81 @@
-// Where a forward's time goes, for the README's inference-path notes:
-//   1. per-kernel time of one planned-equivalent forward (the kernel calls are
-//      timed one by one through a wrapped backend.run; op-by-op forward, so the
-//      sum is the kernels' share) for dense DeiT-Tiny and its 1.7x CAIT
-//      structure, and the planned forward's arena against the op-by-op peak;
+// Where a forward's time goes, for the README's inference-path and structure notes:
+//   1. per-step time of the planned forward (src/plan.ts) of dense DeiT-Tiny
+//      and its 1.7x CAIT structure (bench/structure.ts): the plan's kernel
+//      calls are timed one by one through a wrapped backend.run over R
+//      interleaved rounds, each step's median taken, and the medians summed by
+//      class (GEMM role, or kernel name) with the GEMMs' GFLOP/s; with the
+//      planned arena against the op-by-op peak;
 //   2. the pre-packed (NP) GEMM alone at the shapes those models run, with
 //      197, 99 and 50 rows: GFLOP/s with the weights hot in cache.
-// Usage: node --import tsx bench/profile.ts [rounds=10]   writes bench/results/profile.json
+// Usage: node --import tsx bench/profile.ts [rounds=40]   writes bench/results/profile.json
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Tensor, scope, setBackend } from '../src/tensor.js';
-import { noGrad } from '../src/autograd.js';
+import { setBackend } from '../src/tensor.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { NP, NT, packedSize } from '../src/backend/kernels.js';
-import { pickStructure } from '../src/cait/structure.js';
+import { chosenStructure } from './structure.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
 
-const R = Number(process.argv[2] ?? 10);
+const R = Number(process.argv[2] ?? 40);
 const be = loadWasmSync('auto');
 setBackend(be);
-const cfg = getPreset('deit_tiny_patch16_224'), s = pickStructure(cfg, 1.7);
+const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);
 const models = { dense: createModel(cfg, 0), cait: new CaitModel(createModel({ ...cfg, widths: s.widths, merge: s.merge }, 0), { merge: s.merge }) };
 const shape = [1, 3, 224, 224], x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
-
+const D = cfg.embedDim;
+/** A GEMM call's role, from its shape: NP rows of one image are the linears, the batched ones attention. */
+function role(a: number[]): string {
+  const [layout, M, N, K, , , , , , , , , , , , batch] = a;
+  if (batch > 1) return (layout & 3) === 1 ? 'attention QK^T' : 'attention PV';
+  if (M === 1) return 'head';
+  const grid = cfg.imgSize / cfg.patchSize;
+  if (K === cfg.patchSize * cfg.patchSize * cfg.inChans && M % (grid * grid) === 0) return 'patch embedding'; // fc2's rows include the class token
+  if (layout & 4) return 'fc1 (+GELU)';
+  if (K === D && N !== D) return 'qkv';
+  return N === D && K <= D ? 'proj' : 'fc2';
+}
+const plans = Object.fromEntries(Object.entries(models).map(([n, m]) => [n, InferencePlan.capture(be, x, shape, (t) => m.forward(t))])) as Record<keyof typeof models, InferencePlan>;
 const run = be.run.bind(be);
-let times: Map<string, number> | null = null;
+let rec: Array<{ cls: string; ms: number; macs: number }> = [];
 be.run = (k, ...a) => {
-  if (!times) return run(k, ...a);
-  const t = performance.now(), r = run(k, ...a), key = k === 'gemm' ? `gemm layout ${a[0]} M${a[1]} N${a[2]} K${a[3]} x${a[15]}` : k;
-  times.set(key, (times.get(key) ?? 0) + performance.now() - t);
+  const t = performance.now(), r = run(k, ...a);
+  rec.push({ cls: k === 'gemm' ? `gemm ${role(a)}` : k, ms: performance.now() - t, macs: k === 'gemm' ? a[1] * a[2] * a[3] * a[15] : 0 });
   return r;
 };
-const forwards: Record<string, unknown> = {};
-for (const [name, m] of Object.entries(models)) {
-  const eager = () => noGrad(() => scope(() => m.forward(Tensor.from(x, shape)).toArray()));
-  for (let i = 0; i < 3; i++) eager();
-  times = new Map();
-  const t0 = performance.now();
-  for (let i = 0; i < R; i++) eager();
-  const total = (performance.now() - t0) / R, kernels = [...times].map(([k, v]) => ({ kernel: k, ms: +(v / R).toFixed(3) })).sort((a, b) => b.ms - a.ms);
-  times = null;
-  const plan = InferencePlan.capture(be, x, shape, (t) => m.forward(t));
-  forwards[name] = { forward_ms: +total.toFixed(3), kernels, plan_steps: plan.steps, arena_mb: +(plan.arenaBytes / 2 ** 20).toFixed(2), eager_peak_mb: +(plan.eagerBytes / 2 ** 20).toFixed(2) };
-  plan.dispose();
-  console.log(`${name}: ${total.toFixed(2)} ms op by op; arena ${(plan.arenaBytes / 2 ** 20).toFixed(2)} MB vs ${(plan.eagerBytes / 2 ** 20).toFixed(2)} MB`);
-  for (const k of kernels.slice(0, 8)) console.log(`  ${k.ms.toFixed(3).padStart(8)} ms  ${k.kernel}`);
+const names = Object.keys(plans) as Array<keyof typeof models>;
+const per: Record<string, Array<typeof rec>> = { dense: [], cait: [] }, wall: Record<string, number[]> = { dense: [], cait: [] };
+for (let r = 0; r < R + 5; r++) {
+  for (let j = 0; j < names.length; j++) {
+    const n = names[(j + r) % names.length];
+    rec = [];
+    const t0 = performance.now();
+    plans[n].run(x);
+    if (r >= 5) { wall[n].push(performance.now() - t0); per[n].push(rec); }
+  }
 }
+be.run = run;
+const median = (v: number[]) => { const w = [...v].sort((p, q) => p - q), h = w.length >> 1; return w.length & 1 ? w[h] : (w[h - 1] + w[h]) / 2; };
+const forwards: Record<string, unknown> = {};
+for (const n of names) {
+  const classes = new Map<string, { ms: number; macs: number }>();
+  per[n][0].forEach((step, i) => {
+    const c = classes.get(step.cls) ?? { ms: 0, macs: 0 };
+    c.ms += median(per[n].map((p) => p[i].ms)); c.macs += step.macs;
+    classes.set(step.cls, c);
+  });
+  const rows = [...classes].map(([k, v]) => ({ kernel: k, ms: +v.ms.toFixed(3), ...(v.macs ? { gflops: +(2 * v.macs / v.ms / 1e6).toFixed(1) } : {}) })).sort((p, q) => q.ms - p.ms);
+  const stepSum = rows.reduce((t, r) => t + r.ms, 0);
+  forwards[n] = { planned_ms_median: +median(wall[n]).toFixed(3), step_median_sum_ms: +stepSum.toFixed(3), kernels: rows, plan_steps: plans[n].steps, arena_mb: +(plans[n].arenaBytes / 2 ** 20).toFixed(2), eager_peak_mb: +(plans[n].eagerBytes / 2 ** 20).toFixed(2) };
+  console.log(`${n}: planned ${median(wall[n]).toFixed(2)} ms (step medians sum ${stepSum.toFixed(2)}); arena ${(plans[n].arenaBytes / 2 ** 20).toFixed(2)} MB vs ${(plans[n].eagerBytes / 2 ** 20).toFixed(2)} MB op by op`);
+  for (const k of rows) console.log(`  ${k.ms.toFixed(3).padStart(8)} ms  ${k.kernel}${'gflops' in k ? `  ${k.gflops} GFLOP/s` : ''}`);
+}
+const fd = forwards.dense as { step_median_sum_ms: number }, fc = forwards.cait as { step_median_sum_ms: number };
+console.log(`step-median ratio ${(fd.step_median_sum_ms / fc.step_median_sum_ms).toFixed(3)} for ${s.ratio.toFixed(3)}x fewer MACs`);
+for (const p of Object.values(plans)) p.dispose();
 
 const gemms: Array<Record<string, number | string>> = [];
 for (const [N, K] of [[744, 192], [192, 744], [576, 192]]) {
@@ -70,5 +97,5 @@ for (const [N, K] of [[744, 192], [192, 744], [576, 192]]) {
 }
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
-writeFileSync(`${dir}profile.json`, JSON.stringify({ env: { ...environment(), backend: be.name }, cait_structure: { merge: s.merge, keep: s.keep }, rounds: R, forwards, gemm_np: gemms }, null, 2) + '\n');
+writeFileSync(`${dir}profile.json`, JSON.stringify({ env: { ...environment(), backend: be.name }, cait_structure: { merge: s.merge, prune: s.prune, keep: s.keep, mac_ratio: s.ratio, source: s.source }, rounds: R, forwards, step_median_ratio: fd.step_median_sum_ms / fc.step_median_sum_ms, gemm_np: gemms }, null, 2) + '\n');
 console.log(`wrote ${dir}profile.json`);

@@ -5,9 +5,9 @@
 //                  (src/backend/threads.ts), which must give the 1-thread
 //                  logits bit for bit (else abort)
 //   caitjs-cait    this engine running a CAIT-compressed model: by default the
-//                  `cait compress --structure-only` structure (pickStructure:
-//                  an ATME schedule plus uniform CDCP widths at a MAC target,
-//                  1.7x for DeiT-Tiny and 1.9x for DeiT-Small, as in
+//                  structure `cait compress --structure-only` chose (an ATME
+//                  schedule plus CDCP widths at a MAC target, 1.7x for
+//                  DeiT-Tiny and 1.9x for DeiT-Small, bench/structure.ts,
 //                  bench/results/compress-structure.json), or a real
 //                  compressed model given with --compressed PRESET=FILE
 //   ort-web        onnxruntime-web, wasm EP, env.wasm.numThreads = 1 or N
@@ -54,7 +54,7 @@ import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import type { VisionTransformer } from '../src/nn/vit.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../src/cait/wrap.js';
 import type { AtmeOptions } from '../src/cait/atme.js';
-import { pickStructure } from '../src/cait/structure.js';
+import { chosenStructure } from './structure.js';
 import { countMacs } from '../src/cait/macs.js';
 import { Rng } from '../src/util/rng.js';
 import { exportVitOnnx, ONNX_OPSET } from '../src/io/onnx.js';
@@ -207,12 +207,12 @@ for (const key of modelKeys) {
       const macs = countMacs(ccfg, ccfg.merge ?? '').total, dense = countMacs(cfg, '').total;
       caitInfo = { source: file, merge: ccfg.merge ?? '', atme, widths_block0: ccfg.widths?.[0] ?? null, macs, dense_macs: dense, mac_ratio: +(dense / macs).toFixed(4) };
     } else {
-      const s = pickStructure(cfg, target);
+      const s = chosenStructure(cfg, target);
       ccfg = { ...cfg, widths: s.widths, merge: s.merge };
       cait1 = createModel(ccfg, 0);
       if (pool) { setBackend(pool); caitN = createModel(ccfg, 0); setBackend(single); }
       caitInfo = {
-        source: `structure-only (pickStructure, target ${target}x, random weights)`, target, merge: s.merge, keep: +s.keep.toFixed(4),
+        source: `structure-only (${s.source}, target ${target}x, random weights)`, target, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4),
         widths_block0: s.widths[0], macs: s.macs, dense_macs: s.denseMacs, mac_ratio: +s.ratio.toFixed(4),
       };
     }
