@@ -36,11 +36,12 @@
 // loads panel j+1, a few cache lines before each strip (`touch`; the values
 // are OR-ed into a sink stored to scratch so no load is dead code). The next
 // panel then arrives while this one computes instead of stalling its first
-// strip. Measured on DeiT-Tiny shapes with cold weights (bench/profile.ts
-// style, one thread): 50 -> 54.5 GFLOP/s at 99 rows, 52 -> 54 at 197, the
-// same as with hot weights; the dense planned forward 56.1 -> 54.2 ms and its
-// 1.7x CAIT structure 34.2 -> 32.1 ms. Touching two panels ahead, or the whole
-// next panel in the first half of the strips, measured slower.
+// strip. Against the build before it (one run, DeiT-Tiny shapes, cold
+// weights, one thread): 50 -> 54.5 GFLOP/s at 99 rows, 52 -> 54 at 197; the
+// dense planned forward 56.1 -> 54.2 ms, its 1.7x CAIT structure 34.2 -> 32.1
+// ms. bench/profile.ts keeps timing hot against cold weights. Touching two
+// panels ahead, or the whole next panel in the first half of the strips,
+// measured slower in the same experiment.
 //
 // Why 4x8: the tile holds 8 f32x4 accumulators + 2 B vectors + 4 broadcast A
 // values = 14 of the 15 xmm registers V8 allocates on x64 (xmm15 is its scratch),
