@@ -15,7 +15,7 @@
 //   tfjs-wasm      @tensorflow/tfjs-backend-wasm (XNNPACK) running the same
 //                  architecture written in tfjs ops (bench/tfjs-vit.ts), 1 or N threads
 // Dense weights are createModel(cfg, 0) (latency does not depend on them);
-// ORT gets them through src/io/onnx.ts's export (dynamic batch), tfjs by their
+// ORT gets them through src/cait/onnx.ts's export (dynamic batch), tfjs by their
 // timm names. Before timing, every dense runtime's logits are checked against
 // caitjs's (max |diff| <= 1e-4, else abort). ort-web and tfjs-wasm run in
 // worker threads of their own (bench/vit-worker.ts says why; their time is
@@ -57,7 +57,7 @@ import type { AtmeOptions } from '../src/cait/atme.js';
 import { chosenStructure } from './structure.js';
 import { countMacs } from '../src/cait/macs.js';
 import { Rng } from '../src/util/rng.js';
-import { exportVitOnnx, ONNX_OPSET } from '../src/io/onnx.js';
+import { exportVitOnnx, ONNX_OPSET } from '../src/cait/onnx.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
 import { parseArgs } from '../src/cli/args.js';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';

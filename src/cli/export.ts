@@ -1,5 +1,5 @@
 // cait export: a model as an ONNX file (opset 17) for other runtimes.
-// Dense, CDCP-compact and ATME-merged models alike (src/io/onnx.ts); the
+// Dense, CDCP-compact and ATME-merged models alike (src/cait/onnx.ts); the
 // merge schedule is the one the model runs with (--merge, else its saved one).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -7,7 +7,7 @@ import { createModel, loadModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
-import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../io/onnx.js';
+import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
 import { parseArgs, UsageError } from './args.js';
 import { MERGE_FLAGS, emitJson, need, withMerging } from './common.js';
 

@@ -51,6 +51,17 @@ export function atmeSources(gh: number, gw: number, axis: number): Array<[number
   return out;
 }
 
+/** Whether patch token t (of a grid gw wide) is a destination: an even line along `axis`. */
+export function atmeIsDest(t: number, gw: number, axis: number): boolean {
+  return (axis === 0 ? t % gw : Math.floor(t / gw)) % 2 === 0;
+}
+
+/** Index in the halved grid of destination t (of a grid gw wide): line 2i becomes line i. */
+export function atmeDest(t: number, gw: number, axis: number): number {
+  const r = Math.floor(t / gw), c = t % gw, gw2 = axis === 0 ? (gw + 1) >> 1 : gw;
+  return axis === 0 ? r * gw2 + c / 2 : (r / 2) * gw2 + c;
+}
+
 export function atme_similarity(h: Heap, x: number, ld: number, heads: number, dim: number, B: number,
   prefix: number, gh: number, gw: number, axis: number, sim: number): void {
   const f = h.f32, N = prefix + gh * gw, src = atmeSources(gh, gw, axis), S = src.length;
@@ -75,18 +86,10 @@ export function atme_similarity(h: Heap, x: number, ld: number, heads: number, d
 
 export function atme_plan(h: Heap, sim: number, B: number, gh: number, gw: number, axis: number, map: number): void {
   const f = h.f32, m = h.i32, T = gh * gw, src = atmeSources(gh, gw, axis), S = src.length;
-  const gw2 = axis === 0 ? (gw + 1) >> 1 : gw;
-  // new index of a destination (even line) position
-  const dest = (t: number): number => {
-    const r = Math.floor(t / gw), c = t % gw;
-    return axis === 0 ? r * gw2 + c / 2 : (r / 2) * gw2 + c;
-  };
+  const dest = (t: number): number => atmeDest(t, gw, axis);
   for (let b = 0; b < B; b++) {
     const M = (map >> 2) + b * T;
-    for (let t = 0; t < T; t++) {
-      const r = Math.floor(t / gw), c = t % gw;
-      if ((axis === 0 ? c : r) % 2 === 0) m[M + t] = dest(t);
-    }
+    for (let t = 0; t < T; t++) if (atmeIsDest(t, gw, axis)) m[M + t] = dest(t);
     for (let s = 0; s < S; s++) {
       const [t, p, n] = src[s];
       const next = sim !== 0 && n >= 0 && f[(sim >> 2) + (b * S + s) * 2 + 1] > f[(sim >> 2) + (b * S + s) * 2];
