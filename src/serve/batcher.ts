@@ -1,0 +1,163 @@
+// Dynamic batching: requests wait in one bounded queue (per model, counted in
+// images across models); a forward starts when a model has --max-batch images
+// waiting or its oldest one has waited --max-wait-ms, and takes whole requests
+// in arrival order up to --max-batch images (a request larger than that runs
+// alone, in forwards of --max-batch). Forwards run one at a time on this
+// thread (the thread pool splits each one's kernels); while one runs, new
+// requests are read by the event loop afterwards, so under load the next
+// batch is already waiting when a forward ends. This is the scheme of
+// Triton's dynamic batcher and TF Serving's batching session, without their
+// multiple model instances (a second process is the second instance).
+import type { ServedModel } from './model.js';
+import { HttpError } from './protocol.js';
+
+export interface BatcherOptions {
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Images that may wait at once (all models). */
+  maxQueue: number;
+  /** Milliseconds an image may wait in the queue before its request is answered 504. */
+  timeoutMs: number;
+  onBatch?(model: ServedModel, images: number): void;
+  onQueue?(images: number): void;
+}
+
+interface Job {
+  model: ServedModel;
+  x: Float32Array;
+  n: number;
+  at: number;
+  timer: NodeJS.Timeout | null;
+  resolve(y: Float32Array): void;
+  reject(e: Error): void;
+}
+
+export class Batcher {
+  private readonly queues = new Map<ServedModel, Job[]>();
+  private queued = 0;
+  private running = false;
+  private wake: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly o: BatcherOptions) {}
+
+  get depth(): number { return this.queued; }
+
+  /**
+   * Outputs of n images of `model`: a promise settled when their forward has
+   * run; 503 (Retry-After) at once when the queue cannot take n more images,
+   * 504 when they waited past the timeout.
+   */
+  submit(model: ServedModel, x: Float32Array, n: number): Promise<Float32Array> {
+    if (this.queued + n > this.o.maxQueue)
+      return Promise.reject(new HttpError(503, `queue full (${this.queued} of ${this.o.maxQueue} images waiting); retry later`, { 'Retry-After': '1' }));
+    return new Promise((resolve, reject) => {
+      const job: Job = { model, x, n, at: performance.now(), timer: null, resolve, reject };
+      job.timer = setTimeout(() => {
+        if (!this.remove(job)) return;
+        reject(new HttpError(504, `timed out after ${this.o.timeoutMs} ms in the queue`));
+      }, this.o.timeoutMs);
+      let q = this.queues.get(model);
+      if (!q) this.queues.set(model, (q = []));
+      q.push(job);
+      this.setQueued(this.queued + n);
+      this.schedule();
+    });
+  }
+
+  /** Resolves once nothing waits and no forward runs. */
+  drained(): Promise<void> {
+    if (!this.queued && !this.running) return Promise.resolve();
+    return new Promise((res) => this.idle.push(res));
+  }
+
+  private setQueued(v: number): void { this.queued = v; this.o.onQueue?.(v); }
+
+  private remove(job: Job): boolean {
+    const q = this.queues.get(job.model);
+    const i = q ? q.indexOf(job) : -1;
+    if (i < 0) return false;
+    q!.splice(i, 1);
+    this.setQueued(this.queued - job.n);
+    this.settleIdle();
+    return true;
+  }
+
+  private settleIdle(): void {
+    if (this.queued || this.running) return;
+    for (const f of this.idle.splice(0)) f();
+  }
+
+  /** The model whose oldest job is oldest, and how long that job has waited. */
+  private oldest(): { model: ServedModel; waited: number; ready: boolean } | null {
+    let best: Job | null = null, ready = false;
+    for (const q of this.queues.values()) {
+      if (!q.length) continue;
+      if (!best || q[0].at < best.at) best = q[0];
+      if (q.reduce((s, j) => s + j.n, 0) >= this.o.maxBatch) ready = true;
+    }
+    if (!best) return null;
+    return { model: best.model, waited: performance.now() - best.at, ready };
+  }
+
+  private schedule(): void {
+    if (this.running || this.immediate) return;
+    const o = this.oldest();
+    if (!o) return;
+    if (o.ready || o.waited >= this.o.maxWaitMs) {
+      if (this.wake) { clearTimeout(this.wake); this.wake = null; }
+      // setImmediate: after the event loop's poll phase, so requests that
+      // arrived meanwhile join this batch
+      this.immediate = setImmediate(() => { this.immediate = null; this.runOne(); });
+      return;
+    }
+    if (!this.wake) this.wake = setTimeout(() => { this.wake = null; this.schedule(); }, Math.max(0, this.o.maxWaitMs - o.waited));
+  }
+
+  private pickModel(): ServedModel | null {
+    // a model with a full batch first (oldest such), else the oldest job's
+    let full: Job | null = null, any: Job | null = null;
+    for (const q of this.queues.values()) {
+      if (!q.length) continue;
+      if (!any || q[0].at < any.at) any = q[0];
+      if (q.reduce((s, j) => s + j.n, 0) >= this.o.maxBatch && (!full || q[0].at < full.at)) full = q[0];
+    }
+    return (full ?? any)?.model ?? null;
+  }
+
+  private runOne(): void {
+    const model = this.pickModel();
+    if (!model) return;
+    const q = this.queues.get(model)!;
+    const jobs: Job[] = [];
+    let images = 0;
+    while (q.length && (jobs.length === 0 || images + q[0].n <= this.o.maxBatch)) {
+      const j = q.shift()!;
+      if (j.timer) clearTimeout(j.timer);
+      jobs.push(j); images += j.n;
+    }
+    this.setQueued(this.queued - images);
+    this.running = true;
+    try {
+      const item = model.itemSize, out = model.outSize;
+      const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * item);
+      if (jobs.length > 1) { let off = 0; for (const j of jobs) { x.set(j.x, off); off += j.x.length; } }
+      const y = new Float32Array(images * out);
+      for (let s = 0; s < images; s += this.o.maxBatch) {
+        const m = Math.min(this.o.maxBatch, images - s);
+        y.set(model.forward(x.subarray(s * item, (s + m) * item), m), s * out);
+        this.o.onBatch?.(model, m);
+      }
+      let off = 0;
+      for (const j of jobs) { j.resolve(y.subarray(off * out, (off + j.n) * out)); off += j.n; }
+    } catch (e) {
+      const err = new HttpError(500, `forward failed: ${(e as Error).message}`);
+      for (const j of jobs) j.reject(err);
+    } finally {
+      this.running = false;
+    }
+    this.settleIdle();
+    this.schedule();
+  }
+}

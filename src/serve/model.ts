@@ -1,0 +1,121 @@
+// A served model: a model file (or whatever loadModel accepts) opened as
+// `cait predict` opens it (withMerging: the config's own ATME schedule and
+// switches), plus one planned forward per batch size (src/plan.ts), captured
+// on first use and kept while they fit a byte budget (least recently used out).
+//
+// Batched equals one by one: every kernel on the inference path computes a
+// row of its output from that row's inputs with an order that does not depend
+// on the batch (gemm by rows of C, attention by (image, head), layernorm and
+// softmax by rows, ATME per image), so image i of a batch of n gets the same
+// bits as it alone (test/serve.test.ts checks it).
+import { basename, extname } from 'node:path';
+import { Tensor, getBackend, scope, setBackend } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import type { Backend } from '../backend/backend.js';
+import { InferencePlan, CaptureError } from '../plan.js';
+import { loadModel } from '../nn/model.js';
+import type { VitConfig } from '../nn/presets.js';
+import type { Trainable } from '../train/trainer.js';
+import { withMerging } from '../cli/common.js';
+
+export interface ModelSpec { name: string; path: string }
+
+/**
+ * `NAME=PATH` or `PATH` (named by its file or folder name without the
+ * extension: models/fmnist-cait.safetensors is fmnist-cait).
+ */
+export function parseModelSpec(s: string): ModelSpec {
+  const eq = s.indexOf('=');
+  // a '=' inside a path (./a=b/model.safetensors) is a path: names are plain words
+  if (eq > 0 && /^[A-Za-z0-9_.-]+$/.test(s.slice(0, eq))) return { name: s.slice(0, eq), path: s.slice(eq + 1) };
+  const base = basename(s.replace(/[\\/]+$/, ''));
+  return { name: base.slice(0, base.length - extname(base).length) || base, path: s };
+}
+
+/** Runs fn with `be` as the default backend (parameters are created on the default one). */
+export function onBackend<T>(be: Backend, fn: () => T): T {
+  const prev = getBackend();
+  setBackend(be);
+  try { return fn(); } finally { setBackend(prev); }
+}
+
+export class ServedModel {
+  readonly cfg: VitConfig;
+  /** [C, S, S]: one image. */
+  readonly itemShape: readonly number[];
+  /** One image's output shape ([classes] for a classifier). */
+  readonly outShape: readonly number[];
+  readonly itemSize: number;
+  readonly outSize: number;
+  /** 'planned', or 'eager' when the forward cannot be captured (it reads the heap). */
+  readonly path: 'planned' | 'eager';
+  private readonly plans = new Map<number, InferencePlan>();
+  private planBytes = 0;
+
+  constructor(
+    readonly name: string,
+    readonly file: string,
+    readonly runner: Trainable,
+    readonly backend: Backend,
+    /** Arena bytes all cached plans may hold together (the newest one is always kept). */
+    readonly planBudgetBytes = 512 * 2 ** 20,
+  ) {
+    this.cfg = runner.cfg;
+    const S = this.cfg.imgSize;
+    this.itemShape = [this.cfg.inChans, S, S];
+    this.itemSize = this.cfg.inChans * S * S;
+    // warm-up: the batch-1 plan (or one eager forward) fixes the output shape and
+    // fills the forward's caches (pre-packed weights) before the first request
+    const zero = new Float32Array(this.itemSize);
+    let shape: readonly number[];
+    try {
+      const p = this.plan(1, zero);
+      shape = p.outputShape;
+      this.path = 'planned';
+    } catch (e) {
+      if (!(e instanceof CaptureError)) throw e;
+      this.path = 'eager';
+      shape = noGrad(() => scope(() => [...runner.forward(Tensor.from(zero, [1, ...this.itemShape], backend)).shape]));
+    }
+    this.outShape = shape.slice(1);
+    this.outSize = this.outShape.reduce((a, b) => a * b, 1);
+  }
+
+  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number): ServedModel {
+    return onBackend(backend, () => {
+      const { model, metadata } = loadModel(spec.path);
+      return new ServedModel(spec.name, spec.path, withMerging(model, {}, metadata), backend, planBudgetBytes);
+    });
+  }
+
+  get isClassifier(): boolean { return this.outShape.length === 1; }
+
+  /** Batch sizes with a plan now, and the arena bytes they hold. */
+  planStats(): { sizes: number[]; bytes: number } { return { sizes: [...this.plans.keys()].sort((a, b) => a - b), bytes: this.planBytes }; }
+
+  private plan(n: number, x: Float32Array): InferencePlan {
+    let p = this.plans.get(n);
+    if (p) { this.plans.delete(n); this.plans.set(n, p); return p; }   // most recently used last
+    p = InferencePlan.capture(this.backend, x, [n, ...this.itemShape], (t) => this.runner.forward(t));
+    this.plans.set(n, p);
+    this.planBytes += p.arenaBytes;
+    for (const [k, q] of this.plans) {
+      if (this.planBytes <= this.planBudgetBytes || k === n) break;
+      this.plans.delete(k); this.planBytes -= q.arenaBytes; q.dispose();
+    }
+    return p;
+  }
+
+  /** Outputs of n images (x: n * itemSize values, NCHW), n * outSize values. */
+  forward(x: Float32Array, n: number): Float32Array {
+    if (x.length !== n * this.itemSize) throw new RangeError(`${this.name}: ${n} images need ${n * this.itemSize} values, got ${x.length}`);
+    if (this.path === 'planned') return this.plan(n, x).run(x);
+    return noGrad(() => scope(() => this.runner.forward(Tensor.from(x, [n, ...this.itemShape], this.backend)).toArray()));
+  }
+
+  dispose(): void {
+    for (const p of this.plans.values()) p.dispose();
+    this.plans.clear();
+    this.planBytes = 0;
+  }
+}

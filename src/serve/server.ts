@@ -1,0 +1,311 @@
+// `cait serve`: the Open Inference Protocol (KServe v2) over node:http, with
+// dynamic batching (./batcher.ts), limits checked before anything big is
+// allocated, Prometheus metrics and one log line per request.
+//
+//   GET  /v2/health/live | /v2/health/ready | /v2 | /v2/models/{m}[/versions/1][/ready]
+//   POST /v2/models/{m}[/versions/1]/infer      JSON tensors (+ binary tensor extension)
+//   POST /v2/models/{m}/classify[?topk=K]        PNG/JPEG body or multipart/form-data
+//   GET  /metrics
+//
+// The server keeps no state between requests but the read-only models, so N
+// processes behind any HTTP load balancer serve N times the traffic.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Backend } from '../backend/backend.js';
+import { loadWasmSync } from '../backend/wasm.js';
+import { loadThreadedWasmSync, type ThreadedWasmBackend } from '../backend/threads.js';
+import { decodeImage, imageToInput, ImageError } from '../io/image.js';
+import { softmax } from '../cli/common.js';
+import { Batcher } from './batcher.js';
+import { createMetrics, type ServeMetrics } from './metrics.js';
+import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
+import { HttpError, bad, modelMetadata, parseInferRequest, parseJson, splitBinaryBody } from './protocol.js';
+import { checkImageSize, multipartFile } from './upload.js';
+
+export type LogFormat = 'json' | 'text' | 'none';
+
+export interface ServeOptions {
+  /** `PATH` or `NAME=PATH` strings, or specs. */
+  models: Array<string | ModelSpec>;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Threads of the WASM pool (1: the plain WASM backend). Ignored when `backend` is given. */
+  threads?: number;
+  /** A backend to run on instead of one made here (left open by close()). */
+  backend?: Backend;
+  maxBatch?: number;
+  maxWaitMs?: number;
+  /** Images that may wait at once, all models together. */
+  maxQueue?: number;
+  /** Largest request body in bytes. */
+  maxBody?: number;
+  /** Largest uploaded image, in pixels (width x height, from its header). */
+  maxPixels?: number;
+  /** Milliseconds a request may take: reading its body (408) and waiting in the queue (504). */
+  timeoutMs?: number;
+  log?: LogFormat;
+  /** Where log lines go (default stdout). */
+  logTo?: (line: string) => void;
+  /** Arena bytes of cached planned forwards per model. */
+  planBudgetBytes?: number;
+}
+
+export interface ServeLimits { maxBatch: number; maxWaitMs: number; maxQueue: number; maxBody: number; maxPixels: number; timeoutMs: number }
+
+export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8080, threads: 1, maxBatch: 8, maxWaitMs: 2, maxQueue: 256, maxBody: 16 * 2 ** 20, maxPixels: 4096 * 4096, timeoutMs: 30000 } as const;
+
+export interface CaitServer {
+  /** http://host:port */
+  readonly url: string;
+  readonly port: number;
+  readonly models: ReadonlyMap<string, ServedModel>;
+  readonly metrics: ServeMetrics;
+  readonly limits: ServeLimits;
+  readonly http: http.Server;
+  /** Stop accepting, answer what is queued and in flight, then close connections (and the pool made here). */
+  close(): Promise<void>;
+}
+
+function positiveInt(name: string, v: number, min = 1): number {
+  if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+/** Checks the options; loads and warms every model (its batch-1 plan); listens. */
+export async function createServer(o: ServeOptions): Promise<CaitServer> {
+  const d = SERVE_DEFAULTS;
+  const limits: ServeLimits = {
+    maxBatch: positiveInt('maxBatch', o.maxBatch ?? d.maxBatch),
+    maxWaitMs: positiveInt('maxWaitMs', o.maxWaitMs ?? d.maxWaitMs, 0),
+    maxQueue: positiveInt('maxQueue', o.maxQueue ?? d.maxQueue),
+    maxBody: positiveInt('maxBody', o.maxBody ?? d.maxBody),
+    maxPixels: positiveInt('maxPixels', o.maxPixels ?? d.maxPixels),
+    timeoutMs: positiveInt('timeoutMs', o.timeoutMs ?? d.timeoutMs),
+  };
+  const logFormat = o.log ?? 'none';
+  if (!['json', 'text', 'none'].includes(logFormat)) throw new RangeError(`log must be json, text or none, got '${logFormat}'`);
+  const specs = o.models.map((m) => (typeof m === 'string' ? parseModelSpec(m) : m));
+  if (!specs.length) throw new RangeError('no model to serve');
+  const seen = new Set<string>();
+  for (const s of specs) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) throw new RangeError(`model name '${s.name}' (${s.path}): use letters, digits, '_', '.', '-' (NAME=PATH names it)`);
+    if (seen.has(s.name)) throw new RangeError(`two models named '${s.name}': name them with NAME=PATH`);
+    seen.add(s.name);
+  }
+  const threads = o.threads ?? d.threads;
+  let own: Backend | null = null;
+  if (!o.backend) own = threads > 1 ? loadThreadedWasmSync({ threads, variant: 'auto' }) : loadWasmSync('auto');
+  const backend = o.backend ?? own!;
+  const models = new Map<string, ServedModel>();
+  try {
+    for (const s of specs) models.set(s.name, ServedModel.open(s, backend, o.planBudgetBytes));
+  } catch (e) {
+    for (const m of models.values()) m.dispose();
+    await closeBackend(own);
+    throw e;
+  }
+
+  const metrics = createMetrics([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((b) => b < limits.maxBatch).concat(limits.maxBatch));
+  const batcher = new Batcher({
+    ...limits,
+    onBatch: (m, n) => { metrics.batchSize.observe({ model: m.name }, n); metrics.planBytes.set({ model: m.name }, m.planStats().bytes); },
+    onQueue: (n) => metrics.queueDepth.set(n),
+  });
+  const log = logFormat === 'none' ? null : (o.logTo ?? ((l: string) => { process.stdout.write(l + '\n'); }));
+  let draining = false, active = 0;
+  const idleWaiters: Array<() => void> = [];
+
+  const server = http.createServer({ requestTimeout: limits.timeoutMs, headersTimeout: Math.min(limits.timeoutMs, 60000), keepAliveTimeout: 5000 }, (req, res) => {
+    const t0 = performance.now();
+    const ctx: LogCtx = { model: '', endpoint: 'other', images: 0 };
+    active++;
+    res.on('close', () => {
+      const code = String(res.statusCode);
+      metrics.requests.inc({ model: ctx.model, endpoint: ctx.endpoint, code });
+      const sec = (performance.now() - t0) / 1000;
+      metrics.latency.observe({ model: ctx.model, endpoint: ctx.endpoint }, sec);
+      if (log) {
+        const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status: res.statusCode, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
+        log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${rec.status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`);
+      }
+      if (--active === 0) for (const f of idleWaiters.splice(0)) f();
+    });
+    handle(req, res, ctx).catch((e: unknown) => {
+      const err = e instanceof HttpError ? e : new HttpError(500, (e as Error).message ?? String(e));
+      ctx.error = err.message;
+      if (res.headersSent) { res.destroy(); return; }
+      const headers: Record<string, string> = { ...err.headers };
+      // the body may be unread (too large, or refused before reading): do not reuse the connection
+      if (!req.complete) headers.Connection = 'close';
+      sendJson(res, err.status, { error: err.message }, headers);
+    });
+  });
+  // malformed HTTP (a bad request line, headers, or a body cut short): a JSON 400 where the socket still takes one
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (err.code === 'ECONNRESET')) { socket.destroy(); return; }
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({ error: `${status === 408 ? 'request not received in time' : 'malformed HTTP request'} (${err.code ?? err.message})` });
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: LogCtx): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    const only = (m: string): void => { if (method !== m) throw new HttpError(405, `${method} ${url.pathname}: use ${m}`, { Allow: m }); };
+    if (draining && !(parts[0] === 'v2' && parts[1] === 'health') && parts[0] !== 'metrics')
+      throw new HttpError(503, 'server is shutting down', { Connection: 'close' });
+    if (url.pathname === '/metrics') {
+      only('GET'); ctx.endpoint = 'metrics';
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+    if (parts[0] !== 'v2') throw new HttpError(404, `no route ${url.pathname}; the API is under /v2 (Open Inference Protocol) and /metrics`);
+    if (parts.length === 1) { only('GET'); ctx.endpoint = 'server'; return sendJson(res, 200, { name: 'caitjs', version: VERSION, extensions: ['binary_tensor_data', 'classify'] }); }
+    if (parts[1] === 'health' && parts.length === 3 && (parts[2] === 'live' || parts[2] === 'ready')) {
+      only('GET'); ctx.endpoint = 'health';
+      if (parts[2] === 'live') return sendJson(res, 200, { live: true });
+      return sendJson(res, draining ? 503 : 200, { ready: !draining });
+    }
+    if (parts[1] !== 'models' || parts.length < 3) throw new HttpError(404, `no route ${url.pathname}`);
+    const name = parts[2];
+    const model = models.get(name);
+    if (!model) throw new HttpError(404, `unknown model '${name}'; this server has ${[...models.keys()].map((k) => `'${k}'`).join(', ')}`);
+    ctx.model = name;
+    let rest = parts.slice(3);
+    if (rest[0] === 'versions') {
+      if (rest[1] !== '1') throw new HttpError(404, `model '${name}' has version '1' only, not '${rest[1] ?? ''}'`);
+      rest = rest.slice(2);
+    }
+    const action = rest.join('/');
+    if (action === '') { only('GET'); ctx.endpoint = 'metadata'; return sendJson(res, 200, modelMetadata(name, model.itemShape, model.outShape)); }
+    if (action === 'ready') { only('GET'); ctx.endpoint = 'ready'; return sendJson(res, draining ? 503 : 200, { name, ready: !draining }); }
+    if (action === 'infer') { only('POST'); ctx.endpoint = 'infer'; return infer(req, res, model, ctx); }
+    if (action === 'classify') { only('POST'); ctx.endpoint = 'classify'; return classify(req, res, model, url, ctx); }
+    throw new HttpError(404, `no route ${url.pathname}; a model has '', /ready, /infer and /classify`);
+  }
+
+  async function infer(req: http.IncomingMessage, res: http.ServerResponse, model: ServedModel, ctx: LogCtx): Promise<void> {
+    const body = await readBody(req, limits.maxBody);
+    const hl = req.headers['inference-header-content-length'];
+    let json: string, binary: Uint8Array | null = null;
+    if (typeof hl === 'string') ({ json, rest: binary } = splitBinaryBody(body, hl));
+    else json = body.toString('utf8');
+    const r = parseInferRequest(parseJson(json), model.itemShape, limits.maxQueue, binary);
+    ctx.images = r.n;
+    const y = await batcher.submit(model, r.x, r.n);
+    const out = { name: 'logits', datatype: 'FP32', shape: [r.n, ...model.outShape] };
+    const head = { model_name: model.name, model_version: '1', ...(r.id !== undefined ? { id: r.id } : {}) };
+    if (r.binaryOutput) {
+      const bytes = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+      const h = Buffer.from(JSON.stringify({ ...head, outputs: [{ ...out, parameters: { binary_data_size: bytes.length } }] }));
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(h.length), 'Content-Length': String(h.length + bytes.length) });
+      res.end(Buffer.concat([h, bytes]));
+      return;
+    }
+    sendJson(res, 200, { ...head, outputs: [{ ...out, data: Array.from(y) }] });
+  }
+
+  async function classify(req: http.IncomingMessage, res: http.ServerResponse, model: ServedModel, url: URL, ctx: LogCtx): Promise<void> {
+    if (!model.isClassifier) throw bad(`model '${model.name}' gives [${model.outShape}] per image, not class scores: use /infer`);
+    const classes = model.outShape[0];
+    const k = url.searchParams.get('topk') ?? '5';
+    const topk = Number(k);
+    if (!/^\d+$/.test(k) || topk < 1) throw bad(`topk must be a positive integer, got '${k}'`);
+    const body = await readBody(req, limits.maxBody);
+    const ct = req.headers['content-type'] ?? '';
+    const bytes = /^multipart\/form-data/i.test(ct) ? multipartFile(body, ct) : body;
+    checkImageSize(bytes, limits.maxPixels);
+    let x: Float32Array;
+    try {
+      x = imageToInput(decodeImage(bytes, 'upload', { maxPixels: limits.maxPixels }), model.cfg);
+    } catch (e) {
+      if (e instanceof ImageError) throw bad(e.message);
+      throw e;
+    }
+    ctx.images = 1;
+    const y = await batcher.submit(model, x, 1);
+    const p = softmax(y);
+    const top = p.map((prob, id) => ({ id, label: model.cfg.classes?.[id] ?? String(id), prob }))
+      .sort((a, b) => b.prob - a.prob).slice(0, Math.min(topk, classes));
+    sendJson(res, 200, { model_name: model.name, model_version: '1', top });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? d.port, o.host ?? d.host, () => { server.off('error', reject); resolve(); });
+  }).catch(async (e) => { for (const m of models.values()) m.dispose(); await closeBackend(own); throw e; });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${host}:${addr.port}`,
+    port: addr.port,
+    models,
+    metrics,
+    limits,
+    http: server,
+    close() {
+      if (closing) return closing;
+      draining = true;
+      closing = (async () => {
+        const stopped = new Promise<void>((res) => server.close(() => res()));
+        server.closeIdleConnections();
+        await batcher.drained();
+        if (active) await new Promise<void>((r) => idleWaiters.push(r));
+        server.closeIdleConnections();
+        // keep-alive connections mid-request were answered above; any left are idle or dead
+        const force = setTimeout(() => server.closeAllConnections(), 1000);
+        await stopped;
+        clearTimeout(force);
+        for (const m of models.values()) m.dispose();
+        await closeBackend(own);
+      })();
+      return closing;
+    },
+  };
+}
+
+interface LogCtx { model: string; endpoint: string; images: number; error?: string }
+
+const VERSION = '0.1.0';
+
+async function closeBackend(be: Backend | null): Promise<void> {
+  const t = be as ThreadedWasmBackend | null;
+  if (t && typeof t.close === 'function') await t.close();
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
+}
+
+/**
+ * The whole body, refused with 413 as soon as Content-Length or the bytes
+ * received pass `max` (nothing beyond `max` is kept); 400 when the client
+ * stops sending before the declared length.
+ */
+function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max)
+    return Promise.reject(new HttpError(413, `request body of ${declared} bytes is over this server's limit of ${max} (--max-body)`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0, done = false;
+    const fail = (e: HttpError) => { if (done) return; done = true; req.removeAllListeners('data'); req.resume(); reject(e); };
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      n += c.length;
+      if (n > max) return fail(new HttpError(413, `request body passed this server's limit of ${max} bytes (--max-body)`));
+      chunks.push(c);
+    });
+    req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks, n)); } });
+    req.on('aborted', () => fail(bad(`truncated body: the client stopped after ${n} of ${declared ?? '?'} bytes`)));
+    req.on('error', (e) => fail(bad(`reading the body failed: ${e.message}`)));
+  });
+}
