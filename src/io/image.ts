@@ -7,7 +7,6 @@
 import { inflateSync, deflateSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import jpeg from 'jpeg-js';
-import type { VitConfig } from '../nn/presets.js';
 
 export interface RgbaImage { width: number; height: number; data: Uint8Array }
 
@@ -21,10 +20,21 @@ export class ImageError extends Error {
 }
 
 export interface DecodeOptions {
-  /** Refuse images with more pixels than this (guards memory; jpeg-js uses the same 100 MP default). */
+  /**
+   * Refuse images with more pixels than this, read from the header before any
+   * pixel memory is allocated (default DEFAULT_MAX_PIXELS: 40 MP is 160 MB of
+   * RGBA, more than any camera photo a classifier needs).
+   */
   maxPixels?: number;
 }
-const DEFAULT_MAX_PIXELS = 100_000_000;
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+function checkPixels(file: string, kind: string, width: number, height: number, opts: DecodeOptions): void {
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (width * height > maxPixels) {
+    throw new ImageError(file, `${kind} header says ${width}x${height} (${((width * height) / 1e6).toFixed(1)} MP), over the ${(maxPixels / 1e6).toFixed(1)} MP limit (maxPixels); not decoded`);
+  }
+}
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]; // §5.2
 
@@ -57,11 +67,131 @@ export function readImageFile(path: string, opts?: DecodeOptions): RgbaImage {
 
 // ---------------------------------------------------------------- JPEG
 
+/** A JPEG's frame header (ITU-T T.81 B.2.2) and whether an Adobe APP14 segment says "no colour transform". */
+export interface JpegFrame { width: number; height: number; components: Array<{ id: number; h: number; v: number }>; adobeNoTransform: boolean }
+
+/**
+ * The frame header (SOFn: any of FFC0..FFCF except DHT C4, JPG C8 and DAC
+ * CC), found by walking the marker segments from SOI; null when no frame
+ * header precedes the scan or the data ends.
+ */
+export function jpegFrame(bytes: Uint8Array): JpegFrame | null {
+  let p = 2, adobeNoTransform = false;
+  while (p + 4 <= bytes.length) {
+    if (bytes[p] !== 0xff) return null;
+    const m = bytes[p + 1];
+    if (m === 0xff) { p++; continue; } // fill bytes (B.1.1.2)
+    if (m === 0x01 || (m >= 0xd0 && m <= 0xd8)) { p += 2; continue; } // TEM, RSTn, SOI: no length
+    if (m === 0xd9 || m === 0xda) return null; // EOI or SOS before any frame header
+    const len = (bytes[p + 2] << 8) | bytes[p + 3];
+    if (len < 2) return null;
+    // APP14 "Adobe": transform byte at offset 11 of the segment data (0 = RGB/CMYK stored as is)
+    if (m === 0xee && len >= 12 && p + 4 + 12 <= bytes.length && String.fromCharCode(...bytes.subarray(p + 4, p + 9)) === 'Adobe') adobeNoTransform = bytes[p + 4 + 11] === 0;
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      if (p + 10 > bytes.length) return null;
+      const n = bytes[p + 9], components: JpegFrame['components'] = [];
+      for (let i = 0; i < n && p + 12 + 3 * i <= bytes.length; i++) {
+        const q = p + 10 + 3 * i;
+        components.push({ id: bytes[q], h: bytes[q + 1] >> 4, v: bytes[q + 1] & 15 });
+      }
+      return { height: (bytes[p + 5] << 8) | bytes[p + 6], width: (bytes[p + 7] << 8) | bytes[p + 8], components, adobeNoTransform };
+    }
+    p += 2 + len;
+  }
+  return null;
+}
+
+// libjpeg's YCbCr -> RGB tables (jdcolor.c build_ycc_rgb_table: SCALEBITS 16, FIX(x) = round(x * 2^16)).
+const FIX = (x: number): number => Math.trunc(x * 65536 + 0.5);
+const CR_R = new Int32Array(256), CB_B = new Int32Array(256), CR_G = new Int32Array(256), CB_G = new Int32Array(256);
+for (let i = 0; i < 256; i++) {
+  const x = i - 128;
+  CR_R[i] = (FIX(1.402) * x + 32768) >> 16;
+  CB_B[i] = (FIX(1.772) * x + 32768) >> 16;
+  CR_G[i] = -FIX(0.71414) * x;
+  CB_G[i] = -FIX(0.34414) * x + 32768;
+}
+const clamp8 = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/**
+ * libjpeg's "fancy" chroma upsampling (jdsample.c h2v1/h2v2_fancy_upsample:
+ * triangle weights 3/4, 1/4 per axis, edges replicated, the +8/+7 rounding
+ * alternating between the two outputs) of a cw x ch plane by 2 horizontally
+ * and `vf` (1 or 2) vertically, cut to w x h.
+ */
+function fancyUpsample(src: Uint8Array, cw: number, ch: number, vf: 1 | 2, w: number, h: number): Uint8Array {
+  const out = new Uint8Array(w * h), row = new Int32Array(cw);
+  const put = (y: number, x: number, v: number) => { if (y < h && x < w) out[y * w + x] = v; };
+  for (let cy = 0; cy < ch; cy++) {
+    for (let v = 0; v < vf; v++) {
+      const oy = cy * vf + v;
+      if (oy >= h) break;
+      const ny = vf === 1 ? cy : v === 0 ? Math.max(0, cy - 1) : Math.min(ch - 1, cy + 1);
+      // column sums (h2v2: 3 * this row + the nearer neighbour row; h2v1: the row itself)
+      for (let x = 0; x < cw; x++) row[x] = vf === 2 ? 3 * src[cy * cw + x] + src[ny * cw + x] : src[cy * cw + x];
+      const sh = vf === 2 ? 4 : 2, r1 = vf === 2 ? 8 : 1, r2 = vf === 2 ? 7 : 2;
+      if (cw === 1) { put(oy, 0, (row[0] * 4 + r1) >> sh); put(oy, 1, (row[0] * 4 + r2) >> sh); continue; }
+      for (let x = 0; x < cw; x++) {
+        const last = row[x > 0 ? x - 1 : 0], next = row[x < cw - 1 ? x + 1 : cw - 1], t = row[x];
+        put(oy, 2 * x, (t * 3 + last + r1) >> sh);
+        put(oy, 2 * x + 1, (t * 3 + next + r2) >> sh);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * YCbCr JPEGs (3 components, 4:4:4, 4:2:2 or 4:2:0) as libjpeg decodes them
+ * by default, which is what Pillow returns: jpeg-js supplies the component
+ * planes (asked for without colour conversion; its nearest-neighbour chroma
+ * upsampling is undone by taking every sampled position), then libjpeg's
+ * fancy upsampling and integer colour conversion. Other layouts: null.
+ */
+function libjpegLikeRgba(bytes: Uint8Array, frame: JpegFrame, maxPixels: number): RgbaImage | null {
+  const c = frame.components;
+  if (c.length !== 3 || frame.adobeNoTransform) return null;
+  const [y, cb, cr] = c;
+  if (cb.h !== 1 || cb.v !== 1 || cr.h !== 1 || cr.v !== 1) return null;
+  if (!((y.h === 1 && y.v === 1) || (y.h === 2 && (y.v === 1 || y.v === 2)))) return null;
+  const raw = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, colorTransform: false, maxResolutionInMP: maxPixels / 1e6 }) as { width: number; height: number; data: Uint8Array };
+  const { width: w, height: h, data } = raw, n = w * h;
+  if (data.length !== 3 * n) return null;
+  const Y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) Y[i] = data[3 * i];
+  let Cb: Uint8Array, Cr: Uint8Array;
+  if (y.h === 1) {
+    Cb = new Uint8Array(n); Cr = new Uint8Array(n);
+    for (let i = 0; i < n; i++) { Cb[i] = data[3 * i + 1]; Cr[i] = data[3 * i + 2]; }
+  } else {
+    const vf = y.v as 1 | 2, cw = Math.ceil(w / 2), ch = Math.ceil(h / vf);
+    const pb = new Uint8Array(cw * ch), pr = new Uint8Array(cw * ch);
+    for (let cy = 0; cy < ch; cy++) for (let cx = 0; cx < cw; cx++) {
+      const s = 3 * (cy * vf * w + 2 * cx);
+      pb[cy * cw + cx] = data[s + 1]; pr[cy * cw + cx] = data[s + 2];
+    }
+    Cb = fancyUpsample(pb, cw, ch, vf, w, h); Cr = fancyUpsample(pr, cw, ch, vf, w, h);
+  }
+  const out = new Uint8Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const yy = Y[i], b = Cb[i], r = Cr[i];
+    out[4 * i] = clamp8(yy + CR_R[r]);
+    out[4 * i + 1] = clamp8(yy + ((CB_G[b] + CR_G[r]) >> 16));
+    out[4 * i + 2] = clamp8(yy + CB_B[b]);
+    out[4 * i + 3] = 255;
+  }
+  return { width: w, height: h, data: out };
+}
+
 export function decodeJpeg(bytes: Uint8Array, file = '<buffer>', opts: DecodeOptions = {}): RgbaImage {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const frame = jpegFrame(bytes);
+  if (!frame) throw new ImageError(file, 'corrupt or truncated JPEG: no frame header (SOFn) before the scan');
+  if (frame.width === 0 || frame.height === 0) throw new ImageError(file, `unsupported JPEG: frame header says ${frame.width}x${frame.height} (a height set later by DNL is not supported)`);
+  checkPixels(file, 'JPEG', frame.width, frame.height, opts);
   let img: { width: number; height: number; data: Uint8Array };
   try {
-    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: maxPixels / 1e6 });
+    img = libjpegLikeRgba(bytes, frame, maxPixels) ?? jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: maxPixels / 1e6 });
   } catch (e) {
     throw new ImageError(file, `corrupt or unsupported JPEG: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
@@ -129,8 +259,7 @@ export function decodePng(bytes: Uint8Array, file = '<buffer>', opts: DecodeOpti
         if (!ALLOWED_DEPTHS[colorType].includes(depth)) fail(`corrupt PNG: bit depth ${depth} not allowed for colour type ${colorType}`);
         if (data[10] !== 0 || data[11] !== 0) fail(`corrupt PNG: unknown compression method ${data[10]} or filter method ${data[11]}`);
         if (interlace > 1) fail(`corrupt PNG: unknown interlace method ${interlace}`);
-        const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-        if (width * height > maxPixels) fail(`image ${width}x${height} exceeds the ${maxPixels}-pixel limit`);
+        checkPixels(file, 'PNG', width, height, opts);
         break;
       }
       case 'PLTE': // §11.2.2
@@ -320,94 +449,11 @@ export function chunk(type: string, data: Uint8Array): Uint8Array {
   return c;
 }
 
-// ---------------------------------------------------------------- float conversions
-
-/**
- * Antialiased bilinear resampling of `planes` float planes (each inH x inW,
- * row-major) to outH x outW. Same kernel construction as Pillow's
- * Image.resize(BILINEAR) (libImaging/Resample.c precompute_coeffs): a triangle
- * filter whose support widens by the scale factor when shrinking, so a 280->28
- * downscale averages areas instead of aliasing.
- */
-export function resizePlanes(src: Float32Array, planes: number, inW: number, inH: number, outW: number, outH: number): Float32Array {
-  if (src.length !== planes * inW * inH) throw new RangeError(`resizePlanes: ${planes}x${inH}x${inW} needs ${planes * inW * inH} values, got ${src.length}`);
-  if (!(outW > 0 && outH > 0 && Number.isInteger(outW) && Number.isInteger(outH))) throw new RangeError(`resizePlanes: bad output size ${outW}x${outH}`);
-  if (inW === outW && inH === outH) return src.slice();
-  const cx = coeffs(inW, outW), cy = coeffs(inH, outH);
-  const tmp = new Float32Array(inH * outW);
-  const out = new Float32Array(planes * outH * outW);
-  for (let p = 0; p < planes; p++) {
-    const s = p * inW * inH;
-    for (let y = 0; y < inH; y++) {
-      for (let x = 0; x < outW; x++) {
-        let acc = 0;
-        const lo = cx.lo[x], n = cx.n[x], k = x * cx.k;
-        for (let i = 0; i < n; i++) acc += src[s + y * inW + lo + i] * cx.w[k + i];
-        tmp[y * outW + x] = acc;
-      }
-    }
-    const d = p * outW * outH;
-    for (let y = 0; y < outH; y++) {
-      const lo = cy.lo[y], n = cy.n[y], k = y * cy.k;
-      for (let x = 0; x < outW; x++) {
-        let acc = 0;
-        for (let i = 0; i < n; i++) acc += tmp[(lo + i) * outW + x] * cy.w[k + i];
-        out[d + y * outW + x] = acc;
-      }
-    }
-  }
-  return out;
-}
-
-function coeffs(inSize: number, outSize: number): { lo: Int32Array; n: Int32Array; w: Float64Array; k: number } {
-  const scale = inSize / outSize;
-  const filterscale = Math.max(scale, 1);
-  const support = 1 * filterscale; // bilinear (triangle) filter support is 1
-  const k = Math.ceil(support) * 2 + 1;
-  const lo = new Int32Array(outSize), n = new Int32Array(outSize), w = new Float64Array(outSize * k);
-  const tri = (x: number): number => { x = Math.abs(x); return x < 1 ? 1 - x : 0; };
-  for (let i = 0; i < outSize; i++) {
-    const center = (i + 0.5) * scale;
-    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
-    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize);
-    let total = 0;
-    for (let x = xmin; x < xmax; x++) { const v = tri((x - center + 0.5) / filterscale); w[i * k + x - xmin] = v; total += v; }
-    if (total > 0) for (let x = 0; x < xmax - xmin; x++) w[i * k + x] /= total;
-    lo[i] = xmin; n[i] = xmax - xmin;
-  }
-  return { lo, n, w, k };
-}
-
-/**
- * Grayscale in [0, 1], row-major size x size (or the image's own size when
- * `size` is omitted). Luma weights 0.299/0.587/0.114 (ITU-R BT.601, as Pillow's
- * convert('L')); alpha is ignored, also as Pillow's convert does.
- */
-export function toGrayFloat(img: RgbaImage, size?: number): Float32Array {
-  const { width: w, height: h, data } = img;
-  const g = new Float32Array(w * h);
-  for (let i = 0; i < w * h; i++) g[i] = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
-  return size === undefined ? g : resizePlanes(g, 1, w, h, size, size);
-}
-
-/**
- * RGB as a 3 x size x size CHW Float32Array: resized, scaled to [0, 1], then
- * (x - mean[c]) / std[c] per channel, like torchvision's
- * Resize -> ToTensor -> Normalize. Alpha is dropped (Pillow convert('RGB')).
- */
-export function toRgbFloatNCHW(img: RgbaImage, size: number, mean: readonly number[], std: readonly number[]): Float32Array {
-  if (mean.length !== 3 || std.length !== 3 || std.some((s) => !(s !== 0))) {
-    throw new RangeError(`toRgbFloatNCHW: need 3 means and 3 non-zero stds, got mean=[${mean}] std=[${std}]`);
-  }
-  const { width: w, height: h, data } = img;
-  const n = w * h;
-  const planes = new Float32Array(3 * n);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) planes[c * n + i] = data[4 * i + c] / 255;
-  const r = resizePlanes(planes, 3, w, h, size, size);
-  const m = size * size;
-  for (let c = 0; c < 3; c++) for (let i = 0; i < m; i++) r[c * m + i] = (r[c * m + i] - mean[c]) / std[c];
-  return r;
-}
+// The float conversions moved to src/io/resize.ts (no node: imports, so
+// browsers can bundle them); re-exported for existing importers.
+export { resizePlanes, toGrayFloat, toRgbFloatNCHW } from './resize.js';
+import { toGrayFloat, toRgbFloatNCHW } from './resize.js';
+import type { VitConfig } from '../nn/presets.js';
 
 /**
  * Model input (1 x C x S x S) from a decoded image, as the model was trained:
