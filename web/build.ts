@@ -1,18 +1,23 @@
 // Builds the browser demo into a static folder (default web/dist/):
-//   index.html, style.css       from web/public/
-//   main.js, worker.js          web/src/ bundled by esbuild (ES modules, browser)
+//   index.html, bench.html,     from web/public/
+//   style.css
+//   main.js, worker.js          the demo (web/src/) bundled by esbuild (ES modules, browser)
+//   bench.js, bench-worker.js   the benchmark page (bench/suite.ts in a worker)
 //   wasm/cait.*.wasm            the kernels from build/ (plain and shared builds)
 //   models/*.safetensors        whichever of the demo models exist (src/cli/demo.ts's list)
 //   samples/                    Fashion-MNIST test images (web/public/samples/, committed)
-//   manifest.json               what the page loads: models (label, file, bytes, accuracy if known)
+//   manifest.json               what the page loads: models (label, file, bytes, accuracy if known;
+//                               from bench/results/demo.json, the committed `cait demo --json`,
+//                               when the models are the committed ones in models/)
 // Any static server can host the folder; `npm run web` (web/serve.ts) also
 // sends the COOP/COEP headers that make the page cross-origin isolated, which
 // the threaded WASM backend needs (SharedArrayBuffer).
 //
 // Usage: node --import tsx web/build.ts [--out DIR] [--models DIR] [--results demo.json] [--no-minify]
-//   --results: the JSON line of `cait demo --json`, to show test accuracy beside each model.
+//   --results: the JSON line of `cait demo --json`, to show test accuracy beside each model
+//              (default: bench/results/demo.json for the committed models).
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 import { DEMO_MODELS } from '../src/cli/demo.js';
@@ -21,6 +26,8 @@ import { parseArgs } from '../src/cli/args.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const WEB_DIST = join(ROOT, 'web', 'dist');
 export const MODELS_DIR = join(ROOT, 'models');
+/** `cait demo --json` of the committed models: their test accuracy. */
+export const DEMO_RESULTS = join(ROOT, 'bench', 'results', 'demo.json');
 const WASM_FILES = ['cait.simd.wasm', 'cait.relaxed.wasm', 'cait.simd.shared.wasm', 'cait.relaxed.shared.wasm'];
 
 export interface WebBuildOptions {
@@ -77,7 +84,10 @@ export async function buildWeb(o: WebBuildOptions = {}): Promise<{ out: string; 
   cpSync(join(ROOT, 'web', 'public'), out, { recursive: true });
 
   await build({
-    entryPoints: { main: join(ROOT, 'web/src/main.ts'), worker: join(ROOT, 'web/src/worker.ts') },
+    entryPoints: {
+      main: join(ROOT, 'web/src/main.ts'), worker: join(ROOT, 'web/src/worker.ts'),
+      bench: join(ROOT, 'web/src/bench.ts'), 'bench-worker': join(ROOT, 'web/src/bench-worker.ts'),
+    },
     outdir: out, bundle: true, format: 'esm', platform: 'browser', target: 'es2022',
     minify: o.minify ?? true, sourcemap: 'linked', logLevel: 'warning', plugins: [stubNodeBuiltins],
     legalComments: 'none',
@@ -90,7 +100,9 @@ export async function buildWeb(o: WebBuildOptions = {}): Promise<{ out: string; 
   }
   if (!wasm.some((f) => f.includes('.shared.'))) say('web: no shared-memory wasm builds in build/: the page will run single-threaded');
 
-  const results = o.results ? readResults(o.results) : null;
+  // the committed accuracies belong to the committed model files only (stand-ins share their names)
+  const resultsFile = o.results ?? (!o.models && resolve(modelsDir) === resolve(MODELS_DIR) && existsSync(DEMO_RESULTS) ? DEMO_RESULTS : undefined);
+  const results = resultsFile ? readResults(resultsFile) : null;
   const list = o.models ?? DEMO_MODELS.map(([label, file]) => [label, join(modelsDir, file)] as [string, string]);
   const models: ManifestModel[] = [];
   for (const [label, path] of list) {
