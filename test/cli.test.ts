@@ -80,7 +80,7 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   assert.is(bad.code, 2);
   const badPrune = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);
   assert.is(badPrune.code, 2);
-  assert.match(badPrune.stderr, /--prune must be search, uniform or mlp, got 'heads'/);
+  assert.match(badPrune.stderr, /--prune must be one of search, uniform, mlp, got 'heads'/);
 });
 
 test.run();

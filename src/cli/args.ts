@@ -1,8 +1,9 @@
-// A small argument parser: `--flag value`, `--flag=value`, boolean `--flag`,
-// positional words. Unknown flags are errors that list the known ones.
-export interface FlagSpec { [name: string]: 'string' | 'number' | 'boolean' }
+// The older, untyped parser, kept for the scripts in bench/ and web/ (their own
+// small flag lists); the `cait` commands declare typed specs in ./flags.ts.
+import { UsageError } from './flags.js';
+export { UsageError };
 
-export class UsageError extends Error {}
+export interface FlagSpec { [name: string]: 'string' | 'number' | 'boolean' }
 
 export function parseArgs(argv: string[], spec: FlagSpec): { flags: Record<string, string | number | boolean | undefined>; rest: string[] } {
   const flags: Record<string, string | number | boolean | undefined> = {};

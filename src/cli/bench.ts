@@ -20,10 +20,10 @@ import { countMacs, countParams } from '../cait/macs.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { Trainable } from '../train/trainer.js';
-import { parseArgs, UsageError } from './args.js';
+import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
-import { MERGE_FLAGS, emitJson, forwardLogits, useBackendAsync, withMerging } from './common.js';
+import { emitJson, forwardLogits, useBackendAsync, withMerging } from './common.js';
 import { isSegmentation, modelMacs, segMacs, segModel } from '../seg/model.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 
@@ -45,21 +45,30 @@ async function timeRunnersAsync(runners: Array<Pick<Trainable, 'forward'>>, x: T
   return times;
 }
 
-function modelConfig(f: Record<string, unknown>): VitConfig {
+function modelConfig(f: { model?: string; preset?: string }): VitConfig {
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
-    return loadModel(f.model as string).model.cfg;
+    return loadModel(f.model).model.cfg;
   }
   if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
-  return getPreset(f.preset as string);
+  return getPreset(f.preset);
 }
 
-export function macsCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { preset: 'string', model: 'string', merge: 'string', json: 'boolean' });
+const MACS_FLAGS = { ...MODEL_FLAGS, merge: MERGE_FLAGS.merge, ...JSON_FLAG } as const;
+
+export const macsCommand = command({
+  name: 'macs',
+  summary: 'multiply-accumulates and parameters of a model, with or without merging (analytic, no run)',
+  usage: ['--preset deit_tiny_patch16_224 --merge h@3,v@6 --json', '--model models/fmnist-cait.safetensors'],
+  flags: MACS_FLAGS,
+  run: macsRun,
+});
+
+function macsRun(f: Flags<typeof MACS_FLAGS>): void {
   const cfg = modelConfig(f);
   let r, merge;
   try {
-    merge = formatSchedule(toSteps((f.merge as string | undefined) ?? cfg.merge, cfg.depth));
+    merge = formatSchedule(toSteps(f.merge ?? cfg.merge, cfg.depth));
     r = countMacs(cfg, merge);
   } catch (e) { throw new UsageError((e as Error).message); }
   const dense = countMacs(cfg, ''), params = countParams(cfg);
@@ -71,7 +80,7 @@ export function macsCommand(argv: string[]): void {
       `(dense ${(denseTotal / 1e9).toFixed(3)}, ${(denseTotal / total).toFixed(2)}x fewer), ${(params / 1e6).toFixed(2)} M parameters`);
     console.log(`tokens per block: ${r.tokens.join(' ')}`);
   }
-  emitJson({
+  emitJson(f, {
     model: cfg.name, merge, macs: total, gmacs: total / 1e9, params,
     dense_macs: denseTotal, mac_ratio: denseTotal / total, tokens: r.tokens,
     patch_embed: r.patchEmbed, head: seg ? seg.m.head : r.head,
@@ -139,33 +148,46 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
   return { ...report, env: environment() };
 }
 
-export async function benchCommand(argv: string[]): Promise<void> {
-  const { flags: f } = parseArgs(argv, {
-    preset: 'string', model: 'string', threads: 'number', batch: 'number', runs: 'number', warmup: 'number',
-    compare: 'boolean', seed: 'number', backend: 'string', json: 'boolean', eager: 'boolean', baseline: 'string', ...MERGE_FLAGS,
-  });
+const BENCH_FLAGS = {
+  ...MODEL_FLAGS,
+  batch: { type: 'int', min: 1, max: 256, default: 1, help: 'images per forward (bounded: the activations of a large batch take gigabytes)' },
+  runs: { type: 'int', min: 1, max: 100000, default: 30, help: 'timed rounds' },
+  warmup: { type: 'int', min: 0, max: 100000, default: 5, help: 'untimed rounds first (JIT tier-up, heap growth)' },
+  compare: { type: 'boolean', help: 'also time the same weights with merging off, interleaved' },
+  baseline: { type: 'string', value: 'FILE', help: 'also time another model (as saved), interleaved; speedup = its median / this one' },
+  eager: { type: 'boolean', help: 'op by op instead of the planned forward' },
+  seed: { type: 'int', min: 0, default: 0, help: 'seed of the random input (and of the weights of a --preset)' },
+  ...BACKEND_FLAGS, ...MERGE_FLAGS, ...JSON_FLAG,
+} as const;
+
+export const benchCommand = command({
+  name: 'bench',
+  summary: 'measured latency of a model (median and spread; against its dense self or a baseline in the same run)',
+  usage: ['--preset deit_tiny_patch16_224 --merge h@3,v@6 --compare --batch 1 --json', '--model models/fmnist-cait.safetensors --baseline models/fmnist-dense.safetensors --json'],
+  flags: BENCH_FLAGS,
+  run: benchRun,
+});
+
+async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   if (f.baseline && f.compare) throw new UsageError('give --compare (the same weights with merging off) or --baseline FILE (another model), not both');
-  const threads = (f.threads as number | undefined) ?? 1;
-  const batch = (f.batch as number | undefined) ?? 1, runs = (f.runs as number | undefined) ?? 30, warmup = (f.warmup as number | undefined) ?? 5;
-  for (const [k, v, min] of [['batch', batch, 1], ['runs', runs, 1], ['warmup', warmup, 0]] as const)
-    if (!Number.isInteger(v) || v < min) throw new UsageError(`--${k} must be an integer >= ${min}, got ${v}`);
-  await useBackendAsync(f.backend as string | undefined, threads);
+  const { batch, runs, warmup } = f;
+  await useBackendAsync(f.backend, f.threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
-    ({ model: vit, metadata } = loadModel(f.model as string));
+    ({ model: vit, metadata } = loadModel(f.model));
   } else {
     if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
-    vit = createModel(getPreset(f.preset as string), (f.seed as number | undefined) ?? 0);   // random weights: latency does not depend on them
+    vit = createModel(getPreset(f.preset), f.seed);   // random weights: latency does not depend on them
   }
   const runner = withMerging(vit, f, metadata);
   let baseline: BenchOptions['baseline'];
   if (f.baseline) {
     // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
-    const file = f.baseline as string, b = loadModel(file);
+    const file = f.baseline, b = loadModel(file);
     baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata) };
   }
-  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: !!f.compare, seed: (f.seed as number | undefined) ?? 0, eager: !!f.eager, baseline });
+  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline });
   if (!f.json) {
     const line = (name: string, s: LatencyStats | Record<string, unknown>) => {
       const t = s as LatencyStats;
@@ -177,5 +199,5 @@ export async function benchCommand(argv: string[]): Promise<void> {
     console.log(line(r.baseline ? String(f.model ?? f.preset) : r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
     if (r.speedup) console.log(`speedup ${r.speedup}x (MACs ${r.mac_ratio}x fewer)`);
   }
-  emitJson(r);
+  emitJson(f, r);
 }

@@ -1,5 +1,5 @@
 // Shared CLI plumbing: backend choice, model loading, image to input tensor, output.
-import { Tensor, getBackend, scope, setBackend, setBackendFactory } from '../tensor.js';
+import { Tensor, getBackend, scope, setBackend } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 import { loadWasmSync } from '../backend/wasm.js';
@@ -12,10 +12,17 @@ import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
 import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
 import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
-import { UsageError } from './args.js';
+import { UsageError } from './flags.js';
+import type { WasmBackend } from '../backend/wasm.js';
 
-/** The --threads flag of every command that runs a model. */
-export const THREAD_FLAGS = { threads: 'number' } as const;
+// One WASM instance per variant per process: a command run in-process (tests,
+// src/cli/main.ts's `main`) reuses it rather than compiling another.
+const wasmCache = new Map<string, WasmBackend>();
+const wasm = (v: 'auto' | 'simd' | 'relaxed'): WasmBackend => {
+  let b = wasmCache.get(v);
+  if (!b) { b = loadWasmSync(v); wasmCache.set(v, b); }
+  return b;
+};
 
 /**
  * Sets the backend named by --backend; with --threads N > 1, a pool of N
@@ -32,9 +39,9 @@ export function useBackend(name: string | undefined, threads?: number): void {
     return;
   }
   switch (name ?? 'wasm') {
-    case 'wasm': setBackendFactory(() => loadWasmSync('auto')); break;
-    case 'wasm-simd': setBackend(loadWasmSync('simd')); break;
-    case 'wasm-relaxed': setBackend(loadWasmSync('relaxed')); break;
+    case 'wasm': setBackend(wasm('auto')); break;
+    case 'wasm-simd': setBackend(wasm('simd')); break;
+    case 'wasm-relaxed': setBackend(wasm('relaxed')); break;
     case 'reference': setBackend(new ReferenceBackend()); break;
     case 'webgpu': throw new UsageError('--backend webgpu runs inference only (eval, predict, forward, bench): training needs host reads that WebGPU cannot do synchronously');
     default: throw new UsageError(`unknown --backend '${name}' (wasm, wasm-simd, wasm-relaxed, reference, webgpu)`);
@@ -74,12 +81,8 @@ export function need<T>(v: T | undefined, flag: string): T {
   return v;
 }
 
-export function openModel(file: string, preset?: string): VisionTransformer {
-  return loadModel(file, { preset }).model;
-}
-
-/** Flags of every command that runs a model: ATME merging and its switches. */
-export const MERGE_FLAGS = { merge: 'string', similarity: 'string', 'no-prop-attn': 'boolean' } as const;
+/** The merge flags as parsed (MERGE_FLAGS, and SEG_FLAGS' --unmerge). */
+export interface MergeFlagValues { merge?: string; similarity?: Similarity; 'no-prop-attn'?: boolean; unmerge?: SegUnmerge }
 
 /**
  * The model to run: the ViT itself, or a CaitModel around it when a schedule
@@ -88,10 +91,10 @@ export const MERGE_FLAGS = { merge: 'string', similarity: 'string', 'no-prop-att
  * A segmentation model (config task 'segment') is always wrapped, with its
  * segmentation head (src/seg/model.ts), merging or not.
  */
-export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, metadata: Record<string, string> = {}): Trainable {
-  const sim = f.similarity as string | undefined;
-  if (sim !== undefined && !SIMILARITIES.includes(sim as Similarity)) throw new UsageError(`--similarity must be one of ${SIMILARITIES.join(', ')}, got '${sim}'`);
-  const schedule = (f.merge as string | undefined) ?? vit.cfg.merge ?? '';
+export function withMerging(vit: VisionTransformer, f: MergeFlagValues, metadata: Record<string, string> = {}): Trainable {
+  const sim = f.similarity;
+  if (sim !== undefined && !SIMILARITIES.includes(sim)) throw new UsageError(`--similarity must be one of ${SIMILARITIES.join(', ')}, got '${sim}'`);
+  const schedule = f.merge ?? vit.cfg.merge ?? '';
   let steps;
   try { steps = toSteps(schedule, vit.cfg.depth); } catch (e) { throw new UsageError((e as Error).message); }
   if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
@@ -99,7 +102,7 @@ export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, 
   applyUnmergeFlag(vit.cfg, f);
   if (!steps.length && !vit.cfg.merge) return seg ? segModel(vit) : vit;
   const o: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };
-  if (sim !== undefined) o.similarity = sim as Similarity;
+  if (sim !== undefined) o.similarity = sim;
   if (f['no-prop-attn']) o.propAttn = false;
   return seg ? segModel(vit, { ...o, merge: steps }) : new CaitModel(vit, { ...o, merge: steps });
 }
@@ -109,16 +112,16 @@ export function withMerging(vit: VisionTransformer, f: Record<string, unknown>, 
  * the full grid (VitConfig.segUnmerge); set on the config so that the wrapper,
  * and a model saved from it, use it.
  */
-export function applyUnmergeFlag(cfg: VitConfig, f: Record<string, unknown>): void {
-  const u = f.unmerge as string | undefined;
+export function applyUnmergeFlag(cfg: VitConfig, f: MergeFlagValues): void {
+  const u = f.unmerge;
   if (u === undefined) return;
   if (!isSegmentation(cfg)) throw new UsageError('--unmerge applies to segmentation models');
-  if (!(SEG_UNMERGES as readonly string[]).includes(u)) throw new UsageError(`--unmerge must be ${SEG_UNMERGES.join(' or ')}, got '${u}'`);
-  cfg.segUnmerge = u as SegUnmerge;
+  if (!SEG_UNMERGES.includes(u)) throw new UsageError(`--unmerge must be ${SEG_UNMERGES.join(' or ')}, got '${u}'`);
+  cfg.segUnmerge = u;
 }
 
 /** A model file, wrapped for merging as `withMerging` says. */
-export function openRunner(file: string, preset: string | undefined, f: Record<string, unknown>): Trainable {
+export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues): Trainable {
   const { model, metadata } = loadModel(file, { preset });
   return withMerging(model, f, metadata);
 }
@@ -130,5 +133,5 @@ export function softmax(z: ArrayLike<number>): number[] {
   return e.map((v) => v / s);
 }
 
-/** Print the one JSON object scripts read: always the last line of stdout. */
-export function emitJson(obj: unknown): void { process.stdout.write(JSON.stringify(obj) + '\n'); }
+/** Print the one JSON object scripts read, as the last line of stdout: only with --json. */
+export function emitJson(f: { json?: boolean }, obj: unknown): void { if (f.json) process.stdout.write(JSON.stringify(obj) + '\n'); }

@@ -11,7 +11,7 @@ import { evaluate, type Trainable } from '../train/trainer.js';
 import { countMacs, countParams } from '../cait/macs.js';
 import { Tensor, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
-import { parseArgs } from './args.js';
+import { BACKEND_FLAGS, JSON_FLAG, command, type Flags } from './flags.js';
 import { emitJson, openRunner, softmax, useBackend } from './common.js';
 import { latencyStats, timeRunners } from './bench.js';
 
@@ -23,10 +23,24 @@ export const DEMO_MODELS: Array<[label: string, file: string]> = [
   ['CAIT (ATME+CDCP)', 'fmnist-cait.safetensors'],
 ];
 
-export function demoCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { json: 'boolean', limit: 'number', runs: 'number', backend: 'string', models: 'string' });
-  useBackend(f.backend as string | undefined);
-  const dir = (f.models as string | undefined) ?? MODELS_DIR;
+const DEMO_FLAGS = {
+  limit: { type: 'int', min: 1, help: 'test images per model', defaultText: 'all 10,000' },
+  runs: { type: 'int', min: 1, max: 100000, default: 200, help: 'timed latency rounds (after 20 warm-up rounds)' },
+  models: { type: 'string', value: 'DIR', help: 'where the fmnist-*.safetensors models are', defaultText: 'the package models/' },
+  backend: BACKEND_FLAGS.backend, ...JSON_FLAG,
+} as const;
+
+export const demoCommand = command({
+  name: 'demo',
+  summary: 'evaluate the committed Fashion-MNIST models (dense, ATME, CDCP, CAIT) and compare accuracy, MACs and latency',
+  usage: ['', '--limit 1000 --runs 50 --json'],
+  flags: DEMO_FLAGS,
+  run: demoRun,
+});
+
+function demoRun(f: Flags<typeof DEMO_FLAGS>): void {
+  useBackend(f.backend);
+  const dir = f.models ?? MODELS_DIR;
   const present = DEMO_MODELS.filter(([, file]) => existsSync(join(dir, file)));
   if (!present.length) throw new Error(`no models in ${dir}: train one with \`cait train --preset vit_fmnist --data fashion-mnist --epochs 15 --out runs/fmnist\``);
   console.log('Loading Fashion-MNIST (the first run builds a cache in .cache/) ...');
@@ -48,14 +62,14 @@ export function demoCommand(argv: string[]): void {
 
   const rows = runners.map(([label, r, file]) => {
     console.log(`\nEvaluating ${label} (${file}) on ${f.limit ?? ds.test.n} test images ...`);
-    const ev = evaluate(r, ds.test, { mean: r.cfg.mean[0], std: r.cfg.std[0], limit: f.limit as number | undefined });
+    const ev = evaluate(r, ds.test, { mean: r.cfg.mean[0], std: r.cfg.std[0], limit: f.limit });
     const macs = countMacs(r.cfg, r.cfg.merge ?? '').total;
     return { label, file, accuracy: ev.accuracy, n: ev.n, macs, params: countParams(r.cfg), merge: r.cfg.merge ?? '' };
   });
 
   console.log('\nMeasuring latency (batch 1, one thread, models interleaved) ...');
   const x = Tensor.from(batch.x.subarray(0, S * S), [1, 1, S, S]);
-  const times = timeRunners(runners.map(([, r]) => r), x, (f.runs as number | undefined) ?? 200, 20, { planned: true });
+  const times = timeRunners(runners.map(([, r]) => r), x, f.runs, 20, { planned: true });
   x.dispose();
   const lat = times.map(latencyStats), base_ms = lat[0].median_ms;
   const table = rows.map((r, i) => ({ ...r, median_ms: lat[i].median_ms, p10_ms: lat[i].p10_ms, p90_ms: lat[i].p90_ms, speedup: +(base_ms / lat[i].median_ms).toFixed(3), mac_ratio: +(rows[0].macs / r.macs).toFixed(3) }));
@@ -64,5 +78,5 @@ export function demoCommand(argv: string[]): void {
   for (const r of table) {
     console.log(`${pad(r.label, 18)}${pad((100 * r.accuracy).toFixed(2) + '%', 10)}${pad((r.macs / 1e6).toFixed(2), 9)}${pad((r.params / 1e3).toFixed(0) + 'k', 9)}${pad(r.median_ms.toFixed(3) + ' ms', 16)}${r.speedup.toFixed(2)}x`);
   }
-  emitJson({ models: table });
+  emitJson(f, { models: table });
 }

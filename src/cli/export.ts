@@ -8,21 +8,34 @@ import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
-import { parseArgs, UsageError } from './args.js';
-import { MERGE_FLAGS, emitJson, need, withMerging } from './common.js';
+import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { emitJson, need, withMerging } from './common.js';
 
-export function exportCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { model: 'string', preset: 'string', onnx: 'string', batch: 'string', seed: 'number', json: 'boolean', ...MERGE_FLAGS });
-  const out = need(f.onnx as string | undefined, 'onnx');
-  const b = (f.batch as string | undefined) ?? 'dynamic';
-  let batch: number | 'dynamic' = 'dynamic';
-  if (b !== 'dynamic') {
-    batch = Number(b);
-    if (!/^\d+$/.test(b) || batch < 1) throw new UsageError(`--batch must be a positive integer or 'dynamic', got '${b}'`);
-  }
+const EXPORT_FLAGS = {
+  ...MODEL_FLAGS,
+  onnx: { type: 'string', value: 'OUT.onnx', help: 'the ONNX file to write (required)' },
+  batch: {
+    type: 'string', value: 'B|dynamic', default: 'dynamic', help: 'a fixed batch size, or a dynamic batch dimension',
+    check: (b: string) => b === 'dynamic' || (/^\d+$/.test(b) && +b >= 1 && +b <= 65536) ? undefined : `must be a positive integer or 'dynamic', got '${b}'`,
+  },
+  seed: { type: 'int', min: 0, default: 0, help: 'seed of the random weights of a --preset without --model' },
+  ...MERGE_FLAGS, ...JSON_FLAG,
+} as const;
+
+export const exportCommand = command({
+  name: 'export',
+  summary: 'a model (dense, compact or ATME-merged) as an ONNX file (opset 17) for other runtimes',
+  usage: ['--model models/fmnist-dense.safetensors --onnx model.onnx', '--preset deit_tiny_patch16_224 --merge h@3,v@6 --batch 1 --onnx deit.onnx --json'],
+  flags: EXPORT_FLAGS,
+  run: exportRun,
+});
+
+function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
+  const out = need(f.onnx, 'onnx');
+  const batch: number | 'dynamic' = f.batch === 'dynamic' ? 'dynamic' : Number(f.batch);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
-  if (f.model) ({ model: vit, metadata } = loadModel(f.model as string, { preset: f.preset as string | undefined }));
-  else if (f.preset) vit = createModel(getPreset(f.preset as string), (f.seed as number | undefined) ?? 0);   // random weights
+  if (f.model) ({ model: vit, metadata } = loadModel(f.model, { preset: f.preset }));
+  else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);   // random weights
   else throw new UsageError('missing --model FILE or --preset NAME');
   const runner = withMerging(vit, f, metadata);
   const cait = runner instanceof CaitModel ? runner : null;
@@ -35,7 +48,7 @@ export function exportCommand(argv: string[]): void {
     console.log(`wrote ${out}: ${cfg.name}${cfg.widths ? ' (compact)' : ''}${r.merge ? `, ATME ${r.merge}` : ''}, opset ${ONNX_OPSET}, ` +
       `${g.nodes.length} nodes, ${(r.bytes.length / 1e6).toFixed(2)} MB; pixel_values [${B}, ${cfg.inChans}, ${cfg.imgSize}, ${cfg.imgSize}] -> logits [${B}, ${cfg.numClasses}]`);
   }
-  emitJson({
+  emitJson(f, {
     onnx: out, bytes: r.bytes.length, model: cfg.name, opset: ONNX_OPSET, ir_version: ONNX_IR_VERSION,
     input: { name: 'pixel_values', shape: [B, cfg.inChans, cfg.imgSize, cfg.imgSize] },
     output: { name: 'logits', shape: [B, cfg.numClasses] },

@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// cait: the command line. Each subcommand prints human-readable text and, with
-// --json, one JSON object as the last line of stdout (scripts read that line).
-import { UsageError } from './args.js';
+// cait: the command line. Each command declares its flags once (src/cli/flags.ts);
+// parsing, validation, `--help`, the usage and the hints come from that spec.
+// Output: readable text and, with --json, one JSON object as the last line of
+// stdout. Exit codes: 0 success, 1 bad data or a failed run, 2 usage error.
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { getBackend, setBackend } from '../tensor.js';
+import { UsageError, commandHelp, globalUsage, parseFlags, suggest, type Command } from './flags.js';
 import { trainCommand } from './train.js';
 import { evalCommand, forwardCommand, predictCommand } from './infer.js';
 import { benchCommand, macsCommand } from './bench.js';
@@ -11,40 +16,82 @@ import { compressCommand } from './compress.js';
 import { plotCommand } from './plot.js';
 import { segmentCommand } from './segment.js';
 
-const COMMANDS: Record<string, [(argv: string[]) => void | Promise<void>, string]> = {
-  train: [trainCommand, 'train --preset NAME | --model FILE --data fashion-mnist --epochs N --out DIR [--merge SCHEDULE] [--resume FILE] [--batch B --lr LR --crop-pad P ...] [--task segment [--scenes N] [--test-scenes N]]'],
-  eval: [evalCommand, 'eval --model FILE --data fashion-mnist [--merge SCHEDULE] [--json] [--task segment [--test-scenes N]]'],
-  segment: [segmentCommand, 'segment --model FILE --image FILE.png|jpg | --scene I --out MASK.png [--scale S] [--merge SCHEDULE] [--json]  (coloured mask with a legend)'],
-  predict: [predictCommand, 'predict --model FILE --image FILE.png|jpg [--merge SCHEDULE] [--json]'],
-  forward: [forwardCommand, 'forward --model FILE [--preset NAME] --input IN.safetensors --out OUT.safetensors [--merge SCHEDULE]'],
-  demo: [demoCommand, 'demo [--limit N] [--runs R]  (evaluate the committed Fashion-MNIST models and compare them)'],
-  compress: [compressCommand, 'compress --model FILE --data fashion-mnist --target-macs RATIO [--merge SCHEDULE] [--search-epochs N] [--finetune-epochs N] [--task segment] --out FILE [--json] | --preset NAME --structure-only --target-macs RATIO [--merge SCHEDULE] [--prune search|uniform|mlp] [--search-runs N] [--runs N] --out FILE [--json]'],
-  macs: [macsCommand, 'macs --preset NAME | --model FILE [--merge SCHEDULE] [--json]'],
-  bench: [benchCommand, 'bench --preset NAME | --model FILE [--merge SCHEDULE] [--compare] [--threads N] [--batch B] [--runs R] [--warmup W] [--eager] [--baseline FILE] [--json]'],
-  plot: [plotCommand, 'plot --log RUN/log.jsonl[,RUN2/log.jsonl] [--metrics loss,lr,...] [--x epoch|step] --out curves.svg | --tradeoff results.json [--x latency|macs] --out tradeoff.svg  (results.json: `cait demo --json` output)'],
-  export: [exportCommand, 'export --model FILE [--preset NAME] | --preset NAME [--seed S] --onnx OUT.onnx [--batch B|dynamic] [--merge SCHEDULE] [--json]'],
-};
+export const COMMANDS: Array<Command<any>> = [
+  trainCommand, evalCommand, segmentCommand, predictCommand, forwardCommand, demoCommand, compressCommand,
+  macsCommand, benchCommand, plotCommand, exportCommand,
+];
 
-function usage(): string {
-  return 'usage: cait <command> [flags]\n\n' + Object.values(COMMANDS).map(([, u]) => '  cait ' + u).join('\n') +
-    '\n\nSCHEDULE: ATME token merging, e.g. h@3,v@6 (halve the columns in block 3, the rows in block 6; 0-based), none to turn a saved one off;' +
-    '\n  with it: --similarity keys|features|fixed (default keys), --no-prop-attn';
+export const SCHEDULE_HELP = 'SCHEDULE: ATME token merging, e.g. h@3,v@6 (halve the columns in block 3, the rows in block 6; 0-based), none to turn a saved one off;' +
+  '\n  with it: --similarity keys|features|fixed (default keys), --no-prop-attn';
+
+export function usage(): string { return `${globalUsage(COMMANDS)}\n\n${SCHEDULE_HELP}`; }
+
+/** The package version, from package.json (two levels up from src/cli/ and from dist/cli/). */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Where a run's text goes; by default the process's streams. */
+export interface Io { stdout(s: string): void; stderr(s: string): void }
+
+function unknownCommand(cmd: string): string {
+  const near = suggest(cmd, COMMANDS.map((c) => c.name));
+  return `cait: unknown command '${cmd}'${near ? ` (did you mean '${near}'?)` : ''}; cait --help lists the commands`;
+}
+
+async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(usage()); return cmd ? 0 : 1; }
-  const entry = COMMANDS[cmd];
-  if (!entry) { console.error(`cait: unknown command '${cmd}'\n\n${usage()}`); return 2; }
+  if (cmd === undefined) { io.stderr(usage() + '\n'); return 2; }
+  if (cmd === '--help' || cmd === '-h') { io.stdout(usage() + '\n'); return 0; }
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') { io.stdout(`cait ${version()}\n`); return 0; }
+  if (cmd === 'help') {
+    if (!rest.length) { io.stdout(usage() + '\n'); return 0; }
+    const c = COMMANDS.find((k) => k.name === rest[0]);
+    if (!c) { io.stderr(unknownCommand(rest[0]) + '\n'); return 2; }
+    io.stdout(commandHelp(c) + '\n');
+    return 0;
+  }
+  const c = COMMANDS.find((k) => k.name === cmd);
+  if (!c) { io.stderr(unknownCommand(cmd) + '\n'); return 2; }
   try {
-    await entry[0](rest);
+    const p = parseFlags(rest, c.flags, c.name);
+    if (p.help) { io.stdout(commandHelp(c) + '\n'); return 0; }
+    await c.run(p.flags);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) { console.error(`cait ${cmd}: ${e.message}\nusage: cait ${entry[1]}`); return 2; }
-    console.error(`cait ${cmd}: ${(e as Error).message}`);
-    if (process.env.CAIT_DEBUG) console.error((e as Error).stack);
+    if (e instanceof UsageError) { io.stderr(`cait ${cmd}: ${e.message}\nusage: ${`cait ${c.name} ${c.usage[0]}`.trimEnd()}\n       cait ${c.name} --help for every flag\n`); return 2; }
+    io.stderr(`cait ${cmd}: ${(e as Error).message}\n`);
+    if (process.env.CAIT_DEBUG) io.stderr(`${(e as Error).stack}\n`);
     return 1;
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+/**
+ * Runs one `cait` command line and returns its exit code. With `io`, the run
+ * is in-process (tests): everything written to stdout and stderr goes to io,
+ * and the backend in use before is restored afterwards.
+ */
+export async function main(argv: readonly string[], io?: Io): Promise<number> {
+  if (!io) return dispatch(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+  const out = process.stdout.write, err = process.stderr.write, before = getBackend();
+  const capture = (sink: (s: string) => void) => ((chunk: string | Uint8Array, ...more: unknown[]) => {
+    sink(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    const cb = more.find((m) => typeof m === 'function') as (() => void) | undefined;
+    cb?.();
+    return true;
+  }) as typeof process.stdout.write;
+  process.stdout.write = capture(io.stdout);
+  process.stderr.write = capture(io.stderr);
+  try {
+    return await dispatch(argv, io);
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+    setBackend(before);
+  }
+}
+
+const entry = process.argv[1];
+let isEntry = false;
+try { isEntry = !!entry && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url)); } catch { /* not a file: imported */ }
+if (isEntry) process.exitCode = await main(process.argv.slice(2));

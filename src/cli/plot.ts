@@ -11,7 +11,7 @@
 //       also the whole captured stdout) or a list of {label, accuracy, median_ms}.
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { parseArgs, UsageError } from './args.js';
+import { JSON_FLAG, UsageError, command, type Flags } from './flags.js';
 import { emitJson } from './common.js';
 import { Svg, PALETTE, formatTick, linearScale, niceDomain } from '../util/svg.js';
 
@@ -216,25 +216,41 @@ export function tradeoffSvg(points: TradeoffPoint[], o: { x?: 'latency' | 'macs'
 
 // ------------------------------------------------------------ command
 
-export function plotCommand(argv: string[]): void {
-  const { flags: f } = parseArgs(argv, { log: 'string', tradeoff: 'string', out: 'string', metrics: 'string', x: 'string', title: 'string', width: 'number', json: 'boolean' });
-  const log = f.log as string | undefined, tradeoff = f.tradeoff as string | undefined, out = f.out as string | undefined;
+const PLOT_FLAGS = {
+  log: { type: 'string', value: 'RUN/log.jsonl[,...]', help: 'training logs (or run directories), comma-separated: curves per epoch' },
+  tradeoff: { type: 'string', value: 'results.json[,...]', help: 'the output of `cait demo --json` (or a list of {label, accuracy, median_ms}): accuracy vs latency' },
+  out: { type: 'string', value: 'FILE.svg', help: 'the SVG to write (required)' },
+  metrics: { type: 'string', value: 'loss,lr,...', help: 'fields to plot from the log', defaultText: 'loss, lr and any accuracy field' },
+  x: { type: 'string', value: 'FIELD', help: 'x axis: a log field (epoch, step) for --log; latency or macs for --tradeoff', defaultText: 'epoch / latency' },
+  title: { type: 'string', value: 'TEXT', help: 'a title above the figure' },
+  width: { type: 'int', min: 200, max: 4000, help: 'width in pixels', defaultText: '720' },
+  ...JSON_FLAG,
+} as const;
+
+export const plotCommand = command({
+  name: 'plot',
+  summary: 'SVG figures: training curves from log.jsonl, or accuracy against latency or MACs',
+  usage: ['--log runs/fmnist/log.jsonl --out docs/curves.svg', '--log runs/a,runs/b --metrics loss,gradNorm --x step --out curves.svg', '--tradeoff results.json --x macs --out tradeoff.svg'],
+  flags: PLOT_FLAGS,
+  run: plotRun,
+});
+
+function plotRun(f: Flags<typeof PLOT_FLAGS>): void {
+  const { log, tradeoff, out, width } = f;
   if (!log === !tradeoff) throw new UsageError('give one of --log (training curves) or --tradeoff (accuracy vs latency)');
   if (!out) throw new UsageError('missing --out FILE.svg');
   const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
-  const width = f.width as number | undefined;
-  if (width !== undefined && !(width >= 200 && width <= 4000)) throw new UsageError(`--width must be in 200..4000, got ${width}`);
   let r: { svg: string; points: number };
   if (log) {
     const runs = list(log).map(readLog);
-    r = curvesSvg(runs, { metrics: f.metrics ? list(f.metrics as string) : undefined, x: f.x as string | undefined, title: f.title as string | undefined, width });
+    r = curvesSvg(runs, { metrics: f.metrics ? list(f.metrics) : undefined, x: f.x, title: f.title, width });
   } else {
-    const x = (f.x as string | undefined) ?? 'latency';
+    const x = f.x ?? 'latency';
     if (x !== 'latency' && x !== 'macs') throw new UsageError(`--x for --tradeoff is latency or macs, got '${x}'`);
     const pts = list(tradeoff!).flatMap(readTradeoff);
-    r = tradeoffSvg(pts, { x, title: f.title as string | undefined, width });
+    r = tradeoffSvg(pts, { x, title: f.title, width });
   }
   writeFileSync(out, r.svg);
   if (!f.json) console.log(`wrote ${out} (${r.points} points)`);
-  emitJson({ out, kind: log ? 'curves' : 'tradeoff', points: r.points, bytes: Buffer.byteLength(r.svg) });
+  emitJson(f, { out, kind: log ? 'curves' : 'tradeoff', points: r.points, bytes: Buffer.byteLength(r.svg) });
 }

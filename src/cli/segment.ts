@@ -12,35 +12,35 @@ import { readImageFile, encodePng, imageToInput } from '../io/image.js';
 import { argmaxRows, SegMeter, type SegScores } from '../seg/metrics.js';
 import { isSegmentation } from '../seg/model.js';
 import { renderSegmentation } from '../seg/render.js';
-import { parseArgs, UsageError } from './args.js';
-import { MERGE_FLAGS, THREAD_FLAGS, emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
+import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
 import { Progress } from '../util/progress.js';
 import { subset } from '../train/trainer.js';
 
 export type Task = 'classify' | 'segment';
 export type SceneData = NonNullable<VitConfig['scenes']>['data'];
 
-/** Flags of train, eval and compress for segmentation scenes. */
-export const SEG_FLAGS = { task: 'string', scenes: 'number', 'test-scenes': 'number', 'scene-seed': 'number', unmerge: 'string' } as const;
+export { SEG_FLAGS } from './flags.js';
 
+/** The scene flags as parsed (SEG_FLAGS plus --data). */
+export interface SceneFlags { task?: Task; data?: string; scenes?: number; 'test-scenes'?: number; 'scene-seed'?: number }
 
 /** The task from --task, else the model's config; a model of the other task is a usage error. */
-export function taskOf(f: Record<string, unknown>, cfg?: VitConfig): Task {
-  const t = f.task as string | undefined;
-  if (t !== undefined && t !== 'classify' && t !== 'segment') throw new UsageError(`--task must be classify or segment, got '${t}'`);
+export function taskOf(f: SceneFlags, cfg?: VitConfig): Task {
+  const t = f.task;
   const own: Task | undefined = cfg ? (isSegmentation(cfg) ? 'segment' : 'classify') : undefined;
   if (t && own && t !== own) throw new UsageError(`--task ${t}, but model '${cfg!.name}' is a ${own === 'segment' ? 'segmentation' : 'classification'} model`);
-  return (t as Task | undefined) ?? own ?? 'classify';
+  return t ?? own ?? 'classify';
 }
 
-export function dataFlag(f: Record<string, unknown>, fallback: SceneData = 'fashion-mnist'): SceneData {
-  const d = (f.data as string | undefined) ?? fallback;
+export function dataFlag(f: SceneFlags, fallback: SceneData = 'fashion-mnist'): SceneData {
+  const d = f.data ?? fallback;
   if (d !== 'fashion-mnist' && d !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${d}'`);
   return d;
 }
 
-const count = (f: Record<string, unknown>, flag: string, dflt: number): number => {
-  const v = (f[flag] as number | undefined) ?? dflt;
+const count = (f: SceneFlags, flag: 'scenes' | 'test-scenes', dflt: number): number => {
+  const v = f[flag] ?? dflt;
   if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${flag} must be an integer >= 1, got ${v}`);
   return v;
 };
@@ -50,16 +50,16 @@ const count = (f: Record<string, unknown>, flag: string, dflt: number): number =
  * config, else the defaults at its input size; --data and --scene-seed
  * override (a different seed makes different scenes).
  */
-export function sceneSpecOf(cfg: VitConfig, f: Record<string, unknown>): NonNullable<VitConfig['scenes']> {
+export function sceneSpecOf(cfg: VitConfig, f: SceneFlags): NonNullable<VitConfig['scenes']> {
   const saved = cfg.scenes;
   const spec = { ...SCENE_DEFAULTS, size: cfg.imgSize, ...(saved ?? {}), data: dataFlag(f, saved?.data) };
-  if (f['scene-seed'] !== undefined) spec.seed = f['scene-seed'] as number;
+  if (f['scene-seed'] !== undefined) spec.seed = f['scene-seed'];
   if (spec.size !== cfg.imgSize) throw new UsageError(`model '${cfg.name}' takes ${cfg.imgSize}x${cfg.imgSize} input, its scenes are ${spec.size}x${spec.size}`);
   return spec;
 }
 
 /** Train and test scenes for `spec`: --scenes training scenes, --test-scenes test scenes. */
-export function scenesFor(spec: NonNullable<VitConfig['scenes']>, f: Record<string, unknown>): { train: SceneSet; test: SceneSet; classes: string[] } {
+export function scenesFor(spec: NonNullable<VitConfig['scenes']>, f: SceneFlags): { train: SceneSet; test: SceneSet; classes: string[] } {
   const ds = loadDataset(spec.data);
   const { data: _d, ...sceneSpec } = spec;
   const s = makeScenes(ds, { train: count(f, 'scenes', TRAIN_SCENES), test: count(f, 'test-scenes', TEST_SCENES) }, sceneSpec as SceneSpec);
@@ -94,25 +94,40 @@ export function printScores(r: SegScores, classes: readonly string[], what: stri
   r.perClassIou.forEach((v, id) => console.log(`  ${String(id).padStart(2)} ${(classes[id] ?? String(id)).padEnd(12)} ${v === null ? '   -' : (100 * v).toFixed(2).padStart(6) + '%'}`));
 }
 
-export async function segmentCommand(argv: string[]): Promise<void> {
-  const { flags: f } = parseArgs(argv, {
-    model: 'string', image: 'string', scene: 'number', data: 'string', 'scene-seed': 'number', out: 'string', scale: 'number', unmerge: 'string',
-    json: 'boolean', backend: 'string', ...MERGE_FLAGS, ...THREAD_FLAGS,
-  });
-  await useBackendAsync(f.backend as string | undefined, f.threads as number | undefined);
-  const model = openRunner(need(f.model as string | undefined, 'model'), undefined, f);
-  const cfg = model.cfg, S = cfg.imgSize, out = need(f.out as string | undefined, 'out');
+const SEGMENT_FLAGS = {
+  model: { type: 'string', value: 'FILE', help: 'segmentation model file (required)' },
+  image: { type: 'string', value: 'FILE', help: 'a PNG or JPEG to segment' },
+  scene: { type: 'int', min: 0, max: 1_000_000, value: 'I', help: "test scene I of the model's scenes, drawn beside its true mask" },
+  data: { type: 'string', value: 'NAME', help: 'dataset of the scenes (fashion-mnist or mnist)', defaultText: 'as saved' },
+  'scene-seed': { type: 'int', min: 0, value: 'S', help: 'seed of the generated scenes', defaultText: 'as saved' },
+  out: { type: 'string', value: 'MASK.png', help: 'the coloured mask with a legend (required)' },
+  scale: { type: 'int', min: 1, max: 32, default: 4, help: 'pixels per input pixel in the picture' },
+  unmerge: { type: 'enum', choices: ['residual', 'copy'], help: 'how merged tokens return to the full grid', defaultText: 'as saved' },
+  ...JSON_FLAG, ...BACKEND_FLAGS, ...MERGE_FLAGS,
+} as const;
+
+export const segmentCommand = command({
+  name: 'segment',
+  summary: 'segment an image (or a test scene) with a segmentation model: a coloured mask with a legend',
+  usage: ['--model models/seg-cait.safetensors --image scene.png --out mask.png', '--model models/seg-cait.safetensors --scene 2 --out mask.png --json'],
+  flags: SEGMENT_FLAGS,
+  run: segmentRun,
+});
+
+async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
+  await useBackendAsync(f.backend, f.threads);
+  const model = openRunner(need(f.model, 'model'), undefined, f);
+  const cfg = model.cfg, S = cfg.imgSize, out = need(f.out, 'out');
   if (!isSegmentation(cfg)) throw new UsageError(`model '${f.model}' is a classification model (config task '${cfg.task ?? 'classify'}'): use cait predict`);
   if ((f.image === undefined) === (f.scene === undefined)) throw new UsageError('give --image FILE.png|jpg, or --scene I (test scene I of the model\'s scenes)');
   if (cfg.inChans !== 1) throw new UsageError(`segment draws grey inputs; model '${cfg.name}' takes ${cfg.inChans} channels`);
   let x: Float32Array, grey: Float32Array, truth: Uint8Array | undefined, source: string;
   if (f.image !== undefined) {
-    source = f.image as string;
+    source = f.image;
     x = imageToInput(readImageFile(source), cfg);
     grey = x.map((v) => v * cfg.std[0] + cfg.mean[0]);
   } else {
-    const i = f.scene as number, spec = sceneSpecOf(cfg, f);
-    if (!Number.isInteger(i) || i < 0) throw new UsageError(`--scene must be an integer >= 0, got ${i}`);
+    const i = f.scene!, spec = sceneSpecOf(cfg, f);
     const { test } = scenesFor(spec, { 'test-scenes': Math.max(TEST_SCENES, i + 1) });
     const sc = test.scene(i);
     source = `${spec.data} test scene ${i}`;
@@ -123,7 +138,7 @@ export async function segmentCommand(argv: string[]): Promise<void> {
   const logits = await forwardLogits(model, () => Tensor.from(x, [1, 1, S, S]));
   const pred = argmaxRows(logits, cfg.numClasses);
   const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, k) => (k ? String(k - 1) : 'background'));
-  const pic = renderSegmentation({ input: grey, pred, truth, size: S, classes, scale: (f.scale as number | undefined) ?? 4 });
+  const pic = renderSegmentation({ input: grey, pred, truth, size: S, classes, scale: f.scale });
   mkdirSync(dirname(out) || '.', { recursive: true });
   writeFileSync(out, encodePng(pic.width, pic.height, pic.rgba));
   let scores: SegScores | undefined;
@@ -132,7 +147,7 @@ export async function segmentCommand(argv: string[]): Promise<void> {
     console.log(`${source}: wrote ${out} (${pic.width}x${pic.height})${scores ? `, mean IoU ${(100 * scores.miou).toFixed(2)}% against the true mask` : ''}`);
     for (const e of pic.legend) console.log(`  ${String(e.id).padStart(2)} ${e.label.padEnd(12)} ${(100 * e.fraction).toFixed(1).padStart(5)}%`);
   }
-  emitJson({
+  emitJson(f, {
     out, source, width: pic.width, height: pic.height, merge: cfg.merge ?? '', backend: getBackend().name,
     classes: pic.legend.map((e) => ({ id: e.id, label: e.label, pixels: e.pixels, fraction: e.fraction })),
     ...(scores ? { miou: scores.miou, pixel_accuracy: scores.pixelAccuracy } : {}),

@@ -1,0 +1,255 @@
+// The command line's one flag spec. Every flag is declared once, with its type,
+// default, range and one line of help; each command declares its spec (the
+// shared sets below plus its own) and from that alone come parsing, validation
+// (before any work starts; every failure a UsageError, exit 2), the typed
+// values a command reads, `cait CMD --help`, the global usage and the
+// "did you mean" hints. src/cli/main.ts registers the commands.
+import { SIMILARITIES } from '../cait/atme.js';
+import { SEG_UNMERGES } from '../seg/model.js';
+
+export class UsageError extends Error {}
+
+interface FlagBase {
+  /** One line: what the flag does. */
+  help: string;
+  /** The value's name in help (NAME, FILE, N); defaults by type. */
+  value?: string;
+  /** The default as help shows it, where it depends on other flags (no `default` then). */
+  defaultText?: string;
+  /** Extra validation after the type and range checks: an error message, or nothing. */
+  check?: (v: never) => string | undefined;
+}
+export interface StringFlag extends FlagBase { type: 'string'; default?: string }
+export interface IntFlag extends FlagBase { type: 'int'; default?: number; min?: number; max?: number }
+/** `above`: exclusive lower bound (a learning rate > 0); `min`/`max` inclusive. */
+export interface NumberFlag extends FlagBase { type: 'number'; default?: number; min?: number; max?: number; above?: number }
+export interface BooleanFlag extends FlagBase { type: 'boolean' }
+export interface EnumFlag extends FlagBase { type: 'enum'; choices: readonly string[]; default?: string }
+export type Flag = StringFlag | IntFlag | NumberFlag | BooleanFlag | EnumFlag;
+export type FlagSet = Readonly<Record<string, Flag>>;
+
+type Value<F> = F extends { type: 'boolean' } ? boolean
+  : F extends { type: 'int' | 'number' } ? number
+  : F extends { type: 'enum'; choices: readonly (infer C)[] } ? C
+  : string;
+/** What parsing returns: booleans always present, flags with a default always set, the rest possibly undefined. */
+export type Flags<S extends FlagSet> = {
+  [K in keyof S]: S[K] extends { type: 'boolean' } ? boolean : S[K] extends { default: unknown } ? Value<S[K]> : Value<S[K]> | undefined
+};
+
+export interface Command<S extends FlagSet = FlagSet> {
+  name: string;
+  /** One line for the global usage. */
+  summary: string;
+  /** Example invocations, without the leading `cait NAME`. */
+  usage: readonly string[];
+  /** Paragraphs printed after the flags in `--help`. */
+  notes?: string;
+  flags: S;
+  run(f: Flags<S>): void | Promise<void>;
+}
+
+/** Declares a command; `const` keeps the flag literals, so `run` gets typed values. */
+export function command<const S extends FlagSet>(c: Command<S>): Command<S> { return c; }
+
+// ------------------------------------------------------------ shared flag sets
+
+export const MODEL_FLAGS = {
+  model: { type: 'string', value: 'FILE', help: 'model file (.safetensors with its config)' },
+  preset: { type: 'string', value: 'NAME', help: 'preset architecture (vit_fmnist, deit_tiny_patch16_224, micro, ...): a new model, or the config of a file without one' },
+} as const satisfies FlagSet;
+
+export const BACKEND_FLAGS = {
+  backend: { type: 'enum', choices: ['wasm', 'wasm-simd', 'wasm-relaxed', 'reference', 'webgpu'], default: 'wasm', help: 'compute backend (webgpu: inference only)' },
+  threads: { type: 'int', min: 1, max: 64, default: 1, help: 'threads of a WASM pool over one shared memory' },
+} as const satisfies FlagSet;
+
+export const MERGE_FLAGS = {
+  merge: { type: 'string', value: 'SCHEDULE', help: "ATME token merging, e.g. h@3,v@6 (halve columns in block 3, rows in block 6; 0-based); 'none' turns a saved schedule off", defaultText: "the model's saved schedule" },
+  similarity: { type: 'enum', choices: SIMILARITIES, help: 'how merge partners are compared (needs a schedule)', defaultText: 'keys, or as saved' },
+  'no-prop-attn': { type: 'boolean', help: "don't weight attention by merged-token size (needs a schedule)" },
+} as const satisfies FlagSet;
+
+/** Flags of train, eval and compress for segmentation scenes. */
+export const SEG_FLAGS = {
+  task: { type: 'enum', choices: ['classify', 'segment'], help: 'classification or segmentation scenes', defaultText: "the model's task, else classify" },
+  scenes: { type: 'int', min: 1, value: 'N', help: 'training scenes (segmentation)', defaultText: '20000' },
+  'test-scenes': { type: 'int', min: 1, value: 'N', help: 'test scenes (segmentation)', defaultText: '2000' },
+  'scene-seed': { type: 'int', min: 0, value: 'S', help: 'seed of the generated scenes (a different seed makes different scenes)', defaultText: 'as saved' },
+  unmerge: { type: 'enum', choices: SEG_UNMERGES, help: 'how a segmentation model with merging returns to the full grid', defaultText: 'as saved (residual)' },
+} as const satisfies FlagSet;
+
+export const OUTPUT_FLAGS = {
+  json: { type: 'boolean', help: 'print one JSON object as the last line of stdout' },
+  quiet: { type: 'boolean', help: 'no progress bars' },
+} as const satisfies FlagSet;
+
+export const JSON_FLAG = { json: OUTPUT_FLAGS.json } as const satisfies FlagSet;
+
+// ------------------------------------------------------------ parsing
+
+const typeName = (f: Flag): string => f.type === 'enum' ? f.choices.join('|') : f.type;
+
+function fmtNum(v: number): string { return String(v); }
+
+/** The range part of a message or of help: "an integer in 1..64", "a number > 0". */
+function rangeText(f: Flag): string {
+  if (f.type === 'int') {
+    if (f.min !== undefined && f.max !== undefined) return `an integer in ${f.min}..${f.max}`;
+    if (f.min !== undefined) return `an integer >= ${f.min}`;
+    if (f.max !== undefined) return `an integer <= ${f.max}`;
+    return 'an integer';
+  }
+  if (f.type === 'number') {
+    const parts: string[] = [];
+    if (f.above !== undefined) parts.push(`> ${fmtNum(f.above)}`);
+    if (f.min !== undefined) parts.push(`>= ${fmtNum(f.min)}`);
+    if (f.max !== undefined) parts.push(`<= ${fmtNum(f.max)}`);
+    if (f.min !== undefined && f.max !== undefined && f.above === undefined) return `a number in ${fmtNum(f.min)}..${fmtNum(f.max)}`;
+    return `a number${parts.length ? ' ' + parts.join(' and ') : ''}`;
+  }
+  return '';
+}
+
+function choicesText(c: readonly string[]): string {
+  return c.length === 2 ? `${c[0]} or ${c[1]}` : `one of ${c.join(', ')}`;
+}
+
+/** Turns one raw value into the flag's type, or throws a UsageError naming the flag, expected and got. */
+export function convert(name: string, f: Flag, raw: string): string | number | boolean {
+  let v: string | number | boolean;
+  switch (f.type) {
+    case 'boolean':
+      if (raw !== 'true' && raw !== 'false') throw new UsageError(`--${name} is a switch: give --${name} (or --${name}=false), got '${raw}'`);
+      v = raw === 'true';
+      break;
+    case 'int': {
+      const n = Number(raw);
+      if (!/^[-+]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || (f.min !== undefined && n < f.min) || (f.max !== undefined && n > f.max))
+        throw new UsageError(`--${name} must be ${rangeText(f)}, got '${raw}'`);
+      v = n;
+      break;
+    }
+    case 'number': {
+      const n = raw.trim() === '' ? NaN : Number(raw);
+      if (!Number.isFinite(n) || (f.above !== undefined && !(n > f.above)) || (f.min !== undefined && n < f.min) || (f.max !== undefined && n > f.max))
+        throw new UsageError(`--${name} must be ${rangeText(f)}, got '${raw}'`);
+      v = n;
+      break;
+    }
+    case 'enum':
+      if (!f.choices.includes(raw)) throw new UsageError(`--${name} must be ${choicesText(f.choices)}, got '${raw}'`);
+      v = raw;
+      break;
+    default:
+      if (raw === '') throw new UsageError(`--${name} needs a value, got ''`);
+      v = raw;
+  }
+  const msg = f.check?.(v as never);
+  if (msg) throw new UsageError(`--${name} ${msg}`);
+  return v;
+}
+
+/** Edit distance with adjacent transpositions (optimal string alignment), for "did you mean": `trian` is 1 from `train`. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The nearest of `names` to `word`, if near enough to be a likely typo. */
+export function suggest(word: string, names: Iterable<string>): string | undefined {
+  let best: string | undefined, bestD = Infinity;
+  for (const n of names) {
+    const d = editDistance(word, n);
+    if (d < bestD) { best = n; bestD = d; }
+  }
+  return best !== undefined && bestD <= Math.max(1, Math.min(3, Math.ceil(best.length / 3))) ? best : undefined;
+}
+
+export interface Parsed<S extends FlagSet> { flags: Flags<S>; help: boolean }
+
+/**
+ * `--flag value`, `--flag=value`, a switch `--flag`; `--help`/`-h` asks for
+ * help. Positional words, unknown flags, a flag given twice or without its
+ * value are usage errors. Defaults fill flags not given.
+ */
+export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, cmd?: string): Parsed<S> {
+  const out: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  const see = cmd ? ` (see cait ${cmd} --help)` : '';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--help' || a === '-h') return { flags: out as Flags<S>, help: true };
+    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}': flags are --name value${see}`);
+    const eq = a.indexOf('=');
+    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+    let raw = eq < 0 ? undefined : a.slice(eq + 1);
+    const f = Object.prototype.hasOwnProperty.call(spec, name) ? spec[name] : undefined;
+    if (!f) {
+      const near = suggest(name, Object.keys(spec));
+      throw new UsageError(`unknown flag --${name}${near ? ` (did you mean --${near}?)` : ''}${see}`);
+    }
+    if (seen.has(name)) throw new UsageError(`--${name} given twice`);
+    seen.add(name);
+    if (f.type === 'boolean') { out[name] = raw === undefined ? true : convert(name, f, raw); continue; }
+    if (raw === undefined) {
+      raw = argv[++i];
+      if (raw === undefined || raw === '--help' || (raw.startsWith('--') && raw.length > 2 && Object.prototype.hasOwnProperty.call(spec, raw.slice(2).split('=')[0])))
+        throw new UsageError(`--${name} needs a value (${f.value ?? typeName(f)})`);
+    }
+    out[name] = convert(name, f, raw);
+  }
+  for (const [name, f] of Object.entries(spec)) {
+    if (out[name] !== undefined) continue;
+    if (f.type === 'boolean') out[name] = false;
+    else if (f.default !== undefined) out[name] = f.default;
+  }
+  return { flags: out as Flags<S>, help: false };
+}
+
+// ------------------------------------------------------------ help
+
+function defaultOf(f: Flag): string | undefined {
+  if (f.defaultText !== undefined) return f.defaultText;
+  if (f.type === 'boolean') return 'off';
+  return f.default === undefined ? undefined : String(f.default);
+}
+
+/** `cait NAME --help`: summary, examples, every flag with its type, default and help. */
+export function commandHelp(c: Command): string {
+  const rows = Object.entries(c.flags).map(([name, f]) => {
+    const left = `--${name}${f.type === 'boolean' ? '' : ' ' + (f.value ?? (f.type === 'int' ? 'N' : f.type === 'number' ? 'X' : f.type === 'enum' ? 'WORD' : 'VALUE'))}`;
+    const type = f.type === 'enum' ? `${f.choices.join('|')}` : f.type === 'int' || f.type === 'number' ? `${f.type === 'int' ? 'int' : 'number'}${rangeText(f).replace(/^an? (integer|number)/, '')}` : f.type;
+    const d = defaultOf(f);
+    return { left, text: `${f.help} [${type}${d !== undefined ? `; default ${d}` : ''}]` };
+  });
+  const w = Math.min(28, Math.max(...rows.map((r) => r.left.length)) + 2);
+  const lines = [
+    `cait ${c.name}: ${c.summary}`, '', 'usage:',
+    ...c.usage.map((u) => `  cait ${c.name} ${u}`), '', 'flags:',
+    ...rows.map((r) => r.left.length + 2 > w ? `  ${r.left}\n  ${' '.repeat(w)}${r.text}` : `  ${r.left.padEnd(w)}${r.text}`),
+    `  ${'--help, -h'.padEnd(w)}this help`,
+  ];
+  if (c.notes) lines.push('', c.notes);
+  return lines.join('\n');
+}
+
+/** The global usage: every command's summary and first example. */
+export function globalUsage(commands: readonly Command[]): string {
+  const w = Math.max(...commands.map((c) => c.name.length)) + 2;
+  return [
+    'usage: cait <command> [flags]', '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`), '',
+    'cait <command> --help (or cait help <command>) lists its flags with type, default and help; cait --version prints the version.',
+    'With --json a command prints one JSON object as the last line of stdout (and only then).',
+    'Exit codes: 0 success, 1 bad data or failure (file, training), 2 usage error (flags, arguments).',
+  ].join('\n');
+}
