@@ -1,5 +1,22 @@
-// caitjs public API.
-export { Tensor, scope, keep, setBackend, getBackend, setBackendFactory, liveTensorCount } from './tensor.js';
+// caitjs public API (Node entry; browsers get src/browser.ts through the
+// package's `browser` export condition).
+//
+// High level: load(source, options) -> Model (classify, segment, forward,
+// preprocess, info, dispose), src/api/. Low level: tensors, ops, models,
+// compression and backends, for people who build models.
+import { setBackendFactory } from './tensor.js';
+import { loadWasmSync } from './backend/wasm.js';
+
+// the low-level API's default backend: the fastest WASM build, made on first use
+setBackendFactory(() => loadWasmSync('auto'));
+
+export { load } from './api/node.js';
+export { Model, type ImageReader } from './api/model.js';
+export type { BackendName, BlobLike, ClassifyOptions, DrawableLike, ImageInput, LoadOptions, ModelInfo, ModelSource, Prediction, RgbaLike, Segmentation } from './api/types.js';
+export { runnerFor, type Runner, type RunnerOptions } from './api/runner.js';
+export { scope } from './api/scope.js';
+export { InferencePlan, CaptureError } from './plan.js';
+export { Tensor, keep, setBackend, getBackend, setBackendFactory, liveTensorCount } from './tensor.js';
 export type { Backend, Ptr } from './backend/backend.js';
 export { KERNELS, type KernelName } from './backend/kernels.js';
 export { WasmBackend, loadWasm, loadWasmSync, relaxedSimdSupported } from './backend/wasm.js';
@@ -12,10 +29,11 @@ export { VisionTransformer } from './nn/vit.js';
 export { PRESETS, getPreset, type VitConfig } from './nn/presets.js';
 export { createModel, loadModel, saveModel } from './nn/model.js';
 export { readSafetensors, readSafetensorsFile, writeSafetensors, writeSafetensorsFile, SafetensorsError } from './io/safetensors.js';
-export { decodeImage, encodePng, readImageFile } from './io/image.js';
+export { decodeImage, encodePng, readImageFile, imageToInput, type RgbaImage } from './io/image.js';
 export { AdamW, clipGradNorm, cosineLr } from './train/optim.js';
 export { train, evaluate } from './train/trainer.js';
 export { Rng } from './util/rng.js';
 export * as atme from './cait/atme.js';
-export { CaitModel } from './cait/wrap.js';
-export { countMacs } from './cait/macs.js';
+export { CaitModel, atmeOptionsFromMetadata } from './cait/wrap.js';
+export { countMacs, countParams } from './cait/macs.js';
+export { compress } from './cait/compress.js';

@@ -1,0 +1,136 @@
+// load() in browsers (and Web Workers): models and images fetched or given
+// as bytes, Blobs or drawables; the WASM kernels fetched from beside the
+// bundle, else from the package's build/ folder, else from `wasm`.
+import type { Backend } from '../backend/backend.js';
+import { WasmBackend, relaxedSimdSupported, type WasmVariant } from '../backend/wasm.js';
+import { ReferenceBackend } from '../backend/reference/index.js';
+import { loadWith, type Platform } from './load.js';
+import type { Model, ImageReader } from './model.js';
+import { isRgbaLike, rgbaOf } from './preprocess.js';
+import type { BlobLike, DrawableLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
+
+type Canvas2D = { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray }; drawImage(src: unknown, x: number, y: number): void };
+type AnyCanvas = { width: number; height: number; getContext(kind: '2d', o?: object): Canvas2D | null };
+
+function canvas(w: number, h: number): AnyCanvas {
+  const g = globalThis as unknown as { OffscreenCanvas?: new (w: number, h: number) => AnyCanvas; document?: { createElement(t: 'canvas'): AnyCanvas } };
+  if (g.OffscreenCanvas) return new g.OffscreenCanvas(w, h);
+  if (!g.document) throw new Error('decoding images needs OffscreenCanvas or a document');
+  const c = g.document.createElement('canvas');
+  c.width = w; c.height = h;
+  return c;
+}
+
+const isBlob = (x: unknown): x is BlobLike => typeof (x as BlobLike)?.arrayBuffer === 'function' && typeof (x as BlobLike).size === 'number';
+
+/** Pixels of anything drawImage takes; a canvas is read directly (no redraw). */
+function drawablePixels(src: DrawableLike): RgbaLike {
+  const img = src as DrawableLike & { naturalWidth?: number; naturalHeight?: number; complete?: boolean; getContext?: AnyCanvas['getContext'] };
+  if (img.complete === false) throw new Error('image element has not finished loading: await img.decode() first');
+  const w = img.naturalWidth || img.width, h = img.naturalHeight || img.height;
+  if (!(w > 0 && h > 0)) throw new RangeError(`image has no pixels (${w}x${h})`);
+  let ctx: Canvas2D | null = null;
+  if (typeof img.getContext === 'function') {
+    try { ctx = img.getContext('2d', { willReadFrequently: true }); } catch { ctx = null; }   // a WebGL canvas has no 2D context
+  }
+  if (!ctx) {
+    ctx = canvas(w, h).getContext('2d', { willReadFrequently: true });
+    if (!ctx) throw new Error('no 2D canvas context to read the image\'s pixels');
+    ctx.drawImage(src, 0, 0);
+  }
+  const d = ctx.getImageData(0, 0, w, h).data;
+  return { width: w, height: h, data: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) };
+}
+
+async function blobPixels(blob: Blob): Promise<RgbaLike> {
+  // no colour-space conversion or premultiplication: the pixels as stored, as Node's decoders return them
+  const bmp = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  try { return drawablePixels(bmp); } finally { bmp.close(); }
+}
+
+async function fetchOk(url: string | URL): Promise<Response> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${String(url)}: HTTP ${res.status} ${res.statusText}`);
+  return res;
+}
+
+const images: ImageReader = {
+  rgbaSync(image: ImageInput): RgbaLike {
+    if (isRgbaLike(image)) return rgbaOf(image);
+    if (image instanceof Uint8Array || image instanceof ArrayBuffer || isBlob(image) || typeof image === 'string' || image instanceof URL) {
+      throw new TypeError('preprocess: in browsers, encoded images, Blobs and URLs are decoded asynchronously: use classify(), or pass decoded pixels (ImageData, a canvas, a loaded <img>, an ImageBitmap)');
+    }
+    if (image && typeof (image as DrawableLike).width === 'number') return drawablePixels(image as DrawableLike);
+    throw new TypeError(`expected PNG/JPEG bytes, { data, width, height } RGBA pixels, a URL, a Blob or a drawable image; got ${Object.prototype.toString.call(image)}`);
+  },
+  async rgba(image: ImageInput): Promise<RgbaLike> {
+    if (image instanceof Uint8Array || image instanceof ArrayBuffer) return blobPixels(new Blob([image as BlobPart]));
+    if (isBlob(image)) return blobPixels(image as unknown as Blob);
+    if (typeof image === 'string' || image instanceof URL) return blobPixels(await (await fetchOk(image)).blob());
+    return images.rgbaSync(image);
+  },
+};
+
+/** Where the kernels are looked for, in order: beside the bundle (esbuild, plain copies), then the package layout (dist/api/ -> build/; Vite and webpack rewrite this literal form into an asset URL). */
+function wasmCandidates(variant: WasmVariant): URL[] {
+  const beside = variant === 'relaxed' ? new URL('cait.relaxed.wasm', import.meta.url) : new URL('cait.simd.wasm', import.meta.url);
+  const pkg = variant === 'relaxed' ? new URL('../../build/cait.relaxed.wasm', import.meta.url) : new URL('../../build/cait.simd.wasm', import.meta.url);
+  return [beside, pkg];
+}
+
+async function wasmModule(o: LoadOptions, variant: WasmVariant): Promise<WebAssembly.Module> {
+  const w = o.wasm;
+  if (w instanceof Uint8Array || w instanceof ArrayBuffer) return WebAssembly.compile(w as BufferSource);
+  const tried: string[] = [];
+  const urls = w !== undefined ? [String(w).endsWith('/') ? new URL(`cait.${variant}.wasm`, new URL(String(w), location.href)) : new URL(String(w), location.href)] : wasmCandidates(variant);
+  for (const u of urls) {
+    let res: Response;
+    try { res = await fetch(u); } catch (e) { tried.push(`${u.href} (${(e as Error).message})`); continue; }
+    if (!res.ok) { tried.push(`${u.href} (HTTP ${res.status})`); continue; }
+    const bytes = await res.arrayBuffer();
+    return WebAssembly.compile(bytes);
+  }
+  throw new Error(`caitjs: could not fetch the WASM kernels: tried ${tried.join(', ')}. Serve node_modules/caitjs/build/cait.${variant}.wasm beside your bundle, or pass load(model, { wasm: URL or bytes })`);
+}
+
+const shared = new Map<string, Backend>();
+
+const platform: Platform = {
+  async readModel(source) {
+    const res = await fetchOk(source);
+    return { bytes: new Uint8Array(await res.arrayBuffer()), name: String(source) };
+  },
+  async backend(o) {
+    const b = o.backend ?? 'auto';
+    if (typeof b === 'object') return { backend: b, release: null };
+    if (b === 'reference') return { backend: new ReferenceBackend(), release: null };
+    if (b === 'webgpu') {
+      const { createWebGpuBackend } = await import('../backend/webgpu/index.js');
+      const g = await createWebGpuBackend();
+      return { backend: g, release: () => g.destroy() };
+    }
+    const variant: WasmVariant = b === 'wasm-simd' ? 'simd' : b === 'wasm-relaxed' ? 'relaxed' : relaxedSimdSupported() ? 'relaxed' : 'simd';
+    if ((o.threads ?? 1) > 1) {
+      const { loadThreadedWasm } = await import('../backend/threads.js');
+      const base = o.wasm !== undefined && !(o.wasm instanceof Uint8Array || o.wasm instanceof ArrayBuffer) ? new URL('./', new URL(String(o.wasm), location.href)) : new URL('./', wasmCandidates(variant)[0]);
+      const be = await loadThreadedWasm(base, { threads: o.threads!, variant });
+      return { backend: be, release: () => { void be.close(); } };
+    }
+    const key = o.wasm === undefined ? variant : null;
+    const have = key ? shared.get(key) : undefined;
+    if (have) return { backend: have, release: null };
+    const be = new WasmBackend(await wasmModule(o, variant), variant);
+    if (key) shared.set(key, be);
+    return { backend: be, release: null };
+  },
+  images,
+};
+
+/**
+ * Loads a model to run exactly as it was saved (merge schedule and ATME
+ * switches, CDCP widths, preprocessing, class names). `source`: a URL
+ * (relative to the page) or the bytes of a `.safetensors` file.
+ */
+export function load(source: ModelSource, options: LoadOptions = {}): Promise<Model> {
+  return loadWith(platform, source, options);
+}

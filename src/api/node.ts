@@ -1,0 +1,120 @@
+// load() in Node: models and images from paths, file: or http(s) URLs or
+// bytes; the WASM kernels from the package's build/ folder (or `wasm`).
+import { readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../backend/backend.js';
+import { WasmBackend, loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../backend/wasm.js';
+import { loadThreadedWasmSync } from '../backend/threads.js';
+import { ReferenceBackend } from '../backend/reference/index.js';
+import { decodeImage, readImageFile } from '../io/image.js';
+import { loadWith, type Platform } from './load.js';
+import type { Model, ImageReader } from './model.js';
+import { isRgbaLike, rgbaOf } from './preprocess.js';
+import type { BlobLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
+
+const isUrl = (s: string) => /^(https?|file|data|blob):/i.test(s);
+
+async function fetchBytes(url: string | URL): Promise<Uint8Array> {
+  const u = new URL(url);
+  if (u.protocol === 'file:') return readFileSync(fileURLToPath(u));
+  const res = await fetch(u);
+  if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+function readPath(path: string, what: string): Uint8Array {
+  let st;
+  try { st = statSync(path); } catch { throw new Error(`${what} '${path}' not found`); }
+  if (st.isDirectory()) throw new Error(`${what} '${path}' is a folder; expected a .safetensors file`);
+  return readFileSync(path);
+}
+
+const isBlob = (x: unknown): x is BlobLike => typeof (x as BlobLike)?.arrayBuffer === 'function' && typeof (x as BlobLike).size === 'number';
+
+const images: ImageReader = {
+  rgbaSync(image: ImageInput): RgbaLike {
+    if (isRgbaLike(image)) return rgbaOf(image);
+    if (image instanceof Uint8Array) return decodeImage(image);
+    if (image instanceof ArrayBuffer) return decodeImage(new Uint8Array(image));
+    if (typeof image === 'string' && !isUrl(image)) return readImageFile(image);
+    if (image instanceof URL && image.protocol === 'file:') return readImageFile(fileURLToPath(image));
+    if (typeof image === 'string' || image instanceof URL || isBlob(image)) throw new TypeError('preprocess: URLs and Blobs are read asynchronously: use classify(), or read the bytes first');
+    throw new TypeError(`expected PNG/JPEG bytes, { data, width, height } RGBA pixels, a path, a URL or a Blob; got ${Object.prototype.toString.call(image)}`);
+  },
+  async rgba(image: ImageInput): Promise<RgbaLike> {
+    if (isBlob(image)) return decodeImage(new Uint8Array(await image.arrayBuffer()), '<blob>');
+    if ((typeof image === 'string' && isUrl(image)) || (image instanceof URL && image.protocol !== 'file:')) {
+      return decodeImage(await fetchBytes(image as string | URL), String(image));
+    }
+    return images.rgbaSync(image);
+  },
+};
+
+/** One WASM backend per build, shared by the models loaded with default options. */
+const shared = new Map<string, Backend>();
+
+function wasmVariant(o: LoadOptions): WasmVariant | 'auto' {
+  return o.backend === 'wasm-simd' ? 'simd' : o.backend === 'wasm-relaxed' ? 'relaxed' : 'auto';
+}
+
+async function wasmBytes(w: NonNullable<LoadOptions['wasm']>, variant: WasmVariant): Promise<{ bytes: Uint8Array; name: string }> {
+  if (w instanceof Uint8Array) return { bytes: w, name: '<bytes>' };
+  if (w instanceof ArrayBuffer) return { bytes: new Uint8Array(w), name: '<bytes>' };
+  const s = String(w), dir = s.endsWith('/');
+  if (isUrl(s) || w instanceof URL) {
+    const u = new URL(dir ? `cait.${variant}.wasm` : s, s);
+    return { bytes: await fetchBytes(u), name: u.href };
+  }
+  const p = dir ? `${s}cait.${variant}.wasm` : s;
+  return { bytes: readPath(p, 'wasm file'), name: p };
+}
+
+const platform: Platform = {
+  async readModel(source) {
+    const s = String(source);
+    if (source instanceof URL || isUrl(s)) return { bytes: await fetchBytes(source), name: s };
+    return { bytes: readPath(s, 'model file'), name: s };
+  },
+  async backend(o) {
+    const b = o.backend ?? 'auto';
+    if (typeof b === 'object') return { backend: b, release: null };
+    if (b === 'reference') return { backend: new ReferenceBackend(), release: null };
+    if (b === 'webgpu') {
+      const { createNodeWebGpu } = await import('../backend/webgpu/node.js');
+      const g = await createNodeWebGpu();
+      return { backend: g.backend, release: () => g.backend.destroy() };
+    }
+    const want = wasmVariant(o);
+    const variant: WasmVariant = want === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : want;
+    if (variant === 'relaxed') relaxedSimdSupported();   // sets Node 20's V8 flag before compiling
+    if ((o.threads ?? 1) > 1) {
+      if (o.wasm !== undefined) throw new Error('load: the wasm option applies to one thread (threads: 1); the threaded backend uses the package\'s shared builds');
+      const be = loadThreadedWasmSync({ threads: o.threads!, variant });
+      return { backend: be, release: () => { void be.close(); } };
+    }
+    if (o.wasm !== undefined) {
+      const { bytes } = await wasmBytes(o.wasm, variant);
+      return { backend: new WasmBackend(new WebAssembly.Module(bytes), variant), release: null };
+    }
+    let be = shared.get(variant);
+    if (!be) { be = loadWasmSync(variant); shared.set(variant, be); }
+    return { backend: be, release: null };
+  },
+  images,
+};
+
+/**
+ * Loads a model to run exactly as it was saved: its merge schedule and ATME
+ * switches, CDCP widths, preprocessing and class names. `source`: a
+ * `.safetensors` path, a file: or http(s) URL, or the file's bytes.
+ *
+ * ```js
+ * import { load } from 'caitjs';
+ * const model = await load('models/fmnist-cait.safetensors');
+ * console.log(await model.classify('web/public/samples/07-sneaker.png', { topk: 3 }));
+ * model.dispose();
+ * ```
+ */
+export function load(source: ModelSource, options: LoadOptions = {}): Promise<Model> {
+  return loadWith(platform, source, options);
+}

@@ -1,0 +1,101 @@
+// The high-level API's public types, the same in Node and in browsers.
+import type { Backend } from '../backend/backend.js';
+import type { VitConfig } from '../nn/presets.js';
+import type { AtmeOptions } from '../cait/atme.js';
+import type { RunnerOptions } from './runner.js';
+
+/** Decoded pixels, 8-bit RGBA row by row (what `ImageData` holds). */
+export interface RgbaLike {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array | Uint8ClampedArray;
+}
+
+/** A `Blob` (or `File`): encoded PNG or JPEG bytes. */
+export interface BlobLike { arrayBuffer(): Promise<ArrayBuffer>; readonly type: string; readonly size: number }
+
+/** Browsers: anything a 2D canvas can draw (HTMLImageElement, HTMLCanvasElement, OffscreenCanvas, ImageBitmap, VideoFrame). */
+export interface DrawableLike { readonly width: number; readonly height: number }
+
+/**
+ * An image to classify: encoded PNG/JPEG bytes, decoded RGBA pixels
+ * (`{ data, width, height }`, e.g. an `ImageData`), a file path (Node) or URL
+ * (both: fetched), and in browsers also an `HTMLImageElement`,
+ * `HTMLCanvasElement`, `OffscreenCanvas`, `ImageBitmap` or `Blob`.
+ */
+export type ImageInput = Uint8Array | ArrayBuffer | RgbaLike | string | URL | BlobLike | DrawableLike;
+
+/** Where a model comes from: a file path (Node), a URL, or the bytes of a safetensors file. */
+export type ModelSource = string | URL | Uint8Array | ArrayBuffer;
+
+/** Backend names, as the CLI's --backend takes them; 'auto' (default) = relaxed-SIMD WASM where the engine has it, else SIMD WASM. */
+export type BackendName = 'auto' | 'wasm' | 'wasm-simd' | 'wasm-relaxed' | 'webgpu' | 'reference';
+
+export interface LoadOptions extends RunnerOptions {
+  /** Which kernels run the model (default 'auto'), or a backend instance made by hand. */
+  backend?: BackendName | Backend;
+  /**
+   * Threads for the WASM backends (default 1). More than 1 runs a pool of
+   * workers over one shared memory: in browsers only inside a Web Worker of a
+   * cross-origin isolated page (COOP/COEP headers), as the demo page does.
+   */
+  threads?: number;
+  /**
+   * The WASM kernels to use instead of the packaged ones: a URL or path of a
+   * `cait.*.wasm` file, a URL of the folder holding them (ending in '/'), or
+   * the file's bytes. Browsers otherwise look beside the bundle
+   * (`new URL('cait.relaxed.wasm', import.meta.url)`), then in the package's
+   * `build/` folder.
+   */
+  wasm?: string | URL | Uint8Array | ArrayBuffer;
+  /** Config preset for a checkpoint without one in its metadata (a timm file), e.g. 'deit_tiny_patch16_224'. */
+  preset?: string;
+}
+
+export interface ClassifyOptions {
+  /** How many classes to return, best first (default 5; at most the number of classes). */
+  topk?: number;
+}
+
+export interface Prediction {
+  /** Class name (the config's `classes`, else the index as a string). */
+  label: string;
+  /** Class index. */
+  index: number;
+  /** Softmax probability. */
+  score: number;
+}
+
+export interface Segmentation {
+  /** Side of the class map (the model's input size: the map covers the preprocessed image). */
+  width: number;
+  height: number;
+  /** Class index per pixel, row by row (0 = background). */
+  classes: Uint8Array;
+  /** Class names by index. */
+  labels: string[];
+}
+
+export interface ModelInfo {
+  /** The config the model was saved with (merge as it runs). */
+  config: VitConfig;
+  task: 'classify' | 'segment';
+  /** Multiply-adds of one image's forward, under the schedule and widths that run. */
+  macs: number;
+  /** Parameters (compact widths counted as they are). */
+  parameters: number;
+  /** Merge schedule that runs ('' = none), e.g. "h@1". */
+  merge: string;
+  /** ATME switches in force (null without merging). */
+  atme: AtmeOptions | null;
+  /** CDCP per-block widths (null = dense). */
+  widths: VitConfig['widths'] | null;
+  /** Class names by index. */
+  labels: string[];
+  /** Input shape of one image, [channels, height, width]. */
+  inputShape: [number, number, number];
+  /** Backend name (e.g. 'wasm-relaxed'). */
+  backend: string;
+  /** Where the model came from (path, URL or '<bytes>'). */
+  source: string;
+}

@@ -1,0 +1,125 @@
+// The library in browsers, as a user would ship it: a 15-line script that
+// imports `caitjs` is bundled by esbuild (platform browser, the package's
+// `browser` entry, no Node built-ins), served from 127.0.0.1 beside the WASM
+// kernels, the committed CAIT model and a sample PNG, and run in headless
+// Chromium and Firefox ESR (test/browsers.ts). Each must give Node's top-1
+// and logits within 1e-4 of Node's. The size check: what the page downloads
+// to classify (the bundle plus the one WASM file it fetched) must stay at
+// most 250 KB gzipped (README "Use it from code"; printed on every run).
+// Skips a browser, saying why, when its executable or puppeteer-core is missing.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { load } from '../src/api/node.js';
+import { BROWSERS, browserMissing, withBrowser } from './browsers.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const MODEL = join(ROOT, 'models/fmnist-cait.safetensors');
+const SAMPLE = join(ROOT, 'web/public/samples/07-sneaker.png');
+/** Budget for what a browser downloads to classify (bundle + one WASM file), gzipped. */
+export const BUDGET_GZ = 250 * 1024;
+
+// what a user writes (the README's browser example does the same)
+export const USER_SCRIPT = `import { load } from 'caitjs';
+
+const model = await load('fmnist-cait.safetensors');
+const image = await (await fetch('sneaker.png')).blob();
+const top = await model.classify(image, { topk: 3 });
+
+// the raw logits too, from pixels the page decodes itself
+const bitmap = await createImageBitmap(image, { colorSpaceConversion: 'none' });
+const logits = await model.forward(model.preprocess(bitmap));
+
+window.result = { top, logits: Array.from(logits), backend: model.info.backend };
+model.dispose();
+`;
+
+const test = suite('bundle');
+const dir = mkdtempSync(join(tmpdir(), 'cait-bundle-'));
+let server: Server | null = null, base = '';
+const fetched: string[] = [];
+let bundleGz = 0;
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream' };
+
+test.before(async () => {
+  writeFileSync(join(dir, 'user.js'), USER_SCRIPT);
+  // 'caitjs' resolves to this checkout's browser entry, through the same
+  // `browser` field (node: built-ins disabled) a bundler sees in the package
+  const r = await build({
+    entryPoints: [join(dir, 'user.js')], bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true,
+    outfile: join(dir, 'bundle.js'), alias: { caitjs: join(ROOT, 'src/browser.ts') }, logLevel: 'error', metafile: true,
+  });
+  const nodeImports = Object.values(r.metafile.inputs).flatMap((i) => i.imports).filter((i) => i.path.startsWith('node:') && !i.path.startsWith('(disabled)'));
+  assert.equal(nodeImports.map((i) => i.path), [], 'the browser bundle must not import Node built-ins');
+  bundleGz = gzipSync(readFileSync(join(dir, 'bundle.js')), { level: 9 }).length;
+  for (const f of ['cait.simd.wasm', 'cait.relaxed.wasm']) copyFileSync(join(ROOT, 'build', f), join(dir, f));
+  copyFileSync(MODEL, join(dir, 'fmnist-cait.safetensors'));
+  copyFileSync(SAMPLE, join(dir, 'sneaker.png'));
+  writeFileSync(join(dir, 'index.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>
+<script>addEventListener('error', (e) => { window.failure = String(e.message); }); addEventListener('unhandledrejection', (e) => { window.failure = String(e.reason && e.reason.stack || e.reason); });</script>
+<script type="module" src="bundle.js"></script>\n`);
+  server = createServer((req, res) => {
+    const name = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)) || 'index.html';
+    if (name.includes('/') || name.includes('..')) { res.writeHead(404).end(); return; }
+    try {
+      const body = readFileSync(join(dir, name));
+      fetched.push(name);
+      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream' }).end(body);
+    } catch { res.writeHead(404).end(); }
+  });
+  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
+  const a = server.address();
+  base = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/`;
+});
+
+test.after(async () => {
+  await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Node's answer for the same model and image: the library in Node (itself checked against `cait predict` in test/api.test.ts). */
+async function nodeAnswer(): Promise<{ top: string; logits: Float32Array }> {
+  const m = await load(MODEL);
+  try {
+    const top = (await m.classify(SAMPLE, { topk: 1 }))[0].label;
+    return { top, logits: await m.forward(m.preprocess(SAMPLE)) };
+  } finally { m.dispose(); }
+}
+
+interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; backend: string }
+
+for (const name of BROWSERS) {
+  test(`${name}: the bundled script classifies as Node does`, async () => {
+    const why = await browserMissing(name);
+    if (why) { console.log(`  bundle ${name}: SKIPPED: ${why}`); return; }
+    const want = await nodeAnswer();
+    fetched.length = 0;
+    const { result: got, version } = await withBrowser(name, async (page, b) => {
+      await page.goto(base + 'index.html');
+      await page.waitForFunction('window.result || window.failure', { timeout: 60_000 });
+      const failure = await page.evaluate('window.failure') as string | undefined;
+      if (failure) throw new Error(`${name}: the page failed: ${failure}`);
+      return { result: await page.evaluate('window.result') as PageResult, version: b.version };
+    });
+    let worst = 0;
+    want.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got.logits[i])); });
+    const wasm = fetched.filter((f) => f.endsWith('.wasm'));
+    assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
+    const wasmGz = gzipSync(readFileSync(join(dir, wasm[0])), { level: 9 }).length, total = bundleGz + wasmGz;
+    console.log(`  bundle ${name} (${version}, ${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}; ` +
+      `download to classify ${(total / 1024).toFixed(1)} KB gzipped (bundle ${(bundleGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB)`);
+    assert.is(got.top[0].label, want.top, `${name} top-1`);
+    assert.is(got.logits.length, want.logits.length);
+    assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
+    assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
+  });
+}
+
+test.run();
