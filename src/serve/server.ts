@@ -121,13 +121,14 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     const ctx: LogCtx = { model: '', endpoint: 'other', images: 0 };
     active++;
     res.on('close', () => {
-      const code = String(res.statusCode);
+      // a response never finished: the client went away, or its body was cut short (answered 400 by clientError below)
+      const status = res.writableFinished ? res.statusCode : req.complete ? 499 : 400, code = String(status);
       metrics.requests.inc({ model: ctx.model, endpoint: ctx.endpoint, code });
       const sec = (performance.now() - t0) / 1000;
       metrics.latency.observe({ model: ctx.model, endpoint: ctx.endpoint }, sec);
       if (log) {
-        const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status: res.statusCode, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
-        log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${rec.status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`);
+        const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
+        log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`);
       }
       if (--active === 0) for (const f of idleWaiters.splice(0)) f();
     });
@@ -145,7 +146,8 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (err.code === 'ECONNRESET')) { socket.destroy(); return; }
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ error: `${status === 408 ? 'request not received in time' : 'malformed HTTP request'} (${err.code ?? err.message})` });
+    const what = status === 408 ? 'request not received in time' : err.code === 'HPE_INVALID_EOF_STATE' ? 'truncated request: the connection ended before the declared body' : 'malformed HTTP request';
+    const body = JSON.stringify({ error: `${what} (${err.code ?? err.message})` });
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
 
