@@ -79,6 +79,9 @@ export function readSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): Saf
   try { header = JSON.parse(text); }
   catch (e) { return fail(`header is not valid JSON: ${(e as Error).message}`); }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail(`header is not a JSON object`);
+  // JSON.parse keeps the last of duplicate keys; the reference (serde) rejects them
+  const dup = findDuplicateKey(text);
+  if (dup !== null) fail(`header has the key ${dup} twice`);
 
   const dataStart = 8 + n, dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
@@ -151,6 +154,44 @@ export function readSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetenso
 
 export function readSafetensorsFile(path: string): SafetensorsContents {
   return readSafetensors(readFileSync(path), path);
+}
+
+/**
+ * The first duplicate object key in a JSON text that JSON.parse accepted, as a
+ * path ('a.b'), or null. A linear scan over the tokens: strings (with escapes)
+ * are skipped whole, a string right after '{' or ',' inside an object is a key.
+ */
+export function findDuplicateKey(text: string): string | null {
+  type Frame = { keys: Set<string> | null; expectKey: boolean; path: string; last: string };
+  const stack: Frame[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22) { // '"'
+      let j = i + 1;
+      while (j < n && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top && top.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const path = top.path ? `${top.path}.${key}` : key;
+        if (top.keys.has(key)) return JSON.stringify(path);
+        top.keys.add(key);
+        top.expectKey = false;
+        top.last = path;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (ch === 0x7b || ch === 0x5b) { // '{' '['
+      const top = stack[stack.length - 1];
+      const path = top ? (top.keys ? top.last : top.path) : '';
+      stack.push({ keys: ch === 0x7b ? new Set() : null, expectKey: ch === 0x7b, path, last: '' });
+    } else if (ch === 0x7d || ch === 0x5d) stack.pop();
+    else if (ch === 0x2c) { const top = stack[stack.length - 1]; if (top?.keys) top.expectKey = true; }
+    i++;
+  }
+  return null;
 }
 
 let f16Table: Float32Array | null = null;

@@ -1,12 +1,19 @@
 // Creating, saving and loading models. A model file is safetensors (F32, timm
-// names) with the config as JSON in __metadata__.config; a timm checkpoint
-// without metadata loads with an explicit preset.
-import { existsSync, readFileSync } from 'node:fs';
-import { writeSafetensorsFile } from '../io/safetensors.js';
-import { modelFromBytes, type LoadOptions } from './load-bytes.js';
+// names) with the config as JSON in __metadata__.config (labels in
+// config.classes, the image pipeline in config.preprocess), so one file is
+// all a later command needs. loadModel also reads the layouts other libraries
+// write (./checkpoint.ts): a model folder or a .safetensors file with a
+// config.json beside it, from Hugging Face transformers or the timm hub, and
+// a bare timm checkpoint with an explicit preset. saveHf writes the
+// transformers layout back.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { SafetensorsError, writeSafetensorsFile } from '../io/safetensors.js';
+import { modelFromCheckpoint, type LoadedModel, type LoadOptions } from './checkpoint.js';
+import { maxModelBytes } from './validate.js';
 import { Rng } from '../util/rng.js';
 import { VisionTransformer } from './vit.js';
-import type { VitConfig } from './presets.js';
+import type { Preprocess, VitConfig } from './presets.js';
 import type { Init } from './module.js';
 
 export function rngInit(rng: Rng): Init {
@@ -17,14 +24,161 @@ export function createModel(cfg: VitConfig, seed = 0): VisionTransformer {
   return new VisionTransformer(cfg, rngInit(new Rng(seed)));
 }
 
-export type { LoadOptions } from './load-bytes.js';
+export type { LoadOptions, LoadedModel, CheckpointFiles, CheckpointLayout } from './checkpoint.js';
 
-export function loadModel(file: string, opts: LoadOptions = {}): { model: VisionTransformer; metadata: Record<string, string> } {
-  if (!existsSync(file)) throw new Error(`model file '${file}' not found`);
-  return modelFromBytes(readFileSync(file), opts, file);
+/** The files a model source stands for: the weights and the JSON configs beside them, if any. */
+export function checkpointPaths(source: string): { weights: string; config?: string; preprocessorConfig?: string } {
+  if (!existsSync(source)) throw new SafetensorsError(source, 'model file or folder not found');
+  let weights = source;
+  if (statSync(source).isDirectory()) {
+    const st = readdirSync(source).filter((f) => f.endsWith('.safetensors'));
+    const pick = st.includes('model.safetensors') ? 'model.safetensors' : st.length === 1 ? st[0] : null;
+    if (!pick) {
+      throw new SafetensorsError(source, st.length === 0
+        ? 'model folder holds no .safetensors file (pytorch_model.bin and other pickles are not read: convert with safetensors)'
+        : `model folder holds ${st.length} .safetensors files and no model.safetensors: ${st.join(', ')}`);
+    }
+    weights = join(source, pick);
+  }
+  const dir = dirname(weights), cfg = join(dir, 'config.json'), pre = join(dir, 'preprocessor_config.json');
+  return { weights, ...(existsSync(cfg) ? { config: cfg } : {}), ...(existsSync(pre) ? { preprocessorConfig: pre } : {}) };
 }
 
+/**
+ * Load a model from `source`: this project's .safetensors file, a model folder
+ * (model.safetensors + config.json [+ preprocessor_config.json], Hugging Face
+ * transformers or timm hub layout), or a .safetensors file with a config.json
+ * beside it. Errors (SafetensorsError, ConfigError) name the file and field.
+ * A file over the byte limit (LoadOptions.maxBytes / CAIT_MAX_MODEL_BYTES) is
+ * refused before it is read.
+ */
+export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
+  const p = checkpointPaths(source);
+  const size = statSync(p.weights).size, limit = maxModelBytes(opts.maxBytes);
+  if (size > limit) throw new SafetensorsError(p.weights, `file is ${size} bytes, over the model byte limit ${limit} (CAIT_MAX_MODEL_BYTES)`);
+  const text = (f: string | undefined): string | undefined => {
+    if (f === undefined) return undefined;
+    if (statSync(f).size > 16 * 2 ** 20) throw new SafetensorsError(f, 'config file over 16 MiB');
+    return readFileSync(f, 'utf8');
+  };
+  return modelFromCheckpoint({
+    weights: readFileSync(p.weights), config: text(p.config), preprocessorConfig: text(p.preprocessorConfig),
+    configName: p.config, preprocessorConfigName: p.preprocessorConfig,
+  }, opts, p.weights);
+}
+
+/** First non-finite parameter value, as an error: a checkpoint is never written with NaN or Infinity in it. */
+function assertFinite(file: string, named: Array<[string, { toArray(): Float32Array }]>): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [n, p] of named) {
+    const d = p.toArray();
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) throw new SafetensorsError(file, `not written: parameter '${n}' holds ${d[i]} at element ${i}`);
+    out.set(n, d);
+  }
+  return out;
+}
+
+/**
+ * Save as this project's safetensors: timm names, config (with labels and
+ * preprocessing) in __metadata__.config, `extra` metadata beside it. Written
+ * atomically; refuses non-finite weights.
+ */
 export function saveModel(file: string, model: VisionTransformer, extra: Record<string, string> = {}): void {
-  const tensors = new Map(model.namedParameters().map(([n, p]) => [n, { shape: p.shape, data: p.toArray() }]));
+  const named = model.namedParameters();
+  const data = assertFinite(file, named);
+  const tensors = new Map(named.map(([n, p]) => [n, { shape: p.shape, data: data.get(n)! }]));
   writeSafetensorsFile(file, tensors, { format: 'pt', config: JSON.stringify(model.cfg), ...extra });
+}
+
+/**
+ * Save in the Hugging Face transformers layout, into folder `dir` (created if
+ * needed): config.json, preprocessor_config.json and model.safetensors with
+ * transformers' names (ViTForImageClassification; distilled:
+ * DeiTForImageClassificationWithTeacher, or DeiTForImageClassification
+ * without head_dist). Dense models only (transformers has no per-block
+ * widths); the merge schedule and dataSize ride along as `cait_merge` /
+ * `cait_data_size` in config.json, which transformers ignores and loadModel
+ * reads back. A timm pipeline becomes DeiTImageProcessor's square resize to
+ * floor(size / crop_pct) and centre crop: the same as timm's for square
+ * images; timm keeps the aspect of others.
+ */
+export function saveHf(dir: string, model: VisionTransformer): void {
+  const cfg = model.cfg;
+  if (cfg.widths) throw new SafetensorsError(dir, 'a CDCP-compact model (per-block widths) has no transformers layout: save it with saveModel');
+  if (cfg.task === 'segment') throw new SafetensorsError(dir, 'a segmentation model has no transformers layout: save it with saveModel');
+  const distilled = !!cfg.distilled, withTeacher = distilled && cfg.distillHead !== false;
+  const p = distilled ? 'deit.' : 'vit.';
+  const named = new Map(model.namedParameters());
+  const data = assertFinite(join(dir, 'model.safetensors'), [...named]);
+  const C = cfg.embedDim, tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  const put = (hf: string, timm: string): void => { tensors.set(hf, { shape: named.get(timm)!.shape, data: data.get(timm)! }); };
+  put(`${p}embeddings.cls_token`, 'cls_token');
+  if (distilled) put(`${p}embeddings.distillation_token`, 'dist_token');
+  put(`${p}embeddings.position_embeddings`, 'pos_embed');
+  put(`${p}embeddings.patch_embeddings.projection.weight`, 'patch_embed.proj.weight');
+  put(`${p}embeddings.patch_embeddings.projection.bias`, 'patch_embed.proj.bias');
+  put(`${p}layernorm.weight`, 'norm.weight');
+  put(`${p}layernorm.bias`, 'norm.bias');
+  const head = withTeacher ? 'cls_classifier' : 'classifier';
+  put(`${head}.weight`, 'head.weight');
+  put(`${head}.bias`, 'head.bias');
+  if (withTeacher) { put('distillation_classifier.weight', 'head_dist.weight'); put('distillation_classifier.bias', 'head_dist.bias'); }
+  for (let i = 0; i < cfg.depth; i++) {
+    const b = `blocks.${i}.`, l = `${p}encoder.layer.${i}.`;
+    for (const [hf, timm] of [['layernorm_before', 'norm1'], ['layernorm_after', 'norm2'], ['attention.output.dense', 'attn.proj'], ['intermediate.dense', 'mlp.fc1'], ['output.dense', 'mlp.fc2']])
+      for (const k of ['weight', 'bias']) put(`${l}${hf}.${k}`, `${b}${timm}.${k}`);
+    const w = data.get(`${b}attn.qkv.weight`)!, bias = cfg.qkvBias ? data.get(`${b}attn.qkv.bias`)! : null;
+    ['query', 'key', 'value'].forEach((n, j) => {
+      tensors.set(`${l}attention.attention.${n}.weight`, { shape: [C, C], data: w.slice(j * C * C, (j + 1) * C * C) });
+      if (bias) tensors.set(`${l}attention.attention.${n}.bias`, { shape: [C], data: bias.slice(j * C, (j + 1) * C) });
+    });
+  }
+  const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, i) => `LABEL_${i}`);
+  const config: Record<string, unknown> = {
+    architectures: [distilled ? (withTeacher ? 'DeiTForImageClassificationWithTeacher' : 'DeiTForImageClassification') : 'ViTForImageClassification'],
+    model_type: distilled ? 'deit' : 'vit',
+    hidden_size: C, num_hidden_layers: cfg.depth, num_attention_heads: cfg.numHeads, intermediate_size: Math.round(C * cfg.mlpRatio),
+    hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0, initializer_range: 0.02,
+    layer_norm_eps: cfg.eps, image_size: cfg.imgSize, patch_size: cfg.patchSize, num_channels: cfg.inChans, qkv_bias: cfg.qkvBias,
+    encoder_stride: cfg.patchSize,
+    id2label: Object.fromEntries(classes.map((c, i) => [String(i), c])),
+    label2id: Object.fromEntries(classes.map((c, i) => [c, i])),
+    torch_dtype: 'float32',
+    ...(cfg.merge ? { cait_merge: cfg.merge } : {}), ...(cfg.dataSize ? { cait_data_size: cfg.dataSize } : {}),
+  };
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeFileAtomic(join(dir, 'preprocessor_config.json'), JSON.stringify(hfProcessor(cfg), null, 2) + '\n');
+  writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+}
+
+/** Text written to a temporary file beside `path`, then renamed over it (never a half-written config). */
+function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    const b = Buffer.from(text, 'utf8');
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+    fsyncSync(fd);
+  } finally { closeSync(fd); }
+  try { renameSync(tmp, path); } catch (e) { try { unlinkSync(tmp); } catch { /* already gone */ } throw e; }
+}
+
+/** A transformers image processor config for cfg's pipeline (see saveHf). */
+function hfProcessor(cfg: VitConfig): Record<string, unknown> {
+  const pre: Preprocess = cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
+  const code = { nearest: 0, bilinear: 2, bicubic: 3 }[pre.interpolation];
+  const common = { do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: cfg.mean, image_std: cfg.std };
+  if (pre.kind === 'hf' && pre.resize) {
+    const size = 'shortestEdge' in pre.resize ? { shortest_edge: pre.resize.shortestEdge } : { height: pre.resize.height, width: pre.resize.width };
+    return pre.crop
+      ? { image_processor_type: 'DeiTImageProcessor', do_resize: true, size, resample: code, do_center_crop: true, crop_size: { height: pre.size, width: pre.size }, ...common }
+      : { image_processor_type: 'ViTImageProcessor', do_resize: true, size, resample: code, ...common };
+  }
+  if (pre.kind === 'timm') {
+    const r = Math.floor(pre.size / (pre.cropPct ?? 1));
+    return { image_processor_type: 'DeiTImageProcessor', do_resize: true, size: { height: r, width: r }, resample: code, do_center_crop: true, crop_size: { height: pre.size, width: pre.size }, ...common };
+  }
+  return { image_processor_type: 'ViTImageProcessor', do_resize: true, size: { height: pre.size, width: pre.size }, resample: code, ...common };
 }

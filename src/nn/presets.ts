@@ -48,6 +48,12 @@ export interface VitConfig {
    */
   distilled?: boolean;
   /**
+   * Distilled models only: false for transformers' DeiTForImageClassification,
+   * whose sequence holds the distillation token but whose logits are the
+   * class head's alone (no head_dist). Absent = true.
+   */
+  distillHead?: boolean;
+  /**
    * How an image file becomes this model's input, as the checkpoint's own
    * library does it (src/io/image.ts implements the pipelines). Absent: the
    * project's own datasets' rule (dataSize centred and zero-padded for

@@ -1,0 +1,409 @@
+// Checkpoints in the layouts people have, from bytes (no node:fs: browsers use
+// this too; ./model.ts reads files and folders and calls it).
+//
+// Three layouts of the weights, told apart by their tensor names:
+// - caitjs / timm: timm's names (`blocks.0.attn.qkv.weight`, distilled DeiT
+//   `dist_token`, `head_dist`), as this project saves them.
+// - Hugging Face transformers ViTForImageClassification (`vit.` prefix,
+//   `classifier`), DeiTForImageClassification (`deit.`, `classifier`, a
+//   distillation token in the sequence but one head) and
+//   DeiTForImageClassificationWithTeacher (`cls_classifier`,
+//   `distillation_classifier`): renamed to timm's names, query/key/value
+//   stacked into qkv (rows [q | k | v], each head-major as timm's).
+// And four sources of the config, first found wins: opts.config; the file's
+// own __metadata__.config (this project's files); a config.json beside the
+// weights (transformers: `architectures`/`model_type`, with
+// preprocessor_config.json; timm hub: `architecture`, `model_args`,
+// `pretrained_cfg`); opts.preset (a timm checkpoint without a config).
+//
+// Every config passes src/nn/validate.ts (types, ranges, consistency, memory
+// estimate) before the model is allocated; weights must be a float dtype and
+// finite (allowNonFinite to load them anyway); a load that fails after the
+// model was allocated disposes it, so nothing stays behind.
+import { readSafetensorsHeader, readSafetensors, checkKeys, SafetensorsError, type SafeTensor } from '../io/safetensors.js';
+import { VisionTransformer } from './vit.js';
+import { getPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
+import { ConfigError, parseJsonStrict, validateConfig } from './validate.js';
+import { resamplePosEmbed } from './posembed.js';
+import type { Init } from './module.js';
+
+/** Zero-cost init for models whose weights are loaded right after. */
+const ZERO_INIT: Init = { truncNormal: () => 0, uniform: () => 0 };
+
+export interface LoadOptions {
+  /** A preset name (src/nn/presets.ts) for weights without a config. */
+  preset?: string;
+  /** The config to use, ignoring any in the files. */
+  config?: VitConfig;
+  /**
+   * Run the model at this input side: the position embedding is resampled
+   * bicubically (as timm's resample_abs_pos_embed) with a message on stderr.
+   */
+  imgSize?: number;
+  /** Load weights holding NaN or +-Infinity (for debugging); default: an error naming the tensor. */
+  allowNonFinite?: boolean;
+  /** Byte limit of the memory estimate (src/nn/validate.ts; default CAIT_MAX_MODEL_BYTES or 2 GiB). */
+  maxBytes?: number;
+}
+
+/** What a checkpoint is made of: the safetensors bytes and, for model folders, the JSON configs beside them. */
+export interface CheckpointFiles {
+  weights: Uint8Array;
+  /** config.json (transformers or timm hub), as text. */
+  config?: string;
+  /** preprocessor_config.json (transformers), as text. */
+  preprocessorConfig?: string;
+  /** Names of the JSON files in messages (default: 'config.json' / 'preprocessor_config.json' beside `name`). */
+  configName?: string;
+  preprocessorConfigName?: string;
+}
+
+export type CheckpointLayout = 'timm' | 'hf';
+export interface LoadedModel {
+  model: VisionTransformer;
+  /** The safetensors __metadata__ (string values). */
+  metadata: Record<string, string>;
+  /** The tensor-name layout the weights came in. */
+  layout: CheckpointLayout;
+}
+
+/** Weight dtypes converted to f32 on load. Integer dtypes are refused: F32 bytes relabelled I32 would load as garbage. */
+export const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64', 'F8_E4M3', 'F8_E5M2'];
+
+/**
+ * Decoders for quantized files (`__metadata__.quant` = JSON with a `scheme`):
+ * they turn the file's tensors (integer weights and their scales) into f32
+ * tensors under the model's names. Registered by the module that writes the
+ * scheme, so this loader stays free of it.
+ */
+export type QuantDecoder = (tensors: Map<string, SafeTensor>, metadata: Record<string, string>, file: string) => Map<string, SafeTensor>;
+const QUANT_DECODERS = new Map<string, QuantDecoder>();
+export function registerQuantScheme(scheme: string, decode: QuantDecoder): void { QUANT_DECODERS.set(scheme, decode); }
+
+const sibling = (name: string, file: string): string => {
+  const i = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'));
+  return i >= 0 ? name.slice(0, i + 1) + file : file;
+};
+
+/**
+ * Build a model from a checkpoint's bytes in any supported layout (see the
+ * header comment): the browser-safe core of loadModel. `name` (a path or URL)
+ * names the weights in error messages. Throws SafetensorsError (format,
+ * dtypes, non-finite values, missing or extra tensors) or ConfigError
+ * (config fields), both naming the file.
+ */
+export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = {}, name = '<buffer>'): LoadedModel {
+  const header = readSafetensorsHeader(files.weights, name);
+  const metadata = header.metadata;
+  const names = new Set(header.entries.map((e) => e.name));
+  const hfPrefix = ['vit.', 'deit.'].find((p) => [...names].some((n) => n.startsWith(p)));
+  const layout: CheckpointLayout = hfPrefix ? 'hf' : 'timm';
+  let quant: string | null = null;
+  if (metadata.quant !== undefined) {
+    const q = parseJsonStrict(metadata.quant, name, '__metadata__.quant') as { scheme?: unknown } | null;
+    if (!q || typeof q.scheme !== 'string') throw new ConfigError(name, '__metadata__.quant.scheme', 'a string naming the quantization scheme', JSON.stringify(q));
+    if (!QUANT_DECODERS.has(q.scheme)) throw new SafetensorsError(name, `quantized with scheme '${q.scheme}', which this build cannot decode (known: ${[...QUANT_DECODERS.keys()].join(', ') || 'none'})`);
+    quant = q.scheme;
+  } else {
+    for (const e of header.entries) if (!FLOAT_DTYPES.includes(e.dtype)) {
+      throw new SafetensorsError(name, `tensor '${e.name}' has dtype ${e.dtype}, expected a float type (${FLOAT_DTYPES.join(', ')}): integer data is not a weight`);
+    }
+  }
+
+  // ---- the config, validated before anything is allocated
+  const fromWeights = { distilled: names.has(hfPrefix ? `${hfPrefix}embeddings.distillation_token` : 'dist_token'),
+    distillHead: names.has(hfPrefix ? 'distillation_classifier.weight' : 'head_dist.weight') };
+  let raw: unknown, cfgFile = name, layoutConfig = false;
+  if (opts.config) raw = structuredClone(opts.config);
+  else if (metadata.config !== undefined) {
+    raw = parseJsonStrict(metadata.config, name, '__metadata__.config');
+    if (opts.preset && raw && typeof raw === 'object') raw = { ...getPreset(opts.preset), ...(raw as object) };
+  } else if (files.config !== undefined) {
+    cfgFile = files.configName ?? sibling(name, 'config.json');
+    const pre = files.preprocessorConfig === undefined ? undefined
+      : { file: files.preprocessorConfigName ?? sibling(name, 'preprocessor_config.json'), json: parseJsonStrict(files.preprocessorConfig, files.preprocessorConfigName ?? sibling(name, 'preprocessor_config.json'), 'preprocessor_config') };
+    raw = configFromJson(parseJsonStrict(files.config, cfgFile, 'config'), cfgFile, pre);
+    layoutConfig = true;
+  } else if (opts.preset) { raw = getPreset(opts.preset); layoutConfig = true; }
+  else throw new SafetensorsError(name, 'no model config: none in __metadata__ and no config.json beside it (a timm checkpoint?): pass --preset NAME');
+  if (layoutConfig && raw && typeof raw === 'object') {
+    // a preset or a library config describes the architecture; whether a distillation token is there, the weights say
+    const r = raw as VitConfig;
+    if (fromWeights.distilled) { r.distilled = true; if (!fromWeights.distillHead) r.distillHead = false; else delete r.distillHead; }
+    else { delete r.distilled; delete r.distillHead; }
+  }
+  if (opts.imgSize !== undefined && raw && typeof raw === 'object') atInputSize(raw as VitConfig, opts.imgSize);
+  const cfg = validateConfig(raw, cfgFile, { maxBytes: opts.maxBytes });
+
+  // ---- tensors: decode, check finite, rename to timm's names
+  let tensors = readSafetensors(files.weights, name).tensors;
+  if (quant) tensors = QUANT_DECODERS.get(quant)!(tensors, metadata, name);
+  if (!opts.allowNonFinite) for (const [n, t] of tensors) checkFinite(name, n, t.data);
+  if (layout === 'hf') tensors = hfToTimm(tensors, hfPrefix!, name);
+
+  const prefix = numPrefixTokens(cfg), grid = cfg.imgSize / cfg.patchSize;
+  const pos = tensors.get('pos_embed');
+  if (pos && pos.shape.length === 3 && pos.shape[2] === cfg.embedDim && pos.shape[1] !== prefix + grid * grid) {
+    const side = Math.round(Math.sqrt(pos.shape[1] - prefix));
+    if (side >= 1 && side * side === pos.shape[1] - prefix) {
+      console.warn(`${name}: position embedding resampled from a ${side}x${side} to a ${grid}x${grid} token grid (bicubic, as timm's resample_abs_pos_embed): the model runs at ${cfg.imgSize}x${cfg.imgSize} input, trained at ${side * cfg.patchSize}x${side * cfg.patchSize}`);
+      tensors.set('pos_embed', { dtype: 'F32', shape: [1, prefix + grid * grid, cfg.embedDim],
+        data: resamplePosEmbed(pos.data, cfg.embedDim, prefix, [side, side], [grid, grid]) });
+    }
+  }
+
+  const model = new VisionTransformer(cfg, ZERO_INIT);
+  try {
+    const named = model.namedParameters();
+    checkKeys(name, new Map(named.map(([n, p]) => [n, p.shape])), tensors);
+    for (const [n, p] of named) p.write(tensors.get(n)!.data);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, metadata, layout };
+}
+
+/** First non-finite value of a tensor, as an error naming the tensor. */
+function checkFinite(file: string, tensor: string, d: Float32Array): void {
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i])) {
+      let count = 0;
+      for (let j = i; j < d.length; j++) if (!Number.isFinite(d[j])) count++;
+      throw new SafetensorsError(file, `tensor '${tensor}' holds ${d[i]} at element ${i} (${count} non-finite value(s) in it): weights must be finite (allowNonFinite / --allow-nonfinite loads them anyway)`);
+    }
+  }
+}
+
+/** Set the input side a config runs at (and its preprocessing's output side). */
+function atInputSize(cfg: VitConfig, size: number): void {
+  const old = cfg.imgSize;
+  cfg.imgSize = size;
+  const p = cfg.preprocess;
+  if (p && typeof p === 'object' && typeof old === 'number' && old > 0) {
+    p.size = size;
+    if (p.kind === 'hf' && p.resize) {
+      const r = p.resize as Record<string, number>;
+      for (const k of Object.keys(r)) r[k] = Math.round(r[k] * size / old);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- Hugging Face names
+
+/** transformers ViT/DeiT parameter names -> timm's; q/k/v stacked into qkv. Unknown names pass through (checkKeys reports them). */
+function hfToTimm(src: Map<string, SafeTensor>, p: string, file: string): Map<string, SafeTensor> {
+  const out = new Map<string, SafeTensor>();
+  const fixed: Record<string, string> = {
+    [`${p}embeddings.cls_token`]: 'cls_token',
+    [`${p}embeddings.distillation_token`]: 'dist_token',
+    [`${p}embeddings.position_embeddings`]: 'pos_embed',
+    [`${p}embeddings.patch_embeddings.projection.weight`]: 'patch_embed.proj.weight',
+    [`${p}embeddings.patch_embeddings.projection.bias`]: 'patch_embed.proj.bias',
+    [`${p}layernorm.weight`]: 'norm.weight',
+    [`${p}layernorm.bias`]: 'norm.bias',
+    'classifier.weight': 'head.weight', 'classifier.bias': 'head.bias',
+    'cls_classifier.weight': 'head.weight', 'cls_classifier.bias': 'head.bias',
+    'distillation_classifier.weight': 'head_dist.weight', 'distillation_classifier.bias': 'head_dist.bias',
+  };
+  const layer: Record<string, string> = {
+    'layernorm_before': 'norm1', 'layernorm_after': 'norm2', 'attention.output.dense': 'attn.proj',
+    'intermediate.dense': 'mlp.fc1', 'output.dense': 'mlp.fc2',
+  };
+  const qkv = new Map<string, Partial<Record<'query' | 'key' | 'value', SafeTensor>>>();
+  const re = new RegExp(`^${p.replace('.', '\\.')}encoder\\.layer\\.(\\d+)\\.(.+)\\.(weight|bias)$`);
+  for (const [n, t] of src) {
+    if (n in fixed) { out.set(fixed[n], t); continue; }
+    if (n.startsWith(`${p}pooler.`)) continue; // ViTModel's pooler: unused by the classification models
+    const m = re.exec(n);
+    if (m) {
+      const [, i, part, kind] = m;
+      const a = /^attention\.attention\.(query|key|value)$/.exec(part);
+      if (a) {
+        const k = `blocks.${i}.attn.qkv.${kind}`;
+        const e = qkv.get(k) ?? {};
+        e[a[1] as 'query' | 'key' | 'value'] = t;
+        qkv.set(k, e);
+        continue;
+      }
+      if (part in layer) { out.set(`blocks.${i}.${layer[part]}.${kind}`, t); continue; }
+    }
+    out.set(n, t);
+  }
+  for (const [k, e] of qkv) {
+    const parts = [e.query, e.key, e.value];
+    const miss = ['query', 'key', 'value'].filter((_, j) => !parts[j]);
+    if (miss.length) throw new SafetensorsError(file, `'${k}' needs query, key and value; missing ${miss.join(', ')}`);
+    const shapes = parts.map((t) => t!.shape);
+    if (shapes.some((s) => s.length !== shapes[0].length || s.slice(1).some((d, j) => d !== shapes[0][j + 1]))) {
+      throw new SafetensorsError(file, `query/key/value of '${k}' have shapes ${shapes.map((s) => `[${s}]`).join(', ')}, which do not stack`);
+    }
+    const rows = shapes.reduce((s, x) => s + x[0], 0), data = new Float32Array(parts.reduce((s, t) => s + t!.data.length, 0));
+    let off = 0;
+    for (const t of parts) { data.set(t!.data, off); off += t!.data.length; }
+    out.set(k, { dtype: 'F32', shape: [rows, ...shapes[0].slice(1)], data });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- configs of other libraries
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Pillow's resample codes (PIL.Image.Resampling) as transformers stores them. */
+const PIL_RESAMPLE: Record<number, Interpolation> = { 0: 'nearest', 2: 'bilinear', 3: 'bicubic' };
+
+/**
+ * A VitConfig (unvalidated) from a library's config.json: transformers
+ * (`model_type` vit/deit or `architectures`) or timm hub (`architecture`).
+ */
+export function configFromJson(j: unknown, file: string, pre?: { file: string; json: unknown }): VitConfig {
+  if (!isObj(j)) throw new ConfigError(file, '(config)', 'a JSON object', JSON.stringify(j));
+  if (typeof j.architecture === 'string') return timmHubConfig(j, file);
+  if (typeof j.model_type === 'string' || Array.isArray(j.architectures)) return hfConfig(j, file, pre);
+  throw new ConfigError(file, 'architecture / model_type', "a timm hub config ('architecture') or a transformers config ('model_type', 'architectures')", Object.keys(j).slice(0, 8).join(', '));
+}
+
+function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }): VitConfig {
+  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
+  const type = j.model_type ?? (j.architectures as unknown[])[0];
+  if (type !== 'vit' && type !== 'deit' && !(Array.isArray(j.architectures) && j.architectures.every((a) => /^(ViT|DeiT)ForImageClassification(WithTeacher)?$/.test(String(a)))))
+    bad('model_type', "'vit' or 'deit' (ViTForImageClassification, DeiTForImageClassification[WithTeacher])", type);
+  const act = j.hidden_act ?? 'gelu';
+  if (act !== 'gelu') bad('hidden_act', "'gelu' (exact erf GELU, the only activation this project runs)", act);
+  const num = (k: string, dflt?: number): number => {
+    const v = j[k] ?? dflt;
+    if (typeof v !== 'number') bad(k, 'a number', v);
+    return v as number;
+  };
+  const C = num('hidden_size', 768);
+  let classes: string[] | undefined, numClasses: number;
+  if (isObj(j.id2label)) {
+    const ids = Object.keys(j.id2label);
+    numClasses = ids.length;
+    classes = [];
+    for (let i = 0; i < numClasses; i++) {
+      const v = (j.id2label as Json)[String(i)];
+      if (typeof v !== 'string') bad(`id2label.${i}`, `a label for every class id 0..${numClasses - 1}`, v);
+      classes.push(v as string);
+    }
+    if (typeof j.num_labels === 'number' && j.num_labels !== numClasses) bad('num_labels', `${numClasses} (the length of id2label)`, j.num_labels);
+    if (classes.every((c, i) => c === `LABEL_${i}`)) classes = undefined; // transformers' placeholder names
+  } else numClasses = num('num_labels', 2);
+  const mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5];
+  const cfg: VitConfig = {
+    name: String((j._name_or_path as string | undefined) || (Array.isArray(j.architectures) ? j.architectures[0] : type)),
+    imgSize: num('image_size', 224), patchSize: num('patch_size', 16), inChans: num('num_channels', 3),
+    numClasses, embedDim: C, depth: num('num_hidden_layers', 12), numHeads: num('num_attention_heads', 12),
+    mlpRatio: num('intermediate_size', 4 * C) / C, qkvBias: j.qkv_bias === undefined ? true : (j.qkv_bias as boolean),
+    eps: num('layer_norm_eps', 1e-12), mean, std, ...(classes ? { classes } : {}),
+  };
+  // written by saveHf (src/nn/model.ts) for what transformers has no field for
+  if (j.cait_merge !== undefined) cfg.merge = j.cait_merge as string;
+  if (j.cait_data_size !== undefined) cfg.dataSize = j.cait_data_size as number;
+  if (pre) cfg.preprocess = hfPreprocess(pre.json, pre.file, cfg);
+  else {
+    // transformers' processor defaults: ViTImageProcessor (bilinear to the size, 0.5/0.5); DeiTImageProcessor (bicubic to 256/224 of it, centre crop, ImageNet mean/std)
+    const S = cfg.imgSize;
+    if (type === 'deit') { cfg.mean = [0.485, 0.456, 0.406]; cfg.std = [0.229, 0.224, 0.225]; }
+    cfg.preprocess = type === 'deit'
+      ? { kind: 'hf', size: S, interpolation: 'bicubic', resize: { height: Math.round(S * 256 / 224), width: Math.round(S * 256 / 224) }, crop: true, mean: cfg.mean, std: cfg.std }
+      : { kind: 'hf', size: S, interpolation: 'bilinear', resize: { height: S, width: S }, crop: false, mean: cfg.mean, std: cfg.std };
+  }
+  return cfg;
+}
+
+/** preprocessor_config.json (ViTImageProcessor / DeiTImageProcessor) as a Preprocess; sets cfg.mean/std. */
+function hfPreprocess(p: unknown, file: string, cfg: VitConfig): Preprocess {
+  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
+  if (!isObj(p)) return bad('(preprocessor config)', 'a JSON object', p);
+  if (p.do_resize === false) bad('do_resize', 'true (a pipeline without a resize only fits images already at the model size)', p.do_resize);
+  if (p.do_rescale !== false && p.rescale_factor !== undefined && Math.abs((p.rescale_factor as number) - 1 / 255) > 1e-9) bad('rescale_factor', '1/255', p.rescale_factor);
+  if (p.do_rescale === false) bad('do_rescale', 'true (pixels /255)', p.do_rescale);
+  const resample = p.resample ?? 2;
+  const interpolation = PIL_RESAMPLE[resample as number];
+  if (!interpolation) bad('resample', '0 (nearest), 2 (bilinear) or 3 (bicubic)', resample);
+  const size = p.size;
+  let resize: Preprocess['resize'];
+  if (typeof size === 'number') resize = { height: size, width: size };
+  else if (isObj(size) && typeof size.height === 'number' && typeof size.width === 'number') resize = { height: size.height, width: size.width };
+  else if (isObj(size) && typeof size.shortest_edge === 'number') resize = { shortestEdge: size.shortest_edge };
+  else return bad('size', '{height, width}, {shortest_edge} or a number', size);
+  const crop = p.do_center_crop === true;
+  let out = 'height' in resize ? resize.height : resize.shortestEdge;
+  if (crop) {
+    const cs = p.crop_size;
+    const h = typeof cs === 'number' ? cs : isObj(cs) ? cs.height : undefined, w = typeof cs === 'number' ? cs : isObj(cs) ? cs.width : undefined;
+    if (typeof h !== 'number' || h !== w) bad('crop_size', 'a square {height, width}', cs);
+    out = h as number;
+  } else if ('height' in resize && resize.height !== resize.width) bad('size', 'a square size without a centre crop', size);
+  if (out !== cfg.imgSize) bad(crop ? 'crop_size' : 'size', `the model's image_size ${cfg.imgSize}`, crop ? p.crop_size : size);
+  if (p.do_normalize === false) { cfg.mean = Array(cfg.inChans).fill(0); cfg.std = Array(cfg.inChans).fill(1); }
+  else {
+    if (p.image_mean !== undefined) cfg.mean = p.image_mean as number[];
+    if (p.image_std !== undefined) cfg.std = p.image_std as number[];
+  }
+  return { kind: 'hf', size: cfg.imgSize, interpolation: interpolation!, resize, crop, mean: cfg.mean, std: cfg.std };
+}
+
+/** timm model names this project can build without model_args: {vit,deit}_{tiny,small,base,large}[_distilled]_patch{P}_{S}[.tag]. */
+const TIMM_SIZES: Record<string, { embedDim: number; numHeads: number; depth: number }> = {
+  tiny: { embedDim: 192, numHeads: 3, depth: 12 }, small: { embedDim: 384, numHeads: 6, depth: 12 },
+  base: { embedDim: 768, numHeads: 12, depth: 12 }, large: { embedDim: 1024, numHeads: 16, depth: 24 },
+};
+
+function timmHubConfig(j: Json, file: string): VitConfig {
+  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
+  const arch = (j.architecture as string).split('.')[0];
+  let cfg: VitConfig;
+  if (PRESETS[arch]) cfg = getPreset(arch);
+  else {
+    const m = /^(vit|deit)_(tiny|small|base|large)(_distilled)?_patch(\d+)_(\d+)$/.exec(arch);
+    if (!m) return bad('architecture', `a ViT/DeiT timm architecture ({vit,deit}_{tiny,small,base,large}[_distilled]_patch16_224, ...; presets: ${Object.keys(PRESETS).join(', ')})`, j.architecture);
+    const s = TIMM_SIZES[m[2]];
+    cfg = { name: arch, imgSize: Number(m[5]), patchSize: Number(m[4]), inChans: 3, numClasses: 1000, ...s, mlpRatio: 4, qkvBias: true, eps: 1e-6,
+      mean: m[1] === 'vit' ? [0.5, 0.5, 0.5] : [0.485, 0.456, 0.406], std: m[1] === 'vit' ? [0.5, 0.5, 0.5] : [0.229, 0.224, 0.225] };
+    if (m[3]) cfg.distilled = true;
+  }
+  cfg.name = arch;
+  const a = j.model_args === undefined ? {} : j.model_args;
+  if (!isObj(a)) return bad('model_args', 'an object', a);
+  const map: Record<string, keyof VitConfig> = { img_size: 'imgSize', patch_size: 'patchSize', in_chans: 'inChans', num_classes: 'numClasses', embed_dim: 'embedDim', depth: 'depth', num_heads: 'numHeads', mlp_ratio: 'mlpRatio', qkv_bias: 'qkvBias' };
+  for (const [k, v] of Object.entries(a)) {
+    if (k in map) {
+      let val = v;
+      if (k === 'img_size' && Array.isArray(v)) { if (v.length !== 2 || v[0] !== v[1]) bad('model_args.img_size', 'a square size', v); val = v[0]; }
+      (cfg as unknown as Json)[map[k]] = val;
+    } else if (k === 'global_pool') { if (v !== 'token') bad('model_args.global_pool', "'token' (class-token pooling)", v); }
+    else if (k === 'class_token') { if (v !== true) bad('model_args.class_token', 'true', v); }
+    else if (k === 'no_embed_class' || k === 'reg_tokens' || k === 'fc_norm' || k === 'act_layer' || k === 'norm_layer' || k === 'pos_embed' || k === 'qk_norm' || k === 'init_values') {
+      const neutral: Record<string, unknown> = { no_embed_class: false, reg_tokens: 0, fc_norm: null, qk_norm: false, init_values: null };
+      if (!(k in neutral) || v !== neutral[k]) bad(`model_args.${k}`, k in neutral ? JSON.stringify(neutral[k]) : 'absent (timm\'s default)', v);
+    }
+  }
+  if (j.num_classes !== undefined) cfg.numClasses = j.num_classes as number;
+  if (j.label_names !== undefined) {
+    if (!Array.isArray(j.label_names)) bad('label_names', 'an array of class names', j.label_names);
+    cfg.classes = j.label_names as string[];
+  } else delete cfg.classes;
+  const pc = j.pretrained_cfg;
+  if (pc !== undefined) {
+    if (!isObj(pc)) return bad('pretrained_cfg', 'an object', pc);
+    if (pc.mean !== undefined) cfg.mean = pc.mean as number[];
+    if (pc.std !== undefined) cfg.std = pc.std as number[];
+    const inSize = pc.input_size;
+    if (inSize !== undefined) {
+      if (!Array.isArray(inSize) || inSize.length !== 3 || inSize[1] !== inSize[2]) bad('pretrained_cfg.input_size', '[channels, size, size]', inSize);
+      if ((inSize as number[])[0] !== cfg.inChans) bad('pretrained_cfg.input_size[0]', `${cfg.inChans} (in_chans)`, (inSize as number[])[0]);
+      if ((inSize as number[])[1] !== cfg.imgSize) bad('pretrained_cfg.input_size', `the model's img_size ${cfg.imgSize}`, inSize);
+    }
+    const interp = pc.interpolation ?? 'bicubic';
+    if (interp !== 'bicubic' && interp !== 'bilinear' && interp !== 'nearest') bad('pretrained_cfg.interpolation', "'bicubic', 'bilinear' or 'nearest'", interp);
+    const cropMode = pc.crop_mode ?? 'center';
+    if (cropMode !== 'center' && cropMode !== 'squash' && cropMode !== 'border') bad('pretrained_cfg.crop_mode', "'center', 'squash' or 'border'", cropMode);
+    cfg.preprocess = { kind: 'timm', size: cfg.imgSize, interpolation: interp as Interpolation, cropPct: (pc.crop_pct ?? 0.875) as number,
+      cropMode: cropMode as 'center', mean: cfg.mean, std: cfg.std };
+  } else if (cfg.preprocess) cfg.preprocess = { ...cfg.preprocess, size: cfg.imgSize, mean: cfg.mean, std: cfg.std };
+  return cfg;
+}
