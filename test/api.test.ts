@@ -1,0 +1,199 @@
+// The high-level API (src/api/) in Node: load() runs a model file as the CLI
+// does (same logits as `cait predict`'s path, merge schedule and switches as
+// saved), forward/plans per batch size, segmentation, input checks, and
+// memory: 1,000 classify calls leave live tensors and the WASM heap as they
+// were (bench/api.ts reports 10,000).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { load } from '../src/api/node.js';
+import { scope } from '../src/api/scope.js';
+import { Tensor, liveTensorCount } from '../src/tensor.js';
+import { loadModel } from '../src/nn/model.js';
+import { readImageFile, decodeImage } from '../src/io/image.js';
+import { imageToInput, withMerging, forwardLogits, softmax } from '../src/cli/common.js';
+import { loadWasmSync, type WasmBackend } from '../src/backend/wasm.js';
+import { setBackend, getBackend } from '../src/tensor.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const CAIT = join(ROOT, 'models/fmnist-cait.safetensors');
+const SEG = join(ROOT, 'models/seg-cait.safetensors');
+const SAMPLES = join(ROOT, 'web/public/samples');
+const samples = (JSON.parse(readFileSync(join(SAMPLES, 'samples.json'), 'utf8')) as Array<{ file: string; label: number }>);
+
+const test = suite('api');
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+/** What `cait predict` computes (src/cli/infer.ts): the CLI's own loader, wrapper and forward. */
+async function cliLogits(file: string, image: string, flags: Record<string, unknown> = {}): Promise<Float32Array> {
+  const prev = getBackend();
+  setBackend(loadWasmSync('auto'));
+  try {
+    const { model, metadata } = loadModel(file);
+    const r = withMerging(model, flags, metadata), cfg = model.cfg, S = cfg.imgSize;
+    const x = imageToInput(readImageFile(image), cfg);
+    const z = await forwardLogits(r, () => Tensor.from(x, [1, cfg.inChans, S, S]));
+    model.dispose();
+    return z;
+  } finally { setBackend(prev); }
+}
+
+test('load runs the CAIT model as saved: schedule, switches, widths, labels', async () => {
+  const m = await load(CAIT);
+  try {
+    const meta = loadModel(CAIT);
+    assert.is(m.info.merge, meta.model.cfg.merge);
+    assert.ok(m.info.merge.length > 0, 'the committed CAIT model merges');
+    assert.equal(m.info.atme, { similarity: 'keys', propAttn: true, ...JSON.parse(meta.metadata.atme ?? '{}') });
+    assert.ok(m.info.widths && m.info.widths.length === meta.model.cfg.depth, 'CDCP widths reported');
+    assert.is(m.info.labels[7], 'Sneaker');
+    assert.equal(m.info.inputShape, [1, 32, 32]);
+    assert.ok(m.info.macs > 0 && m.info.parameters === meta.model.numParams());
+    assert.match(m.info.backend, /^wasm-(relaxed|simd)$/);
+    meta.model.dispose();
+  } finally { m.dispose(); }
+});
+
+test('classify gives cait predict\'s probabilities on every sample', async () => {
+  const m = await load(CAIT);
+  try {
+    let worst = 0;
+    for (const s of samples) {
+      const file = join(SAMPLES, s.file);
+      const want = softmax(await cliLogits(CAIT, file));
+      const got = await m.classify(file, { topk: 10 });
+      assert.is(got.length, 10);
+      for (const g of got) worst = Math.max(worst, Math.abs(g.score - want[g.index]));
+      const best = want.indexOf(Math.max(...want));
+      assert.is(got[0].index, best, `${s.file}: top-1`);
+      assert.is(got[0].label, m.info.labels[best]);
+      // the same image as bytes and as decoded pixels
+      const bytes = readFileSync(file);
+      assert.equal((await m.classify(bytes, { topk: 1 }))[0].index, best);
+      assert.equal((await m.classify(decodeImage(bytes), { topk: 1 }))[0].index, best);
+    }
+    assert.ok(worst < 1e-6, `largest probability difference from cait predict: ${worst}`);
+  } finally { m.dispose(); }
+});
+
+test('merge override and none, as --merge does', async () => {
+  const img = join(SAMPLES, samples[3].file);
+  for (const merge of ['none', 'v@2']) {
+    const m = await load(CAIT, { merge });
+    try {
+      assert.is(m.info.merge, merge === 'none' ? '' : merge);
+      const z = await m.forward(m.preprocess(img));
+      const want = await cliLogits(CAIT, img, { merge });
+      assert.ok(maxDiff(z, want) < 1e-5, `merge ${merge}: ${maxDiff(z, want)}`);
+    } finally { m.dispose(); }
+  }
+});
+
+test('forward: batch of 3 = three single images; plans cached per batch size', async () => {
+  const m = await load(CAIT);
+  try {
+    const xs = samples.slice(0, 3).map((s) => m.preprocess(join(SAMPLES, s.file)));
+    const one = await Promise.all(xs.map((x) => m.forward(x)));
+    const batch = new Float32Array(3 * m.inputSize);
+    xs.forEach((x, i) => batch.set(x, i * m.inputSize));
+    const three = await m.forward(batch, 3);
+    assert.is(three.length, 30);
+    one.forEach((z, i) => assert.ok(maxDiff(z, three.subarray(i * 10, i * 10 + 10)) < 1e-4, `image ${i}: ${maxDiff(z, three.subarray(i * 10, i * 10 + 10))}`));
+    const be = m.backend as WasmBackend, live = liveTensorCount(), used = be.stats().bytesInUse;
+    await m.forward(batch, 3); await m.forward(xs[0]);
+    assert.is(liveTensorCount(), live);
+    assert.is(be.stats().bytesInUse, used, 'no new plan for a batch size seen before');
+  } finally { m.dispose(); }
+});
+
+test('1,000 classify calls: no growth in live tensors or WASM memory', async () => {
+  const m = await load(CAIT);
+  try {
+    const be = m.backend as WasmBackend, img = readFileSync(join(SAMPLES, samples[7].file));
+    for (let i = 0; i < 3; i++) await m.classify(img);   // plan captured, weights packed
+    const live = liveTensorCount(), used = be.stats().bytesInUse, pages = be.memory.buffer.byteLength;
+    const t0 = performance.now();
+    for (let i = 0; i < 1000; i++) await m.classify(img);
+    const ms = (performance.now() - t0) / 1000;
+    console.log(`  api: 1,000 classify calls, ${ms.toFixed(3)} ms each; live tensors ${live} -> ${liveTensorCount()}, heap in use ${used} -> ${be.stats().bytesInUse} bytes, WASM memory ${pages} -> ${be.memory.buffer.byteLength} bytes`);
+    assert.is(liveTensorCount(), live);
+    assert.is(be.stats().bytesInUse, used);
+    assert.is(be.memory.buffer.byteLength, pages);
+  } finally { m.dispose(); }
+});
+
+test('dispose frees the weights and plans; the model refuses calls after', async () => {
+  const live = liveTensorCount();
+  const m = await load(CAIT);
+  await m.classify(join(SAMPLES, samples[0].file));
+  assert.ok(liveTensorCount() > live);
+  m.dispose();
+  assert.is(liveTensorCount(), live);
+  try { await m.classify(join(SAMPLES, samples[0].file)); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /disposed/); }
+});
+
+test('segment: the class map cait segment computes', async () => {
+  const m = await load(SEG);
+  try {
+    assert.is(m.info.task, 'segment');
+    const img = join(SAMPLES, samples[5].file);
+    const seg = await m.segment(img);
+    const S = m.info.inputShape[1], K = m.info.config.numClasses;
+    assert.is(seg.width, S); assert.is(seg.classes.length, S * S);
+    const z = await cliLogits(SEG, img);
+    let agree = 0;
+    for (let i = 0; i < S * S; i++) {
+      let best = 0;
+      for (let c = 1; c < K; c++) if (z[i * K + c] > z[i * K + best]) best = c;
+      if (best === seg.classes[i]) agree++;
+    }
+    assert.is(agree, S * S, `pixels agreeing with cait segment's logits: ${agree}/${S * S}`);
+    assert.ok(new Set(seg.classes).size > 1, 'some item found on the sample');
+    try { await m.classify(img); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /segmentation model: use segment/); }
+  } finally { m.dispose(); }
+});
+
+test('the reference backend on request gives the same answer', async () => {
+  const img = join(SAMPLES, samples[1].file);
+  const w = await load(CAIT), r = await load(CAIT, { backend: 'reference' });
+  try {
+    assert.is(r.info.backend, 'reference');
+    const a = await w.forward(w.preprocess(img)), b = await r.forward(r.preprocess(img));
+    assert.ok(maxDiff(a, b) < 1e-4, `wasm vs reference: ${maxDiff(a, b)}`);
+  } finally { w.dispose(); r.dispose(); }
+});
+
+test('errors name what was wrong', async () => {
+  const fails = async (fn: () => Promise<unknown>, re: RegExp) => {
+    try { await fn(); } catch (e) { assert.match((e as Error).message, re); return; }
+    assert.unreachable(`expected an error matching ${re}`);
+  };
+  await fails(() => load(join(ROOT, 'models/missing.safetensors')), /model file '.*missing\.safetensors' not found/);
+  await fails(() => load(CAIT, { backend: 'cuda' as never }), /unknown backend 'cuda'/);
+  await fails(() => load(CAIT, { threads: 0 }), /threads must be an integer in 1\.\.64, got 0/);
+  await fails(() => load(CAIT, { merge: 'h@9' }), /block 9 does not exist/);
+  await fails(() => load(new Uint8Array([1, 2, 3])), /<bytes>/);
+  const m = await load(CAIT);
+  try {
+    await fails(() => m.forward(new Float32Array(5)), /expected a Float32Array of 1024 values \(batch 1 x \[1,32,32\]\), got 5 values/);
+    await fails(() => m.classify({ data: new Uint8Array(7), width: 2, height: 2 }), /2x2 RGBA needs 16 bytes, got 7/);
+    await fails(() => m.classify(new Uint8Array([0x47, 0x49, 0x46, 0x38, 0, 0, 0, 0])), /GIF images are not supported/);
+    await fails(() => m.classify(join(SAMPLES, samples[0].file), { topk: 0 }), /topk must be an integer >= 1/);
+  } finally { m.dispose(); }
+});
+
+test('scope warns when given an async function', async () => {
+  const warn = console.warn, said: string[] = [];
+  console.warn = (s: string) => { said.push(s); };
+  try {
+    await scope(async () => 1);
+    scope(() => 2);
+  } finally { console.warn = warn; }
+  assert.is(said.length, 1);
+  assert.match(said[0], /async function/);
+});
+
+test.run();
