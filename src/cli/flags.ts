@@ -24,17 +24,20 @@ export interface IntFlag extends FlagBase { type: 'int'; default?: number; min?:
 /** `above`: exclusive lower bound (a learning rate > 0); `min`/`max` inclusive. */
 export interface NumberFlag extends FlagBase { type: 'number'; default?: number; min?: number; max?: number; above?: number }
 export interface BooleanFlag extends FlagBase { type: 'boolean' }
+/** A flag that may be given more than once (`--model a --model b`): every value, in order; [] when not given. */
+export interface StringListFlag extends FlagBase { type: 'strings' }
 export interface EnumFlag extends FlagBase { type: 'enum'; choices: readonly string[]; default?: string }
-export type Flag = StringFlag | IntFlag | NumberFlag | BooleanFlag | EnumFlag;
+export type Flag = StringFlag | IntFlag | NumberFlag | BooleanFlag | EnumFlag | StringListFlag;
 export type FlagSet = Readonly<Record<string, Flag>>;
 
 type Value<F> = F extends { type: 'boolean' } ? boolean
+  : F extends { type: 'strings' } ? string[]
   : F extends { type: 'int' | 'number' } ? number
   : F extends { type: 'enum'; choices: readonly (infer C)[] } ? C
   : string;
 /** What parsing returns: booleans always present, flags with a default always set, the rest possibly undefined. */
 export type Flags<S extends FlagSet> = {
-  [K in keyof S]: S[K] extends { type: 'boolean' } ? boolean : S[K] extends { default: unknown } ? Value<S[K]> : Value<S[K]> | undefined
+  [K in keyof S]: S[K] extends { type: 'boolean' } ? boolean : S[K] extends { type: 'strings' } ? string[] : S[K] extends { default: unknown } ? Value<S[K]> : Value<S[K]> | undefined
 };
 
 export interface Command<S extends FlagSet = FlagSet> {
@@ -196,7 +199,7 @@ export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, 
       const near = suggest(name, Object.keys(spec));
       throw new UsageError(`unknown flag --${name}${near ? ` (did you mean --${near}?)` : ''}${see}`);
     }
-    if (seen.has(name)) throw new UsageError(`--${name} given twice`);
+    if (seen.has(name) && f.type !== 'strings') throw new UsageError(`--${name} given twice`);
     seen.add(name);
     if (f.type === 'boolean') { out[name] = raw === undefined ? true : convert(name, f, raw); continue; }
     if (raw === undefined) {
@@ -204,11 +207,12 @@ export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, 
       if (raw === undefined || raw === '--help' || (raw.startsWith('--') && raw.length > 2 && Object.prototype.hasOwnProperty.call(spec, raw.slice(2).split('=')[0])))
         throw new UsageError(`--${name} needs a value (${f.value ?? typeName(f)})`);
     }
-    out[name] = convert(name, f, raw);
+    out[name] = f.type === 'strings' ? [...((out[name] as string[] | undefined) ?? []), convert(name, f, raw)] : convert(name, f, raw);
   }
   for (const [name, f] of Object.entries(spec)) {
     if (out[name] !== undefined) continue;
     if (f.type === 'boolean') out[name] = false;
+    else if (f.type === 'strings') out[name] = [];
     else if (f.default !== undefined) out[name] = f.default;
   }
   return { flags: out as Flags<S>, help: false };
@@ -219,6 +223,7 @@ export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, 
 function defaultOf(f: Flag): string | undefined {
   if (f.defaultText !== undefined) return f.defaultText;
   if (f.type === 'boolean') return 'off';
+  if (f.type === 'strings') return undefined;
   return f.default === undefined ? undefined : String(f.default);
 }
 
@@ -226,7 +231,7 @@ function defaultOf(f: Flag): string | undefined {
 export function commandHelp(c: Command): string {
   const rows = Object.entries(c.flags).map(([name, f]) => {
     const left = `--${name}${f.type === 'boolean' ? '' : ' ' + (f.value ?? (f.type === 'int' ? 'N' : f.type === 'number' ? 'X' : f.type === 'enum' ? 'WORD' : 'VALUE'))}`;
-    const type = f.type === 'enum' ? `${f.choices.join('|')}` : f.type === 'int' || f.type === 'number' ? `${f.type === 'int' ? 'int' : 'number'}${rangeText(f).replace(/^an? (integer|number)/, '')}` : f.type;
+    const type = f.type === 'enum' ? `${f.choices.join('|')}` : f.type === 'int' || f.type === 'number' ? `${f.type === 'int' ? 'int' : 'number'}${rangeText(f).replace(/^an? (integer|number)/, '')}` : f.type === 'strings' ? 'string; repeatable' : f.type;
     const d = defaultOf(f);
     return { left, text: `${f.help} [${type}${d !== undefined ? `; default ${d}` : ''}]` };
   });
