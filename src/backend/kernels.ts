@@ -1,51 +1,114 @@
-// The kernel table: one name per kernel, the same in assembly/, in
-// src/backend/reference/, in WGSL shaders and in tests. The argument lists are
-// documented where the kernels are defined (reference/*.ts is the spec).
+// The kernel table: every kernel's name and its arguments, once. The same
+// names and argument lists are the exports of assembly/*.ts, the functions of
+// src/backend/reference/*.ts (after the heap), and the WGSL kernels of
+// src/backend/webgpu/kernels/ (whose uniform struct is generated from here);
+// test/kernels/table.test.ts checks all three against this table.
+//
+// Format: one entry per kernel, `name: 'arg:kind arg:kind ...'` in call order,
+// kind `p` a heap pointer (byte offset; usize in AssemblyScript), `i` an
+// integer (i32), `f` a float (f32). From it come KERNELS (the names, in table
+// order: the worker pool's kernel ids), KERNEL_ARGS (parsed), KERNEL_PTR_ARGS
+// (what src/plan.ts relocates into its arena), the named-argument call
+// `call(be, 'gemm', { layout, M, ... })`, and the thread splits, which name
+// arguments too (src/backend/threads.ts). Adding a kernel: one line here, its
+// AssemblyScript export, its reference twin, its WGSL twin (or a null entry
+// with a reason in webgpu/kernels/index.ts), its op and its tests.
+import type { Backend } from './backend.js';
 
-export const KERNELS = [
+export const KERNEL_TABLE = {
   // assembly/gemm.ts
-  'gemm', 'pack_b',
+  gemm: 'layout:i M:i N:i K:i alpha:f a:p lda:i sa:i b:p ldb:i sb:i beta:f c:p ldc:i sc:i batch:i bias:p scratch:p',
+  pack_b: 'layout:i K:i N:i b:p ldb:i dst:p',
   // assembly/softmax.ts
-  'softmax_fwd', 'softmax_bwd',
+  softmax_fwd: 'x:p y:p rows:i cols:i',
+  softmax_bwd: 'y:p dy:p dx:p rows:i cols:i',
   // assembly/layernorm.ts
-  'layernorm_fwd', 'layernorm_bwd',
+  layernorm_fwd: 'x:p gamma:p beta:p y:p mean:p rstd:p rows:i cols:i eps:f',
+  layernorm_bwd: 'x:p gamma:p mean:p rstd:p dy:p dx:p dgamma:p dbeta:p rows:i cols:i',
   // assembly/gelu.ts
-  'gelu_fwd', 'gelu_bwd',
+  gelu_fwd: 'x:p y:p n:i',
+  gelu_bwd: 'x:p dy:p dx:p n:i',
   // assembly/elementwise.ts
-  'add', 'mul', 'scale', 'axpy', 'fill', 'copy2d',
+  add: 'a:p b:p y:p n:i m:i',
+  mul: 'a:p b:p y:p n:i m:i',
+  scale: 'x:p y:p n:i s:f',
+  axpy: 'x:p y:p n:i alpha:f',
+  fill: 'y:p n:i v:f',
+  copy2d: 'src:p sld:i dst:p dld:i rows:i cols:i',
   // assembly/reduce.ts
-  'row_sum', 'col_sum', 'sum_sq',
+  row_sum: 'x:p y:p rows:i cols:i',
+  col_sum: 'x:p y:p rows:i cols:i',
+  sum_sq: 'x:p n:i',
   // assembly/adamw.ts
-  'adamw',
+  adamw: 'p:p g:p m:p v:p n:i lr:f b1:f b2:f eps:f wd:f bc1:f bc2:f',
   // assembly/patch.ts
-  'patchify', 'unpatchify',
+  patchify: 'x:p y:p B:i C:i H:i W:i P:i',
+  unpatchify: 'y:p x:p B:i C:i H:i W:i P:i',
   // assembly/atme.ts
-  'atme_similarity', 'atme_plan', 'atme_merge_fwd', 'atme_merge_bwd', 'atme_unmerge_fwd', 'atme_unmerge_bwd',
+  atme_similarity: 'x:p ld:i heads:i dim:i B:i prefix:i gh:i gw:i axis:i sim:p',
+  atme_plan: 'sim:p B:i gh:i gw:i axis:i map:p',
+  atme_merge_fwd: 'x:p sizes:p map:p B:i prefix:i T:i T2:i C:i y:p ysizes:p',
+  atme_merge_bwd: 'dy:p sizes:p ysizes:p map:p B:i prefix:i T:i T2:i C:i dx:p',
+  atme_unmerge_fwd: 'x:p map:p B:i prefix:i T:i T2:i C:i y:p',
+  atme_unmerge_bwd: 'dy:p map:p B:i prefix:i T:i T2:i C:i dx:p',
   // assembly/gather.ts
-  'gather_rows', 'scatter_rows', 'gather_cols', 'scatter_cols',
-] as const;
+  gather_rows: 'x:p ldx:i idx:p k:i cols:i y:p',
+  scatter_rows: 'y:p idx:p k:i cols:i x:p ldx:i',
+  gather_cols: 'x:p ldx:i rows:i idx:p k:i y:p',
+  scatter_cols: 'y:p rows:i idx:p k:i x:p ldx:i',
+} as const;
 
-export type KernelName = (typeof KERNELS)[number];
+export type KernelName = keyof typeof KERNEL_TABLE;
+export type ArgKind = 'p' | 'i' | 'f';
+export interface KernelArg { readonly name: string; readonly kind: ArgKind }
+
+/** Kernel names in table order (the worker pool numbers kernels by this order). */
+export const KERNELS = Object.keys(KERNEL_TABLE) as KernelName[];
+
+/** Parse one table entry ('name:kind ...'). */
+export function parseKernelArgs(spec: string): KernelArg[] {
+  return spec.trim().split(/\s+/).map((s) => {
+    const [name, kind] = s.split(':');
+    if (!name || (kind !== 'p' && kind !== 'i' && kind !== 'f')) throw new Error(`kernel table: bad argument '${s}' (expected name:p, name:i or name:f)`);
+    return { name, kind };
+  });
+}
+
+/** Each kernel's arguments, parsed. */
+export const KERNEL_ARGS = Object.fromEntries(KERNELS.map((k) => [k, parseKernelArgs(KERNEL_TABLE[k])])) as unknown as Record<KernelName, readonly KernelArg[]>;
 
 /**
- * Which arguments of each kernel are heap pointers (0-based positions in the
- * argument list, as in reference/*.ts without the heap). src/plan.ts needs
- * this to move a recorded call's buffers into its arena; a kernel missing
- * here cannot be planned.
+ * Which arguments of each kernel are heap pointers (0-based positions).
+ * src/plan.ts moves a recorded call's buffers into its arena through these.
  */
-export const KERNEL_PTR_ARGS: Readonly<Record<KernelName, readonly number[]>> = {
-  gemm: [5, 8, 12, 16, 17], pack_b: [3, 5],
-  softmax_fwd: [0, 1], softmax_bwd: [0, 1, 2],
-  layernorm_fwd: [0, 1, 2, 3, 4, 5], layernorm_bwd: [0, 1, 2, 3, 4, 5, 6, 7],
-  gelu_fwd: [0, 1], gelu_bwd: [0, 1, 2],
-  add: [0, 1, 2], mul: [0, 1, 2], scale: [0, 1], axpy: [0, 1], fill: [0], copy2d: [0, 2],
-  row_sum: [0, 1], col_sum: [0, 1], sum_sq: [0],
-  adamw: [0, 1, 2, 3],
-  patchify: [0, 1], unpatchify: [0, 1],
-  atme_similarity: [0, 9], atme_plan: [0, 5], atme_merge_fwd: [0, 1, 2, 8, 9], atme_merge_bwd: [0, 1, 2, 3, 9],
-  atme_unmerge_fwd: [0, 1, 7], atme_unmerge_bwd: [0, 1, 7],
-  gather_rows: [0, 2, 5], scatter_rows: [0, 1, 4], gather_cols: [0, 3, 5], scatter_cols: [0, 2, 4],
-};
+export const KERNEL_PTR_ARGS = Object.fromEntries(KERNELS.map((k) =>
+  [k, KERNEL_ARGS[k].flatMap((a, i) => (a.kind === 'p' ? [i] : []))])) as unknown as Record<KernelName, readonly number[]>;
+
+/** Position of each argument by name: KERNEL_ARG_INDEX.gemm.c === 12. */
+export const KERNEL_ARG_INDEX = Object.fromEntries(KERNELS.map((k) =>
+  [k, Object.fromEntries(KERNEL_ARGS[k].map((a, i) => [a.name, i]))])) as { [K in KernelName]: Record<ArgNames<K>, number> };
+
+type Names<S extends string> = S extends `${infer A} ${infer R}` ? Names<A> | Names<R> : S extends `${infer N}:${string}` ? N : never;
+/** The argument names of kernel K, as a union of string literals. */
+export type ArgNames<K extends KernelName> = Names<(typeof KERNEL_TABLE)[K]>;
+/** A kernel's arguments by name (all required). */
+export type KernelArgs<K extends KernelName> = { [N in ArgNames<K>]: number };
+
+/** A named-argument call as the positional list the backends take. */
+export function kernelArgList<K extends KernelName>(kernel: K, args: KernelArgs<K>): number[] {
+  const spec = KERNEL_ARGS[kernel], out = new Array<number>(spec.length), a = args as Record<string, number>;
+  for (let i = 0; i < spec.length; i++) {
+    const v = a[spec[i].name];
+    if (typeof v !== 'number') throw new TypeError(`${kernel}: argument '${spec[i].name}' missing (${KERNEL_TABLE[kernel]})`);
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Run a kernel with named arguments: call(be, 'softmax_fwd', { x, y, rows, cols }). */
+export function call<K extends KernelName>(be: Backend, kernel: K, args: KernelArgs<K>): number {
+  return be.run(kernel, ...kernelArgList(kernel, args));
+}
 
 /** GEMM layouts: which operands are stored transposed. */
 export const NN = 0, NT = 1, TN = 2;

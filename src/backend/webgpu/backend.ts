@@ -29,14 +29,14 @@
 // other kernel, backward ones included, runs. `logf` is an extra for ops that
 // would otherwise compute on the host (ATME's key bias, see src/cait/atme.ts).
 import type { Backend, Ptr } from '../backend.js';
-import type { KernelName } from '../kernels.js';
+import { KERNEL_ARGS, KERNEL_TABLE, parseKernelArgs, type KernelArg, type KernelName } from '../kernels.js';
 import { HeapAllocator } from '../memory.js';
 import {
   BUFFER_COPY_DST, BUFFER_COPY_SRC, BUFFER_MAP_READ, BUFFER_STORAGE, BUFFER_UNIFORM, MAP_READ, SHADER_STAGE_COMPUTE,
   type GpuBindGroup, type GpuBindGroupLayout, type GpuBuffer, type GpuCommandEncoder, type GpuComputePass, type GpuDevice,
   type GpuPipeline, type GpuPipelineLayout, type GpuShaderModule,
 } from './gpu.js';
-import { kernelSource, parseArgs, type ArgKind, type KernelSpec } from './shader.js';
+import { kernelSource, type KernelSpec } from './shader.js';
 import { EXTRA_KERNELS, UNSUPPORTED, WGSL_KERNELS } from './kernels/index.js';
 
 export interface WebGpuBackendOptions {
@@ -53,7 +53,7 @@ export interface WebGpuBackendOptions {
 interface Compiled {
   name: string;
   spec: KernelSpec;
-  args: Array<{ name: string; kind: ArgKind }>;
+  args: readonly KernelArg[];
   module: GpuShaderModule;
   pipelines: GpuPipeline[];
 }
@@ -196,7 +196,7 @@ export class WebGpuBackend implements Backend {
     for (const name of names) {
       const spec = (WGSL_KERNELS as Record<string, KernelSpec | null>)[name] ?? (EXTRA_KERNELS as Record<string, KernelSpec>)[name];
       this.device.pushErrorScope('validation');
-      const module = this.device.createShaderModule({ code: kernelSource(spec), label: name });
+      const module = this.device.createShaderModule({ code: kernelSource(spec, this.argsOf(name)), label: name });
       const info = await module.getCompilationInfo();
       await this.device.popErrorScope();   // reported below, not as an uncaptured error
       for (const m of info.messages) if (m.type === 'error') errors.push(`${name}:${m.lineNum}:${m.linePos}: ${m.message}`);
@@ -294,20 +294,25 @@ export class WebGpuBackend implements Backend {
     if (!(name in WGSL_KERNELS)) throw new Error(`webgpu backend: unknown kernel '${name}'`);
     const spec = WGSL_KERNELS[name as KernelName];
     if (!spec) throw new Error(`webgpu backend: kernel '${name}' is not supported: ${UNSUPPORTED[name as KernelName] ?? 'no WGSL version'}`);
-    return this.compile(name, spec);
+    return this.compile(name, spec, KERNEL_ARGS[name as KernelName]);
+  }
+
+  /** A kernel's arguments: the kernel table's, or an extra's own list. */
+  private argsOf(name: string): readonly KernelArg[] {
+    return name in KERNEL_ARGS ? KERNEL_ARGS[name as KernelName] : parseKernelArgs(EXTRA_KERNELS[name as keyof typeof EXTRA_KERNELS].args);
   }
 
   private extra(name: keyof typeof EXTRA_KERNELS): Compiled {
-    return this.compiled.get(`extra:${name}`) ?? this.compile(`extra:${name}`, EXTRA_KERNELS[name]);
+    return this.compiled.get(`extra:${name}`) ?? this.compile(`extra:${name}`, EXTRA_KERNELS[name], parseKernelArgs(EXTRA_KERNELS[name].args));
   }
 
-  private compile(name: string, spec: KernelSpec): Compiled {
+  private compile(name: string, spec: KernelSpec, args: readonly KernelArg[]): Compiled {
     this.live();
-    const module = this.device.createShaderModule({ code: kernelSource(spec), label: name });
+    const module = this.device.createShaderModule({ code: kernelSource(spec, args), label: name });
     const pipelines = spec.stages.map((s) => this.device.createComputePipeline({
       layout: this.layout, compute: { module, entryPoint: s.entry }, label: `${name}.${s.entry}`,
     }));
-    const c: Compiled = { name, spec, args: parseArgs(spec.args), module, pipelines };
+    const c: Compiled = { name, spec, args, module, pipelines };
     this.compiled.set(name, c);
     return c;
   }
@@ -315,7 +320,7 @@ export class WebGpuBackend implements Backend {
   private dispatch(k: Compiled, args: number[]): void {
     this.live();
     const spec = k.args;
-    if (args.length !== spec.length) throw new Error(`webgpu ${k.name}: ${args.length} arguments, expected ${spec.length} (${k.spec.args})`);
+    if (args.length !== spec.length) throw new Error(`webgpu ${k.name}: ${args.length} arguments, expected ${spec.length} (${(KERNEL_TABLE as Record<string, string>)[k.name] ?? k.args.map((a) => `${a.name}:${a.kind}`).join(' ')})`);
     if (this.used === this.slots) this.flush();
     const base = (this.used * this.slotBytes) >> 2;
     const v: Record<string, number> = {};

@@ -10,16 +10,17 @@
 // the shader as ELEMENT indices: pointer >> 2. Pointer 0 stays 0 ("none").
 //
 // Arguments: each kernel's numeric arguments, in the order and with the names
-// of src/backend/reference/*.ts and assembly/*.ts, become a uniform struct
-// `U` (generated from KernelSpec.args): 'p' pointer (u32 element index),
-// 'i' integer (u32; negative values are refused on the host), 'f' f32.
+// of the kernel table (src/backend/kernels.ts), become a uniform struct `U`
+// generated from the table: 'p' pointer (u32 element index), 'i' integer
+// (u32; negative values are refused on the host), 'f' f32. WGSL reserves
+// `layout`, so that argument is `U.lay` in shaders (WGSL_RENAME).
 //
 // Dispatch: a kernel is one or more stages (entry points run in order, each
 // a dispatch). A stage's `groups` gives the number of 64-thread workgroups,
 // either a count (spread over x and y, the shader flattens it with `wgid`) or
 // an explicit [x, y, z] (GEMM: tiles and batch).
 
-export type ArgKind = 'p' | 'i' | 'f';
+import type { KernelArg } from '../kernels.js';
 
 export interface Stage {
   entry: string;
@@ -28,12 +29,13 @@ export interface Stage {
 }
 
 export interface KernelSpec {
-  /** "name:kind ..." in call order, kinds as ArgKind. */
-  args: string;
   /** WGSL body: entry points and helpers (the prelude and struct U are prepended). */
   wgsl: string;
   stages: Stage[];
 }
+
+/** A WebGPU-only kernel, not in the kernel table: it carries its own argument list ('name:kind ...'). */
+export interface ExtraKernelSpec extends KernelSpec { args: string }
 
 /** Threads per workgroup in every 1-D kernel (within WebGPU's and compatibility mode's defaults). */
 export const WG = 64;
@@ -47,20 +49,16 @@ fn st(i: u32, v: f32) { H[i] = bitcast<u32>(v); }
 fn wgid(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.x + wid.y * nwg.x; }
 `;
 
-export function parseArgs(args: string): Array<{ name: string; kind: ArgKind }> {
-  return args.trim().split(/\s+/).map((s) => {
-    const [name, kind] = s.split(':');
-    if (!name || (kind !== 'p' && kind !== 'i' && kind !== 'f')) throw new Error(`webgpu kernel spec: bad argument '${s}'`);
-    return { name, kind };
-  });
+/** Table argument names that WGSL reserves, and what shaders call them. */
+export const WGSL_RENAME: Readonly<Record<string, string>> = { layout: 'lay' };
+
+export function argsStruct(args: readonly KernelArg[]): string {
+  return `struct Args {\n${args.map((a) => `  ${WGSL_RENAME[a.name] ?? a.name}: ${a.kind === 'f' ? 'f32' : 'u32'},`).join('\n')}\n}\n`;
 }
 
-export function argsStruct(args: Array<{ name: string; kind: ArgKind }>): string {
-  return `struct Args {\n${args.map((a) => `  ${a.name}: ${a.kind === 'f' ? 'f32' : 'u32'},`).join('\n')}\n}\n`;
-}
-
-export function kernelSource(spec: KernelSpec): string {
-  return argsStruct(parseArgs(spec.args)) + PRELUDE + spec.wgsl;
+/** The shader's full source: the argument struct (from the table or the extra's own list), the prelude, the body. */
+export function kernelSource(spec: KernelSpec, args: readonly KernelArg[]): string {
+  return argsStruct(args) + PRELUDE + spec.wgsl;
 }
 
 /** A 1-D kernel's entry point header: `i` is the global thread index. */

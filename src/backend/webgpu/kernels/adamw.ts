@@ -4,7 +4,6 @@
 import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } from '../shader.js';
 
 export const adamw: KernelSpec = {
-  args: 'p:p g:p m:p v:p n:i lr:f b1:f b2:f eps:f wd:f bc1:f bc2:f',
   wgsl: `${K} fn main(${A}) {
   let i = wgid(wid, nwg) * ${WG}u + li;
   if (i >= U.n) { return; }

@@ -25,7 +25,6 @@ const idx = `let i = wgid(wid, nwg) * ${WG}u + li;`;
 const sources = (gh: number, gw: number, axis: number): number => (axis === 0 ? gh * (gw >> 1) : (gh >> 1) * gw);
 
 export const atme_similarity: KernelSpec = {
-  args: 'x:p ld:i heads:i dim:i B:i prefix:i gh:i gw:i axis:i sim:p',
   wgsl: /* wgsl */ `
 fn headsum(p: u32, d: u32) -> vec4<f32> {
   var v = vec4<f32>(0.0);
@@ -79,7 +78,6 @@ ${K} fn main(${A}) {
 };
 
 export const atme_plan: KernelSpec = {
-  args: 'sim:p B:i gh:i gw:i axis:i map:p',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   let T = U.gh * U.gw;
@@ -110,7 +108,6 @@ export const atme_plan: KernelSpec = {
 };
 
 export const atme_merge_fwd: KernelSpec = {
-  args: 'x:p sizes:p map:p B:i prefix:i T:i T2:i C:i y:p ysizes:p',
   wgsl: `${K} fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let row = wgid(wid, nwg);
   let N = U.prefix + U.T; let N2 = U.prefix + U.T2;
@@ -140,7 +137,6 @@ export const atme_merge_fwd: KernelSpec = {
 };
 
 export const atme_merge_bwd: KernelSpec = {
-  args: 'dy:p sizes:p ysizes:p map:p B:i prefix:i T:i T2:i C:i dx:p',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   let N = U.prefix + U.T; let N2 = U.prefix + U.T2;
@@ -156,7 +152,6 @@ export const atme_merge_bwd: KernelSpec = {
 };
 
 export const atme_unmerge_fwd: KernelSpec = {
-  args: 'x:p map:p B:i prefix:i T:i T2:i C:i y:p',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   let N = U.prefix + U.T; let N2 = U.prefix + U.T2;
@@ -170,7 +165,6 @@ export const atme_unmerge_fwd: KernelSpec = {
 };
 
 export const atme_unmerge_bwd: KernelSpec = {
-  args: 'dy:p map:p B:i prefix:i T:i T2:i C:i dx:p',
   wgsl: `${K} fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let row = wgid(wid, nwg);
   let N = U.prefix + U.T; let N2 = U.prefix + U.T2;

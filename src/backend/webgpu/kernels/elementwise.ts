@@ -10,42 +10,36 @@
 // thread reads its own elements before writing them). copy2d's source and
 // destination must not overlap (the WASM kernel's memmove has no parallel twin).
 // Extra (no WASM twin; see WebGpuBackend.logf): log(x, y, n)  y[i] = ln x[i].
-import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } from '../shader.js';
+import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec, type ExtraKernelSpec } from '../shader.js';
 
 const idx = `let i = wgid(wid, nwg) * ${WG}u + li;`;
 
 export const add: KernelSpec = {
-  args: 'a:p b:p y:p n:i m:i',
   wgsl: `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } st(U.y + i, ld(U.a + i) + ld(U.b + i % U.m)); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],
 };
 
 export const mul: KernelSpec = {
-  args: 'a:p b:p y:p n:i m:i',
   wgsl: `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } st(U.y + i, ld(U.a + i) * ld(U.b + i % U.m)); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],
 };
 
 export const scale: KernelSpec = {
-  args: 'x:p y:p n:i s:f',
   wgsl: `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } st(U.y + i, U.s * ld(U.x + i)); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],
 };
 
 export const axpy: KernelSpec = {
-  args: 'x:p y:p n:i alpha:f',
   wgsl: `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } st(U.y + i, ld(U.y + i) + U.alpha * ld(U.x + i)); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],
 };
 
 export const fill: KernelSpec = {
-  args: 'y:p n:i v:f',
   wgsl: `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } st(U.y + i, U.v); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],
 };
 
 export const copy2d: KernelSpec = {
-  args: 'src:p sld:i dst:p dld:i rows:i cols:i',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   if (i >= U.rows * U.cols) { return; }
@@ -55,7 +49,7 @@ export const copy2d: KernelSpec = {
   stages: [{ entry: 'main', groups: (v) => perThread(v.rows * v.cols) }],
 };
 
-export const log: KernelSpec = {
+export const log: ExtraKernelSpec = {
   args: 'x:p y:p n:i',
   wgsl: `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } st(U.y + i, log(ld(U.x + i))); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],

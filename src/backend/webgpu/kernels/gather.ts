@@ -12,7 +12,6 @@ import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } 
 const idx = `let i = wgid(wid, nwg) * ${WG}u + li;`;
 
 export const gather_rows: KernelSpec = {
-  args: 'x:p ldx:i idx:p k:i cols:i y:p',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   if (i >= U.k * U.cols) { return; }
@@ -23,7 +22,6 @@ export const gather_rows: KernelSpec = {
 };
 
 export const scatter_rows: KernelSpec = {
-  args: 'y:p idx:p k:i cols:i x:p ldx:i',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   if (i >= U.cols) { return; }
@@ -36,7 +34,6 @@ export const scatter_rows: KernelSpec = {
 };
 
 export const gather_cols: KernelSpec = {
-  args: 'x:p ldx:i rows:i idx:p k:i y:p',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   if (i >= U.rows * U.k) { return; }
@@ -47,7 +44,6 @@ export const gather_cols: KernelSpec = {
 };
 
 export const scatter_cols: KernelSpec = {
-  args: 'y:p rows:i idx:p k:i x:p ldx:i',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   if (i >= U.rows) { return; }

@@ -41,13 +41,11 @@ fn phi(x: f32) -> f32 {
 const idx = `let i = wgid(wid, nwg) * ${WG}u + li;`;
 
 export const gelu_fwd: KernelSpec = {
-  args: 'x:p y:p n:i',
   wgsl: PHI + `${K} fn main(${A}) { ${idx} if (i >= U.n) { return; } let v = ld(U.x + i); st(U.y + i, v * phi(v)); }`,
   stages: [{ entry: 'main', groups: (v) => perThread(v.n) }],
 };
 
 export const gelu_bwd: KernelSpec = {
-  args: 'x:p dy:p dx:p n:i',
   wgsl: PHI + `${K} fn main(${A}) {
   ${idx}
   if (i >= U.n) { return; }

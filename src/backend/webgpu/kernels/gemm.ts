@@ -23,7 +23,6 @@ export const TILE = 32;
 const BK = 16;
 
 export const gemm: KernelSpec = {
-  args: 'lay:i M:i N:i K:i alpha:f a:p lda:i sa:i b:p ldb:i sb:i beta:f c:p ldc:i sc:i batch:i bias:p scratch:p',
   wgsl: PHI + /* wgsl */ `
 const TS = ${TILE}u;
 const BK = ${BK}u;
@@ -95,7 +94,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 /** op(B) into layout 3's 8-column panels, dst[(j/8)*K*8 + k*8 + j%8], one thread per output (zero past N). */
 export const pack_b: KernelSpec = {
-  args: 'lay:i K:i N:i b:p ldb:i dst:p',
   wgsl: `${ELEMENT_HEAD} fn main(${ELEMENT_ARGS}) {
   let e = wgid(wid, nwg) * ${WG}u + li;
   let n8 = (U.N + 7u) / 8u * 8u;

@@ -1,7 +1,7 @@
 // The WGSL kernel table: one KernelSpec per name of src/backend/kernels.ts
 // (null where the backend cannot offer the kernel), plus the WebGPU-only extras.
 import type { KernelName } from '../../kernels.js';
-import type { KernelSpec } from '../shader.js';
+import type { ExtraKernelSpec, KernelSpec } from '../shader.js';
 import * as gemm from './gemm.js';
 import * as softmax from './softmax.js';
 import * as layernorm from './layernorm.js';
@@ -22,7 +22,7 @@ export const WGSL_KERNELS: Record<KernelName, KernelSpec | null> = {
 };
 
 /** Kernels with no WASM twin, used through WebGpuBackend's own methods. */
-export const EXTRA_KERNELS = { log } satisfies Record<string, KernelSpec>;
+export const EXTRA_KERNELS = { log } satisfies Record<string, ExtraKernelSpec>;
 
 /** Kernels that exist in the table but cannot run here, and why. */
 export const UNSUPPORTED: Partial<Record<KernelName, string>> = {

@@ -11,7 +11,6 @@ import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } 
 import { ROW_ARGS, WG_REDUCE } from './reductions.js';
 
 export const layernorm_fwd: KernelSpec = {
-  args: 'x:p gamma:p beta:p y:p mean:p rstd:p rows:i cols:i eps:f',
   wgsl: WG_REDUCE + `${K} fn main(${ROW_ARGS}) {
   let row = wgid(wid, nwg);
   if (row >= U.rows) { return; }
@@ -30,7 +29,6 @@ export const layernorm_fwd: KernelSpec = {
 };
 
 export const layernorm_bwd: KernelSpec = {
-  args: 'x:p gamma:p mean:p rstd:p dy:p dx:p dgamma:p dbeta:p rows:i cols:i',
   wgsl: WG_REDUCE + `${K} fn params(${A}) {
   let c = wgid(wid, nwg) * ${WG}u + li;
   if (c >= U.cols) { return; }

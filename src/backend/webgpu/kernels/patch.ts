@@ -7,7 +7,6 @@ import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } 
 const idx = `let i = wgid(wid, nwg) * ${WG}u + li;`;
 
 export const patchify: KernelSpec = {
-  args: 'x:p y:p B:i C:i H:i W:i P:i',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   let gh = U.H / U.P; let gw = U.W / U.P; let KK = U.C * U.P * U.P;
@@ -21,7 +20,6 @@ export const patchify: KernelSpec = {
 };
 
 export const unpatchify: KernelSpec = {
-  args: 'y:p x:p B:i C:i H:i W:i P:i',
   wgsl: `${K} fn main(${A}) {
   ${idx}
   if (i >= U.B * U.C * U.H * U.W) { return; }

@@ -10,7 +10,6 @@ import { ELEMENT_ARGS as A, ELEMENT_HEAD as K, WG, perThread, type KernelSpec } 
 import { ROW_ARGS, WG_REDUCE } from './reductions.js';
 
 export const row_sum: KernelSpec = {
-  args: 'x:p y:p rows:i cols:i',
   wgsl: WG_REDUCE + `${K} fn main(${ROW_ARGS}) {
   let row = wgid(wid, nwg);
   if (row >= U.rows) { return; }
@@ -24,7 +23,6 @@ export const row_sum: KernelSpec = {
 };
 
 export const col_sum: KernelSpec = {
-  args: 'x:p y:p rows:i cols:i',
   wgsl: `${K} fn main(${A}) {
   let c = wgid(wid, nwg) * ${WG}u + li;
   if (c >= U.cols) { return; }

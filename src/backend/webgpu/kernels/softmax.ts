@@ -8,7 +8,6 @@ import { ELEMENT_HEAD as K, WG, type KernelSpec } from '../shader.js';
 import { ROW_ARGS, WG_REDUCE } from './reductions.js';
 
 export const softmax_fwd: KernelSpec = {
-  args: 'x:p y:p rows:i cols:i',
   wgsl: WG_REDUCE + `${K} fn main(${ROW_ARGS}) {
   let row = wgid(wid, nwg);
   if (row >= U.rows) { return; }
@@ -26,7 +25,6 @@ export const softmax_fwd: KernelSpec = {
 };
 
 export const softmax_bwd: KernelSpec = {
-  args: 'y:p dy:p dx:p rows:i cols:i',
   wgsl: WG_REDUCE + `${K} fn main(${ROW_ARGS}) {
   let row = wgid(wid, nwg);
   if (row >= U.rows) { return; }
