@@ -472,6 +472,52 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     }
     vit.dispose();
   });
+  test('distilled DeiT (class + distillation token): both prefix tokens pass every merge untouched, sizes 1, logits the mean of the two heads', () => {
+    const dcfg: VitConfig = { ...odd, name: 'odd-distilled', distilled: true };
+    const vit = createModel(dcfg, 9);
+    assert.is(vit.numPrefixTokens, 2);
+    const C = dcfg.embedDim;
+    class Spy extends CaitModel {
+      attnOut = new Map<number, Float32Array>(); mlpIn = new Map<number, Float32Array>();
+      override attnStep(i: number, x: Tensor, kb: Tensor | null, onQkv?: (qkv: Tensor) => void): Tensor {
+        const y = super.attnStep(i, x, kb, onQkv);
+        this.attnOut.set(i, y.toArray());
+        return y;
+      }
+      override mlpStep(i: number, x: Tensor): Tensor { this.mlpIn.set(i, x.toArray()); return super.mlpStep(i, x); }
+    }
+    for (const similarity of ['keys', 'features', 'fixed'] as const) {
+      const spy = new Spy(vit, { merge: 'h@0,v@1', similarity });
+      noGrad(() => scope(() => {
+        const x = input(dcfg, 2, 11), out = spy.forwardTokens(x);
+        // 5x5 -> 5x3 -> 3x3, plus 2 prefix tokens
+        assert.equal(out.tokens.shape, [2, 2 + 9, C], similarity);
+        assert.equal(out.plans.map((p) => p.prefix), [2, 2]);
+        const s = out.sizes!.toArray();
+        for (let b = 0; b < 2; b++) {
+          assert.equal([s[b * 11], s[b * 11 + 1]], [1, 1], `${similarity}: prefix sizes`);
+          assert.is(s.subarray(b * 11 + 2, b * 11 + 11).reduce((a, v) => a + v, 0), 25, `${similarity}: patch sizes sum to the grid`);
+        }
+        for (const [blk, nIn, nOut] of [[0, 27, 17], [1, 17, 11]] as const) {
+          const a = spy.attnOut.get(blk)!, m = spy.mlpIn.get(blk)!;
+          for (let b = 0; b < 2; b++) for (let q = 0; q < 2; q++)
+            assert.equal(Array.from(m.subarray((b * nOut + q) * C, (b * nOut + q + 1) * C)), Array.from(a.subarray((b * nIn + q) * C, (b * nIn + q + 1) * C)),
+              `${similarity}: prefix token ${q} of image ${b} passes merge ${blk} untouched`);
+        }
+        // the head: mean of head(class token) and head_dist(distillation token)
+        const t = out.tokens.toArray(), logits = spy.vit.forwardHead(out.tokens).toArray();
+        const hw = vit.head.weight.toArray(), hb = vit.head.bias!.toArray(), dw = vit.head_dist!.weight.toArray(), db = vit.head_dist!.bias!.toArray();
+        const K = dcfg.numClasses, want = new Float32Array(2 * K);
+        for (let b = 0; b < 2; b++) for (let k = 0; k < K; k++) {
+          let z0 = hb[k], z1 = db[k];
+          for (let c = 0; c < C; c++) { z0 += hw[k * C + c] * t[(b * 11) * C + c]; z1 += dw[k * C + c] * t[(b * 11 + 1) * C + c]; }
+          want[b * K + k] = (z0 + z1) / 2;
+        }
+        close(logits, want, 1e-5, 1e-5, `${similarity}: logits`);
+      }));
+    }
+    vit.dispose();
+  });
   test('proportional attention changes outputs only when sizes differ', () => {
     const vit = createModel(odd, 6);
     noGrad(() => scope(() => {
