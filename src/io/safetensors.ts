@@ -11,9 +11,8 @@
 //   to tile the buffer exactly (no gaps, no overlaps, no trailing bytes) and
 //   end - begin == numel * sizeof(dtype); we enforce the same rules so a file
 //   we accept is one the Python library accepts too.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic, type NamedInput } from './output.js';
 
 export class SafetensorsError extends Error {
   readonly file: string;
@@ -306,25 +305,12 @@ export function writeSafetensors(tensors: TensorMap, metadata?: Record<string, s
  * atomic on POSIX), then fsync the directory so the rename itself is durable.
  * A crash leaves either the old file or the new one, never a torn checkpoint.
  */
-export function writeSafetensorsFile(path: string, tensors: TensorMap, metadata?: Record<string, string>): void {
+export function writeSafetensorsFile(path: string, tensors: TensorMap, metadata?: Record<string, string>, inputs?: readonly NamedInput[]): void {
   const bytes = writeSafetensors(tensors, metadata, path);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fd: number | null = null;
-  try {
-    fd = openSync(tmp, 'wx', 0o644);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== null) try { closeSync(fd); } catch { /* already failing */ }
-    try { unlinkSync(tmp); } catch { /* never created or already renamed */ }
-    throw new SafetensorsError(path, `could not write checkpoint: ${(e as Error).message}`, { cause: e });
+  // output.ts: refuses inputs and non-regular files, follows symlinks, temporary file + fsync + rename
+  try { writeFileAtomic(path, bytes, inputs); } catch (e) {
+    throw new SafetensorsError(path, `could not write checkpoint: ${(e as Error).message.replace(`${path}: `, '')}`, { cause: e });
   }
-  // Directory fsync is not supported everywhere (e.g. Windows); the data is already safe.
-  try { const dfd = openSync(dirname(path), 'r'); try { fsyncSync(dfd); } finally { closeSync(dfd); } } catch { /* best effort */ }
 }
 
 export interface CheckKeysOptions { allowMissing?: boolean; allowUnexpected?: boolean }
