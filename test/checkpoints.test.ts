@@ -1,0 +1,184 @@
+// Checkpoints in the layouts people have (issue 15): the three model fixtures
+// made by PyTorch from independent implementations (../shared/fixtures:
+// transformers ViTForImageClassification and DeiTForImageClassificationWithTeacher,
+// a timm hub distilled DeiT) through the library (loadModel on the folder,
+// modelFromCheckpoint on the bytes) and the CLI (cait forward), logits within
+// 1e-4; saving back as this project's file and as the transformers layout;
+// the position embedding resampled for another input size.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Tensor, scope, setBackend, liveTensorCount } from '../src/tensor.js';
+import { noGrad } from '../src/autograd.js';
+import { loadWasmSync } from '../src/backend/wasm.js';
+import { loadModel, saveModel, saveHf, createModel } from '../src/nn/model.js';
+import { modelFromCheckpoint } from '../src/nn/checkpoint.js';
+import { resamplePosEmbed } from '../src/nn/posembed.js';
+import { getPreset, PRESETS } from '../src/nn/presets.js';
+import { CaitModel } from '../src/cait/wrap.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
+import type { VisionTransformer } from '../src/nn/vit.js';
+import { close, randn } from './util.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FIX = join(ROOT, '../shared/fixtures');
+const FIXTURES = ['hf-vit', 'hf-deit-distilled', 'timm-deit-distilled'] as const;
+const LABELS = ['tabby cat', 'golden retriever', 'teapot', 'volcano', 'espresso'];
+const tmp = mkdtempSync(join(tmpdir(), 'cait-ckpt-'));
+
+const input = (d: string) => readSafetensorsFile(join(FIX, d, 'input.safetensors')).tensors.get('pixel_values')!;
+const expected = (d: string) => readSafetensorsFile(join(FIX, d, 'expected.safetensors')).tensors.get('logits')!;
+const logitsOf = (m: { forward(x: Tensor): Tensor }, d: string): Float32Array => {
+  const x = input(d);
+  return noGrad(() => scope(() => m.forward(Tensor.from(x.data, x.shape)).toArray()));
+};
+
+function cait(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const test = suite('checkpoints: transformers and timm layouts against PyTorch');
+test.before(() => setBackend(loadWasmSync('relaxed')));
+
+for (const d of FIXTURES) {
+  test(`${d}: loadModel(folder) logits within 1e-4 of PyTorch; labels, distillation and preprocessing from the configs`, () => {
+    const { model, layout } = loadModel(join(FIX, d));
+    try {
+      assert.is(layout, d.startsWith('hf') ? 'hf' : 'timm');
+      assert.is(model.numPrefixTokens, d === 'hf-vit' ? 1 : 2);
+      assert.is(!!model.head_dist, d !== 'hf-vit');
+      assert.equal(model.cfg.classes, LABELS);
+      assert.is(model.cfg.eps, d.startsWith('hf') ? 1e-12 : 1e-6);
+      close(logitsOf(model, d), expected(d).data, 1e-4, 0, `${d} logits (largest difference reported)`);
+      const pre = model.cfg.preprocess!;
+      if (d === 'hf-vit') assert.equal(pre, { kind: 'hf', size: 48, interpolation: 'bilinear', resize: { height: 48, width: 48 }, crop: false, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+      if (d === 'hf-deit-distilled') assert.equal(pre, { kind: 'hf', size: 48, interpolation: 'bicubic', resize: { height: 56, width: 56 }, crop: true, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+      if (d === 'timm-deit-distilled') assert.equal(pre, { kind: 'timm', size: 48, interpolation: 'bicubic', cropPct: 0.875, cropMode: 'center', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+      assert.equal(model.cfg.mean, pre.mean);
+    } finally { model.dispose(); }
+  });
+
+  test(`${d}: modelFromCheckpoint on the bytes (the browser path) and loadModel on model.safetensors with config.json beside it agree`, () => {
+    const dir = join(FIX, d), text = (f: string) => existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : undefined;
+    const a = modelFromCheckpoint({ weights: new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), config: text('config.json'), preprocessorConfig: text('preprocessor_config.json') }, {}, `${d}/model.safetensors`).model;
+    const b = loadModel(join(dir, 'model.safetensors')).model;
+    try {
+      assert.equal(a.cfg, b.cfg);
+      close(logitsOf(a, d), expected(d).data, 1e-4, 0, `${d} bytes`);
+      close(logitsOf(b, d), expected(d).data, 1e-4, 0, `${d} file`);
+    } finally { a.dispose(); b.dispose(); }
+  });
+
+  test(`${d}: saved back as one project file (config, labels, preprocessing in __metadata__) and in the transformers layout, same logits`, () => {
+    const { model } = loadModel(join(FIX, d));
+    const file = join(tmp, `${d}.safetensors`), hfDir = join(tmp, `${d}-hf`);
+    saveModel(file, model);
+    saveHf(hfDir, model);
+    const meta = readSafetensorsFile(file).metadata, cfg = JSON.parse(meta.config);
+    assert.equal(cfg.classes, LABELS);
+    assert.equal(cfg.preprocess, model.cfg.preprocess);
+    const back = loadModel(file).model, hf = loadModel(hfDir);
+    try {
+      assert.equal(back.cfg, model.cfg);
+      assert.is(hf.layout, 'hf');
+      assert.equal(hf.model.cfg.classes, LABELS);
+      assert.equal(hf.model.cfg.preprocess!.kind, model.cfg.preprocess!.kind === 'timm' ? 'hf' : model.cfg.preprocess!.kind);
+      const want = logitsOf(model, d);
+      assert.equal(Array.from(logitsOf(back, d)), Array.from(want), 'project file: bitwise');
+      assert.equal(Array.from(logitsOf(hf.model, d)), Array.from(want), 'transformers layout: bitwise');
+      const hfNames = [...readSafetensorsFile(join(hfDir, 'model.safetensors')).tensors.keys()];
+      assert.ok(hfNames.includes(`${d === 'hf-vit' ? 'vit' : 'deit'}.encoder.layer.1.attention.attention.value.weight`), 'transformers names');
+    } finally { model.dispose(); back.dispose(); hf.model.dispose(); }
+  });
+
+  test(`${d}: cait forward --model FOLDER (the CLI) logits within 1e-4`, () => {
+    const out = join(tmp, `${d}-logits.safetensors`);
+    const r = cait('forward', '--model', join(FIX, d), '--input', join(FIX, d, 'input.safetensors'), '--out', out);
+    assert.is(r.code, 0, r.stderr);
+    close(readSafetensorsFile(out).tensors.get('logits')!.data, expected(d).data, 1e-4, 0, `${d} CLI logits`);
+  });
+}
+
+test('distilled fixtures under ATME: both prefix tokens unmerged, all patch tokens accounted for', () => {
+  for (const d of ['hf-deit-distilled', 'timm-deit-distilled']) {
+    const { model } = loadModel(join(FIX, d));
+    const cm = new CaitModel(model, { merge: 'h@0,v@1' });
+    noGrad(() => scope(() => {
+      const x = input(d), out = cm.forwardTokens(Tensor.from(x.data, x.shape));
+      assert.equal(out.tokens.shape, [3, 2 + 3 * 3, 48]); // 6x6 -> 6x3 -> 3x3
+      const s = out.sizes!.toArray();
+      for (let b = 0; b < 3; b++) {
+        assert.equal([s[b * 11], s[b * 11 + 1]], [1, 1], `${d}: prefix sizes`);
+        assert.is(s.subarray(b * 11 + 2, b * 11 + 11).reduce((a, v) => a + v, 0), 36);
+      }
+    }));
+    model.dispose();
+  }
+});
+
+test('bare timm checkpoint with --preset, and the new presets build', () => {
+  // the timm fixture's weights without its config: the distilled preset at the fixture's sizes
+  const cfg = { ...getPreset('deit_tiny_distilled_patch16_224'), imgSize: 48, patchSize: 8, embedDim: 48, depth: 2, numHeads: 3, numClasses: 5 };
+  delete cfg.preprocess;
+  const { model } = loadModel(join(FIX, 'timm-deit-distilled/model.safetensors'), { config: cfg });
+  close(logitsOf(model, 'timm-deit-distilled'), expected('timm-deit-distilled').data, 1e-4, 0, 'explicit config');
+  model.dispose();
+  for (const n of ['deit_tiny_distilled_patch16_224', 'vit_tiny_patch16_224']) {
+    const p = PRESETS[n];
+    assert.is(p.preprocess!.size, 224);
+    if (n.startsWith('vit')) assert.equal([p.mean, p.std, p.preprocess!.cropPct], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], 0.9]);
+    else assert.is(p.distilled, true);
+  }
+});
+
+test('position embedding: resampled for another input size (message on stderr), identity at the same size', () => {
+  // properties of timm's resample (PyTorch bicubic, antialias): same size = identity; constants stay; prefix rows copied
+  const C = 3, pre = 2, pos = randn((pre + 16) * C, 3);
+  assert.equal(Array.from(resamplePosEmbed(pos, C, pre, [4, 4], [4, 4])), Array.from(pos));
+  const flat = new Float32Array((pre + 16) * C).fill(0.25);
+  for (const to of [[6, 6], [2, 2], [3, 5]] as const) {
+    const r = resamplePosEmbed(flat, C, pre, [4, 4], to);
+    assert.is(r.length, (pre + to[0] * to[1]) * C);
+    close(r, new Float32Array(r.length).fill(0.25), 1e-6, 0, `constant ${to}`);
+  }
+  // a 2x downsample with antialiasing is a weighted mean: a checkerboard goes flat in the interior
+  const cb = new Float32Array((1 + 64) * 1);
+  for (let t = 0; t < 64; t++) cb[1 + t] = ((t >> 3) + (t & 7)) & 1 ? 1 : -1;
+  const down = resamplePosEmbed(cb, 1, 1, [8, 8], [4, 4]);
+  assert.ok(Math.abs(down[1 + 5]) < 0.2, `checkerboard interior ${down[1 + 5]}`);
+  // a model run at 64x64 instead of 48x48: 8x8 grid, warns, runs
+  const warn = console.warn, said: string[] = [];
+  console.warn = (m: string) => { said.push(m); };
+  try {
+    const { model } = loadModel(join(FIX, 'hf-vit'), { imgSize: 64 });
+    assert.equal(model.pos_embed.shape, [1, 1 + 64, 48]);
+    assert.equal(model.cfg.preprocess!.size, 64);
+    const y = noGrad(() => scope(() => model.forward(Tensor.from(randn(3 * 64 * 64, 5), [1, 3, 64, 64])).toArray()));
+    assert.ok(y.every(Number.isFinite));
+    model.dispose();
+  } finally { console.warn = warn; }
+  assert.is(said.length, 1);
+  assert.match(said[0], /hf-vit.*position embedding resampled from a 6x6 to a 8x8 token grid/);
+});
+
+test('a failed load frees every tensor it allocated', () => {
+  const file = join(tmp, 'missing-one.safetensors');
+  const t = readSafetensorsFile(join(FIX, 'timm-deit-distilled/model.safetensors')).tensors;
+  t.delete('blocks.1.mlp.fc2.bias');
+  writeSafetensorsFile(file, t);
+  writeFileSync(join(tmp, 'config.json'), readFileSync(join(FIX, 'timm-deit-distilled/config.json')));
+  const before = liveTensorCount();
+  for (let i = 0; i < 3; i++) assert.throws(() => loadModel(file), /missing 1 tensor\(s\): 'blocks\.1\.mlp\.fc2\.bias'/);
+  assert.is(liveTensorCount(), before, 'no tensor left behind');
+  const m: VisionTransformer = createModel(getPreset('micro'));
+  assert.ok(liveTensorCount() > before);
+  m.dispose();
+  assert.is(liveTensorCount(), before);
+});
+
+test.run();
