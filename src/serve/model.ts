@@ -1,7 +1,9 @@
-// A served model: a model file (or whatever loadModel accepts) opened as
-// `cait predict` opens it (withMerging: the config's own ATME schedule and
-// switches), plus one planned forward per batch size (src/plan.ts), captured
-// on first use and kept while they fit a byte budget (least recently used out).
+// A served model: a model file (or whatever loadModel accepts) run as saved
+// (runnerFor: the library's rule, the same as `cait predict`'s withMerging
+// without flags), plus one planned forward per batch size (src/plan.ts),
+// captured on first use and kept while they fit a byte budget (least recently
+// used out). load()'s Model (src/api/) keeps 4 plans, which a server whose
+// batches take every size up to --max-batch would keep re-capturing.
 //
 // Batched equals one by one: every kernel on the inference path computes a
 // row of its output from that row's inputs with an order that does not depend
@@ -16,7 +18,7 @@ import { InferencePlan, CaptureError } from '../plan.js';
 import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
-import { withMerging } from '../cli/common.js';
+import { runnerFor } from '../api/runner.js';
 
 export interface ModelSpec { name: string; path: string }
 
@@ -84,7 +86,7 @@ export class ServedModel {
   static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number): ServedModel {
     return onBackend(backend, () => {
       const { model, metadata } = loadModel(spec.path);
-      return new ServedModel(spec.name, spec.path, withMerging(model, {}, metadata), backend, planBudgetBytes);
+      return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes);
     });
   }
 

@@ -1,0 +1,58 @@
+// cait serve: models behind the Open Inference Protocol (src/serve/).
+// Runs until SIGTERM or SIGINT: then it stops accepting, answers what is
+// queued and in flight, and exits 0.
+import { createServer, parseModelSpec, SERVE_DEFAULTS as D } from '../serve/index.js';
+import { BACKEND_FLAGS, UsageError, command, type Flags } from './flags.js';
+
+const SERVE_FLAGS = {
+  model: { type: 'strings', value: 'FILE|NAME=FILE', help: "a model to serve, named NAME or by its file or folder name without extension; repeat for more" },
+  host: { type: 'string', value: 'HOST', default: D.host, help: 'address to listen on (0.0.0.0: every interface)' },
+  port: { type: 'int', min: 0, max: 65535, default: D.port, help: 'port to listen on (0: any free port, printed at start)' },
+  threads: BACKEND_FLAGS.threads,
+  'max-batch': { type: 'int', min: 1, max: 1024, default: D.maxBatch, help: 'most images in one planned forward' },
+  'max-wait-ms': { type: 'int', min: 0, max: 60000, default: D.maxWaitMs, help: 'how long the first waiting request waits for others to batch with' },
+  'max-queue': { type: 'int', min: 1, default: D.maxQueue, help: 'images that may wait at once (all models); beyond it: 503 with Retry-After' },
+  'max-body': { type: 'int', min: 1024, value: 'BYTES', default: D.maxBody, help: 'largest request body (413 beyond)' },
+  'max-pixels': { type: 'int', min: 1, default: D.maxPixels, help: "largest uploaded image, width x height from its header (413 beyond)" },
+  'timeout-ms': { type: 'int', min: 1, default: D.timeoutMs, help: 'time to receive a request (408) and to wait in the queue (504)' },
+  log: { type: 'enum', choices: ['json', 'text', 'none'], default: 'text', help: 'one line per request on stdout' },
+} as const;
+
+export const serveCommand = command({
+  name: 'serve',
+  summary: 'an HTTP inference server (Open Inference Protocol / KServe v2) with dynamic batching and /metrics',
+  usage: ['--model models/fmnist-cait.safetensors', '--model fmnist=models/fmnist-cait.safetensors --model dense=models/fmnist-dense.safetensors --port 8080 --threads 2 --log json'],
+  notes: 'Endpoints: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/ready], /metrics;\n' +
+    '  POST /v2/models/NAME/infer (JSON tensors, FP32 pixel_values NCHW; binary tensor extension) and\n' +
+    '  POST /v2/models/NAME/classify[?topk=K] (a PNG or JPEG body, or multipart/form-data).\n' +
+    'SIGTERM or SIGINT: stop accepting, answer what is queued, exit 0.',
+  flags: SERVE_FLAGS,
+  run: serveRun,
+});
+
+async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
+  if (!f.model.length) throw new UsageError('missing --model: give at least one model file (--model FILE or --model NAME=FILE)');
+  const specs = f.model.map(parseModelSpec), names = new Set<string>();
+  for (const s of specs) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) throw new UsageError(`--model ${s.path}: name '${s.name}' must be letters, digits, '_', '.', '-' (name it with NAME=FILE)`);
+    if (names.has(s.name)) throw new UsageError(`--model: two models named '${s.name}'; name them with NAME=FILE`);
+    names.add(s.name);
+  }
+  const server = await createServer({
+    models: specs, host: f.host, port: f.port, threads: f.threads,
+    maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
+    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log,
+  });
+  for (const m of server.models.values()) {
+    process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward\n`);
+  }
+  process.stderr.write(`cait serve: listening on ${server.url} (threads ${f.threads}, max batch ${f['max-batch']}, max wait ${f['max-wait-ms']} ms, queue ${f['max-queue']})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      process.stderr.write(`cait serve: ${sig}: draining\n`);
+      server.close().then(() => { process.stderr.write('cait serve: stopped\n'); resolve(); });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
