@@ -1,8 +1,9 @@
 // ThreadedWasmBackend (src/backend/threads.ts): with 2 and 3 threads, every
 // split kernel and a whole ViT forward give the same bits as the
 // single-threaded WasmBackend; the heap grows under live workers; errors in a
-// worker reach the caller; close() ends the workers, and an unclosed pool does
-// not keep a process alive.
+// worker reach the caller; the calibrated thresholds decide what is split; a
+// dead worker is noticed and the pool falls back to one thread; close() ends
+// the workers, and an unclosed pool does not keep a process alive.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -140,8 +141,93 @@ test('vit_fmnist forward, batch 4: identical logits (split everything, and defau
   const dflt = loadThreadedWasmSync({ threads: 2, variant: single.variant });
   try {
     same(logits(dflt, 'vit_fmnist', 4, 3), want, 'vit_fmnist logits x2 (default minWork)');
-    assert.ok(dflt.splitCalls > 0, 'default thresholds split some calls');
+    assert.ok(dflt.splitCalls + dflt.soloCalls > 0, 'the default pool ran the forward');
   } finally { void dflt.close(); }
+});
+
+test('calibration: dispatch cost and per-class thresholds measured in tens of ms; a gemm splits exactly when its work reaches the threshold', async () => {
+  const p = loadThreadedWasmSync({ threads: 2, variant: single.variant });
+  try {
+    await p.ready();
+    const st = p.poolStats(), cal = st.calibration!;
+    assert.ok(cal, 'calibrated at ready()');
+    assert.ok(cal.ms < 1000, `calibration took ${cal.ms} ms`);
+    assert.ok(cal.dispatchUs.hot > 0 && cal.dispatchUs.cold > 0 && Number.isFinite(cal.dispatchUs.cold), `dispatch ${JSON.stringify(cal.dispatchUs)}`);
+    for (const c of ['gemm', 'softmax', 'layernorm', 'gelu', 'elementwise'] as const) {
+      assert.ok(cal.nsPerUnit[c] > 0 && Number.isFinite(cal.nsPerUnit[c]), `${c}: ${cal.nsPerUnit[c]} ns per unit`);
+      // the rule: a split must save 3 dispatch costs with 2 threads, W r / 2 >= 3 D
+      const want = (3 * cal.dispatchUs.cold * 1000) / (cal.nsPerUnit[c] / 2);
+      assert.ok(Math.abs(st.minWork![c] - want) <= 1, `${c}: threshold ${st.minWork![c]}, rule gives ${want}`);
+    }
+    // gemm [M x 64] = [M x 64][64 x 64]: work 4096 M; one M at the threshold, one below
+    const t = st.minWork!.gemm, N = 64, K = 64;
+    const Mhi = Math.max(8, Math.ceil(t / (N * K) / 4) * 4), Mlo = Math.floor((t - 1) / (N * K));
+    const pa = p.alloc(Mhi * K), pb = p.alloc(K * N), pc = p.alloc(Mhi * N);
+    p.run('fill', pa, Mhi * K, 0.5); p.run('fill', pb, K * N, 0.25);
+    let s0 = p.splitCalls;
+    p.run('gemm', NN, Mhi, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
+    assert.is(p.splitCalls, s0 + 1, `gemm of ${Mhi * N * K} MACs (threshold ${t}) was split`);
+    if (Mlo >= 1) {
+      s0 = p.splitCalls;
+      p.run('gemm', NN, Mlo, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
+      assert.is(p.splitCalls, s0, `gemm of ${Mlo * N * K} MACs (threshold ${t}) ran on one thread`);
+    }
+    assert.is(p.read(pc, 1)[0], 0.5 * 0.25 * K);
+    p.free(pa); p.free(pb); p.free(pc);
+  } finally { await p.close(); }
+});
+
+/** Runs `f` with console.warn captured; returns the warnings. */
+function warnings(f: () => void): string[] {
+  const got: string[] = [], warn = console.warn;
+  console.warn = (...a: unknown[]) => { got.push(a.join(' ')); };
+  try { f(); } finally { console.warn = warn; }
+  return got;
+}
+
+test('a dead worker (exit seen while idle): the pool falls back to one thread with a warning, results unchanged', async () => {
+  const p = loadThreadedWasmSync({ threads: 2, variant: single.variant, minWork: 0 });
+  const n = 4096, x = p.alloc(n);
+  p.run('fill', x, n, 1);
+  assert.is(p.splitCalls, 1);
+  const w = (p as unknown as { workers: Array<{ terminate(): Promise<number> }> }).workers[0];
+  const got = await new Promise<string[]>((res) => {
+    const warn = console.warn, seen: string[] = [];
+    console.warn = (...a: unknown[]) => { seen.push(a.join(' ')); console.warn = warn; res(seen); };
+    void w.terminate();
+  });
+  assert.match(got[0], /worker 1 exited.*continuing on one thread/);
+  assert.is(p.poolStats().workers, 0);
+  p.run('fill', x, n, 2);
+  assert.is(p.splitCalls, 1, 'no split after the fallback');
+  assert.is(p.read(x, n)[n - 1], 2);
+  await p.close();
+});
+
+test('a dead worker noticed during a call (no exit event): detected within a second, its part computed by the caller', async () => {
+  const p = loadThreadedWasmSync({ threads: 3, variant: single.variant, minWork: 0 });
+  const M = 64, N = 40, K = 24;
+  const a = randn(M * K, 61), b = randn(K * N, 62);
+  const want = runOnGemm(single, [a, b, new Float32Array(M * N), new Float32Array(N)], [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, 0]);
+  same(runOnGemm(p, [a, b, new Float32Array(M * N), new Float32Array(N)], [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, 0]), want, 'gemm before');
+  // kill worker 2 behind the pool's back: its exit event is not delivered (the listeners are gone)
+  const w = (p as unknown as { workers: Array<{ removeAllListeners(e: string): void; terminate(): Promise<number> }> }).workers[1];
+  w.removeAllListeners('exit'); w.removeAllListeners('error');
+  await w.terminate();
+  let got!: Float32Array;
+  const t0 = performance.now();
+  const warned = warnings(() => {
+    got = runOnGemm(p, [a, b, new Float32Array(M * N), new Float32Array(N)], [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, 0]);
+  });
+  const ms = performance.now() - t0;
+  same(got, want, 'gemm with a dead worker');
+  assert.ok(ms < 1000, `detected in ${ms.toFixed(0)} ms`);
+  assert.is(warned.length, 1, warned.join('\n'));
+  assert.match(warned[0], /worker 2 stopped answering; continuing on one thread/);
+  const s0 = p.splitCalls;
+  same(runOnGemm(p, [a, b, new Float32Array(M * N), new Float32Array(N)], [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, 0]), want, 'gemm after');
+  assert.is(p.splitCalls, s0, 'one thread after the fallback');
+  await p.close();
 });
 
 test('memory growth under live workers: views re-made, workers see the new pages', () => {

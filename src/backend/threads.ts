@@ -21,8 +21,26 @@
 //                    relaxed build fuses the vector loop, not the scalar tail).
 //   patchify         by images.
 // Everything else (reductions with a scalar result, ATME, gathers, copy2d
-// whose rows may overlap) runs on the calling thread. Calls below `minWork`
-// (about 10 microseconds of work) are not split: dispatch costs a few.
+// whose rows may overlap) runs on the calling thread. The splits name the
+// arguments they move (the kernel table, ./kernels.ts, has the positions).
+//
+// When to split: only when it pays on this platform. At start-up (ready(), or
+// the first splittable call) the pool times, in a few tens of ms, one split
+// call of no work with the workers asleep (the dispatch cost D: wake-up, post,
+// wait) and one representative call of each kernel class on one thread (its
+// time per unit of work r). A call of work W is split when the time two or more
+// threads save, W r (1 - 1/T), is at least MARGIN = 3 dispatch costs. Small
+// models (Fashion-MNIST ViTs at batch 1) then run on one thread and are never
+// slower than it; DeiT's GEMMs split. poolStats() reports D, r and the
+// thresholds; bench/threads.ts checks the outcome per committed model.
+//
+// A worker that dies (terminated, crashed) is noticed by its exit/error event
+// when the caller is idle, or, while a call waits on it, when it has not
+// claimed its job within `deadMs` (500 ms): the caller then cancels the job
+// (CLAIM, ./worker.ts), computes that part itself (the parts are disjoint and
+// give the same bits on any thread), warns once, and the pool continues on
+// the calling thread alone. (A worker that claimed a job and then stops for
+// deadMs + 100x the caller's own part is given up on too.)
 //
 // Dispatch: one mailbox per worker in the shared heap (./worker.ts), written
 // by the caller, then Atomics.notify; the caller computes part 0 itself and
@@ -37,6 +55,8 @@
 //    (assembly/index.ts), so a worker's instance cannot overwrite live data;
 //  - each instance has its own globals: the stub runtime is unused, the heap
 //    is allocated here (HeapAllocator), never inside WASM;
+//  - heap, views, read/write and the loaders are WasmBackend's (./wasm.ts),
+//    which this class extends; only `run` differs;
 //  - the memory's shared flag must match the build: build/cait.*.shared.wasm
 //    (asconfig.json targets simd-shared, relaxed-shared: --sharedMemory,
 //    --enable threads, maximum 65536 pages) import a shared memory; the plain
@@ -46,12 +66,11 @@
 //    new, longer SharedArrayBuffer (the old one stays valid but short), so
 //    the typed-array views are re-made after each grow. Worker instances see
 //    the new size by themselves; the mailboxes sit below the first size.
-import type { Backend, Ptr } from './backend.js';
-import { KERNELS, type KernelName, GEMM_SCRATCH_BYTES } from './kernels.js';
-import { HeapAllocator } from './memory.js';
-import { relaxedSimdSupported, type WasmVariant } from './wasm.js';
+import type { Ptr } from './backend.js';
+import { KERNELS, KERNEL_ARG_INDEX, NN, GEMM_SCRATCH_BYTES, type ArgNames, type KernelName } from './kernels.js';
+import { WasmBackend, compileBuild, compileBuildSync, resolveVariant, type WasmVariant } from './wasm.js';
 import {
-  WORKER_SOURCE, BOX_BYTES, SEQ, KERNEL, NARGS, DONE, ERROR, READY, ARGS_F64, MAX_ARGS, MSG_BYTE, MSG_CHARS, READY_OK, READY_FAILED,
+  WORKER_SOURCE, BOX_BYTES, SEQ, KERNEL, NARGS, DONE, ERROR, READY, CLAIM, ARGS_F64, MAX_ARGS, MSG_BYTE, MSG_CHARS, READY_OK, READY_FAILED,
 } from './worker.js';
 
 const PAGE = 65536;
@@ -65,24 +84,61 @@ export interface ThreadOptions {
   /** Initial memory in pages (default 256 = 16 MiB). */
   initialPages?: number;
   /**
-   * Smallest call that is split, in multiply-adds for gemm and weighted
-   * element counts for the rest (default 2^17, ~10 us of one core). 0 splits
-   * everything splittable (tests).
+   * Smallest call that is split, in its class's units of work (multiply-adds
+   * for gemm, weighted element counts for the rest), for every class. Default:
+   * per class, from the calibration (see the header). 0 splits everything
+   * splittable (tests).
    */
   minWork?: number;
   /** Atomics.load polls before a waiting thread sleeps in Atomics.wait (default 20000, a few tens of us). */
   spin?: number;
-  /** Milliseconds the caller waits for a worker before giving up with an error (default 120000). */
-  timeoutMs?: number;
+  /** Milliseconds a worker may take to claim a posted job before it counts as dead (default 500). */
+  deadMs?: number;
+}
+
+/** Kernel classes, each with its own calibrated threshold. */
+export type KernelClass = 'gemm' | 'softmax' | 'layernorm' | 'gelu' | 'elementwise';
+const CLASSES: readonly KernelClass[] = ['gemm', 'softmax', 'layernorm', 'gelu', 'elementwise'];
+
+/** Dispatch costs a split must save before it is made (see the header). */
+const MARGIN = 3;
+
+/** What the pool measured at start-up, and the thresholds it derived. */
+export interface Calibration {
+  /** One split call of no work: workers spinning (hot), and asleep after an idle gap (cold), microseconds, median. */
+  dispatchUs: { hot: number; cold: number };
+  /** One thread's time per unit of work, per class (ns). */
+  nsPerUnit: Record<KernelClass, number>;
+  /** Smallest work split, per class (units as in ThreadOptions.minWork). */
+  minWork: Record<KernelClass, number>;
+  /** Wall time of the calibration (ms). */
+  ms: number;
+}
+
+export interface PoolStats {
+  threads: number;
+  /** Workers still in use (threads - 1 while healthy, 0 after close() or a fallback). */
+  workers: number;
+  splitCalls: number;
+  soloCalls: number;
+  /** Thresholds in force (the minWork option for every class, or the calibration's). */
+  minWork: Record<KernelClass, number> | null;
+  calibration: Calibration | null;
+  /** Why the pool fell back to one thread, if it did. */
+  fallback: string | null;
 }
 
 /** What the pool needs of a worker, whichever kind it is. */
 interface PoolWorker { terminate(): unknown }
 
-type Spawn = (data: Record<string, unknown>) => PoolWorker;
+type Spawn = (data: Record<string, unknown>, onDeath: (why: string) => void) => PoolWorker;
 
-/** Parts of a call: one argument list per thread (part 0 is the caller's). */
-type Split = (args: number[], T: number, minWork: number) => number[][] | null;
+/** How a splittable kernel is cut: its class, the work of a call, and its parts (one argument list per thread, part 0 the caller's). */
+interface SplitRule {
+  cls: KernelClass;
+  work(a: number[]): number;
+  cut(a: number[], T: number): number[][] | null;
+}
 
 /** Cut [0, units) into at most T runs; returns boundaries (length parts + 1). */
 function cuts(units: number, T: number): number[] {
@@ -108,164 +164,179 @@ function ranges(n: number, align: number, T: number): Array<[number, number]> | 
 
 const F = 4; // bytes per float
 
-/** Split by rows (count at `rowsAt`); each pointer in `ptrs` advances by perRowFloats(args) floats per row; `weight` is the work of one row. */
-function byRows(rowsAt: number, ptrs: Array<[index: number, perRowFloats: (a: number[]) => number]>, weight: (a: number[]) => number): Split {
-  return (a, T, minWork) => {
-    const rows = a[rowsAt];
-    if (rows * weight(a) < minWork) return null;
-    const r = ranges(rows, 1, T);
-    if (!r) return null;
-    return r.map(([r0, nr]) => {
-      const p = a.slice();
-      p[rowsAt] = nr;
-      for (const [i, per] of ptrs) p[i] = a[i] + r0 * per(a) * F;
-      return p;
-    });
+/** Argument positions of kernel k by name. */
+const at = <K extends KernelName>(k: K): Record<ArgNames<K>, number> => KERNEL_ARG_INDEX[k];
+
+/**
+ * Split by rows: `rows` is the count; each pointer of `advance` moves by
+ * (argument named there) floats per row, or by 1; `perRow` is one row's work.
+ */
+function byRows<K extends KernelName>(k: K, cls: KernelClass, rows: ArgNames<K>, advance: Array<[ArgNames<K>, ArgNames<K> | 1]>,
+  perRow: (a: number[], i: Record<ArgNames<K>, number>) => number): SplitRule {
+  const i = at(k), r = i[rows], moves = advance.map(([p, per]) => [i[p], per === 1 ? -1 : i[per]] as const);
+  return {
+    cls,
+    work: (a) => a[r] * perRow(a, i),
+    cut: (a, T) => {
+      const rr = ranges(a[r], 1, T);
+      if (!rr) return null;
+      return rr.map(([r0, nr]) => {
+        const p = a.slice();
+        p[r] = nr;
+        for (const [pi, per] of moves) p[pi] = a[pi] + r0 * (per < 0 ? 1 : a[per]) * F;
+        return p;
+      });
+    },
   };
 }
 
-/** Split of an n-element kernel in runs of `align`; `ptrs` are the args that advance with the element index. */
-function byElements(nAt: number, ptrs: number[], align: number, weight: number): Split {
-  return (a, T, minWork) => {
-    const n = a[nAt];
-    if (n * weight < minWork) return null;
-    const r = ranges(n, align, T);
-    if (!r) return null;
-    return r.map(([s, len]) => {
-      const p = a.slice();
-      p[nAt] = len;
-      for (const i of ptrs) p[i] = a[i] + s * F;
-      return p;
-    });
+/** Split of an n-element kernel in runs of `align`; `ptrs` advance with the element index; `weight` is one element's work. */
+function byElements<K extends KernelName>(k: K, cls: KernelClass, n: ArgNames<K>, ptrs: Array<ArgNames<K>>, align: number, weight: number): SplitRule {
+  const i = at(k), ni = i[n], pi = ptrs.map((p) => i[p]);
+  return {
+    cls,
+    work: (a) => a[ni] * weight,
+    cut: (a, T) => {
+      const r = ranges(a[ni], align, T);
+      if (!r) return null;
+      return r.map(([s, len]) => {
+        const p = a.slice();
+        p[ni] = len;
+        for (const j of pi) p[j] = a[j] + s * F;
+        return p;
+      });
+    },
   };
 }
 
-// gemm(layout, M, N, K, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, bias, scratch)
-const splitGemm: Split = (g, T, minWork) => {
-  const [layout, M, N, K, , a, lda, sa, b, , sb, , c, ldc, sc, batch] = g;
-  if (M <= 0 || N <= 0 || batch <= 0 || M * N * K * batch < minWork) return null;
-  const strips = Math.ceil(M / 4);
-  if (batch >= T && (batch % T === 0 || strips < 2 * T)) {
-    const bc = cuts(batch, T), parts: number[][] = [];
-    for (let p = 0; p + 1 < bc.length; p++) {
-      const t0 = bc[p], q = g.slice();
-      q[5] = a + t0 * sa * F; q[8] = b + t0 * sb * F; q[12] = c + t0 * sc * F; q[15] = bc[p + 1] - t0;
+const G = at('gemm');
+const splitGemm: SplitRule = {
+  cls: 'gemm',
+  work: (g) => (g[G.M] > 0 && g[G.N] > 0 && g[G.batch] > 0 ? g[G.M] * g[G.N] * g[G.K] * g[G.batch] : 0),
+  cut: (g, T) => {
+    const M = g[G.M], batch = g[G.batch];
+    if (M <= 0 || g[G.N] <= 0 || batch <= 0) return null;
+    const strips = Math.ceil(M / 4);
+    if (batch >= T && (batch % T === 0 || strips < 2 * T)) {
+      const bc = cuts(batch, T), parts: number[][] = [];
+      for (let p = 0; p + 1 < bc.length; p++) {
+        const t0 = bc[p], q = g.slice();
+        q[G.a] = g[G.a] + t0 * g[G.sa] * F; q[G.b] = g[G.b] + t0 * g[G.sb] * F; q[G.c] = g[G.c] + t0 * g[G.sc] * F;
+        q[G.batch] = bc[p + 1] - t0;
+        parts.push(q);
+      }
+      return parts;
+    }
+    if (strips < 2) return null;
+    const rc = cuts(strips, T), parts: number[][] = [];
+    for (let p = 0; p + 1 < rc.length; p++) {
+      const i0 = rc[p] * 4, i1 = Math.min(M, rc[p + 1] * 4), q = g.slice();
+      q[G.M] = i1 - i0;
+      q[G.a] = g[G.a] + ((g[G.layout] & 3) === 2 ? i0 : i0 * g[G.lda]) * F;   // TN: A is stored K x M
+      q[G.c] = g[G.c] + i0 * g[G.ldc] * F;
       parts.push(q);
     }
-    return parts;
-  }
-  if (strips < 2) return null;
-  const rc = cuts(strips, T), parts: number[][] = [];
-  for (let p = 0; p + 1 < rc.length; p++) {
-    const i0 = rc[p] * 4, i1 = Math.min(M, rc[p + 1] * 4), q = g.slice();
-    q[1] = i1 - i0;
-    q[5] = a + ((layout & 3) === 2 ? i0 : i0 * lda) * F;
-    q[12] = c + i0 * ldc * F;
-    parts.push(q);
-  }
-  return parts;
-};
-
-// add/mul(a, b, y, n, m): y[i] = a[i] op b[i % m]
-const splitBroadcast: Split = (g, T, minWork) => {
-  const [a, b, y, n, m] = g;
-  if (n < minWork || m < 1) return null;
-  let r: Array<[number, number]> | null;
-  let bMoves = false;
-  if (m === 1) r = ranges(n, 4, T);
-  else if (m >= n) { r = ranges(n, 4, T); bMoves = true; }
-  else r = ranges(n, m, T);
-  if (!r) return null;
-  return r.map(([s, len]) => [a + s * F, bMoves ? b + s * F : b, y + s * F, len, bMoves ? len : m]);
-};
-
-const SPLITS: Partial<Record<KernelName, Split>> = {
-  gemm: splitGemm,
-  // softmax_fwd(x, y, rows, cols)
-  softmax_fwd: byRows(2, [[0, (a) => a[3]], [1, (a) => a[3]]], (a) => 8 * a[3]),
-  // softmax_bwd(y, dy, dx, rows, cols)
-  softmax_bwd: byRows(3, [[0, (a) => a[4]], [1, (a) => a[4]], [2, (a) => a[4]]], (a) => 3 * a[4]),
-  // layernorm_fwd(x, gamma, beta, y, mean, rstd, rows, cols, eps)
-  layernorm_fwd: byRows(6, [[0, (a) => a[7]], [3, (a) => a[7]], [4, () => 1], [5, () => 1]], (a) => 4 * a[7]),
-  // gelu_fwd(x, y, n), gelu_bwd(x, dy, dx, n)
-  gelu_fwd: byElements(2, [0, 1], 16, 16),
-  gelu_bwd: byElements(3, [0, 1, 2], 16, 20),
-  add: splitBroadcast,
-  mul: splitBroadcast,
-  // scale(x, y, n, s), axpy(x, y, n, alpha), fill(y, n, v)
-  scale: byElements(2, [0, 1], 4, 1),
-  axpy: byElements(2, [0, 1], 8, 1),
-  fill: byElements(1, [0], 4, 1),
-  // patchify(x, y, B, C, H, W, P)
-  patchify: (g, T, minWork) => {
-    const [x, y, B, C, H, W, P] = g;
-    if (B * C * H * W < minWork || B < 2 || P < 1) return null;
-    const per = C * H * W, perY = Math.floor(H / P) * Math.floor(W / P) * C * P * P, bc = cuts(B, T);
-    const parts: number[][] = [];
-    for (let p = 0; p + 1 < bc.length; p++) parts.push([x + bc[p] * per * F, y + bc[p] * perY * F, bc[p + 1] - bc[p], C, H, W, P]);
     return parts;
   },
 };
 
-const KERNEL_ID = new Map<string, number>(KERNELS.map((k, i) => [k, i]));
+// add/mul: y[i] = a[i] op b[i % m]
+const A = at('add');
+const splitBroadcast: SplitRule = {
+  cls: 'elementwise',
+  work: (g) => (g[A.m] < 1 ? 0 : g[A.n]),
+  cut: (g, T) => {
+    const n = g[A.n], m = g[A.m];
+    if (m < 1) return null;
+    let r: Array<[number, number]> | null;
+    let bMoves = false;
+    if (m === 1) r = ranges(n, 4, T);
+    else if (m >= n) { r = ranges(n, 4, T); bMoves = true; }
+    else r = ranges(n, m, T);
+    if (!r) return null;
+    return r.map(([s, len]) => {
+      const q = g.slice();
+      q[A.a] = g[A.a] + s * F; q[A.b] = bMoves ? g[A.b] + s * F : g[A.b]; q[A.y] = g[A.y] + s * F;
+      q[A.n] = len; q[A.m] = bMoves ? len : m;
+      return q;
+    });
+  },
+};
 
-export class ThreadedWasmBackend implements Backend {
-  readonly name: string;
-  readonly memory: WebAssembly.Memory;
+const P = at('patchify');
+const splitPatchify: SplitRule = {
+  cls: 'elementwise',
+  work: (g) => (g[P.B] < 2 || g[P.P] < 1 ? 0 : g[P.B] * g[P.C] * g[P.H] * g[P.W]),
+  cut: (g, T) => {
+    const B = g[P.B], C = g[P.C], H = g[P.H], W = g[P.W], Pp = g[P.P];
+    if (B < 2 || Pp < 1) return null;
+    const per = C * H * W, perY = Math.floor(H / Pp) * Math.floor(W / Pp) * C * Pp * Pp, bc = cuts(B, T);
+    return bc.slice(0, -1).map((b0, p) => {
+      const q = g.slice();
+      q[P.x] = g[P.x] + b0 * per * F; q[P.y] = g[P.y] + b0 * perY * F; q[P.B] = bc[p + 1] - b0;
+      return q;
+    });
+  },
+};
+
+const SPLITS: Partial<Record<KernelName, SplitRule>> = {
+  gemm: splitGemm,
+  softmax_fwd: byRows('softmax_fwd', 'softmax', 'rows', [['x', 'cols'], ['y', 'cols']], (a, i) => 8 * a[i.cols]),
+  softmax_bwd: byRows('softmax_bwd', 'softmax', 'rows', [['y', 'cols'], ['dy', 'cols'], ['dx', 'cols']], (a, i) => 3 * a[i.cols]),
+  layernorm_fwd: byRows('layernorm_fwd', 'layernorm', 'rows', [['x', 'cols'], ['y', 'cols'], ['mean', 1], ['rstd', 1]], (a, i) => 4 * a[i.cols]),
+  gelu_fwd: byElements('gelu_fwd', 'gelu', 'n', ['x', 'y'], 16, 16),
+  gelu_bwd: byElements('gelu_bwd', 'gelu', 'n', ['x', 'dy', 'dx'], 16, 20),
+  add: splitBroadcast,
+  mul: splitBroadcast,
+  scale: byElements('scale', 'elementwise', 'n', ['x', 'y'], 4, 1),
+  axpy: byElements('axpy', 'elementwise', 'n', ['x', 'y'], 8, 1),
+  fill: byElements('fill', 'elementwise', 'n', ['y'], 4, 1),
+  patchify: splitPatchify,
+};
+
+const KERNEL_ID = new Map<string, number>(KERNELS.map((k, i) => [k, i]));
+const now = (): number => performance.now();
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
+
+/** Returned by awaitWorker when the worker is gone and its part must be run by the caller. */
+const DEAD = Symbol('dead');
+
+export class ThreadedWasmBackend extends WasmBackend {
+  override readonly name: string;
   readonly threads: number;
-  readonly exports: Record<string, (...a: number[]) => number>;
-  readonly scratch: Ptr;
   /** Per-worker packing buffers (worker w uses workerScratch[w]). */
   private readonly workerScratch: Ptr[] = [];
   private readonly boxes: Ptr[] = [];
   private readonly seq: number[] = [];
-  private readonly workers: PoolWorker[] = [];
-  private readonly mem: HeapAllocator;
-  private readonly maxBytes: number;
-  private readonly minWork: number;
+  private workers: PoolWorker[] = [];
+  private readonly minWorkAll: number | undefined;
   private readonly spin: number;
-  private readonly timeoutMs: number;
-  private f32 = new Float32Array(0);
-  private i32 = new Int32Array(0);
+  private readonly deadMs: number;
   private box32: Int32Array;
   private box64: Float64Array;
   private closed = false;
+  private closing = false;
+  private cal: Calibration | null = null;
+  private fallback: string | null = null;
   /** Calls split across the pool, and calls run on the caller alone (for reports). */
   splitCalls = 0;
   soloCalls = 0;
 
-  constructor(module: WebAssembly.Module, readonly variant: WasmVariant, o: ThreadOptions, spawn: Spawn) {
+  constructor(module: WebAssembly.Module, variant: WasmVariant, o: ThreadOptions, spawn: Spawn) {
     const T = o.threads;
     if (!Number.isInteger(T) || T < 1 || T > 64) throw new RangeError(`threads must be an integer in 1..64, got ${T}`);
     const maxPages = o.maxMemoryPages ?? 16384, initial = o.initialPages ?? 256;
     if (!Number.isInteger(maxPages) || maxPages < 1 || maxPages > 65536) throw new RangeError(`maxMemoryPages must be in 1..65536, got ${maxPages}`);
     if (typeof SharedArrayBuffer === 'undefined')
       throw new Error('SharedArrayBuffer is unavailable: browsers offer it only to cross-origin isolated pages (COOP: same-origin, COEP: require-corp)');
+    const memory = new WebAssembly.Memory({ initial: Math.min(initial, maxPages), maximum: maxPages, shared: true } as WebAssembly.MemoryDescriptor);
+    super(module, variant, memory, maxPages * PAGE);
     this.threads = T;
     this.closed = T === 1;
     this.name = `wasm-${variant}-x${T}`;
-    this.minWork = o.minWork ?? 1 << 17;
+    this.minWorkAll = o.minWork;
     this.spin = o.spin ?? 20000;
-    this.timeoutMs = o.timeoutMs ?? 120000;
-    this.maxBytes = maxPages * PAGE;
-    this.memory = new WebAssembly.Memory({ initial: Math.min(initial, maxPages), maximum: maxPages, shared: true } as WebAssembly.MemoryDescriptor);
-    const instance = new WebAssembly.Instance(module, {
-      env: {
-        memory: this.memory,
-        abort: (_msg: number, _file: number, line: number, col: number) => { throw new Error(`wasm abort at ${line}:${col}`); },
-      },
-    });
-    this.exports = instance.exports as unknown as Record<string, (...a: number[]) => number>;
-    for (const k of KERNELS) if (typeof this.exports[k] !== 'function') throw new Error(`wasm build lacks kernel '${k}'`);
-    this.mem = new HeapAllocator(this.memory.buffer.byteLength, (need) => {
-      const have = this.memory.buffer.byteLength;
-      if (need > this.maxBytes)
-        throw new RangeError(`out of memory: ${need} bytes asked of a shared heap capped at ${this.maxBytes} (maxMemoryPages ${maxPages})`);
-      const want = Math.min(this.maxBytes, Math.max(need, Math.ceil(have * 1.5)));
-      this.memory.grow(Math.ceil((want - have) / PAGE));
-      return this.memory.buffer.byteLength;
-    });
-    this.scratch = this.mem.alloc(GEMM_SCRATCH_BYTES);
+    this.deadMs = o.deadMs ?? 500;
     // mailboxes first (they must lie inside the initial buffer: views of it stay valid), then scratch
     const boxes = T > 1 ? this.mem.alloc((T - 1) * BOX_BYTES) : 0;
     this.box32 = new Int32Array(this.memory.buffer, 0, boxes ? (boxes + (T - 1) * BOX_BYTES) >> 2 : 0);
@@ -278,15 +349,16 @@ export class ThreadedWasmBackend implements Backend {
     }
     try {
       for (let w = 0; w < T - 1; w++) {
-        this.workers.push(spawn({ module, memory: this.memory, box: this.boxes[w], kernels: [...KERNELS], spin: this.spin }));
+        this.workers.push(spawn({ module, memory: this.memory, box: this.boxes[w], kernels: [...KERNELS], spin: this.spin },
+          (why) => { if (!this.closing) this.fallBack(`worker ${w + 1} ${why}`); }));
       }
     } catch (e) {
-      this.terminateAll();
+      void this.terminateAll();
       throw e;
     }
   }
 
-  /** Resolves once every worker has instantiated the module (optional in Node; use it before the first call in browsers). */
+  /** Resolves once every worker has instantiated the module and the pool is calibrated (optional in Node; use it before the first call in browsers). */
   async ready(): Promise<void> {
     for (let w = 0; w < this.workers.length; w++) {
       const at = (this.boxes[w] >> 2) + READY;
@@ -294,55 +366,134 @@ export class ThreadedWasmBackend implements Backend {
         const s = Atomics.load(this.box32, at);
         if (s === READY_OK) break;
         if (s === READY_FAILED) throw this.workerError(w, 'could not start');
+        if (this.closed) return;
         // (a timer, not Atomics.waitAsync: a pending waitAsync does not keep Node's event loop alive)
         await new Promise((res) => setTimeout(res, 1));
       }
     }
+    this.calibrate();
   }
 
-  private views(): void {
-    if (this.f32.buffer !== this.memory.buffer) {
-      const buf = this.memory.buffer;
-      this.f32 = new Float32Array(buf);
-      this.i32 = new Int32Array(buf);
+  /** Thresholds, dispatch cost and counters, for reports (`cait bench --json`, bench/threads.ts). */
+  poolStats(): PoolStats {
+    const minWork = this.minWorkAll !== undefined
+      ? Object.fromEntries(CLASSES.map((c) => [c, this.minWorkAll!])) as Record<KernelClass, number>
+      : this.cal?.minWork ?? null;
+    return {
+      threads: this.threads, workers: this.closed ? 0 : this.workers.length, splitCalls: this.splitCalls, soloCalls: this.soloCalls,
+      minWork, calibration: this.cal, fallback: this.fallback,
+    };
+  }
+
+  /**
+   * Measure the dispatch cost and each class's speed on one thread, and set
+   * the thresholds (see the header). Runs once, by itself at the first
+   * splittable call if ready() was not awaited; blocks up to a few tens of ms.
+   */
+  calibrate(): Calibration | null {
+    if (this.cal || this.closed) return this.cal;
+    const t0 = now();
+    // workers must be up: the cold dispatch below would otherwise time their start
+    for (let w = 0; w < this.workers.length; w++) {
+      const i = (this.boxes[w] >> 2) + READY;
+      const until = now() + 20 * this.deadMs;
+      while (Atomics.load(this.box32, i) !== READY_OK) {
+        if (Atomics.load(this.box32, i) === READY_FAILED) { this.fallBack(`worker ${w + 1} could not start`); return null; }
+        if (now() > until) { this.fallBack(`worker ${w + 1} did not start in ${20 * this.deadMs} ms`); return null; }
+        Atomics.wait(this.box32, i, 0, 10);
+      }
     }
+    const T = this.threads, n = 1 << 15, ex = this.exports;
+    const buf = [0, 1, 2].map(() => this.alloc(n));
+    const [x, y, z] = buf;
+    const stats = this.alloc(256);
+    for (const b of buf) ex.fill(b, n, 0.5);
+    ex.fill(stats, 256, 1);
+    // one thread's ns per unit of work, from a representative call of each class (its rule's own work measure)
+    const rep: Record<KernelClass, [KernelName, number[]]> = {
+      gemm: ['gemm', [NN, 64, 64, 64, 1, x, 64, 0, y, 64, 0, 0, z, 64, 0, 1, 0, this.scratch]],
+      softmax: ['softmax_fwd', [x, y, 64, 256]],
+      layernorm: ['layernorm_fwd', [x, stats, stats, y, z, z + 1024, 64, 256, 1e-5]],
+      gelu: ['gelu_fwd', [x, y, 8192]],
+      elementwise: ['add', [x, y, z, n, n]],
+    };
+    const nsPerUnit = {} as Record<KernelClass, number>;
+    for (const c of CLASSES) {
+      const [k, args] = rep[c], f = ex[k], work = SPLITS[k]!.work(args);
+      f(...args);
+      let reps = 1, t = 0;
+      for (;;) {   // enough repetitions for ~100 us per sample (a coarse browser clock included)
+        const s = now();
+        for (let r = 0; r < reps; r++) f(...args);
+        t = now() - s;
+        if (t > 0.1 || reps >= 1 << 12) break;
+        reps *= 4;
+      }
+      const samples: number[] = [];
+      for (let s = 0; s < 5; s++) {
+        const s0 = now();
+        for (let r = 0; r < reps; r++) f(...args);
+        samples.push((now() - s0) / reps);
+      }
+      nsPerUnit[c] = (median(samples) * 1e6) / work;
+    }
+    // a split of no work: a fill of 64 floats cut T ways
+    const tiny = SPLITS.fill!.cut([x, 64, 0], T)!;
+    const id = KERNEL_ID.get('fill')!;
+    const once = (): number => { const s = now(); this.runParts('fill', id, tiny.map((p) => p.slice())); return now() - s; };
+    const hot: number[] = [], cold: number[] = [];
+    for (let r = 0; r < 30; r++) hot.push(once());
+    for (let r = 0; r < 10; r++) {
+      const s = now();
+      while (now() - s < 1.5) { /* idle past the workers' spin: they sleep in Atomics.wait */ }
+      cold.push(once());
+    }
+    this.splitCalls -= 40;
+    for (const b of [...buf, stats]) this.free(b);
+    const dispatchUs = { hot: median(hot) * 1000, cold: median(cold) * 1000 };
+    const minWork = {} as Record<KernelClass, number>;
+    for (const c of CLASSES) minWork[c] = Math.ceil((MARGIN * dispatchUs.cold * 1000) / (nsPerUnit[c] * (1 - 1 / T)));
+    this.cal = { dispatchUs, nsPerUnit, minWork, ms: now() - t0 };
+    return this.cal;
   }
 
-  alloc(n: number): Ptr { return this.mem.alloc(n * 4); }
-  free(p: Ptr): void { this.mem.free(p); }
-  read(p: Ptr, n: number): Float32Array { this.views(); return this.f32.slice(p >> 2, (p >> 2) + n); }
-  readI32(p: Ptr, n: number): Int32Array { this.views(); return this.i32.slice(p >> 2, (p >> 2) + n); }
-  write(p: Ptr, data: Float32Array | Int32Array): void {
-    this.views();
-    new Uint8Array(this.f32.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  override run(kernel: KernelName, ...args: number[]): number {
+    const rule = this.closed ? undefined : SPLITS[kernel];
+    if (rule) {
+      let min = this.minWorkAll;
+      if (min === undefined) min = (this.cal ?? this.calibrate())?.minWork[rule.cls] ?? Infinity;
+      if (!this.closed && rule.work(args) >= min) {
+        const parts = rule.cut(args, this.threads);
+        if (parts && parts.length >= 2) { this.runParts(kernel, KERNEL_ID.get(kernel)!, parts); return 0; }
+      }
+    }
+    this.soloCalls++;
+    return this.exports[kernel](...args);
   }
-  /** y = ln x elementwise, on the host over the heap (no read-back): proportional attention's log sizes stay off the JS side. */
-  logf(x: Ptr, y: Ptr, n: number): void {
-    this.views();
-    const f = this.f32, xi = x >> 2, yi = y >> 2;
-    for (let i = 0; i < n; i++) f[yi + i] = Math.log(f[xi + i]);
-  }
-  stats() { return { bytesInUse: this.mem.bytesInUse, peakBytes: this.mem.peakBytes, liveBlocks: this.mem.liveCount }; }
 
-  run(kernel: KernelName, ...args: number[]): number {
-    const split = this.closed ? undefined : SPLITS[kernel];
-    const parts = split ? split(args, this.threads, this.minWork) : null;
-    if (!parts || parts.length < 2) { this.soloCalls++; return this.exports[kernel](...args); }
+  /** Part 0 on the caller, part p on worker p - 1; a dead worker's part is computed by the caller. */
+  private runParts(kernel: KernelName, id: number, parts: number[][]): void {
     this.splitCalls++;
-    const id = KERNEL_ID.get(kernel)!, gemm = kernel === 'gemm';
+    const gemm = kernel === 'gemm';
     for (let p = 1; p < parts.length; p++) {
-      const w = p - 1, q = parts[p];
-      if (gemm) q[17] = this.workerScratch[w];
-      this.post(w, id, q);
+      if (gemm) parts[p][G.scratch] = this.workerScratch[p - 1];
+      this.post(p - 1, id, parts[p]);
     }
     let err: unknown = null;
+    const t0 = now();
     try { this.exports[kernel](...parts[0]); } catch (e) { err = e; }
+    const own = now() - t0;
+    let dead: string | null = null;
     for (let p = 1; p < parts.length; p++) {
-      const e = this.await(p - 1);
-      if (e && !err) err = e;
+      const r = this.awaitWorker(p - 1, own);
+      if (r === DEAD) {
+        dead ??= `worker ${p} stopped answering`;
+        if (gemm) parts[p][G.scratch] = this.scratch;
+        try { this.exports[kernel](...parts[p]); } catch (e) { err ??= e; }
+      } else if (r && !err) err = r;
     }
+    if (dead) this.fallBack(dead);
     if (err) throw err;
-    return 0;
   }
 
   private post(w: number, id: number, args: number[]): void {
@@ -351,22 +502,26 @@ export class ThreadedWasmBackend implements Backend {
     for (let k = 0; k < args.length; k++) this.box64[d + k] = args[k];
     this.box32[i + KERNEL] = id;
     this.box32[i + NARGS] = args.length;
+    this.box32[i + CLAIM] = 0;
     const s = (this.seq[w] = (this.seq[w] + 1) | 0);
     Atomics.store(this.box32, i + SEQ, s);
     Atomics.notify(this.box32, i + SEQ, 1);
   }
 
-  /** Waits for worker w's current job; returns its error, if any. */
-  private await(w: number): Error | null {
+  /** Waits for worker w's current job; returns its error, DEAD when the caller must run the part, or null. */
+  private awaitWorker(w: number, ownMs: number): Error | typeof DEAD | null {
     const i = this.boxes[w] >> 2, s = this.seq[w], b = this.box32;
     let d = Atomics.load(b, i + DONE);
     for (let n = this.spin; d !== s && n > 0; n--) d = Atomics.load(b, i + DONE);
     if (d !== s) {
-      const t0 = Date.now();
+      const t0 = now(), giveUp = this.deadMs + 100 * ownMs;
       while (d !== s) {
-        if (Atomics.load(b, i + READY) === READY_FAILED) { this.closed = true; return this.workerError(w, 'could not start'); }
-        if (Date.now() - t0 > this.timeoutMs) { this.closed = true; return new Error(`worker ${w + 1}: no answer in ${this.timeoutMs} ms`); }
-        Atomics.wait(b, i + DONE, d, 1000);
+        if (Atomics.load(b, i + READY) === READY_FAILED) { this.fallBack(`worker ${w + 1} could not start`); return this.workerError(w, 'could not start'); }
+        const waited = now() - t0;
+        // not claimed in deadMs: cancel the job (the worker skips it if it ever wakes) and run it here
+        if (waited > this.deadMs && Atomics.compareExchange(b, i + CLAIM, 0, 2) === 0) return DEAD;
+        if (waited > giveUp) return DEAD;
+        Atomics.wait(b, i + DONE, d, 20);
         d = Atomics.load(b, i + DONE);
       }
     }
@@ -385,15 +540,26 @@ export class ThreadedWasmBackend implements Backend {
     return new Error(`worker ${w + 1} ${what}${msg ? `: ${msg}` : ''}`);
   }
 
+  /** Continue on the calling thread alone, with a warning (once). */
+  private fallBack(why: string): void {
+    if (this.closed && this.fallback) return;
+    this.closed = true;
+    this.fallback = why;
+    console.warn(`caitjs: ${why}; continuing on one thread`);
+    this.closing = true;
+    void this.terminateAll();
+  }
+
   private terminateAll(): Promise<unknown[]> {
     const ws = this.workers.splice(0);
-    return Promise.all(ws.map((x) => x.terminate()));
+    return Promise.all(ws.map((x) => Promise.resolve().then(() => x.terminate()).catch(() => undefined)));
   }
 
   /** Stops the workers (they leave their loop, then are terminated). The heap stays usable; later calls run on the calling thread alone. */
   async close(): Promise<void> {
     if (this.closed && !this.workers.length) return;
     this.closed = true;
+    this.closing = true;
     for (let w = 0; w < this.workers.length; w++) this.post(w, -1, []);
     await this.terminateAll();
   }
@@ -402,39 +568,35 @@ export class ThreadedWasmBackend implements Backend {
 function nodeSpawn(): Spawn {
   const proc = process as unknown as { getBuiltinModule(m: string): unknown };
   const wt = proc.getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads');
-  return (data) => {
+  return (data, onDeath) => {
     const w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: data, execArgv: [], stdout: false, stderr: false });
     w.unref();   // an idle pool does not keep the process alive
+    w.on('exit', (code) => onDeath(`exited (code ${code})`));
+    w.on('error', (e) => onDeath(`failed: ${e.message}`));
     return w;
   };
 }
 
 function browserSpawn(): Spawn {
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
-  return (data) => {
+  return (data, onDeath) => {
     const w = new Worker(url);
+    w.addEventListener('error', (e) => onDeath(`failed: ${e.message}`));
     w.postMessage(data);
     return w;
   };
 }
 
-/** Node: a pool over build/cait.<variant>.shared.wasm, synchronously (usable at once). */
+/** Node: a pool over build/cait.<variant>.shared.wasm, synchronously (usable at once; calibrated at the first splittable call). */
 export function loadThreadedWasmSync(o: ThreadOptions & { variant?: WasmVariant | 'auto' }): ThreadedWasmBackend {
-  const v: WasmVariant = (o.variant ?? 'auto') === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : (o.variant as WasmVariant);
-  if (v === 'relaxed') relaxedSimdSupported();   // sets the V8 flag in Node 20
-  const proc = process as unknown as { getBuiltinModule(m: string): unknown };
-  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
-  const url = proc.getBuiltinModule('node:url') as typeof import('node:url');
-  const file = url.fileURLToPath(new URL(`../../build/cait.${v}.shared.wasm`, import.meta.url));
-  if (!fs.existsSync(file)) throw new Error(`${file} not found: run \`npm run build:wasm\``);
-  return new ThreadedWasmBackend(new WebAssembly.Module(fs.readFileSync(file)), v, o, nodeSpawn());
+  const v = resolveVariant(o.variant);
+  return new ThreadedWasmBackend(compileBuildSync(`cait.${v}.shared.wasm`), v, o, nodeSpawn());
 }
 
-/** Browsers (inside a Web Worker, cross-origin isolated) or Node: fetch the shared build from baseUrl; resolves when the pool is up. */
+/** Browsers (inside a Web Worker, cross-origin isolated) or Node: fetch the shared build from baseUrl; resolves when the pool is up and calibrated. */
 export async function loadThreadedWasm(baseUrl: string | URL, o: ThreadOptions & { variant?: WasmVariant | 'auto' }): Promise<ThreadedWasmBackend> {
-  const v: WasmVariant = (o.variant ?? 'auto') === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : (o.variant as WasmVariant);
-  const res = await fetch(new URL(`cait.${v}.shared.wasm`, baseUrl));
-  const be = new ThreadedWasmBackend(await WebAssembly.compile(await res.arrayBuffer()), v, o, isNode ? nodeSpawn() : browserSpawn());
+  const v = resolveVariant(o.variant);
+  const be = new ThreadedWasmBackend(await compileBuild(baseUrl, `cait.${v}.shared.wasm`), v, o, isNode ? nodeSpawn() : browserSpawn());
   await be.ready();
   return be;
 }

@@ -39,16 +39,52 @@ export function relaxedSimdSupported(): boolean {
 
 const PAGE = 65536;
 
+/** `auto` is the relaxed build where relaxed SIMD validates (setting Node 20's V8 flag first), else simd. */
+export function resolveVariant(variant: WasmVariant | 'auto' = 'auto'): WasmVariant {
+  const v: WasmVariant = variant === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : variant;
+  if (v === 'relaxed') enableRelaxedInNode();
+  return v;
+}
+
+/** Node: compile build/<file> synchronously. */
+export function compileBuildSync(file: string): WebAssembly.Module {
+  const proc = process as unknown as { getBuiltinModule(m: string): unknown };
+  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
+  const url = proc.getBuiltinModule('node:url') as typeof import('node:url');
+  const path = url.fileURLToPath(new URL(`../../build/${file}`, import.meta.url));
+  if (!fs.existsSync(path)) throw new Error(`${path} not found: run \`npm run build:wasm\``);
+  return new WebAssembly.Module(fs.readFileSync(path));
+}
+
+/** Browsers (or Node with fetch): compile `file` from baseUrl. */
+export async function compileBuild(baseUrl: string | URL, file: string): Promise<WebAssembly.Module> {
+  const res = await fetch(new URL(file, baseUrl));
+  if (!res.ok) throw new Error(`${new URL(file, baseUrl)}: HTTP ${res.status}`);
+  return WebAssembly.compile(await res.arrayBuffer());
+}
+
+/**
+ * Memory: WebAssembly memory can grow but never shrink (the spec has no
+ * shrink), so memory freed by disposing a model is not returned to the
+ * system; it goes back to the allocator (HeapAllocator returns a freed tail to
+ * its bump pointer and coalesces the rest), and the next model or batch reuses
+ * it. Loading and disposing the same model again does not grow the memory
+ * (test/kernels/memory.test.ts).
+ */
 export class WasmBackend implements Backend {
   readonly name: string;
   readonly memory: WebAssembly.Memory;
   readonly exports: Record<string, (...a: number[]) => number>;
-  private readonly mem: HeapAllocator;
+  protected readonly mem: HeapAllocator;
   private f32 = new Float32Array(0);
   private i32 = new Int32Array(0);
   readonly scratch: Ptr;
 
-  constructor(module: WebAssembly.Module, readonly variant: WasmVariant, memory?: WebAssembly.Memory) {
+  /**
+   * @param memory a memory to import (the pool's shared one); default a fresh 16 MiB one
+   * @param maxBytes the most the heap may grow to (a shared memory's declared maximum)
+   */
+  constructor(module: WebAssembly.Module, readonly variant: WasmVariant, memory?: WebAssembly.Memory, maxBytes = Infinity) {
     this.name = `wasm-${variant}`;
     this.memory = memory ?? new WebAssembly.Memory({ initial: 256 });
     const instance = new WebAssembly.Instance(module, {
@@ -63,30 +99,30 @@ export class WasmBackend implements Backend {
     for (const k of KERNELS) if (typeof this.exports[k] !== 'function') throw new Error(`wasm build lacks kernel '${k}'`);
     this.mem = new HeapAllocator(this.memory.buffer.byteLength, (need) => {
       const have = this.memory.buffer.byteLength;
+      if (need > maxBytes) throw new RangeError(`out of memory: ${need} bytes asked of a heap capped at ${maxBytes}`);
       // grow geometrically so that training does not grow every step
-      const want = Math.max(need, Math.ceil(have * 1.5));
+      const want = Math.min(maxBytes, Math.max(need, Math.ceil(have * 1.5)));
       this.memory.grow(Math.ceil((want - have) / PAGE));
       return this.memory.buffer.byteLength;
     });
     this.scratch = this.mem.alloc(GEMM_SCRATCH_BYTES);
   }
 
-  /** Views are re-created whenever the memory has grown (growth detaches the old buffer). */
-  private views(): void {
+  /** Views are re-created whenever the memory has grown (growth detaches the old buffer, or for a shared one leaves it short). */
+  protected views(): void {
     if (this.f32.buffer !== this.memory.buffer) {
       this.f32 = new Float32Array(this.memory.buffer);
       this.i32 = new Int32Array(this.memory.buffer);
     }
   }
-  /** A live view of the heap (valid until the next allocation). */
-  heapF32(): Float32Array { this.views(); return this.f32; }
 
   alloc(n: number): Ptr { return this.mem.alloc(n * 4); }
   free(p: Ptr): void { this.mem.free(p); }
   read(p: Ptr, n: number): Float32Array { this.views(); return this.f32.slice(p >> 2, (p >> 2) + n); }
   readI32(p: Ptr, n: number): Int32Array { this.views(); return this.i32.slice(p >> 2, (p >> 2) + n); }
   write(p: Ptr, data: Float32Array | Int32Array): void {
-    new Uint8Array(this.memory.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.views();
+    new Uint8Array(this.f32.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
   run(kernel: KernelName, ...args: number[]): number { return this.exports[kernel](...args); }
   /** y = ln x elementwise, on the host over the heap (no read-back): proportional attention's log sizes stay off the JS side. */
@@ -100,19 +136,12 @@ export class WasmBackend implements Backend {
 
 /** Load a build synchronously from disk (Node). `auto` picks relaxed when supported. */
 export function loadWasmSync(variant: WasmVariant | 'auto' = 'auto'): WasmBackend {
-  const v: WasmVariant = variant === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : variant;
-  if (v === 'relaxed') enableRelaxedInNode();
-  const proc = process as unknown as { getBuiltinModule(m: string): unknown };
-  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
-  const url = proc.getBuiltinModule('node:url') as typeof import('node:url');
-  const file = url.fileURLToPath(new URL(`../../build/cait.${v}.wasm`, import.meta.url));
-  if (!fs.existsSync(file)) throw new Error(`${file} not found: run \`npm run build:wasm\``);
-  return new WasmBackend(new WebAssembly.Module(fs.readFileSync(file)), v);
+  const v = resolveVariant(variant);
+  return new WasmBackend(compileBuildSync(`cait.${v}.wasm`), v);
 }
 
 /** Load a build from a URL (browsers). */
 export async function loadWasm(baseUrl: string | URL, variant: WasmVariant | 'auto' = 'auto'): Promise<WasmBackend> {
-  const v: WasmVariant = variant === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : variant;
-  const res = await fetch(new URL(`cait.${v}.wasm`, baseUrl));
-  return new WasmBackend(await WebAssembly.compile(await res.arrayBuffer()), v);
+  const v = resolveVariant(variant);
+  return new WasmBackend(await compileBuild(baseUrl, `cait.${v}.wasm`), v);
 }

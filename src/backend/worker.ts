@@ -13,7 +13,9 @@
 // WebAssembly.Memory (it owns no heap: kernels hold no static data and no
 // runtime globals, so instances do not step on each other), then loops:
 //   wait until SEQ changes (spin a little, then Atomics.wait);
-//   KERNEL < 0: quit; else call kernel KERNEL with NARGS float64 arguments;
+//   KERNEL < 0: quit; else claim the job (CLAIM 0 -> 1; the caller sets it to
+//   2 when it gave up on this worker and ran the part itself: then skip it),
+//   call kernel KERNEL with NARGS float64 arguments;
 //   on a throw, write the message and set ERROR;  DONE = SEQ; notify DONE.
 // The main thread writes the arguments and KERNEL before it bumps SEQ
 // (Atomics.store orders them), so the worker never reads a half-written job.
@@ -21,7 +23,7 @@
 /** Bytes of one worker's mailbox; each on its own cache lines. */
 export const BOX_BYTES = 512;
 /** Int32 slots of a mailbox. */
-export const SEQ = 0, KERNEL = 1, NARGS = 2, DONE = 3, ERROR = 4, READY = 5;
+export const SEQ = 0, KERNEL = 1, NARGS = 2, DONE = 3, ERROR = 4, READY = 5, CLAIM = 6;
 /** Float64 slot where the arguments start, and how many fit. */
 export const ARGS_F64 = 8, MAX_ARGS = 24;
 /** Byte offset and length (UTF-16 units) of the error message. */
@@ -34,7 +36,7 @@ export const READY_OK = 1, READY_FAILED = 2;
  * box: byte offset of this worker's mailbox; kernels: export names by index.
  */
 export const WORKER_SOURCE = `'use strict';
-const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY};
+const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY}, CLAIM = ${CLAIM};
 const ARGS_F64 = ${ARGS_F64}, MSG_BYTE = ${MSG_BYTE}, MSG_CHARS = ${MSG_CHARS};
 function fail(d, i32, e) {
   const msg = String((e && e.message) || e).slice(0, MSG_CHARS);
@@ -71,6 +73,7 @@ function start(d) {
     seen = s;
     const k = i32[KERNEL];
     if (k < 0) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); return; }
+    if (Atomics.compareExchange(i32, CLAIM, 0, 1) !== 0) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); continue; }
     const n = i32[NARGS];
     args.length = n;
     for (let i = 0; i < n; i++) args[i] = f64[ARGS_F64 + i];
