@@ -80,7 +80,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): Saf
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail(`header is not a JSON object`);
   // JSON.parse keeps the last of duplicate keys; the reference (serde) rejects them
   const dup = findDuplicateKey(text);
-  if (dup !== null) fail(`header has the key ${dup} twice`);
+  if (dup !== null) fail(`header has the key '${dup}' twice`);
 
   const dataStart = 8 + n, dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
@@ -174,7 +174,7 @@ export function findDuplicateKey(text: string): string | null {
       if (top && top.keys && top.expectKey) {
         const key = JSON.parse(text.slice(i, j + 1)) as string;
         const path = top.path ? `${top.path}.${key}` : key;
-        if (top.keys.has(key)) return JSON.stringify(path);
+        if (top.keys.has(key)) return path;
         top.keys.add(key);
         top.expectKey = false;
         top.last = path;
