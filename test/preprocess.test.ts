@@ -9,10 +9,10 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
-import { ImageError, decodeImage, encodePng, chunk, crc32, readImageFile, imageToInput as oldImageToInput } from '../src/io/image.js';
+import { ImageError, decodeImage, encodePng, chunk, crc32, readImageFile, type RgbaImage } from '../src/io/image.js';
 import { resizeU8, resizePlanes, toGrayFloat } from '../src/io/resize.js';
 import { imageToInput, preprocessPixels, pyRound, rrcParams, trainView, convertImage, type PixelsU8 } from '../src/data/preprocess.js';
-import { getPreset, type Preprocess } from '../src/nn/presets.js';
+import { getPreset, type Preprocess, type VitConfig } from '../src/nn/presets.js';
 import { Rng } from '../src/util/rng.js';
 
 const FIX = new URL('../../shared/fixtures/preprocess/', import.meta.url).pathname;
@@ -137,18 +137,27 @@ test('timm center: shorter side to floor(size / crop_pct), odd offsets by round-
   assert.is(border.data[0], 128, 'border padding is the mean colour');
 });
 
+/** imageToInput as it was defined in src/io/image.ts before `preprocess` existed (commit 3069366): what the committed grey models were trained and tested with. */
+function previousImageToInput(img: RgbaImage, cfg: VitConfig): Float32Array {
+  const S = cfg.imgSize;
+  const inner = cfg.dataSize ?? S, off = (S - inner) >> 1;
+  const g = toGrayFloat(img, inner), x = new Float32Array(S * S).fill((0 - cfg.mean[0]) / cfg.std[0]);
+  for (let r = 0; r < inner; r++) for (let c = 0; c < inner; c++) x[(r + off) * S + c + off] = (g[r * inner + c] - cfg.mean[0]) / cfg.std[0];
+  return x;
+}
+
 test('committed Fashion-MNIST models: imageToInput unchanged (grey, dataSize 28 centred, padding -mean/std)', () => {
   const cfg = getPreset('vit_fmnist');
   const rgba = new Uint8Array(28 * 28 * 4);
   for (let i = 0; i < 28 * 28; i++) { const v = (i * 13) % 256; rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = v; rgba[4 * i + 3] = 255; }
   const img = { width: 28, height: 28, data: rgba };
-  const a = imageToInput(img, cfg), b = oldImageToInput(img, cfg);
+  const a = imageToInput(img, cfg), b = previousImageToInput(img, cfg);
   assert.equal(Array.from(a), Array.from(b), 'identical to the previous definition');
   assert.is(a[0], Math.fround((0 - cfg.mean[0]) / cfg.std[0]), 'padding is pixel 0 normalised');
   assert.is(a[2 * 32 + 3], Math.fround((Math.fround(13 / 255) - cfg.mean[0]) / cfg.std[0]), 'image starts at (2, 2)');
   // a 56x56 image: float bilinear to 28 as before
   const big = { width: 56, height: 56, data: new Uint8Array(56 * 56 * 4).map((_, i) => (i * 7) % 256) };
-  assert.equal(Array.from(imageToInput(big, cfg)), Array.from(oldImageToInput(big, cfg)));
+  assert.equal(Array.from(imageToInput(big, cfg)), Array.from(previousImageToInput(big, cfg)));
   assert.equal(Array.from(toGrayFloat(big, 28)), Array.from(resizePlanes(toGrayFloat(big), 1, 56, 56, 28, 28)));
 });
 

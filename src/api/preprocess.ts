@@ -1,7 +1,8 @@
 // Pixels to model input: checks what the caller passed, then the project's
 // one preprocessing definition (the same function `cait predict` and the web
 // page use), so a model gets exactly the input it was trained on.
-import { imageToInput, type RgbaImage } from '../io/image.js';
+import type { RgbaImage } from '../io/image.js';
+import { imageToInput } from '../data/preprocess.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { RgbaLike } from './types.js';
 

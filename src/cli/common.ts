@@ -14,6 +14,7 @@ import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cai
 import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
 import { UsageError } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
+import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
 
 // One WASM instance per variant per process: a command run in-process (tests,
 // src/cli/main.ts's `main`) reuses it rather than compiling another.
@@ -126,7 +127,7 @@ export function openRunner(file: string, preset: string | undefined, f: MergeFla
   return withMerging(model, f, metadata);
 }
 
-export { imageToInput } from '../io/image.js';
+export { imageToInput } from '../data/preprocess.js';
 
 export function softmax(z: ArrayLike<number>): number[] {
   const m = Math.max(...Array.from(z)), e = Array.from(z, (v) => Math.exp(v - m)), s = e.reduce((a, b) => a + b, 0);
@@ -135,3 +136,15 @@ export function softmax(z: ArrayLike<number>): number[] {
 
 /** Print the one JSON object scripts read, as the last line of stdout: only with --json. */
 export function emitJson(f: { json?: boolean }, obj: unknown): void { if (f.json) process.stdout.write(JSON.stringify(obj) + '\n'); }
+
+/**
+ * An output flag's path checked before any work, by io/output.ts's rules (not
+ * an input of the command, a regular file or a new one): a usage error if not.
+ */
+export function checkOutputFlag(flag: string, path: string, inputs: readonly NamedInput[] = []): string {
+  try { checkOutput(path, inputs); } catch (e) {
+    if (e instanceof OutputError) throw new UsageError(`--${flag} ${e.message}`);
+    throw e;
+  }
+  return path;
+}

@@ -1,19 +1,21 @@
 // Segmentation on the command line (issue #7): the `--task segment` plumbing
 // shared by train, eval and compress (which scenes, from which flags), and
 // `cait segment`, which writes a coloured mask with a legend as a PNG.
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../io/output.js';
 import { dirname } from 'node:path';
 import { loadDataset } from '../data/mnist.js';
 import { makeScenes, SCENE_DEFAULTS, TEST_SCENES, TRAIN_SCENES, type SceneSet, type SceneSpec } from '../data/scenes.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
-import { readImageFile, encodePng, imageToInput } from '../io/image.js';
+import { readImageFile, encodePng } from '../io/image.js';
+import { imageToInput } from '../data/preprocess.js';
 import { argmaxRows, SegMeter, type SegScores } from '../seg/metrics.js';
 import { isSegmentation } from '../seg/model.js';
 import { renderSegmentation } from '../seg/render.js';
 import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
+import { checkOutputFlag, emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
 import { Progress } from '../util/progress.js';
 import { subset } from '../train/trainer.js';
 
@@ -115,6 +117,8 @@ export const segmentCommand = command({
 });
 
 async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
+  const inputs = [{ flag: '--model', path: f.model }, { flag: '--image', path: f.image }];
+  checkOutputFlag('out', need(f.out, 'out'), inputs);
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), undefined, f);
   const cfg = model.cfg, S = cfg.imgSize, out = need(f.out, 'out');
@@ -140,7 +144,7 @@ async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
   const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, k) => (k ? String(k - 1) : 'background'));
   const pic = renderSegmentation({ input: grey, pred, truth, size: S, classes, scale: f.scale });
   mkdirSync(dirname(out) || '.', { recursive: true });
-  writeFileSync(out, encodePng(pic.width, pic.height, pic.rgba));
+  writeFileAtomic(out, encodePng(pic.width, pic.height, pic.rgba), inputs);
   let scores: SegScores | undefined;
   if (truth) { const m = new SegMeter(cfg.numClasses); m.add(pred, truth, 1); scores = m.scores(); }
   if (!f.json) {

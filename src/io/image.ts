@@ -452,21 +452,3 @@ export function chunk(type: string, data: Uint8Array): Uint8Array {
 // The float conversions moved to src/io/resize.ts (no node: imports, so
 // browsers can bundle them); re-exported for existing importers.
 export { resizePlanes, toGrayFloat, toRgbFloatNCHW } from './resize.js';
-import { toGrayFloat, toRgbFloatNCHW } from './resize.js';
-import type { VitConfig } from '../nn/presets.js';
-
-/**
- * Model input (1 x C x S x S) from a decoded image, as the model was trained:
- * grey models get luma resized to the data size, centred on the zero-valued
- * canvas and normalised; RGB models are resized and normalised per channel.
- * Used by `cait predict` and by the web page alike.
- */
-export function imageToInput(img: RgbaImage, cfg: VitConfig): Float32Array {
-  const S = cfg.imgSize;
-  if (cfg.inChans === 3) return toRgbFloatNCHW(img, S, cfg.mean, cfg.std);
-  if (cfg.inChans !== 1) throw new Error(`images can feed 1- or 3-channel models, not ${cfg.inChans}`);
-  const inner = cfg.dataSize ?? S, off = (S - inner) >> 1;
-  const g = toGrayFloat(img, inner), x = new Float32Array(S * S).fill((0 - cfg.mean[0]) / cfg.std[0]);
-  for (let r = 0; r < inner; r++) for (let c = 0; c < inner; c++) x[(r + off) * S + c + off] = (g[r * inner + c] - cfg.mean[0]) / cfg.std[0];
-  return x;
-}
