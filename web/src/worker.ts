@@ -19,7 +19,7 @@ import { CaitModel, atmeOptionsFromMetadata } from '../../src/cait/wrap.js';
 import { composeMaps } from '../../src/cait/atme.js';
 import { countMacs, countParams } from '../../src/cait/macs.js';
 import { latencyStats } from '../../src/util/timing.js';
-import { imageToInput } from '../../src/io/image.js';
+import { imageToInput } from '../../src/data/preprocess.js';
 import type { BackendInfo, InitRequest, MergeStepView, ModelInfo, ModelResult, PredictRequest, PredictResult, Request, Response } from './protocol.js';
 
 interface Loaded { label: string; vit: VisionTransformer; runner: VisionTransformer | CaitModel }
