@@ -5,13 +5,15 @@
 // were (bench/api.ts reports 10,000).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from '../src/api/node.js';
 import { scope } from '../src/api/scope.js';
 import { Tensor, liveTensorCount } from '../src/tensor.js';
-import { loadModel } from '../src/nn/model.js';
+import { loadModel, saveHf } from '../src/nn/model.js';
 import { readImageFile, decodeImage } from '../src/io/image.js';
 import { imageToInput, withMerging, forwardLogits, softmax } from '../src/cli/common.js';
 import { loadWasmSync, type WasmBackend } from '../src/backend/wasm.js';
@@ -166,12 +168,39 @@ test('the reference backend on request gives the same answer', async () => {
   } finally { w.dispose(); r.dispose(); }
 });
 
+test('a model folder (transformers layout) by path and by URL', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cait-api-hf-'));
+  const dense = join(ROOT, 'models/fmnist-dense.safetensors'), img = join(SAMPLES, samples[2].file);
+  const server = createServer((req, res) => {
+    try { res.writeHead(200).end(readFileSync(join(dir, new URL(req.url ?? '/', 'http://x').pathname.slice(1)))); } catch { res.writeHead(404).end(); }
+  });
+  try {
+    const { model } = loadModel(dense);
+    saveHf(dir, model);
+    model.dispose();
+    const want = await cliLogits(dir, img);   // the folder as cait predict runs it (its preprocessor_config's pipeline)
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const port = (server.address() as { port: number }).port;
+    for (const source of [dir, `http://127.0.0.1:${port}/`]) {
+      const m = await load(source);
+      try {
+        const z = await m.forward(m.preprocess(img));
+        assert.ok(maxDiff(z, want) < 1e-4, `${source}: ${maxDiff(z, want)} from cait predict's logits`);
+        assert.is(m.info.labels[2], 'Pullover', `${source}: class names from config.json`);
+      } finally { m.dispose(); }
+    }
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('errors name what was wrong', async () => {
   const fails = async (fn: () => Promise<unknown>, re: RegExp) => {
     try { await fn(); } catch (e) { assert.match((e as Error).message, re); return; }
     assert.unreachable(`expected an error matching ${re}`);
   };
-  await fails(() => load(join(ROOT, 'models/missing.safetensors')), /model file '.*missing\.safetensors' not found/);
+  await fails(() => load(join(ROOT, 'models/missing.safetensors')), /missing\.safetensors: model file or folder not found/);
   await fails(() => load(CAIT, { backend: 'cuda' as never }), /unknown backend 'cuda'/);
   await fails(() => load(CAIT, { threads: 0 }), /threads must be an integer in 1\.\.64, got 0/);
   await fails(() => load(CAIT, { merge: 'h@9' }), /block 9 does not exist/);

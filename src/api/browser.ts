@@ -4,7 +4,8 @@
 import type { Backend } from '../backend/backend.js';
 import { WasmBackend, relaxedSimdSupported, type WasmVariant } from '../backend/wasm.js';
 import { ReferenceBackend } from '../backend/reference/index.js';
-import { loadWith, type Platform } from './load.js';
+import { modelFromCheckpoint } from '../nn/checkpoint.js';
+import { fetchCheckpoint, loadWith, type Platform } from './load.js';
 import type { Model, ImageReader } from './model.js';
 import { isRgbaLike, rgbaOf } from './preprocess.js';
 import type { BlobLike, DrawableLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
@@ -96,9 +97,15 @@ async function wasmModule(o: LoadOptions, variant: WasmVariant): Promise<WebAsse
 const shared = new Map<string, Backend>();
 
 const platform: Platform = {
-  async readModel(source) {
-    const res = await fetchOk(source);
-    return { bytes: new Uint8Array(await res.arrayBuffer()), name: String(source) };
+  async openModel(source, o) {
+    const base = typeof location !== 'undefined' ? location.href : undefined;
+    const { files, name } = await fetchCheckpoint(new URL(String(source), base), async (u) => {
+      const res = await fetch(u);
+      if (res.status === 404) return null;
+      if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
+      return new Uint8Array(await res.arrayBuffer());
+    });
+    return modelFromCheckpoint(files, o, name);
   },
   async backend(o) {
     const b = o.backend ?? 'auto';
@@ -128,8 +135,10 @@ const platform: Platform = {
 
 /**
  * Loads a model to run exactly as it was saved (merge schedule and ATME
- * switches, CDCP widths, preprocessing, class names). `source`: a URL
- * (relative to the page) or the bytes of a `.safetensors` file.
+ * switches, CDCP widths, preprocessing, class names). `source`: the URL
+ * (relative to the page) of a `.safetensors` file or of a model folder
+ * (ending in '/': model.safetensors + config.json, transformers or timm hub
+ * layout), or a safetensors file's bytes.
  */
 export function load(source: ModelSource, options: LoadOptions = {}): Promise<Model> {
   return loadWith(platform, source, options);

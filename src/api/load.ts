@@ -3,17 +3,36 @@
 // supplied by src/api/node.ts or src/api/browser.ts.
 import { setBackend } from '../tensor.js';
 import type { Backend } from '../backend/backend.js';
-import { modelFromBytes } from '../nn/load-bytes.js';
+import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
 
 export interface Platform {
-  /** The bytes of a model file named by a path or URL, and the name errors use. */
-  readModel(source: string | URL): Promise<{ bytes: Uint8Array; name: string }>;
+  /** The model a path or URL names (a file, or a model folder), built on the current default backend. */
+  openModel(source: string | URL, o: CheckpointOptions): Promise<LoadedModel>;
   /** The backend `o` asks for; `release` (if any) frees it when the model that alone uses it is disposed. */
   backend(o: LoadOptions): Promise<{ backend: Backend; release: (() => void) | null }>;
   images: ImageReader;
+}
+
+/**
+ * A model folder at a URL (ending in '/'): model.safetensors, and the
+ * config.json and preprocessor_config.json beside it when they exist
+ * (transformers or timm hub layout); a file URL: the file alone, with its own
+ * metadata config.
+ */
+export async function fetchCheckpoint(url: URL, fetchBytes: (u: URL) => Promise<Uint8Array | null>): Promise<{ files: CheckpointFiles; name: string }> {
+  if (!url.pathname.endsWith('/')) {
+    const weights = await fetchBytes(url);
+    if (!weights) throw new Error(`${url.href}: model file not found (HTTP 404)`);
+    return { files: { weights }, name: url.href };
+  }
+  const w = new URL('model.safetensors', url), c = new URL('config.json', url), p = new URL('preprocessor_config.json', url);
+  const [weights, config, pre] = await Promise.all([fetchBytes(w), fetchBytes(c), fetchBytes(p)]);
+  if (!weights) throw new Error(`${w.href}: not found (HTTP 404): a model folder URL must hold model.safetensors`);
+  const text = (b: Uint8Array | null) => (b ? new TextDecoder().decode(b) : undefined);
+  return { files: { weights, config: text(config), preprocessorConfig: text(pre), configName: c.href, preprocessorConfigName: p.href }, name: w.href };
 }
 
 const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'wasm-simd', 'wasm-relaxed', 'webgpu', 'reference'];
@@ -28,17 +47,18 @@ export function checkOptions(o: LoadOptions): void {
 
 export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions = {}): Promise<Model> {
   checkOptions(o);
-  let bytes: Uint8Array, name: string;
-  if (source instanceof Uint8Array) { bytes = source; name = '<bytes>'; }
-  else if (source instanceof ArrayBuffer) { bytes = new Uint8Array(source); name = '<bytes>'; }
-  else if (typeof source === 'string' || source instanceof URL) ({ bytes, name } = await p.readModel(source));
-  else throw new TypeError(`load: source must be a path, a URL, a Uint8Array or an ArrayBuffer, got ${Object.prototype.toString.call(source)}`);
+  const bytes = source instanceof Uint8Array ? source : source instanceof ArrayBuffer ? new Uint8Array(source) : null;
+  if (!bytes && typeof source !== 'string' && !(source instanceof URL)) {
+    throw new TypeError(`load: source must be a path, a URL, a Uint8Array or an ArrayBuffer, got ${Object.prototype.toString.call(source)}`);
+  }
   const { backend, release } = await p.backend(o);
   try {
     // the model's tensors are made on the default backend; it stays the
     // default afterwards, so tensors made by hand live beside the model
     setBackend(backend);
-    const { model: vit, metadata } = modelFromBytes(bytes, { preset: o.preset }, name);
+    const co: CheckpointOptions = { preset: o.preset, imgSize: o.imgSize, maxBytes: o.maxBytes };
+    const { model: vit, metadata } = bytes ? modelFromCheckpoint({ weights: bytes }, co, '<bytes>') : await p.openModel(source as string | URL, co);
+    const name = bytes ? '<bytes>' : String(source);
     let run;
     try { run = runnerFor(vit, metadata, o); } catch (e) { vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
     return new Model(vit, run, backend, p.images, release, name);

@@ -7,7 +7,9 @@ import { WasmBackend, loadWasmSync, relaxedSimdSupported, type WasmVariant } fro
 import { loadThreadedWasmSync } from '../backend/threads.js';
 import { ReferenceBackend } from '../backend/reference/index.js';
 import { decodeImage, readImageFile } from '../io/image.js';
-import { loadWith, type Platform } from './load.js';
+import { loadModel } from '../nn/model.js';
+import { modelFromCheckpoint } from '../nn/checkpoint.js';
+import { fetchCheckpoint, loadWith, type Platform } from './load.js';
 import type { Model, ImageReader } from './model.js';
 import { isRgbaLike, rgbaOf } from './preprocess.js';
 import type { BlobLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
@@ -70,10 +72,14 @@ async function wasmBytes(w: NonNullable<LoadOptions['wasm']>, variant: WasmVaria
 }
 
 const platform: Platform = {
-  async readModel(source) {
+  async openModel(source, o) {
     const s = String(source);
-    if (source instanceof URL || isUrl(s)) return { bytes: await fetchBytes(source), name: s };
-    return { bytes: readPath(s, 'model file'), name: s };
+    if (source instanceof URL ? source.protocol === 'file:' : s.startsWith('file:')) return loadModel(fileURLToPath(s), o);
+    if (source instanceof URL || isUrl(s)) {
+      const { files, name } = await fetchCheckpoint(new URL(s), (u) => fetchBytes(u).catch((e: Error) => { if (/HTTP 404/.test(e.message)) return null; throw e; }));
+      return modelFromCheckpoint(files, o, name);
+    }
+    return loadModel(s, o);
   },
   async backend(o) {
     const b = o.backend ?? 'auto';
@@ -94,7 +100,7 @@ const platform: Platform = {
     }
     if (o.wasm !== undefined) {
       const { bytes } = await wasmBytes(o.wasm, variant);
-      return { backend: new WasmBackend(new WebAssembly.Module(bytes), variant), release: null };
+      return { backend: new WasmBackend(new WebAssembly.Module(bytes as BufferSource), variant), release: null };
     }
     let be = shared.get(variant);
     if (!be) { be = loadWasmSync(variant); shared.set(variant, be); }
@@ -106,7 +112,9 @@ const platform: Platform = {
 /**
  * Loads a model to run exactly as it was saved: its merge schedule and ATME
  * switches, CDCP widths, preprocessing and class names. `source`: a
- * `.safetensors` path, a file: or http(s) URL, or the file's bytes.
+ * `.safetensors` file or a model folder (transformers or timm hub layout),
+ * by path or file:/http(s) URL (a folder URL ends with '/'), or a
+ * safetensors file's bytes.
  *
  * ```js
  * import { load } from 'caitjs';

@@ -25,7 +25,11 @@ export interface DrawableLike { readonly width: number; readonly height: number 
  */
 export type ImageInput = Uint8Array | ArrayBuffer | RgbaLike | string | URL | BlobLike | DrawableLike;
 
-/** Where a model comes from: a file path (Node), a URL, or the bytes of a safetensors file. */
+/**
+ * Where a model comes from: a `.safetensors` file or a model folder
+ * (transformers or timm hub layout: model.safetensors + config.json) by path
+ * (Node) or URL (a folder URL ends with '/'), or a safetensors file's bytes.
+ */
 export type ModelSource = string | URL | Uint8Array | ArrayBuffer;
 
 /** Backend names, as the CLI's --backend takes them; 'auto' (default) = relaxed-SIMD WASM where the engine has it, else SIMD WASM. */
@@ -48,8 +52,12 @@ export interface LoadOptions extends RunnerOptions {
    * `build/` folder.
    */
   wasm?: string | URL | Uint8Array | ArrayBuffer;
-  /** Config preset for a checkpoint without one in its metadata (a timm file), e.g. 'deit_tiny_patch16_224'. */
+  /** Config preset for a checkpoint without a config (a bare timm file), e.g. 'deit_tiny_patch16_224'. */
   preset?: string;
+  /** Run at this input side (the position embedding is resampled, as timm does). */
+  imgSize?: number;
+  /** Refuse checkpoints whose memory estimate is over this many bytes (default CAIT_MAX_MODEL_BYTES or 2 GiB). */
+  maxBytes?: number;
 }
 
 export interface ClassifyOptions {
