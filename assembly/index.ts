@@ -11,3 +11,4 @@ export * from './adamw';
 export * from './patch';
 export * from './atme';
 export * from './gather';
+export * from './qgemm';

@@ -56,6 +56,10 @@ export const KERNEL_TABLE = {
   scatter_rows: 'y:p idx:p k:i cols:i x:p ldx:i',
   gather_cols: 'x:p ldx:i rows:i idx:p k:i y:p',
   scatter_cols: 'y:p rows:i idx:p k:i x:p ldx:i',
+  // assembly/qgemm.ts (int8 inference; byte layouts there)
+  quantize_rows: 'x:p ldx:i M:i K:i qa:p rowp:p',
+  pack_qb: 'K:i N:i w:p ldw:i dst:p',
+  qgemm: 'M:i N:i K:i qa:p rowp:p wp:p wscale:p bias:p c:p ldc:i flags:i',
 } as const;
 
 export type KernelName = keyof typeof KERNEL_TABLE;
@@ -121,3 +125,7 @@ export const packedSize = (K: number, N: number): number => Math.ceil(N / 8) * 8
 
 /** Bytes of packing scratch a GEMM call may use (see assembly/gemm.ts). */
 export const GEMM_SCRATCH_BYTES = 1 << 20;
+/** Bytes pack_qb writes for K x N int8 weights: 8-channel panels of K rounded up to 4, then the int32 column sums. */
+export const qPackedBytes = (K: number, N: number): number => Math.ceil(N / 8) * 8 * (((K + 3) & ~3) + 4);
+/** Bytes quantize_rows writes for M rows of K: strips of 4 rows, K rounded up to 4 (its row parameters: 2 M floats). */
+export const qRowsBytes = (M: number, K: number): number => Math.ceil(M / 4) * 4 * ((K + 3) & ~3);

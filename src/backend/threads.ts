@@ -279,8 +279,40 @@ const splitPatchify: SplitRule = {
   },
 };
 
+// int8 (assembly/qgemm.ts): by strips of 4 rows, as gemm; the activations
+// are stored in strips of 4 rows x Kp bytes, the row parameters 2 floats a row.
+const QG = at('qgemm'), QR = at('quantize_rows');
+const kp4 = (K: number): number => (K + 3) & ~3;
+function byStrips(M: number, T: number, part: (i0: number, rows: number) => number[]): number[][] | null {
+  const strips = Math.ceil(M / 4);
+  if (M <= 0 || strips < 2) return null;
+  const rc = cuts(strips, T);
+  return rc.slice(0, -1).map((s0, p) => part(s0 * 4, Math.min(M, rc[p + 1] * 4) - s0 * 4));
+}
+const splitQgemm: SplitRule = {
+  cls: 'gemm',
+  // an int8 multiply-add costs about a third of a float one (assembly/qgemm.ts)
+  work: (g) => (g[QG.M] > 0 && g[QG.N] > 0 ? (g[QG.M] * g[QG.N] * g[QG.K]) / 3 : 0),
+  cut: (g, T) => (g[QG.N] <= 0 ? null : byStrips(g[QG.M], T, (i0, rows) => {
+    const q = g.slice();
+    q[QG.M] = rows; q[QG.qa] = g[QG.qa] + i0 * kp4(g[QG.K]); q[QG.rowp] = g[QG.rowp] + i0 * 2 * F; q[QG.c] = g[QG.c] + i0 * g[QG.ldc] * F;
+    return q;
+  })),
+};
+const splitQuantizeRows: SplitRule = {
+  cls: 'elementwise',
+  work: (g) => 3 * g[QR.M] * g[QR.K],
+  cut: (g, T) => byStrips(g[QR.M], T, (i0, rows) => {
+    const q = g.slice();
+    q[QR.M] = rows; q[QR.x] = g[QR.x] + i0 * g[QR.ldx] * F; q[QR.qa] = g[QR.qa] + i0 * kp4(g[QR.K]); q[QR.rowp] = g[QR.rowp] + i0 * 2 * F;
+    return q;
+  }),
+};
+
 const SPLITS: Partial<Record<KernelName, SplitRule>> = {
   gemm: splitGemm,
+  qgemm: splitQgemm,
+  quantize_rows: splitQuantizeRows,
   softmax_fwd: byRows('softmax_fwd', 'softmax', 'rows', [['x', 'cols'], ['y', 'cols']], (a, i) => 8 * a[i.cols]),
   softmax_bwd: byRows('softmax_bwd', 'softmax', 'rows', [['y', 'cols'], ['dy', 'cols'], ['dx', 'cols']], (a, i) => 3 * a[i.cols]),
   layernorm_fwd: byRows('layernorm_fwd', 'layernorm', 'rows', [['x', 'cols'], ['y', 'cols'], ['mean', 1], ['rstd', 1]], (a, i) => 4 * a[i.cols]),

@@ -15,11 +15,12 @@ import * as adamw from './adamw.js';
 import * as patch from './patch.js';
 import * as atme from './atme.js';
 import * as gather from './gather.js';
+import * as qgemm from './qgemm.js';
 
 type RefKernel = (h: Heap, ...args: number[]) => number | void;
 const table: Record<string, RefKernel> = {
   ...gemm, ...softmax, ...layernorm, ...gelu, ...elementwise, ...reduce, ...adamw, ...patch, ...gather,
-  ...atme,
+  ...atme, ...qgemm,
 } as unknown as Record<string, RefKernel>;
 
 export class ReferenceBackend implements Backend {

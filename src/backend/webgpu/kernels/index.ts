@@ -19,6 +19,7 @@ const { PHI: _phi, ...geluKernels } = gelu;
 
 export const WGSL_KERNELS: Record<KernelName, KernelSpec | null> = {
   ...gemmKernels, ...softmax, ...layernorm, ...geluKernels, ...elementwiseKernels, ...reduce, ...adamw, ...patch, ...atme, ...gather,
+  quantize_rows: null, pack_qb: null, qgemm: null,
 };
 
 /** Kernels with no WASM twin, used through WebGpuBackend's own methods. */
@@ -26,5 +27,8 @@ export const EXTRA_KERNELS = { log } satisfies Record<string, ExtraKernelSpec>;
 
 /** Kernels that exist in the table but cannot run here, and why. */
 export const UNSUPPORTED: Partial<Record<KernelName, string>> = {
+  quantize_rows: 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)',
+  pack_qb: 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)',
+  qgemm: 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)',
   sum_sq: 'its result is a host scalar, which WebGPU returns only asynchronously (it serves gradient-norm clipping in training; the WebGPU backend runs inference)',
 };

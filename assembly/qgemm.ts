@@ -1,0 +1,268 @@
+// int8 GEMM for inference: y = dequant(Q(x) * Wq^T) + bias (optionally GELU),
+// int32 accumulation. Spec (and argument lists): src/backend/reference/qgemm.ts.
+//
+// Numbers (src/quant/ chooses them):
+//   weights  per output channel, symmetric: W[j,k] ~ sw[j] * w[j,k], w in
+//            [-127, 127] (the kernels take the full int8 range, -128 included);
+//   inputs   per row (token), asymmetric 7-bit: x[i,k] ~ sx[i] * (u[i,k] - zx[i]),
+//            u in [0, 127], with the range widened to hold 0 (as onnxruntime's
+//            DynamicQuantizeLinear does with 8 bits) so zx is in [0, 127].
+//   y[i,j] = (sx[i] * sw[j]) * (sum_k w[j,k] u[i,k] - zx[i] * colsum_j) + bias[j]
+//   where colsum_j = sum_k w[j,k] is computed once, by pack_qb.
+// Why the inputs are the unsigned 7-bit operand: i32x4.relaxed_dot_i8x16_i7x16_add_s
+// is deterministic only when its second operand has the high bit clear (an
+// engine may read those bytes as signed or unsigned; x64 V8 uses pmaddubsw,
+// which takes them unsigned and saturates pairs in i16). With b in [0, 127]
+// and a in [-128, 127] a pair sum is in [-32512, 32258]: no saturation, so the
+// relaxed build computes exactly what the plain one does (test/kernels/qgemm.test.ts
+// holds both bit for bit to the reference at -128/127 and 0/127).
+// An asymmetric 7-bit range has 128 levels over [min(x,0), max(x,0)]; a
+// symmetric 7-bit one (absmax, u - 64) would have 127 levels over [-|x|, |x|],
+// twice the step for one-sided rows (after GELU) and no better elsewhere.
+//
+// Layouts (Kp = K rounded up to a multiple of 4; byte pointers, no alignment needed):
+//   activations (quantize_rows' output) in strips of 4 rows, 4 k per group:
+//       qa[(i>>2)*Kp*4 + (k>>2)*16 + (i&3)*4 + (k&3)] = u[i,k]; pad k and pad
+//       rows (up to a multiple of 4) are 0. rowp[2i] = sx[i], rowp[2i+1] = zx[i] (f32).
+//   weights (pack_qb's output) in panels of 8 output channels:
+//       wp[(j>>3)*Kp*8 + (k>>2)*32 + (j&7)*4 + (k&3)] = w[j,k] (0 past K and N),
+//       then ceil(N/8)*8 int32 column sums (0 past N). Size: qPackedBytes (kernels.ts).
+//   So one 16-byte load holds 4 channels x 4 k and a 4-byte splat of a row's
+//   group pairs with it: relaxed_dot gives 4 channels' partial sums at once
+//   (16 multiply-adds per instruction against 4 for a float FMA).
+// The plain SIMD build widens both to i16 (load8x8_s, extend of the splat)
+// and uses i32x4.dot_i16x8_s: each accumulator then holds 2 channels x 2
+// half-sums, added pairwise in the store; 4x8 would need 16 accumulators, so
+// that build runs the tile as two 4x4 halves.
+//
+// The store: (f32(acc - zx*colsum) * f32(sx*sw)) + bias, then GELU (the float
+// GEMM's geluv), in that order and rounding, also in the reference.
+// No K blocking: a panel is Kp*8 bytes (6 KiB at K = 768) and stays in L1
+// while all strips pass under it; int32 cannot overflow below K = 133,000.
+import { geluv } from './gelu';
+
+/**
+ * Quantize rows of x (M x K floats, row stride ldx) into qa/rowp (layout above).
+ * Per row: lo = min(x, 0), hi = max(x, 0), s = (hi - lo) / 127 (1 for a zero
+ * row), inv = 127 / (hi - lo), z = nearest(-lo * inv), u = clamp(nearest(x * inv) + z, 0, 127).
+ */
+export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, rowp: usize): void {
+  if (M <= 0) return;
+  const Kp = (K + 3) & ~3, Mp = (M + 3) & ~3;
+  const K4 = K & ~3;
+  for (let i = 0; i < Mp; i++) {
+    const dstRow = qa + <usize>(i >> 2) * (<usize>Kp << 2) + (<usize>(i & 3) << 2);
+    if (i >= M) {
+      for (let g = 0; g < Kp; g += 4) store<u32>(dstRow + (<usize>g << 2), 0);
+      continue;
+    }
+    const src = x + (<usize>(i * ldx) << 2);
+    let vlo = f32x4.splat(0), vhi = f32x4.splat(0);
+    for (let k = 0; k < K4; k += 4) {
+      const v = v128.load(src + (<usize>k << 2));
+      vlo = f32x4.min(vlo, v); vhi = f32x4.max(vhi, v);
+    }
+    let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
+    let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
+    for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
+    const range = hi - lo;
+    let s: f32 = 1, inv: f32 = 0, z: f32 = 0;
+    if (range > 0) {
+      s = range / 127;
+      inv = <f32>127 / range;
+      z = min(max(nearest(-lo * inv), 0), 127);
+    }
+    store<f32>(rowp + (<usize>i << 3), s);
+    store<f32>(rowp + (<usize>i << 3), z, 4);
+    const vinv = f32x4.splat(inv), vz = f32x4.splat(z), v0 = f32x4.splat(0), v127 = f32x4.splat(127);
+    let d = dstRow;
+    for (let k = 0; k < K4; k += 4) {
+      const v = v128.load(src + (<usize>k << 2));
+      const q = f32x4.min(f32x4.max(f32x4.add(f32x4.nearest(f32x4.mul(v, vinv)), vz), v0), v127);
+      const n = i32x4.trunc_sat_f32x4_s(q);
+      // 4 int32 in [0, 127] -> 4 bytes
+      const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n, n), i16x8.narrow_i32x4_s(n, n));
+      store<u32>(d, i32x4.extract_lane(b, 0));
+      d += 16;
+    }
+    if (K4 < K) {
+      let w: u32 = 0;
+      for (let k = K4; k < K; k++) {
+        const q = min(max(nearest(load<f32>(src + (<usize>k << 2)) * inv) + z, 0), 127);
+        w |= (<u32><i32>q) << ((k & 3) << 3);
+      }
+      store<u32>(d, w);
+    }
+  }
+}
+
+/**
+ * Pack int8 weights w (N x K, row j at w + j*ldw bytes) into qgemm's panels
+ * and column sums (layout above).
+ */
+export function pack_qb(K: i32, N: i32, w: usize, ldw: i32, dst: usize): void {
+  if (K <= 0 || N <= 0) return;
+  const Kp = (K + 3) & ~3, N8 = (N + 7) & ~7;
+  const sums = dst + <usize>N8 * <usize>Kp;
+  for (let j = 0; j < N8; j++) {
+    const panel = dst + <usize>(j >> 3) * (<usize>Kp << 3) + (<usize>(j & 7) << 2);
+    let sum = 0;
+    for (let k = 0; k < Kp; k++) {
+      let v: i32 = 0;
+      if (j < N && k < K) v = load<i8>(w + <usize>j * <usize>ldw + <usize>k);
+      sum += v;
+      store<i8>(panel + (<usize>(k >> 2) << 5) + <usize>(k & 3), <i8>v);
+    }
+    store<i32>(sums + (<usize>j << 2), sum);
+  }
+}
+
+/**
+ * c[i*ldc + j] = act((f32(acc[i,j] - zx[i]*colsum[j]) * f32(sx[i]*sw[j])) + bias[j])
+ * for i < M, j < N; acc = sum_k w[j,k] u[i,k]. flags & 1: GELU. bias 0: none.
+ */
+export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize, wscale: usize,
+  bias: usize, c: usize, ldc: i32, flags: i32): void {
+  if (M <= 0 || N <= 0) return;
+  const act = (flags & 1) != 0;
+  const Kp = (K + 3) & ~3, N8 = (N + 7) & ~7;
+  const kq = Kp >> 2;
+  const stripBytes = <usize>Kp << 2, panelBytes = <usize>Kp << 3;
+  const sums = wp + <usize>N8 * <usize>Kp;
+  let bp = wp;
+  for (let j = 0; j < N; j += 8) {
+    const nr = min(8, N - j);
+    let ap = qa, rp = rowp;
+    let cp = c + (<usize>j << 2);
+    const sp = sums + (<usize>j << 2), wsp = wscale + (<usize>j << 2);
+    const biasp = bias != 0 ? bias + (<usize>j << 2) : 0;
+    for (let i = 0; i < M; i += 4) {
+      const mr = min(4, M - i);
+      if (ASC_FEATURE_RELAXED_SIMD) tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, act);
+      else {
+        tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp, act);
+        if (nr > 4) tilePlain(ap, bp + 16, kq, cp + 16, ldc, mr, nr - 4, rp, sp + 16, wsp + 16, biasp != 0 ? biasp + 16 : 0, act);
+      }
+      ap += stripBytes;
+      rp += 32;
+      cp += <usize>ldc << 4;
+    }
+    bp += panelBytes;
+  }
+}
+
+/** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */
+function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool): void {
+  let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
+  let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
+  let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
+  let c30 = i32x4.splat(0), c31 = i32x4.splat(0);
+  let k = kq;
+  while (k > 0) {
+    const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16);
+    let x = v128.load32_splat(ap, 0);
+    c00 = dot7(b0, x, c00); c01 = dot7(b1, x, c01);
+    x = v128.load32_splat(ap, 4);
+    c10 = dot7(b0, x, c10); c11 = dot7(b1, x, c11);
+    x = v128.load32_splat(ap, 8);
+    c20 = dot7(b0, x, c20); c21 = dot7(b1, x, c21);
+    x = v128.load32_splat(ap, 12);
+    c30 = dot7(b0, x, c30); c31 = dot7(b1, x, c31);
+    ap += 16; bp += 32; k--;
+  }
+  const rs = <usize>ldc << 2;
+  storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp, act);
+  if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp, act);
+  if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp, act);
+  if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp, act);
+}
+
+/**
+ * Plain SIMD build: 4 rows x 4 channels (half a panel, panel stride 32 bytes).
+ * Weights widened by load8x8_s: [ch0 k0..3, ch1 k0..3] and [ch2.., ch3..]; a
+ * row's group splatted and widened: [u0..3, u0..3]; dot_i16x8_s then gives
+ * [ch0 k01, ch0 k23, ch1 k01, ch1 k23], summed pairwise in the store.
+ */
+function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool): void {
+  let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
+  let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
+  let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
+  let c30 = i32x4.splat(0), c31 = i32x4.splat(0);
+  let k = kq;
+  while (k > 0) {
+    const w0 = v128.load8x8_s(bp, 0), w1 = v128.load8x8_s(bp, 8);
+    let x = i16x8.extend_low_i8x16_u(v128.load32_splat(ap, 0));
+    c00 = i32x4.add(c00, i32x4.dot_i16x8_s(w0, x)); c01 = i32x4.add(c01, i32x4.dot_i16x8_s(w1, x));
+    x = i16x8.extend_low_i8x16_u(v128.load32_splat(ap, 4));
+    c10 = i32x4.add(c10, i32x4.dot_i16x8_s(w0, x)); c11 = i32x4.add(c11, i32x4.dot_i16x8_s(w1, x));
+    x = i16x8.extend_low_i8x16_u(v128.load32_splat(ap, 8));
+    c20 = i32x4.add(c20, i32x4.dot_i16x8_s(w0, x)); c21 = i32x4.add(c21, i32x4.dot_i16x8_s(w1, x));
+    x = i16x8.extend_low_i8x16_u(v128.load32_splat(ap, 12));
+    c30 = i32x4.add(c30, i32x4.dot_i16x8_s(w0, x)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(w1, x));
+    ap += 16; bp += 32; k--;
+  }
+  const rs = <usize>ldc << 2, z = i32x4.splat(0);
+  storeRow(cp, pairSum(c00, c01), z, nr, rp, sp, wsp, biasp, act);
+  if (mr > 1) storeRow(cp + rs, pairSum(c10, c11), z, nr, rp + 8, sp, wsp, biasp, act);
+  if (mr > 2) storeRow(cp + rs * 2, pairSum(c20, c21), z, nr, rp + 16, sp, wsp, biasp, act);
+  if (mr > 3) storeRow(cp + rs * 3, pairSum(c30, c31), z, nr, rp + 24, sp, wsp, biasp, act);
+}
+
+/**
+ * c + 4-term dots of a (int8) and b (0..127). Written as i16x8.relaxed_dot
+ * + extadd_pairwise rather than i32x4.relaxed_dot_i8x16_i7x16_add_s: the
+ * fused form miscomputes in Node 20's V8 (x64; one accumulator of a 4x8 tile
+ * came out doubled, test/kernels/qgemm.test.ts), and x64 V8 lowers both to the
+ * same pmaddubsw + pmaddwd + paddd.
+ */
+// @ts-ignore: decorator
+@inline function dot7(a: v128, b: v128, c: v128): v128 {
+  return i32x4.add(c, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b)));
+}
+
+// [a0+a1, a2+a3, b0+b1, b2+b3]
+// @ts-ignore: decorator
+@inline function pairSum(a: v128, b: v128): v128 {
+  return i32x4.add(i8x16.shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+    i8x16.shuffle(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31));
+}
+
+/** Dequantize one row of up to 8 channels (acc0: channels 0..3, acc1: 4..7) and store nr of them. */
+// @ts-ignore: decorator
+@inline function storeRow(p: usize, acc0: v128, acc1: v128, nr: i32, rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool): void {
+  const sx = f32x4.splat(load<f32>(rp)), zx = i32x4.splat(<i32>load<f32>(rp, 4));
+  if (nr == 8) {
+    let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, v128.load(sp)))), f32x4.mul(sx, v128.load(wsp)));
+    let r1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc1, i32x4.mul(zx, v128.load(sp, 16)))), f32x4.mul(sx, v128.load(wsp, 16)));
+    if (biasp) { r0 = f32x4.add(r0, v128.load(biasp)); r1 = f32x4.add(r1, v128.load(biasp, 16)); }
+    if (act) { r0 = geluv(r0); r1 = geluv(r1); }
+    v128.store(p, r0);
+    v128.store(p, r1, 16);
+  } else if (nr == 4) {
+    let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, v128.load(sp)))), f32x4.mul(sx, v128.load(wsp)));
+    if (biasp) r0 = f32x4.add(r0, v128.load(biasp));
+    if (act) r0 = geluv(r0);
+    v128.store(p, r0);
+  } else {
+    // edge: element by element, the same operations (columns past nr neither read nor written)
+    const s = load<f32>(rp), z = <i32>load<f32>(rp, 4);
+    for (let j = 0; j < nr; j++) {
+      const a = j < 4 ? laneI(acc0, j) : laneI(acc1, j - 4);
+      const o = <usize>j << 2;
+      let r = <f32>(a - z * load<i32>(sp + o)) * (s * load<f32>(wsp + o));
+      if (biasp) r += load<f32>(biasp + o);
+      if (act) r = f32x4.extract_lane(geluv(f32x4.splat(r)), 0);
+      store<f32>(p + o, r);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function laneI(v: v128, i: i32): i32 {
+  if (i == 0) return i32x4.extract_lane(v, 0);
+  if (i == 1) return i32x4.extract_lane(v, 1);
+  if (i == 2) return i32x4.extract_lane(v, 2);
+  return i32x4.extract_lane(v, 3);
+}

@@ -1,0 +1,78 @@
+// Reference int8 GEMM: the executable spec of assembly/qgemm.ts (layouts and
+// numbers are described there). Integer parts are exact; the float steps are
+// rounded to f32 one by one in the kernel's order, so a SIMD build matches
+// this bit for bit except through GELU (the kernel's geluv is within ~4e-7
+// of the float64 erf used here).
+//
+//   quantize_rows(x, ldx, M, K, qa, rowp)       per-row asymmetric 7-bit
+//   pack_qb(K, N, w, ldw, dst)                  int8 weights -> panels + column sums
+//   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU
+import type { Heap } from './heap.js';
+import { erf } from './gelu.js';
+
+const f32 = Math.fround;
+
+/** Round half to even (wasm's nearest). */
+function nearest(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+const bytes = (h: Heap): Int8Array => new Int8Array(h.f32.buffer);
+
+export function quantize_rows(h: Heap, x: number, ldx: number, M: number, K: number, qa: number, rowp: number): void {
+  if (M <= 0) return;
+  const f = h.f32, b = bytes(h), Kp = (K + 3) & ~3, Mp = (M + 3) & ~3;
+  for (let i = 0; i < Mp; i++) {
+    const row = (k: number) => qa + (i >> 2) * Kp * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3);
+    if (i >= M) { for (let k = 0; k < Kp; k++) b[row(k)] = 0; continue; }
+    const X = (x >> 2) + i * ldx;
+    let lo = 0, hi = 0;
+    for (let k = 0; k < K; k++) { lo = Math.min(lo, f[X + k]); hi = Math.max(hi, f[X + k]); }
+    const range = f32(hi - lo);
+    let s = 1, inv = 0, z = 0;
+    if (range > 0) {
+      s = f32(range / 127);
+      inv = f32(127 / range);
+      z = Math.min(Math.max(nearest(f32(-lo * inv)), 0), 127);
+    }
+    f[(rowp >> 2) + 2 * i] = s;
+    f[(rowp >> 2) + 2 * i + 1] = z;
+    for (let k = 0; k < Kp; k++) {
+      b[row(k)] = k < K ? Math.min(Math.max(nearest(f32(f[X + k] * inv)) + z, 0), 127) : 0;
+    }
+  }
+}
+
+export function pack_qb(h: Heap, K: number, N: number, w: number, ldw: number, dst: number): void {
+  if (K <= 0 || N <= 0) return;
+  const b = bytes(h), i32 = h.i32, Kp = (K + 3) & ~3, N8 = (N + 7) & ~7, sums = dst + N8 * Kp;
+  for (let j = 0; j < N8; j++) {
+    let sum = 0;
+    for (let k = 0; k < Kp; k++) {
+      const v = j < N && k < K ? b[w + j * ldw + k] : 0;
+      sum += v;
+      b[dst + (j >> 3) * Kp * 8 + (k >> 2) * 32 + (j & 7) * 4 + (k & 3)] = v;
+    }
+    i32[(sums >> 2) + j] = sum;
+  }
+}
+
+export function qgemm(h: Heap, M: number, N: number, K: number, qa: number, rowp: number, wp: number, wscale: number,
+  bias: number, c: number, ldc: number, flags: number): void {
+  if (M <= 0 || N <= 0) return;
+  const f = h.f32, i32 = h.i32, b = bytes(h), u = new Uint8Array(h.f32.buffer);
+  const Kp = (K + 3) & ~3, N8 = (N + 7) & ~7, sums = (wp + N8 * Kp) >> 2;
+  for (let i = 0; i < M; i++) {
+    const sx = f[(rowp >> 2) + 2 * i], zx = f[(rowp >> 2) + 2 * i + 1];
+    for (let j = 0; j < N; j++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++)
+        acc += b[wp + (j >> 3) * Kp * 8 + (k >> 2) * 32 + (j & 7) * 4 + (k & 3)] * u[qa + (i >> 2) * Kp * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)];
+      let r = f32(f32(acc - zx * i32[sums + j]) * f32(sx * f[(wscale >> 2) + j]));
+      if (bias) r = f32(r + f[(bias >> 2) + j]);
+      if (flags & 1) r = 0.5 * r * (1 + erf(r / Math.SQRT2));
+      f[(c >> 2) + i * ldc + j] = r;
+    }
+  }
+}

@@ -1,0 +1,227 @@
+// int8 kernels (assembly/qgemm.ts): quantize_rows, pack_qb and qgemm in both
+// WASM builds against the reference, bit for bit (GELU: within the GELU
+// kernel's accuracy), on odd, tail (M % 4, N % 8, K % 4), unaligned and
+// strided sizes, and at the extremes of both operand ranges (weights -128 and
+// 127, activations 0 and 127), where the relaxed dot would differ between
+// engines if its 7-bit operand were ever out of range.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Backend, Ptr } from '../../src/backend/backend.js';
+import { ReferenceBackend } from '../../src/backend/reference/index.js';
+import { loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../../src/backend/wasm.js';
+import { loadThreadedWasmSync } from '../../src/backend/threads.js';
+import { randn, close } from '../util.js';
+
+const ref = new ReferenceBackend(1 << 24);
+const variants: WasmVariant[] = relaxedSimdSupported() ? ['simd', 'relaxed'] : ['simd'];
+const wasm = variants.map((v) => loadWasmSync(v));
+const run = (be: Backend, k: string, ...a: number[]) => be.run(k as never, ...a);
+
+/** Heap bytes (any byte offset): allocated with room for `off` leading bytes, written through an aligned Int32Array. */
+function putBytes(be: Backend, data: Int8Array | Uint8Array, off: number, ptrs: Ptr[]): Ptr {
+  const n = Math.ceil((data.length + off) / 4) + 1;
+  const base = be.alloc(n);
+  ptrs.push(base);
+  const buf = new Uint8Array(n * 4);
+  buf.set(new Uint8Array(data.buffer, data.byteOffset, data.length), off);
+  be.write(base, new Int32Array(buf.buffer));
+  return base + off;
+}
+function readBytes(be: Backend, p: Ptr, n: number): Uint8Array {
+  const base = p & ~3, f = be.read(base, Math.ceil((p - base + n) / 4));
+  return new Uint8Array(f.buffer, f.byteOffset + (p - base), n).slice();
+}
+function putFloats(be: Backend, x: Float32Array, offFloats: number, ptrs: Ptr[]): Ptr {
+  const p = be.alloc(x.length + offFloats + 1);
+  ptrs.push(p);
+  be.write(p + 4 * offFloats, x);
+  return p + 4 * offFloats;
+}
+const kp = (K: number) => (K + 3) & ~3;
+const qaBytes = (M: number, K: number) => Math.ceil(M / 4) * 4 * kp(K);
+const packedBytes = (K: number, N: number) => Math.ceil(N / 8) * 8 * (kp(K) + 4);
+
+function randI8(n: number, seed: number, lo = -128, hi = 127): Int8Array {
+  const r = randn(n, seed), out = new Int8Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.min(hi, Math.max(lo, Math.round(lo + ((r[i] + 1) / 2) * (hi - lo))));
+  return out;
+}
+
+const Q = suite('int8 kernels');
+
+Q('pack_qb: panels and column sums bit for bit (K, N tails, ldw > K, odd byte offsets)', () => {
+  for (const [K, N, ldw, off] of [[1, 1, 1, 0], [3, 5, 3, 1], [4, 8, 7, 2], [7, 13, 9, 3], [33, 17, 33, 1], [192, 24, 195, 0]]) {
+    const w = randI8(N * ldw, K * 31 + N);
+    const outs = [ref, ...wasm].map((be) => {
+      const ptrs: Ptr[] = [];
+      const wp = putBytes(be, w, off, ptrs), dst = be.alloc(packedBytes(K, N) / 4 + 2);
+      ptrs.push(dst);
+      be.write(dst, new Int32Array(packedBytes(K, N) / 4 + 2).fill(0x5a5a5a5a));
+      run(be, 'pack_qb', K, N, wp, ldw, dst);
+      const out = readBytes(be, dst, packedBytes(K, N) + 8);
+      for (const p of ptrs) be.free(p);
+      return out;
+    });
+    // the column sums are exact: check a few against a direct sum
+    const sums = new Int32Array(outs[0].buffer, Math.ceil(N / 8) * 8 * kp(K), Math.ceil(N / 8) * 8);
+    for (let j = 0; j < N; j++) { let s = 0; for (let k = 0; k < K; k++) s += w[j * ldw + k]; assert.is(sums[j], s, `colsum ${j}`); }
+    for (let j = N; j < sums.length; j++) assert.is(sums[j], 0);
+    for (let v = 0; v < wasm.length; v++) assert.equal([...outs[v + 1]], [...outs[0]], `${variants[v]} K ${K} N ${N}`);
+    // nothing past the packed size is written
+    assert.equal([...outs[0].slice(-8)], [0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a]);
+  }
+});
+
+Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned x and qa', () => {
+  for (const [M, K, ldx, offX, offQ] of [[1, 1, 1, 0, 0], [3, 3, 5, 1, 1], [5, 4, 4, 0, 2], [6, 7, 9, 3, 3], [9, 33, 40, 1, 0], [13, 192, 192, 0, 1]]) {
+    const x = randn(M * ldx, M + K, 3);
+    // row 0: all zero, row 1 (if any): all positive, row 2: all negative, row 3: one huge value
+    for (let k = 0; k < K; k++) {
+      x[k] = 0;
+      if (M > 1) x[ldx + k] = Math.abs(x[ldx + k]) + 0.5;
+      if (M > 2) x[2 * ldx + k] = -Math.abs(x[2 * ldx + k]) - 0.25;
+    }
+    if (M > 3) x[3 * ldx + (K >> 1)] = 1e6;
+    const outs = [ref, ...wasm].map((be) => {
+      const ptrs: Ptr[] = [];
+      const xp = putFloats(be, x, offX, ptrs);
+      const qa = putBytes(be, new Uint8Array(qaBytes(M, K) + 4).fill(0xee), offQ, ptrs);
+      const rowp = putFloats(be, new Float32Array(2 * M + 1).fill(-7), 0, ptrs);
+      run(be, 'quantize_rows', xp, ldx, M, K, qa, rowp);
+      const out = { q: [...readBytes(be, qa, qaBytes(M, K) + 4)], r: be.read(rowp, 2 * M + 1) };
+      for (const p of ptrs) be.free(p);
+      return out;
+    });
+    const o = outs[0];
+    assert.ok(o.q.slice(0, -4).every((v) => v <= 127), 'u in [0, 127]');
+    assert.equal(o.q.slice(-4), [0xee, 0xee, 0xee, 0xee], 'nothing written past the strips');
+    assert.is(o.r[2 * M], -7, 'nothing written past rowp');
+    assert.is(o.r[0], 1, 'zero row: scale 1');
+    if (M > 1) assert.is(o.r[3], 0, 'positive row: zero point 0');
+    if (M > 2) assert.is(o.r[5], 127, 'negative row: zero point 127');
+    // dequantized values within half a step of x
+    for (let i = 0; i < M; i++) {
+      const s = o.r[2 * i], z = o.r[2 * i + 1];
+      for (let k = 0; k < K; k++) {
+        const u = o.q[(i >> 2) * kp(K) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)];
+        assert.ok(Math.abs(s * (u - z) - x[i * ldx + k]) <= 0.5001 * s + 1e-6 * Math.abs(x[i * ldx + k]), `row ${i} k ${k}`);
+      }
+    }
+    for (let v = 0; v < wasm.length; v++) {
+      assert.equal(outs[v + 1].q, o.q, `${variants[v]} M ${M} K ${K}: bytes`);
+      assert.equal([...outs[v + 1].r], [...o.r], `${variants[v]} M ${M} K ${K}: row parameters`);
+    }
+  }
+});
+
+interface Case { M: number; N: number; K: number; ldc?: number; bias?: boolean; gelu?: boolean; off?: number; w?: 'rand' | 'min' | 'max' | 'alt'; u?: 'rand' | 'min' | 'max' }
+
+/** Runs quantize-free qgemm on hand-made operands (qa bytes given), returns C with its padding. */
+function qgemmOn(be: Backend, c: Case, w: Int8Array, u: Uint8Array, rowp: Float32Array, ws: Float32Array, bias: Float32Array): Float32Array {
+  const { M, N, K } = c, ldc = c.ldc ?? N, off = c.off ?? 0, ptrs: Ptr[] = [];
+  const wraw = putBytes(be, w, off, ptrs), wp = be.alloc(packedBytes(K, N) / 4 + 1);
+  ptrs.push(wp);
+  run(be, 'pack_qb', K, N, wraw, K, wp + 0);
+  const qa = putBytes(be, u, off, ptrs), rp = putFloats(be, rowp, off, ptrs), wsp = putFloats(be, ws, off, ptrs);
+  const bp = c.bias ? putFloats(be, bias, off, ptrs) : 0;
+  const C = new Float32Array(M * ldc).fill(12345);
+  const cp = putFloats(be, C, off, ptrs);
+  run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, ldc, c.gelu ? 1 : 0);
+  const out = be.read(cp, M * ldc);
+  for (const p of ptrs) be.free(p);
+  return out;
+}
+
+function operands(c: Case, seed: number) {
+  const { M, N, K } = c;
+  const w = c.w === 'min' ? new Int8Array(N * K).fill(-128) : c.w === 'max' ? new Int8Array(N * K).fill(127)
+    : c.w === 'alt' ? Int8Array.from({ length: N * K }, (_, i) => (i % 2 ? 127 : -128)) : randI8(N * K, seed);
+  const u = new Uint8Array(qaBytes(M, K));
+  const ur = randI8(u.length, seed + 1, 0, 127);
+  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) {
+    const at = (i >> 2) * kp(K) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3);
+    u[at] = c.u === 'min' ? 0 : c.u === 'max' ? 127 : ur[at];
+  }
+  const rowp = new Float32Array(2 * M), r = randn(2 * M, seed + 2);
+  for (let i = 0; i < M; i++) { rowp[2 * i] = 0.001 + Math.abs(r[2 * i]) * 0.01; rowp[2 * i + 1] = Math.round(64 + 63 * r[2 * i + 1]); }
+  const ws = randn(N, seed + 3, 0.01).map((v) => Math.abs(v) + 1e-3), bias = randn(N, seed + 4);
+  return { w, u, rowp, ws, bias };
+}
+
+Q('qgemm: both builds bit for bit with the reference on tails, strides, offsets, bias (GELU within 1e-6)', () => {
+  const cases: Case[] = [
+    { M: 1, N: 1, K: 1 }, { M: 3, N: 5, K: 3, bias: true }, { M: 4, N: 8, K: 4 }, { M: 5, N: 9, K: 5, bias: true, off: 1 },
+    { M: 7, N: 12, K: 17, ldc: 15, bias: true }, { M: 9, N: 4, K: 8, off: 3 }, { M: 6, N: 20, K: 33, bias: true, gelu: true },
+    { M: 17, N: 27, K: 192, bias: true, gelu: true, off: 2 }, { M: 13, N: 64, K: 100, bias: true },
+  ];
+  let seed = 1;
+  for (const c of cases) {
+    const o = operands(c, seed++ * 10);
+    const want = qgemmOn(ref, c, o.w, o.u, o.rowp, o.ws, o.bias);
+    for (let v = 0; v < wasm.length; v++) {
+      const got = qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias);
+      const what = `${variants[v]} ${JSON.stringify(c)}`;
+      if (c.gelu) close(got, want, 1e-6, 1e-6, what);
+      else assert.equal([...got], [...want], what);
+    }
+  }
+});
+
+Q('qgemm: extremes of both ranges (w -128/127 against u 0/127), long K, exact in every build', () => {
+  let seed = 500;
+  for (const w of ['min', 'max', 'alt'] as const) for (const u of ['min', 'max', 'rand'] as const) {
+    const c: Case = { M: 5, N: 11, K: 1001, w, u, bias: true };
+    const o = operands(c, seed++);
+    const want = qgemmOn(ref, c, o.w, o.u, o.rowp, o.ws, o.bias);
+    for (let v = 0; v < wasm.length; v++) assert.equal([...qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias)], [...want], `${variants[v]} w ${w} u ${u}`);
+  }
+});
+
+Q('quantize_rows + qgemm approximate the float product (the scheme, end to end)', () => {
+  const M = 7, K = 67, N = 19, x = randn(M * K, 7), wf = randn(N * K, 8, 0.1);
+  const ws = new Float32Array(N), w = new Int8Array(N * K);
+  for (let j = 0; j < N; j++) {
+    let m = 0; for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(wf[j * K + k]));
+    ws[j] = m / 127;
+    for (let k = 0; k < K; k++) w[j * K + k] = Math.round(wf[j * K + k] / ws[j]);
+  }
+  const want = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) { let s = 0; for (let k = 0; k < K; k++) s += x[i * K + k] * wf[j * K + k]; want[i * N + j] = s; }
+  for (const be of [ref, ...wasm]) {
+    const ptrs: Ptr[] = [];
+    const xp = putFloats(be, x, 0, ptrs), qa = putBytes(be, new Uint8Array(qaBytes(M, K)), 0, ptrs), rp = putFloats(be, new Float32Array(2 * M), 0, ptrs);
+    const wraw = putBytes(be, w, 0, ptrs), wp = be.alloc(packedBytes(K, N) / 4); ptrs.push(wp);
+    const wsp = putFloats(be, ws, 0, ptrs), cp = putFloats(be, new Float32Array(M * N), 0, ptrs);
+    run(be, 'pack_qb', K, N, wraw, K, wp);
+    run(be, 'quantize_rows', xp, K, M, K, qa, rp);
+    run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, 0, cp, N, 0);
+    close(be.read(cp, M * N), want, 0, 0.03, be.name);
+    for (const p of ptrs) be.free(p);
+  }
+});
+
+Q('threads: quantize_rows and qgemm split by strips of 4 rows give the 1-thread bits', async () => {
+  const pool = loadThreadedWasmSync({ threads: 2, minWork: 0, variant: wasm[wasm.length - 1].variant });
+  await pool.ready();
+  try {
+    for (const [M, N, K] of [[9, 13, 33], [23, 40, 67]]) {
+      const x = randn(M * K, M), w = randI8(N * K, N), ws = randn(N, 3, 0.01), bias = randn(N, 4);
+      const outs = [wasm[wasm.length - 1], pool].map((be) => {
+        const ptrs: Ptr[] = [];
+        const xp = putFloats(be, x, 0, ptrs), qa = putBytes(be, new Uint8Array(qaBytes(M, K)), 0, ptrs), rp = putFloats(be, new Float32Array(2 * M), 0, ptrs);
+        const wraw = putBytes(be, w, 0, ptrs), wp = be.alloc(packedBytes(K, N) / 4); ptrs.push(wp);
+        const wsp = putFloats(be, ws, 0, ptrs), bp = putFloats(be, bias, 0, ptrs), cp = putFloats(be, new Float32Array(M * N), 0, ptrs);
+        run(be, 'pack_qb', K, N, wraw, K, wp);
+        run(be, 'quantize_rows', xp, K, M, K, qa, rp);
+        run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, N, 1);
+        const out = [...be.read(cp, M * N), ...readBytes(be, qa, qaBytes(M, K))];
+        for (const p of ptrs) be.free(p);
+        return out;
+      });
+      assert.equal(outs[1], outs[0], `M ${M} N ${N} K ${K}`);
+    }
+    assert.ok(pool.splitCalls > 0, 'the pool split some calls');
+  } finally { await pool.close(); }
+});
+
+Q.run();
