@@ -8,7 +8,8 @@
 //                analytic choice), save that (randomly initialised) compact
 //                model, and measure its speed against the dense one.
 import { dirname, join } from 'node:path';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/output.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
 import { createModel, loadModel, saveModel } from '../nn/model.js';
@@ -23,7 +24,7 @@ import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { applyUnmergeFlag, emitJson, need, useBackend } from './common.js';
+import { applyUnmergeFlag, checkOutputFlag, emitJson, need, useBackend } from './common.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -81,7 +82,8 @@ export function reductionOf(v: number): number {
 function compressRun(f: CompressFlags): void {
   useBackend(f.backend, f.threads);
   const ratio = reductionOf(need(f['target-macs'], 'target-macs'));
-  const out = need(f.out, 'out');
+  const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
+  checkOutputFlag('out', out, inputs);
   if (f['structure-only']) return structureOnly(f, ratio, out);
   const file = need(f.model, 'model');
   const { model: dense } = loadModel(file, { preset: f.preset });
@@ -121,7 +123,7 @@ function compressRun(f: CompressFlags): void {
     quiet: f.quiet,
   });
   mkdirSync(dirname(out) || '.', { recursive: true });
-  copyFileSync(report.file, out);
+  writeFileAtomic(out, readFileSync(report.file), inputs);
   const rows = [
     { model: 'dense', ...report.dense },
     { model: 'compressed', ...report.compressed },

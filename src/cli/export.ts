@@ -1,7 +1,7 @@
 // cait export: a model as an ONNX file (opset 17) for other runtimes.
 // Dense, CDCP-compact and ATME-merged models alike (src/cait/onnx.ts); the
 // merge schedule is the one the model runs with (--merge, else its saved one).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createModel, loadModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
@@ -9,7 +9,8 @@ import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
 import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { emitJson, need, withMerging } from './common.js';
+import { checkOutputFlag, emitJson, need, withMerging } from './common.js';
+import { writeFileAtomic } from '../io/output.js';
 
 const EXPORT_FLAGS = {
   ...MODEL_FLAGS,
@@ -32,6 +33,8 @@ export const exportCommand = command({
 
 function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   const out = need(f.onnx, 'onnx');
+  const inputs = [{ flag: '--model', path: f.model }];
+  checkOutputFlag('onnx', out, inputs);
   const batch: number | 'dynamic' = f.batch === 'dynamic' ? 'dynamic' : Number(f.batch);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
   if (f.model) ({ model: vit, metadata } = loadModel(f.model, { preset: f.preset }));
@@ -41,7 +44,7 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   const cait = runner instanceof CaitModel ? runner : null;
   const r = exportVitOnnx(vit, { batch, merge: cait?.schedule ?? '', atme: cait?.options });
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, r.bytes);
+  writeFileAtomic(out, r.bytes, inputs);
   const cfg = vit.cfg, B = batch === 'dynamic' ? 'batch' : batch;
   const g = r.model.graph;
   if (!f.json) {

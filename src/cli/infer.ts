@@ -6,7 +6,7 @@ import type { DatasetName } from '../data/dataset.js';
 import { countCorrect, evalBatches, evaluate, type EvalOptions, type Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
+import { checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 import type { ImageSource } from '../data/augment.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
@@ -114,6 +114,8 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), f.preset, f);
   const inFile = need(f.input, 'input'), outFile = need(f.out, 'out');
+  const inputs = [{ flag: '--model', path: f.model }, { flag: '--input', path: inFile }];
+  checkOutputFlag('out', outFile, inputs);
   const pv = readSafetensorsFile(inFile).tensors.get('pixel_values');
   if (!pv) throw new UsageError(`${inFile}: no tensor 'pixel_values'`);
   const cfg = model.cfg;
@@ -122,7 +124,7 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]))
     throw new UsageError(`${inFile}: tensor 'pixel_values' has shape [${pv.shape}], expected [B, ${want}]`);
   const logits = await forwardLogits(model, () => Tensor.from(pv.data, pv.shape));
-  writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model! });
+  writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model! }, inputs);
   if (!f.json) console.log(`wrote logits [${pv.shape[0]}, ${cfg.numClasses}] to ${outFile}`);
   emitJson(f, { out: outFile, shape: [pv.shape[0], cfg.numClasses] });
 }

@@ -9,10 +9,11 @@
 //       one point per model, the Pareto front dashed. Input: the JSON line of
 //       `cait demo --json` ({"models": [{label, accuracy, macs, median_ms, ...}]},
 //       also the whole captured stdout) or a list of {label, accuracy, median_ms}.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../io/output.js';
 import { basename, dirname, join } from 'node:path';
 import { JSON_FLAG, UsageError, command, type Flags } from './flags.js';
-import { emitJson } from './common.js';
+import { checkOutputFlag, emitJson } from './common.js';
 import { Svg, PALETTE, formatTick, linearScale, niceDomain } from '../util/svg.js';
 
 // ------------------------------------------------------------ training curves
@@ -240,6 +241,9 @@ function plotRun(f: Flags<typeof PLOT_FLAGS>): void {
   if (!log === !tradeoff) throw new UsageError('give one of --log (training curves) or --tradeoff (accuracy vs latency)');
   if (!out) throw new UsageError('missing --out FILE.svg');
   const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
+  const logFile = (p: string) => (existsSync(p) && statSync(p).isDirectory() ? join(p, 'log.jsonl') : p);
+  const inputs = [...list(log ?? '').map((p) => ({ flag: '--log', path: logFile(p) })), ...list(tradeoff ?? '').map((p) => ({ flag: '--tradeoff', path: p }))];
+  checkOutputFlag('out', out, inputs);
   let r: { svg: string; points: number };
   if (log) {
     const runs = list(log).map(readLog);
@@ -250,7 +254,7 @@ function plotRun(f: Flags<typeof PLOT_FLAGS>): void {
     const pts = list(tradeoff!).flatMap(readTradeoff);
     r = tradeoffSvg(pts, { x, title: f.title, width });
   }
-  writeFileSync(out, r.svg);
+  writeFileAtomic(out, Buffer.from(r.svg, 'utf8'), inputs);
   if (!f.json) console.log(`wrote ${out} (${r.points} points)`);
   emitJson(f, { out, kind: log ? 'curves' : 'tradeoff', points: r.points, bytes: Buffer.byteLength(r.svg) });
 }

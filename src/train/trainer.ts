@@ -10,14 +10,15 @@
 // `BatchSource` that assembles its own batches, e.g. segmentation scenes
 // (src/data/scenes.ts) whose y holds one label per pixel: the loss is the
 // same cross-entropy over the rows of the model's output, one row per label.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, scope } from '../tensor.js';
 import { backward, noGrad, zeroGrad } from '../autograd.js';
 import { crossEntropy, weightedSum as weighted } from '../ops/index.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { makeBatch, epochOrder, type Batch, type BatchOptions, type ImageSource } from '../data/augment.js';
-import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError } from '../io/safetensors.js';
+import { readSafetensorsFile, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
+import { checkOutput, writeFileAtomic, type NamedInput } from '../io/output.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
 import { Progress } from '../util/progress.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -60,102 +61,223 @@ export interface TrainOptions {
   std: number;
   /** Train on the first `limit` images of the split (tests, smoke runs). */
   limit?: number;
+  /** The images of the split to train on (default: all); `limit` then spreads over these (a held-out validation split is left out). */
+  indices?: Int32Array;
   outDir: string;
   resume?: string;
   quiet?: boolean;
   /** Stop after this epoch even if `epochs` is larger (the schedule still spans `epochs`). */
   stopAfter?: number;
+  /** Stop after this optimizer step without saving, as a kill would (tests of mid-epoch resume). */
+  stopAfterStep?: number;
+  /** Also save a resumable checkpoint every this many steps within an epoch (resume continues mid-epoch exactly). */
+  saveEvery?: number;
+  /** A non-finite loss or gradient: stop (default; the last good checkpoint stays as it is) or skip the batch and count it. */
+  nan?: 'stop' | 'skip';
+  /** Progress label (default 'epoch'): compress says 'search', 'fine-tune'. */
+  label?: string;
+  /** Called after each epoch: accuracy on a validation split, logged as valAccuracy. */
+  validate?: () => { accuracy: number; n: number };
+  /** Called with each epoch's log line as it is written. */
+  onEpoch?: (log: EpochLog) => void;
+  /** Files the run must not overwrite (io/output.ts), e.g. the model it started from. */
+  inputs?: readonly NamedInput[];
 }
 
-export interface EpochLog { epoch: number; step: number; loss: number; lr: number; imagesPerSec: number; seconds: number; gradNorm: number }
+export interface EpochLog {
+  epoch: number; step: number; loss: number; lr: number; imagesPerSec: number; seconds: number; gradNorm: number;
+  /** Accuracy on the validation split, when there is one. */
+  valAccuracy?: number;
+  /** Batches skipped for a non-finite loss or gradient (--nan skip). */
+  skipped?: number;
+}
 
-interface TrainState { epoch: number; step: number; rng: RngState; options: Partial<TrainOptions> }
+/** A non-finite loss or gradient stopped training (nothing was saved for the step that caused it). */
+export class NonFiniteError extends Error {
+  constructor(message: string) { super(message); this.name = 'NonFiniteError'; }
+}
+
+/**
+ * The checkpoint's train_state. At the end of an epoch `epoch` counts the
+ * epochs done; mid-epoch (--save-every) it is the epoch in progress, with
+ * `batch` batches of it done, the RNG state it started with (to redraw its
+ * order) and its running loss.
+ */
+interface TrainState {
+  epoch: number; step: number; rng: RngState; options: Partial<TrainOptions>;
+  batch?: number; epochRng?: RngState; lossSum?: number; seen?: number; skipped?: number;
+}
+
+type TensorRecord = Record<string, { shape: number[]; data: Float32Array }>;
 
 export function train(model: Trainable, data: TrainData, o: TrainOptions): EpochLog[] {
   mkdirSync(o.outDir, { recursive: true });
+  const files = { model: join(o.outDir, 'model.safetensors'), checkpoint: join(o.outDir, 'checkpoint.safetensors'), log: join(o.outDir, 'log.jsonl') };
+  // the run's own checkpoint is read before it is replaced, so --resume DIR/checkpoint.safetensors is fine
+  const inputs = o.inputs ?? [];
+  for (const f of Object.values(files)) checkOutput(f, f === files.checkpoint ? inputs : [...inputs, { flag: '--resume', path: o.resume }]);
   const named = model.namedParameters();
   const params = named.map(([, p]) => p);
-  const n = Math.min(o.limit ?? data.n, data.n), pick = subset(data.n, n);
+  const pool = o.indices ?? null, total = pool ? pool.length : data.n;
+  const n = Math.min(o.limit ?? total, total), pick = subset(total, n);
+  if (pool) for (let i = 0; i < n; i++) pick[i] = pool[pick[i]];
+  if (n < 1) throw new Error(`nothing to train on: ${n} images`);
   const stepsPerEpoch = Math.ceil(n / o.batchSize);
   const totalSteps = stepsPerEpoch * o.epochs, warmup = Math.round(stepsPerEpoch * o.warmupEpochs);
   const opt = new AdamW(named, { lr: o.lr, weightDecay: o.weightDecay });
   const rng = new Rng(o.seed);
-  let epoch0 = 0;
+  let epoch0 = 0, resumed: TrainState | null = null;
   if (o.resume) {
-    const st = loadCheckpoint(o.resume, named, opt);
-    rng.setState(st.rng);
-    epoch0 = st.epoch;
+    resumed = loadCheckpoint(o.resume, named, opt);
+    rng.setState(resumed.rng);
+    epoch0 = resumed.epoch;
+    model.afterStep?.(opt.step, totalSteps);
   }
-  const S = model.cfg.imgSize;
+  // the log holds what the checkpoint holds: lines past its step (a resumed run re-logs them) are dropped
+  truncateLog(files.log, opt.step);
+  // the model file matches the checkpoint it resumes from (a kill between the two writes left it behind or ahead)
+  if (resumed) writeFileAtomic(files.model, trainedBytes(model, { epoch: String(resumed.epoch), step: String(opt.step) }), inputs);
+  const S = model.cfg.imgSize, nanSkip = o.nan === 'skip';
   const logs: EpochLog[] = [];
   const last = Math.min(o.epochs, o.stopAfter ?? o.epochs);
-  for (let epoch = epoch0; epoch < last; epoch++) {
-    const order = epochOrder(n, rng).map((i) => pick[i]);
-    const bar = new Progress(`epoch ${epoch + 1}/${o.epochs}`, n, 'img', o.quiet);
-    const t0 = performance.now();
-    let lossSum = 0, seen = 0, lr = o.lr, gradNorm = 0;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      const idx = order.subarray(s * o.batchSize, Math.min(n, (s + 1) * o.batchSize));
-      const batch = batchOf(data, idx, { pad: S, mean: o.mean, std: o.std, augment: { rng, cropPad: o.cropPad, flip: o.flip } });
-      lr = cosineLr(opt.step, totalSteps, warmup, o.lr, o.minLr);
-      const loss = scope(() => {
-        const x = Tensor.from(batch.x, [idx.length, model.cfg.inChans, S, S]);
-        const logits = model.forward(x, true);
-        const ce = crossEntropy(logits, batch.y, o.smoothing);
-        const extra = model.extraLoss?.(logits, x, opt.step, totalSteps) ?? [];
-        let total = ce;
-        if (extra.length) total = weighted([[ce, 1], ...extra]);
-        const v = ce.item();
-        backward(total);
-        return v;
-      });
-      gradNorm = clipGradNorm(params, o.clip);
-      opt.update(lr);
-      zeroGrad(params);
-      model.afterStep?.(opt.step, totalSteps);
-      lossSum += loss * idx.length;
-      seen += idx.length;
-      bar.update(seen, `loss ${(lossSum / seen).toFixed(4)} lr ${lr.toExponential(2)}`);
+  try {
+    for (let epoch = epoch0; epoch < last; epoch++) {
+      const mid = resumed && resumed.batch && epoch === epoch0 ? resumed : null;
+      if (mid) rng.setState(mid.epochRng!);
+      const epochRng = rng.state();
+      const order = epochOrder(n, rng).map((i) => pick[i]);
+      if (mid) rng.setState(mid.rng);
+      const bar = new Progress(`${o.label ?? 'epoch'} ${epoch + 1}/${o.epochs}`, n, 'img', o.quiet);
+      const t0 = performance.now();
+      let lossSum = mid?.lossSum ?? 0, seen = mid?.seen ?? 0, skipped = mid?.skipped ?? 0, lr = o.lr, gradNorm = 0, timed = 0;
+      for (let s = mid?.batch ?? 0; s < stepsPerEpoch; s++) {
+        const idx = order.subarray(s * o.batchSize, Math.min(n, (s + 1) * o.batchSize));
+        const batch = batchOf(data, idx, { pad: S, mean: o.mean, std: o.std, augment: { rng, cropPad: o.cropPad, flip: o.flip } });
+        lr = cosineLr(opt.step, totalSteps, warmup, o.lr, o.minLr);
+        const loss = scope(() => {
+          const x = Tensor.from(batch.x, [idx.length, 1, S, S]);
+          const logits = model.forward(x, true);
+          const ce = crossEntropy(logits, batch.y, o.smoothing);
+          const extra = model.extraLoss?.(logits, x, opt.step, totalSteps) ?? [];
+          let total = ce;
+          if (extra.length) total = weighted([[ce, 1], ...extra]);
+          const v = ce.item();
+          backward(total);
+          return v;
+        });
+        const norm = clipGradNorm(params, o.clip);
+        if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+          zeroGrad(params);
+          const what = `non-finite ${Number.isFinite(loss) ? 'gradient (norm ' + norm + ')' : 'loss (' + loss + ')'} at epoch ${epoch + 1}, step ${opt.step + 1} (lr ${lr.toExponential(2)})`;
+          if (!nanSkip) throw new NonFiniteError(`${what}: training stopped; ${existsSync(files.checkpoint) ? `the last good checkpoint (${files.checkpoint}) is kept as it was` : 'nothing was saved'}. A lower --lr, or --nan skip to skip such batches`);
+          skipped++;
+          continue;
+        }
+        gradNorm = norm;
+        opt.update(lr);
+        zeroGrad(params);
+        model.afterStep?.(opt.step, totalSteps);
+        lossSum += loss * idx.length;
+        seen += idx.length;
+        timed += idx.length;
+        bar.update(Math.min(n, (s + 1) * o.batchSize), `loss ${(lossSum / seen).toFixed(4)} lr ${lr.toExponential(2)}${skipped ? ` skipped ${skipped}` : ''}`);
+        if (o.stopAfterStep !== undefined && opt.step >= o.stopAfterStep) return logs;
+        if (o.saveEvery && opt.step % o.saveEvery === 0 && s + 1 < stepsPerEpoch) {
+          saveBoth(files, model, opt, { epoch, step: opt.step, rng: rng.state(), options: { ...o, resume: undefined }, batch: s + 1, epochRng, lossSum, seen, skipped }, inputs);
+        }
+      }
+      if (!seen) throw new NonFiniteError(`every batch of epoch ${epoch + 1} had a non-finite loss or gradient (${skipped} skipped): training stopped; the last good checkpoint (${files.checkpoint}) is kept as it was`);
+      const seconds = (performance.now() - t0) / 1000;
+      const log: EpochLog = { epoch: epoch + 1, step: opt.step, loss: lossSum / seen, lr, imagesPerSec: timed / seconds, seconds, gradNorm };
+      if (o.validate) log.valAccuracy = o.validate().accuracy;
+      if (skipped) log.skipped = skipped;
+      saveBoth(files, model, opt, { epoch: epoch + 1, step: opt.step, rng: rng.state(), options: { ...o, resume: undefined } }, inputs);
+      appendFileSync(files.log, JSON.stringify(log) + '\n');
+      logs.push(log);
+      o.onEpoch?.(log);
     }
-    const seconds = (performance.now() - t0) / 1000;
-    const log: EpochLog = { epoch: epoch + 1, step: opt.step, loss: lossSum / seen, lr, imagesPerSec: seen / seconds, seconds, gradNorm };
-    logs.push(log);
-    appendFileSync(join(o.outDir, 'log.jsonl'), JSON.stringify(log) + '\n');
-    saveCheckpoint(join(o.outDir, 'checkpoint.safetensors'), model, opt, { epoch: epoch + 1, step: opt.step, rng: rng.state(), options: { ...o, resume: undefined } });
-    saveTrained(join(o.outDir, 'model.safetensors'), model, { epoch: String(epoch + 1) });
+  } finally {
+    opt.dispose();
   }
-  opt.dispose();
   return logs;
 }
 
-/** The model alone (what eval/predict/bench load). */
-export function saveTrained(file: string, model: Trainable, meta: Record<string, string> = {}): void {
-  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+/** Keeps the lines of a run's log up to `step` (all of them when resuming from the last epoch; none for a fresh run); unreadable lines go. */
+function truncateLog(file: string, step: number): void {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch { return; }
+  const keep = text.split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try { const o = JSON.parse(line) as { step?: unknown }; return typeof o.step === 'number' && o.step <= step; } catch { return false; }
+  });
+  const out = keep.map((l) => l + '\n').join('');
+  if (out !== text) writeFileAtomic(file, Buffer.from(out, 'utf8'));
+}
+
+/** Every value finite, else an error naming the tensor (a checkpoint is never written with NaN or Inf in it). */
+function assertFinite(tensors: TensorRecord, what: string): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) throw new NonFiniteError(`${what}: tensor '${name}' has a non-finite value (${d[i]}) at ${i}; not saved`);
+  }
+}
+
+function trainedTensors(model: Trainable): { tensors: TensorRecord; metadata: Record<string, string> } {
+  const tensors: TensorRecord = {};
   for (const [n, p] of model.namedParameters()) tensors[n] = { shape: p.shape, data: p.toArray() };
   const ex = model.saveExtras?.();
   if (ex) Object.assign(tensors, ex.tensors);
-  writeSafetensorsFile(file, tensors, { format: 'pt', config: JSON.stringify(model.cfg), ...meta, ...(ex?.metadata ?? {}) });
+  return { tensors, metadata: { format: 'pt', config: JSON.stringify(model.cfg), ...(ex?.metadata ?? {}) } };
 }
 
-function saveCheckpoint(file: string, model: Trainable, opt: AdamW, st: TrainState): void {
-  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+function trainedBytes(model: Trainable, meta: Record<string, string>): Uint8Array {
+  const t = trainedTensors(model);
+  assertFinite(t.tensors, 'model');
+  const { config, format, ...extras } = t.metadata;
+  return writeSafetensors(t.tensors, { format, config, ...meta, ...extras });
+}
+
+/** The model alone (what eval/predict/bench load). */
+export function saveTrained(file: string, model: Trainable, meta: Record<string, string> = {}, inputs?: readonly NamedInput[]): void {
+  writeFileAtomic(file, trainedBytes(model, meta), inputs);
+}
+
+/**
+ * The model file and the checkpoint, both serialized (and checked finite)
+ * before either is written, then the model file and last the checkpoint:
+ * both carry the same epoch and step, and a kill between the two writes is
+ * repaired by the resume, which rewrites the model from the checkpoint.
+ */
+function saveBoth(files: { model: string; checkpoint: string }, model: Trainable, opt: AdamW, st: TrainState, inputs: readonly NamedInput[]): void {
+  const done = st.batch ? `${st.epoch}+${st.batch}/batches` : String(st.epoch);
+  const modelBytes = trainedBytes(model, { epoch: done, step: String(st.step) });
+  const tensors: TensorRecord = {};
   for (const [n, p] of model.namedParameters()) {
     tensors[n] = { shape: p.shape, data: p.toArray() };
     tensors[`optim.m.${n}`] = { shape: p.shape, data: opt.m.get(n)!.toArray() };
     tensors[`optim.v.${n}`] = { shape: p.shape, data: opt.v.get(n)!.toArray() };
   }
-  writeSafetensorsFile(file, tensors, { format: 'pt', config: JSON.stringify(model.cfg), train_state: JSON.stringify({ ...st, optimStep: opt.step }) });
+  assertFinite(tensors, 'checkpoint');
+  const ckptBytes = writeSafetensors(tensors, { format: 'pt', config: JSON.stringify(model.cfg), train_state: JSON.stringify({ ...st, optimStep: opt.step }) });
+  writeFileAtomic(files.model, modelBytes, inputs);
+  writeFileAtomic(files.checkpoint, ckptBytes, inputs);
 }
 
 function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW): TrainState {
   const { tensors, metadata } = readSafetensorsFile(file);
   if (!metadata.train_state) throw new SafetensorsError(file, 'not a training checkpoint (no train_state in __metadata__)');
-  const st = JSON.parse(metadata.train_state) as TrainState & { optimStep: number };
+  let st: TrainState & { optimStep: number };
+  try { st = JSON.parse(metadata.train_state) as TrainState & { optimStep: number }; } catch (e) { throw new SafetensorsError(file, `train_state is not JSON (${(e as Error).message})`); }
+  if (!st || typeof st !== 'object' || !Number.isInteger(st.epoch) || st.epoch < 0 || !Number.isInteger(st.optimStep) || st.optimStep < 0 || !st.rng)
+    throw new SafetensorsError(file, `train_state: expected {epoch, step, optimStep, rng, ...}, got ${metadata.train_state.slice(0, 120)}`);
+  if (st.batch !== undefined && (!Number.isInteger(st.batch) || st.batch < 0 || !st.epochRng))
+    throw new SafetensorsError(file, `train_state: a mid-epoch checkpoint needs an integer batch and epochRng`);
   for (const [n, p] of named) {
     for (const [key, dst] of [[n, p], [`optim.m.${n}`, opt.m.get(n)!], [`optim.v.${n}`, opt.v.get(n)!]] as const) {
       const t = tensors.get(key);
       if (!t) throw new SafetensorsError(file, `checkpoint lacks tensor '${key}'`);
       if (t.data.length !== p.size) throw new SafetensorsError(file, `tensor '${key}' has shape [${t.shape}], expected [${p.shape}]`);
+      for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) throw new SafetensorsError(file, `tensor '${key}' has a non-finite value (${t.data[i]}) at ${i}`);
       dst.write(t.data);
     }
   }
@@ -185,7 +307,7 @@ export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, m:
   return correct;
 }
 
-export interface EvalOptions { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean }
+export interface EvalOptions { mean: number; std: number; batchSize?: number; limit?: number; quiet?: boolean; /** Progress label (default 'eval'). */ label?: string }
 
 /**
  * The evaluation batches of a split (no augmentation): the first `limit`
@@ -195,7 +317,7 @@ export interface EvalOptions { mean: number; std: number; batchSize?: number; li
  */
 export function* evalBatches(data: ImageSource, S: number, o: EvalOptions): Generator<{ x: Float32Array; y: ArrayLike<number>; m: number; shape: number[] }> {
   const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 250;
-  const bar = new Progress('eval', n, 'img', o.quiet);
+  const bar = new Progress(o.label ?? 'eval', n, 'img', o.quiet);
   const idx = new Int32Array(B), pick = subset(data.n, n);
   for (let s = 0; s < n; s += B) {
     const m = Math.min(B, n - s);
