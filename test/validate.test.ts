@@ -14,7 +14,7 @@ import { setBackend, liveTensorCount } from '../src/tensor.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { createModel, loadModel, saveModel } from '../src/nn/model.js';
 import { modelFromBytes } from '../src/nn/load-bytes.js';
-import { ConfigError, validateConfig, estimateBytes, maxModelBytes, parseJsonStrict, DEFAULT_MAX_MODEL_BYTES } from '../src/nn/validate.js';
+import { ConfigError, validateConfig, estimateBytes, maxModelBytes, parameterShapes, parseJsonStrict, DEFAULT_MAX_MODEL_BYTES } from '../src/nn/validate.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { SafetensorsError, findDuplicateKey } from '../src/io/safetensors.js';
 
@@ -179,6 +179,19 @@ test('memory estimate: checked before allocating, limit from the option and CAIT
   } finally { if (old === undefined) delete process.env.CAIT_MAX_MODEL_BYTES; else process.env.CAIT_MAX_MODEL_BYTES = old; }
   // a file larger than the limit is refused before it is read
   assert.throws(() => loadModel(join(tmp, 'good.safetensors'), { maxBytes: 1000 }), /good\.safetensors: file is \d+ bytes, over the model byte limit 1000/);
+});
+
+test('parameterShapes (checked before allocating) equals the model\'s own parameters, every layout', () => {
+  const micro = getPreset('micro');
+  const cfgs: VitConfig[] = [micro, fmnist, getPreset('vit_seg64'),
+    { ...micro, distilled: true }, { ...micro, distilled: true, distillHead: false }, { ...micro, qkvBias: false },
+    { ...micro, widths: [{ qk: 5, v: 16, mlp: 100 }, { qk: 16, v: 3, mlp: 192 }] }, { ...micro, imgSize: 40, mlpRatio: 2.5 }];
+  for (const cfg of cfgs) {
+    const m = createModel(cfg);
+    assert.equal(parameterShapes(cfg), m.namedParameters().map(([n, p]) => [n, [...p.shape]]), JSON.stringify(cfg).slice(0, 120));
+    assert.ok(estimateBytes(cfg) > 2 * 4 * m.numParams());
+    m.dispose();
+  }
 });
 
 test('every committed model and preset passes', () => {

@@ -23,7 +23,7 @@
 import { readSafetensorsHeader, readSafetensors, checkKeys, SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import { VisionTransformer } from './vit.js';
 import { getPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
-import { ConfigError, parseJsonStrict, validateConfig } from './validate.js';
+import { ConfigError, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
 import { resamplePosEmbed } from './posembed.js';
 import type { Init } from './module.js';
 
@@ -152,6 +152,8 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
     }
   }
 
+  // names and shapes checked before the model is allocated: a small file cannot make us allocate a big model
+  checkKeys(name, new Map(parameterShapes(cfg)), tensors);
   const model = new VisionTransformer(cfg, ZERO_INIT);
   try {
     const named = model.namedParameters();

@@ -73,6 +73,30 @@ export function parseJsonStrict(text: string, file: string, what: string): unkno
 }
 
 /**
+ * The parameters a config's model has, by timm name, in the model's order,
+ * without allocating them: what checkKeys compares a file with before the
+ * model exists. Must equal VisionTransformer.namedParameters()'s names and
+ * shapes (test/validate.test.ts checks it on every preset and layout).
+ */
+export function parameterShapes(cfg: VitConfig): Array<[string, number[]]> {
+  const C = cfg.embedDim, H = cfg.numHeads, P = cfg.patchSize, grid = cfg.imgSize / P, K = cfg.numClasses;
+  // a Module lists its own parameters before its children's: dist_token comes third
+  const out: Array<[string, number[]]> = [['cls_token', [1, 1, C]], ['pos_embed', [1, numPrefixTokens(cfg) + grid * grid, C]],
+    ...(cfg.distilled ? [['dist_token', [1, 1, C]] as [string, number[]]] : []),
+    ['patch_embed.proj.weight', [C, cfg.inChans, P, P]], ['patch_embed.proj.bias', [C]]];
+  for (let i = 0; i < cfg.depth; i++) {
+    const w = blockWidths(cfg, i), b = `blocks.${i}.`, qkv = H * (2 * w.qk + w.v);
+    out.push([`${b}norm1.weight`, [C]], [`${b}norm1.bias`, [C]], [`${b}attn.qkv.weight`, [qkv, C]]);
+    if (cfg.qkvBias) out.push([`${b}attn.qkv.bias`, [qkv]]);
+    out.push([`${b}attn.proj.weight`, [C, H * w.v]], [`${b}attn.proj.bias`, [C]], [`${b}norm2.weight`, [C]], [`${b}norm2.bias`, [C]],
+      [`${b}mlp.fc1.weight`, [w.mlp, C]], [`${b}mlp.fc1.bias`, [w.mlp]], [`${b}mlp.fc2.weight`, [C, w.mlp]], [`${b}mlp.fc2.bias`, [C]]);
+  }
+  out.push(['norm.weight', [C]], ['norm.bias', [C]], ['head.weight', [K, C]], ['head.bias', [K]]);
+  if (cfg.distilled && cfg.distillHead !== false) out.push(['head_dist.weight', [K, C]], ['head_dist.bias', [K]]);
+  return out;
+}
+
+/**
  * Bytes a load and one forward of `batch` images take, estimated from the
  * config alone: the weights twice (the decoded file and the model), and the
  * largest live activations of a block (residual stream, qkv, attention
@@ -81,6 +105,7 @@ export function parseJsonStrict(text: string, file: string, what: string): unkno
  */
 export function estimateBytes(cfg: VitConfig, batch = 1): number {
   const C = cfg.embedDim, grid = cfg.imgSize / cfg.patchSize, N = numPrefixTokens(cfg) + grid * grid;
+  // the parameter count without listing them (a config can claim millions of blocks before this is checked)
   let params = C * cfg.inChans * cfg.patchSize ** 2 + C + (N + numPrefixTokens(cfg)) * C + 2 * C;
   let widest = 0;
   for (let i = 0; i < cfg.depth; i++) {
@@ -88,7 +113,7 @@ export function estimateBytes(cfg: VitConfig, batch = 1): number {
     params += 4 * C + qkv * (C + 1) + (H * w.v + 1) * C + w.mlp * (2 * C + 1) + C;
     widest = Math.max(widest, qkv + H * w.v, w.mlp * 2, H * N);
   }
-  params += (C + 1) * cfg.numClasses * (cfg.distilled ? 2 : 1);
+  params += (C + 1) * cfg.numClasses * (cfg.distilled && cfg.distillHead !== false ? 2 : 1);
   const input = cfg.inChans * cfg.imgSize * cfg.imgSize;
   const acts = input * 2 + N * (4 * C + widest + cfg.numHeads * N);
   return 4 * (2 * params + batch * acts);

@@ -47,7 +47,7 @@ export class VisionTransformer extends Module {
     this.head = this.child('head', new Linear(C, cfg.numClasses, init));
     if (cfg.distilled) {
       this.dist_token = this.param('dist_token', [1, 1, C], () => init.truncNormal(0.02));
-      this.head_dist = this.child('head_dist', new Linear(C, cfg.numClasses, init));
+      if (cfg.distillHead !== false) this.head_dist = this.child('head_dist', new Linear(C, cfg.numClasses, init));
     }
   }
 
