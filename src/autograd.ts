@@ -6,6 +6,7 @@
 // propagated; gradients of leaves (parameters) are kept across scopes and
 // accumulate until `zeroGrad`. Saved activations belong to the caller's scope.
 import { Tensor, keep } from './tensor.js';
+import { call } from './backend/kernels.js';
 
 /** Given the output gradient, return one gradient (or null) per input. May return `g` itself. */
 export type BackwardFn = (g: Tensor) => (Tensor | null)[];
@@ -34,11 +35,9 @@ export function record(out: Tensor, inputs: Tensor[], backward: BackwardFn): Ten
 }
 
 export const tapeLength = (): number => tape.length;
-/** Drop the tape without running it (e.g. after an evaluation forward with grad on). */
-export function clearTape(): void { tape = []; }
 
 function accumulate(t: Tensor, g: Tensor, owned: Set<Tensor>): void {
-  if (t.grad) { t.backend.run('axpy', g.ptr, t.grad.ptr, t.size, 1); return; }
+  if (t.grad) { call(t.backend, 'axpy', { x: g.ptr, y: t.grad.ptr, n: t.size, alpha: 1 }); return; }
   // one gradient tensor may be handed to several inputs (add passes g through): copy when taken
   const mine = owned.has(g) ? copyOf(g) : g;
   owned.add(mine);
@@ -47,7 +46,7 @@ function accumulate(t: Tensor, g: Tensor, owned: Set<Tensor>): void {
 
 function copyOf(g: Tensor): Tensor {
   const c = new Tensor(g.shape, g.backend);
-  g.backend.run('copy2d', g.ptr, g.size, c.ptr, g.size, 1, g.size);
+  call(g.backend, 'copy2d', { src: g.ptr, sld: g.size, dst: c.ptr, dld: g.size, rows: 1, cols: g.size });
   return c;
 }
 
@@ -59,7 +58,7 @@ export function backward(loss: Tensor, seed?: Tensor): void {
   const owned = new Set<Tensor>();
   const g0 = seed ?? Tensor.full(loss.shape, 1, loss.backend);
   if (!loss.grad) { loss.grad = g0; owned.add(g0); }
-  else loss.backend.run('axpy', g0.ptr, loss.grad.ptr, loss.size, 1);
+  else call(loss.backend, 'axpy', { x: g0.ptr, y: loss.grad.ptr, n: loss.size, alpha: 1 });
   const entries = tape;
   tape = [];
   for (let i = entries.length - 1; i >= 0; i--) {

@@ -6,6 +6,7 @@
 // any scope, or kept.
 import type { Backend, Ptr } from './backend/backend.js';
 import { ReferenceBackend } from './backend/reference/index.js';
+import { call } from './backend/kernels.js';
 
 let defaultBackend: Backend | null = null;
 let backendFactory: (() => Backend) | null = null;
@@ -86,12 +87,12 @@ export class Tensor {
 
   static zeros(shape: Shape, backend: Backend = getBackend()): Tensor {
     const t = new Tensor(shape, backend);
-    backend.run('fill', t.ptr, t.size, 0);
+    call(backend, 'fill', { y: t.ptr, n: t.size, v: 0 });
     return t;
   }
   static full(shape: Shape, v: number, backend: Backend = getBackend()): Tensor {
     const t = new Tensor(shape, backend);
-    backend.run('fill', t.ptr, t.size, v);
+    call(backend, 'fill', { y: t.ptr, n: t.size, v });
     return t;
   }
   static from(data: ArrayLike<number>, shape: Shape, backend: Backend = getBackend()): Tensor {

@@ -27,7 +27,7 @@ import { train } from '../src/train/trainer.js';
 import { writeSafetensorsFile, readSafetensorsFile } from '../src/io/safetensors.js';
 import { withMerging } from '../src/cli/common.js';
 import { gradcheck } from './gradcheck.js';
-import { exec } from './kernels/gradcheck.js';
+import { exec } from './kernels/harness.js';
 import { randn, close } from './util.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

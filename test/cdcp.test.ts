@@ -29,7 +29,7 @@ import { extractCompact } from '../src/cait/extract.js';
 import { Distiller } from '../src/cait/distill.js';
 import { compress } from '../src/cait/compress.js';
 import { randn, close, diff } from './util.js';
-import { exec, dot, numericGrad } from './kernels/gradcheck.js';
+import { exec, dot, numericGrad } from './kernels/harness.js';
 import { gradcheck } from './gradcheck.js';
 
 const ref = new ReferenceBackend();

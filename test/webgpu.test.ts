@@ -60,7 +60,7 @@ const i32 = (a: ArrayLike<number>) => new Float32Array(Int32Array.from(a).buffer
 
 const GUARD = 4, SENTINEL = -12345.5;
 
-/** exec of test/kernels/gradcheck.ts, read back asynchronously: buffers at +4 bytes, fenced by sentinels. */
+/** exec of test/kernels/harness.ts, read back asynchronously: buffers at +4 bytes, fenced by sentinels. */
 async function execGpu(b: WebGpuBackend, kernel: KernelName, bufs: Float32Array[], args: (p: number[]) => number[]): Promise<Float32Array[]> {
   const bases = bufs.map((d) => b.alloc(d.length + 1 + GUARD)), ptrs = bases.map((x) => x + 4);
   const fence = new Float32Array(GUARD).fill(SENTINEL);

@@ -14,7 +14,7 @@
 // dK = scale dS^T Q; dV = P^T dO.
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
-import { NN, NT, TN } from '../backend/kernels.js';
+import { NN, NT, TN, call } from '../backend/kernels.js';
 
 export interface AttentionOpts { heads: number; scale: number; keyBias?: Tensor | null; headDimQK?: number; headDimV?: number }
 
@@ -31,27 +31,27 @@ export function attention(qkv: Tensor, o: AttentionOpts): Tensor {
   const f = 4; // bytes per float
   for (let b = 0; b < B; b++) {
     const base = qkv.ptr + b * N * W * f, Pb = P.ptr + b * H * NN2 * f;
-    be.run('gemm', NT, N, N, Dqk, o.scale, base, W, Dqk, base + offK * f, W, Dqk, 0, Pb, N, NN2, H, 0, be.scratch);
-    if (o.keyBias) be.run('add', Pb, o.keyBias.ptr + b * N * f, Pb, H * NN2, N);
+    call(be, 'gemm', { layout: NT, M: N, N, K: Dqk, alpha: o.scale, a: base, lda: W, sa: Dqk, b: base + offK * f, ldb: W, sb: Dqk, beta: 0, c: Pb, ldc: N, sc: NN2, batch: H, bias: 0, scratch: be.scratch });
+    if (o.keyBias) call(be, 'add', { a: Pb, b: o.keyBias.ptr + b * N * f, y: Pb, n: H * NN2, m: N });
   }
-  be.run('softmax_fwd', P.ptr, P.ptr, B * H * N, N);
+  call(be, 'softmax_fwd', { x: P.ptr, y: P.ptr, rows: B * H * N, cols: N });
   for (let b = 0; b < B; b++) {
     const base = qkv.ptr + b * N * W * f, Pb = P.ptr + b * H * NN2 * f;
-    be.run('gemm', NN, N, Dv, N, 1, Pb, N, NN2, base + offV * f, W, Dv, 0, out.ptr + b * N * Cv * f, Cv, Dv, H, 0, be.scratch);
+    call(be, 'gemm', { layout: NN, M: N, N: Dv, K: N, alpha: 1, a: Pb, lda: N, sa: NN2, b: base + offV * f, ldb: W, sb: Dv, beta: 0, c: out.ptr + b * N * Cv * f, ldc: Cv, sc: Dv, batch: H, bias: 0, scratch: be.scratch });
   }
   return record(out, [qkv], (dO) => {
     const dqkv = new Tensor(qkv.shape, be), dP = new Tensor(P.shape, be);
     for (let b = 0; b < B; b++) {
       const base = qkv.ptr + b * N * W * f, dbase = dqkv.ptr + b * N * W * f;
       const Pb = P.ptr + b * H * NN2 * f, dPb = dP.ptr + b * H * NN2 * f, dOb = dO.ptr + b * N * Cv * f;
-      be.run('gemm', NT, N, N, Dv, 1, dOb, Cv, Dv, base + offV * f, W, Dv, 0, dPb, N, NN2, H, 0, be.scratch);
-      be.run('gemm', TN, N, Dv, N, 1, Pb, N, NN2, dOb, Cv, Dv, 0, dbase + offV * f, W, Dv, H, 0, be.scratch);
+      call(be, 'gemm', { layout: NT, M: N, N, K: Dv, alpha: 1, a: dOb, lda: Cv, sa: Dv, b: base + offV * f, ldb: W, sb: Dv, beta: 0, c: dPb, ldc: N, sc: NN2, batch: H, bias: 0, scratch: be.scratch });
+      call(be, 'gemm', { layout: TN, M: N, N: Dv, K: N, alpha: 1, a: Pb, lda: N, sa: NN2, b: dOb, ldb: Cv, sb: Dv, beta: 0, c: dbase + offV * f, ldc: W, sc: Dv, batch: H, bias: 0, scratch: be.scratch });
     }
-    be.run('softmax_bwd', P.ptr, dP.ptr, dP.ptr, B * H * N, N);
+    call(be, 'softmax_bwd', { y: P.ptr, dy: dP.ptr, dx: dP.ptr, rows: B * H * N, cols: N });
     for (let b = 0; b < B; b++) {
       const base = qkv.ptr + b * N * W * f, dbase = dqkv.ptr + b * N * W * f, dSb = dP.ptr + b * H * NN2 * f;
-      be.run('gemm', NN, N, Dqk, N, o.scale, dSb, N, NN2, base + offK * f, W, Dqk, 0, dbase, W, Dqk, H, 0, be.scratch);
-      be.run('gemm', TN, N, Dqk, N, o.scale, dSb, N, NN2, base, W, Dqk, 0, dbase + offK * f, W, Dqk, H, 0, be.scratch);
+      call(be, 'gemm', { layout: NN, M: N, N: Dqk, K: N, alpha: o.scale, a: dSb, lda: N, sa: NN2, b: base + offK * f, ldb: W, sb: Dqk, beta: 0, c: dbase, ldc: W, sc: Dqk, batch: H, bias: 0, scratch: be.scratch });
+      call(be, 'gemm', { layout: TN, M: N, N: Dqk, K: N, alpha: o.scale, a: dSb, lda: N, sa: NN2, b: base, ldb: W, sb: Dqk, beta: 0, c: dbase + offK * f, ldc: W, sc: Dqk, batch: H, bias: 0, scratch: be.scratch });
     }
     dP.dispose();
     return [dqkv];

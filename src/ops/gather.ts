@@ -8,6 +8,7 @@
 // Backward: scatter_rows / scatter_cols of dy into zeros of w's shape.
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
+import { call } from '../backend/kernels.js';
 
 /** An index list in the backend heap; a Tensor so that scopes free it like any intermediate. */
 export function indexTensor(idx: Int32Array, like: Tensor): Tensor {
@@ -24,10 +25,10 @@ export function gatherRows(w: Tensor, idx: Int32Array): Tensor {
   const O = w.shape[0], I = w.size / O, k = idx.length, be = w.backend;
   checkIdx('gatherRows', idx, O);
   const it = indexTensor(idx, w), y = new Tensor([k, ...w.shape.slice(1)], be);
-  be.run('gather_rows', w.ptr, I, it.ptr, k, I, y.ptr);
+  call(be, 'gather_rows', { x: w.ptr, ldx: I, idx: it.ptr, k, cols: I, y: y.ptr });
   return record(y, [w], (dy) => {
     const dw = Tensor.zeros(w.shape, be);
-    be.run('scatter_rows', dy.ptr, it.ptr, k, I, dw.ptr, I);
+    call(be, 'scatter_rows', { y: dy.ptr, idx: it.ptr, k, cols: I, x: dw.ptr, ldx: I });
     return [dw];
   });
 }
@@ -37,10 +38,10 @@ export function gatherCols(w: Tensor, idx: Int32Array): Tensor {
   const [O, I] = w.shape, k = idx.length, be = w.backend;
   checkIdx('gatherCols', idx, I);
   const it = indexTensor(idx, w), y = new Tensor([O, k], be);
-  be.run('gather_cols', w.ptr, I, O, it.ptr, k, y.ptr);
+  call(be, 'gather_cols', { x: w.ptr, ldx: I, rows: O, idx: it.ptr, k, y: y.ptr });
   return record(y, [w], (dy) => {
     const dw = Tensor.zeros(w.shape, be);
-    be.run('scatter_cols', dy.ptr, O, it.ptr, k, dw.ptr, I);
+    call(be, 'scatter_cols', { y: dy.ptr, rows: O, idx: it.ptr, k, x: dw.ptr, ldx: I });
     return [dw];
   });
 }

@@ -8,7 +8,7 @@
 // terms as token merging shrinks the row count R.
 import { Tensor } from '../tensor.js';
 import { isGradEnabled, record } from '../autograd.js';
-import { GELU, NN, NP, NT, TN, packedSize } from '../backend/kernels.js';
+import { GELU, NN, NP, NT, TN, packedSize, call } from '../backend/kernels.js';
 import { gelu } from './activation.js';
 
 /** W [out, in] as pack_b panels of op(B) = W^T (in x out), cached on W until its version changes. */
@@ -17,7 +17,7 @@ export function packedWeight(w: Tensor): number {
   if (w.packed && w.packed.version === w.version) return w.packed.ptr;
   if (w.packed) be.free(w.packed.ptr);
   const ptr = be.alloc(packedSize(inp, out));
-  be.run('pack_b', NT, inp, out, w.ptr, inp, ptr);
+  call(be, 'pack_b', { layout: NT, K: inp, N: out, b: w.ptr, ldb: inp, dst: ptr });
   w.packed = { version: w.version, ptr };
   return ptr;
 }
@@ -28,23 +28,23 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const be = x.backend, R = x.size / inp;
   const y = new Tensor([...x.shape.slice(0, -1), out], be);
   if (!isGradEnabled()) {
-    be.run('gemm', NP, R, out, inp, 1, x.ptr, inp, 0, packedWeight(w), inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
+    call(be, 'gemm', { layout: NP, M: R, N: out, K: inp, alpha: 1, a: x.ptr, lda: inp, sa: 0, b: packedWeight(w), ldb: inp, sb: 0, beta: 0, c: y.ptr, ldc: out, sc: 0, batch: 1, bias: b ? b.ptr : 0, scratch: be.scratch });
     return y;
   }
-  be.run('gemm', NT, R, out, inp, 1, x.ptr, inp, 0, w.ptr, inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
+  call(be, 'gemm', { layout: NT, M: R, N: out, K: inp, alpha: 1, a: x.ptr, lda: inp, sa: 0, b: w.ptr, ldb: inp, sb: 0, beta: 0, c: y.ptr, ldc: out, sc: 0, batch: 1, bias: b ? b.ptr : 0, scratch: be.scratch });
   return record(y, b ? [x, w, b] : [x, w], (dy) => {
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (x.requiresGrad) {
       dx = new Tensor(x.shape, be);
-      be.run('gemm', NN, R, inp, out, 1, dy.ptr, out, 0, w.ptr, inp, 0, 0, dx.ptr, inp, 0, 1, 0, be.scratch);
+      call(be, 'gemm', { layout: NN, M: R, N: inp, K: out, alpha: 1, a: dy.ptr, lda: out, sa: 0, b: w.ptr, ldb: inp, sb: 0, beta: 0, c: dx.ptr, ldc: inp, sc: 0, batch: 1, bias: 0, scratch: be.scratch });
     }
     if (w.requiresGrad) {
       dw = new Tensor(w.shape, be);
-      be.run('gemm', TN, out, inp, R, 1, dy.ptr, out, 0, x.ptr, inp, 0, 0, dw.ptr, inp, 0, 1, 0, be.scratch);
+      call(be, 'gemm', { layout: TN, M: out, N: inp, K: R, alpha: 1, a: dy.ptr, lda: out, sa: 0, b: x.ptr, ldb: inp, sb: 0, beta: 0, c: dw.ptr, ldc: inp, sc: 0, batch: 1, bias: 0, scratch: be.scratch });
     }
     if (b && b.requiresGrad) {
       db = new Tensor(b.shape, be);
-      be.run('col_sum', dy.ptr, db.ptr, R, out);
+      call(be, 'col_sum', { x: dy.ptr, y: db.ptr, rows: R, cols: out });
     }
     return [dx, dw, db];
   });
@@ -61,6 +61,6 @@ export function linearGelu(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   if (x.shape[x.shape.length - 1] !== inp) throw new Error(`linearGelu: input [${x.shape}] does not end in ${inp} (weight [${w.shape}])`);
   const be = x.backend, R = x.size / inp;
   const y = new Tensor([...x.shape.slice(0, -1), out], be);
-  be.run('gemm', NP | GELU, R, out, inp, 1, x.ptr, inp, 0, packedWeight(w), inp, 0, 0, y.ptr, out, 0, 1, b ? b.ptr : 0, be.scratch);
+  call(be, 'gemm', { layout: NP | GELU, M: R, N: out, K: inp, alpha: 1, a: x.ptr, lda: inp, sa: 0, b: packedWeight(w), ldb: inp, sb: 0, beta: 0, c: y.ptr, ldc: out, sc: 0, batch: 1, bias: b ? b.ptr : 0, scratch: be.scratch });
   return y;
 }

@@ -2,6 +2,7 @@
 // and hand one gradient tensor back to the tape.
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
+import { call } from '../backend/kernels.js';
 
 function logSoftmaxRow(z: Float32Array, off: number, K: number, out: Float64Array): void {
   let m = -Infinity;
@@ -34,7 +35,7 @@ export function crossEntropy(logits: Tensor, labels: ArrayLike<number>, smoothin
   const out = Tensor.from([loss / B], [1], be);
   return record(out, [logits], (g) => {
     const d = Tensor.from(grad, logits.shape, be);
-    be.run('scale', d.ptr, d.ptr, d.size, g.item());
+    call(be, 'scale', { x: d.ptr, y: d.ptr, n: d.size, s: g.item() });
     return [d];
   });
 }
@@ -61,7 +62,7 @@ export function distillKL(student: Tensor, teacher: Float32Array, tau: number): 
   const out = Tensor.from([(tau * tau * loss) / B], [1], be);
   return record(out, [student], (g) => {
     const d = Tensor.from(grad, student.shape, be);
-    be.run('scale', d.ptr, d.ptr, d.size, g.item());
+    call(be, 'scale', { x: d.ptr, y: d.ptr, n: d.size, s: g.item() });
     return [d];
   });
 }

@@ -4,7 +4,7 @@
 // on all three backends.
 //
 // Every buffer sits 4 bytes past a 64-byte boundary (unaligned for f32x4) and
-// is fenced by sentinels (exec in ./gradcheck.ts), outputs start as NaN (so an
+// is fenced by sentinels (exec in ./harness.ts), outputs start as NaN (so an
 // element a kernel forgets to write shows up as a NaN difference), and sizes
 // cover 1, the vector width, odd tails and model shapes (197 tokens x 192).
 //
@@ -25,7 +25,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randn, close } from '../util.js';
-import { exec, dot, numericGrad } from './gradcheck.js';
+import { exec, dot, numericGrad } from './harness.js';
 
 const ref = new ReferenceBackend();
 const wasms: Backend[] = [loadWasmSync('simd'), loadWasmSync('relaxed')];

@@ -1,4 +1,5 @@
-// Test harness for the non-GEMM kernels: run one kernel on any backend with
+// Kernel test harness (test/gradcheck.ts is the op-level gradient check):
+// for the non-GEMM kernels, run one kernel on any backend with
 // buffers placed 4 bytes past a 64-byte boundary (so f32x4 code sees unaligned
 // pointers) and fenced by sentinels (so a vector store past the end is
 // caught), and central-difference gradients of a host-side scalar loss.
