@@ -3,10 +3,14 @@ import { join } from 'node:path';
 import { loadDataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/mnist.js';
 import { createModel, loadModel } from '../nn/model.js';
 import { getPreset, FASHION_MNIST_CLASSES } from '../nn/presets.js';
-import { train, evaluate, type Trainable } from '../train/trainer.js';
+import { train, evaluate, subset, type EpochLog, type Trainable, type TrainOptions } from '../train/trainer.js';
+import type { ImageSource } from '../data/augment.js';
+import { existsSync, statSync } from 'node:fs';
+import { getBackend } from '../tensor.js';
+import { modelMacs } from '../seg/model.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { emitJson, need, useBackend, withMerging } from './common.js';
+import { checkOutputFlag, emitJson, need, useBackend, withMerging } from './common.js';
 import { printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -21,7 +25,7 @@ export const TRAIN_FLAGS = {
   out: { type: 'string', value: 'DIR', help: 'run directory: model.safetensors, checkpoint.safetensors, log.jsonl (required)' },
   resume: { type: 'string', value: 'FILE', help: 'continue from a checkpoint.safetensors (parameters, optimizer, step, RNG state)' },
   batch: { type: 'int', min: 1, max: 4096, help: 'images per step', defaultText: '128 (segmentation 64)' },
-  lr: { type: 'number', above: 0, max: 10, default: 2e-3, help: 'peak learning rate (AdamW)' },
+  lr: { type: 'number', above: 0, default: 2e-3, help: 'peak learning rate (AdamW)' },
   'min-lr': { type: 'number', min: 0, max: 10, default: 1e-5, help: 'learning rate at the end of the cosine schedule' },
   wd: { type: 'number', min: 0, max: 10, default: 0.05, help: 'AdamW weight decay' },
   warmup: { type: 'number', min: 0, max: 100000, default: 1, help: 'epochs of linear warm-up (fractions allowed)' },
@@ -32,6 +36,9 @@ export const TRAIN_FLAGS = {
   limit: { type: 'int', min: 1, help: 'train on this many images (spread over the split)', defaultText: 'all' },
   'stop-after': { type: 'int', min: 1, help: 'stop after this epoch (the schedule still spans --epochs)' },
   'eval-limit': { type: 'int', min: 1, help: 'test images (or scenes) for the final evaluation', defaultText: 'all' },
+  val: { type: 'int', min: 1, value: 'N', help: 'hold out N training images (spread over the split) as a validation split, scored after every epoch', defaultText: 'none' },
+  'save-every': { type: 'int', min: 1, value: 'STEPS', help: 'also save a resumable checkpoint every STEPS steps within an epoch (--resume continues mid-epoch exactly)', defaultText: 'end of each epoch only' },
+  nan: { type: 'enum', choices: ['stop', 'skip'], default: 'stop', help: 'a non-finite loss or gradient: stop (exit 1, the last good checkpoint kept) or skip the batch and count it' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 type TrainFlags = Flags<typeof TRAIN_FLAGS>;
@@ -49,14 +56,64 @@ export const trainCommand = command({
   run: trainRun,
 });
 
+/**
+ * The checks before any work: --out and --epochs given, the run directory's
+ * files neither inputs nor special files (the trainer writes them atomically).
+ */
+function checkRun(f: TrainFlags): { out: string; epochs: number; inputs: Array<{ flag: string; path: string | undefined }> } {
+  const out = need(f.out, 'out'), epochs = need(f.epochs, 'epochs');
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out}: not a directory (the run directory gets model.safetensors, checkpoint.safetensors, log.jsonl)`);
+  const inputs = [{ flag: '--model', path: f.model }];
+  checkOutputFlag('out', join(out, 'checkpoint.safetensors'), inputs);
+  for (const file of ['model.safetensors', 'log.jsonl']) checkOutputFlag('out', join(out, file), [...inputs, { flag: '--resume', path: f.resume }]);
+  if (f['stop-after'] !== undefined && f['stop-after'] > epochs) throw new UsageError(`--stop-after ${f['stop-after']} is past --epochs ${epochs}`);
+  return { out, epochs, inputs };
+}
+
+/** The trainer's options shared by both tasks: the flags, checked. */
+function runOptions(f: TrainFlags, run: ReturnType<typeof checkRun>, defaults: { batch: number; smoothing: number }): Omit<TrainOptions, 'cropPad' | 'flip' | 'mean' | 'std'> {
+  return {
+    epochs: run.epochs, outDir: run.out, resume: f.resume, inputs: run.inputs,
+    batchSize: f.batch ?? defaults.batch, lr: f.lr, minLr: f['min-lr'],
+    weightDecay: f.wd, warmupEpochs: f.warmup, smoothing: f.smoothing ?? defaults.smoothing,
+    clip: f.clip, seed: f.seed, limit: f.limit, stopAfter: f['stop-after'], quiet: f.quiet,
+    saveEvery: f['save-every'], nan: f.nan,
+    onEpoch: f.json ? undefined : (l: EpochLog) => console.log(epochLine(l, run.epochs)),
+  };
+}
+
+function epochLine(l: EpochLog, epochs: number): string {
+  return `epoch ${l.epoch}/${epochs}: loss ${l.loss.toFixed(4)}${l.valAccuracy !== undefined ? `, validation accuracy ${(100 * l.valAccuracy).toFixed(2)}%` : ''}` +
+    `, ${l.imagesPerSec.toFixed(0)} img/s, ${l.seconds.toFixed(1)} s${l.skipped ? `, ${l.skipped} non-finite batches skipped` : ''}`;
+}
+
+/** Where the run stands before it starts: model, size, cost, backend, data. */
+function printHeader(runner: Trainable, vit: VisionTransformer, data: string): void {
+  const be = getBackend(), threads = (be as { threads?: number }).threads ?? 1, merge = runner.cfg.merge ?? '';
+  const macs = modelMacs(vit.cfg, merge), dense = modelMacs(vit.cfg, '');
+  const params = vit.numParams(), count = params >= 1e6 ? `${(params / 1e6).toFixed(2)} M` : `${(params / 1e3).toFixed(1)} k`;
+  console.log(`model ${vit.cfg.name}${vit.cfg.widths ? ' (compact)' : ''}: ${count} parameters, ${(macs / 1e6).toFixed(2)} MMACs per image` +
+    `${merge ? ` (merging ${merge}: ${(dense / macs).toFixed(2)}x fewer than dense)` : ''}; backend ${be.name}, ${threads} thread${threads === 1 ? '' : 's'}`);
+  console.log(`data ${data}`);
+}
+
+/** The images `idx` of a split, as a split of their own (the validation split). */
+function pickImages(src: ImageSource, idx: Int32Array): ImageSource {
+  const px = src.h * src.w, images = new Uint8Array(idx.length * px), labels = new Uint8Array(idx.length);
+  idx.forEach((j, i) => { images.set(src.images.subarray(j * px, (j + 1) * px), i * px); labels[i] = src.labels[j]; });
+  return { images, labels, n: idx.length, h: src.h, w: src.w };
+}
+
 function trainRun(f: TrainFlags): void {
+  const run = checkRun(f);
   useBackend(f.backend, f.threads);
   const loaded = f.model ? loadModel(f.model, { preset: f.preset }) : undefined;
-  if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, loaded);
+  if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
   const dataName = f.data ?? 'fashion-mnist';
   if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
-  const out = need(f.out, 'out');
+  const out = run.out;
   const ds = loadDataset(dataName as DatasetName);
+  if (f.val !== undefined && f.val >= ds.train.n) throw new UsageError(`--val ${f.val} leaves nothing to train on (${ds.train.n} training images)`);
   let model, metadata: Record<string, string> = {};
   if (loaded) ({ model, metadata } = loaded);
   else {
@@ -68,14 +125,23 @@ function trainRun(f: TrainFlags): void {
   }
   // with --merge (or a saved schedule) the wrapper trains; its cfg.merge is saved with the model
   const runner: Trainable = withMerging(model, f, metadata);
-  const epochs = need(f.epochs, 'epochs');
+  const mean = model.cfg.mean[0] ?? FASHION_MNIST_MEAN, std = model.cfg.std[0] ?? FASHION_MNIST_STD;
+  // --val N: N training images spread over the split, left out of training and scored after each epoch
+  let indices: Int32Array | undefined, validate: TrainOptions['validate'];
+  if (f.val !== undefined) {
+    const valIdx = subset(ds.train.n, f.val), held = new Uint8Array(ds.train.n);
+    for (const j of valIdx) held[j] = 1;
+    indices = new Int32Array(ds.train.n - f.val);
+    for (let j = 0, k = 0; j < ds.train.n; j++) if (!held[j]) indices[k++] = j;
+    const val = pickImages(ds.train, valIdx);
+    validate = () => evaluate(runner, val, { mean, std, quiet: true });
+  }
+  const used = Math.min(f.limit ?? Infinity, indices?.length ?? ds.train.n), batch = f.batch ?? 128;
+  if (!f.json) printHeader(runner, model, `${dataName}: ${used} training images${f.val ? ` (${f.val} held out for validation)` : ''}, ${f['eval-limit'] ? Math.min(f['eval-limit'], ds.test.n) : ds.test.n} test; ` +
+    `${run.epochs} epochs of ${Math.ceil(used / batch)} steps (batch ${batch})${f.resume ? `, resuming from ${f.resume}` : ''}`);
   const logs = train(runner, ds.train, {
-    epochs, outDir: out, resume: f.resume,
-    batchSize: f.batch ?? 128, lr: f.lr, minLr: f['min-lr'],
-    weightDecay: f.wd, warmupEpochs: f.warmup, smoothing: f.smoothing ?? 0.1,
-    clip: f.clip, seed: f.seed, cropPad: f['crop-pad'], flip: dataName === 'fashion-mnist',
-    mean: model.cfg.mean[0] ?? FASHION_MNIST_MEAN, std: model.cfg.std[0] ?? FASHION_MNIST_STD,
-    limit: f.limit, stopAfter: f['stop-after'], quiet: f.quiet,
+    ...runOptions(f, run, { batch: 128, smoothing: 0.1 }),
+    cropPad: f['crop-pad'], flip: dataName === 'fashion-mnist', mean, std, indices, validate,
   });
   const ev = evaluate(runner, ds.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f['eval-limit'], quiet: f.quiet });
   const last = logs[logs.length - 1];
@@ -90,8 +156,9 @@ function trainRun(f: TrainFlags): void {
  * cross-entropy, then mean IoU on the test scenes. A new model records its
  * scene spec, classes and the training scenes' pixel mean/std in its config.
  */
-function trainSegment(f: TrainFlags, loaded?: { model: VisionTransformer; metadata: Record<string, string> }): void {
-  const out = need(f.out, 'out');
+function trainSegment(f: TrainFlags, run: ReturnType<typeof checkRun>, loaded?: { model: VisionTransformer; metadata: Record<string, string> }): void {
+  const out = run.out;
+  if (f.val !== undefined) throw new UsageError('--val applies to classification (segmentation keeps its test scenes apart already)');
   let model: VisionTransformer, metadata: Record<string, string> = {};
   if (loaded) ({ model, metadata } = loaded);
   else {
@@ -109,13 +176,12 @@ function trainSegment(f: TrainFlags, loaded?: { model: VisionTransformer; metada
     if (model.head.outFeatures !== model.cfg.numClasses) throw new UsageError(`preset '${model.cfg.name}' has ${model.head.outFeatures} classes, ${spec.data} scenes need ${model.cfg.numClasses}`);
   }
   const runner = withMerging(model, f, metadata);
+  const used = Math.min(f.limit ?? Infinity, scenes.train.n), batch = f.batch ?? 64;
+  if (!f.json) printHeader(runner, model, `${spec.data} scenes: ${used} training, ${f['eval-limit'] ? Math.min(f['eval-limit'], scenes.test.n) : scenes.test.n} test; ` +
+    `${run.epochs} epochs of ${Math.ceil(used / batch)} steps (batch ${batch})${f.resume ? `, resuming from ${f.resume}` : ''}`);
   const logs = train(runner, scenes.train, {
-    epochs: need(f.epochs, 'epochs'), outDir: out, resume: f.resume,
-    batchSize: f.batch ?? 64, lr: f.lr, minLr: f['min-lr'],
-    weightDecay: f.wd, warmupEpochs: f.warmup, smoothing: f.smoothing ?? 0,
-    clip: f.clip, seed: f.seed, cropPad: 0, flip: spec.data === 'fashion-mnist',
-    mean: model.cfg.mean[0], std: model.cfg.std[0],
-    limit: f.limit, stopAfter: f['stop-after'], quiet: f.quiet,
+    ...runOptions(f, run, { batch: 64, smoothing: 0 }),
+    cropPad: 0, flip: spec.data === 'fashion-mnist', mean: model.cfg.mean[0], std: model.cfg.std[0],
   });
   const r = evaluateSegmentation(runner, scenes.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f['eval-limit'], quiet: f.quiet });
   const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '';
