@@ -11,6 +11,7 @@ import { readsAsync } from '../backend/webgpu/index.js';
 import type { ImageSource } from '../data/augment.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
+import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson } from './folder.js';
 
 /** trainer.ts's evaluate over the same batches, awaiting each batch's logits: for backends that read back asynchronously (WebGPU). */
 async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: EvalOptions): Promise<{ accuracy: number; n: number; correct: number }> {
@@ -25,8 +26,10 @@ async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: Im
 
 const EVAL_FLAGS = {
   ...MODEL_FLAGS,
-  data: { type: 'string', value: 'NAME', help: 'test split: fashion-mnist or mnist', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
+  data: { type: 'string', value: 'NAME|DIR', help: 'test split: fashion-mnist, mnist, or an image folder (DIR/val/<class>/*, or DIR/<class>/*)', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
   limit: { type: 'int', min: 1, help: 'evaluate this many test images (spread over the split)', defaultText: 'all' },
+  'val-split': FOLDER_FLAGS['val-split'],
+  seed: { type: 'int', min: 0, default: 0, help: "--val-split: the seed that chose the held-out images (train's --seed)" },
   batch: { type: 'int', min: 1, max: 4096, help: 'images per forward', defaultText: '250 (webgpu and segmentation 50)' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
@@ -52,8 +55,16 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
     emitJson(f, { ...scoresJson(r), merge });
     return;
   }
+  if (isFolder(f.data)) {
+    // {"accuracy" (= top1), "top1", "top5", "per_class", "classes", "confusion" [true][predicted], "n", "images_per_sec", "merge"}
+    const fd = openFolder(f.data, model.cfg, { ...f, quiet: f.quiet || f.json }, ['val']), t0 = performance.now();
+    const s = await scoreFolder(model, fd.val, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : 100), limit: f.limit });
+    const rate = s.n / ((performance.now() - t0) / 1000), merge = model.cfg.merge ?? '';
+    if (!f.json) printFolderScores(s, `${f.data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images (${rate.toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
+    emitJson(f, { ...folderScoresJson(s), data: f.data, images_per_sec: rate, merge });
+    return;
+  }
   const dataName = f.data ?? 'fashion-mnist';
-  if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const ds = loadDataset(dataName as DatasetName);
   const t0 = performance.now();
   const eo = { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f.limit, batchSize: f.batch, quiet: f.quiet || f.json };

@@ -1,0 +1,123 @@
+// `--data DIR` for train, eval and compress: an ImageFolder directory
+// (src/data/folder.ts), its flags, loading with a progress line and the decode
+// rate, and the classification scores (top-1, top-5, per class, confusion).
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tensor, scope } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import { train, type Trainable } from '../train/trainer.js';
+import { getPreset, type VitConfig } from '../nn/presets.js';
+import { createModel } from '../nn/model.js';
+import type { VisionTransformer } from '../nn/vit.js';
+import { pixelStats } from '../data/dataset.js';
+import { DEFAULT_RRC } from '../data/preprocess.js';
+import { folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
+import { ClassMetrics, type ClassScores } from '../data/metrics.js';
+import { UsageError, type FlagSet } from './flags.js';
+import { forwardLogits, need } from './common.js';
+
+export const FOLDER_FLAGS = {
+  'val-split': { type: 'number', above: 0, max: 0.9, value: 'F', help: '--data DIR without train/ and val/: hold out this fraction of each class for validation (seeded by --seed)' },
+  'no-flip': { type: 'boolean', help: '--data DIR: no random horizontal flip in training' },
+  'no-rrc': { type: 'boolean', help: "--data DIR: no random resized crop in training (models with a preprocess config)" },
+  'rrc-scale': { type: 'number', above: 0, max: 1, default: DEFAULT_RRC.scale[0], help: '--data DIR: smallest area fraction of the random resized crop (timm: 0.08)' },
+} as const satisfies FlagSet;
+
+export const BUILTIN_DATA = ['fashion-mnist', 'mnist'] as const;
+
+/** The --data value is an image folder (anything but the built-in names); a missing path is a usage error. */
+export function isFolder(data: string | undefined): data is string {
+  if (data === undefined || (BUILTIN_DATA as readonly string[]).includes(data)) return false;
+  if (!existsSync(data) || !statSync(data).isDirectory()) throw new UsageError(`--data must be fashion-mnist, mnist or an image folder (DIR/<class>/*.png|jpg, or DIR/train and DIR/val), got '${data}': not a directory`);
+  return true;
+}
+
+interface FolderFlags { seed?: number; 'val-split'?: number; 'no-rrc'?: boolean; 'rrc-scale'?: number; quiet?: boolean; json?: boolean }
+
+/** Decode (or read from the cache) the folder for `cfg`, reporting images/s on stderr. */
+export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: Array<'train' | 'val'> = ['train', 'val']): FolderData {
+  const fd = loadFolder(dir, cfg, {
+    valSplit: f['val-split'], seed: f.seed ?? 0, splits,
+    rrc: f['no-rrc'] ? null : { scale: [f['rrc-scale'] ?? DEFAULT_RRC.scale[0], 1], ratio: DEFAULT_RRC.ratio },
+  });
+  if (!f.quiet) {
+    for (const s of splits) {
+      const st = fd.stats[s];
+      if (st.n) process.stderr.write(`${dir} ${s}: ${st.n} images, ${fd.listing.classes.length} classes; ${st.decoded} decoded, ${st.cached} from the cache (${st.imagesPerSec.toFixed(0)} img/s)\n`);
+    }
+    if (fd.listing.skipped) process.stderr.write(`${dir}: skipped ${fd.listing.skipped} file(s) that are not PNG or JPEG\n`);
+  }
+  return fd;
+}
+
+/** Scores of `model` on a folder split (no gradients; async read-back on WebGPU). */
+export async function scoreFolder(model: Pick<Trainable, 'forward' | 'cfg'>, data: FolderSplit, o: { batchSize?: number; limit?: number } = {}): Promise<ClassScores> {
+  const cfg = model.cfg, m = new ClassMetrics(cfg.numClasses, cfg.classes ?? []);
+  for (const b of folderBatches(data, cfg, o)) m.add(await forwardLogits(model, () => Tensor.from(b.x, b.shape)), b.y, b.m);
+  return m.result();
+}
+
+/** scoreFolder for the synchronous backends (training and compress run there). */
+export function scoreFolderSync(model: Pick<Trainable, 'forward' | 'cfg'>, data: FolderSplit, o: { batchSize?: number; limit?: number } = {}): ClassScores {
+  const cfg = model.cfg, m = new ClassMetrics(cfg.numClasses, cfg.classes ?? []);
+  for (const b of folderBatches(data, cfg, o)) m.add(noGrad(() => scope(() => model.forward(Tensor.from(b.x, b.shape), false).toArray())), b.y, b.m);
+  return m.result();
+}
+
+/** The JSON fields of scores: accuracy (= top-1), top5, per_class {name: accuracy}, confusion, classes. */
+export function scoresJson(s: ClassScores): Record<string, unknown> {
+  const name = (i: number) => s.classes[i] ?? String(i);
+  const per: Record<string, number> = {};
+  s.perClass.forEach((a, i) => { if (a !== null) per[name(i)] = a; });
+  return { accuracy: s.top1, top1: s.top1, top5: s.top5, n: s.n, per_class: per, classes: s.perClass.map((_, i) => name(i)), confusion: s.confusion };
+}
+
+/** Human-readable scores: top-1/top-5 and each class's accuracy. */
+export function printFolderScores(s: ClassScores, what: string): void {
+  console.log(`top-1 ${(100 * s.top1).toFixed(2)}%, top-5 ${(100 * s.top5).toFixed(2)}% on ${s.n} ${what}`);
+  s.perClass.forEach((a, i) => { if (a !== null) console.log(`  ${(s.classes[i] ?? String(i)).padEnd(20)} ${(100 * a).toFixed(2)}%`); });
+}
+
+/** The train flags trainFolder reads (train.ts's TRAIN_FLAGS plus FOLDER_FLAGS). */
+export interface TrainFolderFlags extends FolderFlags {
+  data?: string; model?: string; preset?: string; out?: string; epochs?: number; resume?: string; batch?: number;
+  lr: number; 'min-lr': number; wd: number; warmup: number; smoothing?: number; clip: number; 'crop-pad': number; seed: number;
+  limit?: number; 'stop-after'?: number; 'eval-limit'?: number; 'no-flip'?: boolean; quiet: boolean; json: boolean;
+}
+
+/**
+ * `cait train --data DIR`: fine-tune --model on the folder (its labels matched
+ * by name), or a new --preset model (default vit_fmnist) whose classes are
+ * the folder names; grey presets take the train split's pixel mean/std. Then
+ * top-1/top-5 on the validation split.
+ */
+export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransformer; metadata: Record<string, string> } | undefined,
+  wrap: (m: VisionTransformer, metadata: Record<string, string>) => Trainable): Record<string, unknown> {
+  const dir = f.data!, out = need(f.out, 'out'), epochs = need(f.epochs, 'epochs');
+  let model: VisionTransformer, metadata: Record<string, string> = {};
+  let fd: FolderData;
+  if (loaded) {
+    ({ model, metadata } = loaded);
+    fd = openFolder(dir, model.cfg, f);
+  } else {
+    const cfg = getPreset(f.preset ?? 'vit_fmnist');
+    const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes;
+    Object.assign(cfg, { classes, numClasses: classes.length });
+    fd = openFolder(dir, cfg, f);
+    if (!cfg.preprocess && cfg.inChans === 1) { const { mean, std } = pixelStats(fd.train as { images: Uint8Array }); cfg.mean = [mean]; cfg.std = [std]; }
+    model = createModel(cfg, f.seed);
+  }
+  const runner = wrap(model, metadata);
+  const logs = train(runner, fd.train, {
+    epochs, outDir: out, resume: f.resume, batchSize: f.batch ?? 128, lr: f.lr, minLr: f['min-lr'], weightDecay: f.wd, warmupEpochs: f.warmup,
+    smoothing: f.smoothing ?? 0.1, clip: f.clip, seed: f.seed, cropPad: f['crop-pad'], flip: !f['no-flip'],
+    mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f.limit, stopAfter: f['stop-after'], quiet: f.quiet,
+  });
+  const s = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] });
+  const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(out, 'model.safetensors');
+  if (!f.json) {
+    console.log(`trained ${logs.length} epoch(s) on ${fd.train.n} images of ${dir}${merge ? ` merging ${merge}` : ''}: loss ${last?.loss.toFixed(4)}; model in ${file}`);
+    printFolderScores(s, `${dir} validation images`);
+  }
+  return { model: file, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge };
+}

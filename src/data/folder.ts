@@ -1,0 +1,305 @@
+// Your own images: a directory in torchvision's ImageFolder layout.
+//   DIR/train/<class>/*.png|jpg  and  DIR/val/<class>/*   (two splits), or
+//   DIR/<class>/*                                           (one split; a seeded
+//                                                            fraction held out with valSplit)
+// Classes are the sub-folder names, sorted (ImageFolder's order), and are
+// matched to a model's own labels by name when it has them.
+//
+// Every image is decoded and preprocessed once, to the uint8 view the model
+// sees at evaluation (src/data/preprocess.ts), and cached per split in
+// <cacheDir>/folders/<key>.bin, reused per file while its path, size and
+// mtime are unchanged. Batches are then a table lookup (and, for training,
+// timm's random resized crop + flip on the cached view).
+//
+// Two kinds of model:
+//   * with a `preprocess` config, or RGB: each image is the C x S x S view
+//     (RGB without a config: a plain bilinear resize to S x S, Pillow-exact);
+//     the split is a BatchSource (trainer.ts) that applies the train transform;
+//   * grey without a config (the Fashion-MNIST-style models, dataSize inside
+//     imgSize): luma resized to dataSize (the float bilinear of imageToInput,
+//     rounded to uint8), so the split is an ordinary image split for
+//     makeBatch: centred on the canvas, shift and flip augmentation, exactly
+//     as the built-in datasets train.
+//
+// Cache file, little-endian: "CAITIF01" | u32 header length | JSON header
+// { version, key, px, entries: [[path, size, mtimeMs], ...] } | n * px bytes.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { readImageFile } from '../io/image.js';
+import { toGrayFloat } from '../io/resize.js';
+import type { VitConfig, Preprocess } from '../nn/presets.js';
+import { Rng } from '../util/rng.js';
+import { cacheDir } from './dataset.js';
+import { makeBatch as makeGreyBatch, type Batch, type BatchOptions, type ImageSource } from './augment.js';
+import { DEFAULT_RRC, normalizePixels, preprocessPixels, trainView, type PixelsU8, type TrainTransform } from './preprocess.js';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
+
+export class FolderError extends Error {
+  constructor(message: string) { super(message); this.name = 'FolderError'; }
+}
+
+export interface FolderListing {
+  root: string;
+  /** 'split': DIR/train and DIR/val; 'flat': DIR/<class> (val = a held-out fraction, or all of it). */
+  layout: 'split' | 'flat';
+  /** Folder class names, sorted. */
+  classes: string[];
+  train: { files: string[]; labels: number[] };
+  val: { files: string[]; labels: number[] };
+  /** Files skipped for their extension (not PNG or JPEG). */
+  skipped: number;
+}
+
+const isImage = (f: string) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e));
+const subdirs = (d: string) => readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+
+function listClasses(dir: string, what: string): { classes: string[]; files: string[][]; skipped: number } {
+  const classes = subdirs(dir);
+  if (!classes.length) throw new FolderError(`${what}: no class folders (expected ${what}/<class>/<image>.png|jpg)`);
+  let skipped = 0;
+  const files = classes.map((c) => {
+    const all = readdirSync(join(dir, c), { withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    const imgs = all.filter(isImage);
+    skipped += all.length - imgs.length;
+    return imgs.map((f) => join(dir, c, f));
+  });
+  const empty = classes.filter((_, i) => !files[i].length);
+  if (empty.length) throw new FolderError(`${what}: class folder(s) without PNG or JPEG images: ${empty.join(', ')}`);
+  return { classes, files, skipped };
+}
+
+/**
+ * The images and labels of an ImageFolder directory. valSplit (flat layout
+ * only): the fraction of each class held out for validation, chosen by a
+ * shuffle seeded with `seed`; without it a flat folder is one split used for both.
+ */
+export function listFolder(dir: string, o: { valSplit?: number; seed?: number } = {}): FolderListing {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new FolderError(`--data ${dir}: not a directory`);
+  const top = subdirs(root);
+  if (top.includes('train') && top.includes('val')) {
+    if (o.valSplit !== undefined) throw new FolderError(`--val-split applies to a folder without train/ and val/; ${dir} has both`);
+    const tr = listClasses(join(root, 'train'), join(dir, 'train')), va = listClasses(join(root, 'val'), join(dir, 'val'));
+    const extra = va.classes.filter((c) => !tr.classes.includes(c));
+    if (extra.length) throw new FolderError(`${join(dir, 'val')}: class folder(s) not in ${join(dir, 'train')}: ${extra.join(', ')}`);
+    const flat = (l: typeof tr) => ({ files: l.files.flat(), labels: l.files.flatMap((f, i) => f.map(() => tr.classes.indexOf(l.classes[i]))) });
+    return { root, layout: 'split', classes: tr.classes, train: flat(tr), val: flat(va), skipped: tr.skipped + va.skipped };
+  }
+  const l = listClasses(root, dir);
+  const v = o.valSplit;
+  if (v !== undefined && !(v > 0 && v < 1)) throw new FolderError(`--val-split must be a fraction in (0, 1), got ${v}`);
+  const train = { files: [] as string[], labels: [] as number[] }, val = { files: [] as string[], labels: [] as number[] };
+  const rng = new Rng(o.seed ?? 0);
+  l.files.forEach((files, c) => {
+    if (v === undefined) { for (const f of files) { train.files.push(f); train.labels.push(c); val.files.push(f); val.labels.push(c); } return; }
+    const order = rng.shuffle(Int32Array.from(files.keys()));
+    const k = files.length < 2 ? 0 : Math.min(files.length - 1, Math.max(1, Math.round(v * files.length)));
+    const held = new Set(Array.from(order.subarray(0, k)));
+    files.forEach((f, i) => { const s = held.has(i) ? val : train; s.files.push(f); s.labels.push(c); });
+  });
+  if (v !== undefined && !val.files.length) throw new FolderError(`--val-split ${v}: every class of ${dir} has fewer than 2 images, nothing to hold out`);
+  return { root, layout: 'flat', classes: l.classes, train, val, skipped: l.skipped };
+}
+
+/**
+ * Class id in the model for each folder class: by name when the model has
+ * labels (every folder must name one of them), else the folders' sorted
+ * order (at most numClasses of them).
+ */
+export function matchClasses(folderClasses: string[], cfg: Pick<VitConfig, 'classes' | 'numClasses' | 'name'>, dir = 'the folder'): number[] {
+  if (cfg.classes?.length) {
+    // a label holding '/' (no folder name can) matches the folder with '_' in its place
+    const norm = (s: string) => s.normalize('NFC').replace(/\//g, '_');
+    const ids = folderClasses.map((c) => cfg.classes!.findIndex((m) => norm(m) === norm(c)));
+    const bad = folderClasses.filter((_, i) => ids[i] < 0);
+    if (bad.length) {
+      throw new FolderError(`${dir}: class folder(s) ${bad.map((b) => `'${b}'`).join(', ')} match none of the model's ${cfg.classes.length} labels ` +
+        `(${cfg.classes.map((m) => `'${m}'`).join(', ')}); rename the folders, or train a new model on this folder (its labels come from the folder names)`);
+    }
+    return ids;
+  }
+  if (folderClasses.length > cfg.numClasses) throw new FolderError(`${dir}: ${folderClasses.length} class folders, but model '${cfg.name}' has ${cfg.numClasses} classes and no labels to match them by`);
+  return folderClasses.map((_, i) => i);
+}
+
+/** How images of a folder become model inputs: the eval view's geometry and the train transform. */
+export interface FolderView {
+  /** 'grey': luma at dataSize for makeBatch; 'pixels': C x S x S via preprocessPixels. */
+  kind: 'grey' | 'pixels';
+  channels: 1 | 3;
+  /** Side of the cached images (dataSize for grey, imgSize for pixels). */
+  side: number;
+  preprocess?: Preprocess;
+}
+
+export function viewOf(cfg: VitConfig): FolderView {
+  if (cfg.inChans !== 1 && cfg.inChans !== 3) throw new FolderError(`image folders feed 1- or 3-channel models, not ${cfg.inChans}`);
+  if (!cfg.preprocess && cfg.inChans === 1) return { kind: 'grey', channels: 1, side: cfg.dataSize ?? cfg.imgSize };
+  const preprocess: Preprocess = cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
+  return { kind: 'pixels', channels: cfg.inChans, side: cfg.imgSize, preprocess };
+}
+
+function decodeOne(file: string, v: FolderView, maxPixels?: number): Uint8Array {
+  const img = readImageFile(file, { maxPixels });
+  if (v.kind === 'grey') {
+    const g = toGrayFloat(img, v.side), out = new Uint8Array(g.length);
+    for (let i = 0; i < g.length; i++) out[i] = Math.round(g[i] * 255);
+    return out;
+  }
+  return preprocessPixels(img, v.preprocess!, v.channels).data;
+}
+
+const MAGIC = 'CAITIF01', VERSION = 1;
+
+export interface LoadStats { n: number; decoded: number; cached: number; seconds: number; imagesPerSec: number }
+
+/**
+ * Decode (or read from the cache) every file to the view `v`: n * px bytes.
+ * A cache entry is reused when the file's path, size and mtime match.
+ */
+export function loadPixels(files: string[], v: FolderView, o: { cacheDir?: string; maxPixels?: number; onProgress?: (done: number, total: number) => void } = {}): { pixels: Uint8Array; stats: LoadStats } {
+  const t0 = performance.now();
+  const px = v.side * v.side * v.channels;
+  const key = createHash('sha256').update(JSON.stringify({ VERSION, v, files })).digest('hex').slice(0, 24);
+  const dir = join(cacheDir(o.cacheDir), 'folders'), path = join(dir, `${key}.bin`);
+  const stats = files.map((f) => { const s = statSync(f); return [f, s.size, s.mtimeMs] as [string, number, number]; });
+  const old = readFolderCache(path, px);
+  const pixels = new Uint8Array(files.length * px);
+  let decoded = 0;
+  files.forEach((f, i) => {
+    const hit = old?.index.get(`${f}\0${stats[i][1]}\0${stats[i][2]}`);
+    if (hit !== undefined) pixels.set(old!.data.subarray(hit * px, (hit + 1) * px), i * px);
+    else { pixels.set(decodeOne(f, v, o.maxPixels), i * px); decoded++; }
+    o.onProgress?.(i + 1, files.length);
+  });
+  if (decoded || !old || old.index.size !== files.length) {
+    try { writeFolderCache(path, { version: VERSION, key, px, entries: stats }, pixels); } catch { /* a read-only cache dir only costs the next run a decode */ }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { pixels, stats: { n: files.length, decoded, cached: files.length - decoded, seconds, imagesPerSec: files.length / Math.max(seconds, 1e-9) } };
+}
+
+function readFolderCache(path: string, px: number): { index: Map<string, number>; data: Uint8Array } | null {
+  if (!existsSync(path)) return null;
+  try {
+    const buf = readFileSync(path);
+    if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) return null;
+    const hl = buf.readUInt32LE(8);
+    const hd = JSON.parse(buf.toString('utf8', 12, 12 + hl)) as { version: number; px: number; entries: Array<[string, number, number]> };
+    if (hd.version !== VERSION || hd.px !== px || buf.length !== 12 + hl + hd.entries.length * px) return null;
+    const index = new Map(hd.entries.map(([f, s, m], i) => [`${f}\0${s}\0${m}`, i]));
+    return { index, data: new Uint8Array(buf.buffer, buf.byteOffset + 12 + hl, hd.entries.length * px) };
+  } catch { return null; }
+}
+
+function writeFolderCache(path: string, header: object, pixels: Uint8Array): void {
+  mkdirSync(join(path, '..'), { recursive: true });
+  const hj = Buffer.from(JSON.stringify(header), 'utf8'), pre = Buffer.alloc(12);
+  pre.write(MAGIC, 0, 'latin1');
+  pre.writeUInt32LE(hj.length, 8);
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const part of [pre, hj, pixels]) { let off = 0; while (off < part.length) off += writeSync(fd, part, off, part.length - off); }
+    fsyncSync(fd); closeSync(fd);
+    renameSync(tmp, path);
+  } catch (e) {
+    try { closeSync(fd); } catch { /* closed */ }
+    try { unlinkSync(tmp); } catch { /* gone */ }
+    throw e;
+  }
+}
+
+/**
+ * A split of C x S x S uint8 views that assembles its own batches
+ * (trainer.ts BatchSource): normalised per channel; with `augment`, timm's
+ * random resized crop (when enabled) and the flip coin from its rng.
+ */
+export class PixelSplit {
+  readonly h: number; readonly w: number;
+  constructor(readonly images: Uint8Array, readonly labels: Uint8Array, readonly n: number, readonly view: FolderView,
+    readonly mean: number[], readonly std: number[], readonly transform: Omit<TrainTransform, 'flip'>) {
+    this.h = this.w = view.side;
+  }
+
+  /** Image i as pixels. */
+  pixels(i: number): PixelsU8 {
+    const S = this.view.side, px = S * S * this.view.channels;
+    return { width: S, height: S, channels: this.view.channels, data: this.images.subarray(i * px, (i + 1) * px) };
+  }
+
+  makeBatch(indices: ArrayLike<number>, opts: BatchOptions): Batch {
+    const B = indices.length, S = this.view.side, C = this.view.channels, per = C * S * S;
+    if (opts.pad !== S) throw new RangeError(`image folder: the model takes ${opts.pad}x${opts.pad} input, the cached views are ${S}x${S}`);
+    const x = opts.out?.x ?? new Float32Array(B * per), y = opts.out?.y ?? new Int32Array(B);
+    const aug = opts.augment;
+    for (let b = 0; b < B; b++) {
+      const i = indices[b];
+      if (!(Number.isInteger(i) && i >= 0 && i < this.n)) throw new RangeError(`image folder: index ${i} out of range [0, ${this.n})`);
+      let p = this.pixels(i);
+      if (aug) p = trainView(p, S, { ...this.transform, flip: aug.flip }, aug.rng);
+      normalizePixels(p, this.mean, this.std, x, b * per);
+      y[b] = this.labels[i];
+    }
+    return { x, y };
+  }
+}
+
+export type FolderSplit = ImageSource | PixelSplit;
+
+export interface FolderData {
+  listing: FolderListing;
+  /** Model class id of each folder class. */
+  classIds: number[];
+  train: FolderSplit;
+  val: FolderSplit;
+  stats: { train: LoadStats; val: LoadStats };
+}
+
+export interface FolderOptions {
+  valSplit?: number;
+  seed?: number;
+  cacheDir?: string;
+  maxPixels?: number;
+  /** Which splits to decode (eval needs only val). */
+  splits?: Array<'train' | 'val'>;
+  /** Random resized crop for training pixel views (default timm's scale [0.08, 1], ratio [3/4, 4/3]); null = off. */
+  rrc?: { scale: [number, number]; ratio: [number, number] } | null;
+  onProgress?: (what: string, done: number, total: number) => void;
+}
+
+/** An ImageFolder directory as train/val splits for the model `cfg` (labels already mapped to the model's ids). */
+export function loadFolder(dir: string, cfg: VitConfig, o: FolderOptions = {}): FolderData {
+  const listing = listFolder(dir, o);
+  const classIds = matchClasses(listing.classes, cfg, dir);
+  if (Math.max(...classIds) > 255) throw new FolderError(`${dir}: class ids above 255 are not supported (labels are stored as uint8)`);
+  const view = viewOf(cfg);
+  const want = new Set(o.splits ?? ['train', 'val']);
+  const empty: LoadStats = { n: 0, decoded: 0, cached: 0, seconds: 0, imagesPerSec: 0 };
+  const make = (s: 'train' | 'val'): { split: FolderSplit; stats: LoadStats } => {
+    const l = listing[s], files = want.has(s) ? l.files : [];
+    const { pixels, stats } = files.length ? loadPixels(files, view, { ...o, onProgress: (d, t) => o.onProgress?.(s, d, t) }) : { pixels: new Uint8Array(0), stats: empty };
+    const labels = Uint8Array.from(want.has(s) ? l.labels.map((c) => classIds[c]) : []);
+    const n = labels.length;
+    if (view.kind === 'grey') return { split: { images: pixels, labels, n, h: view.side, w: view.side }, stats };
+    const rrc = o.rrc === undefined ? DEFAULT_RRC : o.rrc;
+    return { split: new PixelSplit(pixels, labels, n, view, cfg.mean, cfg.std, { rrc, interpolation: view.preprocess!.interpolation }), stats };
+  };
+  const tr = make('train'), va = make('val');
+  return { listing, classIds, train: tr.split, val: va.split, stats: { train: tr.stats, val: va.stats } };
+}
+
+/** Evaluation batches of any folder split: x [m, C, S, S] normalised, no augmentation. */
+export function* folderBatches(data: FolderSplit, cfg: Pick<VitConfig, 'imgSize' | 'inChans' | 'mean' | 'std'>, o: { batchSize?: number; limit?: number } = {}): Generator<{ x: Float32Array; y: Int32Array; m: number; shape: number[] }> {
+  const n = Math.min(o.limit ?? data.n, data.n), B = o.batchSize ?? 100, S = cfg.imgSize;
+  // limit: spread over the split (it is stored class by class)
+  const pick = Int32Array.from({ length: n }, (_, i) => Math.floor((i * data.n) / n));
+  for (let s = 0; s < n; s += B) {
+    const idx = pick.subarray(s, Math.min(n, s + B)), m = idx.length;
+    const opts: BatchOptions = { pad: S, mean: cfg.mean[0], std: cfg.std[0] };
+    const b = data instanceof PixelSplit ? data.makeBatch(idx, opts) : makeGreyBatch(data, idx, opts);
+    yield { x: b.x, y: b.y, m, shape: [m, cfg.inChans, S, S] };
+  }
+}
