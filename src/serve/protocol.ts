@@ -40,7 +40,7 @@ export function parseJson(text: string): unknown {
  */
 function flatten(data: unknown[], shape: readonly number[], out: Float32Array): void {
   const total = out.length;
-  if (data.length === total && (total === 0 || typeof data[0] === 'number')) {
+  if (data.length === total && !data.some(Array.isArray)) {
     for (let i = 0; i < total; i++) {
       const v = data[i];
       if (typeof v !== 'number') throw bad(`input 'pixel_values': data[${i}] is ${JSON.stringify(v)?.slice(0, 40)}, expected a number`);

@@ -1,0 +1,271 @@
+// cait serve (src/serve/): the Open Inference Protocol endpoints answer in the
+// spec's shapes; a batched forward gives each request the same bits as running
+// it alone; classify preprocesses as `cait predict`; every malformed request
+// class is a 4xx JSON error that leaves the server serving; a full queue is
+// 503 with Retry-After; SIGTERM drains in-flight requests and exits 0.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createServer, type CaitServer, type ServeOptions } from '../src/serve/index.js';
+import { decodeImage, encodePng } from '../src/io/image.js';
+import { imageToInput } from '../src/data/preprocess.js';
+import { softmax } from '../src/cli/common.js';
+
+const S = suite('serve');
+const root = fileURLToPath(new URL('..', import.meta.url));
+const MODEL = `${root}models/fmnist-cait.safetensors`;
+const NAME = 'fmnist-cait';
+const ITEM = 32 * 32;
+
+let seed = 7;
+const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+const randomImage = (n = 1) => Array.from({ length: n * ITEM }, () => rnd() * 4 - 1);
+
+async function withServer(o: Partial<ServeOptions>, fn: (s: CaitServer) => Promise<void>): Promise<void> {
+  const s = await createServer({ models: [MODEL], port: 0, ...o });
+  try { await fn(s); } finally { await s.close(); }
+}
+
+const inferBody = (data: unknown, shape = [1, 1, 32, 32], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ inputs: [{ name: 'pixel_values', shape, datatype: 'FP32', data }], ...extra });
+
+async function post(s: CaitServer, path: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const r = await fetch(s.url + path, { method: 'POST', body, headers });
+  const text = await r.text();
+  let json: any = null;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: r.status, json, headers: r.headers };
+}
+
+async function get(s: CaitServer, path: string): Promise<{ status: number; json: any }> {
+  const r = await fetch(s.url + path);
+  return { status: r.status, json: await r.json() };
+}
+
+/** A raw HTTP exchange: write `text`, half-close, read until the server closes. */
+function raw(s: CaitServer, text: string | Buffer): Promise<string> {
+  return new Promise((res) => {
+    const c = net.connect(s.port, '127.0.0.1', () => { c.write(text); c.end(); });
+    let out = '';
+    c.on('data', (d) => { out += d; });
+    c.on('close', () => res(out));
+    c.on('error', (e) => res(`ERROR ${e.message}`));
+  });
+}
+
+/** A 28x28 grey PNG: a bright rectangle on black (a garment-ish blob). */
+function testPng(w = 28, h = 28): Uint8Array {
+  const px = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const v = x > 6 && x < 22 && y > 3 && y < 26 ? 200 + ((x * y) % 50) : 0;
+    px.set([v, v, v, 255], 4 * (y * w + x));
+  }
+  return encodePng(w, h, px);
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+S('protocol: health, server and model metadata, infer (flat, nested, binary), classify as cait predict', async () => {
+  await withServer({}, async (s) => {
+    assert.equal(await get(s, '/v2/health/live'), { status: 200, json: { live: true } });
+    assert.equal(await get(s, '/v2/health/ready'), { status: 200, json: { ready: true } });
+    const meta = await get(s, '/v2');
+    assert.is(meta.status, 200);
+    assert.is(meta.json.name, 'caitjs');
+    assert.ok(Array.isArray(meta.json.extensions));
+    const m = await get(s, `/v2/models/${NAME}`);
+    assert.is(m.status, 200);
+    assert.is(m.json.name, NAME);
+    assert.equal(m.json.inputs, [{ name: 'pixel_values', datatype: 'FP32', shape: [-1, 1, 32, 32] }]);
+    assert.equal(m.json.outputs, [{ name: 'logits', datatype: 'FP32', shape: [-1, 10] }]);
+    assert.equal(await get(s, `/v2/models/${NAME}/ready`), { status: 200, json: { name: NAME, ready: true } });
+    assert.equal((await get(s, `/v2/models/${NAME}/versions/1`)).json.name, NAME);
+
+    // infer: two images flat; the same two nested; the response echoes id
+    const data = randomImage(2);
+    const flat = await post(s, `/v2/models/${NAME}/infer`, inferBody(data, [2, 1, 32, 32], { id: 'req-7' }));
+    assert.is(flat.status, 200, JSON.stringify(flat.json));
+    assert.is(flat.json.model_name, NAME);
+    assert.is(flat.json.id, 'req-7');
+    assert.is(flat.json.outputs.length, 1);
+    const out = flat.json.outputs[0];
+    assert.equal([out.name, out.datatype, out.shape], ['logits', 'FP32', [2, 10]]);
+    assert.is(out.data.length, 20);
+    const nested = [0, 1].map((b) => [Array.from({ length: 32 }, (_, r) => data.slice(b * ITEM + r * 32, b * ITEM + r * 32 + 32))]);
+    const nest = await post(s, `/v2/models/${NAME}/infer`, inferBody(nested, [2, 1, 32, 32]));
+    assert.is(nest.status, 200, JSON.stringify(nest.json));
+    assert.equal(nest.json.outputs[0].data, out.data);
+
+    // the binary tensor data extension: same numbers, as raw little-endian FP32 both ways
+    const x = Float32Array.from(data);
+    const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [2, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'logits', parameters: { binary_data: true } }] }));
+    const r = await fetch(`${s.url}/v2/models/${NAME}/infer`, { method: 'POST', body: Buffer.concat([head, Buffer.from(x.buffer)]), headers: { 'Inference-Header-Content-Length': String(head.length), 'Content-Type': 'application/octet-stream' } });
+    assert.is(r.status, 200);
+    const bytes = Buffer.from(await r.arrayBuffer()), hl = Number(r.headers.get('inference-header-content-length'));
+    const bh = JSON.parse(bytes.subarray(0, hl).toString());
+    assert.is(bh.outputs[0].parameters.binary_data_size, 80);
+    const y = new Float32Array(bytes.buffer.slice(bytes.byteOffset + hl, bytes.byteOffset + hl + 80));
+    assert.equal(Array.from(y), out.data);
+
+    // classify: top-k of softmax(logits of the predict preprocessing), PNG body and multipart
+    const png = testPng();
+    const xin = imageToInput(decodeImage(png), s.models.get(NAME)!.cfg);
+    const ref = (await post(s, `/v2/models/${NAME}/infer`, inferBody(Array.from(xin)))).json.outputs[0].data as number[];
+    const p = softmax(ref);
+    const want = p.map((prob, id) => ({ id, prob })).sort((a, b) => b.prob - a.prob).slice(0, 3);
+    const c = await post(s, `/v2/models/${NAME}/classify?topk=3`, png, { 'Content-Type': 'image/png' });
+    assert.is(c.status, 200, JSON.stringify(c.json));
+    assert.is(c.json.top.length, 3);
+    assert.equal(c.json.top.map((t: { id: number }) => t.id), want.map((t) => t.id));
+    assert.ok(maxDiff(c.json.top.map((t: { prob: number }) => t.prob), want.map((t) => t.prob)) < 1e-12);
+    assert.is(c.json.top[0].label, s.models.get(NAME)!.cfg.classes![want[0].id]);
+    const boundary = 'XyZ123';
+    const form = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n`),
+      Buffer.from(png), Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const cm = await post(s, `/v2/models/${NAME}/classify?topk=3`, form, { 'Content-Type': `multipart/form-data; boundary=${boundary}` });
+    assert.is(cm.status, 200, JSON.stringify(cm.json));
+    assert.equal(cm.json.top, c.json.top);
+
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    for (const name of ['cait_serve_requests_total', 'cait_serve_queue_depth', 'cait_serve_batch_size_bucket', 'cait_serve_request_duration_seconds_bucket', 'cait_serve_process_resident_memory_bytes'])
+      assert.ok(metrics.includes(name), `/metrics lacks ${name}`);
+    assert.match(metrics, /cait_serve_requests_total\{model="fmnist-cait",endpoint="infer",code="200"\} 4/);
+  });
+});
+
+S('batching: concurrent requests run as one forward and get the same bits as one by one (1 and 2 threads)', async () => {
+  const inputs = Array.from({ length: 7 }, (_, i) => randomImage(i === 3 ? 2 : 1));
+  const one = async (s: CaitServer, d: number[]) => {
+    const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(d, [d.length / ITEM, 1, 32, 32]));
+    assert.is(r.status, 200, JSON.stringify(r.json));
+    return r.json.outputs[0].data as number[];
+  };
+  const alone: number[][] = [];
+  await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) alone.push(await one(s, d)); });
+  for (const threads of [1, 2]) {
+    await withServer({ maxBatch: 8, maxWaitMs: 300, threads }, async (s) => {
+      const batched = await Promise.all(inputs.map((d) => one(s, d)));
+      for (let i = 0; i < inputs.length; i++) {
+        const d = maxDiff(batched[i], alone[i]);
+        assert.ok(d === 0, `request ${i}: batched differs from alone by ${d} (${threads} threads)`);
+      }
+      const metrics = await (await fetch(`${s.url}/metrics`)).text();
+      const count = Number(/cait_serve_batch_size_count\{model="fmnist-cait"\} (\d+)/.exec(metrics)?.[1]);
+      const sum = Number(/cait_serve_batch_size_sum\{model="fmnist-cait"\} (\d+)/.exec(metrics)?.[1]);
+      assert.is(sum, 8, 'images forwarded');
+      assert.ok(count <= 2, `7 concurrent requests (8 images) ran in ${count} forwards; expected them batched`);
+    });
+  }
+});
+
+S('every malformed request class is a 4xx JSON error, and the server keeps serving', async () => {
+  await withServer({ maxBody: 64 * 1024, maxPixels: 100 * 100 }, async (s) => {
+    const inf = `/v2/models/${NAME}/infer`, cls = `/v2/models/${NAME}/classify`;
+    const png = testPng();
+    const bigHeader = Buffer.from(png); bigHeader.writeUInt32BE(50000, 16); bigHeader.writeUInt32BE(50000, 20);
+    const cases: Array<[string, () => Promise<{ status: number; json: any }>, number, RegExp]> = [
+      ['bad JSON', () => post(s, inf, '{"inputs": [1, 2'), 400, /not valid JSON/],
+      ['not an object', () => post(s, inf, '[1, 2]'), 400, /JSON object/],
+      ['no inputs', () => post(s, inf, '{}'), 400, /inputs/],
+      ['wrong input name', () => post(s, inf, JSON.stringify({ inputs: [{ name: 'x', shape: [1, 1, 32, 32], datatype: 'FP32', data: randomImage() }] })), 400, /pixel_values/],
+      ['wrong datatype', () => post(s, inf, JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'INT8', data: randomImage() }] })), 400, /datatype "INT8", expected "FP32"/],
+      ['wrong shape', () => post(s, inf, inferBody(randomImage(), [1, 3, 32, 32])), 400, /expected \[N, 1,32,32\]/],
+      ['data shorter than the shape', () => post(s, inf, inferBody(randomImage().slice(1))), 400, /1023 numbers/],
+      ['nested data off the shape', () => post(s, inf, inferBody([[[1, 2]]])), 400, /entries/],
+      ['a string in the data', () => post(s, inf, inferBody(['a', ...randomImage().slice(1)])), 400, /expected a number/],
+      ['unknown output', () => post(s, inf, inferBody(randomImage(), [1, 1, 32, 32], { outputs: [{ name: 'probs' }] })), 400, /unknown output/],
+      ['binary size mismatch', () => post(s, inf, Buffer.concat([Buffer.from(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 4096 } }] })), Buffer.alloc(100)]), { 'Inference-Header-Content-Length': String(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 4096 } }] }).length) }), 400, /binary data is 100 bytes/],
+      ['unknown model', () => post(s, '/v2/models/nope/infer', inferBody(randomImage())), 404, /unknown model 'nope'/],
+      ['unknown route', () => get(s, '/v1/models'), 404, /no route/],
+      ['wrong method', () => get(s, inf), 405, /use POST/],
+      ['body over --max-body', () => post(s, inf, inferBody(Array.from({ length: 20000 }, () => 0.123456789))), 413, /limit/],
+      ['not an image', () => post(s, cls, Buffer.from('GIF89a this is not a png')), 415, /not a PNG or JPEG/],
+      ['empty body', () => post(s, cls, Buffer.alloc(0)), 400, /empty body/],
+      ['truncated PNG', () => post(s, cls, png.subarray(0, png.length - 30)), 400, /truncated|corrupt/],
+      ['truncated JPEG header', () => post(s, cls, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a])), 400, /truncated JPEG/],
+      ['image over --max-pixels (from its header)', () => post(s, cls, bigHeader), 413, /50000x50000/],
+      ['bad topk', () => post(s, `${cls}?topk=zero`, png), 400, /topk/],
+      ['multipart without its boundary', () => post(s, cls, png, { 'Content-Type': 'multipart/form-data' }), 400, /boundary/],
+    ];
+    // all at once, with good requests among them: each gets its own answer
+    const good = Array.from({ length: 4 }, () => randomImage());
+    const [bad, ok] = await Promise.all([
+      Promise.all(cases.map(([, f]) => f())),
+      Promise.all(good.map((d) => post(s, inf, inferBody(d)))),
+    ]);
+    cases.forEach(([what, , status, msg], i) => {
+      assert.is(bad[i].status, status, `${what}: status ${bad[i].status} ${JSON.stringify(bad[i].json)}`);
+      assert.type(bad[i].json?.error, 'string', `${what}: no {"error": ...} body`);
+      assert.match(bad[i].json.error, msg, what);
+    });
+    for (const r of ok) assert.is(r.status, 200);
+    // a body cut short (the connection ends before Content-Length) and garbage on the wire: 400
+    const cut = await raw(s, `POST ${inf} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"inputs": [`);
+    assert.match(cut, /^HTTP\/1\.1 400 [^]*truncated/);
+    const junk = await raw(s, 'NOT HTTP AT ALL\r\n\r\n');
+    assert.match(junk, /^HTTP\/1\.1 400 [^]*"error"/);
+    // Content-Length over the limit: refused before reading
+    const big = await raw(s, `POST ${inf} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{`);
+    assert.match(big, /^HTTP\/1\.1 413 [^]*max-body/);
+    assert.is((await post(s, inf, inferBody(randomImage()))).status, 200, 'still serving after the malformed ones');
+  });
+});
+
+S('a full queue answers 503 with Retry-After; a request that waits past --timeout-ms answers 504', async () => {
+  await withServer({ maxBatch: 8, maxQueue: 2, maxWaitMs: 300 }, async (s) => {
+    const rs = await Promise.all(Array.from({ length: 6 }, () => post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage()))));
+    const codes = rs.map((r) => r.status).sort();
+    assert.ok(codes.filter((c) => c === 200).length >= 2, `codes ${codes}`);
+    assert.ok(codes.filter((c) => c === 503).length >= 1, `codes ${codes}`);
+    for (const r of rs.filter((r) => r.status === 503)) {
+      assert.is(r.headers.get('retry-after'), '1');
+      assert.match(r.json.error, /queue full/);
+    }
+    assert.ok(codes.every((c) => c === 200 || c === 503), `codes ${codes}`);
+  });
+  await withServer({ maxWaitMs: 400, timeoutMs: 50 }, async (s) => {
+    const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage()));
+    assert.is(r.status, 504);
+    assert.match(r.json.error, /timed out/);
+  });
+});
+
+S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', MODEL, '--port', '0', '--max-wait-ms', '1500', '--log', 'json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '', out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  try {
+    const url = await new Promise<string>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`no 'listening' line in 60 s: ${err}`)), 60000);
+      child.stderr.on('data', (d) => {
+        err += d;
+        const m = /listening on (http:\/\/\S+)/.exec(err);
+        if (m) { clearTimeout(t); res(m[1]); }
+      });
+      child.on('exit', (c) => rej(new Error(`cait serve exited ${c}: ${err}`)));
+    });
+    const s = { url } as CaitServer;
+    // three requests wait out the 1.5 s batching window; SIGTERM arrives meanwhile
+    const pending = Array.from({ length: 3 }, () => post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage())));
+    await new Promise((r) => setTimeout(r, 400));
+    child.kill('SIGTERM');
+    const rs = await Promise.all(pending);
+    for (const r of rs) {
+      assert.is(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.outputs[0].shape, [1, 10]);
+    }
+    assert.is(await exited, 0, err);
+    assert.match(err, /draining/);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+    assert.is(lines.filter((l) => l.endpoint === 'infer' && l.status === 200).length, 3, 'one JSON log line per request');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+S.run();
