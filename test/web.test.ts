@@ -1,21 +1,24 @@
 // The browser demo (web/) end to end: the page is built (esbuild) with the
 // demo models, served from 127.0.0.1 by web/serve.ts (cross-origin isolated),
-// and driven in headless Chromium through playwright-core. For every sample
-// test image the page's class probabilities must match Node's (the CLI's
-// preprocessing and the WASM backend) and, with trained models, the
-// predictions must be right; a drawing must be classified; the ATME overlay
-// must show each merge step; a screenshot is saved.
-//
+// and driven in headless Chromium and Firefox ESR (test/browsers.ts,
+// puppeteer-core). In each browser, for every sample test image the page's
+// class probabilities must match Node's (the CLI's preprocessing and the WASM
+// backend) and, with trained models, the predictions must be right; an upload
+// and a drawing must be classified; the ATME overlay must show each merge
+// step. Then, at phone width (390 px, no sideways scroll), a new input given
+// while the previous one is being timed must be predicted before its own
+// timings finish, and the previous timing dropped. Chromium saves a screenshot.//
 // Models: models/ (the committed demo models) when any is there, else
 // $CAIT_WEB_MODELS, else small random-weight stand-ins (dense, merged,
 // compact+merged) that check the plumbing but not accuracy.
-// Skips, saying why, without /usr/bin/chromium ($CAIT_CHROMIUM overrides;
-// scripts/setup-webgpu.sh installs Debian's) or without playwright-core.
+// A browser's tests skip, saying why, without its executable
+// (scripts/setup-browsers.sh installs Debian's chromium and firefox-esr;
+// $CAIT_CHROMIUM / $CAIT_FIREFOX override).
 // Screenshot: $CAIT_SCREENSHOT, default tmp/web-screenshot.png.
 // Timed runs per model on the page: $CAIT_WEB_RUNS (default 3).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,26 +38,19 @@ import { CaitModel } from '../src/cait/wrap.js';
 import { channelMask, topk } from '../src/cait/cdcp.js';
 import { extractCompact } from '../src/cait/extract.js';
 import { randn } from './util.js';
+import { BROWSERS, browserMissing, withBrowser, type BrowserName, type BrowserOptions } from './browsers.js';
+import type { Page, ElementHandle } from 'puppeteer-core';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SAMPLES = join(ROOT, 'web/public/samples');
-const CHROMIUM = process.env.CAIT_CHROMIUM ?? '/usr/bin/chromium';
-/** The flags CI uses (issue #9): software rendering, no network chatter, a fresh profile per run. */
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const RUNS = Number(process.env.CAIT_WEB_RUNS ?? 3);
 const SHOT = resolve(ROOT, process.env.CAIT_SCREENSHOT ?? 'tmp/web-screenshot.png');
 
 const test = suite('web');
 
-type Playwright = typeof import('playwright-core');
-let pw: Playwright | null = null;
-let why = '';
-if (!existsSync(CHROMIUM)) why = `no Chromium at ${CHROMIUM} (scripts/setup-webgpu.sh installs Debian's; $CAIT_CHROMIUM points elsewhere)`;
-else {
-  try { pw = await import('playwright-core'); } catch { why = 'playwright-core is not installed (npm install --save-dev playwright-core)'; }
-}
-if (why) console.log(`  web browser tests SKIPPED: ${why}`);
-const btest = (name: string, fn: () => Promise<void>) => (pw && !why ? test(name, fn) : test.skip(name, fn));
+const missing: Record<BrowserName, string> = { chromium: await browserMissing('chromium'), firefox: await browserMissing('firefox') };
+for (const b of BROWSERS) if (missing[b]) console.log(`  web ${b} tests SKIPPED: ${missing[b]}`);
+const btest = (b: BrowserName, name: string, fn: () => Promise<void>) => (missing[b] ? test.skip(`${b}: ${name}`, fn) : test(`${b}: ${name}`, fn));
 
 interface Sample { file: string; label: number; className: string; testIndex: number }
 const samples = JSON.parse(readFileSync(join(SAMPLES, 'samples.json'), 'utf8')) as Sample[];
@@ -141,29 +137,13 @@ interface PageState {
   error: string | null;
 }
 
-async function withBrowser(flags: string[], fn: (page: import('playwright-core').Page) => Promise<void>): Promise<void> {
-  const profile = mkdtempSync(join(tmpdir(), 'cait-chromium-'));
-  const ctx = await pw!.chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: flags, viewport: { width: 1200, height: 900 }, timeout: 30_000,
-  });
-  const errors: string[] = [];
-  try {
-    const page = ctx.pages()[0] ?? await ctx.newPage();
-    page.on('pageerror', (e) => errors.push(String(e)));
-    page.setDefaultTimeout(30_000);
-    await fn(page);
-    assert.equal(errors, [], `errors on the page: ${errors.join('\n')}`);
-  } finally {
-    await ctx.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
-}
+interface PageState2 { events: string[]; predicted: number }
 
-const getState = (page: import('playwright-core').Page) => page.evaluate(() => (window as unknown as { __cait: PageState }).__cait);
+const getState = (page: Page) => page.evaluate(() => (window as unknown as { __cait: PageState & PageState2 }).__cait);
 
-/** Click, then wait for the page's prediction counter to pass `done`. */
-async function waitDone(page: import('playwright-core').Page, done: number): Promise<PageState> {
-  await page.waitForFunction((n) => Number(document.body.dataset.done ?? 0) > n || document.body.dataset.state === 'error', done);
+/** Wait for the page's timed-inputs counter to pass `done` (or an error). */
+async function waitDone(page: Page, done: number): Promise<PageState & PageState2> {
+  await page.waitForFunction((n: number) => Number(document.body.dataset.done ?? 0) > n || document.body.dataset.state === 'error', { polling: 50 }, done);
   const st = await getState(page);
   assert.is(st.error, null, `page error: ${st.error}`);
   return st;
@@ -192,10 +172,12 @@ test('build: manifest lists exactly the models present; kernels and samples copi
   const dist = join(work, 'dist');
   const manifest = JSON.parse(readFileSync(join(dist, 'manifest.json'), 'utf8')) as { models: Array<{ label: string; file: string; bytes: number }>; wasm: string[] };
   assert.equal(manifest.models.map((m) => [m.label, m.file]), present);
+  // the committed models carry their committed test accuracy (bench/results/demo.json); stand-ins none
+  for (const m of manifest.models as Array<{ accuracy?: number }>) assert.is(typeof m.accuracy === 'number', trained && modelsDir === join(ROOT, 'models'), 'accuracy from bench/results/demo.json');
   for (const m of manifest.models) assert.is(readFileSync(join(dist, 'models', m.file)).length, m.bytes);
   assert.ok(manifest.wasm.includes('cait.simd.wasm') && manifest.wasm.includes('cait.relaxed.wasm'));
   for (const s of samples) assert.ok(existsSync(join(dist, 'samples', s.file)), s.file);
-  for (const js of ['main.js', 'worker.js']) {
+  for (const js of ['main.js', 'worker.js', 'bench.js', 'bench-worker.js']) {
     const text = readFileSync(join(dist, js), 'utf8');
     // (runtime-guarded process.getBuiltinModule calls, and the Node branch of the thread pool's worker source, may stay)
     assert.not.match(text, /\bfrom\s*["']node:|\bimport\s*\(\s*["']node:/, `${js} still imports a node: builtin`);
@@ -226,113 +208,171 @@ test('serve: cross-origin isolation headers, content types, 404s, no way out of 
   assert.is(r.status, 405);
 });
 
-btest('page: WASM (threaded, cross-origin isolated) predictions match Node on every sample; overlay; drawing; screenshot', async () => {
-  const t0 = performance.now();
-  await ensureServer();
-  const want = await nodeProbs();
-  await withBrowser(FLAGS, async (page) => {
-    await page.goto(`${url}?runs=${RUNS}&warmup=1`);
-    let st = await waitDone(page, 0);   // the page predicts one sample by itself
-    const w = st.backends.wasm, t = st.backends.threads;
-    console.log(`  web: ${w.name}; threads: ${t ? t.name : `n/a (${st.unavailable.threads})`}; WebGPU: ${st.backends.webgpu ? st.backends.webgpu.name : `n/a (${st.unavailable.webgpu})`}`);
-    assert.ok(w.crossOriginIsolated, 'web/serve.ts makes the page cross-origin isolated');
-    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-    if (cores > 1) assert.ok(t && t.threads > 1 && /-x\d+$/.test(t.name), `threaded WASM expected on ${cores} cores, got ${t?.name} (${st.unavailable.threads ?? ''})`);
-    assert.equal(w.models.map((m) => m.label), present.map(([l]) => l), 'the page shows exactly the models that exist');
+let wantProbs: number[][][] | null = null;
 
-    const correct = present.map(() => 0);
-    let maxDiff = 0;
-    for (let i = 0; i < samples.length; i++) {
-      const done = st.done;
-      await page.click(`#samples button[data-index="${i}"]`);
-      st = await waitDone(page, done);
-      assert.is(st.last.truth, samples[i].label);
-      st.last.wasm!.models.forEach((m, k) => {
-        const p = want[k][i];
-        for (let c = 0; c < p.length; c++) maxDiff = Math.max(maxDiff, Math.abs(m.probs[c] - p[c]));
-        assert.is(m.top, p.indexOf(Math.max(...p)), `${m.label} on ${samples[i].file}: page says class ${m.top}`);
-        assert.ok(m.median_ms > 0 && Number.isFinite(m.median_ms), 'a latency');
-        if (m.top === samples[i].label) correct[k]++;
-      });
-      // the threaded backend computes the same numbers (src/backend/threads.ts: bit for bit)
-      st.last.threads?.models.forEach((m, k) => {
-        assert.ok(m.probs.every((p, c) => Math.abs(p - st.last.wasm!.models[k].probs[c]) <= 1e-6), `${present[k][0]}: threaded WASM differs`);
-        assert.ok(m.median_ms > 0, 'a threaded latency');
-      });
-      // the table shows it
-      const shown = await page.$$eval('#results tbody tr td[data-slot="wasm"] .pred', (els) => els.map((e) => Number((e as HTMLElement).dataset.class)));
-      assert.equal(shown, st.last.wasm!.models.map((m) => m.top));
-    }
-    console.log(`  web: ${samples.length} samples x ${present.length} models, max |p(page) - p(node)| = ${maxDiff.toExponential(2)}`);
-    assert.ok(maxDiff <= 1e-5, `page and Node probabilities differ by ${maxDiff}`);
-    present.forEach(([label], k) => console.log(`  web: ${label}: ${correct[k]}/${samples.length} sample test images right`));
-    if (trained) present.forEach(([label], k) => assert.ok(correct[k] >= 0.7 * samples.length, `${label}: only ${correct[k]}/${samples.length} right`));
+for (const B of BROWSERS) {
+  btest(B, 'page: WASM (threaded, cross-origin isolated) predictions match Node on every sample; accuracy column; overlay; upload; drawing' + (B === 'chromium' ? '; screenshot' : ''), async () => {
+    const t0 = performance.now();
+    await ensureServer();
+    const want = wantProbs ??= await nodeProbs();
+    await withBrowser(B, async (page, l) => {
+      await page.goto(`${url}?runs=${RUNS}&warmup=1`);
+      let st = await waitDone(page, 0);   // the page predicts one sample by itself
+      const w = st.backends.wasm, t = st.backends.threads;
+      console.log(`  web ${B} ${l.version}: ${w.name}; threads: ${t ? t.name : `n/a (${st.unavailable.threads})`}; WebGPU: ${st.backends.webgpu ? st.backends.webgpu.name : `n/a (${st.unavailable.webgpu})`}`);
+      assert.ok(w.crossOriginIsolated, 'web/serve.ts makes the page cross-origin isolated');
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      if (cores > 1) assert.ok(t && t.threads > 1 && /-x\d+$/.test(t.name), `threaded WASM expected on ${cores} cores, got ${t?.name} (${st.unavailable.threads ?? ''})`);
+      assert.equal(w.models.map((m) => m.label), present.map(([lb]) => lb), 'the page shows exactly the models that exist');
+      // the page opens on a sample every committed model gets right (not the coat, which all four miss)
+      assert.is.not(st.last.truth, samples.find((s) => s.className === 'Coat')?.label, 'the first sample shown is not the coat');
+      if (trained) st.last.wasm!.models.forEach((m) => assert.is(m.top, st.last.truth, `${m.label}: the opening sample is classified right`));
+      // visitor-facing wording: no developer instructions in the badges
+      const env = await page.$eval('#env', (e) => e.textContent ?? '');
+      assert.not.match(env, /createNodeWebGpu|src\/backend|--enable-unsafe/, `badge text for visitors: ${env}`);
+      if (!st.backends.webgpu) assert.match(env, /WebGPU: not available \((this browser|no usable|it did not)/);
+      // the accuracy column, from the committed results (bench/results/demo.json) for the committed models
+      const acc = await page.$$eval('#results tbody tr', (rows) => rows.map((r) => r.children[3]?.textContent ?? ''));
+      if (trained) acc.forEach((a, k) => assert.match(a, /^\d+\.\d%$/, `${present[k][0]}: test accuracy shown, got '${a}'`));
 
-    // the overlay: one row per merged model, a panel per step plus the plain grid; maps cover the grid
-    const merged = w.models.filter((m) => m.merge);
-    const rows = await page.$$eval('#overlays .overlay-row', (els) => els.map((e) => ({ label: (e as HTMLElement).dataset.model, panels: e.querySelectorAll('canvas').length })));
-    assert.equal(rows.map((r) => r.label), merged.map((m) => m.label));
-    st.last.wasm!.models.forEach((m, k) => {
-      const info = w.models[k];
-      assert.is(m.steps.length, info.merge ? info.merge.split(',').length : 0, `${m.label}: merge steps`);
-      for (const s of m.steps) {
-        assert.is(s.map.length, info.grid[0] * info.grid[1]);
-        assert.is(new Set(s.map).size, s.newGrid[0] * s.newGrid[1], 'every token of the merged grid stands for some patches');
+      const correct = present.map(() => 0);
+      let maxDiff = 0;
+      for (let i = 0; i < samples.length; i++) {
+        const done = st.done;
+        await page.click(`#samples button[data-index="${i}"]`);
+        st = await waitDone(page, done);
+        assert.is(st.last.truth, samples[i].label);
+        st.last.wasm!.models.forEach((m, k) => {
+          const p = want[k][i];
+          for (let c = 0; c < p.length; c++) maxDiff = Math.max(maxDiff, Math.abs(m.probs[c] - p[c]));
+          assert.is(m.top, p.indexOf(Math.max(...p)), `${m.label} on ${samples[i].file}: page says class ${m.top}`);
+          assert.ok(m.median_ms > 0 && Number.isFinite(m.median_ms), 'a latency');
+          if (m.top === samples[i].label) correct[k]++;
+        });
+        // the threaded backend computes the same numbers (src/backend/threads.ts: bit for bit)
+        st.last.threads?.models.forEach((m, k) => {
+          assert.ok(m.probs.every((p, c) => Math.abs(p - st.last.wasm!.models[k].probs[c]) <= 1e-6), `${present[k][0]}: threaded WASM differs`);
+          assert.ok(m.median_ms > 0, 'a threaded latency');
+        });
+        // the table shows it
+        const shown = await page.$$eval('#results tbody tr td[data-slot="wasm"] .pred', (els) => els.map((e) => Number((e as HTMLElement).dataset.class)));
+        assert.equal(shown, st.last.wasm!.models.map((m) => m.top));
       }
-      const row = rows.find((r) => r.label === m.label);
-      if (row) assert.is(row.panels, m.steps.length + 1);
+      console.log(`  web ${B}: ${samples.length} samples x ${present.length} models, max |p(page) - p(node)| = ${maxDiff.toExponential(2)}`);
+      assert.ok(maxDiff <= 1e-5, `page and Node probabilities differ by ${maxDiff}`);
+      present.forEach(([label], k) => console.log(`  web ${B}: ${label}: ${correct[k]}/${samples.length} sample test images right`));
+      if (trained) present.forEach(([label], k) => assert.ok(correct[k] >= 0.7 * samples.length, `${label}: only ${correct[k]}/${samples.length} right`));
+
+      // the overlay: one row per merged model, a panel per step plus the plain grid; maps cover the grid
+      const merged = w.models.filter((m) => m.merge);
+      const rows = await page.$$eval('#overlays .overlay-row', (els) => els.map((e) => ({ label: (e as HTMLElement).dataset.model, panels: e.querySelectorAll('canvas').length })));
+      assert.equal(rows.map((r) => r.label), merged.map((m) => m.label));
+      st.last.wasm!.models.forEach((m, k) => {
+        const info = w.models[k];
+        assert.is(m.steps.length, info.merge ? info.merge.split(',').length : 0, `${m.label}: merge steps`);
+        for (const s of m.steps) {
+          assert.is(s.map.length, info.grid[0] * info.grid[1]);
+          assert.is(new Set(s.map).size, s.newGrid[0] * s.newGrid[1], 'every token of the merged grid stands for some patches');
+        }
+        const row = rows.find((r) => r.label === m.label);
+        if (row) assert.is(row.panels, m.steps.length + 1);
+      });
+
+      // an upload: a sample inverted (dark on light, like a product photo) comes back to the original by the auto-invert
+      {
+        const k = samples.findIndex((s) => s.className === 'Trouser'), img = readImageFile(join(SAMPLES, samples[k].file));
+        const inv = img.data.map((v, j) => (j % 4 === 3 ? v : 255 - v));
+        let d = st.done;
+        await page.click(`#samples button[data-index="${k}"]`);
+        st = await waitDone(page, d);
+        const ref = st.last.wasm!.models.map((m) => m.probs);
+        d = st.done;
+        const file = join(work, 'trouser-on-white.png');
+        writeFileSync(file, encodePng(img.width, img.height, inv));
+        await ((await page.$('#file')) as ElementHandle<HTMLInputElement>).uploadFile(file);
+        st = await waitDone(page, d);
+        assert.is(st.last.source, 'trouser-on-white.png');
+        st.last.wasm!.models.forEach((m, j) => assert.equal(m.probs, ref[j], `${m.label}: the inverted upload predicts as the original`));
+      }
+
+      // a drawing (a rough sneaker-ish stroke) is classified by every model
+      const box = (await (await page.$('#draw'))!.boundingBox())!;
+      await page.click('#clear');
+      let done = st.done;
+      await page.mouse.move(box.x + 40, box.y + 200);
+      await page.mouse.down();
+      for (const [x, y] of [[80, 150], [140, 140], [200, 170], [250, 210], [240, 230], [40, 230]]) await page.mouse.move(box.x + x, box.y + y, { steps: 4 });
+      await page.mouse.up();
+      st = await waitDone(page, done);
+      assert.is(st.last.source, 'your drawing');
+      for (const m of st.last.wasm!.models) assert.ok(Math.abs(m.probs.reduce((a, b) => a + b, 0) - 1) < 1e-5, `${m.label}: probabilities`);
+
+      if (B === 'chromium') {
+        // the screenshot: a test image with its merge overlay
+        done = st.done;
+        const shoe = samples.findIndex((s) => s.className === 'Ankle boot');
+        await page.click(`#samples button[data-index="${shoe < 0 ? 0 : shoe}"]`);
+        await waitDone(page, done);
+        mkdirSync(dirname(SHOT), { recursive: true });
+        await page.screenshot({ path: SHOT as `${string}.png`, fullPage: true });
+        console.log(`  web: screenshot ${SHOT}`);
+      }
     });
-
-    // an upload: a sample inverted (dark on light, like a product photo) comes back to the original by the auto-invert
-    {
-      const k = samples.findIndex((s) => s.className === 'Trouser'), img = readImageFile(join(SAMPLES, samples[k].file));
-      const inv = img.data.map((v, j) => (j % 4 === 3 ? v : 255 - v));
-      let d = st.done;
-      await page.click(`#samples button[data-index="${k}"]`);
-      st = await waitDone(page, d);
-      const ref = st.last.wasm!.models.map((m) => m.probs);
-      d = st.done;
-      await page.setInputFiles('#file', { name: 'trouser-on-white.png', mimeType: 'image/png', buffer: Buffer.from(encodePng(img.width, img.height, inv)) });
-      st = await waitDone(page, d);
-      assert.is(st.last.source, 'trouser-on-white.png');
-      st.last.wasm!.models.forEach((m, j) => assert.equal(m.probs, ref[j], `${m.label}: the inverted upload predicts as the original`));
-    }
-
-    // a drawing (a rough sneaker-ish stroke) is classified by every model
-    const box = (await page.locator('#draw').boundingBox())!;
-    await page.click('#clear');
-    let done = st.done;
-    await page.mouse.move(box.x + 40, box.y + 200);
-    await page.mouse.down();
-    for (const [x, y] of [[80, 150], [140, 140], [200, 170], [250, 210], [240, 230], [40, 230]]) await page.mouse.move(box.x + x, box.y + y, { steps: 4 });
-    await page.mouse.up();
-    st = await waitDone(page, done);
-    assert.is(st.last.source, 'your drawing');
-    for (const m of st.last.wasm!.models) assert.ok(Math.abs(m.probs.reduce((a, b) => a + b, 0) - 1) < 1e-5, `${m.label}: probabilities`);
-
-    // the screenshot: a test image with its merge overlay
-    done = st.done;
-    const shoe = samples.findIndex((s) => s.className === 'Ankle boot');
-    await page.click(`#samples button[data-index="${shoe < 0 ? 0 : shoe}"]`);
-    await waitDone(page, done);
-    mkdirSync(dirname(SHOT), { recursive: true });
-    await page.screenshot({ path: SHOT, fullPage: true });
-    console.log(`  web: screenshot ${SHOT}`);
+    console.log(`  web ${B}: browser test in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   });
-  console.log(`  web: browser test in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-});
 
-btest('page: WebGPU column matches WASM when Chromium offers an adapter (else says why)', async () => {
+  btest(B, 'page at phone width: no sideways scroll; a new input is predicted at once, before its timings finish, and the previous timing is dropped', async () => {
+    await ensureServer();
+    const o: BrowserOptions = { viewport: { width: 390, height: 844 } };
+    await withBrowser(B, async (page) => {
+      // many timed runs, so that the opening sample is still being timed when the next input comes
+      await page.goto(`${url}?runs=150&warmup=1&gpu=0`);
+      await page.waitForFunction(() => Number(document.body.dataset.predicted ?? 0) >= 1 || document.body.dataset.state === 'error', { polling: 20 });
+      const width = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, view: window.innerWidth }));
+      assert.ok(width.scroll <= width.view, `page is ${width.scroll} px wide at a ${width.view} px viewport (sideways scroll)`);
+      let st = await getState(page);
+      assert.is(st.error, null, `page error: ${st.error}`);
+      const first = st.last.source;
+      assert.is(st.done, 0, 'the opening sample is still being timed');
+      const k = samples.findIndex((s) => s.className === 'Trouser');
+      const t0 = performance.now();
+      await page.click(`#samples button[data-index="${k}"]`);
+      await page.waitForFunction(() => Number(document.body.dataset.predicted ?? 0) >= 2 || document.body.dataset.state === 'error', { polling: 20 });
+      const predictedMs = performance.now() - t0;
+      st = await getState(page);
+      assert.is(st.error, null, `page error: ${st.error}`);
+      const second = `test image #${samples[k].testIndex}`;
+      assert.is(st.last.source, second);
+      assert.is(st.last.truth, samples[k].label);
+      assert.ok(st.last.wasm && st.last.wasm.models.every((m) => m.probs.length === 10), 'the new prediction is there');
+      assert.is(st.done, 0, 'its timings have not finished');
+      assert.equal(st.events, [`predicted:${first}`, `cancelled:${first}`, `predicted:${second}`], 'prediction first, the old timing dropped');
+      const shown = await page.$$eval('#results tbody tr td[data-slot="wasm"] .pred', (els) => els.map((e) => Number((e as HTMLElement).dataset.class)));
+      assert.equal(shown, st.last.wasm!.models.map((m) => m.top), 'the table shows the new prediction at once');
+      const status = await page.$eval('#status', (e) => e.textContent ?? '');
+      assert.match(status, /predict|timing/i, `the page says what it is doing: '${status}'`);
+      st = await waitDone(page, 0);
+      const timedMs = performance.now() - t0;
+      assert.equal(st.events.slice(3), [`timed:${second}`], 'then its timings, and never the old input\'s');
+      assert.ok(st.last.wasm!.models.every((m) => m.median_ms > 0), 'latencies');
+      console.log(`  web ${B}: new input predicted ${predictedMs.toFixed(0)} ms after the click, timed after ${(timedMs / 1000).toFixed(1)} s`);
+      const w2 = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(w2 <= width.view, `page is ${w2} px wide with results at a ${width.view} px viewport`);
+    }, o);
+  });
+}
+
+btest('chromium', 'page: WebGPU column matches WASM when Chromium offers an adapter (else says why)', async () => {
   await ensureServer();
-  // the same flags, but the GPU process on (software: SwiftShader) and WebGPU allowed
-  const flags = [...FLAGS.filter((f) => f !== '--disable-gpu'), '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
-  await withBrowser(flags, async (page) => {
-    await page.goto(`${url}?runs=1&warmup=1`);
+  // the GPU process on (software: SwiftShader) and WebGPU allowed
+  const o: BrowserOptions = { dropArgs: ['--disable-gpu'], args: ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'] };
+  await withBrowser('chromium', async (page) => {
+    await page.goto(`${url}?runs=1&warmup=0`);   // software WebGPU is slow: one timed run
     const st = await waitDone(page, 0);
     if (!st.backends.webgpu) {
       console.log(`  web WebGPU check SKIPPED: the page reports ${st.unavailable.webgpu}`);
-      const text = await page.textContent('#env');
-      assert.match(text ?? '', /WebGPU: not available/);
+      const text = await page.$eval('#env', (e) => e.textContent ?? '');
+      assert.match(text, /WebGPU: not available/);
       return;
     }
     console.log(`  web: WebGPU adapter ${st.backends.webgpu.name}`);
@@ -345,7 +385,7 @@ btest('page: WebGPU column matches WASM when Chromium offers an adapter (else sa
     });
     console.log(`  web: WebGPU vs WASM max |p diff| ${maxDiff.toExponential(2)}`);
     assert.ok(maxDiff <= 1e-4, `WebGPU and WASM probabilities differ by ${maxDiff}`);
-  });
+  }, o);
 });
 
 test.after(() => {

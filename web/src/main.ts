@@ -7,16 +7,24 @@
 // when the page is cross-origin isolated; 'webgpu' when the browser has an
 // adapter. They run one after another, so their timings do not share cores.
 //
+// A new input comes first: its prediction is shown as soon as the one-thread
+// worker has it (at most one timing round of the previous input later; the
+// page asks for timings round by round), and the previous input's timing is
+// dropped; the new input's timings follow.
+//
 // URL parameters: runs (timed predictions per model, default 20), warmup
 // (default 3), threads (WASM threads, default min(cores, 4); 1 = no threaded
 // column), gpu=0 (skip WebGPU).
 //
 // For tests (test/web.test.ts): document.body.dataset.state is loading |
-// ready | busy | error, dataset.done counts finished predictions, and
-// window.__cait holds the manifest, the backends and the last results.
+// ready | busy | error, dataset.predicted counts inputs predicted and
+// dataset.done inputs timed to the end, window.__cait holds the manifest,
+// the backends, the last results and `events` ('predicted:SOURCE',
+// 'timed:SOURCE', 'cancelled:SOURCE' in order).
 import type { Manifest } from '../build.js';
-import type { BackendInfo, InitRequest, PredictRequest, PredictResult, Response } from './protocol.js';
+import type { BackendInfo, InitRequest, PredictRequest, PredictResult, Response, TimeRequest, TimeResult } from './protocol.js';
 import { drawPanel } from './overlay.js';
+import { latencyStats } from '../../src/util/timing.js';
 
 interface Sample { file: string; label: number; className: string; testIndex: number }
 interface Pixels { width: number; height: number; data: Uint8ClampedArray }
@@ -36,10 +44,12 @@ interface State {
   backends: Partial<Record<Slot, BackendInfo>>;
   unavailable: Partial<Record<Slot, string>>;
   last: ({ source: string; truth: number | null } & Partial<Record<Slot, PredictResult>>) | null;
+  predicted: number;
   done: number;
+  events: string[];
   error: string | null;
 }
-const state: State = { manifest: null, samples: [], backends: {}, unavailable: {}, last: null, done: 0, error: null };
+const state: State = { manifest: null, samples: [], backends: {}, unavailable: {}, last: null, predicted: 0, done: 0, events: [], error: null };
 (window as unknown as { __cait: unknown }).__cait = state;
 
 function setState(s: 'loading' | 'ready' | 'busy' | 'error'): void { document.body.dataset.state = s; }
@@ -65,7 +75,7 @@ class Rpc {
     this.worker.onmessage = (ev: MessageEvent<Response>) => { this.waiting.get(ev.data.id)?.(ev.data); this.waiting.delete(ev.data.id); };
     this.worker.onerror = (ev) => { for (const [, w] of this.waiting) w({ id: 0, ok: false, error: `worker failed: ${ev.message}` }); this.waiting.clear(); };
   }
-  call(req: InitRequest | PredictRequest, transfer: Transferable[] = []): Promise<Response> {
+  call(req: InitRequest | PredictRequest | TimeRequest, transfer: Transferable[] = []): Promise<Response> {
     const id = this.next++;
     return new Promise((ok) => { this.waiting.set(id, ok); this.worker.postMessage({ ...req, id }, transfer); });
   }
@@ -88,12 +98,24 @@ function renderEnv(): void {
   else badge('WASM: starting…');
   badge(crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated', crossOriginIsolated ? 'on' : 'off');
   if (t) badge(`threads: ${t.threads} (Web Workers, shared memory)`, 'on');
-  else if (state.unavailable.threads) badge(`threads: off, ${state.unavailable.threads}`, 'off');
+  else if (state.unavailable.threads) badge(`threads: off, ${visitorWhy('threads', state.unavailable.threads)}`, 'off', state.unavailable.threads);
   else if (w) badge('threads: starting…');
   const g = state.backends.webgpu;
   if (g) badge(`WebGPU: ${g.name}`, 'on');
-  else if (state.unavailable.webgpu) badge(`WebGPU: not available (${state.unavailable.webgpu})`, 'off');
+  else if (state.unavailable.webgpu) badge(`WebGPU: not available (${visitorWhy('webgpu', state.unavailable.webgpu)})`, 'off', state.unavailable.webgpu);
   else if (USE_GPU) badge('WebGPU: starting…');
+}
+
+/** What a visitor can act on, from a backend's technical reason (kept in the badge's tooltip). */
+function visitorWhy(slot: Slot, why: string): string {
+  if (/turned off/.test(why)) return why;
+  if (slot === 'threads') {
+    if (/isolat|SharedArrayBuffer/i.test(why)) return 'this copy of the page is served without cross-origin isolation, which browsers require for shared memory between threads; one thread is used';
+    return 'this browser could not start them; one thread is used';
+  }
+  if (/navigator\.gpu/.test(why)) return 'this browser does not offer WebGPU, or has it switched off';
+  if (/requestAdapter|adapter/i.test(why)) return 'no usable graphics adapter was found';
+  return 'it did not start in this browser';
 }
 
 // ------------------------------------------------------------ results
@@ -112,6 +134,8 @@ function renderResults(): void {
   tbody.textContent = '';
   $('truth').textContent = last ? `${last.source}${last.truth !== null ? ` · true class: ${infos[0]?.classes[last.truth] ?? last.truth}` : ''}` : '';
   const na = (why: string | undefined) => (why ? `<span class="na" title="${esc(why)}">n/a</span>` : last ? '<span class="na">…</span>' : '<span class="na">—</span>');
+  // header text per column: the phone layout shows each row as a card with these as labels
+  const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent ?? '');
   infos.forEach((info, i) => {
     const tr = document.createElement('tr');
     tr.dataset.model = info.label;
@@ -129,6 +153,7 @@ function renderResults(): void {
     const latency = (slot: Slot) => {
       const r = last?.[slot]?.models[i];
       if (!r) return td(na(state.unavailable[slot]), 'num');
+      if (!Number.isFinite(r.median_ms)) return td('<span class="na">timing…</span>', 'num');
       const base = last![slot]!.models[0]?.median_ms;
       const speed = i > 0 && base && Number.isFinite(r.median_ms) ? `<span class="alt">${(base / r.median_ms).toFixed(2)}x vs ${esc(infos[0].label)}</span>` : '';
       const c = td(`${ms(r.median_ms)}${speed}`, 'num');
@@ -139,8 +164,9 @@ function renderResults(): void {
     td(`<strong>${esc(info.label)}</strong><span class="alt">${esc(info.merge ? `merge ${info.merge}` : 'no merging')}${info.compact ? ' · pruned widths' : ''}</span>`);
     td((info.macs / 1e6).toFixed(2), 'num');
     td(`${(info.params / 1e3).toFixed(0)}k`, 'num');
-    td(acc !== undefined ? pct(acc) : '<span class="na" title="build the page with --results (the output of cait demo --json) to show it">—</span>', 'num');
+    td(acc !== undefined ? pct(acc) : '<span class="na" title="not measured for this model file (the page shows the committed models\' results, bench/results/demo.json)">—</span>', 'num');
     prediction('wasm'); latency('wasm'); latency('threads'); prediction('webgpu'); latency('webgpu');
+    [...tr.children].forEach((c, k) => { if (k > 0) (c as HTMLElement).dataset.label = heads[k] ?? ''; });
     tbody.append(tr);
   });
   if (!infos.length && state.manifest && !state.manifest.models.length) {
@@ -191,40 +217,74 @@ function esc(s: string): string {
 
 // ------------------------------------------------------------ predicting
 
-let inFlight = false;
-let queued: { px: Pixels; source: string; truth: number | null } | null = null;
+/** Increases with every input: a run whose generation is no longer current stops at its next round. */
+let generation = 0;
+let pending = 0;   // runs still between their start and their end (for dataset.state)
+
+function event(e: string): void { state.events.push(e); }
 
 async function predict(px: Pixels, source: string, truth: number | null): Promise<void> {
-  if (inFlight) { queued = { px, source, truth }; return; }
   if (!workers.wasm || !state.backends.wasm) return;
-  inFlight = true;
+  const gen = ++generation, current = () => gen === generation;
+  const prev = state.last;
+  if (prev && pending > 0) event(`cancelled:${prev.source}`);
+  pending++;
   setState('busy');
-  status(`Predicting ${source} …`);
+  state.last = { source, truth };
+  renderResults();
+  status(prev && pending > 1 ? `New input, ${source}: predicting it first (the timing of the previous input is stopped) …` : `Predicting ${source} …`);
+  const call = async (slot: Slot, req: PredictRequest | TimeRequest, transfer: Transferable[] = []) => {
+    const res = await workers[slot]!.call(req, transfer);
+    if (!res.ok) throw new Error(`${slot}: ${res.error}`);
+    return res;
+  };
+  const predictOn = async (slot: Slot, overlay: boolean) => {
+    const data = new Uint8ClampedArray(px.data);   // each worker gets its own copy (transferred)
+    return ((await call(slot, { op: 'predict', image: { width: px.width, height: px.height, data }, overlay }, [data.buffer])) as { result: PredictResult }).result;
+  };
   try {
-    state.last = { source, truth };
-    const go = async (slot: Slot, overlay: boolean) => {
-      const data = new Uint8ClampedArray(px.data);   // each worker gets its own copy (transferred)
-      const res = await workers[slot]!.call({ op: 'predict', image: { width: px.width, height: px.height, data }, runs: RUNS, warmup: WARMUP, overlay }, [data.buffer]);
-      if (!res.ok) throw new Error(`${slot}: ${res.error}`);
-      return (res as { result: PredictResult }).result;
-    };
-    const w = await go('wasm', true);
-    state.last.wasm = w;
+    // 1. the prediction (one thread): shown at once
+    const w = await predictOn('wasm', true);
+    if (!current()) return;
+    const last = state.last!;
+    last.wasm = w;
     renderPreview(w); renderOverlays(w); renderResults();
-    // one backend at a time, so that their timings do not share the CPU
-    for (const slot of ['threads', 'webgpu'] as const) {
+    state.predicted++;
+    document.body.dataset.predicted = String(state.predicted);
+    event(`predicted:${source}`);
+    // 2. the timings, one backend at a time so that they do not share the CPU, round by round
+    for (const slot of ['wasm', 'threads', 'webgpu'] as const) {
       if (!state.backends[slot]) continue;
-      status(`Timing ${source} on ${slot === 'threads' ? 'WASM threads' : 'WebGPU'} …`);
-      try { state.last[slot] = await go(slot, false); } catch (e) { state.unavailable[slot] = (e as Error).message; delete state.backends[slot]; renderEnv(); }
+      const name = slot === 'wasm' ? 'WASM, 1 thread' : slot === 'threads' ? 'WASM threads' : 'WebGPU';
+      try {
+        const r = slot === 'wasm' ? w : await predictOn(slot, false);
+        if (!current()) return;
+        last[slot] = r;   // its prediction now, its latency when the rounds are done
+        renderResults();
+        const times = r.models.map(() => [] as number[]);
+        for (let round = 0; round < WARMUP + RUNS; round++) {
+          status(`${source}: predicted; timing on ${name} (${round < WARMUP ? 'warm-up' : `run ${round - WARMUP + 1} of ${RUNS}`}) …`);
+          const t = ((await call(slot, { op: 'time', round })) as { timed: TimeResult }).timed;
+          if (!current()) return;
+          if (round >= WARMUP) t.ms.forEach((v, k) => times[k].push(v));
+        }
+        times.forEach((t, k) => {
+          const st = latencyStats(t);
+          Object.assign(r.models[k], { median_ms: st.median_ms, p10_ms: st.p10_ms, p90_ms: st.p90_ms, runs: st.runs });
+        });
+      } catch (e) {
+        if (slot === 'wasm') throw e;
+        state.unavailable[slot] = (e as Error).message; delete state.backends[slot]; renderEnv();
+      }
       renderResults();
     }
     state.done++;
     document.body.dataset.done = String(state.done);
+    event(`timed:${source}`);
     status(`${source}: done (${RUNS} timed runs per model and backend).`);
-    setState('ready');
-  } catch (e) { fail(e); } finally {
-    inFlight = false;
-    if (queued) { const q = queued; queued = null; void predict(q.px, q.source, q.truth); }
+  } catch (e) { if (current()) fail(e); } finally {
+    pending--;
+    if (current() && state.error === null) setState('ready');
   }
 }
 
@@ -275,15 +335,28 @@ function maybeInvert(px: Pixels, mode: string): Pixels {
 
 async function pickSample(i: number): Promise<void> {
   const s = state.samples[i];
-  document.querySelectorAll('.samples button').forEach((b, j) => b.classList.toggle('selected', j === i));
+  document.querySelectorAll<HTMLElement>('.samples button').forEach((b) => b.classList.toggle('selected', b.dataset.index === String(i)));
   const px = await decode(await (await fetch(`samples/${s.file}`)).blob());
   paint(px, false);
   await predict(px, `test image #${s.testIndex}`, s.label);
 }
 
+/**
+ * The order of the sample buttons (data-index stays the samples.json index):
+ * first the sneaker, which every demo model classifies right, so the page
+ * opens on a fair example; the coat, which all four models take for a shirt,
+ * is kept but shown last.
+ */
+const LEAD = 'Sneaker', LAST = 'Coat';
+function sampleOrder(): number[] {
+  const rank = (s: Sample) => (s.className === LEAD ? -1 : s.className === LAST ? 1 : 0);
+  return state.samples.map((_, i) => i).sort((a, b) => rank(state.samples[a]) - rank(state.samples[b]) || a - b);
+}
+
 function setupInputs(): void {
   const box = $('samples');
-  state.samples.forEach((s, i) => {
+  sampleOrder().forEach((i) => {
+    const s = state.samples[i];
     const b = document.createElement('button');
     b.type = 'button'; b.title = `Fashion-MNIST test image #${s.testIndex}: ${s.className}`;
     b.dataset.index = String(i);
@@ -355,12 +428,12 @@ async function start(): Promise<void> {
   if (!wasm.ok) throw new Error(`WASM backend: ${wasm.error}`);
   renderResults();
   if (THREADS < 2) state.unavailable.threads = 'turned off (threads=1)';
-  else if (!crossOriginIsolated) state.unavailable.threads = 'the page is not cross-origin isolated (no SharedArrayBuffer): serve it with COOP/COEP headers, as `npm run web` does';
+  else if (!crossOriginIsolated) state.unavailable.threads = 'not cross-origin isolated (no SharedArrayBuffer): the server must send COOP/COEP headers, as `npm run web` does';
   else { status('Starting the WASM thread pool …'); await init('threads', THREADS); }
   if (USE_GPU) { status('Starting WebGPU …'); await init('webgpu', 1); } else state.unavailable.webgpu = 'turned off (gpu=0)';
   renderEnv();
   setState('ready');
-  if (samples.length) await pickSample(samples.findIndex((s) => s.className === 'Sneaker') >= 0 ? samples.findIndex((s) => s.className === 'Sneaker') : 0);
+  if (samples.length) await pickSample(sampleOrder()[0]);
 }
 
 start().catch(fail);

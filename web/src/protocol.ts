@@ -9,14 +9,19 @@ export interface ModelRef { label: string; url: string }
 export interface InitRequest { op: 'init'; kind: BackendKind; wasmBase: string; models: ModelRef[]; threads: number }
 export interface PredictRequest {
   op: 'predict';
-  /** RGBA pixels of the picture (any size; the worker resizes as `cait predict` does). */
+  /** RGBA pixels of the picture (any size; the worker resizes as `cait predict` does). It becomes the input that `time` times. */
   image: { width: number; height: number; data: Uint8ClampedArray };
-  runs: number;
-  warmup: number;
   /** Also return ATME's merge maps (WASM only: the maps are read back synchronously). */
   overlay: boolean;
 }
-export type Request = (InitRequest | PredictRequest) & { id: number };
+/**
+ * One timing round on the last predicted input: every model once, in an order
+ * rotated by `round` (src/util/timing.ts's interleaving). The page asks round
+ * by round, so a new input waits at most one round, and drops the warm-up rounds.
+ */
+export interface TimeRequest { op: 'time'; round: number }
+export interface TimeResult { ms: number[] }
+export type Request = (InitRequest | PredictRequest | TimeRequest) & { id: number };
 
 export interface ModelInfo {
   label: string;
@@ -49,6 +54,7 @@ export interface ModelResult {
   label: string;
   probs: number[];
   top: number;
+  /** Filled by the page from the timing rounds (NaN until they finish). */
   median_ms: number;
   p10_ms: number;
   p90_ms: number;
@@ -68,4 +74,5 @@ export interface PredictResult {
 export type Response =
   | { id: number; ok: true; info: BackendInfo }
   | { id: number; ok: true; result: PredictResult }
+  | { id: number; ok: true; timed: TimeResult }
   | { id: number; ok: false; error: string; unavailable?: boolean };

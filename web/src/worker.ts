@@ -1,7 +1,8 @@
 // Inference worker: one backend, the demo models loaded on it. The page
-// starts one for WASM and one for WebGPU; each answers `init` (backend up,
-// models fetched and built) and `predict` (class probabilities, latency, and
-// for merged models on WASM the ATME merge maps for the overlay).
+// starts one per backend; each answers `init` (backend up, models fetched and
+// built), `predict` (class probabilities, and for merged models on WASM the
+// ATME merge maps for the overlay) and `time` (one timing round on the last
+// predicted input; the page drives the rounds, so a new input can stop them).
 //
 // WASM: the threaded backend (src/backend/threads.ts: a pool of Web Workers
 // over one shared memory) when this context is cross-origin isolated and the
@@ -10,17 +11,16 @@
 import type { Backend } from '../../src/backend/backend.js';
 import { loadWasm } from '../../src/backend/wasm.js';
 import { loadThreadedWasm } from '../../src/backend/threads.js';
-import { createWebGpuBackend, readTensor } from '../../src/backend/webgpu/index.js';
-import { Tensor, scope, setBackend } from '../../src/tensor.js';
+import { createWebGpuBackend } from '../../src/backend/webgpu/index.js';
+import { Tensor, scope, setBackend, readTensor } from '../../src/tensor.js';
 import { noGrad } from '../../src/autograd.js';
 import { modelFromBytes } from '../../src/nn/load-bytes.js';
 import type { VisionTransformer } from '../../src/nn/vit.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../../src/cait/wrap.js';
 import { composeMaps } from '../../src/cait/atme.js';
 import { countMacs, countParams } from '../../src/cait/macs.js';
-import { latencyStats } from '../../src/util/timing.js';
 import { imageToInput } from '../../src/data/preprocess.js';
-import type { BackendInfo, InitRequest, MergeStepView, ModelInfo, ModelResult, PredictRequest, PredictResult, Request, Response } from './protocol.js';
+import type { BackendInfo, InitRequest, MergeStepView, ModelInfo, ModelResult, PredictRequest, PredictResult, Request, Response, TimeRequest, TimeResult } from './protocol.js';
 
 interface Loaded { label: string; vit: VisionTransformer; runner: VisionTransformer | CaitModel }
 
@@ -44,7 +44,7 @@ async function init(req: InitRequest): Promise<BackendInfo> {
         const be = await loadThreadedWasm(req.wasmBase, { threads: req.threads });
         backend = be; threads = be.threads;
       } catch (e) { note = `threads unavailable (${(e as Error).message}); one thread`; }
-    } else if (req.threads > 1) note = 'one thread: the page is not cross-origin isolated (no SharedArrayBuffer); serve it with COOP/COEP headers, as `npm run web` does';
+    } else if (req.threads > 1) note = 'one thread: this page is served without cross-origin isolation, which browsers require for shared memory between threads';
     if (!backend) backend = await loadWasm(req.wasmBase);
     name = backend.name;
   }
@@ -102,31 +102,32 @@ async function timeOnce(m: Loaded, x: Float32Array): Promise<number> {
   return performance.now() - t0;
 }
 
+/** The input the timing rounds use: the last predicted picture, per model. */
+let inputs: Float32Array[] = [];
+
 async function predict(req: PredictRequest): Promise<PredictResult> {
   const img = { width: req.image.width, height: req.image.height, data: new Uint8Array(req.image.data.buffer, req.image.data.byteOffset, req.image.data.byteLength) };
-  const inputs = models.map((m) => imageToInput(img, m.vit.cfg));
+  inputs = models.map((m) => imageToInput(img, m.vit.cfg));
   const out: ModelResult[] = [];
   for (let i = 0; i < models.length; i++) {
     const { logits, steps } = await run(models[i], inputs[i], req.overlay);
     const probs = softmax(logits);
     out.push({ label: models[i].label, probs, top: probs.indexOf(Math.max(...probs)), median_ms: NaN, p10_ms: NaN, p90_ms: NaN, runs: 0, steps });
   }
-  // latency: warm-up rounds discarded, then rounds in which every model runs once, in rotating order (src/util/timing.ts)
-  const times = models.map(() => [] as number[]);
-  for (let r = 0; r < req.warmup + req.runs; r++) {
-    for (let j = 0; j < models.length; j++) {
-      const k = (j + r) % models.length, t = await timeOnce(models[k], inputs[k]);
-      if (r >= req.warmup) times[k].push(t);
-    }
-  }
-  times.forEach((t, i) => {
-    if (!t.length) return;
-    const s = latencyStats(t);
-    Object.assign(out[i], { median_ms: s.median_ms, p10_ms: s.p10_ms, p90_ms: s.p90_ms, runs: s.runs });
-  });
   const cfg = models[0]?.vit.cfg;
   const input = cfg ? Array.from(inputs[0].subarray(0, cfg.imgSize * cfg.imgSize), (v) => Math.min(1, Math.max(0, v * cfg.std[0] + cfg.mean[0]))) : [];
   return { kind, backend: backend?.name === 'webgpu' ? 'webgpu' : backend?.name ?? '', models: out, input, inputSize: cfg?.imgSize ?? 0 };
+}
+
+/** One round: every model once on the current input, starting at model `round % n` (rotating order). */
+async function time(req: TimeRequest): Promise<TimeResult> {
+  if (inputs.length !== models.length) throw new Error('time before predict');
+  const ms = models.map(() => NaN);
+  for (let j = 0; j < models.length; j++) {
+    const k = (j + req.round) % models.length;
+    ms[k] = await timeOnce(models[k], inputs[k]);
+  }
+  return { ms };
 }
 
 self.onmessage = async (ev: MessageEvent<Request>) => {
@@ -134,8 +135,9 @@ self.onmessage = async (ev: MessageEvent<Request>) => {
   try {
     if (req.op === 'init') post({ id: req.id, ok: true, info: await init(req) });
     else {
-      if (!backend) throw new Error('predict before init');
-      post({ id: req.id, ok: true, result: await predict(req) });
+      if (!backend) throw new Error(`${req.op} before init`);
+      if (req.op === 'predict') post({ id: req.id, ok: true, result: await predict(req) });
+      else post({ id: req.id, ok: true, timed: await time(req) });
     }
   } catch (e) {
     const msg = (e as Error)?.message ?? String(e);
