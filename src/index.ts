@@ -16,12 +16,12 @@ export type { BackendName, BlobLike, ClassifyOptions, DrawableLike, ImageInput, 
 export { runnerFor, type Runner, type RunnerOptions } from './api/runner.js';
 export { scope } from './api/scope.js';
 export { InferencePlan, CaptureError } from './plan.js';
-export { Tensor, keep, setBackend, getBackend, setBackendFactory, liveTensorCount } from './tensor.js';
+export { Tensor, keep, setBackend, getBackend, setBackendFactory, liveTensorCount, readTensor } from './tensor.js';
 export type { Backend, Ptr } from './backend/backend.js';
 export { KERNELS, type KernelName } from './backend/kernels.js';
 export { WasmBackend, loadWasm, loadWasmSync, relaxedSimdSupported } from './backend/wasm.js';
 export { ReferenceBackend } from './backend/reference/index.js';
-export { WebGpuBackend, createWebGpuBackend, readTensor } from './backend/webgpu/index.js';
+export { WebGpuBackend, createWebGpuBackend } from './backend/webgpu/index.js';
 export { createNodeWebGpu, NoWebGpuError } from './backend/webgpu/node.js';
 export { backward, noGrad, zeroGrad, record } from './autograd.js';
 export * as ops from './ops/index.js';

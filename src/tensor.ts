@@ -4,12 +4,19 @@
 // created inside fn except those it returns (and those `keep()` releases from
 // tracking), so a training loop does not leak. Parameters are created outside
 // any scope, or kept.
-import type { Backend, Ptr } from './backend/backend.js';
+import { readsAsync, type Backend, type Ptr } from './backend/backend.js';
 import { ReferenceBackend } from './backend/reference/index.js';
 import { call } from './backend/kernels.js';
 
 let defaultBackend: Backend | null = null;
 let backendFactory: (() => Backend) | null = null;
+
+/** A tensor's values on any backend: a synchronous copy on WASM/reference, an awaited read-back on WebGPU. */
+export async function readTensor(t: Tensor): Promise<Float32Array> {
+  t.check();
+  const be = t.backend;
+  return readsAsync(be) ? be.readAsync(t.ptr, t.size) : t.toArray();
+}
 
 export function setBackend(b: Backend): void { defaultBackend = b; }
 /** Register how to make the default backend lazily (the Node entry sets WASM). */

@@ -2,10 +2,10 @@
 // 127.0.0.1 to headless Chromium, it runs the WebGPU backend under
 // navigator.gpu and the WASM backend (fetched from /build/) on the same
 // random-weight models and POSTs the logit differences to /result.
-import { createWebGpuBackend, readTensor } from '../src/backend/webgpu/index.js';
+import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { loadWasm } from '../src/backend/wasm.js';
 import type { Backend } from '../src/backend/backend.js';
-import { Tensor, setBackend, scope } from '../src/tensor.js';
+import { Tensor, setBackend, scope, readTensor } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { VisionTransformer } from '../src/nn/vit.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';

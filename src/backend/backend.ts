@@ -1,11 +1,13 @@
-// The backend interface: five verbs. Everything above (Tensor, autograd, nn,
-// cait) talks to kernels only through these, so the WASM build, the plain-TS
-// reference and WebGPU are interchangeable.
+// The backend interface: eight members every backend has (name, scratch;
+// alloc, free, read, readI32, write for the heap; run for kernels; stats) and
+// two optional ones (readAsync, logf) that WebGPU needs. Everything above
+// (Tensor, autograd, nn, cait) talks to kernels only through these, so the
+// WASM build, the plain-TS reference and WebGPU are interchangeable.
 //
 // Pointers are byte offsets into the backend's heap; 0 means "none".
 // Kernels are called by name with numbers only (pointers, integers, floats),
-// the same names and argument lists as the exports of `assembly/index.ts` and
-// the functions in `src/backend/reference/`. See KERNELS in ./kernels.ts.
+// in the order of the kernel table (./kernels.ts), which assembly/*.ts,
+// src/backend/reference/ and the WGSL kernels follow; call() there names them.
 
 import type { KernelName } from './kernels.js';
 
@@ -34,4 +36,11 @@ export interface Backend {
   readAsync?(p: Ptr, n: number): Promise<Float32Array>;
   /** ...and y[i] = ln x[i] on the device, so ops that would otherwise compute on the host stay there (ATME's key bias). */
   logf?(x: Ptr, y: Ptr, n: number): void;
+}
+
+/** A backend whose heap the host reads only asynchronously (WebGPU). */
+export type AsyncReadable = Backend & { readAsync(p: Ptr, n: number): Promise<Float32Array> };
+
+export function readsAsync(be: Backend): be is AsyncReadable {
+  return typeof (be as Partial<AsyncReadable>).readAsync === 'function';
 }

@@ -1,4 +1,4 @@
-// The WebGPU backend: the same five verbs as the WASM and reference backends,
+// The WebGPU backend: the same Backend interface as the WASM and reference backends,
 // over one GPU storage buffer, in Node (dawn, the `webgpu` package; see
 // ./node.ts) and in browsers (navigator.gpu; see ./index.ts).
 //
@@ -21,7 +21,7 @@
 //
 // Reads. WebGPU cannot copy GPU memory to the host synchronously, so `read`
 // and `readI32` throw; use `readAsync` / `readI32Async` (or readTensor in
-// ./index.ts). The copy is encoded at the call, so the snapshot is the
+// src/tensor.ts). The copy is encoded at the call, so the snapshot is the
 // tensor's contents at that point of the program even if it is freed or
 // overwritten before the promise settles.
 //
@@ -124,7 +124,7 @@ export class WebGpuBackend implements Backend {
   free(p: Ptr): void { this.mem.free(p); }
 
   read(_p: Ptr, _n: number): Float32Array {
-    throw new Error('webgpu backend: the host cannot read GPU memory synchronously; use `await backend.readAsync(ptr, n)` (readTensor in src/backend/webgpu)');
+    throw new Error('webgpu backend: the host cannot read GPU memory synchronously; use `await backend.readAsync(ptr, n)` (readTensor in src/tensor.ts)');
   }
   readI32(_p: Ptr, _n: number): Int32Array {
     throw new Error('webgpu backend: the host cannot read GPU memory synchronously; use `await backend.readI32Async(ptr, n)`');

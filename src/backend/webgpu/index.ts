@@ -1,17 +1,17 @@
 // WebGPU entry points that run anywhere (browsers and Node alike): a backend
-// from a `navigator.gpu`-like object, and the asynchronous read-back helpers
-// that inference code uses so it works on every backend.
+// from a `navigator.gpu`-like object. Reading a tensor on any backend
+// (readTensor) lives with Tensor in src/tensor.ts; readsAsync with the
+// Backend interface.
 //
 // Browsers: `await createWebGpuBackend()` uses navigator.gpu (headless
 // Chromium needs --enable-unsafe-webgpu and a page served over http(s), e.g.
 // from 127.0.0.1, not about:blank). Node: ./node.ts (createNodeWebGpu), which
 // finds dawn and a software adapter when there is no GPU.
-import type { Backend } from '../backend.js';
-import type { Tensor } from '../../tensor.js';
 import type { Gpu, GpuRequestAdapterOptions } from './gpu.js';
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 
 export { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+export { readsAsync, type AsyncReadable } from '../backend.js';
 
 /** A backend on `gpu` (default: navigator.gpu), or an Error saying why not. */
 export async function createWebGpuBackend(o: WebGpuBackendOptions & { gpu?: Gpu; adapter?: GpuRequestAdapterOptions } = {}): Promise<WebGpuBackend> {
@@ -26,18 +26,4 @@ export async function createWebGpuBackend(o: WebGpuBackendOptions & { gpu?: Gpu;
   });
   const i = adapter.info ?? {};
   return new WebGpuBackend(device, { ...o, info: o.info ?? ([i.description || i.device, i.vendor, i.architecture].filter(Boolean).join(' / ') || 'navigator.gpu') });
-}
-
-/** A backend whose heap the host reads only asynchronously (WebGPU). */
-export type AsyncReadable = Backend & { readAsync(p: number, n: number): Promise<Float32Array> };
-
-export function readsAsync(be: Backend): be is AsyncReadable {
-  return typeof (be as Partial<AsyncReadable>).readAsync === 'function';
-}
-
-/** A tensor's values on any backend: synchronous copy on WASM/reference, an awaited read-back on WebGPU. */
-export async function readTensor(t: Tensor): Promise<Float32Array> {
-  t.check();
-  const be = t.backend;
-  return readsAsync(be) ? be.readAsync(t.ptr, t.size) : t.toArray();
 }
