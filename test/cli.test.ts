@@ -1,69 +1,74 @@
 // The CLI is the contract: run `cait` as a user would and check its outputs.
+// Most cases run in-process through main(argv, io) (no TypeScript transpile per
+// case); a few spawn the real entry to check exit codes and the bin's symlink.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { cait, caitProcess } from './cait.js';
 import { close } from './util.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIX = join(ROOT, '../shared/fixtures/micro-vit');
-export function cait(...args: string[]): { code: number; stdout: string; stderr: string; json: any } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
-  const lines = r.stdout.trim().split('\n');
-  let json: any = null;
-  try { json = JSON.parse(lines[lines.length - 1]); } catch { /* not JSON */ }
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
-}
 
 const test = suite('cli');
 const dir = mkdtempSync(join(tmpdir(), 'cait-cli-'));
 
-test('forward reproduces the fixture logits within 1e-4', () => {
+test('forward reproduces the fixture logits within 1e-4', async () => {
   const out = join(dir, 'logits.safetensors');
-  const r = cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'input.safetensors'), '--out', out, '--json');
+  const r = await cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'input.safetensors'), '--out', out, '--json');
   assert.is(r.code, 0, r.stderr);
   assert.equal(r.json.shape, [2, 10]);
   const got = readSafetensorsFile(out).tensors.get('logits')!.data;
   close(got, readSafetensorsFile(join(FIX, 'expected.safetensors')).tensors.get('logits')!.data, 1e-4, 0, 'cait forward logits');
 });
 
-test('usage errors: unknown command and unknown flag (exit 2, message names it)', () => {
-  const a = cait('frobnicate');
-  assert.is(a.code, 2);
-  assert.match(a.stderr, /unknown command 'frobnicate'/);
-  const b = cait('eval', '--modle', 'x');
-  assert.is(b.code, 2);
-  assert.match(b.stderr, /unknown flag --modle/);
+test('the JSON line only with --json', async () => {
+  const a = await cait('macs', '--preset', 'micro');
+  assert.is(a.code, 0, a.stderr);
+  assert.is(a.json, null, `no JSON without --json: ${a.stdout}`);
+  assert.match(a.stdout, /GMACs/);
+  const b = await cait('macs', '--preset', 'micro', '--json');
+  assert.is(b.json.model, 'micro');
+  assert.not.match(b.stdout, /GMACs \(/, 'with --json the JSON object is all of stdout');
 });
 
-test('bad files: corrupt model and wrong input shape give clear errors (exit 1)', () => {
+test('usage errors: unknown command and unknown flag (exit 2, message names it)', async () => {
+  const a = await cait('frobnicate');
+  assert.is(a.code, 2);
+  assert.match(a.stderr, /unknown command 'frobnicate'/);
+  const b = await cait('eval', '--modle', 'x');
+  assert.is(b.code, 2);
+  assert.match(b.stderr, /unknown flag --modle \(did you mean --model\?\)/);
+});
+
+test('bad files: corrupt model and wrong input shape give clear errors (exit 1)', async () => {
   const bad = join(dir, 'bad.safetensors');
   writeFileSync(bad, Buffer.from('not a safetensors file at all'));
-  const a = cait('forward', '--model', bad, '--input', join(FIX, 'input.safetensors'), '--out', join(dir, 'o.safetensors'));
+  const a = await cait('forward', '--model', bad, '--input', join(FIX, 'input.safetensors'), '--out', join(dir, 'o.safetensors'));
   assert.is(a.code, 1);
   assert.match(a.stderr, /bad\.safetensors/);
-  const b = cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'model.safetensors'), '--out', join(dir, 'o.safetensors'));
+  const b = await cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'model.safetensors'), '--out', join(dir, 'o.safetensors'));
   assert.is(b.code, 2);
   assert.match(b.stderr, /no tensor 'pixel_values'/);
 });
 
-test('macs: DeiT-Tiny 1.25 G dense, 0.65 G with h@3,v@6 (within 1%)', () => {
-  const d = cait('macs', '--preset', 'deit_tiny_patch16_224', '--json'), m = cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@3,v@6', '--json');
+test('macs: DeiT-Tiny 1.25 G dense, 0.65 G with h@3,v@6 (within 1%)', async () => {
+  const d = await cait('macs', '--preset', 'deit_tiny_patch16_224', '--json'), m = await cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@3,v@6', '--json');
   assert.ok(Math.abs(d.json.gmacs / 1.25 - 1) < 0.01, `dense ${d.json.gmacs}`);
   assert.ok(Math.abs(m.json.gmacs / 0.65 - 1) < 0.01, `merged ${m.json.gmacs}`);
   assert.equal(m.json.tokens, [197, 197, 197, 197, 99, 99, 99, 50, 50, 50, 50, 50]);
 });
 
-test('compress --structure-only meets the MAC target and saves a loadable compact model', () => {
+test('compress --structure-only meets the MAC target and saves a loadable compact model', async () => {
   const out = join(dir, 'struct.safetensors');
-  const r = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--out', out, '--runs', '3', '--json');
+  const r = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--out', out, '--runs', '3', '--json');
   assert.is(r.code, 0, r.stderr);
   assert.ok(r.json.mac_ratio >= 1.7, `mac ratio ${r.json.mac_ratio}`);
-  const m = cait('macs', '--model', out, '--json');
+  const m = await cait('macs', '--model', out, '--json');
   assert.is(m.code, 0, m.stderr);
   assert.is(m.json.macs, r.json.compressed.macs, 'the saved model carries its widths and schedule');
   // the default policy timed its candidates and kept the fastest; all met the target
@@ -72,15 +77,30 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   for (const c of r.json.candidates) assert.ok(c.mac_ratio >= 1.7 && c.latency_ms > 0, JSON.stringify(c));
   const best = r.json.candidates.reduce((a: { latency_ms: number }, b: { latency_ms: number }) => (b.latency_ms < a.latency_ms ? b : a));
   assert.equal([best.merge, best.prune], [r.json.merge, r.json.prune]);
-  const mlp = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'mlp', '--merge', 'h@1', '--out', out, '--runs', '3', '--json');
+  const mlp = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'mlp', '--merge', 'h@1', '--out', out, '--runs', '3', '--json');
   assert.is(mlp.code, 0, mlp.stderr);
   assert.equal([mlp.json.policy, mlp.json.merge, mlp.json.candidates], ['mlp', 'h@1', undefined]);
   assert.ok(mlp.json.mac_ratio >= 1.7);
-  const bad = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '-2', '--out', out);
+  const bad = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '-2', '--out', out);
   assert.is(bad.code, 2);
-  const badPrune = cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);
+  const badPrune = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);
   assert.is(badPrune.code, 2);
   assert.match(badPrune.stderr, /--prune must be one of search, uniform, mlp, got 'heads'/);
+});
+
+test('the real entry: no command is exit 2, a usage error exit 2, a symlinked bin runs (as npm links it)', () => {
+  const entry = join(ROOT, 'src/cli/main.ts');
+  const none = caitProcess(entry);
+  assert.is(none.code, 2);
+  assert.match(none.stderr, /usage: cait <command>/);
+  const bad = caitProcess(entry, 'train', '--epochs', '0', '--out', join(dir, 'never'));
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--epochs must be an integer in 1\.\./);
+  const link = join(dir, 'cait-bin.ts');
+  symlinkSync(entry, link);
+  const v = caitProcess(link, '--version');
+  assert.is(v.code, 0, v.stderr);
+  assert.is(v.stdout.trim(), `cait ${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}`);
 });
 
 test.run();

@@ -147,7 +147,7 @@ function trainRun(f: TrainFlags): void {
   const last = logs[logs.length - 1];
   const merge = runner.cfg.merge ?? '';
   if (!f.json) console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''}: loss ${last?.loss.toFixed(4)}, test accuracy ${(100 * ev.accuracy).toFixed(2)}% (${ev.n} images); model in ${join(out, 'model.safetensors')}`);
-  emitJson(f, { model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, accuracy: ev.accuracy, n: ev.n, images_per_sec: last?.imagesPerSec ?? null, merge });
+  emitJson(f, { model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, accuracy: ev.accuracy, n: ev.n, images_per_sec: last?.imagesPerSec ?? null, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) });
 }
 
 /**
@@ -189,5 +189,5 @@ function trainSegment(f: TrainFlags, run: ReturnType<typeof checkRun>, loaded?: 
     console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''} on ${Math.min(scenes.train.n, f.limit ?? Infinity)} ${spec.data} scenes: loss ${last?.loss.toFixed(4)}; model in ${join(out, 'model.safetensors')}`);
     printScores(r, model.cfg.classes ?? [], `${spec.data} test scenes`);
   }
-  emitJson(f, { model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(r), images_per_sec: last?.imagesPerSec ?? null, merge });
+  emitJson(f, { model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(r), images_per_sec: last?.imagesPerSec ?? null, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) });
 }

@@ -1,0 +1,265 @@
+// Hostile flags and outputs (issue 16), run in-process through main(argv, io):
+// every bad numeric flag is a usage error (exit 2) before any work; an output
+// that is an input (by path, symlink or hard link), a device, a FIFO or a
+// directory is refused with no input changed; a symlinked output is written
+// through; NaN training stops without touching the last good checkpoint;
+// resume keeps log.jsonl free of duplicates. Plus --help for every command,
+// --version and "did you mean".
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cait } from './cait.js';
+import { COMMANDS } from '../src/cli/main.js';
+import { createModel, saveModel } from '../src/nn/model.js';
+import { getPreset, type VitConfig } from '../src/nn/presets.js';
+import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { cleanStaleTemporaries, writeFileAtomic } from '../src/io/output.js';
+import { encodePng } from '../src/io/image.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FIX = join(ROOT, '../shared/fixtures/micro-vit');
+const dir = mkdtempSync(join(tmpdir(), 'cait-hostile-'));
+const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+const hashes = (files: string[]) => files.map((f) => `${f} ${sha(f)}`);
+
+// a 28x28 one-block model: Fashion-MNIST training in a fraction of a second
+const tinyCfg: VitConfig = { ...getPreset('vit_fmnist'), name: 'tiny28', imgSize: 28, patchSize: 7, embedDim: 16, depth: 1, numHeads: 2, dataSize: 28, mean: [0.286], std: [0.353] };
+const tiny = join(dir, 'tiny.safetensors');
+const trainArgs = ['--model', tiny, '--limit', '128', '--batch', '32', '--eval-limit', '50', '--quiet'];
+
+const test = suite('hostile cli');
+test.before(() => {
+  const m = createModel(tinyCfg, 1);
+  saveModel(tiny, m);
+  m.dispose();
+});
+
+test('every bad numeric flag is a usage error (exit 2) before any work, naming the flag', async () => {
+  const out = join(dir, 'never');
+  const model = join(FIX, 'model.safetensors');
+  const cases: Array<[string[], RegExp]> = [
+    [['train', '--epochs', '0', '--out', out], /--epochs must be an integer in 1\.\.\d+, got '0'/],
+    [['train', '--epochs', '1.5', '--out', out], /--epochs must be an integer .*got '1\.5'/],
+    [['train', '--epochs', 'ten', '--out', out], /--epochs must be an integer/],
+    [['train', '--epochs', '1', '--batch', '-1', '--out', out], /--batch must be an integer in 1\.\.\d+, got '-1'/],
+    [['train', '--epochs', '1', '--batch', '0', '--out', out], /--batch must be an integer in 1\.\./],
+    [['train', '--epochs', '1', '--limit', '0', '--out', out], /--limit must be an integer >= 1, got '0'/],
+    [['train', '--epochs', '1', '--limit', '-5', '--out', out], /--limit must be an integer >= 1, got '-5'/],
+    [['train', '--epochs', '1', '--lr', '-1', '--out', out], /--lr must be a number > 0, got '-1'/],
+    [['train', '--epochs', '1', '--lr', '0', '--out', out], /--lr must be a number > 0/],
+    [['train', '--epochs', '1', '--lr', 'NaN', '--out', out], /--lr must be a number > 0, got 'NaN'/],
+    [['train', '--epochs', '1', '--warmup', '-1', '--out', out], /--warmup must be a number in 0\.\./],
+    [['train', '--epochs', '1', '--save-every', '0', '--out', out], /--save-every must be an integer >= 1/],
+    [['train', '--epochs', '1', '--nan', 'ignore', '--out', out], /--nan must be stop or skip, got 'ignore'/],
+    [['train', '--epochs', '2', '--stop-after', '3', '--out', out], /--stop-after 3 is past --epochs 2/],
+    [['train', '--epochs', '1'], /missing --out/],
+    [['train', '--out', out], /missing --epochs/],
+    [['train', 'fashion-mnist', '--epochs', '1', '--out', out], /unexpected argument 'fashion-mnist'/],
+    [['train', '--epochs', '1', '--epochs', '2', '--out', out], /--epochs given twice/],
+    [['train', '--epochs', '1', '--json=maybe', '--out', out], /--json is a switch/],
+    [['demo', '--runs', '0'], /--runs must be an integer in 1\.\./],
+    [['predict', '--top', '-1', '--model', model, '--image', 'x.png'], /--top must be an integer in 1\.\.\d+, got '-1'/],
+    [['bench', '--preset', 'micro', '--batch', '1000000'], /--batch must be an integer in 1\.\.256, got '1000000'/],
+    [['bench', '--preset', 'micro', '--threads', '0'], /--threads must be an integer in 1\.\.64/],
+    [['bench', '--preset', 'micro', '--backend', 'cuda'], /--backend must be one of wasm, /],
+    [['eval', '--model', model, '--limit', '1e3'], /--limit must be an integer/],
+    [['compress', '--preset', 'micro', '--structure-only', '--target-macs', '0', '--out', out], /--target-macs must be a number > 0/],
+    [['compress', '--preset', 'micro', '--structure-only', '--target-macs', 'Infinity', '--out', out], /--target-macs must be a number > 0/],
+    [['segment', '--model', model, '--scene', '-1', '--out', out], /--scene must be an integer in 0\.\./],
+    [['plot', '--log', 'x', '--width', '10', '--out', out], /--width must be an integer in 200\.\.4000/],
+    [['export', '--preset', 'micro', '--batch', '-3', '--onnx', out], /--batch must be a positive integer or 'dynamic'/],
+    [['macs', '--preset'], /--preset needs a value/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cait(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, re, `${args.join(' ')}: ${r.stderr}`);
+    assert.is(r.stdout, '', `${args.join(' ')}: printed ${r.stdout}`);
+  }
+  assert.not.ok(existsSync(out), 'a refused command wrote its output');
+});
+
+test('--help for every command lists every flag with its type and default (exit 0); help CMD is the same; --version', async () => {
+  for (const c of COMMANDS) {
+    const r = await cait(c.name, '--help');
+    assert.is(r.code, 0, `${c.name} --help: ${r.stderr}`);
+    for (const [name, f] of Object.entries(c.flags)) {
+      const line = r.stdout.split('\n').findIndex((l) => l.trimStart().startsWith(`--${name} `) || l.trim() === `--${name}`);
+      assert.ok(line >= 0, `cait ${c.name} --help does not list --${name}`);
+      const text = r.stdout.split('\n').slice(line, line + 2).join(' ');
+      assert.ok(text.includes(f.help), `--${name}: its help is missing`);
+      const type = f.type === 'enum' ? f.choices.join('|') : f.type;
+      assert.ok(text.includes(`[${type === 'strings' ? 'string' : type}`), `--${name}: no type in '${text}'`);
+      if ('default' in f && f.default !== undefined) assert.ok(text.includes(`default ${f.default}`), `--${name}: no default in '${text}'`);
+    }
+    const h = await cait('help', c.name);
+    assert.is(h.code, 0);
+    assert.is(h.stdout, r.stdout, `cait help ${c.name} differs from cait ${c.name} --help`);
+    const short = await cait(c.name, '-h');
+    assert.is(short.stdout, r.stdout);
+  }
+  const g = await cait('--help');
+  assert.is(g.code, 0);
+  for (const c of COMMANDS) assert.match(g.stdout, new RegExp(`^  ${c.name} `, 'm'));
+  const v = await cait('--version');
+  assert.is(v.code, 0);
+  assert.is(v.stdout.trim(), `cait ${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}`);
+  const none = await cait();
+  assert.is(none.code, 2, 'no command is a usage error');
+});
+
+test('did you mean: a misspelled command or flag names the nearest one', async () => {
+  const r = await cait('trian');
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /unknown command 'trian' \(did you mean 'train'\?\)/);
+  const f = await cait('bench', '--presets', 'micro');
+  assert.match(f.stderr, /unknown flag --presets \(did you mean --preset\?\)/);
+  const far = await cait('zzzzzz');
+  assert.not.match(far.stderr, /did you mean/);
+  const h = await cait('help', 'segmnet');
+  assert.is(h.code, 2);
+  assert.match(h.stderr, /did you mean 'segment'/);
+});
+
+test('an output that is an input (same path, symlink, hard link) is refused, exit 2, no input changed', async () => {
+  const d = join(dir, 'same');
+  mkdirSync(d);
+  const model = join(d, 'm.safetensors'), input = join(d, 'in.safetensors'), png = join(d, 'in.png'), log = join(d, 'log.jsonl');
+  copyFileSync(join(FIX, 'model.safetensors'), model);
+  copyFileSync(join(FIX, 'input.safetensors'), input);
+  writeFileSync(png, encodePng(2, 2, new Uint8Array(16).fill(200)));
+  writeFileSync(log, '{"epoch":1,"step":1,"loss":2}\n');
+  symlinkSync(model, join(d, 'link-to-model'));
+  linkSync(model, join(d, 'hard-model.safetensors'));
+  const run = join(d, 'run');
+  mkdirSync(run);
+  copyFileSync(tiny, join(run, 'model.safetensors'));
+  const inputs = [model, input, png, log, join(run, 'model.safetensors')];
+  const before = hashes(inputs);
+  const fwd = ['forward', '--model', model, '--preset', 'micro', '--input', input, '--out'];
+  const cases: Array<[string[], RegExp]> = [
+    [['export', '--model', model, '--preset', 'micro', '--onnx', model], /--onnx .*is the input --model/],
+    [[...fwd, model], /--out .*is the input --model/],
+    [[...fwd, input], /--out .*is the input --input/],
+    [[...fwd, join(d, 'link-to-model')], /--out .*link-to-model: is the input --model/],
+    [[...fwd, join(d, 'hard-model.safetensors')], /--out .*hard-model\.safetensors: is the input --model/],
+    [[...fwd, `${d}/../same/./m.safetensors`], /is the input --model/],
+    [['segment', '--model', model, '--image', png, '--out', model], /--out .*is the input --model/],
+    [['segment', '--model', model, '--image', png, '--out', png], /--out .*is the input --image/],
+    [['plot', '--log', log, '--out', log], /--out .*is the input --log/],
+    [['plot', '--log', d, '--out', log], /--out .*is the input --log/],
+    [['compress', '--model', model, '--target-macs', '2', '--out', model], /--out .*is the input --model/],
+    [['train', '--model', join(run, 'model.safetensors'), '--epochs', '1', '--out', run], /is the input --model/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cait(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, re, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /refusing to overwrite an input/);
+  }
+  assert.equal(hashes(inputs), before, 'an input changed');
+  assert.ok(lstatSync(join(d, 'link-to-model')).isSymbolicLink());
+  assert.equal(readdirSync(d).filter((f) => f.includes('.tmp-')), [], 'temporaries left behind');
+});
+
+test('devices, FIFOs and directories are refused; a symlinked output is written through to its target', async () => {
+  const d = join(dir, 'special');
+  mkdirSync(d);
+  const fwd = ['forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'input.safetensors'), '--out'];
+  const dev = await cait(...fwd, '/dev/null');
+  assert.is(dev.code, 2);
+  assert.match(dev.stderr, /--out \/dev\/null: a device; an output must be a regular file/);
+  const fifo = join(d, 'fifo');
+  const mk = spawnSync('mkfifo', [fifo]);
+  assert.is(mk.status, 0, 'mkfifo');
+  const f = await cait(...fwd, fifo);
+  assert.is(f.code, 2);
+  assert.match(f.stderr, /fifo: a FIFO/);
+  assert.ok(lstatSync(fifo).isFIFO(), 'the FIFO was replaced');
+  const dd = await cait(...fwd, d);
+  assert.is(dd.code, 2);
+  assert.match(dd.stderr, /a directory/);
+  // through a symlink (and a symlink to a device is refused like the device)
+  symlinkSync('/dev/null', join(d, 'null-link'));
+  const nl = await cait(...fwd, join(d, 'null-link'));
+  assert.is(nl.code, 2);
+  assert.match(nl.stderr, /a device/);
+  const target = join(d, 'target.safetensors');
+  writeFileSync(target, 'old');
+  symlinkSync('target.safetensors', join(d, 'out-link'));
+  const ok = await cait(...fwd, join(d, 'out-link'), '--json');
+  assert.is(ok.code, 0, ok.stderr);
+  assert.ok(lstatSync(join(d, 'out-link')).isSymbolicLink(), 'the link was replaced by a file');
+  assert.equal(readSafetensorsFile(target).tensors.get('logits')!.shape, [2, 10]);
+});
+
+test('stale temporaries of the target from dead processes are removed; live ones and others are kept', () => {
+  const d = join(dir, 'tmps');
+  mkdirSync(d);
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const deadPid = Number(dead.stdout);
+  const target = join(d, 'out.bin');
+  const stale = `out.bin.tmp-${deadPid}-abcdef`, live = `out.bin.tmp-${process.pid}-abcdef`, other = `other.bin.tmp-${deadPid}-abcdef`;
+  for (const n of [stale, live, other]) writeFileSync(join(d, n), 'x');
+  writeFileAtomic(target, new Uint8Array([1, 2, 3]));
+  assert.equal(readdirSync(d).sort(), [live, 'other.bin.tmp-' + deadPid + '-abcdef', 'out.bin'].sort());
+  assert.equal(Array.from(readFileSync(target)), [1, 2, 3]);
+  assert.equal(cleanStaleTemporaries(target), [], 'nothing left to clean');
+});
+
+test('NaN training: resuming with --lr 1e30 stops (exit 1) and leaves the checkpoint, model and log byte for byte', async () => {
+  const run = join(dir, 'nan');
+  const a = await cait('train', ...trainArgs, '--epochs', '2', '--out', run);
+  assert.is(a.code, 0, a.stderr);
+  const files = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map((f) => join(run, f));
+  const before = hashes(files);
+  const r = await cait('train', ...trainArgs, '--epochs', '4', '--out', run, '--resume', join(run, 'checkpoint.safetensors'), '--lr', '1e30');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /non-finite (loss|gradient) .* training stopped; the last good checkpoint .* is kept/);
+  assert.equal(hashes(files), before, 'a file of the run changed');
+  assert.equal(readdirSync(run).sort(), ['checkpoint.safetensors', 'log.jsonl', 'model.safetensors']);
+  // --nan skip: the run goes on, counting the skipped batches in the log
+  const s = await cait('train', ...trainArgs, '--epochs', '3', '--out', run, '--resume', join(run, 'checkpoint.safetensors'), '--lr', '1e30', '--nan', 'skip', '--json');
+  assert.is(s.code, 0, s.stderr);
+  assert.ok(s.json.skipped > 0, `skipped ${s.json.skipped}`);
+  const lines = readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.map((l) => l.epoch), [1, 2, 3]);
+  assert.is(lines[2].skipped, s.json.skipped);
+  for (const t of readSafetensorsFile(join(run, 'checkpoint.safetensors')).tensors.values()) assert.ok(t.data.every(Number.isFinite), 'a non-finite checkpoint');
+});
+
+test('resume never duplicates log lines; the model file matches the checkpoint it resumes from', async () => {
+  const run = join(dir, 'dedupe');
+  const a = await cait('train', ...trainArgs, '--epochs', '3', '--stop-after', '2', '--out', run);
+  assert.is(a.code, 0, a.stderr);
+  const ckpt2 = join(dir, 'epoch2.safetensors');
+  copyFileSync(join(run, 'checkpoint.safetensors'), ckpt2);
+  for (let k = 0; k < 2; k++) {
+    const r = await cait('train', ...trainArgs, '--epochs', '3', '--out', run, '--resume', ckpt2, '--json');
+    assert.is(r.code, 0, r.stderr);
+    const epochs = readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+    assert.equal(epochs, [1, 2, 3], `resume ${k + 1}: log epochs ${epochs}`);
+  }
+  const m = readSafetensorsFile(join(run, 'model.safetensors')).metadata, c = JSON.parse(readSafetensorsFile(join(run, 'checkpoint.safetensors')).metadata.train_state);
+  assert.equal([m.epoch, m.step], [String(c.epoch), String(c.step)], 'model.safetensors and the checkpoint are of different steps');
+});
+
+test('--save-every writes a resumable mid-epoch checkpoint with the model file of the same step', async () => {
+  const run = join(dir, 'every');
+  // 128 images, batch 32: 4 steps per epoch; --save-every 3 saves after step 3 (mid-epoch 1), the epoch end after step 4
+  const r = await cait('train', ...trainArgs, '--epochs', '1', '--save-every', '3', '--out', run);
+  assert.is(r.code, 0, r.stderr);
+  const st = JSON.parse(readSafetensorsFile(join(run, 'checkpoint.safetensors')).metadata.train_state);
+  assert.equal([st.epoch, st.step, st.batch], [1, 4, undefined], 'the epoch-end checkpoint replaces the mid-epoch one');
+  const help = await cait('train', '--help');
+  assert.match(help.stdout, /--save-every STEPS/);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
