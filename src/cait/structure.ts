@@ -21,6 +21,8 @@ import type { BlockWidths } from '../nn/layers.js';
 import { blockWidths } from '../nn/presets.js';
 import { countMacs } from './macs.js';
 import { formatSchedule, toSteps } from './atme.js';
+import { channelMask, type BlockMasks } from './cdcp.js';
+import type { VisionTransformer } from '../nn/vit.js';
 
 /**
  * Every one- and two-step schedule (h@i, and h@i,v@j with i < j < depth), from
@@ -123,4 +125,46 @@ export function structureCandidates(cfg: VitConfig, ratio: number, merge?: strin
   // the same widths twice (keep 1, or rounding) is one candidate
   const key = (s: Structure) => `${s.merge}|${JSON.stringify(s.widths)}`;
   return out.filter((s, i) => out.findIndex((t) => key(t) === key(s)) === i);
+}
+
+/**
+ * CDCP masks for given widths chosen from a trained model's weights, with no
+ * data (`cait compress --structure-only --model FILE`): each channel's
+ * importance is the product of the L2 norms of the weights that write it and
+ * the weights that read it, summed over heads for attention channels (a head
+ * dimension is kept or pruned in every head alike):
+ *   q/k channel c: sum_h |W_q[h, c]| * |W_k[h, c]|  (its share of every q.k)
+ *   v channel c:   sum_h |W_v[h, c]| * |W_proj[:, h, c]|
+ *   MLP channel j: |W_fc1[j, :]| * |W_fc2[:, j]|
+ * The top `width` channels are kept (multiplier 1), the rest pruned; the
+ * compact model (extractCompact) then runs the original weights on them.
+ */
+export function importanceMasks(vit: VisionTransformer, widths: readonly BlockWidths[]): BlockMasks[] {
+  if (widths.length !== vit.blocks.length) throw new Error(`importanceMasks: ${widths.length} widths for ${vit.blocks.length} blocks`);
+  const rowNorms = (w: Float32Array, rows: number, cols: number) => Float64Array.from({ length: rows }, (_, r) => {
+    let s = 0; for (let c = 0; c < cols; c++) s += w[r * cols + c] ** 2; return Math.sqrt(s);
+  });
+  const colNorms = (w: Float32Array, rows: number, cols: number) => {
+    const s = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) s[c] += w[r * cols + c] ** 2;
+    return s.map(Math.sqrt);
+  };
+  const top = (score: Float64Array, k: number): number[] => {
+    if (!(Number.isInteger(k) && k >= 1 && k <= score.length)) throw new Error(`importanceMasks: width ${k} outside 1..${score.length}`);
+    return Array.from(score.keys()).sort((a, b) => score[b] - score[a] || a - b).slice(0, k).sort((a, b) => a - b);
+  };
+  return vit.blocks.map((b, i) => {
+    const a = b.attn, H = a.numHeads, Dq = a.dqk, Dv = a.dv, C = a.dim, w = widths[i];
+    const qkv = rowNorms(a.qkv.weight.toArray(), H * (2 * Dq + Dv), C);
+    const proj = colNorms(a.proj.weight.toArray(), C, H * Dv);
+    const sqk = new Float64Array(Dq), sv = new Float64Array(Dv);
+    for (let h = 0; h < H; h++) {
+      for (let c = 0; c < Dq; c++) sqk[c] += qkv[h * Dq + c] * qkv[H * Dq + h * Dq + c];
+      for (let c = 0; c < Dv; c++) sv[c] += qkv[2 * H * Dq + h * Dv + c] * proj[h * Dv + c];
+    }
+    const M = b.mlp.fc1.outFeatures;
+    const f1 = rowNorms(b.mlp.fc1.weight.toArray(), M, C), f2 = colNorms(b.mlp.fc2.weight.toArray(), C, M);
+    const smlp = f1.map((v, j) => v * f2[j]);
+    return { qk: channelMask(Dq, top(sqk, w.qk)), v: channelMask(Dv, top(sv, w.v)), mlp: channelMask(M, top(smlp, w.mlp)) };
+  });
 }

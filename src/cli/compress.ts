@@ -18,7 +18,10 @@ import { countMacs, countParams } from '../cait/macs.js';
 import { compress, measureLatencies, searchStructure, type CompressReport, type StageOptions } from '../cait/compress.js';
 import type { TrainData } from '../train/trainer.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { pickStructure, structureCandidates, type Structure } from '../cait/structure.js';
+import { importanceMasks, pickStructure, structureCandidates, type Structure } from '../cait/structure.js';
+import { extractCompact } from '../cait/extract.js';
+import { FOLDER_FLAGS, isFolder, openFolder, scoreFolderSync } from './folder.js';
+import { evaluate } from '../train/trainer.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { CdcpOptions } from '../cait/cdcp.js';
@@ -32,10 +35,10 @@ import type { CompressTask } from '../cait/compress.js';
 
 const COMPRESS_FLAGS = {
   ...MODEL_FLAGS,
-  data: { type: 'string', value: 'NAME', help: 'training and test data: fashion-mnist or mnist', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
+  data: { type: 'string', value: 'NAME|DIR', help: 'training and test data: fashion-mnist, mnist, or an image folder (train split for the stages, val for the report)', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
   'target-macs': { type: 'number', above: 0, max: 1000, value: 'RATIO', help: 'MAC budget: a reduction factor (1.7 = 1.7x fewer), or a fraction of the dense MACs when below 1 (required)' },
   out: { type: 'string', value: 'FILE', help: 'the compressed model (required)' },
-  'structure-only': { type: 'boolean', help: 'no data or weights: pick a schedule and widths for the target, save a randomly initialised compact model, time it' },
+  'structure-only': { type: 'boolean', help: 'no training: pick a schedule and widths for the target, time it; with --model the compact model keeps its weights (channels by weight importance) and --data reports its accuracy, else it is randomly initialised' },
   'search-epochs': { type: 'number', above: 0, max: 10000, default: 3, help: 'epochs of the mask search (ATME + CDCP, distilled)' },
   'finetune-epochs': { type: 'number', min: 0, max: 10000, default: 3, help: 'epochs of fine-tuning the extracted model' },
   batch: { type: 'int', min: 1, max: 4096, help: 'images per step', defaultText: '128 (segmentation 64)' },
@@ -56,7 +59,7 @@ const COMPRESS_FLAGS = {
   prune: { type: 'enum', choices: ['search', 'uniform', 'mlp'], default: 'search', help: '--structure-only: time candidate structures and keep the fastest, or the analytic uniform / MLP-only choice' },
   'search-runs': { type: 'int', min: 1, max: 10000, default: 8, help: '--structure-only: timed rounds per candidate' },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of shuffling, augmentation (and of the weights with --structure-only)' },
-  ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
+  ...FOLDER_FLAGS, ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 type CompressFlags = Flags<typeof COMPRESS_FLAGS>;
 
@@ -88,8 +91,8 @@ function compressRun(f: CompressFlags): void {
   const file = need(f.model, 'model');
   const { model: dense } = loadModel(file, { preset: f.preset });
   const seg = taskOf(f, dense.cfg) === 'segment';
+  const folder = !seg && isFolder(f.data);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
-  if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const merge = f.merge !== undefined ? formatSchedule(toSteps(f.merge, dense.cfg.depth)) : pickStructure(dense.cfg, ratio).merge;
   // segmentation: scenes of the model's spec, its segmentation head in every stage, mean IoU as the score
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
@@ -101,6 +104,11 @@ function compressRun(f: CompressFlags): void {
       head: new SegHead(dense.cfg.segUnmerge), macs: (cfg, schedule) => segMacs(cfg, schedule).total,
       score: (m) => evaluateSegmentation(m, scenes.test, { mean, std, limit: f['eval-limit'], quiet: f.quiet }).miou,
     };
+  } else if (folder) {
+    // the folder's train split for search and fine-tuning; its val split scores every model of the report
+    const fd = openFolder(dataName, dense.cfg, f);
+    data = { train: fd.train, test: fd.val };
+    task = { score: (m) => scoreFolderSync(m, fd.val, { limit: f['eval-limit'] }).top1 };
   } else {
     const ds = loadDataset(dataName as DatasetName);
     data = { train: ds.train, test: ds.test };
@@ -108,7 +116,7 @@ function compressRun(f: CompressFlags): void {
   const cropPad = f['crop-pad'];
   const stage = (epochs: number, lr: number): StageOptions => ({
     epochs, batchSize: f.batch ?? (seg ? 64 : 128), lr, minLr: lr / 100, weightDecay: 0.05, warmupEpochs: Math.min(0.5, epochs / 4),
-    smoothing: seg ? 0 : 0.1, clip: 1, seed: f.seed, cropPad: seg ? 0 : cropPad, flip: dataName === 'fashion-mnist', limit: f.limit,
+    smoothing: seg ? 0 : 0.1, clip: 1, seed: f.seed, cropPad: seg ? 0 : cropPad, flip: folder ? !f['no-flip'] : dataName === 'fashion-mnist', limit: f.limit,
   });
   const cdcp: Partial<CdcpOptions> = { targetMacs: countMacs(dense.cfg, '').total / ratio, masks: f.masks, allocation: f.allocation, lambda: f.lambda };
   if (f['shared-qkv']) cdcp.sharedQkv = true;
@@ -158,8 +166,9 @@ function segmentReport(f: CompressFlags, out: string, merge: string, report: Com
 }
 
 function structureOnly(f: CompressFlags, ratio: number, out: string): void {
-  if (f.model) throw new UsageError('--structure-only takes --preset NAME (no weights or data are used)');
-  const cfg = getPreset(need(f.preset, 'preset'));
+  const loaded = f.model ? loadModel(f.model, { preset: f.preset }) : undefined;
+  const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
+  if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one
   const policy = f.prune;
   const merge = f.merge !== undefined ? formatSchedule(toSteps(f.merge, cfg.depth)) : undefined;
   const batch = f['latency-batch'], seed = f.seed;
@@ -170,20 +179,34 @@ function structureOnly(f: CompressFlags, ratio: number, out: string): void {
     candidates = timed.map((c) => ({ merge: c.merge, prune: c.prune, keep: +c.keep.toFixed(4), mac_ratio: c.ratio, latency_ms: c.latencyMs }));
     if (!f.json) for (const c of timed) console.log(`  candidate ${(c.merge || 'none').padEnd(10)} ${c.prune.padEnd(7)} keep ${c.keep.toFixed(3)}  ${c.ratio.toFixed(3)}x fewer MACs  ${c.latencyMs.toFixed(2)} ms${c === s ? '  <- fastest' : ''}`);
   } else s = pickStructure(cfg, ratio, merge, policy);
-  const dense = createModel(cfg, seed);
-  const compact = createModel({ ...cfg, widths: s.widths, merge: s.merge }, seed);
+  // with --model: its own weights, the channels kept by weight importance (no data needed)
+  const dense = loaded?.model ?? createModel(cfg, seed);
+  const compact = loaded ? extractCompact(dense, importanceMasks(dense, s.widths), s.merge) : createModel({ ...cfg, widths: s.widths, merge: s.merge }, seed);
   mkdirSync(dirname(out) || '.', { recursive: true });
-  saveModel(out, compact, { stage: 'structure-only' });
+  saveModel(out, compact, { stage: loaded ? 'structure-only-weights' : 'structure-only' });
   const runner = s.merge ? new CaitModel(compact, { merge: s.merge }) : compact;
+  // --model with --data: accuracy before any fine-tuning, dense and compact on the same images
+  let accuracy: { dense: number; compressed: number; n: number } | undefined;
+  if (loaded && f.data !== undefined) {
+    if (isFolder(f.data)) {
+      const fd = openFolder(f.data, cfg, f, ['val']), d = scoreFolderSync(dense, fd.val, { limit: f['eval-limit'] });
+      accuracy = { dense: d.top1, compressed: scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] }).top1, n: d.n };
+    } else {
+      const test = loadDataset(f.data as DatasetName).test, eo = { mean: cfg.mean[0], std: cfg.std[0], limit: f['eval-limit'], quiet: f.quiet || f.json };
+      const d = evaluate(dense, test, eo);
+      accuracy = { dense: d.accuracy, compressed: evaluate(runner, test, eo).accuracy, n: d.n };
+    }
+  }
   // fresh runs for the reported speedup (the search's own timings pick, they do not report)
   const [dMs, cMs] = measureLatencies([dense, runner], batch, f.runs ?? 30);
   const res = {
     out, model: cfg.name, policy, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4), widths: s.widths,
     dense: { macs: s.denseMacs, params: countParams(cfg), latencyMs: dMs },
     compressed: { macs: s.macs, params: countParams(compact.cfg), latencyMs: cMs },
-    mac_ratio: s.ratio, speedup: dMs / cMs, ...(candidates ? { candidates } : {}), env: environment(),
+    mac_ratio: s.ratio, speedup: dMs / cMs, ...(candidates ? { candidates } : {}), ...(accuracy ? { accuracy_before_finetune: accuracy } : {}), env: environment(),
   };
   if (!f.json) console.log(`${cfg.name}: merge ${s.merge || 'none'}, ${s.prune} keep ${s.keep.toFixed(3)} -> ${(s.macs / 1e9).toFixed(3)} GMACs (${s.ratio.toFixed(2)}x fewer); latency ${dMs.toFixed(2)} -> ${cMs.toFixed(2)} ms (${(dMs / cMs).toFixed(2)}x); saved ${out}`);
+  if (!f.json && accuracy) console.log(`accuracy before fine-tuning on ${accuracy.n} ${f.data} images: dense ${(100 * accuracy.dense).toFixed(2)}%, compact ${(100 * accuracy.compressed).toFixed(2)}%`);
   emitJson(f, res);
   dense.dispose(); compact.dispose();
 }
