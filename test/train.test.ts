@@ -12,7 +12,10 @@ import { loadWasmSync } from '../src/backend/wasm.js';
 import { createModel, loadModel, saveModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { AdamW, decays, cosineLr, clipGradNorm } from '../src/train/optim.js';
-import { train, type TrainOptions } from '../src/train/trainer.js';
+import { train, NonFiniteError, type TrainOptions } from '../src/train/trainer.js';
+import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { makeBatch } from '../src/data/augment.js';
+import { createHash } from 'node:crypto';
 import type { ImageSource } from '../src/data/augment.js';
 import { randn } from './util.js';
 
@@ -83,6 +86,67 @@ test('resume after k epochs equals straight training, bit for bit', () => {
   assert.ok(logA[2].loss < logA[0].loss, 'training did not reduce the loss');
   assert.equal(readdirSync(dirB).filter((f) => f.includes('.tmp')), [], 'temporary files left behind');
   for (const m of [a, b, b2]) m.dispose();
+});
+
+test('a mid-epoch checkpoint (saveEvery) resumes to the same parameters and log as straight training, bit for bit', () => {
+  const data = synthetic();
+  // 48 images, batch 16: 3 steps per epoch; saveEvery 2 saves after step 2 (mid-epoch 1) and step 4 (mid-epoch 2)
+  const base: Omit<TrainOptions, 'outDir'> = { epochs: 2, batchSize: 16, lr: 3e-3, minLr: 1e-5, weightDecay: 0.05, warmupEpochs: 1, smoothing: 0.1, clip: 1, seed: 5, cropPad: 1, flip: true, mean: 0.5, std: 0.25, quiet: true };
+  const a = createModel(tiny, 2), dirA = tmp();
+  const logA = train(a, data, { ...base, outDir: dirA });
+  const b = createModel(tiny, 2), dirB = tmp();
+  const cut = train(b, data, { ...base, outDir: dirB, saveEvery: 2, stopAfterStep: 5 });   // "killed" after step 5: the last save was step 4
+  assert.is(cut.length, 1);
+  const st = JSON.parse(readSafetensorsFile(join(dirB, 'checkpoint.safetensors')).metadata.train_state);
+  assert.equal([st.epoch, st.step, st.batch], [1, 4, 1], 'a mid-epoch checkpoint: epoch 2 in progress, 1 batch of it done');
+  assert.is(readSafetensorsFile(join(dirB, 'model.safetensors')).metadata.step, '4', 'the model file is of the same step');
+  const b2 = createModel(tiny, 77);
+  const logB = train(b2, data, { ...base, outDir: dirB, resume: join(dirB, 'checkpoint.safetensors') });
+  assert.is(logB.length, 1);
+  assert.is(logB[0].loss, logA[1].loss, 'epoch-2 loss differs after a mid-epoch resume');
+  const pa = new Map(a.namedParameters());
+  for (const [n, p] of b2.namedParameters()) assert.equal(Array.from(p.toArray()), Array.from(pa.get(n)!.toArray()), `parameter ${n} differs`);
+  const epochs = readFileSync(join(dirB, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+  assert.equal(epochs, [1, 2]);
+  for (const m of [a, b, b2]) m.dispose();
+});
+
+test('a non-finite batch stops training with the checkpoint untouched, or is skipped and counted (nan: skip)', () => {
+  const data = synthetic();
+  // once poisoned, every batch gets a NaN pixel, so its loss is NaN
+  let poisoned = false;
+  const source = { n: data.n, makeBatch: (idx: ArrayLike<number>, o: Parameters<typeof makeBatch>[2]) => {
+    const bt = makeBatch(data, idx, o);
+    if (poisoned) bt.x[0] = NaN;
+    return bt;
+  } };
+  const base: Omit<TrainOptions, 'outDir'> = { epochs: 3, batchSize: 16, lr: 3e-3, minLr: 1e-5, weightDecay: 0.05, warmupEpochs: 1, smoothing: 0.1, clip: 1, seed: 5, cropPad: 1, flip: true, mean: 0.5, std: 0.25, quiet: true };
+  const dir = tmp(), m = createModel(tiny, 3);
+  train(m, source, { ...base, outDir: dir, stopAfter: 1 });
+  const sha = (f: string) => createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
+  const before = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map(sha);
+  poisoned = true;
+  const m2 = createModel(tiny, 3);
+  assert.throws(() => train(m2, source, { ...base, outDir: dir, resume: join(dir, 'checkpoint.safetensors') }),
+    (e: Error) => e instanceof NonFiniteError && /non-finite loss \(NaN\) at epoch 2, step 4/.test(e.message) && /is kept as it was/.test(e.message));
+  assert.equal(['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map(sha), before, 'a file changed');
+  // skip: every batch of epoch 2 is poisoned, which is an error of its own (nothing left to train on)
+  const m3 = createModel(tiny, 3);
+  assert.throws(() => train(m3, source, { ...base, outDir: dir, resume: join(dir, 'checkpoint.safetensors'), nan: 'skip' }),
+    (e: Error) => e instanceof NonFiniteError && /every batch of epoch 2 .*\(3 skipped\)/.test(e.message));
+  // only the first batch of each epoch poisoned: skipped and counted, the rest trains
+  let k = 0;
+  const some = { n: data.n, makeBatch: (idx: ArrayLike<number>, o: Parameters<typeof makeBatch>[2]) => {
+    const bt = makeBatch(data, idx, o);
+    if (k++ % 3 === 0) bt.x[0] = NaN;
+    return bt;
+  } };
+  const m4 = createModel(tiny, 3), dir4 = tmp();
+  const logs = train(m4, some, { ...base, outDir: dir4, nan: 'skip' });
+  assert.equal(logs.map((l) => l.skipped), [1, 1, 1]);
+  assert.equal(logs.map((l) => l.step), [2, 4, 6]);
+  for (const t of readSafetensorsFile(join(dir4, 'checkpoint.safetensors')).tensors.values()) assert.ok(t.data.every(Number.isFinite));
+  for (const x of [m, m2, m3, m4]) x.dispose();
 });
 
 test('model files: round trip, and clear errors for corrupt or mismatched files', () => {

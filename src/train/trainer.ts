@@ -1,7 +1,11 @@
 // The training loop: shuffled minibatches with augmentation, label-smoothed
 // cross-entropy, AdamW, warmup + cosine schedule, global-norm clipping, and an
-// atomically written checkpoint after every epoch from which training resumes
-// bit-exactly (parameters, moments, step, RNG state).
+// atomically written checkpoint after every epoch (and every `saveEvery` steps)
+// from which training resumes bit-exactly (parameters, moments, step, RNG
+// state, the position within the epoch), written together with the model file
+// of the same step. A non-finite loss or gradient stops the run before
+// anything is saved (or, with nan: 'skip', the batch is skipped and counted);
+// nothing non-finite is ever saved; a resume trims log.jsonl to its step.
 //
 // What is trained is a `Trainable`: the plain ViT, or a CAIT wrapper around one
 // (ATME merging, CDCP masks), which may add loss terms.
