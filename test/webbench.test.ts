@@ -1,0 +1,116 @@
+// The benchmark page (web/bench.html) in quick mode, in headless Chromium and
+// Firefox ESR (test/browsers.ts): it must produce one JSON object with the
+// schema bench/suite.ts gives Node (the same keys on every GEMM and model row,
+// checked against a small Node run of the same suite) plus the environment
+// stamp (user agent, engine, cores, SIMD / relaxed SIMD / threads / WebGPU),
+// with the pool verified bit for bit against one thread, and offer it as a
+// download. A browser's test skips, saying why, without its executable.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Server } from 'node:http';
+import { buildWeb } from '../web/build.js';
+import { serveStatic } from '../web/serve.js';
+import { DEMO_MODELS } from '../src/cli/demo.js';
+import { loadWasmSync } from '../src/backend/wasm.js';
+import { loadThreadedWasmSync } from '../src/backend/threads.js';
+import { runSuite, GEMM_SHAPES, type SuiteResult } from '../bench/suite.js';
+import { BROWSERS, browserMissing, withBrowser, type BrowserName } from './browsers.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const test = suite('webbench');
+const missing: Record<BrowserName, string> = { chromium: await browserMissing('chromium'), firefox: await browserMissing('firefox') };
+for (const b of BROWSERS) if (missing[b]) console.log(`  webbench ${b} SKIPPED: ${missing[b]}`);
+
+const work = mkdtempSync(join(tmpdir(), 'cait-webbench-'));
+let server: Server | null = null, url = '';
+async function ensureServer(): Promise<void> {
+  if (server) return;
+  await buildWeb({ out: join(work, 'dist'), quiet: true });
+  ({ server, url } = await serveStatic(join(work, 'dist'), 0, '127.0.0.1'));
+}
+
+/** Node's rows, from the same suite on a small size: the schema the page must match. */
+let nodeRun: SuiteResult | null = null;
+async function nodeSchema(): Promise<SuiteResult> {
+  if (nodeRun) return nodeRun;
+  const single = loadWasmSync('auto'), pool = loadThreadedWasmSync({ threads: 2, variant: single.variant });
+  await pool.ready();
+  try {
+    const first = DEMO_MODELS.find(([, f]) => existsSync(join(ROOT, 'models', f)));
+    nodeRun = await runSuite({
+      single, pool, models: [], batches: [1], runs: 2, warmup: 1, gemm: [[20, 24, 36]], gemmRounds: 1, gemmRoundMs: 5, structures: [],
+      committed: first ? [{ label: first[0], file: first[1], bytes: new Uint8Array(readFileSync(join(ROOT, 'models', first[1]))) }] : [],
+    });
+    return nodeRun;
+  } finally { await pool.close(); }
+}
+const keys = (o: object) => Object.keys(o).sort();
+
+for (const B of BROWSERS) {
+  const name = `${B}: bench.html?quick=1 gives one JSON object, Node's schema plus an environment stamp, offered as a download`;
+  (missing[B] ? test.skip : test)(name, async () => {
+    await ensureServer();
+    const node = await nodeSchema();
+    const t0 = performance.now();
+    const { r, download } = await withBrowser(B, async (page) => {
+      await page.goto(`${url}bench.html?quick=1`);
+      await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), { timeout: 300_000, polling: 200 });
+      const out = await page.evaluate(() => { const w = window as unknown as { __benchResult?: Record<string, unknown>; __benchError?: string }; return { r: w.__benchResult, e: w.__benchError }; });
+      assert.ok(out.r, `no result: ${out.e}`);
+      const a = await page.$eval('#download', (e) => ({ hidden: (e as HTMLAnchorElement).hidden, href: (e as HTMLAnchorElement).href, name: (e as HTMLAnchorElement).download }));
+      // the download holds the same object
+      const text = await page.evaluate(async (href: string) => (await fetch(href)).text(), a.href);
+      assert.equal(JSON.parse(text), JSON.parse(JSON.stringify(out.r)), 'the download is the result');
+      return { r: out.r as unknown as SuiteResult & { what: string; env: Record<string, unknown> }, download: a };
+    });
+    console.log(`  webbench ${B}: quick run in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${r.env.browser} (${r.env.engine}), pool ${r.env.caitjs_pool}`);
+    assert.not.ok(download.hidden);
+    assert.match(download.name, /^caitjs-bench-(blink|gecko)-quick\.json$/);
+    assert.match(download.href, /^blob:/);
+
+    // the environment stamp
+    const env = r.env;
+    for (const k of ['userAgent', 'engine', 'browser', 'cores', 'simd', 'relaxedSimd', 'crossOriginIsolated', 'threads', 'threadsAvailable', 'webgpu', 'caitjs_backend', 'date'])
+      assert.ok(k in env, `env.${k}`);
+    assert.is(env.engine, B === 'chromium' ? 'Blink' : 'Gecko');
+    assert.ok((env.cores as number) >= 1);
+    assert.is(env.simd, true);
+    assert.is(env.crossOriginIsolated, true, 'served cross-origin isolated');
+    assert.is(env.threadsAvailable, true, `the pool starts (${env.threadsWhy})`);
+
+    // Node's schema, row by row
+    assert.equal(keys(r).filter((k) => k !== 'what' && k !== 'env'), keys(node));
+    assert.equal(r.gemm.length, 2, 'GEMM: the first shape on one thread and the pool');
+    for (const g of r.gemm) {
+      assert.equal(keys(g), keys(node.gemm[0]));
+      assert.equal([g.M, g.K, g.N], GEMM_SHAPES[0]);
+      assert.ok(g.gflops > 0 && g.samples >= 5, `gemm x${g.threads}: ${g.gflops} GFLOP/s over ${g.samples} calls`);
+    }
+    const nodeRow = keys(node.results[0]), nodePoolRow = keys(node.results.find((x) => x.threads > 1)!);
+    for (const x of r.results) {
+      assert.equal(keys(x), x.threads > 1 ? nodePoolRow : nodeRow, `${x.model} b${x.batch} ${x.runtime} x${x.threads}: row keys`);
+      assert.ok(x.median_ms > 0 && x.runs === 3, `${x.model} ${x.variant} x${x.threads}: ${x.median_ms} ms over ${x.runs} runs`);
+    }
+    const has = (model: string, variant: string, threads: number) => r.results.some((x) => x.model === model && x.variant === variant && x.threads === threads && x.batch === 1);
+    for (const v of ['dense', 'cait']) for (const t of [1, 2]) assert.ok(has('tiny', v, t), `DeiT-Tiny ${v} x${t}`);
+    for (const [, f] of DEMO_MODELS) if (existsSync(join(ROOT, 'models', f))) for (const t of [1, 2]) assert.ok(has(f.replace(/\.safetensors$/, ''), 'committed', t), `${f} x${t}`);
+    // the pool computed the same bits as one thread, for every model row
+    assert.ok(r.verify.filter((v) => 'bit_identical' in v).length === r.results.filter((x) => x.threads > 1).length);
+    // checks are computed (their verdicts depend on the machine: reported, not asserted)
+    const c = r.checks as Record<string, { pass: boolean | null; ratio?: number; reason?: string }>;
+    assert.ok(typeof c.pool_b1_not_slower.ratio === 'number', 'pool/one-thread ratio at batch 1');
+    assert.is(c.b8_thread_scaling.pass, null, 'quick mode has no batch 8');
+    console.log(`  webbench ${B}: pool/one-thread at batch 1, worst ${c.pool_b1_not_slower.ratio} (limit 1.05; a busy machine)`);
+  });
+}
+
+test.after(() => {
+  server?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+test.run();
