@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
-import { train, type Trainable } from '../train/trainer.js';
+import { train, type Trainable, type TrainOptions } from '../train/trainer.js';
 import { getPreset, type VitConfig } from '../nn/presets.js';
 import { createModel } from '../nn/model.js';
 import type { VisionTransformer } from '../nn/vit.js';
@@ -14,7 +14,7 @@ import { DEFAULT_RRC } from '../data/preprocess.js';
 import { folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
-import { forwardLogits, need } from './common.js';
+import { forwardLogits } from './common.js';
 
 export const FOLDER_FLAGS = {
   'val-split': { type: 'number', above: 0, max: 0.9, value: 'F', help: '--data DIR without train/ and val/: hold out this fraction of each class for validation (seeded by --seed)' },
@@ -78,22 +78,19 @@ export function printFolderScores(s: ClassScores, what: string): void {
   s.perClass.forEach((a, i) => { if (a !== null) console.log(`  ${(s.classes[i] ?? String(i)).padEnd(20)} ${(100 * a).toFixed(2)}%`); });
 }
 
-/** The train flags trainFolder reads (train.ts's TRAIN_FLAGS plus FOLDER_FLAGS). */
-export interface TrainFolderFlags extends FolderFlags {
-  data?: string; model?: string; preset?: string; out?: string; epochs?: number; resume?: string; batch?: number;
-  lr: number; 'min-lr': number; wd: number; warmup: number; smoothing?: number; clip: number; 'crop-pad': number; seed: number;
-  limit?: number; 'stop-after'?: number; 'eval-limit'?: number; 'no-flip'?: boolean; quiet: boolean; json: boolean;
-}
+/** The folder flags trainFolder reads besides the trainer options train.ts builds. */
+export interface TrainFolderFlags extends FolderFlags { data?: string; 'no-flip'?: boolean; preset?: string; seed: number; 'crop-pad': number; 'eval-limit'?: number; val?: number; quiet: boolean; json: boolean }
 
 /**
  * `cait train --data DIR`: fine-tune --model on the folder (its labels matched
  * by name), or a new --preset model (default vit_fmnist) whose classes are
  * the folder names; grey presets take the train split's pixel mean/std. Then
- * top-1/top-5 on the validation split.
+ * top-1/top-5, per class, on the validation split.
  */
 export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransformer; metadata: Record<string, string> } | undefined,
-  wrap: (m: VisionTransformer, metadata: Record<string, string>) => Trainable): Record<string, unknown> {
-  const dir = f.data!, out = need(f.out, 'out'), epochs = need(f.epochs, 'epochs');
+  wrap: (m: VisionTransformer, metadata: Record<string, string>) => Trainable, opts: Omit<TrainOptions, 'cropPad' | 'flip' | 'mean' | 'std'>): Record<string, unknown> {
+  const dir = f.data!;
+  if (f.val !== undefined) throw new UsageError('--val N holds out built-in dataset images; an image folder has its own val/ split, or use --val-split F');
   let model: VisionTransformer, metadata: Record<string, string> = {};
   let fd: FolderData;
   if (loaded) {
@@ -108,13 +105,9 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
     model = createModel(cfg, f.seed);
   }
   const runner = wrap(model, metadata);
-  const logs = train(runner, fd.train, {
-    epochs, outDir: out, resume: f.resume, batchSize: f.batch ?? 128, lr: f.lr, minLr: f['min-lr'], weightDecay: f.wd, warmupEpochs: f.warmup,
-    smoothing: f.smoothing ?? 0.1, clip: f.clip, seed: f.seed, cropPad: f['crop-pad'], flip: !f['no-flip'],
-    mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f.limit, stopAfter: f['stop-after'], quiet: f.quiet,
-  });
+  const logs = train(runner, fd.train, { ...opts, cropPad: f['crop-pad'], flip: !f['no-flip'], mean: model.cfg.mean[0], std: model.cfg.std[0] });
   const s = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] });
-  const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(out, 'model.safetensors');
+  const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(opts.outDir, 'model.safetensors');
   if (!f.json) {
     console.log(`trained ${logs.length} epoch(s) on ${fd.train.n} images of ${dir}${merge ? ` merging ${merge}` : ''}: loss ${last?.loss.toFixed(4)}; model in ${file}`);
     printFolderScores(s, `${dir} validation images`);

@@ -16,11 +16,12 @@ import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
 import { sceneClasses } from '../data/scenes.js';
 import type { VisionTransformer } from '../nn/vit.js';
+import { FOLDER_FLAGS, isFolder, trainFolder } from './folder.js';
 
 /** The optimisation flags of train (compress's stages take a subset with their own defaults). */
 export const TRAIN_FLAGS = {
   ...MODEL_FLAGS,
-  data: { type: 'string', value: 'NAME', help: 'dataset: fashion-mnist or mnist', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
+  data: { type: 'string', value: 'NAME|DIR', help: 'dataset: fashion-mnist, mnist, or an image folder (DIR/train/<class>/* + DIR/val/<class>/*, or DIR/<class>/*)', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
   epochs: { type: 'int', min: 1, max: 100000, help: 'epochs of the schedule (required)' },
   out: { type: 'string', value: 'DIR', help: 'run directory: model.safetensors, checkpoint.safetensors, log.jsonl (required)' },
   resume: { type: 'string', value: 'FILE', help: 'continue from a checkpoint.safetensors (parameters, optimizer, step, RNG state)' },
@@ -39,7 +40,7 @@ export const TRAIN_FLAGS = {
   val: { type: 'int', min: 1, value: 'N', help: 'hold out N training images (spread over the split) as a validation split, scored after every epoch', defaultText: 'none' },
   'save-every': { type: 'int', min: 1, value: 'STEPS', help: 'also save a resumable checkpoint every STEPS steps within an epoch (--resume continues mid-epoch exactly)', defaultText: 'end of each epoch only' },
   nan: { type: 'enum', choices: ['stop', 'skip'], default: 'stop', help: 'a non-finite loss or gradient: stop (exit 1, the last good checkpoint kept) or skip the batch and count it' },
-  ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
+  ...FOLDER_FLAGS, ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 type TrainFlags = Flags<typeof TRAIN_FLAGS>;
 
@@ -109,8 +110,8 @@ function trainRun(f: TrainFlags): void {
   useBackend(f.backend, f.threads);
   const loaded = f.model ? loadModel(f.model, { preset: f.preset }) : undefined;
   if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
+  if (isFolder(f.data)) return emitJson(f, trainFolder(f, loaded, (m, md) => withMerging(m, f, md), runOptions(f, run, { batch: 128, smoothing: 0.1 })));
   const dataName = f.data ?? 'fashion-mnist';
-  if (dataName !== 'fashion-mnist' && dataName !== 'mnist') throw new UsageError(`--data must be fashion-mnist or mnist, got '${dataName}'`);
   const out = run.out;
   const ds = loadDataset(dataName as DatasetName);
   if (f.val !== undefined && f.val >= ds.train.n) throw new UsageError(`--val ${f.val} leaves nothing to train on (${ds.train.n} training images)`);
