@@ -34,8 +34,8 @@ export type StageOptions = Omit<TrainOptions, 'outDir' | 'mean' | 'std' | 'resum
 export interface CompressTask {
   /** The head every stage runs on its final tokens (default: the ViT's class-token head). */
   head?: TokenHead;
-  /** Score of a runner on the test data (default: top-1 accuracy on an image split). */
-  score?(runner: Pick<Trainable, 'forward' | 'cfg'>): number;
+  /** Score of a runner on the test data (default: top-1 accuracy on an image split); `label` names the stage for its progress bar. */
+  score?(runner: Pick<Trainable, 'forward' | 'cfg'>, label?: string): number;
   /** MACs of one image (default: countMacs). */
   macs?(cfg: VitConfig, schedule: string): number;
 }
@@ -57,6 +57,8 @@ export interface CompressOptions {
   latencyRuns?: number;
   quiet?: boolean;
   task?: CompressTask;
+  /** Where each stage's one-line announcement goes ("search", "extract", "fine-tune", "report"); progress bars are labelled the same. */
+  log?: (line: string) => void;
 }
 
 /** `accuracy` is the task's score: top-1 accuracy, or mean IoU for segmentation. */
@@ -118,33 +120,38 @@ export function searchStructure(cfg: VitConfig, candidates: Structure[], o: { ba
 
 /** `data.test` is whatever task.score reads (an image split for the default score). */
 export function compress(dense: VisionTransformer, data: { train: TrainData; test: ImageSource | unknown }, o: CompressOptions): { model: VisionTransformer; report: CompressReport } {
-  const mean = dense.cfg.mean[0], std = dense.cfg.std[0], quiet = o.quiet, head = o.task?.head;
-  const ev = o.task?.score ?? ((m: Pick<Trainable, 'forward' | 'cfg'>) => evaluate(m, data.test as ImageSource, { mean, std, limit: o.evalLimit, quiet }).accuracy);
+  const mean = dense.cfg.mean[0], std = dense.cfg.std[0], quiet = o.quiet, head = o.task?.head, log = o.log ?? (() => {});
+  const ev = o.task?.score ?? ((m: Pick<Trainable, 'forward' | 'cfg'>, label?: string) => evaluate(m, data.test as ImageSource, { mean, std, limit: o.evalLimit, quiet, label }).accuracy);
   const macsOf = o.task?.macs ?? ((cfg: VitConfig, schedule: string) => countMacs(cfg, schedule).total);
-  const report = (m: VisionTransformer, runner: Pick<Trainable, 'forward' | 'cfg'>, schedule: string): ModelReport => ({
-    accuracy: ev(runner), macs: macsOf(m.cfg, schedule), params: m.numParams(), latencyMs: 0,
+  const report = (m: VisionTransformer, runner: Pick<Trainable, 'forward' | 'cfg'>, schedule: string, label: string): ModelReport => ({
+    accuracy: ev(runner, label), macs: macsOf(m.cfg, schedule), params: m.numParams(), latencyMs: 0,
   });
   // with a token head the dense model runs through the wrapper (empty schedule: exactly its own ops)
   const denseRunner = head ? new CaitModel(dense, { merge: '', head }) : dense;
   const teacher = new Distiller(denseRunner, o.distill);
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
   // 2. search
+  log(`search: ATME ${o.merge || 'none'} + CDCP masks under the MAC budget, distilled from the dense model, ${o.search.epochs} epoch(s)`);
   const student = cloneModel(dense);
   const search = new CdcpModel(student, { ...o.atme, merge: o.merge, cdcp: o.cdcp, distill: teacher, head });
-  const searchLog = train(search, data.train, { ...o.search, mean, std, outDir: join(o.outDir, 'search'), quiet });
+  const searchLog = train(search, data.train, { ...o.search, mean, std, outDir: join(o.outDir, 'search'), quiet, label: 'search' });
 
   // 3. extract, fine-tune
   const compact = search.extract();
   search.dispose();
   student.dispose();
   const runner = new CaitModel(compact, { ...o.atme, merge: o.merge, head });
-  const extractedAccuracy = ev(runner);
-  const finetuneLog = train(withDistillation(runner, teacher), data.train, { ...o.finetune, mean, std, outDir: join(o.outDir, 'finetune'), quiet });
+  const extractedAccuracy = ev(runner, 'extract');
+  log(`extract: compact model of ${(compact.numParams() / 1e3).toFixed(0)}k parameters, ${(macsOf(compact.cfg, o.merge) / 1e6).toFixed(2)} MMACs; score before fine-tuning ${pct(extractedAccuracy)}`);
+  log(`fine-tune: ${o.finetune.epochs} epoch(s), distilled from the dense model`);
+  const finetuneLog = train(withDistillation(runner, teacher), data.train, { ...o.finetune, mean, std, outDir: join(o.outDir, 'finetune'), quiet, label: 'fine-tune' });
   const file = join(o.outDir, 'compressed.safetensors');
   saveTrained(file, runner, { stage: 'compressed' });
 
   // 4. report, dense and compressed measured in the same process
-  const d = report(dense, denseRunner, ''), c = report(compact, runner, o.merge);
+  log(`report: score, MACs and latency (batch ${o.latencyBatch ?? 1}, ${o.latencyRuns ?? 100} interleaved runs) of the dense and the compressed model`);
+  const d = report(dense, denseRunner, '', 'report dense'), c = report(compact, runner, o.merge, 'report compressed');
   [d.latencyMs, c.latencyMs] = measureLatencies([denseRunner, runner], o.latencyBatch, o.latencyRuns);
   return {
     model: compact,

@@ -26,6 +26,7 @@ import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
+import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { applyUnmergeFlag, checkOutputFlag, emitJson, need, useBackend } from './common.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
@@ -121,7 +122,15 @@ function compressRun(f: CompressFlags): void {
   const cdcp: Partial<CdcpOptions> = { targetMacs: countMacs(dense.cfg, '').total / ratio, masks: f.masks, allocation: f.allocation, lambda: f.lambda };
   if (f['shared-qkv']) cdcp.sharedQkv = true;
   const runDir = join(dirname(out), `.compress-${Date.now()}`);
+  if (!f.json) {
+    // the header: where the run starts from and what it aims at
+    const be = getBackend(), threads = (be as { threads?: number }).threads ?? 1, denseMacs = countMacs(dense.cfg, '').total;
+    const nTest = (data.test as { n?: number } | undefined)?.n;
+    console.log(`compress ${dense.cfg.name} (${file}): ${(dense.numParams() / 1e6).toFixed(2)} M parameters, ${(denseMacs / 1e6).toFixed(2)} MMACs -> budget ${(denseMacs / ratio / 1e6).toFixed(2)} (${ratio.toFixed(2)}x fewer), ATME ${merge || 'none'}; backend ${be.name}, ${threads} thread${threads === 1 ? '' : 's'}`);
+    console.log(`data ${dataName}: ${Math.min(f.limit ?? Infinity, data.train.n)} training ${seg ? 'scenes' : 'images'}${nTest ? `, ${Math.min(f['eval-limit'] ?? Infinity, nTest)} test` : ''}; stages: search (${f['search-epochs']} epochs), extract, fine-tune (${f['finetune-epochs']} epochs), report`);
+  }
   const { model, report } = compress(dense, data, {
+    log: f.json ? undefined : (line) => console.log(line),
     merge, outDir: runDir, cdcp, task,
     atme: { ...(f.similarity ? { similarity: f.similarity } : {}), ...(f['no-prop-attn'] ? { propAttn: false } : {}) },
     distill: { alpha: f.alpha, tau: f.tau, hard: f['hard-distill'] },
