@@ -108,6 +108,12 @@ async function metric(url: string, name: string): Promise<number> {
   return m ? Number(m[1]) : NaN;
 }
 
+/** Waits until nothing is queued (requests autocannon left behind are dropped by the server when their connection closes). */
+async function settle(url: string): Promise<void> {
+  for (let i = 0; i < 600 && (await metric(url, 'cait_serve_queue_depth')) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 200));
+}
+
 function median(v: number[]): number { const s = [...v].sort((a, b) => a - b), n = s.length; return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2; }
 
 interface Run { rps: number; p50: number; p90: number; p99: number; mean: number; non2xx: number; errors: number; requests: number }
@@ -130,14 +136,26 @@ async function benchModel(key: string, name: string, file: string, item: number[
       const y = logitsOf(await request(servers[i].url + path, 'POST', req.body, req.headers));
       if (y.length !== ref.length || y.some((v, j) => v !== ref[j])) throw new Error(`${key}: ${CONFIGS[i].name} logits differ from single's`);
     }
-    // warm-up: every batch size's plan captured before timing
-    for (const s of servers) await load(s.url, path, req, 32, 2);
+    // warm-up: every batch size's plan captured before timing (a request of n
+    // images runs as one forward of n on the batched server), then a short load
+    for (const s of servers) {
+      for (let n = 1; n <= 8; n++) {
+        const xs = new Float32Array(n * x.length);
+        for (let i = 0; i < n; i++) xs.set(x, i * x.length);
+        const w = binaryRequest(xs, [n, ...item]);
+        const r = await request(s.url + path, 'POST', w.body, w.headers);
+        if (r.status !== 200) throw new Error(`${key}: warm-up batch ${n}: ${r.status} ${r.body.toString().slice(0, 200)}`);
+      }
+      await load(s.url, path, req, 8, 1);
+      await settle(s.url);
+    }
     const runs = new Map<string, Run[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const conns of CONNS) {
         for (let j = 0; j < servers.length; j++) {
           const k = (j + r) % servers.length, c = CONFIGS[k];
           const res = await load(servers[k].url, path, req, conns, DURATION);
+          await settle(servers[k].url);
           const id = `${c.name}@${conns}`;
           (runs.get(id) ?? runs.set(id, []).get(id)!).push(res);
           process.stderr.write(`${key} round ${r + 1} ${id}: ${res.rps.toFixed(1)} req/s, p50 ${res.p50} ms, p99 ${res.p99} ms${res.non2xx || res.errors ? `, ${res.non2xx} non-2xx, ${res.errors} errors` : ''}\n`);

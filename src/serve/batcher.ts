@@ -1,11 +1,13 @@
 // Dynamic batching: requests wait in one bounded queue (per model, counted in
-// images across models); a forward starts when a model has --max-batch images
-// waiting or its oldest one has waited --max-wait-ms, and takes whole requests
-// in arrival order up to --max-batch images (a request larger than that runs
-// alone, in forwards of --max-batch). Forwards run one at a time on this
-// thread (the thread pool splits each one's kernels); while one runs, new
-// requests are read by the event loop afterwards, so under load the next
-// batch is already waiting when a forward ends. This is the scheme of
+// images across models). An idle server starts a forward when a model has
+// --max-batch images waiting or its oldest one has waited --max-wait-ms; a
+// busy one starts the next forward as soon as the last ends, with what came
+// in meanwhile. A forward takes whole requests in arrival order up to
+// --max-batch images (a request larger than that runs alone, in forwards of
+// --max-batch). Forwards run one at a time on this thread (the thread pool
+// splits each one's kernels); requests that arrive during one are read by the
+// event loop when it ends, so under load the next batch is already there.
+// This is the scheme of
 // Triton's dynamic batcher and TF Serving's batching session, without their
 // multiple model instances (a second process is the second instance).
 import type { ServedModel } from './model.js';
@@ -49,7 +51,7 @@ export class Batcher {
    * run; 503 (Retry-After) at once when the queue cannot take n more images,
    * 504 when they waited past the timeout.
    */
-  submit(model: ServedModel, x: Float32Array, n: number): Promise<Float32Array> {
+  submit(model: ServedModel, x: Float32Array, n: number, signal?: AbortSignal): Promise<Float32Array> {
     if (this.queued + n > this.o.maxQueue)
       return Promise.reject(new HttpError(503, `queue full (${this.queued} of ${this.o.maxQueue} images waiting); retry later`, { 'Retry-After': '1' }));
     return new Promise((resolve, reject) => {
@@ -58,6 +60,12 @@ export class Batcher {
         if (!this.remove(job)) return;
         reject(new HttpError(504, `timed out after ${this.o.timeoutMs} ms in the queue`));
       }, this.o.timeoutMs);
+      // a client that went away while waiting: its images leave the queue, uncomputed
+      signal?.addEventListener('abort', () => {
+        if (!this.remove(job)) return;
+        if (job.timer) clearTimeout(job.timer);
+        reject(new HttpError(499, 'client closed the request'));
+      }, { once: true });
       let q = this.queues.get(model);
       if (!q) this.queues.set(model, (q = []));
       q.push(job);
@@ -102,6 +110,8 @@ export class Batcher {
   }
 
   private schedule(): void {
+    // after a forward, the next check phase runs whatever the poll phase read
+    // meanwhile (see runOne): those requests waited for the forward already
     if (this.running || this.immediate) return;
     const o = this.oldest();
     if (!o) return;
@@ -158,6 +168,13 @@ export class Batcher {
       this.running = false;
     }
     this.settleIdle();
-    this.schedule();
+    // requests that arrived during the forward sit unread in their sockets: the
+    // poll phase reads them, then this check-phase callback runs them at once,
+    // without --max-wait-ms (that wait is for an idle server, where waiting a
+    // little costs nothing; here the forward was the wait)
+    this.immediate = setImmediate(() => {
+      this.immediate = null;
+      if (this.queued) this.runOne();
+    });
   }
 }

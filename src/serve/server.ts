@@ -121,7 +121,10 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     const t0 = performance.now();
     const ctx: LogCtx = { model: '', endpoint: 'other', images: 0 };
     active++;
+    const gone = new AbortController();
+    ctx.signal = gone.signal;
     res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
       // a response never finished: the client went away, or its body was cut short (answered 400 by clientError below)
       const status = res.writableFinished ? res.statusCode : req.complete ? 499 : 400, code = String(status);
       metrics.requests.inc({ model: ctx.model, endpoint: ctx.endpoint, code });
@@ -199,7 +202,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     else json = body.toString('utf8');
     const r = parseInferRequest(parseJson(json), model.itemShape, limits.maxQueue, binary);
     ctx.images = r.n;
-    const y = await batcher.submit(model, r.x, r.n);
+    const y = await batcher.submit(model, r.x, r.n, ctx.signal);
     const out = { name: 'logits', datatype: 'FP32', shape: [r.n, ...model.outShape] };
     const head = { model_name: model.name, model_version: '1', ...(r.id !== undefined ? { id: r.id } : {}) };
     if (r.binaryOutput) {
@@ -230,7 +233,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
       throw e;
     }
     ctx.images = 1;
-    const y = await batcher.submit(model, x, 1);
+    const y = await batcher.submit(model, x, 1, ctx.signal);
     const p = softmax(y);
     const top = p.map((prob, id) => ({ id, label: model.cfg.classes?.[id] ?? String(id), prob }))
       .sort((a, b) => b.prob - a.prob).slice(0, Math.min(topk, classes));
@@ -273,7 +276,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   };
 }
 
-interface LogCtx { model: string; endpoint: string; images: number; error?: string }
+interface LogCtx { model: string; endpoint: string; images: number; error?: string; signal?: AbortSignal }
 
 const VERSION = '0.1.0';
 
