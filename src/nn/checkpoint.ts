@@ -274,11 +274,12 @@ function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }):
     bad('model_type', "'vit' or 'deit' (ViTForImageClassification, DeiTForImageClassification[WithTeacher])", type);
   const act = j.hidden_act ?? 'gelu';
   if (act !== 'gelu') bad('hidden_act', "'gelu' (exact erf GELU, the only activation this project runs)", act);
-  const num = (k: string, dflt?: number): number => {
-    const v = j[k] ?? dflt;
+  const num = (k: string, dflt: number): number => {
+    const v = j[k] === undefined ? dflt : j[k];
     if (typeof v !== 'number') bad(k, 'a number', v);
     return v as number;
   };
+  if (j.qkv_bias !== undefined && typeof j.qkv_bias !== 'boolean') bad('qkv_bias', 'true or false', j.qkv_bias);
   const C = num('hidden_size', 768);
   let classes: string[] | undefined, numClasses: number;
   if (isObj(j.id2label)) {
@@ -320,6 +321,9 @@ function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }):
 function hfPreprocess(p: unknown, file: string, cfg: VitConfig): Preprocess {
   const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
   if (!isObj(p)) return bad('(preprocessor config)', 'a JSON object', p);
+  for (const k of ['do_resize', 'do_rescale', 'do_normalize', 'do_center_crop'])
+    if (p[k] !== undefined && typeof p[k] !== 'boolean') bad(k, 'true or false', p[k]);
+  if (p.rescale_factor !== undefined && typeof p.rescale_factor !== 'number') bad('rescale_factor', 'a number (1/255)', p.rescale_factor);
   if (p.do_resize === false) bad('do_resize', 'true (a pipeline without a resize only fits images already at the model size)', p.do_resize);
   if (p.do_rescale !== false && p.rescale_factor !== undefined && Math.abs((p.rescale_factor as number) - 1 / 255) > 1e-9) bad('rescale_factor', '1/255', p.rescale_factor);
   if (p.do_rescale === false) bad('do_rescale', 'true (pixels /255)', p.do_rescale);
@@ -369,6 +373,7 @@ function timmHubConfig(j: Json, file: string): VitConfig {
     if (m[3]) cfg.distilled = true;
   }
   cfg.name = arch;
+  if (j.global_pool !== undefined && j.global_pool !== 'token') bad('global_pool', "'token' (class-token pooling, the only pooling this project runs)", j.global_pool);
   const a = j.model_args === undefined ? {} : j.model_args;
   if (!isObj(a)) return bad('model_args', 'an object', a);
   const map: Record<string, keyof VitConfig> = { img_size: 'imgSize', patch_size: 'patchSize', in_chans: 'inChans', num_classes: 'numClasses', embed_dim: 'embedDim', depth: 'depth', num_heads: 'numHeads', mlp_ratio: 'mlpRatio', qkv_bias: 'qkvBias' };
