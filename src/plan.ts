@@ -1,8 +1,8 @@
 // Planned inference: record one forward's kernel calls, give its activations
 // one reused arena, replay. No per-op allocation, no op or tape logic, no JS
 // objects per call at replay: a loop of backend.run over precomputed argument
-// lists. What CUDA graphs and TFLite's arena planner do, on the five-verb
-// backend interface.
+// lists. What CUDA graphs and TFLite's arena planner do, on the backend
+// interface (src/backend/backend.ts).
 //
 // Capture runs fn once, eagerly, with the backend's verbs hooked:
 //   alloc   a block with an id, live from this event on
@@ -13,9 +13,10 @@
 //           the host, e.g. a zero bias); recorded data, so it must not depend
 //           on the input:
 //   read    ...which is why any host read during fn fails the capture: what
-//           follows a read may depend on the data (ATME's unmerge composes
-//           maps on the host), and replay would bake in the captured image.
-//   logf    a step (proportional attention's log sizes, formed on the host).
+//           follows a read may depend on the data (ATME's composeMaps reads
+//           the maps; merge and unmerge do not), and replay would bake in
+//           the captured image.
+//   logf    a step (proportional attention's log sizes, with no read-back).
 // A block lives from its allocation to its last use by a step (not to its
 // free: eager scopes free everything at the end); the output lives to the end.
 // Blocks are then placed greedily by size, first fit among those whose
@@ -72,7 +73,7 @@ export class InferencePlan {
       }
       if (s.kind === 'write') { const p = at(s.at), d = s.data; return () => be.write(p, d); }
       const x = at(s.x), y = at(s.y), n = s.n;
-      return () => be.logf!(x, y, n);
+      return () => be.logf(x, y, n);
     });
     this.outPtr = at(output);
   }
@@ -148,9 +149,9 @@ export class InferencePlan {
         throw new CaptureError('capture: the forward reads the heap on the host (int32), so its later steps may depend on the data and cannot be replayed');
       },
     };
-    if (orig.logf) hooks.logf = (x: Ptr, y: Ptr, n: number) => {
+    hooks.logf = (x: Ptr, y: Ptr, n: number) => {
       steps.push({ kind: 'logf', x: ref(x), y: ref(y), n });
-      orig.logf!.call(be, x, y, n);
+      orig.logf.call(be, x, y, n);
     };
     const target = be as unknown as Record<string, unknown>;
     const saved: Record<string, unknown> = {};

@@ -17,7 +17,7 @@ import { Tensor, scope, setBackend, getBackend, liveTensorCount } from '../src/t
 import { backward, noGrad, zeroGrad, tapeLength } from '../src/autograd.js';
 import {
   parseSchedule, formatSchedule, toSteps, stepGrid, plan, planFromMap, readMap, merge, unmerge, composeMaps,
-  initialSizes, keyBias, similarity, featuresOf, keysOf, sourceCount, type Axis, type Grid, type Plan,
+  initialSizes, keyBias, similarity, featuresOf, keysOf, sourceCount, type Axis, type Grid, type MergePlan,
 } from '../src/cait/atme.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { countMacs, countParams } from '../src/cait/macs.js';
@@ -262,7 +262,7 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
           const B = 2, C = 6, T0 = grid0[0] * grid0[1], N0 = 1 + T0;
           const xd = randn(B * N0 * C, 41);
           let x = Tensor.from(xd, [B, N0, C]), sizes = initialSizes(B, N0), grid = grid0;
-          const plans: Plan[] = [];
+          const plans: MergePlan[] = [];
           for (const axis of ['h', 'v', 'h'] as Axis[]) {
             const p = plan({ axis, grid, batch: B, prefix: 1 }, featuresOf(x));
             ({ x, sizes } = merge(x, sizes, p));
@@ -308,7 +308,7 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     const test = suite(`atme: finite-difference gradients (${be.name})`);
     test.before(() => setBackend(be));
     const B = 2, C = 3, grid: Grid = [3, 5], N = 1 + 15;
-    const mk = (axis: Axis, seed: number): Plan => scope(() => {
+    const mk = (axis: Axis, seed: number): MergePlan => scope(() => {
       // a plan from random features: per-image partners, kept fixed while x is nudged
       const f = Tensor.from(randn(B * N * 4, seed), [B, N, 4]);
       return plan({ axis, grid, batch: B, prefix: 1 }, featuresOf(f));

@@ -1,6 +1,6 @@
-// The backend interface: eight members every backend has (name, scratch;
-// alloc, free, read, readI32, write for the heap; run for kernels; stats) and
-// two optional ones (readAsync, logf) that WebGPU needs. Everything above
+// The backend interface: nine members every backend has (name, scratch;
+// alloc, free, read, readI32, write for the heap; run and logf for compute;
+// stats) and one optional one (readAsync) that WebGPU adds. Everything above
 // (Tensor, autograd, nn, cait) talks to kernels only through these, so the
 // WASM build, the plain-TS reference and WebGPU are interchangeable.
 //
@@ -30,12 +30,16 @@ export interface Backend {
   /** Heap statistics, for leak tests and memory reports. */
   stats(): { bytesInUse: number; peakBytes: number; liveBlocks: number };
   /**
+   * y[i] = ln x[i] without a read-back (ATME's key bias): over the heap on the
+   * host for the CPU backends, a shader on WebGPU. Not a kernel of the table:
+   * the WASM build has no log, and Math.log rounded to f32 is the reference.
+   */
+  logf(x: Ptr, y: Ptr, n: number): void;
+  /**
    * Optional, offered by backends whose heap the host cannot read
-   * synchronously (WebGPU, whose `read` throws): an asynchronous copy out...
+   * synchronously (WebGPU, whose `read` throws): an asynchronous copy out.
    */
   readAsync?(p: Ptr, n: number): Promise<Float32Array>;
-  /** ...and y[i] = ln x[i] on the device, so ops that would otherwise compute on the host stay there (ATME's key bias). */
-  logf?(x: Ptr, y: Ptr, n: number): void;
 }
 
 /** A backend whose heap the host reads only asynchronously (WebGPU). */

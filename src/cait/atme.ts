@@ -16,6 +16,7 @@
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
+import { call } from '../backend/kernels.js';
 
 export type Axis = 'h' | 'v';
 /** One merge step: halve `axis` inside blocks[block], after its attention residual and before its MLP. */
@@ -60,12 +61,28 @@ export function formatSchedule(steps: readonly MergeStep[]): string {
   return steps.map((st) => `${st.axis}@${st.block}`).join(',');
 }
 
-/** Schedule as steps, from a string or steps; throws if a block is past `depth`. */
+/**
+ * Schedule as steps: a string (a saved config's) is parsed, steps (parsed
+ * once at the edge, e.g. by the CLI) are only checked, not formatted and
+ * parsed again; throws if a block is past `depth`.
+ */
 export function toSteps(schedule: string | readonly MergeStep[] | undefined, depth?: number): MergeStep[] {
-  const steps = typeof schedule === 'string' || schedule === undefined ? parseSchedule(schedule ?? '') : parseSchedule(formatSchedule(schedule));
+  const steps = typeof schedule === 'string' || schedule === undefined ? parseSchedule(schedule ?? '') : checkSteps(schedule);
   if (depth !== undefined) for (const st of steps)
     if (st.block >= depth) throw new Error(`merge schedule: block ${st.block} does not exist (the model has ${depth} blocks, 0..${depth - 1})`);
   return steps;
+}
+
+/** Steps given as objects: each an axis h or v at a block index, sorted by block, one per block (parseSchedule's rules). */
+function checkSteps(steps: readonly MergeStep[]): MergeStep[] {
+  const out = steps.map((st) => {
+    if (!st || (st.axis !== 'h' && st.axis !== 'v') || !Number.isInteger(st.block) || st.block < 0)
+      throw new Error(`merge schedule: step ${JSON.stringify(st)} is not {axis: 'h' | 'v', block: a 0-based block index}`);
+    return { axis: st.axis, block: st.block };
+  }).sort((a, b) => a.block - b.block);
+  for (let i = 1; i < out.length; i++)
+    if (out[i].block === out[i - 1].block) throw new Error(`merge schedule '${formatSchedule(out)}': two steps in block ${out[i].block} (one per block)`);
+  return out;
 }
 
 /** The grid after one step. */
@@ -109,7 +126,7 @@ export function similarity(src: SimilaritySource, axis: Axis, grid: Grid, prefix
   if (N !== prefix + grid[0] * grid[1]) throw new Error(`similarity: ${N} tokens, expected ${prefix} + ${grid[0]}x${grid[1]}`);
   if (offset + heads * dim > ld) throw new Error(`similarity: ${heads} heads x ${dim} at offset ${offset} exceed the width ${ld}`);
   const sim = new Tensor([B, sourceCount(grid, axis), 2], be);
-  be.run('atme_similarity', x.ptr + offset * 4, ld, heads, dim, B, prefix, grid[0], grid[1], axis === 'h' ? 0 : 1, sim.ptr);
+  call(be, 'atme_similarity', { x: x.ptr + offset * 4, ld, heads, dim, B, prefix, gh: grid[0], gw: grid[1], axis: axis === 'h' ? 0 : 1, sim: sim.ptr });
   return sim;
 }
 
@@ -119,8 +136,9 @@ export function similarity(src: SimilaritySource, axis: Axis, grid: Grid, prefix
  * t's destination index in `newGrid`. A Tensor only so that scope() frees it
  * with the activations that merge's backward needs it beside.
  * A plain object, not a class: scope() keeps tensors it finds in plain objects.
+ * (Not src/plan.ts's InferencePlan, a recorded forward.)
  */
-export interface Plan {
+export interface MergePlan {
   axis: Axis;
   grid: Grid;
   newGrid: Grid;
@@ -137,20 +155,20 @@ export interface PlanSpec { axis: Axis; grid: Grid; batch: number; prefix: numbe
  * pairing (source 2i+1 into destination 2i) when `by` is null. The choice is
  * an argmax: no gradient flows through it.
  */
-export function plan(spec: PlanSpec, by: SimilaritySource | null): Plan {
+export function plan(spec: PlanSpec, by: SimilaritySource | null): MergePlan {
   const { axis, grid, batch, prefix } = spec;
   if (!(grid[0] >= 1 && grid[1] >= 1)) throw new Error(`plan: empty grid ${grid[0]}x${grid[1]}`);
   const be = by ? by.x.backend : spec.backend;
   const map = new Tensor([batch, grid[0] * grid[1]], be);
   const sim = by ? similarity(by, axis, grid, prefix) : null;
   if (sim && sim.shape[0] !== batch) { sim.dispose(); map.dispose(); throw new Error(`plan: batch ${batch} but the similarity source has ${by!.x.shape[0]} images`); }
-  map.backend.run('atme_plan', sim ? sim.ptr : 0, batch, grid[0], grid[1], axis === 'h' ? 0 : 1, map.ptr);
+  call(map.backend, 'atme_plan', { sim: sim ? sim.ptr : 0, B: batch, gh: grid[0], gw: grid[1], axis: axis === 'h' ? 0 : 1, map: map.ptr });
   sim?.dispose();
   return { axis, grid: [grid[0], grid[1]], newGrid: stepGrid(grid, axis), prefix, batch, map };
 }
 
 /** A plan from explicit maps (one Int32Array [B * h*w]); each destination must map to itself. */
-export function planFromMap(spec: PlanSpec, map: Int32Array): Plan {
+export function planFromMap(spec: PlanSpec, map: Int32Array): MergePlan {
   const { axis, grid, batch, prefix } = spec, T = grid[0] * grid[1], newGrid = stepGrid(grid, axis), T2 = newGrid[0] * newGrid[1];
   if (map.length !== batch * T) throw new Error(`planFromMap: ${map.length} entries, expected ${batch} x ${T}`);
   for (let i = 0; i < map.length; i++) if (!(map[i] >= 0 && map[i] < T2)) throw new Error(`planFromMap: map[${i}] = ${map[i]} outside [0, ${T2})`);
@@ -159,7 +177,7 @@ export function planFromMap(spec: PlanSpec, map: Int32Array): Plan {
   return { axis, grid: [grid[0], grid[1]], newGrid, prefix, batch, map: t };
 }
 
-export function readMap(p: Plan): Int32Array { return p.map.backend.readI32(p.map.ptr, p.map.size); }
+export function readMap(p: MergePlan): Int32Array { return p.map.backend.readI32(p.map.ptr, p.map.size); }
 
 // ---------------------------------------------------------------- merge / unmerge
 
@@ -168,7 +186,7 @@ export function initialSizes(batch: number, tokens: number, backend?: Backend): 
   return Tensor.full([batch, tokens], 1, backend);
 }
 
-function checkTokens(what: string, x: Tensor, p: Plan, grid: Grid): void {
+function checkTokens(what: string, x: Tensor, p: MergePlan, grid: Grid): void {
   const [B, N] = x.shape;
   if (x.shape.length !== 3 || B !== p.batch || N !== p.prefix + grid[0] * grid[1])
     throw new Error(`${what}: x [${x.shape}] does not hold ${p.batch} x (${p.prefix} + ${grid[0]}x${grid[1]}) tokens`);
@@ -181,15 +199,15 @@ function checkTokens(what: string, x: Tensor, p: Plan, grid: Grid): void {
  * its sizes. The gradient reaches x (destinations and sources alike, weighted
  * s_t / s_new); sizes take none (they are counts).
  */
-export function merge(x: Tensor, sizes: Tensor, p: Plan): { x: Tensor; sizes: Tensor } {
+export function merge(x: Tensor, sizes: Tensor, p: MergePlan): { x: Tensor; sizes: Tensor } {
   checkTokens('merge', x, p, p.grid);
   const [B, N, C] = x.shape, be = x.backend, T = N - p.prefix, T2 = p.newGrid[0] * p.newGrid[1];
   if (sizes.size !== B * N) throw new Error(`merge: sizes [${sizes.shape}] for x [${x.shape}]`);
   const y = new Tensor([B, p.prefix + T2, C], be), ys = new Tensor([B, p.prefix + T2], be);
-  be.run('atme_merge_fwd', x.ptr, sizes.ptr, p.map.ptr, B, p.prefix, T, T2, C, y.ptr, ys.ptr);
+  call(be, 'atme_merge_fwd', { x: x.ptr, sizes: sizes.ptr, map: p.map.ptr, B, prefix: p.prefix, T, T2, C, y: y.ptr, ysizes: ys.ptr });
   record(y, [x], (dy) => {
     const dx = new Tensor(x.shape, be);
-    be.run('atme_merge_bwd', dy.ptr, sizes.ptr, ys.ptr, p.map.ptr, B, p.prefix, T, T2, C, dx.ptr);
+    call(be, 'atme_merge_bwd', { dy: dy.ptr, sizes: sizes.ptr, ysizes: ys.ptr, map: p.map.ptr, B, prefix: p.prefix, T, T2, C, dx: dx.ptr });
     return [dx];
   });
   return { x: y, sizes: ys };
@@ -197,28 +215,21 @@ export function merge(x: Tensor, sizes: Tensor, p: Plan): { x: Tensor; sizes: Te
 
 /**
  * Proportional attention's key bias: log(size) per token, [B, N] (0 for the
- * prefix). B*N values, formed on the host (a log kernel for so few is not
- * worth its table-free polynomial).
+ * prefix, whose size is 1). Backend.logf forms it without a read-back
+ * (WebGPU cannot read synchronously; a planned forward, src/plan.ts, must not
+ * read at all).
  */
 export function keyBias(sizes: Tensor): Tensor {
-  const be = sizes.backend;
-  if (be.logf) {
-    // formed without a read-back (WebGPU cannot read synchronously; a planned
-    // forward, src/plan.ts, must not read at all)
-    const bias = new Tensor(sizes.shape, be);
-    be.logf(sizes.ptr, bias.ptr, sizes.size);
-    return bias;
-  }
-  const s = sizes.toArray(), out = new Float32Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = Math.log(s[i]);
-  return Tensor.from(out, sizes.shape, sizes.backend);
+  const bias = new Tensor(sizes.shape, sizes.backend);
+  sizes.backend.logf(sizes.ptr, bias.ptr, sizes.size);
+  return bias;
 }
 
 /**
  * Maps of consecutive plans composed: [B * h0*w0], the index in the last
  * plan's grid of the token each original patch token was merged into.
  */
-export function composeMaps(plans: readonly Plan[]): Int32Array {
+export function composeMaps(plans: readonly MergePlan[]): Int32Array {
   if (plans.length === 0) throw new Error('composeMaps: no plans');
   const B = plans[0].batch, T0 = plans[0].grid[0] * plans[0].grid[1];
   for (let i = 1; i < plans.length; i++) {
@@ -247,14 +258,14 @@ export function composeMaps(plans: readonly Plan[]): Int32Array {
  * planned forward (src/plan.ts) can capture it. The result is the same copy;
  * the gradient sums the same terms grouped step by step.
  */
-export function unmerge(x: Tensor, plans: readonly Plan[]): Tensor {
+export function unmerge(x: Tensor, plans: readonly MergePlan[]): Tensor {
   const be = x.backend;
   if (plans.length === 0) {
     const y = new Tensor(x.shape, be);
-    be.run('copy2d', x.ptr, x.size, y.ptr, x.size, 1, x.size);
+    call(be, 'copy2d', { src: x.ptr, sld: x.size, dst: y.ptr, dld: x.size, rows: 1, cols: x.size });
     return record(y, [x], (dy) => {
       const dx = new Tensor(x.shape, be);
-      be.run('copy2d', dy.ptr, dy.size, dx.ptr, dy.size, 1, dy.size);
+      call(be, 'copy2d', { src: dy.ptr, sld: dy.size, dst: dx.ptr, dld: dy.size, rows: 1, cols: dy.size });
       return [dx];
     });
   }
@@ -271,14 +282,14 @@ export function unmerge(x: Tensor, plans: readonly Plan[]): Tensor {
 }
 
 /** One plan undone: [B, prefix + h'w', C] -> [B, prefix + hw, C] by the plan's map. */
-function unmergeStep(x: Tensor, p: Plan): Tensor {
+function unmergeStep(x: Tensor, p: MergePlan): Tensor {
   const [B, , C] = x.shape, be = x.backend, prefix = p.prefix;
   const T = p.grid[0] * p.grid[1], T2 = p.newGrid[0] * p.newGrid[1];
   const y = new Tensor([B, prefix + T, C], be);
-  be.run('atme_unmerge_fwd', x.ptr, p.map.ptr, B, prefix, T, T2, C, y.ptr);
+  call(be, 'atme_unmerge_fwd', { x: x.ptr, map: p.map.ptr, B, prefix, T, T2, C, y: y.ptr });
   return record(y, [x], (dy) => {
     const dx = new Tensor(x.shape, be);
-    be.run('atme_unmerge_bwd', dy.ptr, p.map.ptr, B, prefix, T, T2, C, dx.ptr);
+    call(be, 'atme_unmerge_bwd', { dy: dy.ptr, map: p.map.ptr, B, prefix, T, T2, C, dx: dx.ptr });
     return [dx];
   });
 }

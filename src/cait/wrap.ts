@@ -20,7 +20,7 @@ import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import {
   ATME_DEFAULTS, SIMILARITIES, featuresOf, formatSchedule, initialSizes, keyBias, keysOf, merge, plan, toSteps, unmerge,
-  type AtmeOptions, type Grid, type MergeStep, type Plan, type SimilaritySource,
+  type AtmeOptions, type Grid, type MergeStep, type MergePlan, type SimilaritySource,
 } from './atme.js';
 
 export interface CaitOptions extends Partial<AtmeOptions> {
@@ -38,7 +38,7 @@ export interface CaitOptions extends Partial<AtmeOptions> {
  * unmerged again ([B, prefix + h_k*w_k, C] on the grid before merge k): what
  * each position loses by being merged.
  */
-export interface TokensOut { tokens: Tensor; plans: Plan[]; sizes: Tensor | null; grid: Grid; stream?: Tensor; residuals?: Tensor[] }
+export interface TokensOut { tokens: Tensor; plans: MergePlan[]; sizes: Tensor | null; grid: Grid; stream?: Tensor; residuals?: Tensor[] }
 
 /** A head on all final tokens (dense prediction); it may use the ViT's parameters (no parameters of its own). */
 export interface TokenHead {
@@ -80,7 +80,7 @@ export class CaitModel implements Trainable {
   forwardTokens(x: Tensor): TokensOut {
     const vit = this.vit, B = x.shape[0], prefix = vit.numPrefixTokens;
     let h = vit.embed(x), grid: Grid = vit.grid, sizes: Tensor | null = null, bias: Tensor | null = null;
-    const plans: Plan[] = [], residuals: Tensor[] = [], keepResidual = !!this.head?.keepsMergeResidual;
+    const plans: MergePlan[] = [], residuals: Tensor[] = [], keepResidual = !!this.head?.keepsMergeResidual;
     let k = 0;
     for (let i = 0; i < vit.blocks.length; i++) {
       const step = this.schedule[k]?.block === i ? this.schedule[k++] : null;
