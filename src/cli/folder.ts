@@ -1,7 +1,8 @@
 // `--data DIR` for train, eval and compress: an ImageFolder directory
 // (src/data/folder.ts), its flags, loading with a progress line and the decode
 // rate, and the classification scores (top-1, top-5, per class, confusion).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { Svg } from '../util/svg.js';
 import { join } from 'node:path';
 import { Tensor, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
@@ -113,4 +114,52 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
     printFolderScores(s, `${dir} validation images`);
   }
   return { model: file, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge };
+}
+
+// ------------------------------------------------------------ confusion matrix figure (cait plot --confusion)
+
+/** `confusion` and `classes` from `cait eval --json` output (the JSON line, or a whole captured stdout). */
+export function readConfusion(path: string): { confusion: number[][]; classes: string[] } {
+  if (!existsSync(path)) throw new Error(`${path}: not found`);
+  const lines = readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).reverse();
+  for (const line of lines) {
+    let o: { confusion?: unknown; classes?: unknown };
+    try { o = JSON.parse(line) as typeof o; } catch { continue; }
+    const c = o.confusion;
+    if (!Array.isArray(c)) continue;
+    const K = c.length;
+    if (!K || !c.every((r) => Array.isArray(r) && r.length === K && r.every((v) => Number.isInteger(v) && v >= 0))) throw new Error(`${path}: 'confusion' must be a square matrix of counts`);
+    const classes = Array.isArray(o.classes) && o.classes.length === K ? o.classes.map(String) : Array.from({ length: K }, (_, i) => String(i));
+    return { confusion: c as number[][], classes };
+  }
+  throw new Error(`${path}: no JSON object with a 'confusion' matrix (the output of cait eval --data DIR --json)`);
+}
+
+/**
+ * The confusion matrix as an SVG heat map: rows the true class, columns the
+ * predicted one, each cell shaded by its share of the row (so classes of
+ * different sizes compare) and labelled with its count; the diagonal's share
+ * (per-class accuracy) at the right.
+ */
+export function confusionSvg(m: { confusion: number[][]; classes: string[] }, o: { title?: string; width?: number } = {}): { svg: string; points: number } {
+  const K = m.confusion.length, labelW = Math.min(180, 12 + 7 * Math.max(...m.classes.map((c) => c.length)));
+  const W = o.width ?? Math.max(420, labelW + 70 + K * 44), cell = Math.max(14, Math.floor((W - labelW - 80) / K));
+  const top = (o.title ? 44 : 16) + labelW * 0.72, left = labelW + 24;
+  const H = top + K * cell + 40;
+  const svg = new Svg(W, H, { background: '#ffffff', title: o.title ?? 'confusion matrix' });
+  if (o.title) svg.text(W / 2, 26, o.title, { 'text-anchor': 'middle', 'font-size': 16, 'font-weight': 600, fill: '#1d2330' });
+  const rows = m.confusion.map((r) => r.reduce((a, b) => a + b, 0));
+  m.classes.forEach((c, i) => {
+    svg.text(left - 8, top + i * cell + cell / 2 + 4, c, { 'text-anchor': 'end', fill: '#1d2330' });
+    const x = left + i * cell + cell / 2;
+    svg.text(x, top - 8, c, { 'text-anchor': 'start', fill: '#1d2330', transform: `rotate(-45 ${x} ${top - 8})` });
+  });
+  m.confusion.forEach((r, i) => r.forEach((v, j) => {
+    const share = rows[i] ? v / rows[i] : 0, shade = Math.round(255 - 200 * share);
+    svg.rect(left + j * cell, top + i * cell, cell, cell, { fill: i === j ? `rgb(${shade},${Math.round(255 - 120 * share)},${shade})` : `rgb(255,${shade},${shade})`, stroke: '#e3e6ec' });
+    if (v && cell >= 18) svg.text(left + j * cell + cell / 2, top + i * cell + cell / 2 + 4, String(v), { 'text-anchor': 'middle', 'font-size': Math.min(12, cell / 2.2), fill: share > 0.6 ? '#ffffff' : '#1d2330' });
+  }));
+  m.confusion.forEach((r, i) => { if (rows[i]) svg.text(left + K * cell + 6, top + i * cell + cell / 2 + 4, `${((100 * r[i]) / rows[i]).toFixed(0)}%`, { fill: '#5b6475', 'font-size': 11 }); });
+  svg.text(left + (K * cell) / 2, H - 14, 'predicted class (rows: true class; shade: share of the row)', { 'text-anchor': 'middle', fill: '#5b6475' });
+  return { svg: svg.toString(), points: K * K };
 }

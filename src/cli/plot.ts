@@ -15,6 +15,7 @@ import { basename, dirname, join } from 'node:path';
 import { JSON_FLAG, UsageError, command, type Flags } from './flags.js';
 import { checkOutputFlag, emitJson } from './common.js';
 import { Svg, PALETTE, formatTick, linearScale, niceDomain } from '../util/svg.js';
+import { confusionSvg, readConfusion } from './folder.js';
 
 // ------------------------------------------------------------ training curves
 
@@ -220,6 +221,7 @@ export function tradeoffSvg(points: TradeoffPoint[], o: { x?: 'latency' | 'macs'
 const PLOT_FLAGS = {
   log: { type: 'string', value: 'RUN/log.jsonl[,...]', help: 'training logs (or run directories), comma-separated: curves per epoch' },
   tradeoff: { type: 'string', value: 'results.json[,...]', help: 'the output of `cait demo --json` (or a list of {label, accuracy, median_ms}): accuracy vs latency' },
+  confusion: { type: 'string', value: 'eval.json', help: 'the output of `cait eval --data DIR --json`: its confusion matrix as a heat map' },
   out: { type: 'string', value: 'FILE.svg', help: 'the SVG to write (required)' },
   metrics: { type: 'string', value: 'loss,lr,...', help: 'fields to plot from the log', defaultText: 'loss, lr and any accuracy field' },
   x: { type: 'string', value: 'FIELD', help: 'x axis: a log field (epoch, step) for --log; latency or macs for --tradeoff', defaultText: 'epoch / latency' },
@@ -231,21 +233,22 @@ const PLOT_FLAGS = {
 export const plotCommand = command({
   name: 'plot',
   summary: 'SVG figures: training curves from log.jsonl, or accuracy against latency or MACs',
-  usage: ['--log runs/fmnist/log.jsonl --out docs/curves.svg', '--log runs/a,runs/b --metrics loss,gradNorm --x step --out curves.svg', '--tradeoff results.json --x macs --out tradeoff.svg'],
+  usage: ['--log runs/fmnist/log.jsonl --out docs/curves.svg', '--confusion eval.json --out confusion.svg', '--log runs/a,runs/b --metrics loss,gradNorm --x step --out curves.svg', '--tradeoff results.json --x macs --out tradeoff.svg'],
   flags: PLOT_FLAGS,
   run: plotRun,
 });
 
 function plotRun(f: Flags<typeof PLOT_FLAGS>): void {
-  const { log, tradeoff, out, width } = f;
-  if (!log === !tradeoff) throw new UsageError('give one of --log (training curves) or --tradeoff (accuracy vs latency)');
+  const { log, tradeoff, confusion, out, width } = f;
+  if ([log, tradeoff, confusion].filter(Boolean).length !== 1) throw new UsageError('give one of --log (training curves), --tradeoff (accuracy vs latency) or --confusion (confusion matrix)');
   if (!out) throw new UsageError('missing --out FILE.svg');
   const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
   const logFile = (p: string) => (existsSync(p) && statSync(p).isDirectory() ? join(p, 'log.jsonl') : p);
-  const inputs = [...list(log ?? '').map((p) => ({ flag: '--log', path: logFile(p) })), ...list(tradeoff ?? '').map((p) => ({ flag: '--tradeoff', path: p }))];
+  const inputs = [...list(log ?? '').map((p) => ({ flag: '--log', path: logFile(p) })), ...list(tradeoff ?? '').map((p) => ({ flag: '--tradeoff', path: p })), ...(confusion ? [{ flag: '--confusion', path: confusion }] : [])];
   checkOutputFlag('out', out, inputs);
   let r: { svg: string; points: number };
-  if (log) {
+  if (confusion) r = confusionSvg(readConfusion(confusion), { title: f.title, width });
+  else if (log) {
     const runs = list(log).map(readLog);
     r = curvesSvg(runs, { metrics: f.metrics ? list(f.metrics) : undefined, x: f.x, title: f.title, width });
   } else {
@@ -256,5 +259,5 @@ function plotRun(f: Flags<typeof PLOT_FLAGS>): void {
   }
   writeFileAtomic(out, Buffer.from(r.svg, 'utf8'), inputs);
   if (!f.json) console.log(`wrote ${out} (${r.points} points)`);
-  emitJson(f, { out, kind: log ? 'curves' : 'tradeoff', points: r.points, bytes: Buffer.byteLength(r.svg) });
+  emitJson(f, { out, kind: confusion ? 'confusion' : log ? 'curves' : 'tradeoff', points: r.points, bytes: Buffer.byteLength(r.svg) });
 }
