@@ -120,9 +120,11 @@ const ok = Object.entries(platforms).filter((e): e is [string, Platform] => !('e
 const first = ok[0]?.[1];
 const cmp: Cmp[] = [];
 if (first) {
+  // impl names carry the build (relaxed or simd, which differs by engine): rows match by float or int8
+  const int8 = (g: GemmRow) => g.impl.includes('int8');
   for (const g of first.gemm) {
-    cmp.push({ row: `GEMM ${g.M}x${g.K}x${g.N}, ${g.threads === 1 ? '1 thread' : `pool x${g.threads}`}`, unit: 'GFLOP/s',
-      values: Object.fromEntries(ok.map(([k, v]) => [k, v.gemm.find((x) => x.M === g.M && x.K === g.K && x.N === g.N && x.threads === g.threads)?.gflops ?? null])) });
+    cmp.push({ row: `GEMM ${g.M}x${g.K}x${g.N}${int8(g) ? ' int8' : ''}, ${g.threads === 1 ? '1 thread' : `pool x${g.threads}`}`, unit: 'GFLOP/s',
+      values: Object.fromEntries(ok.map(([k, v]) => [k, v.gemm.find((x) => x.M === g.M && x.K === g.K && x.N === g.N && x.threads === g.threads && int8(x) === int8(g))?.gflops ?? null])) });
   }
   for (const m of first.results) {
     const name = MODEL_NAMES[m.model] ? `${MODEL_NAMES[m.model]} ${m.variant === 'cait' ? 'CAIT' : 'dense'}` : String(m.model);

@@ -7,7 +7,12 @@
 //   gemm    the README's / bench/gemm.ts's shapes, NN layout, checked against a
 //           float64 triple loop first (the pool bit for bit against one thread).
 //           Rows in bench/gemm.ts's schema (M, K, N, threads, impl, gflops,
-//           gflopsMean, gflopsBest, rme, samples). bench/gemm.ts times with
+//           gflopsMean, gflopsBest, rme, samples). int8 rows (impl caitjs-int8-*,
+//           2MNK integer multiply-adds counted as flops): quantize_rows of the
+//           float input then qgemm against weights packed once (pack_qb), as
+//           int8 inference runs a layer; checked against the float64 product
+//           with the quantized weights, within the activation rounding bound.
+//           bench/gemm.ts times with
 //           benchmark.js; here each call is timed alone (performance.now), in
 //           ROUNDS interleaved rounds of GEMM_ROUND_MS per shape and thread
 //           count, and gflops is the median call of the best round (as there).
@@ -25,7 +30,7 @@
 // thread's for every committed model and DeiT-Tiny (dense and CAIT), and
 // DeiT-Tiny dense at batch 8 gets >= 1.7x throughput from the pool.
 import type { Backend } from '../src/backend/backend.js';
-import { NN } from '../src/backend/kernels.js';
+import { NN, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
 import { setBackend, getBackend, Tensor, scope } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { InferencePlan, CaptureError } from '../src/plan.js';
@@ -69,6 +74,8 @@ export interface SuiteOptions {
   gemmRounds: number;
   /** Milliseconds of calls per round, shape and thread count. */
   gemmRoundMs: number;
+  /** Also the int8 GEMM (quantize_rows + qgemm) at the same shapes (default true). */
+  int8?: boolean;
   structures: StructureRow[];
   /** Committed models to time at batch 1: label and safetensors bytes. */
   committed: Array<{ label: string; file: string; bytes: Uint8Array }>;
@@ -140,7 +147,46 @@ async function runGemm(o: SuiteOptions, say: (s: string) => void): Promise<{ row
       runs.push({ M, K, N, threads, impl: `caitjs-${variant}`, fn, free: () => { be.free(a); be.free(b); be.free(c); }, rounds: [] });
     }
   }
-  say(`gemm: ${o.gemm.length} shapes verified against a float64 triple loop${o.pool ? ' (pool bit for bit against one thread)' : ''}`);
+  if (o.int8 !== false) for (const [M, K, N] of o.gemm) {
+    // weights per output channel (N x K int8, row stride K) with their scales; the float input quantized per call
+    const X = rand(M * K, 3), Wq = new Int8Array(Math.ceil(N * K / 4) * 4), sw = new Float32Array(N);
+    for (let i = 0; i < N * K; i++) Wq[i] = Math.round((rand(1, i + 7)[0]) * 254);
+    for (let j = 0; j < N; j++) sw[j] = 0.01 * (1 + (j % 5) / 5);
+    // float64 product with the quantized weights, and the bound the 7-bit activation rounding allows (half a step per term)
+    const want = new Float64Array(M * N), bound = new Float64Array(M * N);
+    for (let i = 0; i < M; i++) {
+      let lo = 0, hi = 0;
+      for (let k = 0; k < K; k++) { lo = Math.min(lo, X[i * K + k]); hi = Math.max(hi, X[i * K + k]); }
+      const half = (hi - lo) / 127 / 2;
+      for (let j = 0; j < N; j++) {
+        let acc = 0, abs = 0;
+        for (let k = 0; k < K; k++) { const wv = sw[j] * Wq[j * K + k]; acc += wv * X[i * K + k]; abs += Math.abs(wv); }
+        want[i * N + j] = acc; bound[i * N + j] = abs * half * 1.001 + 1e-5;
+      }
+    }
+    let one: Float32Array | null = null;
+    for (const [be, threads] of bes) {
+      const x = be.alloc(M * K), w = be.alloc(Wq.length / 4), wp = be.alloc(Math.ceil(qPackedBytes(K, N) / 4)), scale = be.alloc(N);
+      const qa = be.alloc(Math.ceil(qRowsBytes(M, K) / 4)), rowp = be.alloc(2 * Math.ceil(M / 4) * 4), c = be.alloc(M * N);
+      const free = () => { for (const q of [x, w, wp, scale, qa, rowp, c]) be.free(q); };
+      try {
+        be.write(x, X); be.write(w, new Int32Array(Wq.buffer)); be.write(scale, sw);
+        be.run('pack_qb', K, N, w, K, wp);
+      } catch (e) { free(); say(`gemm int8: skipped (${(e as Error).message}; an older kernel build?)`); break; }
+      const fn = () => { be.run('quantize_rows', x, K, M, K, qa, rowp); be.run('qgemm', M, N, K, qa, rowp, wp, scale, 0, c, N, 0); };
+      fn();
+      const got = be.read(c, M * N);
+      let worst = 0, over = -1;
+      for (let i = 0; i < want.length; i++) { const d = Math.abs(got[i] - want[i]); if (!(d <= bound[i])) over = i; worst = Number.isNaN(d) ? Infinity : Math.max(worst, d); }
+      if (over >= 0) throw new Error(`int8 gemm ${M}x${K}x${N} x${threads}: [${over}] = ${got[over]}, want ${want[over]} within ${bound[over]}`);
+      if (one && got.some((v, i) => !Object.is(v, one![i]))) throw new Error(`int8 gemm ${M}x${K}x${N}: the pool's result is not bit-identical to one thread's`);
+      one ??= got;
+      verify.push({ gemm: `${M}x${K}x${N} int8`, threads, against: 'float64 product with the quantized weights, within the 7-bit activation rounding bound', max_abs_diff: worst });
+      const variant = (be as unknown as { variant?: string }).variant ?? be.name;
+      runs.push({ M, K, N, threads, impl: `caitjs-int8-${variant}`, fn, free, rounds: [] });
+    }
+  }
+  say(`gemm: ${o.gemm.length} shapes${runs.some((r) => r.impl.includes('int8')) ? ', float and int8,' : ''} verified against float64 products${o.pool ? ' (pool bit for bit against one thread)' : ''}`);
   // warm-up (tier-up of the wasm code), then interleaved rounds
   for (const r of runs) { const end = performance.now() + 150; do r.fn(); while (performance.now() < end); }
   for (let round = 0; round < o.gemmRounds; round++) {
@@ -192,7 +238,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
 
   const g = o.gemm.length ? await runGemm(o, say) : { rows: [], verify: [] };
   verify.push(...g.verify);
-  for (const r of g.rows) say(`  gemm ${r.M}x${r.K}x${r.N} x${r.threads}: ${r.gflops} GFLOP/s (±${r.rme}%, ${r.samples} calls)`);
+  for (const r of g.rows) say(`  gemm ${r.M}x${r.K}x${r.N} ${r.impl} x${r.threads}: ${r.gflops} GFLOP/s (±${r.rme}%, ${r.samples} calls)`);
 
   // ---- the groups timed together: (model, batch) -> runners
   interface Group { model: string; batch: number; cfg: VitConfig; make: (t: number, shape: number[]) => Runner[] }
