@@ -195,6 +195,21 @@ test('a model folder (transformers layout) by path and by URL', async () => {
   }
 });
 
+test('wasm override (path and bytes) and a thread pool give the same logits', async () => {
+  const img = join(SAMPLES, samples[4].file);
+  const base = await load(CAIT, { backend: 'wasm-simd' });
+  const want = await base.forward(base.preprocess(img));
+  base.dispose();
+  const simd = join(ROOT, 'build/cait.simd.wasm');
+  for (const o of [{ wasm: simd }, { wasm: new Uint8Array(readFileSync(simd)) }, { wasm: join(ROOT, 'build') + '/' }, { threads: 2 }] as const) {
+    const m = await load(CAIT, { backend: 'wasm-simd', ...o });
+    try {
+      const z = await m.forward(m.preprocess(img));
+      assert.ok(maxDiff(z, want) < 1e-5, `${JSON.stringify(Object.keys(o))}: ${maxDiff(z, want)}`);
+    } finally { m.dispose(); }
+  }
+});
+
 test('errors name what was wrong', async () => {
   const fails = async (fn: () => Promise<unknown>, re: RegExp) => {
     try { await fn(); } catch (e) { assert.match((e as Error).message, re); return; }
