@@ -1,0 +1,134 @@
+// The int8 model file: safetensors, as a float model file (timm names, the
+// config in __metadata__.config) except that each quantized Linear's weight
+// is I8 (its own shape, e.g. [E, C, P, P] for the patch embedding) beside an
+// F32 `<layer>.weight_scale` [out], and
+//   __metadata__.quant = {"scheme":"int8-dynamic","weights":"...","activations":"...","layers":[names]}
+// Loading: src/nn/checkpoint.ts calls the decoder registered here for the
+// scheme (importing this module registers it); it hands the model the
+// dequantized float weights, so any loader and any backend can run the file.
+// quantizeLoaded(model, metadata) then gives the model its int8 forwards
+// with the file's exact int8 values (remembered per load by the metadata
+// object the loader returns). loadQuantized does both for a path or bytes.
+import { registerQuantScheme } from '../nn/checkpoint.js';
+import { modelFromBytes } from '../nn/load-bytes.js';
+import type { LoadOptions } from '../nn/checkpoint.js';
+import { SafetensorsError, type SafeTensor } from '../io/safetensors.js';
+import type { VisionTransformer } from '../nn/vit.js';
+import { INT8_SCHEME, dequantizeWeight, quantizeModel, type Int8Weight, type QuantizedModel } from './int8.js';
+
+export const SCALE_SUFFIX = '.weight_scale';
+
+export interface QuantMetadata { scheme: string; weights: string; activations: string; layers: string[] }
+
+export function quantMetadata(layers: Iterable<string>): QuantMetadata {
+  return {
+    scheme: INT8_SCHEME,
+    weights: 'per output channel, symmetric int8 in [-127, 127]: W ~ weight_scale[out] * weight (I8)',
+    activations: 'per token at run time, asymmetric 7-bit (src/quant/int8.ts, assembly/qgemm.ts)',
+    layers: [...layers],
+  };
+}
+
+type Entry = { dtype: 'F32'; shape: readonly number[]; data: Float32Array } | { dtype: 'I8'; shape: readonly number[]; data: Int8Array };
+
+/** Safetensors bytes with F32 and I8 tensors (F32 first, then by name: the 4-byte data stays aligned). */
+export function writeMixedSafetensors(tensors: Map<string, Entry>, metadata: Record<string, string>): Uint8Array {
+  const list = [...tensors.entries()].sort(([a, x], [b, y]) => (x.dtype !== y.dtype ? (x.dtype === 'F32' ? -1 : 1) : a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [name, t] of list) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new Error(`tensor '${name}': shape [${t.shape}] has ${n} elements, data ${t.data.length}`);
+    const bytes = t.data.byteLength;
+    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const h = new TextEncoder().encode(JSON.stringify(header)), padded = Math.ceil(h.length / 8) * 8;
+  const out = new Uint8Array(8 + padded + offset);
+  new DataView(out.buffer).setUint32(0, padded, true);
+  out.set(h, 8);
+  out.fill(0x20, 8 + h.length, 8 + padded);
+  let pos = 8 + padded;
+  for (const [, t] of list) { out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos); pos += t.data.byteLength; }
+  return out;
+}
+
+/**
+ * The bytes of an int8 model file for `vit` quantized by `qm`; `extra`
+ * metadata (e.g. ATME's switches) rides along. Float parameters must be finite.
+ */
+export function quantizedFileBytes(vit: VisionTransformer, qm: QuantizedModel, extra: Record<string, string> = {}): Uint8Array {
+  const tensors = new Map<string, Entry>();
+  for (const [n, p] of vit.namedParameters()) {
+    const layer = n.endsWith('.weight') ? n.slice(0, -'.weight'.length) : null;
+    const w = layer !== null ? qm.weights.get(layer) : undefined;
+    if (w) {
+      tensors.set(n, { dtype: 'I8', shape: p.shape, data: w.q });
+      tensors.set(layer + SCALE_SUFFIX, { dtype: 'F32', shape: [w.scale.length], data: w.scale });
+      continue;
+    }
+    const data = p.toArray();
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new Error(`parameter '${n}' has a non-finite value at ${i}: not saved`);
+    tensors.set(n, { dtype: 'F32', shape: p.shape, data });
+  }
+  return writeMixedSafetensors(tensors, { format: 'pt', config: JSON.stringify(vit.cfg), ...extra, quant: JSON.stringify(quantMetadata(qm.weights.keys())) });
+}
+
+/** Exact int8 weights of the files decoded so far, by the metadata object their load returned. */
+const decoded = new WeakMap<Record<string, string>, Map<string, Int8Weight>>();
+
+function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, string>, file: string): Map<string, SafeTensor> {
+  const out = new Map<string, SafeTensor>(), ints = new Map<string, Int8Weight>();
+  for (const [name, t] of tensors) {
+    if (name.endsWith(SCALE_SUFFIX)) continue;
+    const layer = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : null;
+    const s = layer !== null ? tensors.get(layer + SCALE_SUFFIX) : undefined;
+    if (t.dtype === 'I8') {
+      if (!s) throw new SafetensorsError(file, `tensor '${name}' is I8 but '${layer ?? name}${SCALE_SUFFIX}' (its F32 scales) is missing`);
+      if (s.dtype !== 'F32' || s.shape.length !== 1 || s.shape[0] !== t.shape[0])
+        throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}': expected F32 [${t.shape[0]}] (one scale per output channel of [${t.shape}]), got ${s.dtype} [${s.shape}]`);
+      for (let i = 0; i < s.data.length; i++) if (!(Number.isFinite(s.data[i]) && s.data[i] >= 0))
+        throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}'[${i}] is ${s.data[i]}: scales must be finite and >= 0`);
+      const q = Int8Array.from(t.data), scale = Float32Array.from(s.data);
+      ints.set(layer!, { q, scale });
+      out.set(name, { dtype: 'F32', shape: t.shape, data: dequantizeWeight(q, scale) });
+    } else {
+      if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new SafetensorsError(file, `tensor '${name}' has dtype ${t.dtype}: an int8 file holds I8 weights and float everything else`);
+      out.set(name, t);
+    }
+  }
+  for (const name of tensors.keys()) if (name.endsWith(SCALE_SUFFIX) && !ints.has(name.slice(0, -SCALE_SUFFIX.length)))
+    throw new SafetensorsError(file, `'${name}' scales no I8 weight`);
+  decoded.set(metadata, ints);
+  return out;
+}
+registerQuantScheme(INT8_SCHEME, decodeInt8);
+
+/** The scheme a file's metadata declares, or null for a float file. */
+export function quantScheme(metadata: Record<string, string>): string | null {
+  if (metadata.quant === undefined) return null;
+  try { return (JSON.parse(metadata.quant) as { scheme?: string }).scheme ?? null; } catch { return null; }
+}
+
+/**
+ * Give a model loaded from an int8 file (any loader: loadModel, modelFromBytes,
+ * the library's load) its int8 forwards, with the file's int8 values when this
+ * process decoded it, else re-quantized from the dequantized weights (the same
+ * int8 values; scales within an ulp). Returns null for a float file.
+ */
+export function quantizeLoaded(model: VisionTransformer, metadata: Record<string, string>): QuantizedModel | null {
+  const scheme = quantScheme(metadata);
+  if (scheme === null) return null;
+  if (scheme !== INT8_SCHEME) throw new Error(`quantized with scheme '${scheme}', expected '${INT8_SCHEME}'`);
+  const given = decoded.get(metadata);
+  let layers: string[] = [];
+  try { layers = (JSON.parse(metadata.quant) as QuantMetadata).layers ?? []; } catch { /* checked by the loader */ }
+  const keep = new Set(given ? given.keys() : layers);
+  return quantizeModel(model, { given, skip: (n) => !keep.has(n) });
+}
+
+/** An int8 model file (bytes) as a model running int8 (float files load as float: quant is then null). */
+export function loadQuantizedBytes(bytes: Uint8Array, opts: LoadOptions = {}, file = '<buffer>'): { model: VisionTransformer; metadata: Record<string, string>; quant: QuantizedModel | null } {
+  const { model, metadata } = modelFromBytes(bytes, opts, file);
+  return { model, metadata, quant: quantizeLoaded(model, metadata) };
+}

@@ -1,0 +1,169 @@
+// int8 inference by wrapping: every Linear of a VisionTransformer (qkv, proj,
+// fc1, fc2, the head, the patch embedding's conv-as-linear) gets a forward
+// that runs the int8 kernels (assembly/qgemm.ts); the model's classes are not
+// changed. Because the ViT's own forward still runs (the blocks call
+// this.qkv.forward, this.mlp.forward), whatever wraps the ViT stacks with it:
+// ATME's CaitModel (merging between the residual branches), a CDCP-compact
+// model (narrower Linears, same classes), both, and src/plan.ts (the kernels'
+// pointer arguments are in the kernel table, so a planned forward replays them).
+//
+// Scheme "int8-dynamic":
+//   weights      per output channel, symmetric: s_j = max|W_j| / 127,
+//                w = round(W / s_j) in [-127, 127] (round half away from zero);
+//   activations  per token at run time (no calibration): quantize_rows'
+//                asymmetric 7-bit (see assembly/qgemm.ts why 7 bits);
+//   float        LayerNorm, softmax, attention's two batched GEMMs (q k^T,
+//                a v: both operands are activations, re-quantized per head
+//                would cost more than the 2 of 12 GFLOP-per-image they are at
+//                DeiT-Tiny's 197 tokens), residual adds, GELU (fused in the store).
+// The float parameters are overwritten with the dequantized weights s_j * w,
+// so the same model runs on a backend without int8 kernels (WebGPU) with the
+// int8 model's weights, as float.
+// Gradients: with autograd on, a quantized Linear runs its float (dequantized)
+// forward; the int8 path is inference only.
+import { Tensor, keep } from '../tensor.js';
+import { isGradEnabled } from '../autograd.js';
+import type { Backend } from '../backend/backend.js';
+import { qPackedBytes, qRowsBytes } from '../backend/kernels.js';
+import { Linear, ConvAsLinear, Mlp } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+
+export const INT8_SCHEME = 'int8-dynamic';
+
+/** round(|v| / s) with v's sign (half away from zero), within [-127, 127] */
+const qv = (v: number, s: number): number => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
+
+/** Per-channel symmetric int8 of W [out, in]: w = round(W / s), s = max|W_row| / 127 (0 for a zero row). */
+export function quantizeWeight(W: Float32Array, out: number): { q: Int8Array; scale: Float32Array } {
+  const inp = W.length / out, q = new Int8Array(W.length), scale = new Float32Array(out);
+  for (let j = 0; j < out; j++) {
+    let m = 0;
+    for (let k = 0; k < inp; k++) m = Math.max(m, Math.abs(W[j * inp + k]));
+    const s = Math.fround(m / 127);
+    scale[j] = s;
+    if (s === 0) continue;
+    for (let k = 0; k < inp; k++) q[j * inp + k] = qv(W[j * inp + k], s);
+  }
+  return { q, scale };
+}
+
+/** s_j * w[j, k] in f32. */
+export function dequantizeWeight(q: Int8Array, scale: Float32Array): Float32Array {
+  const out = scale.length, inp = q.length / out, w = new Float32Array(q.length);
+  for (let j = 0; j < out; j++) for (let k = 0; k < inp; k++) w[j * inp + k] = q[j * inp + k] * scale[j];
+  return w;
+}
+
+/** True where the int8 kernels can run (the CPU backends; WebGPU runs the dequantized weights). */
+export function hasInt8Kernels(be: Backend): boolean {
+  return be.name === 'reference' || be.name.startsWith('wasm');
+}
+
+/** A Linear's int8 weights on its backend: packed panels + column sums, and the channel scales. */
+export class QLinear {
+  readonly packed: Tensor;
+  readonly scale: Tensor;
+  constructor(readonly q: Int8Array, scaleData: Float32Array, readonly N: number, readonly K: number, readonly bias: Tensor | null, readonly backend: Backend) {
+    const be = backend, raw = new Int32Array(Math.ceil((N * K) / 4));
+    new Int8Array(raw.buffer).set(q);
+    const tmp = be.alloc(raw.length);
+    try {
+      be.write(tmp, raw);
+      this.packed = keep(new Tensor([qPackedBytes(K, N) / 4], be));
+      be.run('pack_qb', K, N, tmp, K, this.packed.ptr);
+    } finally { be.free(tmp); }
+    this.scale = keep(Tensor.from(scaleData, [N], be));
+  }
+
+  /** y = x W^T + b through the int8 kernels; gelu: GELU fused in the store. */
+  forward(x: Tensor, gelu = false): Tensor {
+    const { N, K } = this, be = x.backend;
+    if (x.shape[x.shape.length - 1] !== K) throw new Error(`int8 linear: input [${x.shape}] does not end in ${K}`);
+    const R = x.size / K;
+    const qa = new Tensor([Math.max(1, qRowsBytes(R, K) / 4)], be), rowp = new Tensor([Math.max(1, 2 * R)], be);
+    const y = new Tensor([...x.shape.slice(0, -1), N], be);
+    be.run('quantize_rows', x.ptr, K, R, K, qa.ptr, rowp.ptr);
+    be.run('qgemm', R, N, K, qa.ptr, rowp.ptr, this.packed.ptr, this.scale.ptr, this.bias ? this.bias.ptr : 0, y.ptr, N, gelu ? 1 : 0);
+    qa.dispose(); rowp.dispose();
+    return y;
+  }
+
+  dispose(): void { this.packed.dispose(); this.scale.dispose(); }
+}
+
+type AnyLinear = Linear | ConvAsLinear;
+const isLinear = (m: Module): m is AnyLinear => m instanceof Linear || m instanceof ConvAsLinear;
+
+/** Every module under `root` with its dotted name (timm's), depth first. */
+export function namedModules(root: Module, prefix = ''): Array<[string, Module]> {
+  const out: Array<[string, Module]> = [[prefix.replace(/\.$/, ''), root]];
+  const children = (root as unknown as { _children: Map<string, Module> })._children;
+  for (const [n, c] of children) out.push(...namedModules(c, `${prefix}${n}.`));
+  return out;
+}
+
+export interface QuantizeOptions {
+  /** Layers (dotted names, e.g. 'head') left in float; default none. */
+  skip?: (name: string) => boolean;
+  /** Int8 weights and scales to use as they are (a loaded file), by layer name; others are quantized from the float weights. */
+  given?: ReadonlyMap<string, Int8Weight>;
+}
+
+/** What quantizeModel did: the layers, and how to undo it. */
+export interface Int8Weight { q: Int8Array; scale: Float32Array }
+
+export class QuantizedModel {
+  constructor(
+    /** The int8 weights and scales by layer name (what a file stores), whatever the backend. */
+    readonly weights: ReadonlyMap<string, Int8Weight>,
+    /** The layers running the int8 kernels (none on a backend without them). */
+    readonly layers: ReadonlyMap<string, QLinear>,
+    private readonly restore: Array<() => void>) {}
+  /** Restores the float forwards (the float weights stay dequantized) and frees the int8 weights. */
+  dispose(): void {
+    for (const r of this.restore) r();
+    for (const l of this.layers.values()) l.dispose();
+  }
+}
+
+const QUANTIZED = Symbol('int8');
+
+/**
+ * Quantize `model`'s Linears in place (see the header). The model keeps
+ * working on any backend: where int8 kernels exist its Linears run them.
+ * Quantizing twice is an error (undo with the returned handle's dispose).
+ */
+export function quantizeModel(model: Module, o: QuantizeOptions = {}): QuantizedModel {
+  const tagged = model as unknown as Record<symbol, unknown>;
+  if (tagged[QUANTIZED]) throw new Error('quantizeModel: the model is already quantized');
+  const layers = new Map<string, QLinear>(), weights = new Map<string, Int8Weight>(), restore: Array<() => void> = [];
+  const all = namedModules(model);
+  for (const [name, m] of all) {
+    if (!isLinear(m) || o.skip?.(name)) continue;
+    const w = m.weight, N = w.shape[0], K = w.size / N;
+    const given = o.given?.get(name);
+    const { q, scale } = given ?? quantizeWeight(w.toArray(), N);
+    if (q.length !== w.size || scale.length !== N) throw new Error(`quantizeModel: ${name}: int8 weight of ${q.length} values / ${scale.length} scales for a weight [${w.shape}]`);
+    w.write(dequantizeWeight(q, scale));
+    weights.set(name, { q, scale });
+    if (!hasInt8Kernels(w.backend)) continue;
+    const ql = new QLinear(q, scale, N, K, m.bias, w.backend);
+    layers.set(name, ql);
+    const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
+    const float = m.forward.bind(m);
+    m.forward = (x: Tensor) => (isGradEnabled() ? float(x) : ql.forward(x));
+    restore.push(() => { if (own) m.forward = own; else delete (m as Partial<AnyLinear>).forward; });
+  }
+  // the MLP's first Linear with its GELU fused into the int8 store (ops.linearGelu does this in float)
+  for (const [name, m] of all) {
+    if (!(m instanceof Mlp)) continue;
+    const fc1 = layers.get(`${name}.fc1`);
+    if (!fc1) continue;
+    const float = m.forward.bind(m);
+    m.forward = (x: Tensor) => (isGradEnabled() ? float(x) : m.fc2.forward(fc1.forward(x, true)));
+    restore.push(() => { delete (m as Partial<Mlp>).forward; });
+  }
+  tagged[QUANTIZED] = true;
+  restore.push(() => { delete tagged[QUANTIZED]; });
+  return new QuantizedModel(weights, layers, restore);
+}
