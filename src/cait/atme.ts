@@ -18,11 +18,10 @@ import { record } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
 import { call } from '../backend/kernels.js';
 
-export type Axis = 'h' | 'v';
-/** One merge step: halve `axis` inside blocks[block], after its attention residual and before its MLP. */
-export interface MergeStep { axis: Axis; block: number }
-/** Patch grid [rows, cols]. */
-export type Grid = readonly [number, number];
+// The schedule grammar lives with the model config (src/nn/schedule.ts: the
+// config validator parses it too, and nn sits below cait); re-exported here.
+import { parseSchedule, formatSchedule, stepGrid, type Axis, type MergeStep, type Grid } from '../nn/schedule.js';
+export { parseSchedule, formatSchedule, stepGrid, type Axis, type MergeStep, type Grid };
 /** Partner choice: cosine of head-averaged keys (the method), of the token features, or fixed 1x2 pooling. */
 export type Similarity = 'keys' | 'features' | 'fixed';
 export const SIMILARITIES: readonly Similarity[] = ['keys', 'features', 'fixed'];
@@ -36,30 +35,6 @@ export interface AtmeOptions {
 export const ATME_DEFAULTS: Readonly<AtmeOptions> = { similarity: 'keys', propAttn: true };
 
 // ---------------------------------------------------------------- schedules
-
-/**
- * "h@3,v@6" -> [{axis: 'h', block: 3}, {axis: 'v', block: 6}]. Blocks are
- * 0-based (the doc's DeiT MAC figures count so); steps come back sorted by
- * block. "" and "none" are the empty schedule. One step per block: a second
- * step in the same block would need keys for tokens that no longer exist.
- */
-export function parseSchedule(s: string): MergeStep[] {
-  const text = s.trim();
-  if (text === '' || text === 'none') return [];
-  const steps = text.split(',').map((part) => {
-    const m = /^\s*([hv])\s*@\s*(\d+)\s*$/.exec(part);
-    if (!m) throw new Error(`merge schedule: '${part.trim()}' is not AXIS@BLOCK (AXIS h or v, BLOCK a 0-based block index), in '${s}'`);
-    return { axis: m[1] as Axis, block: Number(m[2]) };
-  });
-  steps.sort((a, b) => a.block - b.block);
-  for (let i = 1; i < steps.length; i++)
-    if (steps[i].block === steps[i - 1].block) throw new Error(`merge schedule '${s}': two steps in block ${steps[i].block} (one per block)`);
-  return steps;
-}
-
-export function formatSchedule(steps: readonly MergeStep[]): string {
-  return steps.map((st) => `${st.axis}@${st.block}`).join(',');
-}
 
 /**
  * Schedule as steps: a string (a saved config's) is parsed, steps (parsed
@@ -83,12 +58,6 @@ function checkSteps(steps: readonly MergeStep[]): MergeStep[] {
   for (let i = 1; i < out.length; i++)
     if (out[i].block === out[i - 1].block) throw new Error(`merge schedule '${formatSchedule(out)}': two steps in block ${out[i].block} (one per block)`);
   return out;
-}
-
-/** The grid after one step. */
-export function stepGrid(grid: Grid, axis: Axis): [number, number] {
-  const [h, w] = grid;
-  return axis === 'h' ? [h, (w + 1) >> 1] : [(h + 1) >> 1, w];
 }
 
 // ---------------------------------------------------------------- partner choice

@@ -12,7 +12,7 @@
 // environment variable CAIT_MAX_MODEL_BYTES (a byte count, e.g. 8e9).
 //
 // Unknown fields are kept and ignored (a newer writer may add some).
-import { parseSchedule, stepGrid, type Grid } from '../cait/atme.js';
+import { parseSchedule, stepGrid, type Grid } from './schedule.js';
 import { findDuplicateKey } from '../io/safetensors.js';
 import { blockWidths, numPrefixTokens, type VitConfig } from './presets.js';
 
