@@ -1,0 +1,208 @@
+// Your own images: an ImageFolder of Fashion-MNIST PNGs written by the test
+// with the project's encoder, end to end through the CLI (train, eval,
+// compress, plot --confusion, predict with the folders' class names), and the
+// folder library itself (layouts, seeded held-out split, label matching,
+// decode cache, RGB batches through a preprocess config, metrics, and
+// structure-only compression that keeps a model's weights).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/mnist.js';
+import { encodePng } from '../src/io/image.js';
+import { listFolder, loadFolder, loadPixels, matchClasses, viewOf, PixelSplit, folderBatches, FolderError } from '../src/data/folder.js';
+import { ClassMetrics } from '../src/data/metrics.js';
+import { getPreset, type VitConfig } from '../src/nn/presets.js';
+import { createModel, loadModel } from '../src/nn/model.js';
+import { importanceMasks } from '../src/cait/structure.js';
+import { extractCompact } from '../src/cait/extract.js';
+import { blockWidths } from '../src/nn/presets.js';
+import { Tensor, scope } from '../src/tensor.js';
+import { noGrad } from '../src/autograd.js';
+import { cait } from './cait.js';
+import { Rng } from '../src/util/rng.js';
+
+const root = mkdtempSync(join(tmpdir(), 'cait-folder-'));
+const fm = loadFashionMnist();
+// the folders' decode caches go to the temp dir (restored after)
+const savedCache = process.env.CAIT_CACHE_DIR;
+process.env.CAIT_CACHE_DIR = join(root, 'cache');
+const dirName = (c: number) => FASHION_MNIST_CLASSES[c].replace(/\//g, '_');
+
+/** DIR/<split>/<class>/<i>.png: `per` images of each class, spread over the split. */
+function writeFolder(dir: string, split: 'train' | 'test', per: number, sub = split === 'train' ? 'train' : 'val'): void {
+  const s = fm[split];
+  for (let c = 0; c < 10; c++) {
+    const d = join(dir, sub, dirName(c));
+    mkdirSync(d, { recursive: true });
+    const idx: number[] = [];
+    for (let i = 0; i < s.n; i++) if (s.labels[i] === c) idx.push(i);
+    for (let j = 0; j < per; j++) {
+      const i = idx[Math.floor((j * idx.length) / per)], rgba = new Uint8Array(784 * 4);
+      for (let p = 0; p < 784; p++) { rgba[4 * p] = rgba[4 * p + 1] = rgba[4 * p + 2] = s.images[i * 784 + p]; rgba[4 * p + 3] = 255; }
+      writeFileSync(join(d, `${i}.png`), encodePng(28, 28, rgba));
+    }
+  }
+}
+const data = join(root, 'fm');
+writeFolder(data, 'train', 12);
+writeFolder(data, 'test', 6);
+
+test('end to end: train, eval, plot --confusion, compress and predict from a folder, class names from the folders', async () => {
+  const t0 = performance.now();
+  const run = join(root, 'run');
+  const tr = await cait('train', '--data', data, '--epochs', '1', '--batch', '40', '--out', run, '--quiet', '--json');
+  assert.is(tr.code, 0, tr.stderr);
+  const names = FASHION_MNIST_CLASSES.map((c) => c.replace(/\//g, '_')).sort();
+  assert.equal(tr.json.classes, names, 'a new model takes its classes from the folders (sorted)');
+  assert.is(tr.json.n, 60, 'scored on the val split');
+  assert.ok(tr.json.decode_images_per_sec > 0);
+  const model = join(run, 'model.safetensors');
+  assert.equal(loadModel(model).model.cfg.classes, names);
+
+  const ev = await cait('eval', '--model', model, '--data', data, '--json');
+  assert.is(ev.code, 0, ev.stderr);
+  const j = ev.json;
+  assert.is(j.n, 60);
+  assert.ok(j.top5 >= j.top1, 'top-5 >= top-1');
+  assert.is(j.confusion.length, 10);
+  assert.is(j.confusion.flat().reduce((a: number, b: number) => a + b, 0), 60, 'every val image counted once');
+  const diag = j.confusion.reduce((s: number, r: number[], i: number) => s + r[i], 0);
+  assert.ok(Math.abs(diag / 60 - j.top1) < 1e-12, 'top-1 is the diagonal');
+  assert.equal(Object.keys(j.per_class).sort(), names);
+  assert.ok(j.images_per_sec > 0);
+  const evalOut = join(root, 'eval.json');
+  writeFileSync(evalOut, ev.stdout);
+  const svg = join(root, 'confusion.svg');
+  const pl = await cait('plot', '--confusion', evalOut, '--out', svg, '--json');
+  assert.is(pl.code, 0, pl.stderr);
+  assert.match(readFileSync(svg, 'utf8'), /Ankle boot/);
+
+  const comp = join(root, 'compressed.safetensors');
+  const c = await cait('compress', '--model', model, '--data', data, '--target-macs', '1.7', '--merge', 'h@1', '--search-epochs', '1', '--finetune-epochs', '1',
+    '--batch', '40', '--runs', '3', '--out', comp, '--quiet', '--json');
+  assert.is(c.code, 0, c.stderr);
+  assert.ok(c.json.mac_ratio >= 1.7 * 0.97, `MAC ratio ${c.json.mac_ratio}`);
+  for (const k of ['dense', 'compressed']) assert.ok(c.json[k].accuracy >= 0 && c.json[k].accuracy <= 1 && c.json[k].latencyMs > 0, k);
+  assert.equal(loadModel(comp).model.cfg.classes, names, 'the compressed model keeps the folder classes');
+
+  const img = join(data, 'val', 'Bag', readdirFirst(join(data, 'val', 'Bag')));
+  const p = await cait('predict', '--model', comp, '--image', img, '--top', '3', '--json');
+  assert.is(p.code, 0, p.stderr);
+  assert.is(p.json.top.length, 3);
+  for (const t of p.json.top) assert.ok(names.includes(t.label), `label '${t.label}' is a folder name`);
+  console.log(`  end to end in ${((performance.now() - t0) / 1000).toFixed(1)} s: val top-1 ${j.top1.toFixed(3)}, compressed ${c.json.compressed.accuracy.toFixed(3)} at ${c.json.mac_ratio.toFixed(2)}x fewer MACs`);
+});
+
+const readdirFirst = (d: string): string => readdirSync(d).sort()[0];
+
+test('CLI errors: unknown --data, labels that match nothing (listed), --val with a folder', async () => {
+  const bad = await cait('eval', '--model', 'models/fmnist-dense.safetensors', '--data', join(root, 'nope'));
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--data must be fashion-mnist, mnist or an image folder/);
+  const other = join(root, 'other');
+  mkdirSync(join(other, 'Cat'), { recursive: true });
+  mkdirSync(join(other, 'Trouser'), { recursive: true });
+  const png = encodePng(2, 2, new Uint8Array(16).fill(200));
+  writeFileSync(join(other, 'Cat', 'a.png'), png); writeFileSync(join(other, 'Trouser', 'b.png'), png);
+  const mis = await cait('eval', '--model', 'models/fmnist-dense.safetensors', '--data', other);
+  assert.is(mis.code, 1);
+  assert.match(mis.stderr, /class folder\(s\) 'Cat' match none of the model's 10 labels/);
+  const v = await cait('train', '--data', data, '--val', '5', '--epochs', '1', '--out', join(root, 'r2'));
+  assert.is(v.code, 2);
+});
+
+test('listFolder: train/val layout, flat layout with a seeded --val-split, errors', () => {
+  const l = listFolder(data);
+  assert.is(l.layout, 'split');
+  assert.is(l.train.files.length, 120); assert.is(l.val.files.length, 60);
+  assert.is(l.classes[0], 'Ankle boot');
+  const flat = join(data, 'train');
+  const a = listFolder(flat, { valSplit: 0.25, seed: 1 }), b = listFolder(flat, { valSplit: 0.25, seed: 1 }), c = listFolder(flat, { valSplit: 0.25, seed: 2 });
+  assert.is(a.layout, 'flat');
+  assert.is(a.val.files.length, 30, '3 of 12 per class');
+  assert.equal(a.val.files, b.val.files, 'same seed, same held-out images');
+  assert.not.equal(a.val.files, c.val.files);
+  assert.ok(a.val.files.every((f) => !a.train.files.includes(f)), 'disjoint');
+  const one = listFolder(flat);
+  assert.equal(one.train.files, one.val.files, 'no --val-split: one split for both');
+  assert.throws(() => listFolder(data, { valSplit: 0.2 }), /applies to a folder without train/);
+  assert.throws(() => listFolder(join(root, 'nothing')), /not a directory/);
+});
+
+test('matchClasses: by name (with / for _), or in order for a model without labels', () => {
+  const cfg = getPreset('vit_fmnist');
+  assert.equal(matchClasses(['Bag', 'T-shirt_top'], cfg), [8, 0]);
+  try { matchClasses(['Bag', 'Dog', 'Cat'], cfg, 'DIR'); assert.unreachable(); } catch (e) {
+    assert.instance(e, FolderError);
+    assert.match((e as Error).message, /'Dog', 'Cat' match none/);
+  }
+  assert.equal(matchClasses(['x', 'y'], { ...cfg, classes: undefined }), [0, 1]);
+  assert.throws(() => matchClasses(Array.from({ length: 11 }, (_, i) => `c${i}`), { ...cfg, classes: undefined }), /11 class folders/);
+});
+
+test('decode cache: a second load decodes nothing; a touched file is decoded again; bytes equal the grey images', () => {
+  const cfg = getPreset('vit_fmnist'), v = viewOf(cfg), files = listFolder(data).val.files;
+  const first = loadPixels(files, v, { cacheDir: join(root, 'c2') });
+  assert.is(first.stats.decoded, 60);
+  const second = loadPixels(files, v, { cacheDir: join(root, 'c2') });
+  assert.is(second.stats.decoded, 0);
+  assert.equal(Array.from(second.pixels), Array.from(first.pixels));
+  const t = new Date(Date.now() + 5000);
+  utimesSync(files[3], t, t);
+  assert.is(loadPixels(files, v, { cacheDir: join(root, 'c2') }).stats.decoded, 1, 'only the touched file');
+  // the grey view of a 28x28 PNG is the dataset's own bytes: the folder trains exactly like --data fashion-mnist
+  const i = Number(files[0].split('/').pop()!.replace('.png', ''));
+  assert.equal(Array.from(first.pixels.subarray(0, 784)), Array.from(fm.test.images.subarray(i * 784, (i + 1) * 784)));
+});
+
+test('RGB models with a preprocess config: C x S x S batches, normalised per channel, augmentation seeded', () => {
+  const cfg: VitConfig = { ...getPreset('micro'), mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3], classes: FASHION_MNIST_CLASSES,
+    preprocess: { kind: 'timm', size: 32, interpolation: 'bicubic', cropPct: 0.875, mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] } };
+  const fd = loadFolder(data, cfg, { splits: ['val'] });
+  assert.instance(fd.val, PixelSplit);
+  const b = [...folderBatches(fd.val, cfg, { batchSize: 7 })];
+  assert.is(b.length, 9);
+  assert.equal(b[0].shape, [7, 3, 32, 32]);
+  const p = (fd.val as PixelSplit).pixels(0).data;
+  assert.ok(Math.abs(b[0].x[0] - (p[0] / 255 - 0.5) / 0.2) < 1e-6 && Math.abs(b[0].x[1024] - (p[1] / 255 - 0.4) / 0.25) < 1e-6, 'CHW, per-channel');
+  const aug = (seed: number) => (fd.val as PixelSplit).makeBatch([0, 1, 2], { pad: 32, mean: 0, std: 1, augment: { rng: new Rng(seed), cropPad: 0, flip: true } }).x;
+  assert.equal(Array.from(aug(4)), Array.from(aug(4)));
+  assert.not.equal(Array.from(aug(4)), Array.from(aug(5)));
+});
+
+test('ClassMetrics: top-1, top-5 (ties count for the label), per class, confusion', () => {
+  const m = new ClassMetrics(6, ['a', 'b', 'c', 'd', 'e', 'f']);
+  m.add(Float32Array.from([5, 1, 0, 0, 0, 0, /**/ 0, 1, 9, 0, 0, 0, /**/ 9, 8, 7, 6, 5, 4]), [0, 1, 5], 3);
+  const r = m.result();
+  assert.is(r.n, 3);
+  assert.is(r.top1, 1 / 3);
+  assert.is(r.top5, 2 / 3, 'the third row ranks its label sixth');
+  assert.equal(r.perClass, [1, 0, null, null, null, 0]);
+  assert.equal(r.confusion[1], [0, 0, 1, 0, 0, 0]);
+});
+
+test('structure-only keeps weights: importance masks at full width reproduce the model; narrower keeps the strongest channels', () => {
+  const vit = createModel(getPreset('vit_fmnist'), 3), cfg = vit.cfg;
+  const full = Array.from({ length: cfg.depth }, (_, i) => blockWidths(cfg, i));
+  const same = extractCompact(vit, importanceMasks(vit, full), '');
+  const x = Tensor.from(new Float32Array(2 * 32 * 32).map((_, i) => Math.sin(i)), [2, 1, 32, 32]);
+  const a = noGrad(() => scope(() => vit.forward(x).toArray())), b = noGrad(() => scope(() => same.forward(x).toArray()));
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `logit ${i}: ${a[i]} vs ${b[i]}`);
+  // zero MLP channel 7 of block 0 everywhere: it must be the first one dropped
+  const fc1 = vit.blocks[0].mlp.fc1.weight, w = fc1.toArray();
+  for (let c = 0; c < 64; c++) w[7 * 64 + c] = 0;
+  fc1.write(w);
+  const narrow = importanceMasks(vit, full.map((f) => ({ ...f, mlp: f.mlp - 8 })));
+  assert.ok(!Array.from(narrow[0].mlp.keep).includes(7));
+  assert.is(narrow[0].mlp.keep.length, 248);
+  x.dispose(); vit.dispose(); same.dispose();
+});
+
+test.after(() => {
+  if (savedCache === undefined) delete process.env.CAIT_CACHE_DIR; else process.env.CAIT_CACHE_DIR = savedCache;
+  rmSync(root, { recursive: true, force: true });
+});
+
+test.run();
