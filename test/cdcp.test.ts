@@ -127,7 +127,7 @@ function indices(n: number, k: number, repeats: boolean): Int32Array {
 // 16x16 single-channel images, 4x4 patches: a 4x4 grid (N = 17), odd head dim 5.
 const small: VitConfig = {
   ...getPreset('vit_fmnist'), name: 'cdcp-test', imgSize: 16, patchSize: 4, embedDim: 15, depth: 3, numHeads: 3,
-  mlpRatio: 2, numClasses: 5, dataSize: 16, mean: [0], std: [1],
+  mlpRatio: 2, numClasses: 5, classes: ['a', 'b', 'c', 'd', 'e'], dataSize: 16, mean: [0], std: [1],
 };
 const D = 5, M = 30;
 

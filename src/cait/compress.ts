@@ -19,7 +19,7 @@ import type { Init } from '../nn/module.js';
 import { train, evaluate, saveTrained, type TrainData, type TrainOptions, type Trainable, type EpochLog } from '../train/trainer.js';
 import type { ImageSource } from '../data/augment.js';
 import type { VitConfig } from '../nn/presets.js';
-import type { AtmeOptions } from './atme.js';
+import { formatSchedule, toSteps, type AtmeOptions, type MergeStep } from './atme.js';
 import { CaitModel, type TokenHead } from './wrap.js';
 import { countMacs } from './macs.js';
 import type { Structure } from './structure.js';
@@ -41,8 +41,8 @@ export interface CompressTask {
 }
 
 export interface CompressOptions {
-  /** ATME schedule of the compressed model, e.g. "h@1,v@3" ('' = channel pruning only). */
-  merge: string;
+  /** ATME schedule of the compressed model: steps, or a string such as "h@1,v@3" ('' = channel pruning only), parsed once here. */
+  merge: string | readonly MergeStep[];
   atme?: Partial<AtmeOptions>;
   cdcp?: Partial<CdcpOptions>;
   distill?: Partial<DistillOptions>;
@@ -130,20 +130,21 @@ export function compress(dense: VisionTransformer, data: { train: TrainData; tes
   const denseRunner = head ? new CaitModel(dense, { merge: '', head }) : dense;
   const teacher = new Distiller(denseRunner, o.distill);
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const steps = toSteps(o.merge, dense.cfg.depth), merge = formatSchedule(steps);
 
   // 2. search
-  log(`search: ATME ${o.merge || 'none'} + CDCP masks under the MAC budget, distilled from the dense model, ${o.search.epochs} epoch(s)`);
+  log(`search: ATME ${merge || 'none'} + CDCP masks under the MAC budget, distilled from the dense model, ${o.search.epochs} epoch(s)`);
   const student = cloneModel(dense);
-  const search = new CdcpModel(student, { ...o.atme, merge: o.merge, cdcp: o.cdcp, distill: teacher, head });
+  const search = new CdcpModel(student, { ...o.atme, merge: steps, cdcp: o.cdcp, distill: teacher, head });
   const searchLog = train(search, data.train, { ...o.search, mean, std, outDir: join(o.outDir, 'search'), quiet, label: 'search' });
 
   // 3. extract, fine-tune
   const compact = search.extract();
   search.dispose();
   student.dispose();
-  const runner = new CaitModel(compact, { ...o.atme, merge: o.merge, head });
+  const runner = new CaitModel(compact, { ...o.atme, merge: steps, head });
   const extractedAccuracy = ev(runner, 'extract');
-  log(`extract: compact model of ${(compact.numParams() / 1e3).toFixed(0)}k parameters, ${(macsOf(compact.cfg, o.merge) / 1e6).toFixed(2)} MMACs; score before fine-tuning ${pct(extractedAccuracy)}`);
+  log(`extract: compact model of ${(compact.numParams() / 1e3).toFixed(0)}k parameters, ${(macsOf(compact.cfg, merge) / 1e6).toFixed(2)} MMACs; score before fine-tuning ${pct(extractedAccuracy)}`);
   log(`fine-tune: ${o.finetune.epochs} epoch(s), distilled from the dense model`);
   const finetuneLog = train(withDistillation(runner, teacher), data.train, { ...o.finetune, mean, std, outDir: join(o.outDir, 'finetune'), quiet, label: 'fine-tune' });
   const file = join(o.outDir, 'compressed.safetensors');
@@ -151,13 +152,13 @@ export function compress(dense: VisionTransformer, data: { train: TrainData; tes
 
   // 4. report, dense and compressed measured in the same process
   log(`report: score, MACs and latency (batch ${o.latencyBatch ?? 1}, ${o.latencyRuns ?? 100} interleaved runs) of the dense and the compressed model`);
-  const d = report(dense, denseRunner, '', 'report dense'), c = report(compact, runner, o.merge, 'report compressed');
+  const d = report(dense, denseRunner, '', 'report dense'), c = report(compact, runner, merge, 'report compressed');
   [d.latencyMs, c.latencyMs] = measureLatencies([denseRunner, runner], o.latencyBatch, o.latencyRuns);
   return {
     model: compact,
     report: {
       dense: d, compressed: c, macsRatio: d.macs / c.macs, speedup: d.latencyMs / c.latencyMs,
-      widths: compact.cfg.widths ?? [], merge: o.merge, extractedAccuracy, searchLog, finetuneLog, file,
+      widths: compact.cfg.widths ?? [], merge, extractedAccuracy, searchLog, finetuneLog, file,
     },
   };
 }

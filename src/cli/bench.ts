@@ -68,8 +68,9 @@ function macsRun(f: Flags<typeof MACS_FLAGS>): void {
   const cfg = modelConfig(f);
   let r, merge;
   try {
-    merge = formatSchedule(toSteps(f.merge ?? cfg.merge, cfg.depth));
-    r = countMacs(cfg, merge);
+    const steps = toSteps(f.merge ?? cfg.merge, cfg.depth);   // parsed once; the string is for the report
+    merge = formatSchedule(steps);
+    r = countMacs(cfg, steps);
   } catch (e) { throw new UsageError((e as Error).message); }
   const dense = countMacs(cfg, ''), params = countParams(cfg);
   // segmentation: the per-token classifier and the upsampling replace the class-token head

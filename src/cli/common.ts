@@ -10,7 +10,7 @@ import type { VitConfig } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
-import { SIMILARITIES, toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
+import { toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
 import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
 import { UsageError } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
@@ -93,8 +93,7 @@ export interface MergeFlagValues { merge?: string; similarity?: Similarity; 'no-
  * segmentation head (src/seg/model.ts), merging or not.
  */
 export function withMerging(vit: VisionTransformer, f: MergeFlagValues, metadata: Record<string, string> = {}): Trainable {
-  const sim = f.similarity;
-  if (sim !== undefined && !SIMILARITIES.includes(sim)) throw new UsageError(`--similarity must be one of ${SIMILARITIES.join(', ')}, got '${sim}'`);
+  const sim = f.similarity;   // an enum flag: checked by the parser
   const schedule = f.merge ?? vit.cfg.merge ?? '';
   let steps;
   try { steps = toSteps(schedule, vit.cfg.depth); } catch (e) { throw new UsageError((e as Error).message); }

@@ -94,7 +94,9 @@ function compressRun(f: CompressFlags): void {
   const seg = taskOf(f, dense.cfg) === 'segment';
   const folder = !seg && isFolder(f.data);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
-  const merge = f.merge !== undefined ? formatSchedule(toSteps(f.merge, dense.cfg.depth)) : pickStructure(dense.cfg, ratio).merge;
+  // parsed once here; the library gets the steps, the report and the saved config the string
+  const steps = f.merge !== undefined ? toSteps(f.merge, dense.cfg.depth) : toSteps(pickStructure(dense.cfg, ratio).merge, dense.cfg.depth);
+  const merge = formatSchedule(steps);
   // segmentation: scenes of the model's spec, its segmentation head in every stage, mean IoU as the score
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
   if (seg) {
@@ -131,7 +133,7 @@ function compressRun(f: CompressFlags): void {
   }
   const { model, report } = compress(dense, data, {
     log: f.json ? undefined : (line) => console.log(line),
-    merge, outDir: runDir, cdcp, task,
+    merge: steps, outDir: runDir, cdcp, task,
     atme: { ...(f.similarity ? { similarity: f.similarity } : {}), ...(f['no-prop-attn'] ? { propAttn: false } : {}) },
     distill: { alpha: f.alpha, tau: f.tau, hard: f['hard-distill'] },
     search: stage(f['search-epochs'], f.lr),
