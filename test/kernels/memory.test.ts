@@ -1,0 +1,60 @@
+// Memory after a model is disposed (issue #16, "Resources"): WebAssembly
+// memory cannot shrink, so what a disposed model held must be reused. A
+// DeiT-Tiny (random weights, saved once) loaded from its file, run once and
+// disposed five times: the WASM memory does not grow after the first round
+// and the allocator is back where it started. Also the allocator itself: a
+// freed tail returns to the bump pointer, freed neighbours coalesce.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadWasmSync } from '../../src/backend/wasm.js';
+import { HeapAllocator } from '../../src/backend/memory.js';
+import { Tensor, scope, setBackend, getBackend } from '../../src/tensor.js';
+import { noGrad } from '../../src/autograd.js';
+import { createModel, loadModel, saveModel } from '../../src/nn/model.js';
+import { getPreset } from '../../src/nn/presets.js';
+
+const test = suite('memory: disposed models give their heap back for reuse');
+
+test('HeapAllocator: a freed tail returns to the top; freed neighbours coalesce and are reused first-fit', () => {
+  let cap = 1 << 16;
+  const h = new HeapAllocator(cap, (need) => (cap = Math.max(need, cap * 2)));
+  const a = h.alloc(1000), b = h.alloc(1000), c = h.alloc(1000);
+  h.free(c);
+  assert.is(h.alloc(1000), c, 'the freed tail is the next allocation');
+  h.free(a); h.free(b);
+  assert.is(h.alloc(2000), a, 'a and b coalesced into one block');
+  assert.is(h.liveCount, 2);
+});
+
+test('DeiT-Tiny loaded, run and disposed 5 times: WASM memory does not grow after the first', () => {
+  const saved = getBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'cait-mem-'));
+  try {
+    const file = join(dir, 'deit-tiny.safetensors');
+    const be = loadWasmSync('auto');
+    setBackend(be);
+    const cfg = getPreset('deit_tiny_patch16_224');
+    const m0 = createModel(cfg, 3);
+    saveModel(file, m0);
+    m0.dispose();
+    const base = be.stats().bytesInUse;
+    const x = new Float32Array(3 * 224 * 224).fill(0.1);
+    const sizes: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const { model } = loadModel(file);
+      noGrad(() => scope(() => { model.forward(Tensor.from(x, [1, 3, 224, 224])).toArray(); }));
+      model.dispose();
+      assert.is(be.stats().bytesInUse, base, `round ${round + 1}: every block freed`);
+      sizes.push(be.memory.buffer.byteLength);
+    }
+    assert.ok(sizes.every((s) => s === sizes[0]), `memory per round (bytes): ${sizes.join(', ')}`);
+  } finally {
+    setBackend(saved);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
