@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Tensor } from '../tensor.js';
 import { latencyStats, timeRunners } from '../util/timing.js';
 import { VisionTransformer } from '../nn/vit.js';
-import type { Init } from '../nn/module.js';
+import { ZERO_INIT } from '../nn/module.js';
 import { train, evaluate, saveTrained, type TrainData, type TrainOptions, type Trainable, type EpochLog } from '../train/trainer.js';
 import type { ImageSource } from '../data/augment.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -79,7 +79,6 @@ export interface CompressReport {
   file: string;
 }
 
-const ZERO_INIT: Init = { truncNormal: () => 0, uniform: () => 0 };
 
 /** A parameter-for-parameter copy (the search trains its own weights; the teacher stays frozen). */
 export function cloneModel(m: VisionTransformer): VisionTransformer {

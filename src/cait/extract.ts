@@ -17,10 +17,9 @@ import { noGrad } from '../autograd.js';
 import { gatherCols, gatherRows } from '../ops/gather.js';
 import { VisionTransformer } from '../nn/vit.js';
 import type { VitConfig } from '../nn/presets.js';
-import type { Init } from '../nn/module.js';
+import { ZERO_INIT } from '../nn/module.js';
 import { widthsOf, type BlockMasks, type ChannelMask } from './cdcp.js';
 
-const ZERO_INIT: Init = { truncNormal: () => 0, uniform: () => 0 };
 
 /** Row (or column) factors u over `idx`, where idx picks channels of mask m through `ch`; null if all 1. */
 function factors(m: ChannelMask, ch: Int32Array): Float32Array | null {

@@ -25,10 +25,9 @@ import { VisionTransformer } from './vit.js';
 import { getPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
 import { ConfigError, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
 import { resamplePosEmbed } from './posembed.js';
-import type { Init } from './module.js';
+import { ZERO_INIT } from './module.js';
 
 /** Zero-cost init for models whose weights are loaded right after. */
-const ZERO_INIT: Init = { truncNormal: () => 0, uniform: () => 0 };
 
 export interface LoadOptions {
   /** A preset name (src/nn/presets.ts) for weights without a config. */

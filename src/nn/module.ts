@@ -8,6 +8,9 @@ export interface Init {
   uniform(lo: number, hi: number): number;
 }
 
+/** Every parameter zero: for models whose weights are written right after (loading, extraction, copies). */
+export const ZERO_INIT: Init = { truncNormal: () => 0, uniform: () => 0 };
+
 export abstract class Module {
   private readonly _params = new Map<string, Tensor>();
   private readonly _children = new Map<string, Module>();
