@@ -63,7 +63,7 @@ const committed = DEMO_MODELS.flatMap(([label, file]) => {
   const env0 = { runtime: 'node', ...environment(), engine: 'V8', browser: `Node ${process.versions.node}`, simd: true, relaxedSimd: relaxedSimdSupported(), threads: pool?.threads ?? 1, threadsAvailable: !!pool, webgpu: null, caitjs_backend: single.name, caitjs_pool: pool ? `${pool.name}, ${pool.threads} threads` : null, platform: `${os.platform()}-${os.arch()}` };
   const t0 = performance.now();
   const r = await runSuite({ single, pool, ...p, structures, committed, log: (l) => console.log(`  ${l}`) });
-  const env = { ...env0, pool_calls: pool ? { split_calls: pool.splitCalls, solo_calls: pool.soloCalls } : null, loadavgAfter: environment().loadavg, seconds: +((performance.now() - t0) / 1000).toFixed(1) };
+  const env = { ...env0, pool_stats: pool ? pool.poolStats() : null, loadavgAfter: environment().loadavg, seconds: +((performance.now() - t0) / 1000).toFixed(1) };
   await pool?.close();
   platforms.node = { what: SUITE_WHAT, env, ...r, config: { ...r.config, quick } };
 }
@@ -157,6 +157,11 @@ for (const [k, c] of Object.entries(checks)) {
   }
 }
 for (const [k, v] of Object.entries(platforms)) if ('error' in v) console.log(`  ${NAMES[k] ?? k}: ${v.error}`);
+for (const [k, v] of ok) {
+  const c = (v.env.pool_stats as { calibration?: { dispatchUs: { hot: number; cold: number }; minWork: Record<string, number> } | null } | null)?.calibration;
+  // (minWork values of Infinity come back from a page as null: never split)
+  if (c) console.log(`  ${NAMES[k] ?? k} pool: dispatch per split call ${c.dispatchUs.hot.toFixed(1)} us (workers spinning), ${c.dispatchUs.cold.toFixed(1)} us (asleep); split from work ${Object.entries(c.minWork ?? {}).map(([cls, w]) => `${cls} ${w === null ? 'never' : Math.round(w)}`).join(', ')}`);
+}
 console.log(`\nwrote ${outJson} and ${outSvg}`);
 
 /** Grouped horizontal bars: each row's speed on each platform relative to Node (higher is faster), the value printed beside. */

@@ -64,9 +64,10 @@ async function run(req: BenchRequest): Promise<Record<string, unknown>> {
     structures: (structureFile as { results: StructureRow[] }).results, committed, log,
     tick: () => new Promise((ok) => setTimeout(ok, 0)),
   });
-  const splits = pool ? { split_calls: pool.splitCalls, solo_calls: pool.soloCalls } : null;
+  // the pool's calibration (dispatch cost per split call, thresholds per kernel class) and its split/solo call counts
+  const poolStats = pool ? pool.poolStats() : null;
   await pool?.close();
-  return { what: SUITE_WHAT, env: { ...env, pool_calls: splits, seconds: +((performance.now() - t0) / 1000).toFixed(1) }, ...r, config: { ...r.config, quick: p.quick } };
+  return { what: SUITE_WHAT, env: { ...env, pool_stats: poolStats, seconds: +((performance.now() - t0) / 1000).toFixed(1) }, ...r, config: { ...r.config, quick: p.quick } };
 }
 
 self.onmessage = async (ev: MessageEvent<BenchRequest>) => {
