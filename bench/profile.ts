@@ -15,7 +15,7 @@ import { setBackend } from '../src/tensor.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { NP, NT, packedSize } from '../src/backend/kernels.js';
+import { NP, NT, packedSize, call } from '../src/backend/kernels.js';
 import { chosenStructure } from './structure.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
@@ -88,13 +88,13 @@ for (const [N, K] of [[744, 192], [192, 744], [576, 192]]) {
     const a = be.alloc(M * K), w = be.alloc(N * K), c = be.alloc(M * N);
     const packs = Array.from({ length: COPIES }, () => be.alloc(packedSize(K, N)));
     be.write(a, new Float32Array(M * K).map(Math.random)); be.write(w, new Float32Array(N * K).map(Math.random));
-    for (const p of packs) be.run('pack_b', NT, K, N, w, K, p);
+    for (const p of packs) call(be, 'pack_b', { layout: NT, K, N, b: w, ldb: K, dst: p });
     const reps = Math.max(COPIES, Math.round(1e8 / (2 * M * N * K) / COPIES) * COPIES);
     const rate = (cold: boolean) => {
       const rates: number[] = [];
       for (let r = 0; r < R + 3; r++) {
         const t = performance.now();
-        for (let q = 0; q < reps; q++) be.run('gemm', NP, M, N, K, 1, a, K, 0, packs[cold ? q % COPIES : 0], 0, 0, 0, c, N, 0, 1, 0, be.scratch);
+        for (let q = 0; q < reps; q++) call(be, 'gemm', { layout: NP, M, N, K, alpha: 1, a, lda: K, sa: 0, b: packs[cold ? q % COPIES : 0], ldb: 0, sb: 0, beta: 0, c, ldc: N, sc: 0, batch: 1, bias: 0, scratch: be.scratch });
         if (r >= 3) rates.push((2 * M * N * K * reps) / (performance.now() - t) / 1e6);
       }
       return +rates.sort((u, v) => u - v)[rates.length >> 1].toFixed(1);

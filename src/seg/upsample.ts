@@ -15,7 +15,7 @@
 // stage by stage); the matrices are constants and take none.
 import { Tensor } from '../tensor.js';
 import { record } from '../autograd.js';
-import { NN, TN } from '../backend/kernels.js';
+import { NN, TN, call } from '../backend/kernels.js';
 
 /** The [out, in] row-major weights of bilinear resampling along one axis (align_corners=False). */
 export function bilinearWeights(inSize: number, outSize: number): Float32Array {
@@ -45,14 +45,14 @@ export function upsampleTokens(z: Tensor, grid: readonly [number, number], ay: T
   const [B, N, K] = z.shape, Sh = ay.shape[0], Sw = ax.shape[0], row = Sw * K;
   const t = new Tensor([B, h, Sw, K], be), y = new Tensor([B * Sh * Sw, K], be);
   for (let b = 0; b < B; b++)
-    be.run('gemm', NN, Sw, K, w, 1, ax.ptr, w, 0, z.ptr + (b * N + prefix) * K * f, K, w * K, 0, t.ptr + b * h * row * f, K, row, h, 0, be.scratch);
-  be.run('gemm', NN, Sh, row, h, 1, ay.ptr, h, 0, t.ptr, row, h * row, 0, y.ptr, row, Sh * row, B, 0, be.scratch);
+    call(be, 'gemm', { layout: NN, M: Sw, N: K, K: w, alpha: 1, a: ax.ptr, lda: w, sa: 0, b: z.ptr + (b * N + prefix) * K * f, ldb: K, sb: w * K, beta: 0, c: t.ptr + b * h * row * f, ldc: K, sc: row, batch: h, bias: 0, scratch: be.scratch });
+  call(be, 'gemm', { layout: NN, M: Sh, N: row, K: h, alpha: 1, a: ay.ptr, lda: h, sa: 0, b: t.ptr, ldb: row, sb: h * row, beta: 0, c: y.ptr, ldc: row, sc: Sh * row, batch: B, bias: 0, scratch: be.scratch });
   t.dispose();
   return record(y, [z], (dy) => {
     const dt = new Tensor([B, h, Sw, K], be), dz = Tensor.zeros(z.shape, be);
-    be.run('gemm', TN, h, row, Sh, 1, ay.ptr, h, 0, dy.ptr, row, Sh * row, 0, dt.ptr, row, h * row, B, 0, be.scratch);
+    call(be, 'gemm', { layout: TN, M: h, N: row, K: Sh, alpha: 1, a: ay.ptr, lda: h, sa: 0, b: dy.ptr, ldb: row, sb: Sh * row, beta: 0, c: dt.ptr, ldc: row, sc: h * row, batch: B, bias: 0, scratch: be.scratch });
     for (let b = 0; b < B; b++)
-      be.run('gemm', TN, w, K, Sw, 1, ax.ptr, w, 0, dt.ptr + b * h * row * f, K, row, 0, dz.ptr + (b * N + prefix) * K * f, K, w * K, h, 0, be.scratch);
+      call(be, 'gemm', { layout: TN, M: w, N: K, K: Sw, alpha: 1, a: ax.ptr, lda: w, sa: 0, b: dt.ptr + b * h * row * f, ldb: K, sb: row, beta: 0, c: dz.ptr + (b * N + prefix) * K * f, ldc: K, sc: w * K, batch: h, bias: 0, scratch: be.scratch });
     dt.dispose();
     return [dz];
   });

@@ -3,6 +3,7 @@
 // Moments live beside the parameters in the backend heap; the update is one
 // kernel per tensor (assembly/adamw.ts).
 import { Tensor, keep } from '../tensor.js';
+import { call } from '../backend/kernels.js';
 
 export function decays(name: string, p: Tensor): boolean {
   return p.shape.length > 1 && !/(^|\.)(pos_embed|cls_token|dist_token)$/.test(name) && !name.endsWith('.bias');
@@ -36,7 +37,7 @@ export class AdamW {
     for (const [n, p] of this.params) {
       if (!p.grad) continue;
       const wd = decays(n, p) ? this.weightDecay : 0;
-      p.backend.run('adamw', p.ptr, p.grad.ptr, this.m.get(n)!.ptr, this.v.get(n)!.ptr, p.size, lr, this.b1, this.b2, this.eps, wd, bc1, bc2);
+      call(p.backend, 'adamw', { p: p.ptr, g: p.grad.ptr, m: this.m.get(n)!.ptr, v: this.v.get(n)!.ptr, n: p.size, lr, b1: this.b1, b2: this.b2, eps: this.eps, wd, bc1, bc2 });
       p.version++;
     }
   }
@@ -47,11 +48,11 @@ export class AdamW {
 /** Scale all gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   let sq = 0;
-  for (const p of params) if (p.grad) sq += p.backend.run('sum_sq', p.grad.ptr, p.grad.size);
+  for (const p of params) if (p.grad) sq += call(p.backend, 'sum_sq', { x: p.grad.ptr, n: p.grad.size });
   const norm = Math.sqrt(sq);
   if (maxNorm > 0 && norm > maxNorm) {
     const s = maxNorm / (norm + 1e-6);
-    for (const p of params) if (p.grad) p.backend.run('scale', p.grad.ptr, p.grad.ptr, p.grad.size, s);
+    for (const p of params) if (p.grad) call(p.backend, 'scale', { x: p.grad.ptr, y: p.grad.ptr, n: p.grad.size, s });
   }
   return norm;
 }

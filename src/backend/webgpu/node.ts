@@ -24,6 +24,7 @@
 import { existsSync } from 'node:fs';
 import type { Gpu, GpuAdapter, GpuDevice, GpuRequestAdapterOptions } from './gpu.js';
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+import { call } from '../kernels.js';
 
 export type WebGpuRoute = 'native' | 'swiftshader' | 'opengles';
 export const ROUTES: readonly WebGpuRoute[] = ['native', 'opengles', 'swiftshader'];
@@ -87,7 +88,7 @@ function wantedLimits(a: GpuAdapter): Record<string, number> {
 
 async function smoke(be: WebGpuBackend): Promise<void> {
   const p = be.alloc(4);
-  be.run('fill', p, 4, 1.5);
+  call(be, 'fill', { y: p, n: 4, v: 1.5 });
   const got = await be.readAsync(p, 4);
   be.free(p);
   if (!got.every((v) => v === 1.5)) throw new Error(`smoke test read back [${Array.from(got)}] instead of 1.5s`);
