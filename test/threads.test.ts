@@ -17,6 +17,7 @@ import { NN, NT, TN, type KernelName } from '../src/backend/kernels.js';
 import type { Backend } from '../src/backend/backend.js';
 import { Tensor, scope, setBackend, getBackend } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
+import { InferencePlan } from '../src/plan.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
@@ -175,6 +176,24 @@ test('calibration: dispatch cost and per-class thresholds measured in tens of ms
     assert.is(p.read(pc, 1)[0], 0.5 * 0.25 * K);
     p.free(pa); p.free(pb); p.free(pc);
   } finally { await p.close(); }
+});
+
+test('a planned forward captured on a pool not yet calibrated: calibration stays out of the plan, output unchanged', () => {
+  const cfg = getPreset('vit_fmnist'), S = cfg.imgSize, shape = [2, cfg.inChans, S, S], x = randn(2 * cfg.inChans * S * S, 5);
+  const capture = (be: Backend) => {
+    setBackend(be);
+    const vit = createModel(cfg, 7);
+    const plan = InferencePlan.capture(be, x, shape, (t) => vit.forward(t));
+    const y = plan.run(x);
+    plan.dispose(); vit.dispose();
+    return y;
+  };
+  const p = loadThreadedWasmSync({ threads: 2, variant: single.variant });
+  try {
+    assert.is(p.poolStats().calibration, null, 'not calibrated before the first call');
+    same(capture(p), capture(single), 'planned vit_fmnist logits');
+    assert.ok(p.poolStats().calibration, 'calibrated during the capture');
+  } finally { void p.close(); }
 });
 
 /** Runs `f` with console.warn captured; returns the warnings. */

@@ -436,9 +436,10 @@ export class ThreadedWasmBackend extends WasmBackend {
       }
     }
     const T = this.threads, n = 1 << 15, ex = this.exports;
-    const buf = [0, 1, 2].map(() => this.alloc(n));
+    // straight from the allocator: alloc/free may be hooked by a capture in progress (src/plan.ts)
+    const buf = [0, 1, 2].map(() => this.mem.alloc(n * 4));
     const [x, y, z] = buf;
-    const stats = this.alloc(256);
+    const stats = this.mem.alloc(256 * 4);
     for (const b of buf) ex.fill(b, n, 0.5);
     ex.fill(stats, 256, 1);
     // one thread's ns per unit of work, from a representative call of each class (its rule's own work measure)
@@ -481,7 +482,7 @@ export class ThreadedWasmBackend extends WasmBackend {
       cold.push(once());
     }
     this.splitCalls -= 40;
-    for (const b of [...buf, stats]) this.free(b);
+    for (const b of [...buf, stats]) this.mem.free(b);
     const dispatchUs = { hot: median(hot) * 1000, cold: median(cold) * 1000 };
     const minWork = {} as Record<KernelClass, number>;
     for (const c of CLASSES) minWork[c] = Math.ceil((MARGIN * dispatchUs.cold * 1000) / (nsPerUnit[c] * (1 - 1 / T)));
