@@ -12,7 +12,7 @@
 //                    layout, with alpha, beta and bias, on odd shapes). Columns
 //                    are never split: an edge tile (N % 8) rounds bias and beta
 //                    in another order than a full one.
-//   softmax, layernorm (fwd and bwd): by rows.
+//   softmax_fwd/bwd, layernorm_fwd: by rows.
 //   gelu_fwd/bwd     by runs of 16 floats (the unrolled loop's step), so each
 //                    element takes the same vector path.
 //   add, mul         by whole periods of the broadcast operand (m), or by
