@@ -15,6 +15,7 @@ import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/
 import { UsageError } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
 import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
+import { quantizeLoaded } from '../quant/format.js';
 
 // One WASM instance per variant per process: a command run in-process (tests,
 // src/cli/main.ts's `main`) reuses it rather than compiling another.
@@ -123,6 +124,7 @@ export function applyUnmergeFlag(cfg: VitConfig, f: MergeFlagValues): void {
 /** A model file, wrapped for merging as `withMerging` says. */
 export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues): Trainable {
   const { model, metadata } = loadModel(file, { preset });
+  quantizeLoaded(model, metadata);   // an int8 file runs the int8 kernels (src/quant/)
   return withMerging(model, f, metadata);
 }
 

@@ -29,6 +29,7 @@ import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { applyUnmergeFlag, checkOutputFlag, emitJson, need, useBackend } from './common.js';
+import { writeQuantized } from './quantize.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -39,6 +40,7 @@ const COMPRESS_FLAGS = {
   data: { type: 'string', value: 'NAME|DIR', help: 'training and test data: fashion-mnist, mnist, or an image folder (train split for the stages, val for the report)', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
   'target-macs': { type: 'number', above: 0, max: 1000, value: 'RATIO', help: 'MAC budget: a reduction factor (1.7 = 1.7x fewer), or a fraction of the dense MACs when below 1 (required)' },
   out: { type: 'string', value: 'FILE', help: 'the compressed model (required)' },
+  quantize: { type: 'enum', choices: ['int8'], help: 'write the compressed model as an int8 file (as cait quantize does)' },
   'structure-only': { type: 'boolean', help: 'no training: pick a schedule and widths for the target, time it; with --model the compact model keeps its weights (channels by weight importance) and --data reports its accuracy, else it is randomly initialised' },
   'search-epochs': { type: 'number', above: 0, max: 10000, default: 3, help: 'epochs of the mask search (ATME + CDCP, distilled)' },
   'finetune-epochs': { type: 'number', min: 0, max: 10000, default: 3, help: 'epochs of fine-tuning the extracted model' },
@@ -142,7 +144,11 @@ function compressRun(f: CompressFlags): void {
     quiet: f.quiet,
   });
   mkdirSync(dirname(out) || '.', { recursive: true });
-  writeFileAtomic(out, readFileSync(report.file), inputs);
+  if (f.quantize) {
+    const saved = loadModel(report.file);
+    writeQuantized(saved.model, out, saved.metadata, inputs).qm.dispose();
+    saved.model.dispose();
+  } else writeFileAtomic(out, readFileSync(report.file), inputs);
   const rows = [
     { model: 'dense', ...report.dense },
     { model: 'compressed', ...report.compressed },
@@ -156,6 +162,7 @@ function compressRun(f: CompressFlags): void {
   emitJson(f, {
     out, merge, widths: report.widths, dense: report.dense, compressed: report.compressed, mac_ratio: report.macsRatio, speedup: report.speedup,
     accuracy_drop: report.dense.accuracy - report.compressed.accuracy, extracted_accuracy: report.extractedAccuracy, env: environment(),
+    ...(f.quantize ? { quantize: f.quantize } : {}),
   });
   model.dispose();
 }
@@ -194,7 +201,8 @@ function structureOnly(f: CompressFlags, ratio: number, out: string): void {
   const dense = loaded?.model ?? createModel(cfg, seed);
   const compact = loaded ? extractCompact(dense, importanceMasks(dense, s.widths), s.merge) : createModel({ ...cfg, widths: s.widths, merge: s.merge }, seed);
   mkdirSync(dirname(out) || '.', { recursive: true });
-  saveModel(out, compact, { stage: loaded ? 'structure-only-weights' : 'structure-only' });
+  if (f.quantize) writeQuantized(compact, out, { stage: loaded ? 'structure-only-weights' : 'structure-only' }, f.model ? [{ flag: '--model', path: f.model }] : []);   // compact then runs int8 below
+  else saveModel(out, compact, { stage: loaded ? 'structure-only-weights' : 'structure-only' });
   const runner = s.merge ? new CaitModel(compact, { merge: s.merge }) : compact;
   // --model with --data: accuracy before any fine-tuning, dense and compact on the same images
   let accuracy: { dense: number; compressed: number; n: number } | undefined;
@@ -214,7 +222,7 @@ function structureOnly(f: CompressFlags, ratio: number, out: string): void {
     out, model: cfg.name, policy, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4), widths: s.widths,
     dense: { macs: s.denseMacs, params: countParams(cfg), latencyMs: dMs },
     compressed: { macs: s.macs, params: countParams(compact.cfg), latencyMs: cMs },
-    mac_ratio: s.ratio, speedup: dMs / cMs, ...(candidates ? { candidates } : {}), ...(accuracy ? { accuracy_before_finetune: accuracy } : {}), env: environment(),
+    mac_ratio: s.ratio, speedup: dMs / cMs, ...(f.quantize ? { quantize: f.quantize } : {}), ...(candidates ? { candidates } : {}), ...(accuracy ? { accuracy_before_finetune: accuracy } : {}), env: environment(),
   };
   if (!f.json) console.log(`${cfg.name}: merge ${s.merge || 'none'}, ${s.prune} keep ${s.keep.toFixed(3)} -> ${(s.macs / 1e9).toFixed(3)} GMACs (${s.ratio.toFixed(2)}x fewer); latency ${dMs.toFixed(2)} -> ${cMs.toFixed(2)} ms (${(dMs / cMs).toFixed(2)}x); saved ${out}`);
   if (!f.json && accuracy) console.log(`accuracy before fine-tuning on ${accuracy.n} ${f.data} images: dense ${(100 * accuracy.dense).toFixed(2)}%, compact ${(100 * accuracy.compressed).toFixed(2)}%`);

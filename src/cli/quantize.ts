@@ -1,0 +1,86 @@
+// cait quantize: a model file (or a preset's random weights, for benchmarks)
+// as an int8 model file (src/quant/: per-channel int8 weights, activations
+// quantized per token at run time). With --data, the test accuracy of the
+// float and the int8 model, in the same run (the int8 one through the int8
+// kernels, with the model's merge schedule).
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createModel, loadModel } from '../nn/model.js';
+import { getPreset } from '../nn/presets.js';
+import type { VisionTransformer } from '../nn/vit.js';
+import { loadDataset, type DatasetName } from '../data/mnist.js';
+import { evaluate } from '../train/trainer.js';
+import { getBackend } from '../tensor.js';
+import { quantizeModel, hasInt8Kernels, type QuantizedModel } from '../quant/int8.js';
+import { quantScheme, quantizedFileBytes } from '../quant/format.js';
+import { writeFileAtomic, type NamedInput } from '../io/output.js';
+import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { checkOutputFlag, emitJson, need, useBackend, withMerging } from './common.js';
+
+const QUANTIZE_FLAGS = {
+  ...MODEL_FLAGS,
+  out: { type: 'string', value: 'FILE', help: 'the int8 model file to write (required)' },
+  seed: { type: 'int', min: 0, default: 0, help: 'seed of the random weights of a --preset without --model' },
+  data: { type: 'enum', choices: ['fashion-mnist', 'mnist'], help: 'report the float and int8 test accuracy on this split' },
+  limit: { type: 'int', min: 1, help: 'with --data: evaluate this many test images', defaultText: 'all' },
+  batch: { type: 'int', min: 1, max: 4096, default: 250, help: 'with --data: images per forward' },
+  ...BACKEND_FLAGS, ...MERGE_FLAGS, ...OUTPUT_FLAGS,
+} as const;
+
+export const quantizeCommand = command({
+  name: 'quantize',
+  summary: 'a model as an int8 model file (per-channel int8 weights, per-token activations at run time)',
+  usage: [
+    '--model models/fmnist-cait.safetensors --out models/fmnist-cait-int8.safetensors --data fashion-mnist --json',
+    '--preset deit_tiny_patch16_224 --seed 0 --out deit-tiny-int8.safetensors',
+  ],
+  notes: 'The file is safetensors: I8 weights with F32 <layer>.weight_scale, the scheme in __metadata__.quant; ' +
+    'cait eval, bench and the library load it and run the int8 kernels (WebGPU: dequantized to float).',
+  flags: QUANTIZE_FLAGS,
+  run: quantizeRun,
+});
+
+/** Metadata a quantized file keeps from its source (the rest is rewritten). */
+const CARRIED = (k: string): boolean => k !== 'format' && k !== 'config' && k !== 'quant';
+
+/** Quantize `vit` and write the int8 file `out` (atomically, never over an input); returns the handle and the file size. */
+export function writeQuantized(vit: VisionTransformer, out: string, metadata: Record<string, string>, inputs: readonly NamedInput[]): { qm: QuantizedModel; bytes: number } {
+  const qm = quantizeModel(vit);
+  const bytes = quantizedFileBytes(vit, qm, Object.fromEntries(Object.entries(metadata).filter(([k]) => CARRIED(k))));
+  mkdirSync(dirname(out) || '.', { recursive: true });
+  writeFileAtomic(out, bytes, inputs);
+  return { qm, bytes: bytes.length };
+}
+
+function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): void {
+  useBackend(f.backend, f.threads);
+  const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
+  checkOutputFlag('out', out, inputs);
+  if (f.data && !hasInt8Kernels(getBackend())) throw new UsageError(`--data needs a backend with int8 kernels (wasm, reference), got --backend ${f.backend}`);
+  let vit: VisionTransformer, metadata: Record<string, string> = {};
+  if (f.model) {
+    ({ model: vit, metadata } = loadModel(f.model, { preset: f.preset }));
+    if (quantScheme(metadata) !== null) throw new Error(`${f.model} is already quantized (__metadata__.quant scheme ${quantScheme(metadata)})`);
+  } else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);
+  else throw new UsageError('missing --model FILE or --preset NAME');
+  const runner = withMerging(vit, f, metadata);
+  const cfg = vit.cfg, floatBytes = 4 * vit.numParams();
+  const acc = (): { accuracy: number; n: number } => {
+    const ds = loadDataset(f.data as DatasetName);
+    return evaluate(runner, ds.test, { mean: cfg.mean[0], std: cfg.std[0], limit: f.limit, batchSize: f.batch, quiet: f.quiet || f.json });
+  };
+  const floatAcc = f.data ? acc() : null;
+  const { qm, bytes } = writeQuantized(vit, out, metadata, inputs);
+  const int8Acc = f.data ? acc() : null;
+  const layers = qm.weights.size;
+  if (!f.json) {
+    console.log(`wrote ${out}: ${cfg.name}${cfg.widths ? ' (compact)' : ''}${cfg.merge ? `, ATME ${cfg.merge}` : ''}, ${layers} int8 layers, ` +
+      `${(bytes / 1e6).toFixed(3)} MB (float ${(floatBytes / 1e6).toFixed(3)} MB)`);
+    if (floatAcc && int8Acc) console.log(`accuracy on ${int8Acc.n} ${f.data} test images: float ${(100 * floatAcc.accuracy).toFixed(2)}%, int8 ${(100 * int8Acc.accuracy).toFixed(2)}% (${(100 * (int8Acc.accuracy - floatAcc.accuracy)).toFixed(2)} points)`);
+  }
+  emitJson(f, {
+    out, bytes, float_bytes: floatBytes, model: cfg.name, scheme: 'int8-dynamic', layers, compact: !!cfg.widths, merge: cfg.merge ?? '',
+    ...(floatAcc && int8Acc ? { data: f.data, n: int8Acc.n, accuracy_float: floatAcc.accuracy, accuracy_int8: int8Acc.accuracy, delta_points: +(100 * (int8Acc.accuracy - floatAcc.accuracy)).toFixed(2) } : {}),
+  });
+  qm.dispose();
+}
