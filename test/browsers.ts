@@ -85,7 +85,11 @@ export async function launchBrowser(name: BrowserName, o: BrowserOptions = {}): 
     // Firefox writes caches and a few files under $HOME: a fresh, writable one
     opts.browser = 'firefox';
     opts.extraPrefsFirefox = { ...FIREFOX_PREFS, ...(o.prefs ?? {}) };
-    opts.env = { ...process.env, HOME: dir, XDG_CACHE_HOME: join(dir, 'cache'), MOZ_CRASHREPORTER_DISABLE: '1' } as Record<string, string>;
+    // puppeteer's viewport emulation needs a BiDi command Firefox 140 lacks (emulation.setScreenOrientationOverride):
+    // size the headless window instead (MOZ_HEADLESS_WIDTH/HEIGHT)
+    const v = o.viewport ?? { width: 1200, height: 900 };
+    opts.defaultViewport = null;
+    opts.env = { ...process.env, HOME: dir, XDG_CACHE_HOME: join(dir, 'cache'), MOZ_CRASHREPORTER_DISABLE: '1', MOZ_HEADLESS_WIDTH: String(v.width), MOZ_HEADLESS_HEIGHT: String(v.height) } as Record<string, string>;
   }
   let browser: Browser;
   try { browser = await p.launch(opts); } catch (e) { rmSync(dir, { recursive: true, force: true }); throw e; }
