@@ -87,7 +87,9 @@ for (const d of FIXTURES) {
       assert.equal(back.cfg, model.cfg);
       assert.is(hf.layout, 'hf');
       assert.equal(hf.model.cfg.classes, LABELS);
-      assert.equal(hf.model.cfg.preprocess!.kind, model.cfg.preprocess!.kind === 'timm' ? 'hf' : model.cfg.preprocess!.kind);
+      assert.equal(hf.model.cfg.preprocess, model.cfg.preprocess, 'the exact pipeline (cait_preprocess in config.json)');
+      const proc = JSON.parse(readFileSync(join(hfDir, 'preprocessor_config.json'), 'utf8'));
+      assert.equal([proc.crop_size?.height ?? proc.size.height, proc.image_mean], [48, model.cfg.mean], 'preprocessor_config.json for transformers');
       const want = logitsOf(model, d);
       assert.equal(Array.from(logitsOf(back, d)), Array.from(want), 'project file: bitwise');
       assert.equal(Array.from(logitsOf(hf.model, d)), Array.from(want), 'transformers layout: bitwise');
@@ -164,6 +166,22 @@ test('position embedding: resampled for another input size (message on stderr), 
   } finally { console.warn = warn; }
   assert.is(said.length, 1);
   assert.match(said[0], /hf-vit.*position embedding resampled from a 6x6 to a 8x8 token grid/);
+});
+
+test('saveHf round trip of this project\'s own models: the same config (dataSize, merge, no pipeline) and bitwise logits; compact models refused', () => {
+  for (const [n, patch] of [['vit_fmnist', {}], ['micro', { merge: 'h@1', distilled: true, classes: Array.from({ length: 10 }, (_, i) => `c${i}`) }]] as const) {
+    const cfg = { ...getPreset(n), ...patch }, m = createModel(cfg, 4), dir = join(tmp, `rt-${n}`);
+    saveHf(dir, m);
+    const back = loadModel(dir);
+    try {
+      assert.equal(back.model.cfg, m.cfg);
+      const x = Tensor.from(randn(2 * cfg.inChans * cfg.imgSize ** 2, 9), [2, cfg.inChans, cfg.imgSize, cfg.imgSize]);
+      noGrad(() => scope(() => assert.equal(Array.from(back.model.forward(x).toArray()), Array.from(m.forward(x).toArray()))));
+    } finally { m.dispose(); back.model.dispose(); }
+  }
+  const compact = createModel({ ...getPreset('micro'), widths: [{ qk: 8, v: 8, mlp: 96 }, { qk: 16, v: 16, mlp: 192 }] });
+  assert.throws(() => saveHf(join(tmp, 'compact'), compact), /CDCP-compact model .* has no transformers layout/);
+  compact.dispose();
 });
 
 test('a failed load frees every tensor it allocated', () => {

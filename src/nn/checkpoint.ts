@@ -313,6 +313,12 @@ function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }):
       ? { kind: 'hf', size: S, interpolation: 'bicubic', resize: { height: Math.round(S * 256 / 224), width: Math.round(S * 256 / 224) }, crop: true, mean: cfg.mean, std: cfg.std }
       : { kind: 'hf', size: S, interpolation: 'bilinear', resize: { height: S, width: S }, crop: false, mean: cfg.mean, std: cfg.std };
   }
+  // saveHf's exact pipeline (null: the project's own rule, e.g. dataSize padding), which the validator checks like any other
+  if (j.cait_preprocess === null) delete cfg.preprocess;
+  else if (j.cait_preprocess !== undefined) {
+    cfg.preprocess = j.cait_preprocess as Preprocess;
+    if (isObj(j.cait_preprocess)) { cfg.mean = j.cait_preprocess.mean as number[]; cfg.std = j.cait_preprocess.std as number[]; }
+  }
   return cfg;
 }
 

@@ -96,9 +96,10 @@ export function saveModel(file: string, model: VisionTransformer, extra: Record<
  * transformers' names (ViTForImageClassification; distilled:
  * DeiTForImageClassificationWithTeacher, or DeiTForImageClassification
  * without head_dist). Dense models only (transformers has no per-block
- * widths); the merge schedule and dataSize ride along as `cait_merge` /
- * `cait_data_size` in config.json, which transformers ignores and loadModel
- * reads back. A timm pipeline becomes DeiTImageProcessor's square resize to
+ * widths); the merge schedule, dataSize and the exact pipeline ride along
+ * as `cait_merge`, `cait_data_size` and `cait_preprocess` in config.json,
+ * which transformers ignores and loadModel reads back (so the round trip is
+ * exact; preprocessor_config.json is what transformers users get). A timm pipeline becomes DeiTImageProcessor's square resize to
  * floor(size / crop_pct) and centre crop: the same as timm's for square
  * images; timm keeps the aspect of others.
  */
@@ -135,6 +136,7 @@ export function saveHf(dir: string, model: VisionTransformer): void {
   }
   const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, i) => `LABEL_${i}`);
   const config: Record<string, unknown> = {
+    _name_or_path: cfg.name,
     architectures: [distilled ? (withTeacher ? 'DeiTForImageClassificationWithTeacher' : 'DeiTForImageClassification') : 'ViTForImageClassification'],
     model_type: distilled ? 'deit' : 'vit',
     hidden_size: C, num_hidden_layers: cfg.depth, num_attention_heads: cfg.numHeads, intermediate_size: Math.round(C * cfg.mlpRatio),
@@ -145,6 +147,7 @@ export function saveHf(dir: string, model: VisionTransformer): void {
     label2id: Object.fromEntries(classes.map((c, i) => [c, i])),
     torch_dtype: 'float32',
     ...(cfg.merge ? { cait_merge: cfg.merge } : {}), ...(cfg.dataSize ? { cait_data_size: cfg.dataSize } : {}),
+    cait_preprocess: cfg.preprocess ?? null,
   };
   mkdirSync(dir, { recursive: true });
   writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
