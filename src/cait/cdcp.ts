@@ -1,8 +1,10 @@
 // CDCP, consistent dynamic channel pruning (../shared/docs/cait-method.md, "CDCP"):
 // learnable channel masks, the masked attention and MLP branches a wrapper
-// runs instead of the ViT's own, and the MAC budget. The ViT is never edited;
-// src/cait/search.ts plugs this into the ATME wrapper, src/cait/extract.ts
-// turns frozen masks into a new, smaller ViT.
+// runs instead of the ViT's own (./masked.ts), and the MAC budget. The two
+// mask kinds, hard top-k and ViT-Slim gates, are two MaskStrategy objects
+// behind one interface (below). The ViT is never edited; src/cait/search.ts
+// plugs this into the ATME wrapper, src/cait/extract.ts turns frozen masks
+// into a new, smaller ViT.
 //
 // Masks. Per block three: m_qk over the per-head q/k width D_qk, m_v over D_v,
 // m_mlp over the MLP hidden width M. Head-level consistency: a mask is one
@@ -61,192 +63,17 @@
 // sum_c min(1, |g_c|). Loss: lambda * max(0, MACs/target - 1)^2, the target
 // ramping from the unpruned MACs to the final one over the search.
 import { Tensor, keep as untrack } from '../tensor.js';
-import { isGradEnabled, noGrad, record } from '../autograd.js';
-import * as ops from '../ops/index.js';
-import { gatherCols, gatherRows, indexTensor } from '../ops/gather.js';
+import { record } from '../autograd.js';
 import type { Block, BlockWidths } from '../nn/layers.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { blockMacs, countMacs } from './macs.js';
 import type { MergeStep } from './atme.js';
+import { channelMask, range, topk, type BlockMasks, type ChannelMask, type MaskedCompute } from './masked.js';
 
-// ---------------------------------------------------------------- masks
-
-/** One channel mask, as the masked branches use it. */
-export interface ChannelMask {
-  /** The width it selects from (the block's D_qk, D_v or M). */
-  width: number;
-  /** Kept channel indices, ascending. */
-  keep: Int32Array;
-  /** Multiplier per channel over the whole width: 0 where pruned; 1 (top-k) or the gate (gates) where kept. */
-  value: Float32Array;
-  /** The parameter the straight-through gradient reaches (null: none, e.g. frozen or evaluation). */
-  score: Tensor | null;
-}
-
-/** A block's masks; with sharedQkv, `qk` and `v` are the same object. */
-export interface BlockMasks { qk: ChannelMask; v: ChannelMask; mlp: ChannelMask }
-
-export type MaskedCompute = 'gather' | 'dense';
-
-/** A mask keeping `keep` with multipliers `values` (paired with keep; default 1). */
-export function channelMask(width: number, keep: ArrayLike<number>, score: Tensor | null = null, values?: ArrayLike<number>): ChannelMask {
-  if (values && values.length !== keep.length) throw new RangeError(`channel mask: ${values.length} values for ${keep.length} channels`);
-  const value = new Float32Array(width), seen = new Uint8Array(width);
-  for (let i = 0; i < keep.length; i++) {
-    const c = keep[i];
-    if (!(Number.isInteger(c) && c >= 0 && c < width)) throw new RangeError(`channel mask: index ${c} out of [0, ${width})`);
-    if (seen[c]++) throw new RangeError(`channel mask: index ${c} twice`);
-    value[c] = values ? values[i] : 1;
-  }
-  return { width, keep: Int32Array.from(keep).sort(), value, score };
-}
-
-/** Indices of the k largest values (ties: the lower index), ascending. */
-export function topk(s: ArrayLike<number>, k: number): Int32Array {
-  const order = Array.from({ length: s.length }, (_, i) => i).sort((a, b) => s[b] - s[a] || a - b);
-  return Int32Array.from(order.slice(0, k)).sort();
-}
-
-/** Per-block widths a set of masks leaves (what VitConfig.widths of the compact model holds). */
-export function widthsOf(masks: readonly BlockMasks[]): BlockWidths[] {
-  return masks.map((m) => ({ qk: m.qk.keep.length, v: m.v.keep.length, mlp: m.mlp.keep.length }));
-}
-
-// ---------------------------------------------------------------- straight-through multiplier
-
-interface ScoreTarget { score: Tensor; cols: Int32Array; ch: Int32Array }
-
-/**
- * y = x * mult over the last axis (x [..., W], mult W values or null = ones).
- * Backward: dx = dy * mult, and for every target, score.grad[ch[j]] += column
- * cols[j] of sum over rows of x * dy: the straight-through dL/dm (see top).
- */
-function maskColumns(x: Tensor, mult: Float32Array | null, targets: ScoreTarget[]): Tensor {
-  const W = x.shape[x.shape.length - 1], R = x.size / W, be = x.backend;
-  const live = targets.filter((t) => t.score.requiresGrad && isGradEnabled());
-  if (!mult && !live.length) return x;
-  const y = new Tensor(x.shape, be);
-  const m = mult ? Tensor.from(mult, [W], be) : null;
-  if (m) be.run('mul', x.ptr, m.ptr, y.ptr, x.size, W);
-  else be.run('copy2d', x.ptr, x.size, y.ptr, x.size, 1, x.size);
-  const scores = [...new Set(live.map((t) => t.score))];
-  return record(y, [x, ...scores], (dy) => {
-    let dx: Tensor | null = null;
-    if (x.requiresGrad) {
-      if (m) { dx = new Tensor(x.shape, be); be.run('mul', dy.ptr, m.ptr, dx.ptr, x.size, W); } else dx = dy;
-    }
-    if (!scores.length) return [dx];
-    const t = new Tensor(x.shape, be), cs = new Tensor([W], be);
-    be.run('mul', x.ptr, dy.ptr, t.ptr, x.size, x.size);
-    be.run('col_sum', t.ptr, cs.ptr, R, W);
-    const col = cs.toArray();
-    t.dispose(); cs.dispose();
-    const grads = scores.map((s) => {
-      const g = new Float64Array(s.size);
-      for (const tg of live) if (tg.score === s) for (let j = 0; j < tg.cols.length; j++) g[tg.ch[j]] += col[tg.cols[j]];
-      return Tensor.from(Float32Array.from(g), s.shape, be);
-    });
-    return [dx, ...grads];
-  });
-}
-
-/** Columns {off + h*stride + keep[t]} for every head h, in [h][t] order; and their channels keep[t]. */
-function headColumns(H: number, off: number, stride: number, keep: Int32Array): { cols: Int32Array; ch: Int32Array } {
-  const k = keep.length, cols = new Int32Array(H * k), ch = new Int32Array(H * k);
-  for (let h = 0; h < H; h++) for (let t = 0; t < k; t++) { cols[h * k + t] = off + h * stride + keep[t]; ch[h * k + t] = keep[t]; }
-  return { cols, ch };
-}
-
-const range = (n: number, off = 0): Int32Array => Int32Array.from({ length: n }, (_, i) => off + i);
-
-/** A multiplier over `width` columns: 1, except mult[cols[j]] = value[ch[j]]; null if all ones. */
-function multiplier(width: number, parts: Array<{ cols: Int32Array; ch: Int32Array; value: Float32Array }>): Float32Array | null {
-  const mult = new Float32Array(width).fill(1);
-  let ones = true;
-  for (const p of parts) for (let j = 0; j < p.cols.length; j++) { const u = p.value[p.ch[j]]; mult[p.cols[j]] = u; if (u !== 1) ones = false; }
-  return ones ? null : mult;
-}
-
-function targetsOf(parts: Array<{ cols: Int32Array; ch: Int32Array; mask: ChannelMask }>): ScoreTarget[] {
-  return parts.filter((p) => p.mask.score).map((p) => ({ score: p.mask.score!, cols: p.cols, ch: p.ch }));
-}
-
-/** Columns `cols` of activations x [..., W] (no gradient): [..., cols.length]. */
-function gatherActivations(x: Tensor, cols: Int32Array): Tensor {
-  const W = x.shape[x.shape.length - 1], be = x.backend;
-  const y = new Tensor([...x.shape.slice(0, -1), cols.length], be), it = indexTensor(cols, x);
-  be.run('gather_cols', x.ptr, W, x.size / W, it.ptr, cols.length, y.ptr);
-  it.dispose();
-  return y;
-}
-
-// ---------------------------------------------------------------- masked branches
-
-function checkWidth(what: string, m: ChannelMask, w: number): void {
-  if (m.width !== w) throw new Error(`CDCP: ${what} mask has width ${m.width}, the block has ${w}`);
-  if (!m.keep.length) throw new Error(`CDCP: ${what} mask keeps no channel`);
-}
-
-/**
- * Block attention residual x + attn(norm1(x)) under masks m. `onQkv` sees the
- * qkv activations in the compact model's layout [q | k | v] with the kept
- * widths (keys: offset H*|I_qk|, width |I_qk|), whichever the formulation.
- */
-export function maskedAttnResidual(block: Block, m: BlockMasks, x: Tensor, keyBias: Tensor | null = null,
-  onQkv?: (qkv: Tensor) => void, compute: MaskedCompute = 'gather'): Tensor {
-  const a = block.attn, H = a.numHeads, Dq = a.dqk, Dv = a.dv;
-  checkWidth('qk', m.qk, Dq);
-  checkWidth('v', m.v, Dv);
-  const kq = m.qk.keep.length, kv = m.v.keep.length;
-  const h = block.norm1.forward(x);
-  // the kept q, k and v channels of every head inside the block's qkv rows [q H*Dq | k H*Dq | v H*Dv]
-  const q = headColumns(H, 0, Dq, m.qk.keep), k = headColumns(H, H * Dq, Dq, m.qk.keep), v = headColumns(H, 2 * H * Dq, Dv, m.v.keep);
-  let y: Tensor;
-  if (compute === 'gather') {
-    const rows = new Int32Array([...q.cols, ...k.cols, ...v.cols]);
-    const w = gatherRows(a.qkv.weight, rows), b = a.qkv.bias ? gatherRows(a.qkv.bias, rows) : null;
-    // compact columns: q [0, H kq), k [H kq, 2 H kq), v [2 H kq, 2 H kq + H kv)
-    const cq = { cols: range(H * kq), ch: q.ch }, cv = { cols: range(H * kv, 2 * H * kq), ch: v.ch };
-    const qkv = maskColumns(ops.linear(h, w, b),
-      multiplier(rows.length, [{ ...cq, value: m.qk.value }, { ...cv, value: m.v.value }]),
-      targetsOf([{ ...cq, mask: m.qk }, { ...cv, mask: m.v }]));
-    onQkv?.(qkv);
-    const o = ops.attention(qkv, { heads: H, scale: a.scale, keyBias, headDimQK: kq, headDimV: kv });
-    const pc = headColumns(H, 0, Dv, m.v.keep).cols;
-    y = ops.linear(o, gatherCols(a.proj.weight, pc), a.proj.bias);
-  } else {
-    // full-width columns of q and v, each with its channel c = column mod D
-    const fq = { cols: range(H * Dq), ch: range(H * Dq).map((c) => c % Dq) };
-    const fv = { cols: range(H * Dv, 2 * H * Dq), ch: range(H * Dv).map((c) => c % Dv) };
-    const qkv = maskColumns(a.qkv.forward(h),
-      multiplier(H * (2 * Dq + Dv), [{ ...fq, value: m.qk.value }, { ...fv, value: m.v.value }]),
-      targetsOf([{ ...fq, mask: m.qk }, { ...fv, mask: m.v }]));
-    // q and v already carry u; the kept k columns are the compact model's k
-    if (onQkv) onQkv(noGrad(() => gatherActivations(qkv, new Int32Array([...q.cols, ...k.cols, ...v.cols]))));
-    const o = ops.attention(qkv, { heads: H, scale: a.scale, keyBias, headDimQK: Dq, headDimV: Dv });
-    y = a.proj.forward(o);
-  }
-  return ops.add(x, y);
-}
-
-/** Block MLP residual x + mlp(norm2(x)) under masks m. */
-export function maskedMlpResidual(block: Block, m: BlockMasks, x: Tensor, compute: MaskedCompute = 'gather'): Tensor {
-  const { fc1, fc2 } = block.mlp, M = fc1.outFeatures;
-  checkWidth('mlp', m.mlp, M);
-  const h = block.norm2.forward(x), keep = m.mlp.keep;
-  let y: Tensor;
-  if (compute === 'gather') {
-    const c = { cols: range(keep.length), ch: keep };
-    const hid = ops.gelu(ops.linear(h, gatherRows(fc1.weight, keep), fc1.bias ? gatherRows(fc1.bias, keep) : null));
-    const a = maskColumns(hid, multiplier(keep.length, [{ ...c, value: m.mlp.value }]), targetsOf([{ ...c, mask: m.mlp }]));
-    y = ops.linear(a, gatherCols(fc2.weight, keep), fc2.bias);
-  } else {
-    const c = { cols: range(M), ch: range(M) };
-    const a = maskColumns(ops.gelu(fc1.forward(h)), multiplier(M, [{ ...c, value: m.mlp.value }]), targetsOf([{ ...c, mask: m.mlp }]));
-    y = fc2.forward(a);
-  }
-  return ops.add(x, y);
-}
+export {
+  channelMask, topk, widthsOf, maskedAttnResidual, maskedMlpResidual,
+  type ChannelMask, type BlockMasks, type MaskedCompute,
+} from './masked.js';
 
 // ---------------------------------------------------------------- options
 
@@ -339,15 +166,164 @@ export function weightImportance(b: Block, sharedQkv = false): { qk: Float64Arra
 /** MACs as constant + sum over masks of coef * count (they are linear in the counts). */
 interface MacModel { base: number; qk: number[]; v: number[]; mlp: number[] }
 
+type Kind = 'qk' | 'v' | 'mlp';
+
+/** A block's three masks from its scores; one mask object for qk and v when they share a score (sharedQkv). */
+function perBlock(s: BlockScores, mk: (t: Tensor, k: Kind) => ChannelMask): BlockMasks {
+  const qk = mk(s.qk, 'qk');
+  return { qk, v: s.v === s.qk ? qk : mk(s.v, 'v'), mlp: mk(s.mlp, 'mlp') };
+}
+
+/** What differs between CDCP's two mask kinds (CdcpOptions.masks); a Cdcp holds one. */
+export interface MaskStrategy {
+  readonly kind: CdcpOptions['masks'];
+  /** A mask's initial parameter values, from its channels' weight importance. */
+  initial(imp: Float64Array, o: CdcpOptions): Float32Array;
+  /** The masks of this step (train: gradients reach the parameters), at target keep ratio r. */
+  masks(cd: Cdcp, train: boolean, r: number): BlockMasks[];
+  /** The masks extraction freezes, within the final MAC target. */
+  finalMasks(cd: Cdcp): BlockMasks[];
+  /** The formulation a training step runs. */
+  trainCompute(cd: Cdcp): MaskedCompute;
+  /** A mask's channel count as the budget sees it, and its derivative by parameter j. */
+  count(c: ChannelMask): number;
+  countGrad(c: ChannelMask, j: number): number;
+  /** Whether the budget term can change anything under these options. */
+  budgeted(o: CdcpOptions): boolean;
+  /** A sparsity term of its own (gates' L1), or null. */
+  sparsity(cd: Cdcp): Tensor | null;
+}
+
+/**
+ * Hard top-k masks, straight-through (see top): k per mask from the
+ * allocation, the channels of the k largest scores kept with multiplier 1.
+ */
+export const TOPK: MaskStrategy = {
+  kind: 'topk',
+  initial(imp, o) {
+    // 'weights': scores spread evenly over (0, 2 scoreInit) in the order of importance (mean scoreInit)
+    const rank = new Float64Array(imp.length);
+    Array.from(imp.keys()).sort((a, b) => imp[a] - imp[b] || a - b).forEach((c, r) => { rank[c] = r; });
+    return Float32Array.from(rank, (r) => o.scoreInit * (o.init === 'weights' ? (2 * r + 1) / imp.length : 1));
+  },
+  masks(cd, train, r) {
+    const o = cd.options;
+    return cd.scores.map((s) => perBlock(s, (t) => {
+      const v = t.toArray();
+      const want = o.allocation === 'uniform' ? Math.round(r * v.length) : v.reduce((n, x) => n + (x > 0 ? 1 : 0), 0);
+      return channelMask(v.length, topk(v, Math.min(v.length, Math.max(o.minKeep, want))), train ? t : null);
+    }));
+  },
+  /**
+   * Uniform: every mask at keepRatio. Learned: the current masks, then (if
+   * still over, e.g. after a short search) the lowest-scoring kept channel of
+   * any mask dropped, one at a time, until the MACs fit, which is where
+   * further search would go next.
+   */
+  finalMasks(cd) {
+    const o = cd.options, T = cd.finalTargetMacs();
+    if (o.allocation === 'uniform') return TOPK.masks(cd, false, o.keepRatio);
+    const masks = TOPK.masks(cd, false, cd.keepRatioNow());
+    const kinds: Kind[] = o.sharedQkv ? ['qk', 'mlp'] : ['qk', 'v', 'mlp'];
+    const vals = cd.scores.map((s) => ({ qk: s.qk.toArray(), v: s.v.toArray(), mlp: s.mlp.toArray() }));
+    while (cd.macs(masks) > T) {
+      let best: { i: number; k: Kind; c: number; s: number } | null = null;
+      masks.forEach((m, i) => {
+        for (const k of kinds) {
+          if (m[k].keep.length <= o.minKeep) continue;
+          for (const c of m[k].keep) if (!best || vals[i][k][c] < best.s) best = { i, k, c, s: vals[i][k][c] };
+        }
+      });
+      if (!best) break; // every mask at minKeep
+      const { i, k, c } = best as { i: number; k: Kind; c: number };
+      const cm = channelMask(masks[i][k].width, Array.from(masks[i][k].keep).filter((x) => x !== c));
+      masks[i] = o.sharedQkv && k === 'qk' ? { ...masks[i], qk: cm, v: cm } : { ...masks[i], [k]: cm };
+    }
+    return masks;
+  },
+  trainCompute(cd) {
+    const n = cd.options.denseEvery;
+    return n > 0 && cd.step % n === 0 ? 'dense' : 'gather';
+  },
+  count: (c) => c.keep.length,
+  countGrad: () => 1,   // straight-through: d count / d s_j = 1
+  budgeted: (o) => o.allocation !== 'uniform',
+  sparsity: () => null,
+};
+
+/**
+ * ViT-Slim's continuous gates: in training every channel runs times its gate
+ * (soft, exact gradients, 'dense'); otherwise the gates are cut at one global
+ * threshold that meets the MAC target; an L1 term pushes gates to 0.
+ */
+export const GATES: MaskStrategy & { finalMasksAt(cd: Cdcp, target: number): BlockMasks[] } = {
+  kind: 'gates',
+  initial: (imp, o) => new Float32Array(imp.length).fill(o.gateInit),
+  masks(cd, train) {
+    if (train) return cd.scores.map((s) => perBlock(s, (t) => { const g = t.toArray(); return channelMask(g.length, range(g.length), t, g); }));
+    return GATES.finalMasksAt(cd, cd.targetMacs());
+  },
+  finalMasks: (cd) => GATES.finalMasksAt(cd, cd.finalTargetMacs()),
+  /**
+   * The cut: rank every gate of every mask by |g|, keep each mask's minKeep
+   * largest, then add channels in rank order while the MACs stay within
+   * `target`; the first that does not fit sets the one global threshold.
+   */
+  finalMasksAt(cd: Cdcp, target: number): BlockMasks[] {
+    const o = cd.options, mac = cd.macModel, gates = cd.scores.map((s) => ({ qk: s.qk.toArray(), v: s.v.toArray(), mlp: s.mlp.toArray() }));
+    const kinds: Kind[] = o.sharedQkv ? ['qk', 'mlp'] : ['qk', 'v', 'mlp'];
+    const kept = gates.map(() => ({ qk: new Set<number>(), v: new Set<number>(), mlp: new Set<number>() }));
+    const cost = (i: number, k: Kind) => (o.sharedQkv && k === 'qk' ? mac.qk[i] + mac.v[i] : mac[k][i]);
+    let macs = mac.base;
+    const all: Array<{ i: number; k: Kind; c: number; a: number }> = [];
+    gates.forEach((g, i) => {
+      for (const k of kinds) {
+        for (const c of topk(g[k].map(Math.abs), Math.min(o.minKeep, g[k].length))) { kept[i][k].add(c); macs += cost(i, k); }
+        g[k].forEach((x, c) => all.push({ i, k, c, a: Math.abs(x) }));
+      }
+    });
+    all.sort((p, q) => q.a - p.a);
+    for (const e of all) {
+      if (kept[e.i][e.k].has(e.c)) continue;
+      if (macs + cost(e.i, e.k) > target) break;
+      kept[e.i][e.k].add(e.c);
+      macs += cost(e.i, e.k);
+    }
+    return gates.map((g, i) => {
+      const mk = (k: Kind) => { const keep = [...kept[i][k]].sort((a, b) => a - b); return channelMask(g[k].length, keep, null, keep.map((c) => g[k][c])); };
+      const qk = mk('qk');
+      return { qk, v: o.sharedQkv ? qk : mk('v'), mlp: mk('mlp') };
+    });
+  },
+  trainCompute: () => 'dense',
+  // soft gates are the training masks (they carry their parameter): sum min(1, |g|); cut gates count their kept channels
+  count: (c) => (c.score ? c.value.reduce((s, g) => s + Math.min(1, Math.abs(g)), 0) : c.keep.length),
+  countGrad: (c, j) => (Math.abs(c.value[j]) < 1 ? Math.sign(c.value[j]) : 0),
+  budgeted: () => true,
+  sparsity(cd) {
+    const l1 = cd.options.l1;
+    if (l1 <= 0) return null;
+    const ps = cd.namedParameters().map(([, t]) => t);
+    let s = 0;
+    const grads = ps.map((t) => { const g = t.toArray(); for (const x of g) s += Math.abs(x); return g.map((x) => l1 * Math.sign(x)); });
+    return scalarLoss(l1 * s, ps, grads);
+  },
+};
+
+const STRATEGIES: Record<CdcpOptions['masks'], MaskStrategy> = { topk: TOPK, gates: GATES };
+
 /**
  * Scores (parameters), the current masks, the ramped target and the budget
- * of one ViT under one ATME schedule.
+ * of one ViT under one ATME schedule; what depends on the mask kind is its
+ * strategy's.
  */
 export class Cdcp {
   readonly options: Readonly<CdcpOptions>;
+  readonly strategy: MaskStrategy;
   readonly scores: BlockScores[];
   readonly widths: BlockWidths[];
-  private readonly mac: MacModel;
+  /** The linear MAC model (the strategies' cut and the budget read it). */
+  readonly macModel: Readonly<MacModel>;
   /** Training progress, set by the wrapper's hooks (optimizer steps done, of total). */
   step = 0;
   total = 0;
@@ -355,18 +331,14 @@ export class Cdcp {
   constructor(readonly vit: VisionTransformer, o: Partial<CdcpOptions> = {}, readonly schedule: string | readonly MergeStep[] = '') {
     const opt = { ...CDCP_DEFAULTS, ...o };
     if (!(opt.keepRatio > 0 && opt.keepRatio <= 1)) throw new Error(`CDCP keepRatio ${opt.keepRatio}: expected (0, 1]`);
-    if (opt.masks !== 'topk' && opt.masks !== 'gates') throw new Error(`CDCP masks '${opt.masks}': expected topk or gates`);
+    if (!Object.hasOwn(STRATEGIES, opt.masks)) throw new Error(`CDCP masks '${opt.masks}': expected topk or gates`);
     if (opt.allocation !== 'learned' && opt.allocation !== 'uniform') throw new Error(`CDCP allocation '${opt.allocation}': expected learned or uniform`);
     this.options = opt;
+    this.strategy = STRATEGIES[opt.masks];
     this.widths = vit.blocks.map((b) => ({ qk: b.attn.dqk, v: b.attn.dv, mlp: b.mlp.fc1.outFeatures }));
     if (opt.sharedQkv) for (const [i, w] of this.widths.entries()) if (w.qk !== w.v) throw new Error(`CDCP sharedQkv: block ${i} has D_qk ${w.qk} != D_v ${w.v}`);
     const param = (name: string, imp: Float64Array) => {
-      // 'weights': scores spread evenly over (0, 2 scoreInit) in the order of importance (mean scoreInit)
-      const rank = new Float64Array(imp.length);
-      Array.from(imp.keys()).sort((a, b) => imp[a] - imp[b] || a - b).forEach((c, r) => { rank[c] = r; });
-      const v = opt.masks === 'gates' ? new Float32Array(imp.length).fill(opt.gateInit)
-        : Float32Array.from(rank, (r) => opt.scoreInit * (opt.init === 'weights' ? (2 * r + 1) / imp.length : 1));
-      const t = untrack(Tensor.from(v, [v.length], vit.cls_token.backend));
+      const t = untrack(Tensor.from(this.strategy.initial(imp, opt), [imp.length], vit.cls_token.backend));
       t.requiresGrad = true;
       t.name = name;
       return t;
@@ -380,7 +352,7 @@ export class Cdcp {
     const rep = countMacs(vit.cfg, schedule), C = vit.cfg.embedDim, H = vit.cfg.numHeads;
     const bm = (i: number, w: BlockWidths) => blockMacs(rep.blocks[i].attnTokens, rep.blocks[i].mlpTokens, C, H, w).total;
     const zero = { qk: 0, v: 0, mlp: 0 };
-    this.mac = {
+    this.macModel = {
       base: rep.patchEmbed + rep.head + rep.blocks.reduce((s, _, i) => s + bm(i, zero), 0),
       qk: rep.blocks.map((_, i) => bm(i, { ...zero, qk: 1 }) - bm(i, zero)),
       v: rep.blocks.map((_, i) => bm(i, { ...zero, v: 1 }) - bm(i, zero)),
@@ -407,8 +379,9 @@ export class Cdcp {
 
   /** MACs of a masked model (counts may be fractional: gates' soft counts). */
   macsOf(widths: readonly BlockWidths[]): number {
-    let s = this.mac.base;
-    widths.forEach((w, i) => { s += this.mac.qk[i] * w.qk + this.mac.v[i] * w.v + this.mac.mlp[i] * w.mlp; });
+    const mac = this.macModel;
+    let s = mac.base;
+    widths.forEach((w, i) => { s += mac.qk[i] * w.qk + mac.v[i] * w.v + mac.mlp[i] * w.mlp; });
     return s;
   }
 
@@ -429,134 +402,43 @@ export class Cdcp {
    * `train`: gradients reach the scores; gates are soft (all channels).
    * Otherwise gates are cut at one global threshold that meets the target.
    */
-  masks(train = false, r = this.keepRatioNow()): BlockMasks[] {
-    const o = this.options;
-    if (o.masks === 'gates') return train ? this.softGates() : this.thresholdGates(this.targetMacs());
-    return this.scores.map((s) => {
-      const mk = (t: Tensor): ChannelMask => {
-        const v = t.toArray();
-        const want = o.allocation === 'uniform' ? Math.round(r * v.length) : v.reduce((n, x) => n + (x > 0 ? 1 : 0), 0);
-        return channelMask(v.length, topk(v, Math.min(v.length, Math.max(o.minKeep, want))), train ? t : null);
-      };
-      const qk = mk(s.qk);
-      return { qk, v: s.v === s.qk ? qk : mk(s.v), mlp: mk(s.mlp) };
-    });
-  }
+  masks(train = false, r = this.keepRatioNow()): BlockMasks[] { return this.strategy.masks(this, train, r); }
 
   /**
    * The masks to freeze at extraction, within the final target whatever the
    * search reached: uniform at keepRatio; gates cut at the final target;
-   * learned: the current masks, then (if still over, e.g. after a short
-   * search) the lowest-scoring kept channel of any mask dropped, one at a
-   * time, until the MACs fit, which is where further search would go next.
+   * learned: the current masks, trimmed lowest score first until they fit.
    */
-  finalMasks(): BlockMasks[] {
-    const o = this.options, T = this.finalTargetMacs();
-    if (o.masks === 'gates') return this.thresholdGates(T);
-    if (o.allocation === 'uniform') return this.masks(false, o.keepRatio);
-    const masks = this.masks(false);
-    type Kind = 'qk' | 'v' | 'mlp';
-    const kinds: Kind[] = o.sharedQkv ? ['qk', 'mlp'] : ['qk', 'v', 'mlp'];
-    const vals = this.scores.map((s) => ({ qk: s.qk.toArray(), v: s.v.toArray(), mlp: s.mlp.toArray() }));
-    while (this.macs(masks) > T) {
-      let best: { i: number; k: Kind; c: number; s: number } | null = null;
-      masks.forEach((m, i) => {
-        for (const k of kinds) {
-          if (m[k].keep.length <= o.minKeep) continue;
-          for (const c of m[k].keep) if (!best || vals[i][k][c] < best.s) best = { i, k, c, s: vals[i][k][c] };
-        }
-      });
-      if (!best) break; // every mask at minKeep
-      const { i, k, c } = best as { i: number; k: Kind; c: number };
-      const cm = channelMask(masks[i][k].width, Array.from(masks[i][k].keep).filter((x) => x !== c));
-      masks[i] = o.sharedQkv && k === 'qk' ? { ...masks[i], qk: cm, v: cm } : { ...masks[i], [k]: cm };
-    }
-    return masks;
-  }
+  finalMasks(): BlockMasks[] { return this.strategy.finalMasks(this); }
 
-  private softGates(): BlockMasks[] {
-    return this.scores.map((s) => {
-      const mk = (t: Tensor) => { const g = t.toArray(); return channelMask(g.length, range(g.length), t, g); };
-      const qk = mk(s.qk);
-      return { qk, v: s.v === s.qk ? qk : mk(s.v), mlp: mk(s.mlp) };
-    });
-  }
-
-  /**
-   * ViT-Slim's cut: rank every gate of every mask by |g|, keep each mask's
-   * minKeep largest, then add channels in rank order while the MACs stay
-   * within `target`; the first that does not fit sets the one global threshold.
-   */
-  thresholdGates(target: number): BlockMasks[] {
-    const o = this.options, gates = this.scores.map((s) => ({ qk: s.qk.toArray(), v: s.v.toArray(), mlp: s.mlp.toArray() }));
-    type Kind = 'qk' | 'v' | 'mlp';
-    const kinds: Kind[] = o.sharedQkv ? ['qk', 'mlp'] : ['qk', 'v', 'mlp'];
-    const kept = gates.map((g) => ({ qk: new Set<number>(), v: new Set<number>(), mlp: new Set<number>() }));
-    const cost = (i: number, k: Kind) => (o.sharedQkv && k === 'qk' ? this.mac.qk[i] + this.mac.v[i] : this.mac[k][i]);
-    let macs = this.mac.base;
-    const all: Array<{ i: number; k: Kind; c: number; a: number }> = [];
-    gates.forEach((g, i) => {
-      for (const k of kinds) {
-        for (const c of topk(g[k].map(Math.abs), Math.min(o.minKeep, g[k].length))) { kept[i][k].add(c); macs += cost(i, k); }
-        g[k].forEach((x, c) => all.push({ i, k, c, a: Math.abs(x) }));
-      }
-    });
-    all.sort((p, q) => q.a - p.a);
-    for (const e of all) {
-      if (kept[e.i][e.k].has(e.c)) continue;
-      if (macs + cost(e.i, e.k) > target) break;
-      kept[e.i][e.k].add(e.c);
-      macs += cost(e.i, e.k);
-    }
-    return gates.map((g, i) => {
-      const mk = (k: Kind) => { const keep = [...kept[i][k]].sort((a, b) => a - b); return channelMask(g[k].length, keep, null, keep.map((c) => g[k][c])); };
-      const qk = mk('qk');
-      return { qk, v: o.sharedQkv ? qk : mk('v'), mlp: mk('mlp') };
-    });
-  }
-
-  /** Which formulation a step runs: exact 'dense' on every denseEvery-th training step (and for soft gates), else 'gather'. */
-  computeFor(train: boolean): MaskedCompute {
-    if (!train) return 'gather';
-    if (this.options.masks === 'gates') return 'dense';
-    const n = this.options.denseEvery;
-    return n > 0 && this.step % n === 0 ? 'dense' : 'gather';
-  }
+  /** Which formulation a step runs: 'gather' in evaluation; in training the strategy's (top-k: 'dense' every denseEvery-th step; gates: 'dense'). */
+  computeFor(train: boolean): MaskedCompute { return train ? this.strategy.trainCompute(this) : 'gather'; }
 
   /** MACs of the model under `masks` (soft gates count sum min(1, |g|)). */
-  macs(masks: readonly BlockMasks[]): number { return this.macsOf(masks.map((m) => this.counts(m))); }
-
-  private counts(m: BlockMasks): BlockWidths {
-    // soft gates are the training masks (they carry their score); cut gates count their kept channels
-    const soft = (c: ChannelMask) => (c.score && this.options.masks === 'gates'
-      ? c.value.reduce((s, g) => s + Math.min(1, Math.abs(g)), 0) : c.keep.length);
-    return { qk: soft(m.qk), v: soft(m.v), mlp: soft(m.mlp) };
+  macs(masks: readonly BlockMasks[]): number {
+    const n = (c: ChannelMask) => this.strategy.count(c);
+    return this.macsOf(masks.map((m) => ({ qk: n(m.qk), v: n(m.v), mlp: n(m.mlp) })));
   }
 
   /**
    * lambda * max(0, MACs/target - 1)^2 for these masks, differentiable in the
-   * scores through the straight-through counts (see top); null where it does
-   * not apply (uniform allocation, lambda 0, or no scores in the masks).
+   * scores through the strategy's counts (see top); null where it does not
+   * apply (uniform allocation, lambda 0, or no scores in the masks).
    */
   budgetLoss(masks: readonly BlockMasks[]): Tensor | null {
-    const o = this.options;
-    if (o.lambda <= 0 || (o.masks === 'topk' && o.allocation === 'uniform')) return null;
+    const o = this.options, mac = this.macModel, st = this.strategy;
+    if (o.lambda <= 0 || !st.budgeted(o)) return null;
     const T = this.targetMacs(), over = Math.max(0, this.macs(masks) / T - 1);
     const inputs: Tensor[] = [], grads: Float32Array[] = [];
     const dScale = (2 * o.lambda * over) / T;
     masks.forEach((m, i) => {
       const parts: Array<[ChannelMask, number]> = m.qk === m.v
-        ? [[m.qk, this.mac.qk[i] + this.mac.v[i]], [m.mlp, this.mac.mlp[i]]]
-        : [[m.qk, this.mac.qk[i]], [m.v, this.mac.v[i]], [m.mlp, this.mac.mlp[i]]];
+        ? [[m.qk, mac.qk[i] + mac.v[i]], [m.mlp, mac.mlp[i]]]
+        : [[m.qk, mac.qk[i]], [m.v, mac.v[i]], [m.mlp, mac.mlp[i]]];
       for (const [c, coef] of parts) {
         if (!c.score) continue;
         const g = new Float32Array(c.width);
-        const gates = o.masks === 'gates';
-        for (let j = 0; j < c.width; j++) {
-          // d count / d s_j: 1 (straight-through, top-k); sign(g) where |g| < 1 (soft count, gates)
-          const d = gates ? (Math.abs(c.value[j]) < 1 ? Math.sign(c.value[j]) : 0) : 1;
-          g[j] = dScale * coef * d;
-        }
+        for (let j = 0; j < c.width; j++) g[j] = dScale * coef * st.countGrad(c, j);
         inputs.push(c.score);
         grads.push(g);
       }
@@ -566,11 +448,8 @@ export class Cdcp {
   }
 
   /** Gates: l1 * sum |g| (ViT-Slim's sparsity term); null for top-k masks or l1 0. */
-  l1Loss(): Tensor | null {
-    if (this.options.masks !== 'gates' || this.options.l1 <= 0) return null;
-    const ps = this.namedParameters().map(([, t]) => t);
-    let s = 0;
-    const grads = ps.map((t) => { const g = t.toArray(); for (const x of g) s += Math.abs(x); return g.map((x) => this.options.l1 * Math.sign(x)); });
-    return scalarLoss(this.options.l1 * s, ps, grads);
-  }
+  l1Loss(): Tensor | null { return this.strategy.sparsity(this); }
+
+  /** Gates cut at one global threshold within `target` MACs (GATES.finalMasksAt). */
+  thresholdGates(target: number): BlockMasks[] { return GATES.finalMasksAt(this, target); }
 }

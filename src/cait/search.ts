@@ -1,6 +1,6 @@
 // CAIT's search stage as a Trainable: the ATME wrapper (src/cait/wrap.ts) with
 // every block's attention and MLP replaced by CDCP's masked branches
-// (src/cait/cdcp.ts). Merging is untouched; the ViT is shared, not edited.
+// (src/cait/masked.ts) under the masks of src/cait/cdcp.ts. Merging is untouched; the ViT is shared, not edited.
 //
 // Per forward the masks are recomputed from the scores (dynamic), and the
 // step's formulation is chosen ('dense' on exact straight-through steps,
@@ -12,10 +12,8 @@ import type { Tensor } from '../tensor.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel, type CaitOptions } from './wrap.js';
 import { keysOf, type SimilaritySource } from './atme.js';
-import {
-  Cdcp, CDCP_METADATA_KEY, maskedAttnResidual, maskedMlpResidual, widthsOf,
-  type BlockMasks, type CdcpOptions, type MaskedCompute,
-} from './cdcp.js';
+import { Cdcp, CDCP_METADATA_KEY, type CdcpOptions } from './cdcp.js';
+import { maskedAttnResidual, maskedMlpResidual, widthsOf, type BlockMasks, type MaskedCompute } from './masked.js';
 import type { Distiller } from './distill.js';
 import { extractCompact } from './extract.js';
 
