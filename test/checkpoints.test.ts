@@ -7,7 +7,7 @@
 // the position embedding resampled for another input size.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -20,6 +20,7 @@ import { modelFromCheckpoint } from '../src/nn/checkpoint.js';
 import { resamplePosEmbed } from '../src/nn/posembed.js';
 import { getPreset, PRESETS } from '../src/nn/presets.js';
 import { CaitModel } from '../src/cait/wrap.js';
+import { InferencePlan } from '../src/plan.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
 import type { VisionTransformer } from '../src/nn/vit.js';
 import { close, randn } from './util.js';
@@ -123,6 +124,21 @@ test('distilled fixtures under ATME: both prefix tokens unmerged, all patch toke
   }
 });
 
+test('distilled fixtures: the planned forward (src/plan.ts, what cait bench and serve run) equals eager bit for bit, with and without ATME', () => {
+  for (const d of ['hf-deit-distilled', 'timm-deit-distilled']) {
+    const { model } = loadModel(join(FIX, d));
+    const x = input(d), be = model.cls_token.backend;
+    for (const m of [model, new CaitModel(model, { merge: 'h@1' })]) {
+      const plan = InferencePlan.capture(be, x.data, x.shape, (t) => m.forward(t));
+      const want = logitsOf(m, d);
+      close(plan.run(x.data), want, 0, 0, `${d} planned`);
+      if (m === model) close(want, expected(d).data, 1e-4, 0, `${d} eager`);
+      plan.dispose();
+    }
+    model.dispose();
+  }
+});
+
 test('bare timm checkpoint with --preset, and the new presets build', () => {
   // the timm fixture's weights without its config: the distilled preset at the fixture's sizes
   const cfg = { ...getPreset('deit_tiny_distilled_patch16_224'), imgSize: 48, patchSize: 8, embedDim: 48, depth: 2, numHeads: 3, numClasses: 5 };
@@ -182,6 +198,21 @@ test('saveHf round trip of this project\'s own models: the same config (dataSize
   const compact = createModel({ ...getPreset('micro'), widths: [{ qk: 8, v: 8, mlp: 96 }, { qk: 16, v: 16, mlp: 192 }] });
   assert.throws(() => saveHf(join(tmp, 'compact'), compact), /CDCP-compact model .* has no transformers layout/);
   compact.dispose();
+});
+
+test('transformers names without the vit. prefix (saved from ViTModel plus a classifier) load the same; a pooler is ignored', () => {
+  const t = readSafetensorsFile(join(FIX, 'hf-vit/model.safetensors')).tensors;
+  const bare = new Map([...t].map(([n, v]) => [n.replace(/^vit\./, ''), v]));
+  bare.set('pooler.dense.weight', { dtype: 'F32', shape: [48, 48], data: new Float32Array(48 * 48) });
+  bare.set('pooler.dense.bias', { dtype: 'F32', shape: [48], data: new Float32Array(48) });
+  const dir = join(tmp, 'bare-hf');
+  mkdirSync(dir, { recursive: true });
+  writeSafetensorsFile(join(dir, 'model.safetensors'), bare);
+  for (const f of ['config.json', 'preprocessor_config.json']) writeFileSync(join(dir, f), readFileSync(join(FIX, 'hf-vit', f)));
+  const { model, layout } = loadModel(dir);
+  assert.is(layout, 'hf');
+  close(logitsOf(model, 'hf-vit'), expected('hf-vit').data, 1e-4, 0, 'bare names');
+  model.dispose();
 });
 
 test('a failed load frees every tensor it allocated', () => {

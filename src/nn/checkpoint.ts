@@ -95,8 +95,9 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
   const header = readSafetensorsHeader(files.weights, name);
   const metadata = header.metadata;
   const names = new Set(header.entries.map((e) => e.name));
-  const hfPrefix = ['vit.', 'deit.'].find((p) => [...names].some((n) => n.startsWith(p)));
-  const layout: CheckpointLayout = hfPrefix ? 'hf' : 'timm';
+  // transformers' names: under vit./deit. in the classification models, bare (embeddings., encoder.) from ViTModel/DeiTModel
+  const hfPrefix = ['vit.', 'deit.'].find((p) => [...names].some((n) => n.startsWith(p))) ?? (names.has('embeddings.cls_token') ? '' : undefined);
+  const layout: CheckpointLayout = hfPrefix !== undefined ? 'hf' : 'timm';
   let quant: string | null = null;
   if (metadata.quant !== undefined) {
     const q = parseJsonStrict(metadata.quant, name, '__metadata__.quant') as { scheme?: unknown } | null;
@@ -110,8 +111,8 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
   }
 
   // ---- the config, validated before anything is allocated
-  const fromWeights = { distilled: names.has(hfPrefix ? `${hfPrefix}embeddings.distillation_token` : 'dist_token'),
-    distillHead: names.has(hfPrefix ? 'distillation_classifier.weight' : 'head_dist.weight') };
+  const fromWeights = { distilled: names.has(hfPrefix !== undefined ? `${hfPrefix}embeddings.distillation_token` : 'dist_token'),
+    distillHead: names.has(hfPrefix !== undefined ? 'distillation_classifier.weight' : 'head_dist.weight') };
   let raw: unknown, cfgFile = name, layoutConfig = false;
   if (opts.config) raw = structuredClone(opts.config);
   else if (metadata.config !== undefined) {
@@ -138,7 +139,7 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
   let tensors = readSafetensors(files.weights, name).tensors;
   if (quant) tensors = QUANT_DECODERS.get(quant)!(tensors, metadata, name);
   if (!opts.allowNonFinite) for (const [n, t] of tensors) checkFinite(name, n, t.data);
-  if (layout === 'hf') tensors = hfToTimm(tensors, hfPrefix!, name);
+  if (hfPrefix !== undefined) tensors = hfToTimm(tensors, hfPrefix, name);
 
   const prefix = numPrefixTokens(cfg), grid = cfg.imgSize / cfg.patchSize;
   const pos = tensors.get('pos_embed');
