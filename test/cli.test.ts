@@ -88,6 +88,15 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   assert.match(badPrune.stderr, /--prune must be one of search, uniform, mlp, got 'heads'/);
 });
 
+test('in-process runs restore the backend and stop a thread pool they made', async () => {
+  const { getBackend } = await import('../src/tensor.js');
+  const before = getBackend();
+  const r = await cait('bench', '--preset', 'micro', '--threads', '2', '--runs', '2', '--warmup', '0', '--json');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.json.threads, 2);
+  assert.is(getBackend(), before, 'the backend of the caller is back');
+});
+
 test('the real entry: no command is exit 2, a usage error exit 2, a symlinked bin runs (as npm links it)', () => {
   const entry = join(ROOT, 'src/cli/main.ts');
   const none = caitProcess(entry);

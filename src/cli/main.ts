@@ -89,6 +89,9 @@ export async function main(argv: readonly string[], io?: Io): Promise<number> {
   } finally {
     process.stdout.write = out;
     process.stderr.write = err;
+    // a thread pool made for this run stops its workers (they would keep the process alive)
+    const used = getBackend() as { threads?: number; close?: () => Promise<void> };
+    if (used !== before && (used.threads ?? 1) > 1) await used.close?.();
     setBackend(before);
   }
 }
