@@ -242,10 +242,17 @@ test('a dead worker noticed during a call (no exit event): detected within a sec
   same(got, want, 'gemm with a dead worker');
   assert.ok(ms < 1000, `detected in ${ms.toFixed(0)} ms`);
   assert.is(warned.length, 1, warned.join('\n'));
-  assert.match(warned[0], /worker 2 stopped answering; continuing on one thread/);
-  const s0 = p.splitCalls;
-  same(runOnGemm(p, [a, b, new Float32Array(M * N), new Float32Array(N)], [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, 0]), want, 'gemm after');
+  assert.match(warned[0], /worker 2 did not take its part in 500 ms; running on the calling thread/);
+  const s0 = p.splitCalls, gemmArgs: Arg[] = [NN, M, N, K, 1, { buf: 0 }, K, 0, { buf: 1 }, N, 0, 0, { buf: 2 }, N, 0, 1, 0];
+  same(runOnGemm(p, [a, b, new Float32Array(M * N), new Float32Array(N)], gemmArgs), want, 'gemm while the worker is suspect');
+  assert.is(p.splitCalls, s0, 'one thread while the worker is suspect');
+  // a live worker would have acknowledged the cancelled job by now; this one is gone for good
+  await new Promise((r) => setTimeout(r, 600));
+  const later = warnings(() => same(runOnGemm(p, [a, b, new Float32Array(M * N), new Float32Array(N)], gemmArgs), want, 'gemm after'));
+  assert.match(later.join('\n'), /worker 2 is gone .*continuing on one thread/);
   assert.is(p.splitCalls, s0, 'one thread after the fallback');
+  assert.is(p.poolStats().workers, 0);
+  assert.match(p.poolStats().fallback!, /worker 2 is gone/);
   await p.close();
 });
 

@@ -38,9 +38,11 @@
 // when the caller is idle, or, while a call waits on it, when it has not
 // claimed its job within `deadMs` (500 ms): the caller then cancels the job
 // (CLAIM, ./worker.ts), computes that part itself (the parts are disjoint and
-// give the same bits on any thread), warns once, and the pool continues on
-// the calling thread alone. (A worker that claimed a job and then stops for
-// deadMs + 100x the caller's own part is given up on too.)
+// give the same bits on any thread), warns, and runs alone. A worker that was
+// only descheduled (a loaded machine) acknowledges the cancelled job later and
+// the pool resumes; one still silent deadMs later is gone: the pool continues
+// on the calling thread for good. (A worker that claimed a job and then stops
+// for deadMs + 100x the caller's own part is given up on at once.)
 //
 // Dispatch: one mailbox per worker in the shared heap (./worker.ts), written
 // by the caller, then Atomics.notify; the caller computes part 0 itself and
@@ -330,8 +332,8 @@ const KERNEL_ID = new Map<string, number>(KERNELS.map((k, i) => [k, i]));
 const now = (): number => performance.now();
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
 
-/** Returned by awaitWorker when the worker is gone and its part must be run by the caller. */
-const DEAD = Symbol('dead');
+/** Returned by awaitWorker when the caller must run the part: the job was cancelled unclaimed, or the worker stopped inside it. */
+const CANCELLED = Symbol('cancelled'), GONE = Symbol('gone');
 
 export class ThreadedWasmBackend extends WasmBackend {
   override readonly name: string;
@@ -350,6 +352,8 @@ export class ThreadedWasmBackend extends WasmBackend {
   private closing = false;
   private cal: Calibration | null = null;
   private fallback: string | null = null;
+  /** A worker that let a job go unclaimed: calls run on the caller until it acknowledges that job (it was only slow) or deadMs more pass (it is gone). */
+  private suspect: { w: number; since: number } | null = null;
   /** Calls split across the pool, and calls run on the caller alone (for reports). */
   splitCalls = 0;
   soloCalls = 0;
@@ -491,7 +495,8 @@ export class ThreadedWasmBackend extends WasmBackend {
   }
 
   override run(kernel: KernelName, ...args: number[]): number {
-    const rule = this.closed ? undefined : SPLITS[kernel];
+    if (this.suspect) this.checkSuspect();
+    const rule = this.closed || this.suspect ? undefined : SPLITS[kernel];
     if (rule) {
       let min = this.minWorkAll;
       if (min === undefined) min = (this.cal ?? this.calibrate())?.minWork[rule.cls] ?? Infinity;
@@ -516,17 +521,33 @@ export class ThreadedWasmBackend extends WasmBackend {
     const t0 = now();
     try { this.exports[kernel](...parts[0]); } catch (e) { err = e; }
     const own = now() - t0;
-    let dead: string | null = null;
+    let gone: string | null = null;
     for (let p = 1; p < parts.length; p++) {
       const r = this.awaitWorker(p - 1, own);
-      if (r === DEAD) {
-        dead ??= `worker ${p} stopped answering`;
+      if (r === CANCELLED || r === GONE) {
+        if (r === GONE) gone ??= `worker ${p} stopped inside a call`;
+        else if (!this.suspect) {
+          this.suspect = { w: p - 1, since: now() };
+          console.warn(`caitjs: worker ${p} did not take its part in ${this.deadMs} ms; running on the calling thread until it answers`);
+        }
         if (gemm) parts[p][G.scratch] = this.scratch;
         try { this.exports[kernel](...parts[p]); } catch (e) { err ??= e; }
       } else if (r && !err) err = r;
     }
-    if (dead) this.fallBack(dead);
+    if (gone) this.fallBack(gone);
     if (err) throw err;
+  }
+
+  /** A suspect worker that acknowledged its cancelled job is back; one silent for deadMs more is gone. */
+  private checkSuspect(): void {
+    const { w, since } = this.suspect!;
+    if (this.closed) { this.suspect = null; return; }
+    if (Atomics.load(this.box32, (this.boxes[w] >> 2) + DONE) === this.seq[w]) {
+      this.suspect = null;
+      console.warn(`caitjs: worker ${w + 1} answers again; back to ${this.threads} threads`);
+    } else if (now() - since > this.deadMs) {
+      this.fallBack(`worker ${w + 1} is gone (no answer in ${Math.round(now() - since + this.deadMs)} ms)`);
+    }
   }
 
   private post(w: number, id: number, args: number[]): void {
@@ -541,8 +562,8 @@ export class ThreadedWasmBackend extends WasmBackend {
     Atomics.notify(this.box32, i + SEQ, 1);
   }
 
-  /** Waits for worker w's current job; returns its error, DEAD when the caller must run the part, or null. */
-  private awaitWorker(w: number, ownMs: number): Error | typeof DEAD | null {
+  /** Waits for worker w's current job; returns its error, CANCELLED or GONE when the caller must run the part, or null. */
+  private awaitWorker(w: number, ownMs: number): Error | typeof CANCELLED | typeof GONE | null {
     const i = this.boxes[w] >> 2, s = this.seq[w], b = this.box32;
     let d = Atomics.load(b, i + DONE);
     for (let n = this.spin; d !== s && n > 0; n--) d = Atomics.load(b, i + DONE);
@@ -552,8 +573,8 @@ export class ThreadedWasmBackend extends WasmBackend {
         if (Atomics.load(b, i + READY) === READY_FAILED) { this.fallBack(`worker ${w + 1} could not start`); return this.workerError(w, 'could not start'); }
         const waited = now() - t0;
         // not claimed in deadMs: cancel the job (the worker skips it if it ever wakes) and run it here
-        if (waited > this.deadMs && Atomics.compareExchange(b, i + CLAIM, 0, 2) === 0) return DEAD;
-        if (waited > giveUp) return DEAD;
+        if (waited > this.deadMs && Atomics.compareExchange(b, i + CLAIM, 0, 2) === 0) return CANCELLED;
+        if (waited > giveUp) return GONE;
         Atomics.wait(b, i + DONE, d, 20);
         d = Atomics.load(b, i + DONE);
       }
