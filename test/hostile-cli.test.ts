@@ -212,6 +212,17 @@ test('stale temporaries of the target from dead processes are removed; live ones
   assert.equal(cleanStaleTemporaries(target), [], 'nothing left to clean');
 });
 
+test('a run removes the temporaries a killed run left in its directory', async () => {
+  const run = join(dir, 'orphans');
+  mkdirSync(run);
+  const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+  const orphans = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map((f) => `${f}.tmp-${dead}-0123456789ab`);
+  for (const o of orphans) writeFileSync(join(run, o), 'half a file');
+  const r = await cait('train', ...trainArgs, '--epochs', '1', '--out', run);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(readdirSync(run).sort(), ['checkpoint.safetensors', 'log.jsonl', 'model.safetensors']);
+});
+
 test('NaN training: resuming with --lr 1e30 stops (exit 1) and leaves the checkpoint, model and log byte for byte', async () => {
   const run = join(dir, 'nan');
   const a = await cait('train', ...trainArgs, '--epochs', '2', '--out', run);

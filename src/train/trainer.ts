@@ -22,7 +22,7 @@ import { crossEntropy, weightedSum as weighted } from '../ops/index.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { makeBatch, epochOrder, type Batch, type BatchOptions, type ImageSource } from '../data/augment.js';
 import { readSafetensorsFile, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
-import { checkOutput, writeFileAtomic, type NamedInput } from '../io/output.js';
+import { checkOutput, cleanStaleTemporaries, outputTarget, writeFileAtomic, type NamedInput } from '../io/output.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
 import { Progress } from '../util/progress.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -119,7 +119,10 @@ export function train(model: Trainable, data: TrainData, o: TrainOptions): Epoch
   const files = { model: join(o.outDir, 'model.safetensors'), checkpoint: join(o.outDir, 'checkpoint.safetensors'), log: join(o.outDir, 'log.jsonl') };
   // the run's own checkpoint is read before it is replaced, so --resume DIR/checkpoint.safetensors is fine
   const inputs = o.inputs ?? [];
-  for (const f of Object.values(files)) checkOutput(f, f === files.checkpoint ? inputs : [...inputs, { flag: '--resume', path: o.resume }]);
+  for (const f of Object.values(files)) {
+    checkOutput(f, f === files.checkpoint ? inputs : [...inputs, { flag: '--resume', path: o.resume }]);
+    cleanStaleTemporaries(outputTarget(f));   // left by a run killed while writing
+  }
   const named = model.namedParameters();
   const params = named.map(([, p]) => p);
   const pool = o.indices ?? null, total = pool ? pool.length : data.n;
