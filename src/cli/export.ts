@@ -11,6 +11,8 @@ import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
 import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkOutputFlag, emitJson, need, withMerging } from './common.js';
 import { writeFileAtomic } from '../io/output.js';
+import { quantizeLoaded } from '../quant/format.js';
+import { exportInt8Onnx } from '../quant/onnx.js';
 
 const EXPORT_FLAGS = {
   ...MODEL_FLAGS,
@@ -42,7 +44,9 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   else throw new UsageError('missing --model FILE or --preset NAME');
   const runner = withMerging(vit, f, metadata);
   const cait = runner instanceof CaitModel ? runner : null;
-  const r = exportVitOnnx(vit, { batch, merge: cait?.schedule ?? '', atme: cait?.options });
+  // an int8 file exports as onnxruntime's dynamic quantization (src/quant/onnx.ts)
+  const qm = quantizeLoaded(vit, metadata), eo = { batch, merge: cait?.schedule ?? '', atme: cait?.options };
+  const r = qm ? exportInt8Onnx(vit, qm, eo) : exportVitOnnx(vit, eo);
   mkdirSync(dirname(out), { recursive: true });
   writeFileAtomic(out, r.bytes, inputs);
   const cfg = vit.cfg, B = batch === 'dynamic' ? 'batch' : batch;
@@ -56,7 +60,7 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
     input: { name: 'pixel_values', shape: [B, cfg.inChans, cfg.imgSize, cfg.imgSize] },
     output: { name: 'logits', shape: [B, cfg.numClasses] },
     nodes: g.nodes.length, initializers: g.initializers.length, params: vit.numParams(),
-    compact: !!cfg.widths, merge: r.merge, ...(r.atme ? { similarity: r.atme.similarity, prop_attn: r.atme.propAttn } : {}),
+    compact: !!cfg.widths, merge: r.merge, ...(qm ? { quant: 'int8-dynamic' } : {}), ...(r.atme ? { similarity: r.atme.similarity, prop_attn: r.atme.propAttn } : {}),
     tokens: r.tokens,
   });
 }

@@ -71,7 +71,7 @@ export class Pb {
 // ---------------------------------------------------------------- ONNX IR
 
 /** TensorProto.DataType values. */
-export const DTYPE = { float32: 1, bool: 9, int64: 7 } as const;
+export const DTYPE = { float32: 1, uint8: 2, int8: 3, bool: 9, int64: 7 } as const;
 export type DType = keyof typeof DTYPE;
 
 export interface OnnxTensor {
