@@ -113,7 +113,7 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
   // ---- the config, validated before anything is allocated
   const fromWeights = { distilled: names.has(hfPrefix !== undefined ? `${hfPrefix}embeddings.distillation_token` : 'dist_token'),
     distillHead: names.has(hfPrefix !== undefined ? 'distillation_classifier.weight' : 'head_dist.weight') };
-  let raw: unknown, cfgFile = name, layoutConfig = false;
+  let raw: unknown, cfgFile = name, layoutConfig = false, libraryNames: Record<string, string> | null = null;
   if (opts.config) raw = structuredClone(opts.config);
   else if (metadata.config !== undefined) {
     raw = parseJsonStrict(metadata.config, name, '__metadata__.config');
@@ -122,7 +122,9 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
     cfgFile = files.configName ?? sibling(name, 'config.json');
     const pre = files.preprocessorConfig === undefined ? undefined
       : { file: files.preprocessorConfigName ?? sibling(name, 'preprocessor_config.json'), json: parseJsonStrict(files.preprocessorConfig, files.preprocessorConfigName ?? sibling(name, 'preprocessor_config.json'), 'preprocessor_config') };
-    raw = configFromJson(parseJsonStrict(files.config, cfgFile, 'config'), cfgFile, pre);
+    const json = parseJsonStrict(files.config, cfgFile, 'config');
+    raw = configFromJson(json, cfgFile, pre);
+    libraryNames = isObj(json) && typeof json.architecture === 'string' ? TIMM_FIELDS : HF_FIELDS;
     layoutConfig = true;
   } else if (opts.preset) { raw = getPreset(opts.preset); layoutConfig = true; }
   else throw new SafetensorsError(name, 'no model config: none in __metadata__ and no config.json beside it (a timm checkpoint?): pass --preset NAME');
@@ -133,7 +135,13 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
     else { delete r.distilled; delete r.distillHead; }
   }
   if (opts.imgSize !== undefined && raw && typeof raw === 'object') atInputSize(raw as VitConfig, opts.imgSize);
-  const cfg = validateConfig(raw, cfgFile, { maxBytes: opts.maxBytes });
+  let cfg: VitConfig;
+  try { cfg = validateConfig(raw, cfgFile, { maxBytes: opts.maxBytes }); } catch (e) {
+    // a library config's fields by the library's names (ours in brackets)
+    const lib = libraryNames?.[e instanceof ConfigError ? e.field.split(/[.[]/)[0] : ''];
+    if (e instanceof ConfigError && lib) throw new ConfigError(e.file, `${lib} [${e.field}]`, e.expected, e.got);
+    throw e;
+  }
 
   // ---- tensors: decode, check finite, rename to timm's names
   let tensors = readSafetensors(files.weights, name).tensors;
@@ -249,6 +257,18 @@ function hfToTimm(src: Map<string, SafeTensor>, p: string, file: string): Map<st
 }
 
 // ---------------------------------------------------------------- configs of other libraries
+
+/** VitConfig fields by the name a transformers config.json / a timm hub config.json gives them (for errors). */
+const HF_FIELDS: Record<string, string> = {
+  imgSize: 'image_size', patchSize: 'patch_size', inChans: 'num_channels', numClasses: 'id2label', classes: 'id2label',
+  embedDim: 'hidden_size', depth: 'num_hidden_layers', numHeads: 'num_attention_heads', mlpRatio: 'intermediate_size',
+  qkvBias: 'qkv_bias', eps: 'layer_norm_eps', mean: 'image_mean', std: 'image_std', preprocess: 'preprocessor_config.json', merge: 'cait_merge', dataSize: 'cait_data_size',
+};
+const TIMM_FIELDS: Record<string, string> = {
+  imgSize: 'model_args.img_size', patchSize: 'model_args.patch_size', inChans: 'model_args.in_chans', numClasses: 'num_classes', classes: 'label_names',
+  embedDim: 'model_args.embed_dim', depth: 'model_args.depth', numHeads: 'model_args.num_heads', mlpRatio: 'model_args.mlp_ratio',
+  qkvBias: 'model_args.qkv_bias', mean: 'pretrained_cfg.mean', std: 'pretrained_cfg.std', preprocess: 'pretrained_cfg',
+};
 
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
