@@ -6,6 +6,7 @@
 // channels a mask keeps is ./cdcp.ts's business (its top-k and gate
 // strategies); these functions run whatever masks they are given.
 import { Tensor } from '../tensor.js';
+import { call } from '../backend/kernels.js';
 import { isGradEnabled, noGrad, record } from '../autograd.js';
 import * as ops from '../ops/index.js';
 import { gatherCols, gatherRows, indexTensor } from '../ops/gather.js';
@@ -69,18 +70,18 @@ function maskColumns(x: Tensor, mult: Float32Array | null, targets: ScoreTarget[
   if (!mult && !live.length) return x;
   const y = new Tensor(x.shape, be);
   const m = mult ? Tensor.from(mult, [W], be) : null;
-  if (m) be.run('mul', x.ptr, m.ptr, y.ptr, x.size, W);
-  else be.run('copy2d', x.ptr, x.size, y.ptr, x.size, 1, x.size);
+  if (m) call(be, 'mul', { a: x.ptr, b: m.ptr, y: y.ptr, n: x.size, m: W });
+  else call(be, 'copy2d', { src: x.ptr, sld: x.size, dst: y.ptr, dld: x.size, rows: 1, cols: x.size });
   const scores = [...new Set(live.map((t) => t.score))];
   return record(y, [x, ...scores], (dy) => {
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
-      if (m) { dx = new Tensor(x.shape, be); be.run('mul', dy.ptr, m.ptr, dx.ptr, x.size, W); } else dx = dy;
+      if (m) { dx = new Tensor(x.shape, be); call(be, 'mul', { a: dy.ptr, b: m.ptr, y: dx.ptr, n: x.size, m: W }); } else dx = dy;
     }
     if (!scores.length) return [dx];
     const t = new Tensor(x.shape, be), cs = new Tensor([W], be);
-    be.run('mul', x.ptr, dy.ptr, t.ptr, x.size, x.size);
-    be.run('col_sum', t.ptr, cs.ptr, R, W);
+    call(be, 'mul', { a: x.ptr, b: dy.ptr, y: t.ptr, n: x.size, m: x.size });
+    call(be, 'col_sum', { x: t.ptr, y: cs.ptr, rows: R, cols: W });
     const col = cs.toArray();
     t.dispose(); cs.dispose();
     const grads = scores.map((s) => {
@@ -117,7 +118,7 @@ function targetsOf(parts: Array<{ cols: Int32Array; ch: Int32Array; mask: Channe
 function gatherActivations(x: Tensor, cols: Int32Array): Tensor {
   const W = x.shape[x.shape.length - 1], be = x.backend;
   const y = new Tensor([...x.shape.slice(0, -1), cols.length], be), it = indexTensor(cols, x);
-  be.run('gather_cols', x.ptr, W, x.size / W, it.ptr, cols.length, y.ptr);
+  call(be, 'gather_cols', { x: x.ptr, ldx: W, rows: x.size / W, idx: it.ptr, k: cols.length, y: y.ptr });
   it.dispose();
   return y;
 }

@@ -24,7 +24,7 @@
 import { Tensor, keep } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
-import { qPackedBytes, qRowsBytes } from '../backend/kernels.js';
+import { qPackedBytes, qRowsBytes, call } from '../backend/kernels.js';
 import { Linear, ConvAsLinear, Mlp } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 
@@ -70,7 +70,7 @@ export class QLinear {
     try {
       be.write(tmp, raw);
       this.packed = keep(new Tensor([qPackedBytes(K, N) / 4], be));
-      be.run('pack_qb', K, N, tmp, K, this.packed.ptr);
+      call(be, 'pack_qb', { K, N, w: tmp, ldw: K, dst: this.packed.ptr });
     } finally { be.free(tmp); }
     this.scale = keep(Tensor.from(scaleData, [N], be));
   }
@@ -82,8 +82,8 @@ export class QLinear {
     const R = x.size / K;
     const qa = new Tensor([Math.max(1, qRowsBytes(R, K) / 4)], be), rowp = new Tensor([Math.max(1, 2 * R)], be);
     const y = new Tensor([...x.shape.slice(0, -1), N], be);
-    be.run('quantize_rows', x.ptr, K, R, K, qa.ptr, rowp.ptr);
-    be.run('qgemm', R, N, K, qa.ptr, rowp.ptr, this.packed.ptr, this.scale.ptr, this.bias ? this.bias.ptr : 0, y.ptr, N, gelu ? 1 : 0);
+    call(be, 'quantize_rows', { x: x.ptr, ldx: K, M: R, K, qa: qa.ptr, rowp: rowp.ptr });
+    call(be, 'qgemm', { M: R, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias: this.bias ? this.bias.ptr : 0, c: y.ptr, ldc: N, flags: gelu ? 1 : 0 });
     qa.dispose(); rowp.dispose();
     return y;
   }
