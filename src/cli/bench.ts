@@ -146,7 +146,9 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
     report = { ...common, ...st, path: paths[0], macs, gmacs: macs / 1e9, images_per_sec: +(1000 * B / st.median_ms).toFixed(2) };
   }
   x.dispose();
-  return { ...report, env: environment() };
+  // the worker pool's calibration (dispatch cost per split call, thresholds) and split counts
+  const pool = (getBackend() as { poolStats?: () => unknown }).poolStats?.();
+  return { ...report, ...(pool ? { pool } : {}), env: environment() };
 }
 
 const BENCH_FLAGS = {
