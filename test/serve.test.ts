@@ -234,6 +234,22 @@ S('a full queue answers 503 with Retry-After; a request that waits past --timeou
   });
 });
 
+S('a request whose client leaves while it waits is dropped from the queue, uncomputed', async () => {
+  await withServer({ maxWaitMs: 400 }, async (s) => {
+    const body = inferBody(randomImage());
+    const c = net.connect(s.port, '127.0.0.1', () => c.write(`POST /v2/models/${NAME}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
+    await new Promise((r) => setTimeout(r, 100));
+    const queued = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(queued, /cait_serve_queue_depth 1/);
+    c.destroy();
+    await new Promise((r) => setTimeout(r, 600));
+    const after = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(after, /cait_serve_queue_depth 0/);
+    assert.not.match(after, /cait_serve_batch_size_count\{model="fmnist-cait"\} [1-9]/, 'no forward ran');
+    assert.match(after, /cait_serve_requests_total\{model="fmnist-cait",endpoint="infer",code="499"\} 1/);
+  });
+});
+
 S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', MODEL, '--port', '0', '--max-wait-ms', '1500', '--log', 'json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '', out = '';
