@@ -215,6 +215,33 @@ test('transformers names without the vit. prefix (saved from ViTModel plus a cla
   model.dispose();
 });
 
+test('a bad transformers / timm config.json: ConfigError naming config.json and the library\'s field, nothing allocated', () => {
+  const before = liveTensorCount();
+  const w = (d: string) => new Uint8Array(readFileSync(join(FIX, d, 'model.safetensors')));
+  const hf = JSON.parse(readFileSync(join(FIX, 'hf-vit/config.json'), 'utf8'));
+  const cases: Array<[string, string, Record<string, unknown>, RegExp]> = [
+    ['hf-vit', 'config.json', { ...hf, num_attention_heads: 5 }, /x\/config\.json: config field 'num_attention_heads \[numHeads\]': expected a divisor of embedDim 48, got 5/],
+    ['hf-vit', 'config.json', { ...hf, hidden_act: 'gelu_new' }, /config field 'hidden_act': expected 'gelu'/],
+    ['hf-vit', 'config.json', { ...hf, layer_norm_eps: -1 }, /config field 'layer_norm_eps \[eps\]'/],
+    ['hf-vit', 'config.json', { ...hf, id2label: { 0: 'a', 2: 'b' } }, /config field 'id2label\.1': expected a label for every class id 0\.\.1/],
+    ['hf-vit', 'config.json', { ...hf, num_hidden_layers: 3 }, /x\/model\.safetensors: checkpoint does not match the model:\n  missing 12 tensor/],
+  ];
+  const timm = JSON.parse(readFileSync(join(FIX, 'timm-deit-distilled/config.json'), 'utf8'));
+  cases.push(['timm-deit-distilled', 'config.json', { ...timm, model_args: { ...timm.model_args, num_heads: 5 } }, /config field 'model_args\.num_heads \[numHeads\]'/]);
+  cases.push(['timm-deit-distilled', 'config.json', { ...timm, global_pool: 'avg' }, /config field 'global_pool': expected 'token'/]);
+  cases.push(['timm-deit-distilled', 'config.json', { ...timm, pretrained_cfg: { ...timm.pretrained_cfg, crop_pct: 2 } }, /config field 'pretrained_cfg \[preprocess\.cropPct\]'/]);
+  for (const [d, , config, re] of cases) {
+    assert.throws(() => modelFromCheckpoint({ weights: w(d), config: JSON.stringify(config), configName: 'x/config.json' }, {}, 'x/model.safetensors'), re, `${d}: ${re}`);
+  }
+  const pre = JSON.parse(readFileSync(join(FIX, 'hf-deit-distilled/preprocessor_config.json'), 'utf8'));
+  const cfgText = readFileSync(join(FIX, 'hf-deit-distilled/config.json'), 'utf8');
+  for (const [p, re] of [[{ ...pre, resample: 1 }, /p\.json: config field 'resample': expected 0 \(nearest\), 2 \(bilinear\) or 3 \(bicubic\), got 1/],
+    [{ ...pre, crop_size: { height: 40, width: 40 } }, /config field 'crop_size': expected the model's image_size 48/],
+    [{ ...pre, image_std: [0.2, 0, 0.2] }, /p\.json: config field 'image_std': expected 3 finite number\(s\) > 0/]] as const)
+    assert.throws(() => modelFromCheckpoint({ weights: w('hf-deit-distilled'), config: cfgText, preprocessorConfig: JSON.stringify(p), configName: 'x/config.json', preprocessorConfigName: 'p.json' }, {}, 'x/model.safetensors'), re);
+  assert.is(liveTensorCount(), before);
+});
+
 test('a failed load frees every tensor it allocated', () => {
   const file = join(tmp, 'missing-one.safetensors');
   const t = readSafetensorsFile(join(FIX, 'timm-deit-distilled/model.safetensors')).tensors;

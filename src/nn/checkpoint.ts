@@ -373,8 +373,14 @@ function hfPreprocess(p: unknown, file: string, cfg: VitConfig): Preprocess {
   if (out !== cfg.imgSize) bad(crop ? 'crop_size' : 'size', `the model's image_size ${cfg.imgSize}`, crop ? p.crop_size : size);
   if (p.do_normalize === false) { cfg.mean = Array(cfg.inChans).fill(0); cfg.std = Array(cfg.inChans).fill(1); }
   else {
-    if (p.image_mean !== undefined) cfg.mean = p.image_mean as number[];
-    if (p.image_std !== undefined) cfg.std = p.image_std as number[];
+    // checked here so the error names preprocessor_config.json (the validator checks them again as mean/std)
+    for (const [k, pos] of [['image_mean', false], ['image_std', true]] as const) {
+      const v = p[k];
+      if (v === undefined) continue;
+      if (!Array.isArray(v) || v.length !== cfg.inChans || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!pos || x > 0)))
+        bad(k, `${cfg.inChans} finite number(s)${pos ? ' > 0' : ''} (num_channels ${cfg.inChans})`, v);
+      if (k === 'image_mean') cfg.mean = v as number[]; else cfg.std = v as number[];
+    }
   }
   return { kind: 'hf', size: cfg.imgSize, interpolation: interpolation!, resize, crop, mean: cfg.mean, std: cfg.std };
 }
