@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import jpeg from 'jpeg-js';
 import {
   SafetensorsError, CheckpointMismatchError, readSafetensors, readSafetensorsFile, readSafetensorsHeader,
-  writeSafetensors, writeSafetensorsFile, checkKeys,
+  writeSafetensors, writeSafetensorsFile, checkKeys, findDuplicateKey,
 } from '../src/io/safetensors.js';
 import {
   ImageError, decodeImage, encodePng, chunk, crc32, readImageFile, toGrayFloat, toRgbFloatNCHW, resizePlanes,
@@ -290,6 +290,18 @@ st('checkKeys lists every missing, unexpected and mismatched tensor in one error
   throwsWith(() => checkKeys('m', expected, got, { allowMissing: true }), CheckpointMismatchError, ["'x'"], 'unexpected only');
   checkKeys('m', { a: [1] }, { a: { shape: [1] } });
   throwsWith(() => checkKeys('m', { a: [1] }, { a: { shape: [1, 1] } }), CheckpointMismatchError, ['[1,1], expected [1]'], 'rank');
+});
+
+st('duplicate keys in the header are an error (JSON.parse would keep the last; the reference rejects them)', () => {
+  const entry = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}', data = [0, 0, 128, 63];
+  throwsWith(() => readSafetensors(rawSt(`{"a":${entry},"a":${entry}}`, data), 'd.safetensors'), SafetensorsError, ['d.safetensors', "header has the key 'a' twice"], 'tensor');
+  throwsWith(() => readSafetensors(rawSt(`{"__metadata__":{"k":"1","k":"2"},"a":${entry}}`, data), 'd'), SafetensorsError, ["'__metadata__.k' twice"], 'metadata key');
+  throwsWith(() => readSafetensors(rawSt(`{"a":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}`, data), 'd'), SafetensorsError, ["'a.dtype' twice"], 'entry field');
+  // equal keys in different objects, or inside string values, are fine
+  const ok = readSafetensors(rawSt(`{"__metadata__":{"a":"{\\"x\\":1,\\"x\\":2}"},"a":${entry}}`, data), 'ok');
+  assert.equal(Array.from(ok.tensors.get('a')!.data), [1]);
+  assert.is(findDuplicateKey('{"a":[{"b":1},{"b":2}],"b":{"a":1}}'), null);
+  assert.is(findDuplicateKey('{"a\\u0062":1,"ab":2}'), 'ab', 'keys compared after unescaping');
 });
 
 st.run();
