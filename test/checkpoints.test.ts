@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Tensor, scope, setBackend, liveTensorCount } from '../src/tensor.js';
+import { Tensor, scope, setBackend, getBackend, liveTensorCount } from '../src/tensor.js';
+import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { noGrad } from '../src/autograd.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { loadModel, saveModel, saveHf, createModel } from '../src/nn/model.js';
@@ -62,6 +63,14 @@ for (const d of FIXTURES) {
       if (d === 'timm-deit-distilled') assert.equal(pre, { kind: 'timm', size: 48, interpolation: 'bicubic', cropPct: 0.875, cropMode: 'center', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
       assert.equal(model.cfg.mean, pre.mean);
     } finally { model.dispose(); }
+    // the reference backend (the executable spec) too
+    const prev = getBackend();
+    setBackend(new ReferenceBackend());
+    try {
+      const r = loadModel(join(FIX, d)).model;
+      close(logitsOf(r, d), expected(d).data, 1e-4, 0, `${d} logits on the reference backend`);
+      r.dispose();
+    } finally { setBackend(prev); }
   });
 
   test(`${d}: modelFromCheckpoint on the bytes (the browser path) and loadModel on model.safetensors with config.json beside it agree`, () => {
