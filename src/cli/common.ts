@@ -10,7 +10,7 @@ import type { VitConfig } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
-import { toSteps, type AtmeOptions, type Similarity } from '../cait/atme.js';
+import { toSteps, type AtmeOptions, type MergeStep, type Similarity } from '../cait/atme.js';
 import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
 import { UsageError } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
@@ -83,6 +83,11 @@ export function need<T>(v: T | undefined, flag: string): T {
   return v;
 }
 
+/** --merge SCHEDULE as steps for a model of `depth` blocks: parsed once, here at the edge; a bad schedule is a usage error. */
+export function mergeSteps(schedule: string | undefined, depth: number): MergeStep[] {
+  try { return toSteps(schedule, depth); } catch (e) { throw new UsageError(`--merge: ${(e as Error).message}`); }
+}
+
 /** The merge flags as parsed (MERGE_FLAGS, and SEG_FLAGS' --unmerge). */
 export interface MergeFlagValues { merge?: string; similarity?: Similarity; 'no-prop-attn'?: boolean; unmerge?: SegUnmerge }
 
@@ -95,9 +100,8 @@ export interface MergeFlagValues { merge?: string; similarity?: Similarity; 'no-
  */
 export function withMerging(vit: VisionTransformer, f: MergeFlagValues, metadata: Record<string, string> = {}): Trainable {
   const sim = f.similarity;   // an enum flag: checked by the parser
-  const schedule = f.merge ?? vit.cfg.merge ?? '';
-  let steps;
-  try { steps = toSteps(schedule, vit.cfg.depth); } catch (e) { throw new UsageError((e as Error).message); }
+  // --merge is parsed here, once; a saved schedule was checked with its config when the model loaded
+  const steps = f.merge !== undefined ? mergeSteps(f.merge, vit.cfg.depth) : toSteps(vit.cfg.merge ?? '', vit.cfg.depth);
   if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
   const seg = isSegmentation(vit.cfg);
   applyUnmergeFlag(vit.cfg, f);

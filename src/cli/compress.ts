@@ -28,7 +28,7 @@ import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { applyUnmergeFlag, checkOutputFlag, emitJson, need, useBackend } from './common.js';
+import { applyUnmergeFlag, checkOutputFlag, emitJson, mergeSteps, need, useBackend } from './common.js';
 import { writeQuantized } from './quantize.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
@@ -97,7 +97,7 @@ function compressRun(f: CompressFlags): void {
   const folder = !seg && isFolder(f.data);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
   // parsed once here; the library gets the steps, the report and the saved config the string
-  const steps = f.merge !== undefined ? toSteps(f.merge, dense.cfg.depth) : toSteps(pickStructure(dense.cfg, ratio).merge, dense.cfg.depth);
+  const steps = f.merge !== undefined ? mergeSteps(f.merge, dense.cfg.depth) : toSteps(pickStructure(dense.cfg, ratio).merge, dense.cfg.depth);
   const merge = formatSchedule(steps);
   // segmentation: scenes of the model's spec, its segmentation head in every stage, mean IoU as the score
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
@@ -188,7 +188,7 @@ function structureOnly(f: CompressFlags, ratio: number, out: string): void {
   const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
   if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one
   const policy = f.prune;
-  const merge = f.merge !== undefined ? formatSchedule(toSteps(f.merge, cfg.depth)) : undefined;
+  const merge = f.merge !== undefined ? formatSchedule(mergeSteps(f.merge, cfg.depth)) : undefined;
   const batch = f['latency-batch'], seed = f.seed;
   let s: Structure, candidates: Array<Record<string, unknown>> | undefined;
   if (policy === 'search') {
