@@ -251,6 +251,29 @@ test('a bad transformers / timm config.json: ConfigError naming config.json and 
   assert.is(liveTensorCount(), before);
 });
 
+test('the resampling kernel is Pillow\'s antialiased bicubic (what PyTorch\'s antialias=True ports): Pillow\'s own resizes within 1 grey level', () => {
+  // ../shared/fixtures/preprocess holds Pillow 9.4 bicubic resizes (then crop, normalise) of decoded images.
+  // Pillow works in 8 bits, clipping and rounding after its horizontal pass: done here between two
+  // one-axis calls of resamplePosEmbed (a same-size axis is the identity). Pixels are [H, W, 3] = tokens x channels.
+  const t = readSafetensorsFile(join(FIX, 'preprocess/expected.safetensors')).tensors;
+  const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+  const pyRound = (x: number) => { const f = Math.floor(x), r = x - f; return r > 0.5 ? f + 1 : r < 0.5 ? f : f % 2 === 0 ? f : f + 1; };
+  const u8 = (a: Float32Array) => a.map((v) => Math.min(255, Math.max(0, Math.round(v))));
+  for (const img of ['rgb-301x217.png', 'gray-130x97.png', 'rgba-200x150.png', 'photo-640x480.jpg']) {
+    const d = t.get(`decoded.${img}`)!, [H, W] = d.shape;
+    // timm: shorter side to 256 (long side int(256 * long / short)), crop 224 at round((L - 224) / 2); transformers DeiT: 256x256, crop at (256 - 224) // 2
+    const timm: [number, number] = H <= W ? [256, Math.trunc(256 * W / H)] : [Math.trunc(256 * H / W), 256];
+    for (const [pipe, [nh, nw], off] of [['timm_bicubic_224_0.875_imagenet', timm, (L: number) => pyRound((L - 224) / 2)], ['hf_deit_bicubic_256_crop_224', [256, 256], (L: number) => (L - 224) >> 1]] as const) {
+      const r = u8(resamplePosEmbed(u8(resamplePosEmbed(d.data, 3, 0, [H, W], [H, nw])), 3, 0, [H, nw], [nh, nw]));
+      const oy = off(nh), ox = off(nw), got = new Float32Array(3 * 224 * 224);
+      for (let c = 0; c < 3; c++) for (let y = 0; y < 224; y++) for (let x = 0; x < 224; x++)
+        got[(c * 224 + y) * 224 + x] = (r[((y + oy) * nw + x + ox) * 3 + c] / 255 - mean[c]) / std[c];
+      // one grey level after normalisation: 1/255/std, the smallest std 0.224
+      close(got, t.get(`${pipe}.${img}`)!.data, 1.001 / 255 / 0.224, 0, `${pipe} ${img} (${H}x${W} -> ${nh}x${nw})`);
+    }
+  }
+});
+
 test('a failed load frees every tensor it allocated', () => {
   const file = join(tmp, 'missing-one.safetensors');
   const t = readSafetensorsFile(join(FIX, 'timm-deit-distilled/model.safetensors')).tensors;

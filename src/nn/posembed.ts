@@ -8,7 +8,9 @@
 // _compute_indices_min_size_weights_aa): Keys' cubic with a = -0.5, support
 // 2 * max(scale, 1), taps clipped to the image and the weights renormalised;
 // width first, then height. Computed here in float64, stored float32 (PyTorch
-// keeps float32 between the passes: differences of a few ulp).
+// keeps float32 between the passes: differences of a few ulp). The kernel
+// is checked against Pillow's own bicubic resizes of the preprocessing
+// fixture, up and down, within one grey level (test/checkpoints.test.ts).
 
 /** PyTorch's aa bicubic filter (a = -0.5, as Pillow). */
 function cubic(x: number): number {
