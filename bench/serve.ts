@@ -59,7 +59,7 @@ interface Server { proc: ChildProcess; url: string; exited: Promise<number | nul
 
 function startServer(name: string, file: string, threads: number, maxBatch: number, extra: string[] = []): Promise<Server> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', `${name}=${file}`, '--port', '0', '--log', 'none',
-    '--threads', String(threads), '--max-batch', String(maxBatch), '--max-wait-ms', '2', ...extra], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    '--threads', String(threads), '--max-batch', String(maxBatch), '--max-wait-ms', '2', '--warmup', ...extra], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
   return new Promise((res, rej) => {
@@ -136,16 +136,8 @@ async function benchModel(key: string, name: string, file: string, item: number[
       const y = logitsOf(await request(servers[i].url + path, 'POST', req.body, req.headers));
       if (y.length !== ref.length || y.some((v, j) => v !== ref[j])) throw new Error(`${key}: ${CONFIGS[i].name} logits differ from single's`);
     }
-    // warm-up: every batch size's plan captured before timing (a request of n
-    // images runs as one forward of n on the batched server), then a short load
+    // warm-up (every batch size's plan was captured at start, --warmup): a short load, discarded
     for (const s of servers) {
-      for (let n = 1; n <= 8; n++) {
-        const xs = new Float32Array(n * x.length);
-        for (let i = 0; i < n; i++) xs.set(x, i * x.length);
-        const w = binaryRequest(xs, [n, ...item]);
-        const r = await request(s.url + path, 'POST', w.body, w.headers);
-        if (r.status !== 200) throw new Error(`${key}: warm-up batch ${n}: ${r.status} ${r.body.toString().slice(0, 200)}`);
-      }
       await load(s.url, path, req, 8, 1);
       await settle(s.url);
     }

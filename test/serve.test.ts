@@ -147,7 +147,8 @@ S('batching: concurrent requests run as one forward and get the same bits as one
   const alone: number[][] = [];
   await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) alone.push(await one(s, d)); });
   for (const threads of [1, 2]) {
-    await withServer({ maxBatch: 8, maxWaitMs: 300, threads }, async (s) => {
+    await withServer({ maxBatch: 8, maxWaitMs: 300, threads, warmup: threads === 2 }, async (s) => {
+      if (threads === 2) assert.equal(s.models.get(NAME)!.planStats().sizes, [1, 2, 3, 4, 5, 6, 7, 8], '--warmup captures every batch size');
       const batched = await Promise.all(inputs.map((d) => one(s, d)));
       for (let i = 0; i < inputs.length; i++) {
         const d = maxDiff(batched[i], alone[i]);

@@ -15,6 +15,7 @@ const SERVE_FLAGS = {
   'max-body': { type: 'int', min: 1024, value: 'BYTES', default: D.maxBody, help: 'largest request body (413 beyond)' },
   'max-pixels': { type: 'int', min: 1, default: D.maxPixels, help: "largest uploaded image, width x height from its header (413 beyond)" },
   'timeout-ms': { type: 'int', min: 1, default: D.timeoutMs, help: 'time to receive a request (408) and to wait in the queue (504)' },
+  warmup: { type: 'boolean', help: 'capture the planned forward of every batch size up to --max-batch before listening (else each on first use)' },
   log: { type: 'enum', choices: ['json', 'text', 'none'], default: 'text', help: 'one line per request on stdout' },
 } as const;
 
@@ -41,7 +42,7 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   const server = await createServer({
     models: specs, host: f.host, port: f.port, threads: f.threads,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
-    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log,
+    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup,
   });
   for (const m of server.models.values()) {
     process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward\n`);

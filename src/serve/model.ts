@@ -108,6 +108,11 @@ export class ServedModel {
     return p;
   }
 
+  /** Captures the plan of every batch size up to maxBatch now, so that no request waits for a capture. */
+  warm(maxBatch: number): void {
+    for (let n = 2; n <= maxBatch; n++) this.forward(new Float32Array(n * this.itemSize), n);
+  }
+
   /** Outputs of n images (x: n * itemSize values, NCHW), n * outSize values. */
   forward(x: Float32Array, n: number): Float32Array {
     if (x.length !== n * this.itemSize) throw new RangeError(`${this.name}: ${n} images need ${n * this.itemSize} values, got ${x.length}`);

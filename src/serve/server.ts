@@ -50,6 +50,8 @@ export interface ServeOptions {
   logTo?: (line: string) => void;
   /** Arena bytes of cached planned forwards per model. */
   planBudgetBytes?: number;
+  /** Capture every batch size's plan before listening (else each on its first use). */
+  warmup?: boolean;
 }
 
 export interface ServeLimits { maxBatch: number; maxWaitMs: number; maxQueue: number; maxBody: number; maxPixels: number; timeoutMs: number }
@@ -100,7 +102,11 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const backend = o.backend ?? own!;
   const models = new Map<string, ServedModel>();
   try {
-    for (const s of specs) models.set(s.name, ServedModel.open(s, backend, o.planBudgetBytes));
+    for (const s of specs) {
+      const m = ServedModel.open(s, backend, o.planBudgetBytes);
+      models.set(s.name, m);
+      if (o.warmup && m.path === 'planned') m.warm(limits.maxBatch);
+    }
   } catch (e) {
     for (const m of models.values()) m.dispose();
     await closeBackend(own);
