@@ -182,6 +182,7 @@ S('every malformed request class is a 4xx JSON error, and the server keeps servi
       ['binary size mismatch', () => post(s, inf, Buffer.concat([Buffer.from(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 4096 } }] })), Buffer.alloc(100)]), { 'Inference-Header-Content-Length': String(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 4096 } }] }).length) }), 400, /binary data is 100 bytes/],
       ['unknown model', () => post(s, '/v2/models/nope/infer', inferBody(randomImage())), 404, /unknown model 'nope'/],
       ['unknown route', () => get(s, '/v1/models'), 404, /no route/],
+      ['bad percent-encoding', () => get(s, '/v2/models/%E0%A4%A'), 400, /percent-encoding/],
       ['wrong method', () => get(s, inf), 405, /use POST/],
       ['body over --max-body', () => post(s, inf, inferBody(Array.from({ length: 20000 }, () => 0.123456789))), 413, /limit/],
       ['not an image', () => post(s, cls, Buffer.from('GIF89a this is not a png')), 415, /not a PNG or JPEG/],

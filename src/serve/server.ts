@@ -163,7 +163,8 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: LogCtx): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    let parts: string[];
+    try { parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent); } catch { throw bad(`malformed percent-encoding in the path ${url.pathname}`); }
     const method = req.method ?? 'GET';
     const only = (m: string): void => { if (method !== m) throw new HttpError(405, `${method} ${url.pathname}: use ${m}`, { Allow: m }); };
     if (draining && !(parts[0] === 'v2' && parts[1] === 'health') && parts[0] !== 'metrics')
