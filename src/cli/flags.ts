@@ -187,9 +187,10 @@ export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, 
   const out: Record<string, unknown> = {};
   const seen = new Set<string>();
   const see = cmd ? ` (see cait ${cmd} --help)` : '';
+  // help wins over any other flag, valid or not (`cait train --epochs 0 --help` shows the help)
+  if (argv.some((a) => a === '--help' || a === '-h')) return { flags: out as Flags<S>, help: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--help' || a === '-h') return { flags: out as Flags<S>, help: true };
     if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}': flags are --name value${see}`);
     const eq = a.indexOf('=');
     const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
