@@ -76,8 +76,8 @@ export const MERGE_FLAGS = {
 /** Flags of train, eval and compress for segmentation scenes. */
 export const SEG_FLAGS = {
   task: { type: 'enum', choices: ['classify', 'segment'], help: 'classification or segmentation scenes', defaultText: "the model's task, else classify" },
-  scenes: { type: 'int', min: 1, value: 'N', help: 'training scenes (segmentation)', defaultText: '20000' },
-  'test-scenes': { type: 'int', min: 1, value: 'N', help: 'test scenes (segmentation)', defaultText: '2000' },
+  scenes: { type: 'int', min: 1, max: 10_000_000, value: 'N', help: 'training scenes (segmentation; drawn as needed, an epoch order holds one index each)', defaultText: '20000' },
+  'test-scenes': { type: 'int', min: 1, max: 10_000_000, value: 'N', help: 'test scenes (segmentation)', defaultText: '2000' },
   'scene-seed': { type: 'int', min: 0, value: 'S', help: 'seed of the generated scenes (a different seed makes different scenes)', defaultText: 'as saved' },
   unmerge: { type: 'enum', choices: SEG_UNMERGES, help: 'how a segmentation model with merging returns to the full grid', defaultText: 'as saved (residual)' },
 } as const satisfies FlagSet;

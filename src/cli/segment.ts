@@ -99,7 +99,7 @@ export function printScores(r: SegScores, classes: readonly string[], what: stri
 const SEGMENT_FLAGS = {
   model: { type: 'string', value: 'FILE', help: 'segmentation model file (required)' },
   image: { type: 'string', value: 'FILE', help: 'a PNG or JPEG to segment' },
-  scene: { type: 'int', min: 0, max: 9999, value: 'I', help: "test scene I of the model's scenes, drawn beside its true mask (scenes 0..I are generated: bounded)" },
+  scene: { type: 'int', min: 0, max: 1_000_000, value: 'I', help: "test scene I of the model's scenes, drawn beside its true mask" },
   data: { type: 'string', value: 'NAME', help: 'dataset of the scenes (fashion-mnist or mnist)', defaultText: 'as saved' },
   'scene-seed': { type: 'int', min: 0, value: 'S', help: 'seed of the generated scenes', defaultText: 'as saved' },
   out: { type: 'string', value: 'MASK.png', help: 'the coloured mask with a legend (required)' },
