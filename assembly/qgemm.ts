@@ -129,6 +129,10 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
   const kq = Kp >> 2;
   const stripBytes = <usize>Kp << 2, panelBytes = <usize>Kp << 3;
   const sums = wp + <usize>N8 * <usize>Kp;
+  // i16 ones for pmaddwd, built from an argument so that no engine sees a
+  // constant: V8 would reload a constant from memory at every use (two
+  // loads per dot, and the load ports are this loop's bottleneck)
+  const ones = i16x8.splat(<i16>(1 + (flags >>> 31)));
   let bp = wp;
   for (let j = 0; j < N; j += 8) {
     const nr = min(8, N - j);
@@ -138,7 +142,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
     const biasp = bias != 0 ? bias + (<usize>j << 2) : 0;
     for (let i = 0; i < M; i += 4) {
       const mr = min(4, M - i);
-      if (ASC_FEATURE_RELAXED_SIMD) tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, act);
+      if (ASC_FEATURE_RELAXED_SIMD) tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, act, ones);
       else {
         tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp, act);
         if (nr > 4) tilePlain(ap, bp + 16, kq, cp + 16, ldc, mr, nr - 4, rp, sp + 16, wsp + 16, biasp != 0 ? biasp + 16 : 0, act);
@@ -153,7 +157,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
 
 /** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */
 function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool): void {
+  rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool, ones: v128): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
   let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
@@ -162,13 +166,13 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
   while (k > 0) {
     const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16);
     let x = v128.load32_splat(ap, 0);
-    c00 = dot7(b0, x, c00); c01 = dot7(b1, x, c01);
+    c00 = dot7(b0, x, ones, c00); c01 = dot7(b1, x, ones, c01);
     x = v128.load32_splat(ap, 4);
-    c10 = dot7(b0, x, c10); c11 = dot7(b1, x, c11);
+    c10 = dot7(b0, x, ones, c10); c11 = dot7(b1, x, ones, c11);
     x = v128.load32_splat(ap, 8);
-    c20 = dot7(b0, x, c20); c21 = dot7(b1, x, c21);
+    c20 = dot7(b0, x, ones, c20); c21 = dot7(b1, x, ones, c21);
     x = v128.load32_splat(ap, 12);
-    c30 = dot7(b0, x, c30); c31 = dot7(b1, x, c31);
+    c30 = dot7(b0, x, ones, c30); c31 = dot7(b1, x, ones, c31);
     ap += 16; bp += 32; k--;
   }
   const rs = <usize>ldc << 2;
@@ -212,14 +216,14 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
 
 /**
  * c + 4-term dots of a (int8) and b (0..127). Written as i16x8.relaxed_dot
- * + extadd_pairwise rather than i32x4.relaxed_dot_i8x16_i7x16_add_s: the
+ * + dot_i16x8_s with ones rather than i32x4.relaxed_dot_i8x16_i7x16_add_s: the
  * fused form miscomputes in Node 20's V8 (x64; one accumulator of a 4x8 tile
- * came out doubled, test/kernels/qgemm.test.ts), and x64 V8 lowers both to the
- * same pmaddubsw + pmaddwd + paddd.
+ * came out doubled, test/kernels/qgemm.test.ts), and x64 V8 lowers both to
+ * pmaddubsw + pmaddwd + paddd (the fused one with its ones loaded from memory).
  */
 // @ts-ignore: decorator
-@inline function dot7(a: v128, b: v128, c: v128): v128 {
-  return i32x4.add(c, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b)));
+@inline function dot7(a: v128, b: v128, ones: v128, c: v128): v128 {
+  return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), ones));
 }
 
 // [a0+a1, a2+a3, b0+b1, b2+b3]
