@@ -4,14 +4,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Svg, esc, num, niceDomain, formatTick, linearScale, tickStep } from '../src/util/svg.js';
 import { readLog, curvesSvg, readTradeoff, tradeoffSvg, paretoFront, defaultMetrics } from '../src/cli/plot.js';
+import { cait } from './cait.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const test = suite('plot');
 const dir = mkdtempSync(join(tmpdir(), 'cait-plot-'));
 
@@ -159,28 +157,29 @@ test('pareto front: lower latency and higher accuracy win', () => {
   assert.equal(paretoFront(pts), [3, 1, 0]);
 });
 
-const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'plot', ...args], { cwd: ROOT, encoding: 'utf8' });
+/** `cait plot ...args` in-process (test/cait.ts); status is the exit code. */
+const cli = async (...args: string[]) => { const r = await cait('plot', ...args); return { status: r.code, stdout: r.stdout, stderr: r.stderr }; };
 
-test('cait plot: writes the SVGs, prints the JSON line, refuses bad usage', () => {
+test('cait plot: writes the SVGs, prints the JSON line, refuses bad usage', async () => {
   const logFile = log('cli', epochs(6)), out = join(dir, 'curves.svg');
-  let r = cli('--log', logFile, '--out', out, '--json');
+  let r = await cli('--log', logFile, '--out', out, '--json');
   assert.is(r.status, 0, r.stderr);
   checkXml(readFileSync(out, 'utf8'));
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(j, { out, kind: 'curves', points: 12, bytes: readFileSync(out).length });
   const demo = join(dir, 'demo2.json'), out2 = join(dir, 'tradeoff.svg');
   writeFileSync(demo, JSON.stringify(DEMO));
-  r = cli('--tradeoff', demo, '--out', out2);
+  r = await cli('--tradeoff', demo, '--out', out2);
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /wrote .*tradeoff\.svg \(3 points\)/);
   assert.ok(existsSync(out2));
-  r = cli('--out', out2);
+  r = await cli('--out', out2);
   assert.is(r.status, 2);
-  assert.match(r.stderr, /one of --log .* or --tradeoff/);
-  r = cli('--log', logFile);
+  assert.match(r.stderr, /one of --log .*, --tradeoff .* or --confusion/);
+  r = await cli('--log', logFile);
   assert.is(r.status, 2);
   assert.match(r.stderr, /missing --out/);
-  r = cli('--log', join(dir, 'missing.jsonl'), '--out', out);
+  r = await cli('--log', join(dir, 'missing.jsonl'), '--out', out);
   assert.is(r.status, 1);
   assert.match(r.stderr, /missing\.jsonl: not found/);
 });
