@@ -5,7 +5,6 @@
 // off, odd grids), at batch 1 and > 1, dynamic and fixed; then the CLI.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,16 +22,9 @@ import { Tensor, scope, setBackend } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { close, randn } from './util.js';
+import { cait } from './cait.js';
 
 const FIX = fileURLToPath(new URL('../../shared/fixtures/micro-vit/', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Runs the CLI as a user would; json is the last stdout line parsed. */
-function cait(...args: string[]): { code: number; stderr: string; json: any } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
-  let json: any = null;
-  try { json = JSON.parse(r.stdout.trim().split('\n').pop()!); } catch { /* not JSON */ }
-  return { code: r.status ?? -1, stderr: r.stderr, json };
-}
 const test = suite('onnx export');
 const dir = mkdtempSync(join(tmpdir(), 'cait-onnx-'));
 
@@ -145,7 +137,7 @@ test('merged on an odd grid (5x5 -> 5x3 -> 3x3: border sources with one candidat
 
 test('cli: export the fixture (dynamic batch), run it in onnxruntime; usage errors', async () => {
   const out = join(dir, 'micro.onnx');
-  const r = cait('export', '--model', FIX + 'model.safetensors', '--preset', 'micro', '--onnx', out, '--json');
+  const r = await cait('export', '--model', FIX + 'model.safetensors', '--preset', 'micro', '--onnx', out, '--json');
   assert.is(r.code, 0, r.stderr);
   assert.is(r.json.opset, 17);
   assert.equal(r.json.input, { name: 'pixel_values', shape: ['batch', 3, 32, 32] });
@@ -154,13 +146,13 @@ test('cli: export the fixture (dynamic batch), run it in onnxruntime; usage erro
   const inp = readSafetensorsFile(FIX + 'input.safetensors').tensors.get('pixel_values')!;
   const got = await ortLogits(out, inp.data, inp.shape);
   close(got.data, readSafetensorsFile(FIX + 'expected.safetensors').tensors.get('logits')!.data, 1e-4, 0, 'cait export logits:');
-  const m = cait('export', '--preset', 'micro', '--merge', 'h@0,v@1', '--similarity', 'features', '--batch', '4', '--onnx', join(dir, 'm.onnx'), '--json');
+  const m = await cait('export', '--preset', 'micro', '--merge', 'h@0,v@1', '--similarity', 'features', '--batch', '4', '--onnx', join(dir, 'm.onnx'), '--json');
   assert.is(m.code, 0, m.stderr);
   assert.equal([m.json.merge, m.json.similarity, m.json.prop_attn, m.json.tokens], ['h@0,v@1', 'features', true, [17, 9, 5]]);
-  const bad = cait('export', '--preset', 'micro', '--onnx', join(dir, 'x.onnx'), '--batch', '0');
+  const bad = await cait('export', '--preset', 'micro', '--onnx', join(dir, 'x.onnx'), '--batch', '0');
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /--batch must be a positive integer or 'dynamic'/);
-  const none = cait('export', '--preset', 'micro');
+  const none = await cait('export', '--preset', 'micro');
   assert.is(none.code, 2);
   assert.match(none.stderr, /missing --onnx/);
 });
