@@ -38,3 +38,7 @@ export * as atme from './cait/atme.js';
 export { CaitModel, atmeOptionsFromMetadata } from './cait/wrap.js';
 export { countMacs, countParams } from './cait/macs.js';
 export { compress } from './cait/compress.js';
+// int8 inference (importing it registers the int8 file decoder with the loaders)
+export { quantizeModel, quantizeLoaded, loadQuantizedBytes, quantizedFileBytes, QuantizedModel, INT8_SCHEME } from './quant/index.js';
+export { loadQuantized, saveQuantized } from './quant/node.js';
+export { exportInt8Onnx } from './quant/onnx.js';
