@@ -28,18 +28,7 @@ import { countMacs } from '../src/cait/macs.js';
 import { decodePng, encodePng } from '../src/io/image.js';
 import { gradcheck } from './gradcheck.js';
 import { close, randn } from './util.js';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Run `cait` as a user would (as test/cli.test.ts does); json: the last line of stdout, parsed. */
-function cait(...args: string[]): { code: number; stdout: string; stderr: string; json: any } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
-  const lines = r.stdout.trim().split('\n');
-  let json: any = null;
-  try { json = JSON.parse(lines[lines.length - 1]); } catch { /* not JSON */ }
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
-}
+import { cait } from './cait.js';
 
 const test = suite('segment');
 test.before(() => setBackend(loadWasmSync('auto')));
@@ -263,43 +252,43 @@ test('the mask picture: panels in class colours, a legend of the classes shown',
   assert.equal([png.width, png.height], [pic.width, pic.height]);
 });
 
-test('CLI: train, compress, eval, bench and segment a segmentation model', () => {
+test('CLI: train, compress, eval, bench and segment a segmentation model', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cait-seg-'));
-  const t = cait('train', '--task', 'segment', '--epochs', '1', '--limit', '32', '--batch', '16', '--eval-limit', '8', '--out', join(dir, 't'), '--quiet', '--json');
+  const t = await cait('train', '--task', 'segment', '--epochs', '1', '--limit', '32', '--batch', '16', '--eval-limit', '8', '--out', join(dir, 't'), '--quiet', '--json');
   assert.is(t.code, 0, t.stderr);
   assert.ok(t.json.miou >= 0 && t.json.miou <= 1 && t.json.per_class_iou.length === 11 && t.json.n === 8, JSON.stringify(t.json));
   const dense = join(dir, 't', 'model.safetensors'), small = join(dir, 'c.safetensors');
-  const c = cait('compress', '--task', 'segment', '--model', dense, '--target-macs', '1.8', '--merge', 'h@2', '--search-epochs', '1', '--finetune-epochs', '1',
+  const c = await cait('compress', '--task', 'segment', '--model', dense, '--target-macs', '1.8', '--merge', 'h@2', '--search-epochs', '1', '--finetune-epochs', '1',
     '--limit', '16', '--batch', '8', '--eval-limit', '8', '--runs', '3', '--out', small, '--quiet', '--json');
   assert.is(c.code, 0, c.stderr);
   assert.is(c.json.task, 'segment');
   assert.ok(c.json.mac_ratio > 1.5 && c.json.speedup > 0 && c.json.compressed.miou >= 0 && c.json.dense.miou === t.json.miou, JSON.stringify(c.json));
   // --limit 8 picks the same 8 test scenes as compress's --eval-limit 8
-  const e = cait('eval', '--task', 'segment', '--model', small, '--limit', '8', '--json');
+  const e = await cait('eval', '--task', 'segment', '--model', small, '--limit', '8', '--json');
   assert.is(e.code, 0, e.stderr);
   assert.equal(Object.keys(e.json).sort(), ['merge', 'miou', 'n', 'per_class_iou', 'pixel_accuracy']);
   assert.is(e.json.merge, 'h@2');
   assert.is(e.json.n, 8);
   close([e.json.miou], [c.json.compressed.miou], 1e-12, 0, 'eval vs compress report:');
-  const b = cait('bench', '--model', small, '--baseline', dense, '--runs', '3', '--warmup', '1', '--json');
+  const b = await cait('bench', '--model', small, '--baseline', dense, '--runs', '3', '--warmup', '1', '--json');
   assert.is(b.code, 0, b.stderr);
   assert.ok(b.json.speedup > 0 && b.json.baseline.file === dense && b.json.task === 'segment' && b.json.mac_ratio > 1.5, JSON.stringify(b.json));
   // an input picture: a 64x64 grey scene as PNG
   const ds = loadFashionMnist(), sc = makeScenes(ds, { test: 1 }).test.scene(0), rgba = new Uint8Array(64 * 64 * 4);
   for (let p = 0; p < 64 * 64; p++) rgba.set([sc.image[p], sc.image[p], sc.image[p], 255], p * 4);
   writeFileSync(join(dir, 'in.png'), encodePng(64, 64, rgba));
-  const s = cait('segment', '--model', small, '--image', join(dir, 'in.png'), '--out', join(dir, 'mask.png'), '--json');
+  const s = await cait('segment', '--model', small, '--image', join(dir, 'in.png'), '--out', join(dir, 'mask.png'), '--json');
   assert.is(s.code, 0, s.stderr);
   const png = decodePng(readFileSync(join(dir, 'mask.png')));
   assert.equal([png.width, png.height], [s.json.width, s.json.height]);
   assert.ok(png.width > 2 * 256 && s.json.classes.reduce((n: number, k: { pixels: number }) => n + k.pixels, 0) === 64 * 64);
-  const g = cait('segment', '--model', small, '--scene', '0', '--out', join(dir, 'scene.png'), '--json');
+  const g = await cait('segment', '--model', small, '--scene', '0', '--out', join(dir, 'scene.png'), '--json');
   assert.is(g.code, 0, g.stderr);
   assert.ok(existsSync(join(dir, 'scene.png')) && g.json.miou >= 0 && g.json.width > s.json.width, 'a test scene adds the true mask');
-  const u = cait('eval', '--model', small, '--unmerge', 'sideways', '--limit', '1');
+  const u = await cait('eval', '--model', small, '--unmerge', 'sideways', '--limit', '1');
   assert.is(u.code, 2);
   assert.match(u.stderr, /--unmerge must be residual or copy, got 'sideways'/);
-  const p = cait('predict', '--model', small, '--image', join(dir, 'in.png'));
+  const p = await cait('predict', '--model', small, '--image', join(dir, 'in.png'));
   assert.is(p.code, 2);
   assert.match(p.stderr, /segmentation model: use cait segment/);
 });
