@@ -6,7 +6,7 @@
 // structure-only compression that keeps a model's weights).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/mnist.js';
@@ -21,6 +21,8 @@ import { blockWidths } from '../src/nn/presets.js';
 import { Tensor, scope } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { cait } from './cait.js';
+import { COMMANDS } from '../src/cli/main.js';
+import { parseFlags } from '../src/cli/flags.js';
 import { Rng } from '../src/util/rng.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cait-folder-'));
@@ -198,6 +200,30 @@ test('structure-only keeps weights: importance masks at full width reproduce the
   assert.ok(!Array.from(narrow[0].mlp.keep).includes(7));
   assert.is(narrow[0].mlp.keep.length, 248);
   x.dispose(); vit.dispose(); same.dispose();
+});
+
+test('README "Bring your own model and images": every command parses with its command\'s flag spec, every script exists', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('## Bring your own model and images');
+  assert.ok(start >= 0, 'the section exists');
+  const end = readme.indexOf('\n## ', start + 5), section = readme.slice(start, end < 0 ? undefined : end);
+  const lines = [...section.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].flatMap((m) => m[1].replace(/\\\n\s*/g, ' ').split('\n')).map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
+  let commands = 0;
+  for (const line of lines) {
+    const argv = line.split(/\s+/);
+    const cut = argv.findIndex((w) => w === '>' || w === '|');
+    const words = cut >= 0 ? argv.slice(0, cut) : argv;
+    if (words[0] === 'npx' && words[1] === 'cait') {
+      const cmd = COMMANDS.find((c) => c.name === words[2]);
+      assert.ok(cmd, `README: unknown command in '${line}'`);
+      parseFlags(words.slice(3), cmd!.flags, cmd!.name);
+      commands++;
+    } else if (words[0] === 'npx' && words[1] === 'tsx' || words[0] === 'sh') {
+      const script = words[words[0] === 'sh' ? 1 : 2];
+      assert.ok(existsSync(new URL(`../${script}`, import.meta.url)), `README: ${script} exists`);
+    }
+  }
+  assert.ok(commands >= 4, `train, eval, plot, compress, predict in the section (found ${commands})`);
 });
 
 test.after(() => {
