@@ -8,8 +8,6 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import type { Backend } from '../src/backend/backend.js';
@@ -29,15 +27,8 @@ import { withMerging } from '../src/cli/common.js';
 import { gradcheck } from './gradcheck.js';
 import { exec } from './kernels/harness.js';
 import { randn, close } from './util.js';
+import { cait } from './cait.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Runs the CLI as a user would; json is the last stdout line parsed. */
-function cait(...args: string[]): { code: number; stderr: string; json: any } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, encoding: 'utf8' });
-  let json: any = null;
-  try { json = JSON.parse(r.stdout.trim().split('\n').pop()!); } catch { /* not JSON */ }
-  return { code: r.status ?? -1, stderr: r.stderr, json };
-}
 
 const ref = new ReferenceBackend();
 const simd = loadWasmSync('simd'), relaxed = loadWasmSync('relaxed');
@@ -559,7 +550,7 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     assert.is(liveTensorCount(), before, 'forward/backward with merging leaked tensors');
     x.dispose(); vit.dispose();
   });
-  test('training with merging: no leaks; the saved model records cfg.merge and the switches, and the CLI wraps it', () => {
+  test('training with merging: no leaks; the saved model records cfg.merge and the switches, and the CLI wraps it', async () => {
     const cfg: VitConfig = { ...getPreset('vit_fmnist'), name: 'tiny', imgSize: 16, patchSize: 4, embedDim: 8, depth: 2, numHeads: 2, dataSize: 12, mean: [0.5], std: [0.25] };
     const n = 24, images = new Uint8Array(n * 144), labels = new Uint8Array(n);
     const noise = randn(n * 144, 11);
@@ -579,20 +570,23 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     const off = withMerging(model, { merge: 'none' }, metadata);
     assert.ok(!(off instanceof CaitModel) || off.schedule.length === 0, '--merge none turns it off');
     assert.is(off.cfg.merge, undefined);
+    const x = input(cfg, 2, 12);
     noGrad(() => scope(() => {
-      const x = input(cfg, 2, 12);
       assert.equal(Array.from(runner.forward(x).toArray()), Array.from(cm.forward(x).toArray()), 'loaded = trained');
-      // the CLI: forward on the saved file merges by itself; --merge none does not
-      const inp = join(dir, 'in.safetensors'), out1 = join(dir, 'o1.safetensors'), out2 = join(dir, 'o2.safetensors');
-      writeSafetensorsFile(inp, { pixel_values: { shape: x.shape, data: x.toArray() } });
-      assert.is(cait('forward', '--model', file, '--input', inp, '--out', out1, '--json').code, 0);
-      assert.is(cait('forward', '--model', file, '--input', inp, '--out', out2, '--merge', 'none', '--json').code, 0);
-      const l1 = readSafetensorsFile(out1).tensors.get('logits')!.data, l2 = readSafetensorsFile(out2).tensors.get('logits')!.data;
+    }));
+    // the CLI: forward on the saved file merges by itself; --merge none does not
+    // (in-process and awaited, so outside the synchronous scope above)
+    const inp = join(dir, 'in.safetensors'), out1 = join(dir, 'o1.safetensors'), out2 = join(dir, 'o2.safetensors');
+    writeSafetensorsFile(inp, { pixel_values: { shape: x.shape, data: x.toArray() } });
+    assert.is((await cait('forward', '--model', file, '--input', inp, '--out', out1, '--json')).code, 0);
+    assert.is((await cait('forward', '--model', file, '--input', inp, '--out', out2, '--merge', 'none', '--json')).code, 0);
+    const l1 = readSafetensorsFile(out1).tensors.get('logits')!.data, l2 = readSafetensorsFile(out2).tensors.get('logits')!.data;
+    noGrad(() => scope(() => {
       close(l1, cm.forward(x).toArray(), 1e-5, 0, 'cait forward of a merged model');
       close(l2, vit.forward(x).toArray(), 1e-5, 0, 'cait forward --merge none');
-      assert.ok(l1.some((v, i) => Math.abs(v - l2[i]) > 1e-6), 'merging changed nothing');
     }));
-    model.dispose(); vit.dispose();
+    assert.ok(l1.some((v, i) => Math.abs(v - l2[i]) > 1e-6), 'merging changed nothing');
+    x.dispose(); model.dispose(); vit.dispose();
   });
   test.run();
 }
@@ -625,30 +619,30 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     }
     assert.is(countParams(deit), 5717416);
   });
-  test('cait macs --json', () => {
-    const r = cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@3,v@6', '--json');
+  test('cait macs --json', async () => {
+    const r = await cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@3,v@6', '--json');
     assert.is(r.code, 0, r.stderr);
     assert.ok(Math.abs(r.json.gmacs - 0.65) < 0.0065, `gmacs ${r.json.gmacs}`);
     assert.is(r.json.params, 5717416);
     assert.equal(r.json.tokens, [197, 197, 197, 197, 99, 99, 99, 50, 50, 50, 50, 50]);
-    const bad = cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@12');
+    const bad = await cait('macs', '--preset', 'deit_tiny_patch16_224', '--merge', 'h@12');
     assert.is(bad.code, 2);
     assert.match(bad.stderr, /block 12 does not exist/);
   });
-  test('cait bench --compare --json; --threads 2 runs a pool, --threads 0 is refused', () => {
-    const r = cait('bench', '--preset', 'micro', '--merge', 'h@0,v@1', '--compare', '--runs', '3', '--warmup', '1', '--batch', '2', '--json');
+  test('cait bench --compare --json; --threads 2 runs a pool, --threads 0 is refused', async () => {
+    const r = await cait('bench', '--preset', 'micro', '--merge', 'h@0,v@1', '--compare', '--runs', '3', '--warmup', '1', '--batch', '2', '--json');
     assert.is(r.code, 0, r.stderr);
     for (const k of ['median_ms', 'min_ms', 'p90_ms', 'max_ms', 'mad_ms', 'runs', 'batch', 'threads', 'macs', 'speedup']) assert.ok(k in r.json, `no ${k}`);
     assert.is(r.json.runs, 3); assert.is(r.json.batch, 2); assert.is(r.json.threads, 1); assert.is(r.json.merge, 'h@0,v@1');
     assert.ok(r.json.dense.median_ms > 0 && r.json.median_ms > 0);
     for (const k of ['node', 'v8', 'cpu', 'date']) assert.ok(r.json.env[k], `env.${k}`);
-    const t = cait('bench', '--preset', 'micro', '--threads', '0');
+    const t = await cait('bench', '--preset', 'micro', '--threads', '0');
     assert.is(t.code, 2);
     assert.match(t.stderr, /--threads must be an integer in 1\.\.64/);
-    const t2 = cait('bench', '--preset', 'micro', '--threads', '2', '--runs', '2', '--warmup', '0', '--json');
+    const t2 = await cait('bench', '--preset', 'micro', '--threads', '2', '--runs', '2', '--warmup', '0', '--json');
     assert.is(t2.code, 0, t2.stderr);
     assert.is(t2.json.threads, 2);
-    const s = cait('bench', '--preset', 'micro', '--merge', 'h@0', '--similarity', 'cosine');
+    const s = await cait('bench', '--preset', 'micro', '--merge', 'h@0', '--similarity', 'cosine');
     assert.is(s.code, 2);
     assert.match(s.stderr, /--similarity must be one of keys, features, fixed/);
   });
