@@ -37,6 +37,8 @@ import { CaitModel } from '../src/cait/wrap.js';
 import { SafetensorsError, writeSafetensors } from '../src/io/safetensors.js';
 import type { VitConfig } from '../src/nn/presets.js';
 import { environment } from '../src/util/timing.js';
+import { quantizeModel } from '../src/quant/int8.js';
+import { quantizedFileBytes } from '../src/quant/format.js';
 
 export const FILE = 'fuzz/model.safetensors';
 const CONFIG_FILE = 'fuzz/config.json', PRE_FILE = 'fuzz/preprocessor_config.json';
@@ -67,15 +69,22 @@ class Rand {
   pick<T>(a: readonly T[]): T { return a[this.int(a.length)]; }
 }
 
-interface Parts { header: Record<string, any>; data: Uint8Array }
-function baseParts(): Parts {
+interface Parts { header: Record<string, any>; data: Uint8Array; label: string }
+const split = (bytes: Uint8Array, label: string): Parts => {
+  const n = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+  return { header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))), data: bytes.slice(8 + n), label };
+};
+/** The float file, and the same model as an int8 file (src/quant/format.ts: I8 weights, F32 scales, __metadata__.quant). */
+function baseParts(): { float: Parts; int8: Parts } {
   setBackend(loadWasmSync('relaxed'));
   const m = createModel(BASE_CONFIG, 7);
   const tensors = new Map(m.namedParameters().map(([n, p]) => [n, { shape: p.shape, data: p.toArray() }]));
+  const float = split(writeSafetensors(tensors, { format: 'pt', config: JSON.stringify(BASE_CONFIG) }), '');
+  const qm = quantizeModel(m);
+  const int8 = split(quantizedFileBytes(m, qm), 'int8 ');
+  qm.dispose?.();
   m.dispose();
-  const bytes = writeSafetensors(tensors, { format: 'pt', config: JSON.stringify(BASE_CONFIG) });
-  const n = new DataView(bytes.buffer).getUint32(0, true);
-  return { header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))), data: bytes.slice(8 + n) };
+  return { float, int8 };
 }
 function assemble(headerText: string, data: Uint8Array, lengthField?: number): Uint8Array {
   const h = new TextEncoder().encode(headerText), pad = Math.ceil(h.length / 8) * 8;
@@ -216,14 +225,15 @@ function randomCase(p: Parts, r: Rand): { kind: string; bytes: Uint8Array; inval
       const v = r.pick<unknown>([0, -1, 2 ** 31, 1.5, 'x', null, s[0] * 2, s[0] + 1]);
       const how = r.int(3);
       if (how === 0) s[r.int(s.length)] = v; else if (how === 1) s.push(1); else s.pop();
+      const changed = JSON.stringify(s) !== JSON.stringify(t.shape); // e.g. [32, 64] with s[1] = 2 * s[0] is no change
       t.shape = s;
       // adding or removing a trailing 1 keeps the byte size; the name's expected shape still differs
-      return { kind: 'header: shape', bytes: assemble(JSON.stringify(h), p.data), invalid: true };
+      return { kind: 'header: shape', bytes: assemble(JSON.stringify(h), p.data), invalid: changed };
     }
     case 6: { // dtype
-      const h = structuredClone(p.header), t = h[r.pick(names)];
+      const h = structuredClone(p.header), t = h[r.pick(names)], was = t.dtype;
       t.dtype = r.pick<unknown>(['I32', 'U32', 'I8', 'U8', 'BOOL', 'F16', 'BF16', 'F64', 'I64', 'F4', '', null, 7, 'f32']);
-      return { kind: 'header: dtype', bytes: assemble(JSON.stringify(h), p.data), invalid: true };
+      return { kind: `header: dtype ${was} -> ${JSON.stringify(t.dtype)}`, bytes: assemble(JSON.stringify(h), p.data), invalid: t.dtype !== was };
     }
     case 7: { // duplicate keys: a tensor entry, the metadata, a config key
       const name = r.pick(names), entry = JSON.stringify(p.header[name]);
@@ -237,8 +247,9 @@ function randomCase(p: Parts, r: Rand): { kind: string; bytes: Uint8Array; inval
       else { const e = p.data.length; h.extra = { dtype: 'F32', shape: [1], data_offsets: [e, e + 4] }; return { kind: 'header: extra tensor', bytes: assemble(JSON.stringify(h), new Uint8Array([...p.data, 0, 0, 128, 63])), invalid: true }; }
       return { kind: 'header: tensor removed/renamed', bytes: assemble(JSON.stringify(h), p.data), invalid: true };
     }
-    case 9: { // non-finite values in the data
-      const d = p.data.slice(), i = r.int(d.length >> 2);
+    case 9: { // non-finite values in the data (of a float tensor: I8 bytes are always numbers)
+      const floats = names.filter((n) => p.header[n].dtype === 'F32'), [b0, e0] = p.header[r.pick(floats)].data_offsets;
+      const d = p.data.slice(), i = (b0 >> 2) + r.int((e0 - b0) >> 2);
       new DataView(d.buffer).setFloat32(4 * i, r.pick([NaN, Infinity, -Infinity]), true);
       return { kind: 'data: non-finite', bytes: assemble(headerText, d), invalid: true };
     }
@@ -263,9 +274,15 @@ function randomCase(p: Parts, r: Rand): { kind: string; bytes: Uint8Array; inval
 
 /** Cases [from, to) of the run with `seed`: the listed ones first, then random ones. */
 export function* generateCases(from: number, to: number, seed = 1): Generator<FuzzCase> {
-  const p = baseParts(), listed = listedCases(p), r = new Rand(seed);
+  const base = baseParts(), listed = listedCases(base.float), r = new Rand(seed);
   for (let i = 0; i < to; i++) {
-    const c = i < listed.length ? { ...listed[i], invalid: true } : randomCase(p, r);
+    let c: { kind: string; bytes: Uint8Array; invalid: boolean; config?: string; pre?: string };
+    if (i < listed.length) c = { ...listed[i], invalid: true };
+    else {
+      const p = r.int(4) === 0 ? base.int8 : base.float; // one in four random cases mutates the int8 file
+      c = randomCase(p, r);
+      if (p.label && !c.kind.startsWith('library')) c = { ...c, kind: p.label + c.kind };
+    }
     if (i >= from) yield { index: i, ...c };
   }
 }
@@ -295,9 +312,12 @@ export function runCase(c: FuzzCase): CaseResult {
       const logits = noGrad(() => scope(() => runner.forward(Tensor.from(x, [1, cfg.inChans, cfg.imgSize, cfg.imgSize])).toArray()));
       const broken = invariantsHold(cfg, logits);
       // random data bytes can make finite but huge weights whose logits overflow: a valid file, not a loader fault
-      if (c.invalid || (broken && !(c.kind === 'data: random bytes' && broken.startsWith('finite logits')))) {
+      if (c.invalid || (broken && !(c.kind.endsWith('data: random bytes') && broken.startsWith('finite logits')))) {
         outcome = 'silent'; error = c.invalid ? 'invalid by construction, accepted' : `accepted, but not: ${broken}`;
-      } else outcome = 'accepted';
+      } else {
+        outcome = 'accepted';
+        if (broken) error = `note: ${broken} (finite but huge weights from random bytes overflow)`;
+      }
     } finally { model.dispose(); }
   } catch (e) {
     const err = e as Error;
@@ -368,7 +388,8 @@ async function main(): Promise<void> {
   const byKind: Record<string, Record<string, number>> = {}, examples: Record<string, string> = {};
   for (const r of results) {
     const k = r.kind.startsWith('config: ') && !r.kind.startsWith('config: text') ? 'config: field' : r.kind.startsWith('listed: ') ? 'listed (issue 16)'
-      : r.kind.startsWith('library ') ? `${r.kind.split(':')[0]}: ${r.kind.split(': ')[1].split('.')[0]} field` : r.kind;
+      : r.kind.startsWith('library ') ? `${r.kind.split(':')[0]}: ${r.kind.split(': ')[1].split('.')[0]} field`
+      : r.kind.replace(/^(int8 )?config: (?!text).*/, '$1config: field').replace(/dtype .*/, 'dtype');
     byKind[k] ??= {}; byKind[k][r.outcome] = (byKind[k][r.outcome] ?? 0) + 1;
     if (r.error && !examples[k]) examples[k] = `${r.kind}: ${r.error}`;
   }
@@ -376,6 +397,7 @@ async function main(): Promise<void> {
   const summary = {
     cases: results.length, seed, rejected: count('rejected'), accepted: count('accepted'),
     crashes: count('crash') - aborts - hangs, aborts, hangs_over_10s: hangs, silently_accepted_invalid: count('silent'),
+    accepted_with_nonfinite_logits: results.filter((r) => r.outcome === 'accepted' && r.error).length,
     max_case_ms: +ms[ms.length - 1].toFixed(1), median_case_ms: +ms[ms.length >> 1].toFixed(2), peak_rss_mb: +(stats.peakRss / 2 ** 20).toFixed(0),
     wall_s: +((performance.now() - t0) / 1000).toFixed(1),
   };
