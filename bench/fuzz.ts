@@ -21,6 +21,8 @@
 //
 // Usage: node --import tsx bench/fuzz.ts [cases=5000] [seed=1] [workers=2]
 //        writes bench/results/fuzz.json; exit 1 if any crash/abort/hang/silent.
+//        node --import tsx bench/fuzz.ts --selftest: the watchdog catches a
+//        forced abort and a forced hang (about 40 s).
 // test/fuzz.test.ts runs the first 300 cases in-process.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -333,9 +335,14 @@ export function runCase(c: FuzzCase): CaseResult {
 
 const HANG_MS = 10_000;
 
+/** --selftest: cases the watchdog must catch (CAIT_FUZZ_SELFTEST="abort=I,hang=J"), to show the counts come from a working detector. */
+const SELFTEST = Object.fromEntries((process.env.CAIT_FUZZ_SELFTEST ?? '').split(',').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+
 async function worker(from: number, to: number, seed: number): Promise<void> {
   let peak = 0;
   for (const c of generateCases(from, to, seed)) {
+    if (c.index === SELFTEST.abort) process.abort();
+    if (c.index === SELFTEST.hang) { const end = Date.now() + 60_000; while (Date.now() < end); }
     const r = runCase(c);
     peak = Math.max(peak, process.memoryUsage().rss);
     process.stdout.write(JSON.stringify({ ...r, rss: peak }) + '\n');
@@ -416,7 +423,19 @@ async function main(): Promise<void> {
   process.exitCode = summary.crashes + summary.aborts + summary.hangs_over_10s + summary.silently_accepted_invalid > 0 ? 1 : 0;
 }
 
+/** The watchdog itself: one worker aborting at case 5 and hanging at case 12 of 20 must give 1 abort, 1 hang and 18 results. */
+async function selftest(): Promise<void> {
+  process.env.CAIT_FUZZ_SELFTEST = 'abort=5,hang=12';
+  const results: CaseResult[] = [];
+  await supervise(0, 20, 1, results, { peakRss: 0 });
+  const aborts = results.filter((r) => /^abort/.test(r.error ?? '')), hangs = results.filter((r) => /^hang/.test(r.error ?? ''));
+  const ok = results.length === 20 && aborts.length === 1 && aborts[0].index === 5 && hangs.length === 1 && hangs[0].index === 12;
+  console.log(JSON.stringify({ selftest: ok ? 'pass' : 'FAIL', results: results.length, aborts: aborts.map((r) => r.index), hangs: hangs.map((r) => r.index) }));
+  process.exitCode = ok ? 0 : 1;
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   if (process.argv[2] === '--worker') await worker(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
+  else if (process.argv[2] === '--selftest') await selftest();
   else await main();
 }
