@@ -207,7 +207,7 @@ export function validateConfig(raw: unknown, file: string, opts: ValidateOptions
       if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) bad(`scenes.${k}`, `an integer in ${lo}..${hi}`, v);
       return v as number;
     };
-    sint('size', 28, imgSize === undefined ? MAX_IMG : Math.max(28, imgSize));
+    sint('size', 28, Math.max(28, imgSize)); // the canvas holds 28x28 items
     const lo = sint('minItems', 1, MAX_ITEMS);
     sint('maxItems', lo, MAX_ITEMS);
     sint('threshold', 1, 255);
