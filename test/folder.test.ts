@@ -6,7 +6,7 @@
 // structure-only compression that keeps a model's weights).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/mnist.js';
@@ -130,6 +130,13 @@ test('listFolder: train/val layout, flat layout with a seeded --val-split, error
   const one = listFolder(flat);
   assert.equal(one.train.files, one.val.files, 'no --val-split: one split for both');
   assert.throws(() => listFolder(data, { valSplit: 0.2 }), /applies to a folder without train/);
+  const linked = join(root, 'linked');
+  mkdirSync(linked);
+  symlinkSync(join(data, 'val', 'Bag'), join(linked, 'Bag'));
+  symlinkSync(join(data, 'val', 'Coat'), join(linked, 'Coat'));
+  const ln = listFolder(linked);
+  assert.equal(ln.classes, ['Bag', 'Coat'], 'symlinked class folders count');
+  assert.is(ln.train.files.length, 12);
   assert.throws(() => listFolder(join(root, 'nothing')), /not a directory/);
 });
 

@@ -53,14 +53,20 @@ export interface FolderListing {
 }
 
 const isImage = (f: string) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e));
-const subdirs = (d: string) => readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+/** Entries of d (not hidden) that are directories, or files, following symbolic links (class folders are often linked in). */
+const entries = (d: string, dirs: boolean) => readdirSync(d, { withFileTypes: true }).filter((e) => {
+  if (e.name.startsWith('.')) return false;
+  if (!e.isSymbolicLink()) return dirs ? e.isDirectory() : e.isFile();
+  try { const st = statSync(join(d, e.name)); return dirs ? st.isDirectory() : st.isFile(); } catch { return false; }
+}).map((e) => e.name).sort();
+const subdirs = (d: string) => entries(d, true);
 
 function listClasses(dir: string, what: string): { classes: string[]; files: string[][]; skipped: number } {
   const classes = subdirs(dir);
   if (!classes.length) throw new FolderError(`${what}: no class folders (expected ${what}/<class>/<image>.png|jpg)`);
   let skipped = 0;
   const files = classes.map((c) => {
-    const all = readdirSync(join(dir, c), { withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    const all = entries(join(dir, c), false);
     const imgs = all.filter(isImage);
     skipped += all.length - imgs.length;
     return imgs.map((f) => join(dir, c, f));
