@@ -5,12 +5,15 @@
 //   + N H D_v C               output projection
 //   + 2 N C M                 MLP (fc1 and fc2)
 // with attention at the block's incoming N and, in a block that merges, the
-// MLP at the merged N. Plus the patch embedding (h*w patches x C_in P^2 x C)
-// and the head (C x classes, class token only). Biases, norms, softmax and
-// GELU are not counted (they are O(N C), as is the merge itself).
+// MLP at the merged N. N counts the prefix tokens (class token, and a
+// distilled DeiT's distillation token: numPrefixTokens), which are never
+// merged. Plus the patch embedding (h*w patches x C_in P^2 x C) and the head
+// (C x classes on the class token; a distilled DeiT adds head_dist on the
+// distillation token). Biases, norms, softmax, GELU and the mean of the two
+// heads are not counted (they are O(N C), as is the merge itself).
 // DeiT-Tiny: 1.254 G dense, 0.789 G with h@3, 0.652 G with h@3,v@6 (the
 // doc's 1.25 / 0.79 / 0.65 G).
-import { blockWidths, type VitConfig } from '../nn/presets.js';
+import { blockWidths, numPrefixTokens, type VitConfig } from '../nn/presets.js';
 import type { BlockWidths } from '../nn/layers.js';
 import { stepGrid, toSteps, type Grid, type MergeStep } from './atme.js';
 
@@ -31,6 +34,7 @@ export interface BlockMacs {
 export interface MacReport {
   total: number;
   patchEmbed: number;
+  /** The class head, plus head_dist for a distilled model with two heads. */
   head: number;
   blocks: BlockMacs[];
   /** Tokens entering each block (what its attention sees). */
@@ -46,17 +50,19 @@ export function blockMacs(nAttn: number, nMlp: number, C: number, H: number, w: 
   return { qkv, attn, proj, mlp, total: qkv + attn + proj + mlp };
 }
 
+/** Classification heads: 2 for a distilled model with head_dist, else 1. */
+const classHeads = (cfg: VitConfig): number => (cfg.distilled && cfg.distillHead !== false ? 2 : 1);
+
 /**
  * MACs of one image through the whole model. `schedule` defaults to the
  * config's own (cfg.merge); widths come from cfg.widths (dense if absent).
- * `prefix` is the number of class/distillation tokens (1 for ViT/DeiT here).
  */
-export function countMacs(cfg: VitConfig, schedule?: string | readonly MergeStep[], prefix = 1): MacReport {
-  const steps = toSteps(schedule ?? cfg.merge, cfg.depth);
+export function countMacs(cfg: VitConfig, schedule?: string | readonly MergeStep[]): MacReport {
+  const steps = toSteps(schedule ?? cfg.merge, cfg.depth), prefix = numPrefixTokens(cfg);
   const side = cfg.imgSize / cfg.patchSize, C = cfg.embedDim, H = cfg.numHeads;
   let grid: Grid = [side, side];
   const patchEmbed = side * side * cfg.inChans * cfg.patchSize * cfg.patchSize * C;
-  const head = C * cfg.numClasses;
+  const head = C * cfg.numClasses * classHeads(cfg);
   const blocks: BlockMacs[] = [];
   for (let i = 0; i < cfg.depth; i++) {
     const gridIn = grid;
@@ -71,8 +77,9 @@ export function countMacs(cfg: VitConfig, schedule?: string | readonly MergeStep
 /** Parameter count from the config alone (equals the model's numParams()). */
 export function countParams(cfg: VitConfig): number {
   const side = cfg.imgSize / cfg.patchSize, C = cfg.embedDim, H = cfg.numHeads, P2 = cfg.patchSize * cfg.patchSize;
+  const prefix = numPrefixTokens(cfg);
   let n = C * cfg.inChans * P2 + C;            // patch_embed.proj
-  n += C + (1 + side * side) * C;              // cls_token, pos_embed
+  n += prefix * C + (prefix + side * side) * C; // cls_token (and dist_token), pos_embed
   for (let i = 0; i < cfg.depth; i++) {
     const w = blockWidths(cfg, i), qkvOut = H * (2 * w.qk + w.v);
     n += 4 * C;                                          // norm1, norm2
@@ -80,6 +87,6 @@ export function countParams(cfg: VitConfig): number {
     n += H * w.v * C + C;                                // attn.proj
     n += w.mlp * C + w.mlp + C * w.mlp + C;              // mlp.fc1, mlp.fc2
   }
-  n += 2 * C + C * cfg.numClasses + cfg.numClasses;      // norm, head
+  n += 2 * C + (C * cfg.numClasses + cfg.numClasses) * classHeads(cfg); // norm, head (and head_dist)
   return n;
 }
