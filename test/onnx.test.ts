@@ -2,7 +2,9 @@
 // onnxruntime-node against this engine's logits (max |diff| <= 1e-4) for the
 // micro-vit fixture, a random CDCP-compact model, and ATME-merged models
 // (keys, features and fixed partner choice, proportional attention on and
-// off, odd grids), at batch 1 and > 1, dynamic and fixed; then the CLI.
+// off, odd grids), distilled DeiTs (two prefix tokens, the mean of two
+// heads; the transformers and timm fixtures against PyTorch too), at batch 1
+// and > 1, dynamic and fixed; then the CLI.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -133,6 +135,37 @@ test('merged on an odd grid (5x5 -> 5x3 -> 3x3: border sources with one candidat
   const h = plans[0], odd = (t: number) => t % 5 === 1;   // sources at column 1 may go to column 0 or 2
   const next = Array.from(h).filter((d, t) => odd(t % 25) && d === Math.floor((t % 25) / 5) * 3 + 1).length;
   assert.ok(next > 0 && next < 15, `sources at column 1 choosing the next destination: ${next} of 15`);
+});
+
+const SHARED = fileURLToPath(new URL('../../shared/fixtures/', import.meta.url));
+
+test('distilled DeiT fixtures (transformers and timm layouts): ONNX logits = PyTorch and the engine; merged, both prefix tokens kept', async () => {
+  for (const d of ['hf-deit-distilled', 'timm-deit-distilled']) {
+    const { model: vit } = loadModel(SHARED + d);
+    assert.is(vit.numPrefixTokens, 2, d);
+    const inp = readSafetensorsFile(SHARED + d + '/input.safetensors').tensors.get('pixel_values')!;
+    const expected = readSafetensorsFile(SHARED + d + '/expected.safetensors').tensors.get('logits')!.data;
+    const r = exportVitOnnx(vit);
+    const got = await ortLogits(r.bytes, inp.data, inp.shape);
+    close(got.data, expected, 1e-4, 0, `${d} ONNX vs PyTorch:`);
+    close(got.data, engineLogits(vit, inp.data, inp.shape), 1e-4, 0, `${d} ONNX vs engine:`);
+    assert.equal(r.tokens, [38, 38, 38], `${d}: 2 prefix + 6x6 patches`);
+    // 6x6 -> 6x3 -> 3x3: the two prefix tokens pass every merge
+    const m = exportVitOnnx(vit, { merge: 'h@0,v@1' });
+    assert.equal(m.tokens, [38, 20, 11]);
+    for (const atme of SIMS) await parity(vit, 2, { merge: 'h@0,v@1', atme }, `${d} merged ${atme.similarity}${atme.propAttn ? '' : ' no-prop'}`);
+  }
+});
+
+test('distilled micro (random, compact widths, odd grid, fixed batch; and without head_dist): ONNX = engine', async () => {
+  const cfg = micro({ imgSize: 40, depth: 3, distilled: true, widths: [{ qk: 8, v: 12, mlp: 100 }, { qk: 12, v: 8, mlp: 64 }, { qk: 16, v: 16, mlp: 192 }] });
+  const vit = randomize(createModel(cfg, 6), 6);
+  for (const atme of SIMS) await parity(vit, 3, { merge: 'h@0,v@1', atme, batch: 3 }, `distilled odd grid ${atme.similarity}`);
+  // transformers' DeiTForImageClassification: the distillation token is in the sequence, the logits are the class head's
+  const noHead = randomize(createModel({ ...micro(), distilled: true, distillHead: false }, 7), 7);
+  assert.is(noHead.head_dist, null);
+  await parity(noHead, 2, {}, 'distilled, no head_dist');
+  await parity(noHead, 2, { merge: 'v@0' }, 'distilled, no head_dist, merged');
 });
 
 test('cli: export the fixture (dynamic batch), run it in onnxruntime; usage errors', async () => {

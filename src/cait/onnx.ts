@@ -5,6 +5,10 @@
 // Linear is one Gemm(transB=1) on the timm weight [out, in] itself (no
 // transposed copies, parameter names unchanged); N is static at every point
 // (ATME's grids are static), so Reshape [-1, N, ...] recovers the batch.
+// N counts the prefix tokens: the class token, and a distilled DeiT's
+// distillation token after it (src/nn/vit.ts); merging never touches them,
+// and a distilled model's logits are the mean of head (token 0) and head_dist
+// (token 1), as the engine's forwardHead.
 import type { VisionTransformer } from '../nn/vit.js';
 import { blockWidths } from '../nn/presets.js';
 import { ATME_DEFAULTS, stepGrid, toSteps, type AtmeOptions, type Grid, type MergeStep } from './atme.js';
@@ -28,7 +32,7 @@ export interface VitOnnxResult {
   model: OnnxModel;
   merge: string;
   atme: AtmeOptions | null;
-  /** Tokens (class token included) each block's attention sees, then the head. */
+  /** Tokens (prefix tokens included) each block's attention sees, then the head. */
   tokens: number[];
 }
 
@@ -69,18 +73,18 @@ interface MergeState {
  * (Equal against 0..T2-1) MatMul of size-weighted tokens, over the summed
  * sizes. Fixed pairing needs none of this: its merge is one constant matrix.
  */
-function mergeStep(g: GraphBuilder, x: string, qkv: string, st: MergeState, step: MergeStep, grid: Grid, C: number,
+function mergeStep(g: GraphBuilder, x: string, qkv: string, st: MergeState, step: MergeStep, grid: Grid, C: number, prefix: number,
   keys: { H: number; dqk: number; W: number }, o: AtmeOptions, p: string): { x: string; state: MergeState } {
-  const [gh, gw] = grid, T = gh * gw, N = 1 + T, axis = step.axis === 'h' ? 0 : 1;
-  const [gh2, gw2] = stepGrid(grid, step.axis), T2 = gh2 * gw2, N2 = 1 + T2;
+  const [gh, gw] = grid, T = gh * gw, N = prefix + T, axis = step.axis === 'h' ? 0 : 1;
+  const [gh2, gw2] = stepGrid(grid, step.axis), T2 = gh2 * gw2, N2 = prefix + T2;
   // the partner rule is the reference kernel's (atme_plan)
   const dest = (t: number): number => atmeDest(t, gw, axis);
   const isDest = (t: number): boolean => atmeIsDest(t, gw, axis);
   const src = atmeSources(gh, gw, axis), S = src.length;
   if (S === 0) return { x, state: st };   // an axis of length 1: nothing merges, sizes stay
   const x3 = g.op('Reshape', [x, g.i64([-1, N, C])], `${p}/tokens`);
-  const cls = g.op('Slice', [x3, g.i64([0]), g.i64([1]), g.i64([1])], `${p}/prefix`);
-  const patches = g.op('Slice', [x3, g.i64([1]), g.i64([N]), g.i64([1])], `${p}/patches`);
+  const cls = g.op('Slice', [x3, g.i64([0]), g.i64([prefix]), g.i64([1])], `${p}/prefix`);
+  const patches = g.op('Slice', [x3, g.i64([prefix]), g.i64([N]), g.i64([1])], `${p}/patches`);
   let y: string, state: MergeState;
 
   if (o.similarity === 'fixed') {
@@ -94,13 +98,13 @@ function mergeStep(g: GraphBuilder, x: string, qkv: string, st: MergeState, step
     for (let t = 0; t < T; t++) M[map[t] * T + t] = sizes[t] / tot[map[t]];
     y = g.op('MatMul', [g.f32(M, [T2, T]), patches], `${p}/merged`);
     const bias = new Float32Array(N2);
-    for (let d = 0; d < T2; d++) bias[1 + d] = Math.log(tot[d]);
+    for (let d = 0; d < T2; d++) bias[prefix + d] = Math.log(tot[d]);
     state = { sizes: tot, bias: o.propAttn ? once(() => g.f32(bias, [1, 1, 1, N2])) : null };
   } else {
     let v: string;
     if (o.similarity === 'keys') {
       const k3 = g.op('Reshape', [qkv, g.i64([-1, N, keys.W])], `${p}/qkv3`);
-      const k = g.op('Slice', [k3, g.i64([1, keys.H * keys.dqk]), g.i64([N, 2 * keys.H * keys.dqk]), g.i64([1, 2])], `${p}/keys`);
+      const k = g.op('Slice', [k3, g.i64([prefix, keys.H * keys.dqk]), g.i64([N, 2 * keys.H * keys.dqk]), g.i64([1, 2])], `${p}/keys`);
       const kh = g.op('Reshape', [k, g.i64([-1, T, keys.H, keys.dqk])], `${p}/keys_heads`);
       v = g.op('ReduceSum', [kh, g.i64([2])], `${p}/keys_sum`, { keepdims: { i: 0 } });
     } else v = patches;
@@ -136,8 +140,8 @@ function mergeStep(g: GraphBuilder, x: string, qkv: string, st: MergeState, step
       tot = g.op('MatMul', [A, st.sizes], `${p}/sizes`);
     }
     y = g.op('Div', [num, tot], `${p}/merged`);
-    // log(size) per key, 0 for the class token: Pad puts the prefix column in front
-    const bias = once(() => g.op('Reshape', [g.op('Pad', [g.op('Log', [tot], `${p}/log_sizes`), g.i64([0, 1, 0, 0, 0, 0])], `${p}/log_sizes_prefix`),
+    // log(size) per key, 0 for the prefix tokens: Pad puts their columns in front
+    const bias = once(() => g.op('Reshape', [g.op('Pad', [g.op('Log', [tot], `${p}/log_sizes`), g.i64([0, prefix, 0, 0, 0, 0])], `${p}/log_sizes_prefix`),
       g.i64([0, 1, 1, -1])], `${p}/key_bias`));
     state = { sizes: tot, bias: o.propAttn ? bias : null };
   }
@@ -162,20 +166,24 @@ export function vitToOnnx(vit: VisionTransformer, o: VitOnnxOptions = {}): VitOn
     return g.tensor(name, p.shape, 'float32', p.toArray());
   };
   const C = cfg.embedDim, P = cfg.patchSize, S = cfg.imgSize, H = cfg.numHeads;
+  const prefix = vit.numPrefixTokens;
+  if (cfg.distilled && !vit.dist_token) throw new Error('onnx: a distilled config without a dist_token parameter');
   let grid: Grid = vit.grid;
-  let N = 1 + grid[0] * grid[1];
+  let N = prefix + grid[0] * grid[1];
   const B: number | string = batch === 'dynamic' ? 'batch' : batch;
 
   // patch_embed: Conv2d(P, stride P) -> [B, C, gh, gw] -> [B, T, C]
   const conv = g.op('Conv', ['pixel_values', w('patch_embed.proj.weight'), w('patch_embed.proj.bias')], 'patch_embed/conv',
     { kernel_shape: { ints: [P, P] }, strides: { ints: [P, P] } });
-  const flat = g.op('Reshape', [conv, g.i64([0, C, N - 1])], 'patch_embed/flat');
+  const flat = g.op('Reshape', [conv, g.i64([0, C, N - prefix])], 'patch_embed/flat');
   const patches = g.op('Transpose', [flat], 'patch_embed/tokens', { perm: { ints: [0, 2, 1] } });
   const clsShape = batch === 'dynamic'
     ? g.op('Concat', [g.op('Shape', ['pixel_values'], 'batch_size', { start: { i: 0 }, end: { i: 1 } }), g.i64([1, C])], 'cls_shape', { axis: { i: 0 } })
     : g.i64([batch, 1, C]);
   const cls = g.op('Expand', [w('cls_token'), clsShape], 'cls_tokens');
-  const tokens = g.op('Concat', [cls, patches], 'tokens', { axis: { i: 1 } });
+  // class token, then the distillation token (timm VisionTransformerDistilled), then the patches
+  const dist = vit.dist_token ? [g.op('Expand', [w('dist_token'), clsShape], 'dist_tokens')] : [];
+  const tokens = g.op('Concat', [cls, ...dist, patches], 'tokens', { axis: { i: 1 } });
   let x = g.op('Reshape', [g.op('Add', [tokens, w('pos_embed')], 'embed'), g.i64([-1, C])], 'embed/x');
 
   const scale = (C / H) ** -0.5;   // the dense model's, also for compact widths
@@ -203,9 +211,9 @@ export function vitToOnnx(vit: VisionTransformer, o: VitOnnxOptions = {}): VitOn
     x = g.op('Add', [x, linear(g, o2, w(`${p}.attn.proj.weight`), w(`${p}.attn.proj.bias`), `${p}/attn/proj`)], `${p}/attn_residual`);
     if (steps[k]?.block === i) {
       const step = steps[k++];
-      ({ x, state } = mergeStep(g, x, qkv, state, step, grid, C, { H, dqk, W }, atme, `${p}/merge`));
+      ({ x, state } = mergeStep(g, x, qkv, state, step, grid, C, prefix, { H, dqk, W }, atme, `${p}/merge`));
       grid = stepGrid(grid, step.axis);
-      N = 1 + grid[0] * grid[1];
+      N = prefix + grid[0] * grid[1];
     }
     const n2 = layerNorm(g, x, w(`${p}.norm2.weight`), w(`${p}.norm2.bias`), cfg.eps, `${p}/norm2`);
     const h = gelu(g, linear(g, n2, w(`${p}.mlp.fc1.weight`), w(`${p}.mlp.fc1.bias`), `${p}/mlp/fc1`), `${p}/mlp`);
@@ -213,8 +221,15 @@ export function vitToOnnx(vit: VisionTransformer, o: VitOnnxOptions = {}): VitOn
   }
   seen.push(N);
   const normed = layerNorm(g, x, w('norm.weight'), w('norm.bias'), cfg.eps, 'norm');
-  const clsOut = g.op('Gather', [g.op('Reshape', [normed, g.i64([-1, N, C])], 'norm/tokens'), g.i64([0], [])], 'cls_out', { axis: { i: 1 } });
-  g.opNamed('Gemm', [clsOut, w('head.weight'), w('head.bias')], 'logits', { transB: { i: 1 } });
+  const final = g.op('Reshape', [normed, g.i64([-1, N, C])], 'norm/tokens');
+  const clsOut = g.op('Gather', [final, g.i64([0], [])], 'cls_out', { axis: { i: 1 } });
+  if (vit.head_dist) {
+    // (head(x[:, 0]) + head_dist(x[:, 1])) / 2, the engine's forwardHead
+    const distOut = g.op('Gather', [final, g.i64([1], [])], 'dist_out', { axis: { i: 1 } });
+    const sum = g.op('Add', [linear(g, clsOut, w('head.weight'), w('head.bias'), 'head'),
+      linear(g, distOut, w('head_dist.weight'), w('head_dist.bias'), 'head_dist')], 'heads_sum');
+    g.opNamed('Mul', [sum, g.f32([0.5], [])], 'logits');
+  } else g.opNamed('Gemm', [clsOut, w('head.weight'), w('head.bias')], 'logits', { transB: { i: 1 } });
 
   const merge = steps.map((st) => `${st.axis}@${st.block}`).join(',');
   const metadata: Record<string, string> = { config: JSON.stringify({ ...cfg, merge: merge || undefined }), ...o.metadata };
