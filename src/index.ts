@@ -27,7 +27,10 @@ export { backward, noGrad, zeroGrad, record } from './autograd.js';
 export * as ops from './ops/index.js';
 export { VisionTransformer } from './nn/vit.js';
 export { PRESETS, getPreset, type VitConfig } from './nn/presets.js';
-export { createModel, loadModel, saveModel } from './nn/model.js';
+export { createModel, loadModel, saveModel, saveHf } from './nn/model.js';
+// the checkpoint layer under load(): bytes in any supported layout -> a VisionTransformer (nn's LoadOptions, not the API's)
+export { modelFromCheckpoint, type CheckpointFiles, type CheckpointLayout, type LoadedModel, type LoadOptions as CheckpointLoadOptions } from './nn/checkpoint.js';
+export { ConfigError, validateConfig, estimateBytes, maxModelBytes } from './nn/validate.js';
 export { readSafetensors, readSafetensorsFile, writeSafetensors, writeSafetensorsFile, SafetensorsError } from './io/safetensors.js';
 export { decodeImage, encodePng, readImageFile, type RgbaImage } from './io/image.js';
 export { imageToInput } from './data/preprocess.js';
