@@ -3,8 +3,10 @@
 // that is an input (by path, symlink or hard link), a device, a FIFO or a
 // directory is refused with no input changed; a symlinked output is written
 // through; NaN training stops without touching the last good checkpoint;
-// resume keeps log.jsonl free of duplicates. Plus --help for every command,
-// --version and "did you mean".
+// resume keeps log.jsonl free of duplicates; a bad config is exit 1 naming
+// file and field on every loading command; --allow-nonfinite and --img-size;
+// a user-chosen batch over the byte limit is a usage error naming the flag.
+// Plus --help for every command, --version and "did you mean".
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +19,8 @@ import { cait } from './cait.js';
 import { COMMANDS } from '../src/cli/main.js';
 import { createModel, saveModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
+import { estimateBytes, maxModelBytes } from '../src/nn/validate.js';
 import { cleanStaleTemporaries, writeFileAtomic } from '../src/io/output.js';
 import { encodePng } from '../src/io/image.js';
 
@@ -271,6 +274,124 @@ test('--save-every writes a resumable mid-epoch checkpoint with the model file o
   assert.equal([st.epoch, st.step, st.batch], [1, 4, undefined], 'the epoch-end checkpoint replaces the mid-epoch one');
   const help = await cait('train', '--help');
   assert.match(help.stdout, /--save-every STEPS/);
+});
+
+/** tiny.safetensors rewritten: its tensors (one changed by `edit`) under the config `cfg`. */
+function rewrite(file: string, cfg: unknown, edit?: (name: string, data: Float32Array) => void): string {
+  const src = readSafetensorsFile(tiny);
+  const tensors = new Map([...src.tensors].map(([n, t]) => { const data = Float32Array.from(t.data as Float32Array); edit?.(n, data); return [n, { shape: t.shape, data }]; }));
+  writeSafetensorsFile(file, tensors, { format: 'pt', config: JSON.stringify(cfg) });
+  return file;
+}
+
+/** pixel_values [B, 1, S, S] of a standard-normal-ish pattern, as forward reads them. */
+function pixels(file: string, B: number, S: number): string {
+  const data = new Float32Array(B * S * S).map((_, i) => Math.sin(i * 0.37));
+  writeSafetensorsFile(file, new Map([['pixel_values', { shape: [B, 1, S, S], data }]]));
+  return file;
+}
+
+/** Runs with CAIT_MAX_MODEL_BYTES set, restoring it after. */
+async function withLimit<T>(bytes: number, f: () => Promise<T>): Promise<T> {
+  const old = process.env.CAIT_MAX_MODEL_BYTES;
+  process.env.CAIT_MAX_MODEL_BYTES = String(bytes);
+  try { return await f(); } finally { if (old === undefined) delete process.env.CAIT_MAX_MODEL_BYTES; else process.env.CAIT_MAX_MODEL_BYTES = old; }
+}
+
+test('a ConfigError from the loader is exit 1 naming the file and the field, on every command that loads a model; no output written', async () => {
+  const bad = rewrite(join(dir, 'bad-heads.safetensors'), { ...tinyCfg, numHeads: 3 });
+  const inp = pixels(join(dir, 'cfg-in.safetensors'), 2, 28), out = join(dir, 'cfg-out'), before = hashes([bad, inp]);
+  const runs: string[][] = [
+    ['forward', '--model', bad, '--input', inp, '--out', out], ['eval', '--model', bad, '--limit', '10'], ['macs', '--model', bad],
+    ['bench', '--model', bad, '--runs', '1'], ['export', '--model', bad, '--onnx', out], ['quantize', '--model', bad, '--out', out],
+    ['predict', '--model', bad, '--image', join(dir, 'none.png')], ['compress', '--model', bad, '--structure-only', '--target-macs', '1.5', '--out', out],
+  ];
+  for (const args of runs) {
+    const r = await cait(...args);
+    assert.is(r.code, 1, `${args[0]}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, /bad-heads\.safetensors: config field 'numHeads': expected a divisor of embedDim 16, got 3/, `${args[0]}: ${r.stderr}`);
+    assert.is(r.stdout, '', `${args[0]} printed ${r.stdout}`);
+  }
+  assert.not.ok(existsSync(out), 'a refused command wrote its output');
+  assert.equal(hashes([bad, inp]), before);
+});
+
+test('--allow-nonfinite: a NaN weight is refused by name (exit 1) unless the flag is given; --allow-nonfinite without --model is a usage error', async () => {
+  const nan = rewrite(join(dir, 'nan.safetensors'), tinyCfg, (n, d) => { if (n === 'blocks.0.attn.qkv.weight') d[5] = NaN; });
+  const inp = pixels(join(dir, 'nan-in.safetensors'), 2, 28), out = join(dir, 'nan-out.safetensors');
+  const refused = await cait('forward', '--model', nan, '--input', inp, '--out', out);
+  assert.is(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /nan\.safetensors: tensor 'blocks\.0\.attn\.qkv\.weight' holds NaN at element 5 .*--allow-nonfinite/);
+  assert.not.ok(existsSync(out));
+  const ok = await cait('forward', '--model', nan, '--input', inp, '--out', out, '--allow-nonfinite', '--json');
+  assert.is(ok.code, 0, ok.stderr);
+  assert.equal(ok.json.shape, [2, 10]);
+  const logits = readSafetensorsFile(out).tensors.get('logits')!.data;
+  assert.ok(Array.from(logits).some((v) => Number.isNaN(v)), 'the NaN weight was loaded as it is');
+  const m = await cait('macs', '--model', nan, '--allow-nonfinite', '--json');
+  assert.is(m.code, 0, m.stderr);
+  const noModel = await cait('bench', '--preset', 'micro', '--allow-nonfinite');
+  assert.is(noModel.code, 2);
+  assert.match(noModel.stderr, /--allow-nonfinite applies to a loaded model's weights: it needs --model/);
+});
+
+test('--img-size N runs a model at another input size (position embedding resampled, with a message); sizes that do not fit are usage errors naming the flag', async () => {
+  // tiny: 28x28, patch 7 (a 4x4 grid); at 42 a 6x6 grid: 1 + 36 tokens
+  const m = await cait('macs', '--model', tiny, '--img-size', '42', '--json');
+  assert.is(m.code, 0, m.stderr);
+  assert.equal(m.json.tokens, [37]);
+  assert.match(m.stderr, /position embedding resampled from a 4x4 to a 6x6 token grid/);
+  const inp = pixels(join(dir, 'img42.safetensors'), 3, 42), out = join(dir, 'img42-out.safetensors');
+  const f = await cait('forward', '--model', tiny, '--img-size', '42', '--input', inp, '--out', out, '--json');
+  assert.is(f.code, 0, f.stderr);
+  assert.equal(f.json.shape, [3, 10]);
+  assert.ok(readSafetensorsFile(out).tensors.get('logits')!.data.every(Number.isFinite));
+  // the input must then be at the new size
+  const wrong = await cait('forward', '--model', tiny, '--img-size', '42', '--input', pixels(join(dir, 'img28.safetensors'), 1, 28), '--out', join(dir, 'never-42'));
+  assert.is(wrong.code, 2);
+  assert.match(wrong.stderr, /expected \[B, 1,42,42\]/);
+  // distilled DeiT: both prefix tokens kept, 6x6 -> 8x8 patches
+  const d = await cait('macs', '--model', join(ROOT, '../shared/fixtures/hf-deit-distilled'), '--img-size', '64', '--json');
+  assert.is(d.code, 0, d.stderr);
+  assert.equal(d.json.tokens, [66, 66]);
+  for (const [args, re] of [
+    [['macs', '--model', tiny, '--img-size', '30'], /--img-size 30: .*config field 'patchSize': expected a divisor of imgSize 30, got 7/],
+    [['macs', '--model', tiny, '--img-size', '21'], /--img-size 21: .*config field 'dataSize'/],
+    [['macs', '--model', tiny, '--img-size', '0'], /--img-size must be an integer in 1\.\.4096, got '0'/],
+    [['bench', '--preset', 'micro', '--img-size', '64'], /--img-size runs a loaded model at another input size .*it needs --model/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await cait(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, re, r.stderr);
+  }
+});
+
+test('a user-chosen batch is checked against the byte limit before any activation is allocated, naming the flag', async () => {
+  // DeiT-Base at batch 256: about 3.3 GB estimated, over the default 2 GiB; refused before the model is made
+  const big = await cait('bench', '--preset', 'deit_base_patch16_224', '--batch', '256');
+  assert.is(big.code, 2, big.stderr);
+  assert.match(big.stderr, /--batch 256: the weights and a forward of 256 images of deit_base_patch16_224 \(224x224\) take an estimated \d\.\d+ GiB, over the limit 2\.00 GiB \(CAIT_MAX_MODEL_BYTES\); at most \d+ fit/);
+  const fit = Number(/at most (\d+) fit/.exec(big.stderr)![1]);
+  assert.ok(estimateBytes(getPreset('deit_base_patch16_224'), fit) <= maxModelBytes() && estimateBytes(getPreset('deit_base_patch16_224'), fit + 1) > maxModelBytes(), `largest batch ${fit}`);
+  // a limit that the model and 4 images fit: larger batches are refused on every command that takes one
+  const limit = estimateBytes(tinyCfg, 4), inp = pixels(join(dir, 'b8.safetensors'), 8, 28), out = join(dir, 'b8-out.safetensors');
+  await withLimit(limit, async () => {
+    for (const [args, re] of [
+      [['bench', '--model', tiny, '--batch', '8', '--runs', '1'], /--batch 8: .* at most 4 fit/],
+      [['eval', '--model', tiny, '--batch', '100'], /--batch 100: .* at most 4 fit/],
+      [['forward', '--model', tiny, '--input', inp, '--out', out], /--input .*b8\.safetensors: pixel_values batch 8: .* at most 4 fit/],
+      [['compress', '--model', tiny, '--structure-only', '--target-macs', '1.5', '--latency-batch', '5', '--out', out], /--latency-batch 5: .* at most 4 fit/],
+      [['train', '--model', tiny, '--epochs', '1', '--batch', '16', '--out', join(dir, 'b16')], /--batch 16: .* at most 4 fit/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await cait(...args);
+      assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+      assert.match(r.stderr, re, r.stderr);
+    }
+    const ok = await cait('bench', '--model', tiny, '--batch', '4', '--runs', '2', '--warmup', '0', '--json');
+    assert.is(ok.code, 0, ok.stderr);
+    assert.is(ok.json.batch, 4);
+  });
+  assert.not.ok(existsSync(out));
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -23,7 +23,7 @@ import type { Trainable } from '../train/trainer.js';
 import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
-import { emitJson, forwardLogits, useBackendAsync, withMerging } from './common.js';
+import { checkBatchBytes, emitJson, forwardLogits, loadModelFlags, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
 import { isSegmentation, modelMacs, segMacs, segModel } from '../seg/model.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 
@@ -45,14 +45,20 @@ async function timeRunnersAsync(runners: Array<Pick<Trainable, 'forward'>>, x: T
   return times;
 }
 
-function modelConfig(f: { model?: string; preset?: string }): VitConfig {
+function modelConfig(f: Flags<typeof MODEL_FLAGS>): VitConfig {
+  needModelForLoadFlags(f);
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
-    return loadModel(f.model).model.cfg;
+    const { model } = loadModelFlags(f.model, undefined, f);
+    model.dispose();   // the config is all macs needs
+    return model.cfg;
   }
   if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
   return getPreset(f.preset);
 }
+
+/** checkBatchBytes on a config before its model exists. */
+function checkBatchCfg(cfg: VitConfig, batch: number): VitConfig { checkBatchBytes(cfg, batch, '--batch'); return cfg; }
 
 const MACS_FLAGS = { ...MODEL_FLAGS, merge: MERGE_FLAGS.merge, ...JSON_FLAG } as const;
 
@@ -176,18 +182,21 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   const { batch, runs, warmup } = f;
   await useBackendAsync(f.backend, f.threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
+  needModelForLoadFlags(f);
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
-    ({ model: vit, metadata } = loadModel(f.model));
+    ({ model: vit, metadata } = loadModelFlags(f.model, undefined, f));
+    checkBatchBytes(vit.cfg, batch, '--batch');   // before any activation is allocated
   } else {
     if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
-    vit = createModel(getPreset(f.preset), f.seed);   // random weights: latency does not depend on them
+    vit = createModel(checkBatchCfg(getPreset(f.preset), batch), f.seed);   // random weights: latency does not depend on them
   }
   const runner = withMerging(vit, f, metadata);
   let baseline: BenchOptions['baseline'];
   if (f.baseline) {
     // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
     const file = f.baseline, b = loadModel(file);
+    checkBatchBytes(b.model.cfg, batch, '--batch');
     baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata) };
   }
   const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline });

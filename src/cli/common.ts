@@ -5,7 +5,8 @@ import { readsAsync } from '../backend/webgpu/index.js';
 import { loadWasmSync } from '../backend/wasm.js';
 import { loadThreadedWasmSync } from '../backend/threads.js';
 import { ReferenceBackend } from '../backend/reference/index.js';
-import { loadModel } from '../nn/model.js';
+import { loadModel, type LoadedModel, type LoadOptions } from '../nn/model.js';
+import { ConfigError, estimateBytes, maxModelBytes } from '../nn/validate.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { Trainable } from '../train/trainer.js';
@@ -125,9 +126,59 @@ export function applyUnmergeFlag(cfg: VitConfig, f: MergeFlagValues): void {
   cfg.segUnmerge = u;
 }
 
-/** A model file, wrapped for merging as `withMerging` says. */
-export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues): Trainable {
-  const { model, metadata } = loadModel(file, { preset });
+/** The load flags as parsed (MODEL_FLAGS' --allow-nonfinite and --img-size). */
+export interface LoadFlagValues { 'allow-nonfinite'?: boolean; 'img-size'?: number }
+
+/** LoadOptions from --preset and the load flags. */
+export function loadOptionsOf(preset: string | undefined, f: LoadFlagValues): LoadOptions {
+  return { preset, ...(f['allow-nonfinite'] ? { allowNonFinite: true } : {}), ...(f['img-size'] !== undefined ? { imgSize: f['img-size'] } : {}) };
+}
+
+/**
+ * loadModel with the load flags. A config that does not fit the size asked
+ * for by --img-size (a patch that does not divide it, a saved schedule or a
+ * preprocessing that no longer fits, a model over the byte limit) is a usage
+ * error naming the flag; any other ConfigError stays a data error (exit 1)
+ * naming the file and the field.
+ */
+export function loadModelFlags(file: string, preset: string | undefined, f: LoadFlagValues): LoadedModel {
+  try { return loadModel(file, loadOptionsOf(preset, f)); } catch (e) {
+    if (e instanceof ConfigError && f['img-size'] !== undefined && /^(imgSize|patchSize|merge|preprocess|dataSize|scenes|\(model size\))/.test(e.field.replace(/^.*\[/, '')))
+      throw new UsageError(`--img-size ${f['img-size']}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** --img-size resamples a loaded model's position embedding: without --model there is nothing to resample. */
+export function needModelForLoadFlags(f: LoadFlagValues & { model?: unknown }): void {
+  if (f['img-size'] !== undefined && !f.model) throw new UsageError(`--img-size runs a loaded model at another input size (its position embedding resampled): it needs --model`);
+  if (f['allow-nonfinite'] && !f.model) throw new UsageError('--allow-nonfinite applies to a loaded model\'s weights: it needs --model');
+}
+
+const fmtBytes = (n: number): string => n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+/**
+ * A batch chosen by the user (`flag` names where it came from) checked before
+ * any activation is allocated: the weights and one forward of `batch` images
+ * (src/nn/validate.ts estimateBytes) must fit the byte limit
+ * (CAIT_MAX_MODEL_BYTES, default 2 GiB). A usage error naming the flag, with
+ * the largest batch that fits.
+ */
+export function checkBatchBytes(cfg: VitConfig, batch: number, flag: string): number {
+  const limit = maxModelBytes(), need = estimateBytes(cfg, batch);
+  if (need <= limit) return batch;
+  let fits = 0;
+  for (let lo = 1, hi = batch; lo <= hi;) {
+    const mid = (lo + hi) >> 1;
+    if (estimateBytes(cfg, mid) <= limit) { fits = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  throw new UsageError(`${flag} ${batch}: the weights and a forward of ${batch} images of ${cfg.name} (${cfg.imgSize}x${cfg.imgSize}) take an estimated ${fmtBytes(need)}, over the limit ${fmtBytes(limit)} (CAIT_MAX_MODEL_BYTES); ` +
+    (fits ? `at most ${fits} fit` : 'not even one image fits'));
+}
+
+/** A model file, wrapped for merging as `withMerging` says; the load flags apply. */
+export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues & LoadFlagValues): Trainable {
+  const { model, metadata } = loadModelFlags(file, preset, f);
   quantizeLoaded(model, metadata);   // an int8 file runs the int8 kernels (src/quant/)
   return withMerging(model, f, metadata);
 }

@@ -28,7 +28,7 @@ import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { applyUnmergeFlag, checkOutputFlag, emitJson, mergeSteps, need, useBackend } from './common.js';
+import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, need, needModelForLoadFlags, useBackend } from './common.js';
 import { writeQuantized } from './quantize.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
@@ -90,9 +90,13 @@ function compressRun(f: CompressFlags): void {
   const ratio = reductionOf(need(f['target-macs'], 'target-macs'));
   const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
   checkOutputFlag('out', out, inputs);
+  needModelForLoadFlags(f);
   if (f['structure-only']) return structureOnly(f, ratio, out);
   const file = need(f.model, 'model');
-  const { model: dense } = loadModel(file, { preset: f.preset });
+  const { model: dense } = loadModelFlags(file, f.preset, f);
+  // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
+  if (f.batch !== undefined) checkBatchBytes(dense.cfg, f.batch, '--batch');
+  checkBatchBytes(dense.cfg, f['latency-batch'], '--latency-batch');
   const seg = taskOf(f, dense.cfg) === 'segment';
   const folder = !seg && isFolder(f.data);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
@@ -184,8 +188,9 @@ function segmentReport(f: CompressFlags, out: string, merge: string, report: Com
 }
 
 function structureOnly(f: CompressFlags, ratio: number, out: string): void {
-  const loaded = f.model ? loadModel(f.model, { preset: f.preset }) : undefined;
+  const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
   const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
+  checkBatchBytes(cfg, f['latency-batch'], '--latency-batch');
   if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one
   const policy = f.prune;
   const merge = f.merge !== undefined ? formatSchedule(mergeSteps(f.merge, cfg.depth)) : undefined;

@@ -3,13 +3,13 @@
 // merge schedule is the one the model runs with (--merge, else its saved one).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createModel, loadModel } from '../nn/model.js';
+import { createModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
 import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkOutputFlag, emitJson, need, withMerging } from './common.js';
+import { checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, withMerging } from './common.js';
 import { writeFileAtomic } from '../io/output.js';
 import { quantizeLoaded } from '../quant/format.js';
 import { exportInt8Onnx } from '../quant/onnx.js';
@@ -39,7 +39,8 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   checkOutputFlag('onnx', out, inputs);
   const batch: number | 'dynamic' = f.batch === 'dynamic' ? 'dynamic' : Number(f.batch);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
-  if (f.model) ({ model: vit, metadata } = loadModel(f.model, { preset: f.preset }));
+  needModelForLoadFlags(f);
+  if (f.model) ({ model: vit, metadata } = loadModelFlags(f.model, f.preset, f));
   else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);   // random weights
   else throw new UsageError('missing --model FILE or --preset NAME');
   const runner = withMerging(vit, f, metadata);

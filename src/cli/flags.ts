@@ -57,9 +57,16 @@ export function command<const S extends FlagSet>(c: Command<S>): Command<S> { re
 
 // ------------------------------------------------------------ shared flag sets
 
+/** How a --model file loads (LoadOptions.allowNonFinite, .imgSize); part of MODEL_FLAGS. */
+export const LOAD_FLAGS = {
+  'allow-nonfinite': { type: 'boolean', help: 'load weights holding NaN or Infinity (for debugging; otherwise an error naming the tensor)' },
+  'img-size': { type: 'int', min: 1, max: 4096, value: 'N', help: "run the --model at N x N input: its position embedding is resampled (bicubic, as timm), a message says so", defaultText: "the model's" },
+} as const satisfies FlagSet;
+
 export const MODEL_FLAGS = {
   model: { type: 'string', value: 'FILE', help: 'model file (.safetensors with its config)' },
   preset: { type: 'string', value: 'NAME', help: 'preset architecture (vit_fmnist, deit_tiny_patch16_224, micro, ...): a new model, or the config of a file without one' },
+  ...LOAD_FLAGS,
 } as const satisfies FlagSet;
 
 export const BACKEND_FLAGS = {

@@ -6,7 +6,7 @@ import type { DatasetName } from '../data/dataset.js';
 import { countCorrect, evalBatches, evaluate, type EvalOptions, type Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 import type { ImageSource } from '../data/augment.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
@@ -45,6 +45,7 @@ export const evalCommand = command({
 async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), f.preset, f);
+  if (f.batch !== undefined) checkBatchBytes(model.cfg, f.batch, '--batch');
   if (taskOf(f, model.cfg) === 'segment') {
     // mean IoU on the model's test scenes: {"miou", "per_class_iou", "pixel_accuracy", "n", "merge"}
     const spec = sceneSpecOf(model.cfg, f), { test } = scenesFor(spec, f);
@@ -134,6 +135,7 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   const want = [cfg.inChans, cfg.imgSize, cfg.imgSize];
   if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]))
     throw new UsageError(`${inFile}: tensor 'pixel_values' has shape [${pv.shape}], expected [B, ${want}]`);
+  checkBatchBytes(cfg, pv.shape[0], `--input ${inFile}: pixel_values batch`);
   const logits = await forwardLogits(model, () => Tensor.from(pv.data, pv.shape));
   writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model! }, inputs);
   if (!f.json) console.log(`wrote logits [${pv.shape[0]}, ${cfg.numClasses}] to ${outFile}`);

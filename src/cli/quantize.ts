@@ -5,7 +5,7 @@
 // kernels, with the model's merge schedule).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createModel, loadModel } from '../nn/model.js';
+import { createModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { loadDataset, type DatasetName } from '../data/mnist.js';
@@ -15,7 +15,7 @@ import { quantizeModel, hasInt8Kernels, type QuantizedModel } from '../quant/int
 import { quantScheme, quantizedFileBytes } from '../quant/format.js';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkOutputFlag, emitJson, need, useBackend, withMerging } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
 
 const QUANTIZE_FLAGS = {
   ...MODEL_FLAGS,
@@ -58,11 +58,13 @@ function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): void {
   checkOutputFlag('out', out, inputs);
   if (f.data && !hasInt8Kernels(getBackend())) throw new UsageError(`--data needs a backend with int8 kernels (wasm, reference), got --backend ${f.backend}`);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
+  needModelForLoadFlags(f);
   if (f.model) {
-    ({ model: vit, metadata } = loadModel(f.model, { preset: f.preset }));
+    ({ model: vit, metadata } = loadModelFlags(f.model, f.preset, f));
     if (quantScheme(metadata) !== null) throw new Error(`${f.model} is already quantized (__metadata__.quant scheme ${quantScheme(metadata)})`);
   } else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);
   else throw new UsageError('missing --model FILE or --preset NAME');
+  if (f.data) checkBatchBytes(vit.cfg, f.batch, '--batch');
   const runner = withMerging(vit, f, metadata);
   const cfg = vit.cfg, floatBytes = 4 * vit.numParams();
   const acc = (): { accuracy: number; n: number } => {

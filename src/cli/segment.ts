@@ -14,7 +14,7 @@ import { imageToInput } from '../data/preprocess.js';
 import { argmaxRows, SegMeter, type SegScores } from '../seg/metrics.js';
 import { isSegmentation } from '../seg/model.js';
 import { renderSegmentation } from '../seg/render.js';
-import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, JSON_FLAG, LOAD_FLAGS, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkOutputFlag, emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
 import { Progress } from '../util/progress.js';
 import { subset } from '../train/trainer.js';
@@ -105,7 +105,7 @@ const SEGMENT_FLAGS = {
   out: { type: 'string', value: 'MASK.png', help: 'the coloured mask with a legend (required)' },
   scale: { type: 'int', min: 1, max: 32, default: 4, help: 'pixels per input pixel in the picture' },
   unmerge: { type: 'enum', choices: ['residual', 'copy'], help: 'how merged tokens return to the full grid', defaultText: 'as saved' },
-  ...JSON_FLAG, ...BACKEND_FLAGS, ...MERGE_FLAGS,
+  ...LOAD_FLAGS, ...JSON_FLAG, ...BACKEND_FLAGS, ...MERGE_FLAGS,
 } as const;
 
 export const segmentCommand = command({

@@ -1,7 +1,7 @@
 // cait train: train a ViT from scratch (or fine-tune a model file) on an image dataset.
 import { join } from 'node:path';
 import { loadDataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/mnist.js';
-import { createModel, loadModel } from '../nn/model.js';
+import { createModel } from '../nn/model.js';
 import { getPreset, FASHION_MNIST_CLASSES } from '../nn/presets.js';
 import { train, evaluate, subset, type EpochLog, type Trainable, type TrainOptions } from '../train/trainer.js';
 import type { ImageSource } from '../data/augment.js';
@@ -10,7 +10,7 @@ import { getBackend } from '../tensor.js';
 import { modelMacs } from '../seg/model.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkOutputFlag, emitJson, need, useBackend, withMerging } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
 import { printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -108,7 +108,10 @@ function pickImages(src: ImageSource, idx: Int32Array): ImageSource {
 function trainRun(f: TrainFlags): void {
   const run = checkRun(f);
   useBackend(f.backend, f.threads);
-  const loaded = f.model ? loadModel(f.model, { preset: f.preset }) : undefined;
+  needModelForLoadFlags(f);
+  const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
+  // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
+  if (loaded && f.batch !== undefined) checkBatchBytes(loaded.model.cfg, f.batch, '--batch');
   if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
   if (isFolder(f.data)) return emitJson(f, trainFolder(f, loaded, (m, md) => withMerging(m, f, md), runOptions(f, run, { batch: 128, smoothing: 0.1 })));
   const dataName = f.data ?? 'fashion-mnist';
