@@ -46,6 +46,10 @@ import { geluv } from './gelu';
  * Per row: lo = min(x, 0), hi = max(x, 0), s = (hi - lo) / 127 (1 for a zero
  * row), inv = 127 / (hi - lo), z = nearest(-lo * inv), u = clamp(nearest(x * inv) + z, 0, 127).
  */
+// pmin/pmax (one minps/maxps each) rather than min/max (NaN- and
+// signed-zero-exact, about seven instructions each under V8): finite inputs
+// give the same bytes and parameters (a -0/+0 choice changes neither);
+// a NaN input gives unspecified bytes.
 export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, rowp: usize): void {
   if (M <= 0) return;
   const Kp = (K + 3) & ~3, Mp = (M + 3) & ~3;
@@ -60,7 +64,7 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
     let vlo = f32x4.splat(0), vhi = f32x4.splat(0);
     for (let k = 0; k < K4; k += 4) {
       const v = v128.load(src + (<usize>k << 2));
-      vlo = f32x4.min(vlo, v); vhi = f32x4.max(vhi, v);
+      vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v);
     }
     let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
     let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
@@ -78,8 +82,9 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
     let d = dstRow;
     for (let k = 0; k < K4; k += 4) {
       const v = v128.load(src + (<usize>k << 2));
-      const q = f32x4.min(f32x4.max(f32x4.add(f32x4.nearest(f32x4.mul(v, vinv)), vz), v0), v127);
-      const n = i32x4.trunc_sat_f32x4_s(q);
+      const q = f32x4.pmin(f32x4.pmax(f32x4.add(f32x4.nearest(f32x4.mul(v, vinv)), vz), v0), v127);
+      // q is an integer in [0, 127]: the relaxed conversion (one cvttps2dq) is exact
+      const n = ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_trunc_f32x4_s(q) : i32x4.trunc_sat_f32x4_s(q);
       // 4 int32 in [0, 127] -> 4 bytes
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n, n), i16x8.narrow_i32x4_s(n, n));
       store<u32>(d, i32x4.extract_lane(b, 0));
