@@ -7,7 +7,7 @@
 // the position embedding resampled for another input size.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -19,7 +19,9 @@ import { loadWasmSync } from '../src/backend/wasm.js';
 import { loadModel, saveModel, saveHf, createModel } from '../src/nn/model.js';
 import { modelFromCheckpoint } from '../src/nn/checkpoint.js';
 import { resamplePosEmbed } from '../src/nn/posembed.js';
-import { getPreset, PRESETS } from '../src/nn/presets.js';
+import { getPreset, PRESETS, type VitConfig } from '../src/nn/presets.js';
+import { imageToInput } from '../src/data/preprocess.js';
+import { readImageFile } from '../src/io/image.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
@@ -31,6 +33,7 @@ const FIX = join(ROOT, '../shared/fixtures');
 const FIXTURES = ['hf-vit', 'hf-deit-distilled', 'timm-deit-distilled'] as const;
 const LABELS = ['tabby cat', 'golden retriever', 'teapot', 'volcano', 'espresso'];
 const tmp = mkdtempSync(join(tmpdir(), 'cait-ckpt-'));
+const SAMPLES = join(ROOT, 'web/public/samples');
 
 const input = (d: string) => readSafetensorsFile(join(FIX, d, 'input.safetensors')).tensors.get('pixel_values')!;
 const expected = (d: string) => readSafetensorsFile(join(FIX, d, 'expected.safetensors')).tensors.get('logits')!;
@@ -97,7 +100,7 @@ for (const d of FIXTURES) {
       assert.equal(back.cfg, model.cfg);
       assert.is(hf.layout, 'hf');
       assert.equal(hf.model.cfg.classes, LABELS);
-      assert.equal(hf.model.cfg.preprocess, model.cfg.preprocess, 'the exact pipeline (cait_preprocess in config.json)');
+      assert.equal(hf.model.cfg.preprocess, model.cfg.preprocess, 'the exact pipeline (config.json caitjs)');
       const proc = JSON.parse(readFileSync(join(hfDir, 'preprocessor_config.json'), 'utf8'));
       assert.equal([proc.crop_size?.height ?? proc.size.height, proc.image_mean], [48, model.cfg.mean], 'preprocessor_config.json for transformers');
       const want = logitsOf(model, d);
@@ -207,6 +210,64 @@ test('saveHf round trip of this project\'s own models: the same config (dataSize
   const compact = createModel({ ...getPreset('micro'), widths: [{ qk: 8, v: 8, mlp: 96 }, { qk: 16, v: 16, mlp: 192 }] });
   assert.throws(() => saveHf(join(tmp, 'compact'), compact), /CDCP-compact model .* has no transformers layout/);
   compact.dispose();
+});
+
+test('saveHf of the committed Fashion-MNIST model: the 28x28-in-32x32 padding kept in config.json (caitjs), so the folder preprocesses and predicts exactly as the file; an edited folder follows its transformers fields', () => {
+  const { model } = loadModel(join(ROOT, 'models/fmnist-dense.safetensors'));
+  const dir = join(tmp, 'fmnist-dense-hf');
+  saveHf(dir, model);
+  const json = (f: string) => JSON.parse(readFileSync(join(dir, f), 'utf8'));
+  const config = json('config.json'), proc = json('preprocessor_config.json');
+  assert.equal(config.caitjs, model.cfg, 'this project\'s config in config.json');
+  assert.is(config.caitjs.dataSize, 28);
+  assert.equal(proc.size, { height: 32, width: 32 }, 'what transformers can say: a resize to 32x32');
+  // Fashion-MNIST test images (web/public/samples: test indices 0, 1000, ..., 9000)
+  const imgs = readdirSync(SAMPLES).filter((f) => f.endsWith('.png')).sort().map((f) => readImageFile(join(SAMPLES, f)));
+  assert.is(imgs.length, 10);
+  const inputs = (cfg: VitConfig) => { const x = new Float32Array(10 * 32 * 32); imgs.forEach((im, i) => x.set(imageToInput(im, cfg), i * 1024)); return x; };
+  const logits = (m: VisionTransformer, x: Float32Array) => noGrad(() => scope(() => m.forward(Tensor.from(x, [10, 1, 32, 32])).toArray()));
+  const want = inputs(model.cfg), wantLogits = logits(model, want);
+  const back = loadModel(dir).model;
+  try {
+    assert.equal(back.cfg, model.cfg);
+    const got = inputs(back.cfg);
+    assert.equal(Array.from(got), Array.from(want), 'imageToInput: identical');
+    assert.equal(Array.from(logits(back, got)), Array.from(wantLogits), 'logits: bitwise');
+    const argmax = (z: Float32Array, i: number) => { let b = 0; for (let k = 1; k < 10; k++) if (z[i * 10 + k] > z[i * 10 + b]) b = k; return b; };
+    assert.ok(imgs.filter((_, i) => argmax(wantLogits, i) === i).length >= 8, 'the samples are classified as trained');
+  } finally { back.dispose(); }
+
+  // without the caitjs key (what the first saveHf wrote): preprocessor_config.json's resize, a different input
+  const edited = (name: string, edit: (c: Record<string, unknown>, p: Record<string, unknown>) => void) => {
+    const d = join(tmp, `fmnist-hf-${name}`);
+    mkdirSync(d, { recursive: true });
+    const c = structuredClone(config), p = structuredClone(proc);
+    edit(c, p);
+    writeFileSync(join(d, 'config.json'), JSON.stringify(c));
+    writeFileSync(join(d, 'preprocessor_config.json'), JSON.stringify(p));
+    writeFileSync(join(d, 'model.safetensors'), readFileSync(join(dir, 'model.safetensors')));
+    return d;
+  };
+  const plain = loadModel(edited('plain', (c) => { delete c.caitjs; })).model;
+  const warn = console.warn, said: string[] = [];
+  console.warn = (m: string) => { said.push(m); };
+  try {
+    assert.equal(plain.cfg.preprocess, { kind: 'hf', size: 32, interpolation: 'bilinear', resize: { height: 32, width: 32 }, crop: false, mean: [0.286], std: [0.3528] });
+    let d = 0;
+    const x = inputs(plain.cfg);
+    for (let i = 0; i < x.length; i++) d = Math.max(d, Math.abs(x[i] - want[i]));
+    assert.ok(d > 1, `the resize to 32x32 differs from the padding (largest difference ${d})`);
+    // edited after saving: the transformers fields win, with a warning naming what changed
+    const bicubic = loadModel(edited('bicubic', (_, p) => { p.resample = 3; })).model;
+    assert.is(bicubic.cfg.preprocess?.interpolation, 'bicubic');
+    assert.match(said.pop() ?? '', /caitjs config .* disagrees .*preprocessor_config\.json/);
+    const relabelled = loadModel(edited('labels', (c) => { (c.id2label as Record<string, string>)['0'] = 'Top'; })).model;
+    assert.is(relabelled.cfg.classes?.[0], 'Top');
+    assert.match(said.pop() ?? '', /disagrees .*id2label vs caitjs\.classes/);
+    bicubic.dispose(); relabelled.dispose();
+    assert.is(said.length, 0);
+  } finally { console.warn = warn; plain.dispose(); model.dispose(); }
+  assert.throws(() => loadModel(edited('bad', (c) => { (c.caitjs as Record<string, unknown>).depth = 'six'; })), (e: Error) => /config\.json.*caitjs\.depth/.test(e.message));
 });
 
 test('transformers names without the vit. prefix (saved from ViTModel plus a classifier) load the same; a pooler is ignored', () => {

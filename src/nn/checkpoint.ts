@@ -262,7 +262,7 @@ function hfToTimm(src: Map<string, SafeTensor>, p: string, file: string): Map<st
 const HF_FIELDS: Record<string, string> = {
   imgSize: 'image_size', patchSize: 'patch_size', inChans: 'num_channels', numClasses: 'id2label', classes: 'id2label',
   embedDim: 'hidden_size', depth: 'num_hidden_layers', numHeads: 'num_attention_heads', mlpRatio: 'intermediate_size',
-  qkvBias: 'qkv_bias', eps: 'layer_norm_eps', mean: 'image_mean', std: 'image_std', preprocess: 'preprocessor_config.json', merge: 'cait_merge', dataSize: 'cait_data_size',
+  qkvBias: 'qkv_bias', eps: 'layer_norm_eps', mean: 'image_mean', std: 'image_std', preprocess: 'preprocessor_config.json', merge: 'caitjs.merge', dataSize: 'caitjs.dataSize',
 };
 const TIMM_FIELDS: Record<string, string> = {
   imgSize: 'model_args.img_size', patchSize: 'model_args.patch_size', inChans: 'model_args.in_chans', numClasses: 'num_classes', classes: 'label_names',
@@ -322,9 +322,6 @@ function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }):
     mlpRatio: num('intermediate_size', 4 * C) / C, qkvBias: j.qkv_bias === undefined ? true : (j.qkv_bias as boolean),
     eps: num('layer_norm_eps', 1e-12), mean, std, ...(classes ? { classes } : {}),
   };
-  // written by saveHf (src/nn/model.ts) for what transformers has no field for
-  if (j.cait_merge !== undefined) cfg.merge = j.cait_merge as string;
-  if (j.cait_data_size !== undefined) cfg.dataSize = j.cait_data_size as number;
   if (pre) cfg.preprocess = hfPreprocess(pre.json, pre.file, cfg);
   else {
     // transformers' processor defaults: ViTImageProcessor (bilinear to the size, 0.5/0.5); DeiTImageProcessor (bicubic to 256/224 of it, centre crop, ImageNet mean/std)
@@ -334,13 +331,67 @@ function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }):
       ? { kind: 'hf', size: S, interpolation: 'bicubic', resize: { height: Math.round(S * 256 / 224), width: Math.round(S * 256 / 224) }, crop: true, mean: cfg.mean, std: cfg.std }
       : { kind: 'hf', size: S, interpolation: 'bilinear', resize: { height: S, width: S }, crop: false, mean: cfg.mean, std: cfg.std };
   }
-  // saveHf's exact pipeline (null: the project's own rule, e.g. dataSize padding), which the validator checks like any other
-  if (j.cait_preprocess === null) delete cfg.preprocess;
-  else if (j.cait_preprocess !== undefined) {
-    cfg.preprocess = j.cait_preprocess as Preprocess;
-    if (isObj(j.cait_preprocess)) { cfg.mean = j.cait_preprocess.mean as number[]; cfg.std = j.cait_preprocess.std as number[]; }
+  return j.caitjs === undefined ? cfg : ownConfig(j.caitjs, cfg, file, pre);
+}
+
+/**
+ * The `caitjs` key saveHf writes into config.json: this project's own config,
+ * for what transformers has no field for (dataSize padding with no
+ * `preprocess`, i.e. the Fashion-MNIST models' 28x28 centred in 32x32; the
+ * exact pipeline; the merge schedule; the name). Used in place of the
+ * transformers fields when it describes the same model: every field both
+ * hold agrees, and preprocessor_config.json is the one saveHf writes for it.
+ * A folder edited since (transformers keeps unknown keys when it re-saves a
+ * fine-tuned model) follows its transformers fields, with a warning.
+ */
+function ownConfig(own: unknown, lib: VitConfig, file: string, pre?: { file: string; json: unknown }): VitConfig {
+  let cfg: VitConfig;
+  try { cfg = validateConfig(structuredClone(own), file, { maxBytes: Infinity }); } catch (e) { // memory: checked on the config used, by the caller
+    if (e instanceof ConfigError) throw new ConfigError(file, `caitjs.${e.field}`, e.expected, e.got);
+    throw e;
+  }
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const differ: string[] = [];
+  for (const k of ['imgSize', 'patchSize', 'inChans', 'numClasses', 'embedDim', 'depth', 'numHeads', 'qkvBias', 'eps'] as const)
+    if (cfg[k] !== lib[k]) differ.push(`${HF_FIELDS[k]} ${JSON.stringify(lib[k])} vs caitjs.${k} ${JSON.stringify(cfg[k])}`);
+  if (Math.round(cfg.embedDim * cfg.mlpRatio) !== Math.round(lib.embedDim * lib.mlpRatio)) differ.push(`intermediate_size vs caitjs.mlpRatio ${cfg.mlpRatio}`);
+  // id2label's placeholder names (LABEL_i) read as no labels
+  if (lib.classes && !same(cfg.classes, lib.classes)) differ.push('id2label vs caitjs.classes');
+  if (pre) {
+    // the processor saveHf writes for the caitjs config, read back as the file's is
+    const want = hfPreprocess(hfProcessorConfig(cfg), pre.file, { ...cfg });
+    if (!same(lib.preprocess, want)) differ.push(`preprocessor_config.json (not the processor saveHf writes for caitjs.preprocess)`);
+  }
+  if (differ.length) {
+    console.warn(`${file}: the caitjs config (written by caitjs) disagrees with the transformers fields (${differ.join('; ')}): the folder was changed since; using the transformers fields`);
+    return lib;
   }
   return cfg;
+}
+
+/**
+ * A transformers image-processor config (preprocessor_config.json) for cfg's
+ * pipeline; without a `preprocess`, a plain bilinear resize to imgSize. What
+ * transformers cannot say is lost here (dataSize padding: the Fashion-MNIST
+ * models get a resize of the whole image to 32x32; timm's aspect-keeping
+ * resize: a square resize to floor(size / crop_pct), the same for square
+ * images) and kept exactly in config.json's `caitjs` key (ownConfig above).
+ */
+export function hfProcessorConfig(cfg: VitConfig): Record<string, unknown> {
+  const pre: Preprocess = cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
+  const code = { nearest: 0, bilinear: 2, bicubic: 3 }[pre.interpolation];
+  const common = { do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: cfg.mean, image_std: cfg.std };
+  if (pre.kind === 'hf' && pre.resize) {
+    const size = 'shortestEdge' in pre.resize ? { shortest_edge: pre.resize.shortestEdge } : { height: pre.resize.height, width: pre.resize.width };
+    return pre.crop
+      ? { image_processor_type: 'DeiTImageProcessor', do_resize: true, size, resample: code, do_center_crop: true, crop_size: { height: pre.size, width: pre.size }, ...common }
+      : { image_processor_type: 'ViTImageProcessor', do_resize: true, size, resample: code, ...common };
+  }
+  if (pre.kind === 'timm') {
+    const r = Math.floor(pre.size / (pre.cropPct ?? 1));
+    return { image_processor_type: 'DeiTImageProcessor', do_resize: true, size: { height: r, width: r }, resample: code, do_center_crop: true, crop_size: { height: pre.size, width: pre.size }, ...common };
+  }
+  return { image_processor_type: 'ViTImageProcessor', do_resize: true, size: { height: pre.size, width: pre.size }, resample: code, ...common };
 }
 
 /** preprocessor_config.json (ViTImageProcessor / DeiTImageProcessor) as a Preprocess; sets cfg.mean/std. */

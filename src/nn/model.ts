@@ -9,11 +9,11 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SafetensorsError, writeSafetensorsFile } from '../io/safetensors.js';
-import { modelFromCheckpoint, type LoadedModel, type LoadOptions } from './checkpoint.js';
+import { hfProcessorConfig, modelFromCheckpoint, type LoadedModel, type LoadOptions } from './checkpoint.js';
 import { maxModelBytes } from './validate.js';
 import { Rng } from '../util/rng.js';
 import { VisionTransformer } from './vit.js';
-import type { Preprocess, VitConfig } from './presets.js';
+import type { VitConfig } from './presets.js';
 import type { Init } from './module.js';
 
 export function rngInit(rng: Rng): Init {
@@ -96,12 +96,12 @@ export function saveModel(file: string, model: VisionTransformer, extra: Record<
  * transformers' names (ViTForImageClassification; distilled:
  * DeiTForImageClassificationWithTeacher, or DeiTForImageClassification
  * without head_dist). Dense models only (transformers has no per-block
- * widths); the merge schedule, dataSize and the exact pipeline ride along
- * as `cait_merge`, `cait_data_size` and `cait_preprocess` in config.json,
- * which transformers ignores and loadModel reads back (so the round trip is
- * exact; preprocessor_config.json is what transformers users get). A timm pipeline becomes DeiTImageProcessor's square resize to
- * floor(size / crop_pct) and centre crop: the same as timm's for square
- * images; timm keeps the aspect of others.
+ * widths). config.json also holds this project's config under `caitjs`
+ * (transformers ignores the key), which loadModel prefers while the folder
+ * is unchanged, so the round trip is exact: the Fashion-MNIST models' 28x28
+ * images centred in 32x32 (dataSize, which no transformers processor can
+ * express: preprocessor_config.json says a resize to 32x32), the timm
+ * pipeline, the merge schedule (src/nn/checkpoint.ts ownConfig).
  */
 export function saveHf(dir: string, model: VisionTransformer): void {
   const cfg = model.cfg;
@@ -146,12 +146,11 @@ export function saveHf(dir: string, model: VisionTransformer): void {
     id2label: Object.fromEntries(classes.map((c, i) => [String(i), c])),
     label2id: Object.fromEntries(classes.map((c, i) => [c, i])),
     torch_dtype: 'float32',
-    ...(cfg.merge ? { cait_merge: cfg.merge } : {}), ...(cfg.dataSize ? { cait_data_size: cfg.dataSize } : {}),
-    cait_preprocess: cfg.preprocess ?? null,
+    caitjs: cfg,
   };
   mkdirSync(dir, { recursive: true });
   writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeFileAtomic(join(dir, 'preprocessor_config.json'), JSON.stringify(hfProcessor(cfg), null, 2) + '\n');
+  writeFileAtomic(join(dir, 'preprocessor_config.json'), JSON.stringify(hfProcessorConfig(cfg), null, 2) + '\n');
   writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
 }
 
@@ -166,22 +165,4 @@ function writeFileAtomic(path: string, text: string): void {
     fsyncSync(fd);
   } finally { closeSync(fd); }
   try { renameSync(tmp, path); } catch (e) { try { unlinkSync(tmp); } catch { /* already gone */ } throw e; }
-}
-
-/** A transformers image processor config for cfg's pipeline (see saveHf). */
-function hfProcessor(cfg: VitConfig): Record<string, unknown> {
-  const pre: Preprocess = cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
-  const code = { nearest: 0, bilinear: 2, bicubic: 3 }[pre.interpolation];
-  const common = { do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: cfg.mean, image_std: cfg.std };
-  if (pre.kind === 'hf' && pre.resize) {
-    const size = 'shortestEdge' in pre.resize ? { shortest_edge: pre.resize.shortestEdge } : { height: pre.resize.height, width: pre.resize.width };
-    return pre.crop
-      ? { image_processor_type: 'DeiTImageProcessor', do_resize: true, size, resample: code, do_center_crop: true, crop_size: { height: pre.size, width: pre.size }, ...common }
-      : { image_processor_type: 'ViTImageProcessor', do_resize: true, size, resample: code, ...common };
-  }
-  if (pre.kind === 'timm') {
-    const r = Math.floor(pre.size / (pre.cropPct ?? 1));
-    return { image_processor_type: 'DeiTImageProcessor', do_resize: true, size: { height: r, width: r }, resample: code, do_center_crop: true, crop_size: { height: pre.size, width: pre.size }, ...common };
-  }
-  return { image_processor_type: 'ViTImageProcessor', do_resize: true, size: { height: pre.size, width: pre.size }, resample: code, ...common };
 }
