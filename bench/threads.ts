@@ -28,6 +28,7 @@ import { InferencePlan } from '../src/plan.js';
 import { loadModel, createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { runnerFor } from '../src/api/runner.js';
+import { quantizeLoaded } from '../src/quant/format.js';
 import { latencyStats, environment } from '../src/util/timing.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -48,6 +49,7 @@ for (const f of readdirSync(join(ROOT, 'models')).filter((f) => f.endsWith('.saf
     make: (be) => {
       setBackend(be);
       const { model, metadata } = loadModel(join(ROOT, 'models', f));
+      quantizeLoaded(model, metadata);   // an int8 file runs the int8 kernels, as the CLI runs it
       const { runner } = runnerFor(model, metadata);
       return { forward: (x) => runner.forward(x), cfg: model.cfg, dispose: () => model.dispose() };
     },

@@ -31,8 +31,12 @@
 // time per unit of work r). A call of work W is split when the time two or more
 // threads save, W r (1 - 1/T), is at least MARGIN = 3 dispatch costs. Small
 // models (Fashion-MNIST ViTs at batch 1) then run on one thread and are never
-// slower than it; DeiT's GEMMs split. poolStats() reports D, r and the
-// thresholds; bench/threads.ts checks the outcome per committed model.
+// slower than it; DeiT's GEMMs split. The rule is then checked in use
+// (runChecked): per kernel and size, splitting stays only while it is
+// measured to save at least a tenth against the same calls on one thread,
+// timed now and then (on a machine whose other core is taken by other
+// processes, nothing pays). poolStats() reports D, r, the thresholds and the
+// checks; bench/threads.ts checks the outcome per committed model.
 //
 // A worker that dies (terminated, crashed) is noticed by its exit/error event
 // when the caller is idle, or, while a call waits on it, when it has not
@@ -104,6 +108,8 @@ const CLASSES: readonly KernelClass[] = ['gemm', 'softmax', 'layernorm', 'gelu',
 
 /** Dispatch costs a split must save before it is made (see the header). */
 const MARGIN = 3;
+/** runChecked times the way it does not prefer once every PROBE_EVERY calls. */
+const PROBE_EVERY = 32;
 
 /** What the pool measured at start-up, and the thresholds it derived. */
 export interface Calibration {
@@ -128,6 +134,8 @@ export interface PoolStats {
   calibration: Calibration | null;
   /** Why the pool fell back to one thread, if it did. */
   fallback: string | null;
+  /** The rule checked in use (runChecked): kernel sizes seen above their threshold, and how many of them split now. */
+  checked: { sizes: number; splitPreferred: number };
 }
 
 /** What the pool needs of a worker, whichever kind it is. */
@@ -352,6 +360,8 @@ export class ThreadedWasmBackend extends WasmBackend {
   private closing = false;
   private cal: Calibration | null = null;
   private fallback: string | null = null;
+  /** runChecked's measurements, by kernel id * 64 + log2(work). */
+  private readonly verdicts = new Map<number, { solo: number; split: number; n: number }>();
   /** A worker that let a job go unclaimed: calls run on the caller until it acknowledges that job (it was only slow) or deadMs more pass (it is gone). */
   private suspect: { w: number; since: number } | null = null;
   /** Calls split across the pool, and calls run on the caller alone (for reports). */
@@ -418,6 +428,10 @@ export class ThreadedWasmBackend extends WasmBackend {
     return {
       threads: this.threads, workers: this.closed ? 0 : this.workers.length, splitCalls: this.splitCalls, soloCalls: this.soloCalls,
       minWork, calibration: this.cal, fallback: this.fallback,
+      checked: {
+        sizes: this.verdicts.size,
+        splitPreferred: [...this.verdicts.values()].filter((v) => !(v.split >= v.solo * 0.9)).length,
+      },
     };
   }
 
@@ -500,13 +514,41 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (rule) {
       let min = this.minWorkAll;
       if (min === undefined) min = (this.cal ?? this.calibrate())?.minWork[rule.cls] ?? Infinity;
-      if (!this.closed && rule.work(args) >= min) {
+      const work = rule.work(args);
+      if (!this.closed && work >= min) {
         const parts = rule.cut(args, this.threads);
-        if (parts && parts.length >= 2) { this.runParts(kernel, KERNEL_ID.get(kernel)!, parts); return 0; }
+        if (parts && parts.length >= 2) {
+          const id = KERNEL_ID.get(kernel)!;
+          if (this.minWorkAll !== undefined) this.runParts(kernel, id, parts);
+          else this.runChecked(kernel, id, args, parts, work);
+          return 0;
+        }
       }
     }
     this.soloCalls++;
     return this.exports[kernel](...args);
+  }
+
+  /**
+   * The calibrated rule checked in use: per kernel and size (work rounded to
+   * a power of two), the time per unit of work split and alone, each a moving
+   * average, one of them measured on every PROBE_EVERY-th call the other is
+   * preferred. Splitting is preferred until it is measured to save less than
+   * a tenth: a machine whose other core is busy (other processes) gets one
+   * thread, and splits again when the core frees up.
+   */
+  private runChecked(kernel: KernelName, id: number, args: number[], parts: number[][], work: number): void {
+    const key = id * 64 + Math.floor(Math.log2(work));
+    let v = this.verdicts.get(key);
+    if (!v) this.verdicts.set(key, (v = { solo: NaN, split: NaN, n: 0 }));
+    const preferSplit = !(v.split >= v.solo * 0.9);   // NaN (not yet measured) compares false
+    const split = preferSplit !== (v.n++ % PROBE_EVERY === 1);
+    const t0 = now();
+    if (split) this.runParts(kernel, id, parts);
+    else { this.soloCalls++; this.exports[kernel](...args); }
+    const ns = ((now() - t0) * 1e6) / work;
+    if (split) v.split = Number.isNaN(v.split) ? ns : v.split + 0.25 * (ns - v.split);
+    else v.solo = Number.isNaN(v.solo) ? ns : v.solo + 0.25 * (ns - v.solo);
   }
 
   /** Part 0 on the caller, part p on worker p - 1; a dead worker's part is computed by the caller. */
