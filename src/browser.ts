@@ -17,6 +17,8 @@ export * as ops from './ops/index.js';
 export { VisionTransformer } from './nn/vit.js';
 export { PRESETS, getPreset, type VitConfig } from './nn/presets.js';
 export { modelFromBytes } from './nn/load-bytes.js';
+export { modelFromCheckpoint, type CheckpointFiles, type CheckpointLayout, type LoadedModel, type LoadOptions as CheckpointLoadOptions } from './nn/checkpoint.js';
+export { ConfigError, validateConfig, estimateBytes, maxModelBytes } from './nn/validate.js';
 export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.js';
 export { type RgbaImage } from './io/image.js';
 export { imageToInput } from './data/preprocess.js';
