@@ -168,6 +168,12 @@ test('calibration: dispatch cost and per-class thresholds measured in tens of ms
     let s0 = p.splitCalls;
     p.run('gemm', NN, Mhi, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
     assert.is(p.splitCalls, s0 + 1, `gemm of ${Mhi * N * K} MACs (threshold ${t}) was split`);
+    // the rule is checked in use: the same call again is timed on one thread (the first probe), then split
+    s0 = p.splitCalls;
+    const solo0 = p.soloCalls;
+    p.run('gemm', NN, Mhi, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
+    assert.is(p.soloCalls, solo0 + 1, 'second call of that size: timed on one thread');
+    assert.equal(p.poolStats().checked.sizes, 1);
     if (Mlo >= 1) {
       s0 = p.splitCalls;
       p.run('gemm', NN, Mlo, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
