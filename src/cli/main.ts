@@ -17,10 +17,11 @@ import { plotCommand } from './plot.js';
 import { segmentCommand } from './segment.js';
 import { serveCommand } from './serve.js';
 import { quantizeCommand } from './quantize.js';
+import { convertCommand } from './convert.js';
 
 export const COMMANDS: Array<Command<any>> = [
   trainCommand, evalCommand, segmentCommand, predictCommand, forwardCommand, demoCommand, compressCommand,
-  macsCommand, benchCommand, plotCommand, exportCommand, serveCommand, quantizeCommand,
+  macsCommand, benchCommand, plotCommand, exportCommand, serveCommand, quantizeCommand, convertCommand,
 ];
 
 export const SCHEDULE_HELP = 'SCHEDULE: ATME token merging, e.g. h@3,v@6 (halve the columns in block 3, the rows in block 6; 0-based), none to turn a saved one off;' +
