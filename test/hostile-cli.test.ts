@@ -371,6 +371,10 @@ test('a user-chosen batch is checked against the byte limit before any activatio
   const big = await cait('bench', '--preset', 'deit_base_patch16_224', '--batch', '256');
   assert.is(big.code, 2, big.stderr);
   assert.match(big.stderr, /--batch 256: the weights and a forward of 256 images of deit_base_patch16_224 \(224x224\) take an estimated \d\.\d+ GiB, over the limit 2\.00 GiB \(CAIT_MAX_MODEL_BYTES\); at most \d+ fit/);
+  const fromScratch = await cait('train', '--preset', 'deit_base_patch16_224', '--data', join(dir, 'no-such-folder'), '--epochs', '1', '--batch', '4096', '--out', join(dir, 'never-base'));
+  assert.is(fromScratch.code, 2, fromScratch.stderr);
+  assert.match(fromScratch.stderr, /--batch 4096: the weights and a forward of 4096 images of deit_base_patch16_224 .*at most \d+ fit/);
+  assert.not.ok(existsSync(join(dir, 'never-base', 'model.safetensors')));
   const fit = Number(/at most (\d+) fit/.exec(big.stderr)![1]);
   assert.ok(estimateBytes(getPreset('deit_base_patch16_224'), fit) <= maxModelBytes() && estimateBytes(getPreset('deit_base_patch16_224'), fit + 1) > maxModelBytes(), `largest batch ${fit}`);
   // a limit that the model and 4 images fit: larger batches are refused on every command that takes one

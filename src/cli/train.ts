@@ -111,7 +111,7 @@ function trainRun(f: TrainFlags): void {
   needModelForLoadFlags(f);
   const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
   // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
-  if (loaded && f.batch !== undefined) checkBatchBytes(loaded.model.cfg, f.batch, '--batch');
+  if (f.batch !== undefined && (loaded || f.preset)) checkBatchBytes(loaded ? loaded.model.cfg : getPreset(f.preset!), f.batch, '--batch');
   if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
   if (isFolder(f.data)) return emitJson(f, trainFolder(f, loaded, (m, md) => withMerging(m, f, md), runOptions(f, run, { batch: 128, smoothing: 0.1 })));
   const dataName = f.data ?? 'fashion-mnist';
