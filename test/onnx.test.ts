@@ -154,6 +154,12 @@ test('distilled DeiT fixtures (transformers and timm layouts): ONNX logits = PyT
     const m = exportVitOnnx(vit, { merge: 'h@0,v@1' });
     assert.equal(m.tokens, [38, 20, 11]);
     for (const atme of SIMS) await parity(vit, 2, { merge: 'h@0,v@1', atme }, `${d} merged ${atme.similarity}${atme.propAttn ? '' : ' no-prop'}`);
+    // the same through the CLI, from the model folder
+    const out = join(dir, `${d}.onnx`);
+    const c = await cait('export', '--model', SHARED + d, '--onnx', out, '--json');
+    assert.is(c.code, 0, c.stderr);
+    assert.equal(c.json.tokens, [38, 38, 38]);
+    close((await ortLogits(out, inp.data, inp.shape)).data, expected, 1e-4, 0, `cait export ${d} vs PyTorch:`);
   }
 });
 
