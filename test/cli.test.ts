@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
 import { cait, caitProcess } from './cait.js';
 import { close } from './util.js';
+import { loadModel } from '../src/nn/model.js';
+import { evaluate } from '../src/train/trainer.js';
+import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/fashion-mnist.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIX = join(ROOT, '../shared/fixtures/micro-vit');
@@ -86,6 +89,35 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   const badPrune = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);
   assert.is(badPrune.code, 2);
   assert.match(badPrune.stderr, /--prune must be one of search, uniform, mlp, got 'heads'/);
+});
+
+test('eval --data fashion-mnist --json: the same scores as an image folder (top-1, top-5, per class, confusion), accuracy and n as before', async () => {
+  const r = await cait('eval', '--model', join(ROOT, 'models/fmnist-dense.safetensors'), '--data', 'fashion-mnist', '--limit', '200', '--json');
+  assert.is(r.code, 0, r.stderr);
+  const j = r.json, K = 10;
+  assert.equal(Object.keys(j).sort(), ['accuracy', 'classes', 'confusion', 'data', 'images_per_sec', 'merge', 'n', 'per_class', 'top1', 'top5']);
+  assert.is(j.n, 200);
+  assert.is(j.data, 'fashion-mnist');
+  assert.equal(j.classes, FASHION_MNIST_CLASSES);
+  assert.is(j.confusion.length, K);
+  const rows = j.confusion.map((row: number[]) => row.reduce((a, b) => a + b, 0));
+  assert.is(rows.reduce((a: number, b: number) => a + b, 0), 200);
+  assert.equal(rows, Array(K).fill(20), 'the 200 images spread over the class-sorted test split: 20 per class');
+  const trace = j.confusion.reduce((a: number, row: number[], i: number) => a + row[i], 0);
+  assert.is(j.accuracy, trace / 200);
+  assert.is(j.top1, j.accuracy);
+  assert.ok(j.top5 >= j.top1 && j.top5 <= 1);
+  FASHION_MNIST_CLASSES.forEach((c, i) => assert.is(j.per_class[c], j.confusion[i][i] / 20, c));
+  // the training loop's own top-1 (trainer.ts evaluate) on the same 200 images
+  const { model } = loadModel(join(ROOT, 'models/fmnist-dense.safetensors'));
+  try {
+    const e = evaluate(model, loadFashionMnist().test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: 200, quiet: true });
+    assert.equal([j.accuracy, j.n], [e.accuracy, e.n]);
+    assert.ok(j.accuracy > 0.8, `accuracy ${j.accuracy}`);
+  } finally { model.dispose(); }
+  const h = await cait('eval', '--model', join(ROOT, 'models/fmnist-dense.safetensors'), '--limit', '50', '--quiet');
+  assert.match(h.stdout, /top-1 \d+\.\d\d%, top-5 \d+\.\d\d% on 50 fashion-mnist test images/);
+  assert.match(h.stdout, /Ankle boot +\d+\.\d\d%/);
 });
 
 test('in-process runs restore the backend and stop a thread pool they made', async () => {

@@ -16,6 +16,7 @@ import { folderBatches, listFolder, loadFolder, type FolderData, type FolderSpli
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
 import { forwardLogits } from './common.js';
+import { Progress } from '../util/progress.js';
 
 export const FOLDER_FLAGS = {
   'val-split': { type: 'number', above: 0, max: 0.9, value: 'F', help: '--data DIR without train/ and val/: hold out this fraction of each class for validation (seeded by --seed)' },
@@ -51,10 +52,20 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
   return fd;
 }
 
-/** Scores of `model` on a folder split (no gradients; async read-back on WebGPU). */
-export async function scoreFolder(model: Pick<Trainable, 'forward' | 'cfg'>, data: FolderSplit, o: { batchSize?: number; limit?: number } = {}): Promise<ClassScores> {
-  const cfg = model.cfg, m = new ClassMetrics(cfg.numClasses, cfg.classes ?? []);
-  for (const b of folderBatches(data, cfg, o)) m.add(await forwardLogits(model, () => Tensor.from(b.x, b.shape)), b.y, b.m);
+/**
+ * Scores of `model` on a split, a folder's or a built-in dataset's (no
+ * gradients; async read-back on WebGPU): what `cait eval` reports for both.
+ * classes: names when the model has none (a built-in dataset's). A progress
+ * line on stderr unless quiet (the default).
+ */
+export async function scoreFolder(model: Pick<Trainable, 'forward' | 'cfg'>, data: FolderSplit,
+  o: { batchSize?: number; limit?: number; classes?: string[]; quiet?: boolean } = {}): Promise<ClassScores> {
+  const cfg = model.cfg, m = new ClassMetrics(cfg.numClasses, cfg.classes ?? o.classes ?? []);
+  const bar = new Progress('eval', Math.min(o.limit ?? data.n, data.n), 'img', o.quiet ?? true);
+  for (const b of folderBatches(data, cfg, o)) {
+    m.add(await forwardLogits(model, () => Tensor.from(b.x, b.shape)), b.y, b.m);
+    bar.update(m.count);
+  }
   return m.result();
 }
 

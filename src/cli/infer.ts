@@ -3,26 +3,13 @@ import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js'
 import { readImageFile } from '../io/image.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { countCorrect, evalBatches, evaluate, type EvalOptions, type Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
-import type { ImageSource } from '../data/augment.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
-import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson } from './folder.js';
-
-/** trainer.ts's evaluate over the same batches, awaiting each batch's logits: for backends that read back asynchronously (WebGPU). */
-async function evaluateAsync(model: Pick<Trainable, 'forward' | 'cfg'>, data: ImageSource, o: EvalOptions): Promise<{ accuracy: number; n: number; correct: number }> {
-  let correct = 0, n = 0;
-  for (const b of evalBatches(data, model.cfg.imgSize, o)) {
-    const logits = await forwardLogits(model, () => Tensor.from(b.x, b.shape));
-    correct += countCorrect(logits, b.y, b.m);
-    n += b.m;
-  }
-  return { accuracy: n ? correct / n : 0, n, correct };
-}
+import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, type FolderSplit } from './folder.js';
 
 const EVAL_FLAGS = {
   ...MODEL_FLAGS,
@@ -56,25 +43,27 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
     emitJson(f, { ...scoresJson(r), merge });
     return;
   }
-  if (isFolder(f.data)) {
-    // {"accuracy" (= top1), "top1", "top5", "per_class", "classes", "confusion" [true][predicted], "n", "images_per_sec", "merge"}
-    const fd = openFolder(f.data, model.cfg, { ...f, quiet: f.quiet || f.json }, ['val']), t0 = performance.now();
-    const s = await scoreFolder(model, fd.val, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : 100), limit: f.limit });
-    const rate = s.n / ((performance.now() - t0) / 1000), merge = model.cfg.merge ?? '';
-    if (!f.json) printFolderScores(s, `${f.data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images (${rate.toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
-    emitJson(f, { ...folderScoresJson(s), data: f.data, images_per_sec: rate, merge });
-    return;
+  // folders and the built-in datasets alike: {"accuracy" (= top1), "top1", "top5", "per_class", "classes",
+  // "confusion" [true][predicted], "n", "data", "images_per_sec", "merge"}
+  const data = f.data ?? 'fashion-mnist', quiet = f.quiet || f.json;
+  let split: FolderSplit, what: string, classes: string[] | undefined;
+  if (isFolder(data)) {
+    const fd = openFolder(data, model.cfg, { ...f, quiet }, ['val']);
+    split = fd.val;
+    what = `${data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images`;
+  } else {
+    const ds = loadDataset(data as DatasetName);
+    if (model.cfg.numClasses < ds.classes.length) throw new Error(`--data ${data} has ${ds.classes.length} classes; model '${model.cfg.name}' predicts ${model.cfg.numClasses}`);
+    split = ds.test;
+    classes = ds.classes;
+    what = `${data} test images`;
   }
-  const dataName = f.data ?? 'fashion-mnist';
-  const ds = loadDataset(dataName as DatasetName);
-  const t0 = performance.now();
-  const eo = { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f.limit, batchSize: f.batch, quiet: f.quiet || f.json };
   // WebGPU: the heap is one storage binding (128 MiB on some adapters), so smaller batches by default
-  const r = readsAsync(getBackend()) ? await evaluateAsync(model, ds.test, { ...eo, batchSize: eo.batchSize ?? 50 }) : evaluate(model, ds.test, eo);
-  const seconds = (performance.now() - t0) / 1000;
-  const merge = model.cfg.merge ?? '';
-  if (!f.json) console.log(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.n} ${dataName} test images (${(r.n / seconds).toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
-  emitJson(f, { accuracy: r.accuracy, n: r.n, merge });
+  const t0 = performance.now();
+  const s = await scoreFolder(model, split, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : isFolder(data) ? 100 : 250), limit: f.limit, classes, quiet });
+  const rate = s.n / ((performance.now() - t0) / 1000), merge = model.cfg.merge ?? '';
+  if (!f.json) printFolderScores(s, `${what} (${rate.toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
+  emitJson(f, { ...folderScoresJson(s), data, images_per_sec: rate, merge });
 }
 
 const PREDICT_FLAGS = {

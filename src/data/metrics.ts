@@ -15,6 +15,8 @@ export interface ClassScores {
 
 export class ClassMetrics {
   private n = 0;
+  /** Rows scored so far. */
+  get count(): number { return this.n; }
   private hit1 = 0;
   private hit5 = 0;
   readonly confusion: number[][];
@@ -28,6 +30,7 @@ export class ClassMetrics {
     if (logits.length !== m * K) throw new RangeError(`metrics: ${logits.length} logits for ${m} rows of ${K} classes`);
     for (let i = 0; i < m; i++) {
       const row = logits.subarray(i * K, (i + 1) * K), y = labels[i];
+      if (!(Number.isInteger(y) && y >= 0 && y < K)) throw new RangeError(`metrics: label ${y} (row ${i}) is not one of the model's ${K} classes`);
       let best = 0;
       for (let k = 1; k < K; k++) if (row[k] > row[best]) best = k;
       // rank of the label: how many classes score strictly higher (ties count for the label)
