@@ -9,7 +9,8 @@ import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput
 import { readsAsync } from '../backend/webgpu/index.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
-import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, type FolderSplit } from './folder.js';
+import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson } from './folder.js';
+import type { FolderSplit } from '../data/folder.js';
 
 const EVAL_FLAGS = {
   ...MODEL_FLAGS,
