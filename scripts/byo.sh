@@ -3,10 +3,14 @@
 # record bench/results/byo.json. Data: Fashion-MNIST written as PNG folders
 # (300 train + 100 val images per class). Model: the committed dense
 # Fashion-MNIST model converted to the Hugging Face layout, fine-tuned on the
-# folder with the preprocessing its preprocessor_config.json describes, saved
-# in that layout again; then compressed on the folder (ATME h@1 + CDCP,
-# 2x fewer MACs, distilled from the dense model) with dense and compressed
-# accuracy and latency measured in the same run.
+# folder with its own preprocessing (28x28 centred in 32x32, kept in
+# config.json's `caitjs` key; preprocessor_config.json can only say a resize
+# to 32x32, which runs before that fix used, with --rrc-scale on the resized
+# view; a grey model with the padding trains with shift and flip as on the
+# built-in data, --rrc-scale unused), saved in that layout again; then
+# compressed on the folder (ATME h@1 + CDCP, 2x fewer MACs, distilled from
+# the dense model) with dense and compressed accuracy and latency measured in
+# the same run.
 #   sh scripts/byo.sh            (CAIT="node dist/cli/main.js" to use a build)
 set -e
 CAIT=${CAIT:-"npx tsx src/cli/main.ts"}
