@@ -18,7 +18,7 @@ export { scope } from './api/scope.js';
 export { InferencePlan, CaptureError } from './plan.js';
 export { Tensor, keep, setBackend, getBackend, setBackendFactory, liveTensorCount, readTensor } from './tensor.js';
 export type { Backend, Ptr } from './backend/backend.js';
-export { KERNELS, type KernelName } from './backend/kernels.js';
+export { KERNELS, KERNEL_TABLE, call, type KernelName, type KernelArgs } from './backend/kernels.js';
 export { WasmBackend, loadWasm, loadWasmSync, relaxedSimdSupported } from './backend/wasm.js';
 export { ReferenceBackend } from './backend/reference/index.js';
 export { WebGpuBackend, createWebGpuBackend } from './backend/webgpu/index.js';
