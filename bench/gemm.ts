@@ -13,6 +13,19 @@
 //
 // Before timing, each shape's result from every implementation is checked
 // against a plain float64 triple loop; the bench aborts if one is wrong.
+//
+// int8 rows (assembly/qgemm.ts, issue 17), same shapes, interleaved with the
+// float ones in the same rounds; GOP/s counts a multiply-add as two
+// operations, as GFLOP/s does:
+//   caitjs-<build>-np        float GEMM on pre-packed weights (layout NP, as
+//                            inference runs it), the fair float baseline
+//   caitjs-<build>-int8      qgemm alone: int8 weights pre-packed (pack_qb),
+//                            activations already quantized
+//   caitjs-<build>-int8+q    quantize_rows + qgemm: what an int8 Linear costs
+// An int8 result is checked bit for bit against the reference backend's
+// qgemm (smallest shape) and within quantization error (3% of the largest
+// |C|) of the float64 product. `int8_vs_float` in the JSON: each int8 row's
+// GOP/s over the same build's float NN and NP rows, per shape.
 import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,13 +34,16 @@ import Benchmark from 'benchmark';
 import * as tf from '@tensorflow/tfjs-core';
 import { setThreadsCount, setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { loadWasmSync, relaxedSimdSupported, type WasmBackend } from '../src/backend/wasm.js';
-import { NN } from '../src/backend/kernels.js';
+import { NN, NT, NP, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
+import { ReferenceBackend } from '../src/backend/reference/index.js';
+import { quantizeWeight } from '../src/quant/int8.js';
+import type { Backend } from '../src/backend/backend.js';
 
 // M x K x N, as in the issue: ViT-S/16 and ViT-B/16 projection shapes (197 tokens) and a square one.
 const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [197, 192, 768], [197, 768, 192], [512, 512, 512]];
 const WARM_S = 0.5;
 const ROUNDS = 5;
-const MAX_TIME_S = 0.5; // per round: 4 shapes x 3 impls x (0.5 s + 5 x ~0.8 s) stays under 3 minutes
+const MAX_TIME_S = 0.5; // per round: 4 shapes x 9 impls x (0.5 s + 5 x ~0.8 s): about 6 minutes
 
 interface Row {
   M: number; K: number; N: number; threads: 1; impl: string;
@@ -55,17 +71,37 @@ function naive(A: Float32Array, B: Float32Array, M: number, K: number, N: number
   return C;
 }
 
-function verify(impl: string, got: ArrayLike<number>, want: Float64Array, K: number): void {
+function verify(impl: string, got: ArrayLike<number>, want: Float64Array, K: number, rel = 1e-6 * K): void {
   let worst = 0, ref = 0;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(got[i] - want[i]);
     worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
     ref = Math.max(ref, Math.abs(want[i]));
   }
-  if (!(worst <= 1e-6 * K * ref)) {
+  if (!(worst <= rel * ref)) {
     console.error(`${impl}: wrong result, max |diff| ${worst} (max |want| ${ref})`);
     process.exit(1);
   }
+}
+
+/**
+ * int8 operands on `be`: W packed by pack_qb, A quantized once by
+ * quantize_rows; `gemm` runs qgemm alone, `both` quantize_rows + qgemm.
+ */
+function int8Run(be: Backend, A: Float32Array, qw: { q: Int8Array; scale: Float32Array }, M: number, N: number, K: number) {
+  const raw = new Int32Array(Math.ceil((N * K) / 4));
+  new Int8Array(raw.buffer).set(qw.q);
+  const w8 = be.alloc(raw.length), wp = be.alloc(qPackedBytes(K, N) / 4), ws = be.alloc(N);
+  const a = be.alloc(M * K), qa = be.alloc(qRowsBytes(M, K) / 4), rp = be.alloc(2 * M), c = be.alloc(M * N);
+  be.write(w8, raw); be.write(ws, qw.scale); be.write(a, A);
+  be.run('pack_qb', K, N, w8, K, wp);
+  const quant = () => { be.run('quantize_rows', a, K, M, K, qa, rp); };
+  const gemm = () => { be.run('qgemm', M, N, K, qa, rp, wp, ws, 0, c, N, 0); };
+  quant(); gemm();
+  return {
+    c: be.read(c, M * N), gemm, both: () => { quant(); gemm(); },
+    free: () => { for (const p of [w8, wp, ws, a, qa, rp, c]) be.free(p); },
+  };
 }
 
 async function initTfjs(): Promise<string> {
@@ -145,6 +181,26 @@ async function main(): Promise<void> {
       verify(impl, be.read(c, M * N), want, K);
       runs.push({ M, K, N, impl, fn, free: () => { be.free(a); be.free(b); be.free(c); }, rounds: [] });
     }
+    // int8: W = B^T [N, K] quantized per output channel, as a Linear's weight
+    const Wt = new Float32Array(N * K);
+    for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) Wt[j * K + k] = B[k * N + j];
+    const qw = quantizeWeight(Wt, N);
+    let refC: Float32Array | null = null;
+    if (M * N * K <= 197 * 192 * 576) refC = int8Run(new ReferenceBackend(1 << 24), A, qw, M, N, K).c;
+    for (const [impl, be] of engines) {
+      const np = be.alloc(Math.ceil(N / 8) * 8 * K), bt = be.alloc(N * K), a = be.alloc(M * K), c = be.alloc(M * N);
+      be.write(bt, Wt); be.write(a, A);
+      be.run('pack_b', NT, K, N, bt, K, np);
+      const fnp = () => { be.run('gemm', NP, M, N, K, 1, a, K, 0, np, K, 0, 0, c, N, 0, 1, 0, be.scratch); };
+      fnp();
+      verify(`${impl}-np`, be.read(c, M * N), want, K);
+      runs.push({ M, K, N, impl: `${impl}-np`, fn: fnp, free: () => { be.free(np); be.free(bt); be.free(a); be.free(c); }, rounds: [] });
+      const q = int8Run(be, A, qw, M, N, K);
+      if (refC && q.c.some((v, i) => !Object.is(v, refC![i]))) { console.error(`${impl}-int8: not bit-identical to the reference qgemm at ${M}x${K}x${N}`); process.exit(1); }
+      verify(`${impl}-int8`, q.c, want, 0, 0.03);
+      runs.push({ M, K, N, impl: `${impl}-int8`, fn: q.gemm, free: () => {}, rounds: [] });
+      runs.push({ M, K, N, impl: `${impl}-int8+q`, fn: q.both, free: q.free, rounds: [] });
+    }
     const ta = tf.tensor2d(A, [M, K]), tb = tf.tensor2d(B, [K, N]);
     const tc = tf.matMul(ta, tb);
     verify('tfjs-wasm', tc.dataSync(), want, K);
@@ -192,10 +248,20 @@ async function main(): Promise<void> {
     console.log(`${`${M}x${K}x${N}`.padEnd(14)}${cells.map((r) => (r ? r.gflops.toFixed(1) : '-').padStart(16)).join('')}`);
   }
 
+  // int8 over float, same build, same shape, same run
+  const int8VsFloat = results.filter((r) => r.impl.includes('-int8')).map((r) => {
+    const build = r.impl.replace(/-int8.*$/, '');
+    const f = (impl: string) => results.find((x) => x.impl === impl && x.M === r.M && x.K === r.K && x.N === r.N)?.gflops;
+    const nn = f(build), np = f(`${build}-np`);
+    return { M: r.M, K: r.K, N: r.N, impl: r.impl, gops: r.gflops, vs_float_nn: nn ? +(r.gflops / nn).toFixed(3) : null, vs_float_np: np ? +(r.gflops / np).toFixed(3) : null };
+  });
+  console.log('\nint8 GOP/s over float GFLOP/s (same build, same run)');
+  for (const x of int8VsFloat) console.log(`  ${`${x.M}x${x.K}x${x.N}`.padEnd(12)} ${x.impl.padEnd(22)} ${x.gops.toFixed(1).padStart(6)} GOP/s  x${x.vs_float_nn} of float NN, x${x.vs_float_np} of float NP`);
+
   env.loadavg1m.end = +os.loadavg()[0].toFixed(2);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}gemm.json`, JSON.stringify({ env, results }, null, 2) + '\n');
+  writeFileSync(`${dir}gemm.json`, JSON.stringify({ env, results, int8_vs_float: int8VsFloat }, null, 2) + '\n');
   console.log(`\nwrote ${dir}gemm.json`);
 }
 

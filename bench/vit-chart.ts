@@ -23,12 +23,14 @@ export interface VitBenchJson {
   samples_ms: Record<string, number[]>;
 }
 
-const ORDER = ['caitjs', 'caitjs-cait', 'ort-web', 'ort-node', 'tfjs-wasm'];
+const ORDER = ['caitjs', 'caitjs-cait', 'ort-web', 'ort-node', 'tfjs-wasm', 'caitjs-int8', 'caitjs-cait-int8', 'ort-web-int8', 'ort-node-int8'];
 const NAMES: Record<string, string> = {
   caitjs: 'caitjs (dense)', 'caitjs-cait': 'caitjs CAIT-compressed', 'ort-web': 'onnxruntime-web (wasm)',
   'ort-node': 'onnxruntime-node (native)', 'tfjs-wasm': 'tfjs-backend-wasm',
+  'caitjs-int8': 'caitjs int8', 'caitjs-cait-int8': 'caitjs CAIT int8', 'ort-web-int8': 'onnxruntime-web int8', 'ort-node-int8': 'onnxruntime-node int8',
 };
-const COLOURS: Record<string, string> = { caitjs: PALETTE[0], 'caitjs-cait': PALETTE[5], 'ort-web': PALETTE[1], 'ort-node': PALETTE[4], 'tfjs-wasm': PALETTE[2] };
+const COLOURS: Record<string, string> = { caitjs: PALETTE[0], 'caitjs-cait': PALETTE[5], 'ort-web': PALETTE[1], 'ort-node': PALETTE[4], 'tfjs-wasm': PALETTE[2],
+  'caitjs-int8': PALETTE[3], 'caitjs-cait-int8': PALETTE[7], 'ort-web-int8': PALETTE[6], 'ort-node-int8': '#8c8c8c' };
 const MODEL_NAMES: Record<string, string> = { tiny: 'DeiT-Tiny', small: 'DeiT-Small' };
 
 type Row = { model: string; batch: number; threads: number; runtime: string; median_ms: number; p10_ms: number; p90_ms: number; time_vs_caitjs: number };

@@ -14,6 +14,14 @@
 //   ort-node       onnxruntime-node, native CPU EP, intraOpNumThreads = 1 or N
 //   tfjs-wasm      @tensorflow/tfjs-backend-wasm (XNNPACK) running the same
 //                  architecture written in tfjs ops (bench/tfjs-vit.ts), 1 or N threads
+//   caitjs-int8, caitjs-cait-int8   the dense and the CAIT model quantized
+//                  (src/quant/: int8 weights, per-token activations), planned;
+//                  their own model instances, so the float rows keep float weights
+//   ort-web-int8, ort-node-int8     onnxruntime on the dense int8 model's
+//                  ONNX graph as quantize_dynamic writes it (src/quant/onnx.ts)
+//   int8 logits are checked against caitjs-int8 x1: its other thread counts
+//   bit for bit, onnxruntime's within 10% of the largest logit (the engines
+//   quantize activations differently), and caitjs-int8 against float (10%).
 // Dense weights are createModel(cfg, 0) (latency does not depend on them);
 // ORT gets them through src/cait/onnx.ts's export (dynamic batch), tfjs by their
 // timm names. Before timing, every dense runtime's logits are checked against
@@ -58,6 +66,8 @@ import { chosenStructure } from './structure.js';
 import { countMacs } from '../src/cait/macs.js';
 import { Rng } from '../src/util/rng.js';
 import { exportVitOnnx, ONNX_OPSET } from '../src/cait/onnx.js';
+import { quantizeModel } from '../src/quant/int8.js';
+import { exportInt8Onnx } from '../src/quant/onnx.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
 import { parseArgs } from '../src/cli/args.js';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
@@ -69,10 +79,14 @@ const MODELS: Record<string, { preset: string; target: number }> = {
   tiny: { preset: 'deit_tiny_patch16_224', target: 1.7 },
   small: { preset: 'deit_small_patch16_224', target: 1.9 },
 };
-const RUNTIMES = ['caitjs', 'caitjs-cait', 'ort-web', 'ort-node', 'tfjs-wasm'] as const;
+const RUNTIMES = ['caitjs', 'caitjs-cait', 'ort-web', 'ort-node', 'tfjs-wasm', 'caitjs-int8', 'caitjs-cait-int8', 'ort-web-int8', 'ort-node-int8'] as const;
+// int8 logits against caitjs int8 (and caitjs int8 against float): random-weight
+// DeiT logits move 3-4% of the largest under either engine's int8 (test/quant.test.ts),
+// and the engines quantize activations differently, so 10% of the largest logit
+const INT8_TOL = 0.1;
 type RuntimeName = typeof RUNTIMES[number];
 const TOL = 1e-4;
-const LIMITS = { dense_vs_ort_web: 0.75, thread_scaling: 1.7, cait_vs_ort_web: 0.45, cait_mac_ratio: 1.7 };
+const LIMITS = { dense_vs_ort_web: 0.75, thread_scaling: 1.7, cait_vs_ort_web: 0.45, cait_mac_ratio: 1.7, int8_vs_ort_web_int8: 0.6, int8_cait_vs_ort_node_float: 1 };
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { flags } = parseArgs(process.argv.slice(2), {
@@ -152,11 +166,11 @@ await pool?.ready();
 
 const notes: string[] = [];
 const peers = new Map<string, Peer>();
-for (const runtime of ['ort-web', 'tfjs-wasm'] as const) {
+for (const runtime of ['ort-web', 'tfjs-wasm', 'ort-web-int8'] as const) {
   if (!runtimes.includes(runtime)) continue;
   for (const t of THREADS) {
     try {
-      peers.set(label({ runtime, threads: t }), await startPeer(runtime === 'ort-web' ? 'ort-web' : 'tfjs', t));
+      peers.set(label({ runtime, threads: t }), await startPeer(runtime === 'tfjs-wasm' ? 'tfjs' : 'ort-web', t));
     } catch (e) {
       // recorded, not faked: the row is left out and the reason kept
       const msg = `${runtime} x${t} could not run here: ${(e as Error).message.split('\n')[0]}`;
@@ -193,7 +207,8 @@ for (const key of modelKeys) {
   // compressed: structure-only (random weights, like `cait compress --structure-only`) or a real model
   let cait1: VisionTransformer | null = null, caitN: VisionTransformer | null = null, caitInfo: Record<string, unknown> | null = null;
   let atme: Partial<AtmeOptions> = {};   // a saved model's ATME switches (similarity, proportional attention)
-  if (runtimes.includes('caitjs-cait')) {
+  let makeCait: (() => VisionTransformer) | null = null;   // another instance of the compressed model (the int8 rows quantize their own)
+  if (runtimes.includes('caitjs-cait') || runtimes.includes('caitjs-cait-int8')) {
     const file = compressedFiles.get(key);
     let ccfg: VitConfig;
     if (file) {
@@ -204,6 +219,7 @@ for (const key of modelKeys) {
       for (const k of ['imgSize', 'patchSize', 'embedDim', 'depth', 'numHeads', 'numClasses'] as const)
         if (ccfg[k] !== cfg[k]) throw new Error(`--compressed ${key}=${file}: ${k} ${ccfg[k]} differs from ${preset}'s ${cfg[k]}`);
       if (pool) { setBackend(pool); caitN = loadModel(file).model; setBackend(single); }
+      makeCait = () => loadModel(file).model;
       const macs = countMacs(ccfg, ccfg.merge ?? '').total, dense = countMacs(cfg, '').total;
       caitInfo = { source: file, merge: ccfg.merge ?? '', atme, widths_block0: ccfg.widths?.[0] ?? null, macs, dense_macs: dense, mac_ratio: +(dense / macs).toFixed(4) };
     } else {
@@ -211,6 +227,7 @@ for (const key of modelKeys) {
       ccfg = { ...cfg, widths: s.widths, merge: s.merge };
       cait1 = createModel(ccfg, 0);
       if (pool) { setBackend(pool); caitN = createModel(ccfg, 0); setBackend(single); }
+      makeCait = () => createModel(ccfg, 0);
       caitInfo = {
         source: `structure-only (${s.source}, target ${target}x, random weights)`, target, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4),
         widths_block0: s.widths[0], macs: s.macs, dense_macs: s.denseMacs, mac_ratio: +s.ratio.toFixed(4),
@@ -218,10 +235,21 @@ for (const key of modelKeys) {
     }
   }
   const onnx = runtimes.includes('ort-web') || runtimes.includes('ort-node') ? exportVitOnnx(dense1, { batch: 'dynamic' }) : null;
+  // int8: quantized copies on each caitjs backend (same int8 weights: quantization is deterministic)
+  const int8Copy = (make: () => VisionTransformer, be: Backend) => { setBackend(be); const vit = make(); const qm = quantizeModel(vit); setBackend(single); return { vit, qm }; };
+  const wantInt8 = (r: RuntimeName) => runtimes.includes(r);
+  const dq = new Map<number, ReturnType<typeof int8Copy>>(), cq = new Map<number, ReturnType<typeof int8Copy>>();
+  for (const t of THREADS) {
+    const be = t === 1 ? single : pool!;
+    if (wantInt8('caitjs-int8') || wantInt8('ort-web-int8') || wantInt8('ort-node-int8')) dq.set(t, int8Copy(() => createModel(cfg, 0), be));
+    if (wantInt8('caitjs-cait-int8') && makeCait) cq.set(t, int8Copy(makeCait, be));
+  }
+  const onnx8 = wantInt8('ort-web-int8') || wantInt8('ort-node-int8') ? exportInt8Onnx(dq.get(1)!.vit, dq.get(1)!.qm, { batch: 'dynamic' }) : null;
   const weights = runtimes.includes('tfjs-wasm') ? new Map(dense1.namedParameters().map(([n, p]) => [n, { shape: p.shape, data: p.toArray() }])) : null;
   models[key] = {
     preset, dense_macs: countMacs(cfg, '').total, weights: 'random, createModel(cfg, 0)',
     onnx: onnx ? { opset: ONNX_OPSET, bytes: onnx.bytes.length, nodes: onnx.model.graph.nodes.length, batch: 'dynamic' } : null,
+    onnx_int8: onnx8 ? { opset: ONNX_OPSET, bytes: onnx8.bytes.length, nodes: onnx8.model.graph.nodes.length, int8_layers: onnx8.rewritten.length, batch: 'dynamic' } : null,
     cait: caitInfo,
   };
   if (caitInfo) console.log(`${preset}: CAIT ${caitInfo.source}: merge ${caitInfo.merge || 'none'}, ${((caitInfo.macs as number) / 1e9).toFixed(3)} GMACs (${caitInfo.mac_ratio}x fewer)`);
@@ -234,20 +262,24 @@ for (const key of modelKeys) {
       const m = t === 1 ? cait1 : caitN!;
       runners.push(local('caitjs-cait', 'cait', t, caitForward(m.cfg.merge ? new CaitModel(m, { ...atme, merge: m.cfg.merge }) : m, be)));
     }
+    const d8 = dq.get(t), c8 = cq.get(t);
+    if (d8 && wantInt8('caitjs-int8')) runners.push(local('caitjs-int8', 'dense', t, caitForward(d8.vit, be)));
+    if (c8) runners.push(local('caitjs-cait-int8', 'cait', t, caitForward(c8.vit.cfg.merge ? new CaitModel(c8.vit, { ...atme, merge: c8.vit.cfg.merge }) : c8.vit, be)));
   }
   const ortSessions: ort.InferenceSession[] = [];
-  for (const runtime of ['ort-web', 'ort-node', 'tfjs-wasm'] as const) {
+  for (const runtime of ['ort-web', 'ort-node', 'tfjs-wasm', 'ort-web-int8', 'ort-node-int8'] as const) {
     if (!runtimes.includes(runtime)) continue;
+    const graph = runtime.endsWith('-int8') ? onnx8! : onnx!;
     for (const t of THREADS) {
-      if (runtime === 'ort-node') {
-        const s = await ort.InferenceSession.create(onnx!.bytes, { intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+      if (runtime === 'ort-node' || runtime === 'ort-node-int8') {
+        const s = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
         ortSessions.push(s);
-        runners.push(local('ort-node', 'dense', t, async (x, shape) => (await s.run({ pixel_values: new ort.Tensor('float32', x, shape) })).logits.data as Float32Array));
+        runners.push(local(runtime, 'dense', t, async (x, shape) => (await s.run({ pixel_values: new ort.Tensor('float32', x, shape) })).logits.data as Float32Array));
         continue;
       }
       const p = peers.get(label({ runtime, threads: t }));
       if (!p) continue;
-      await p.load(runtime === 'ort-web' ? { onnx: onnx!.bytes } : { cfg, weights });
+      await p.load(runtime === 'tfjs-wasm' ? { cfg, weights } : { onnx: graph.bytes });
       runners.push(peerRunner(p, runtime));
     }
   }
@@ -260,9 +292,25 @@ for (const key of modelKeys) {
     // ---- verification: dense against caitjs x1; caitjs xN bit for bit against x1
     const first = new Map<Runner, Float32Array>();
     for (const r of runners) first.set(r, (await r.run()).logits);
-    const ref = first.get(runners[0])!, caitRef = runners.find((r) => r.model === 'cait' && r.threads === 1);
+    const ref = first.get(runners[0])!, caitRef = runners.find((r) => r.runtime === 'caitjs-cait' && r.threads === 1);
     const maxLogit = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const int8Ref = runners.find((r) => r.runtime === 'caitjs-int8' && r.threads === 1), cait8Ref = runners.find((r) => r.runtime === 'caitjs-cait-int8' && r.threads === 1);
     for (const r of runners.slice(1)) {
+      if (r.runtime.endsWith('-int8')) {
+        // int8: caitjs-int8 x1 against float, its pools bit for bit, onnxruntime's int8 against caitjs-int8 (INT8_TOL of the largest logit)
+        const got = first.get(r)!, isCait = r.model === 'cait', base = isCait ? cait8Ref : int8Ref;
+        if (got.length !== B * cfg.numClasses || !got.every(Number.isFinite)) throw new Error(`${label(r)}, batch ${B}: ${got.length} logits, or not finite`);
+        const against = r === base ? (isCait ? (caitRef ? first.get(caitRef)! : null) : ref) : base ? first.get(base)! : ref;
+        if (!against) continue;
+        let d = 0;
+        for (let i = 0; i < against.length; i++) d = Math.max(d, Math.abs(got[i] - against[i]));
+        const m = against.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+        if (r.runtime.startsWith('caitjs') && r !== base) {
+          if (got.some((v, i) => !Object.is(v, against[i]))) throw new Error(`${label(r)}, batch ${B}: int8 logits not bit-identical to 1 thread (max |diff| ${d})`);
+        } else if (!(d <= INT8_TOL * m)) throw new Error(`${label(r)}, ${preset} batch ${B}: int8 logits differ by ${d} (> ${INT8_TOL} x max |logit| ${m})`);
+        verify.push({ model: key, batch: B, runtime: r.runtime, threads: r.threads, against: r === base ? `float ${isCait ? 'caitjs-cait' : 'caitjs'} x1` : base ? `${base.runtime} x1` : 'caitjs x1', max_abs_diff: d, max_abs_logit: m, relative: +(d / m).toFixed(5) });
+        continue;
+      }
       const want = r.model === 'cait' ? first.get(caitRef!)! : ref, got = first.get(r)!;
       if (r === caitRef) {
         if (got.length !== B * cfg.numClasses || !got.every(Number.isFinite)) throw new Error(`${label(r)} (cait), batch ${B}: ${got.length} logits, or not finite`);
@@ -274,7 +322,7 @@ for (const key of modelKeys) {
       if (r.runtime.startsWith('caitjs') && got.some((v, i) => !Object.is(v, want[i]))) throw new Error(`${label(r)}, batch ${B}: logits not bit-identical to 1 thread (max |diff| ${d})`);
       verify.push({ model: key, batch: B, runtime: r.runtime, threads: r.threads, against: r.model === 'cait' ? 'caitjs-cait x1' : 'caitjs x1', max_abs_diff: d, max_abs_logit: maxLogit });
     }
-    const worst = Math.max(...verify.filter((v) => v.model === key && v.batch === B && !String(v.runtime).startsWith('caitjs')).map((v) => v.max_abs_diff as number), 0);
+    const worst = Math.max(...verify.filter((v) => v.model === key && v.batch === B && !String(v.runtime).startsWith('caitjs') && !String(v.runtime).endsWith('-int8')).map((v) => v.max_abs_diff as number), 0);
     console.log(`${preset} batch ${B}: logits agree (largest |diff| vs caitjs among other runtimes ${worst.toExponential(2)}, max |logit| ${maxLogit.toExponential(2)}); timing ${runners.length} runners`);
     // ---- timing: interleaved rounds, rotating order
     const times = runners.map(() => [] as number[]), rtts = runners.map(() => [] as number[]);
@@ -315,6 +363,7 @@ for (const key of modelKeys) {
   for (const s of ortSessions) await s.release();
   for (const p of peers.values()) await p.unload();
   for (const m of [dense1, denseN, cait1, caitN]) m?.dispose();
+  for (const q of [...dq.values(), ...cq.values()]) { q.qm.dispose(); q.vit.dispose(); }
 }
 
 // -------------------------------------------------------------------- checks
@@ -348,6 +397,19 @@ const checks: Record<string, unknown> = {};
       pass: c.median_ms / w.median_ms <= LIMITS.cait_vs_ort_web && macRatio >= LIMITS.cait_mac_ratio,
     }
     : missing('needs tiny, batch 1, caitjs-cait and ort-web');
+}
+{
+  const c = find('tiny', 1, 1, 'caitjs-int8'), w = find('tiny', 1, 1, 'ort-web-int8');
+  checks.int8_dense_tiny_b1_1thread_vs_ort_web_int8 = c && w
+    ? { what: 'int8 dense DeiT-Tiny, batch 1, 1 thread: caitjs-int8 time / onnxruntime-web time on the int8 graph', ratio: +(c.median_ms / w.median_ms).toFixed(3), limit: `<= ${LIMITS.int8_vs_ort_web_int8}`, caitjs_int8_ms: c.median_ms, ort_web_int8_ms: w.median_ms, pass: c.median_ms / w.median_ms <= LIMITS.int8_vs_ort_web_int8 }
+    : missing('needs tiny, batch 1, caitjs-int8 and ort-web-int8');
+}
+{
+  const c = find('tiny', 1, 1, 'caitjs-cait-int8'), n = find('tiny', 1, 1, 'ort-node');
+  const macRatio = (models.tiny as { cait?: { mac_ratio: number } } | undefined)?.cait?.mac_ratio;
+  checks.int8_cait_tiny_b1_1thread_vs_ort_node_float = c && n
+    ? { what: 'int8 CAIT DeiT-Tiny, batch 1, 1 thread: its time / native onnxruntime-node float (dense) time', ratio: +(c.median_ms / n.median_ms).toFixed(3), limit: `<= ${LIMITS.int8_cait_vs_ort_node_float}`, mac_ratio: macRatio, cait_int8_ms: c.median_ms, ort_node_ms: n.median_ms, pass: c.median_ms / n.median_ms <= LIMITS.int8_cait_vs_ort_node_float }
+    : missing('needs tiny, batch 1, caitjs-cait-int8 and ort-node');
 }
 const verdicts = Object.values(checks).map((c) => (c as { pass: boolean | null }).pass);
 checks.all_pass = verdicts.every((p) => p === true) ? true : verdicts.some((p) => p === false) ? false : null;
