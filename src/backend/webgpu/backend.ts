@@ -8,7 +8,9 @@
 // qkv buffer included). It grows like WASM memory: a bigger buffer, the old
 // contents copied on the GPU. Its ceiling is the device's largest storage
 // binding (maxStorageBufferBindingSize; 128 MiB on the OpenGL ES route, 1 GiB
-// on SwiftShader, more on real GPUs).
+// on SwiftShader, more on real GPUs). Like WASM memory it is not shrunk when
+// models are disposed: the allocator reuses the freed blocks (destroy() gives
+// the whole buffer back).
 //
 // Kernels. Each kernel name of src/backend/kernels.ts is a WGSL compute
 // shader (./kernels/, files named like assembly/) taking the same numeric
