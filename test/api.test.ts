@@ -18,6 +18,7 @@ import { readImageFile, decodeImage } from '../src/io/image.js';
 import { imageToInput, withMerging, forwardLogits, softmax } from '../src/cli/common.js';
 import { loadWasmSync, type WasmBackend } from '../src/backend/wasm.js';
 import { setBackend, getBackend } from '../src/tensor.js';
+import { quantizeLoaded } from '../src/quant/format.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CAIT = join(ROOT, 'models/fmnist-cait.safetensors');
@@ -35,9 +36,11 @@ async function cliLogits(file: string, image: string, flags: Record<string, unkn
   setBackend(loadWasmSync('auto'));
   try {
     const { model, metadata } = loadModel(file);
+    const q = quantizeLoaded(model, metadata);   // as openRunner: an int8 file runs int8
     const r = withMerging(model, flags, metadata), cfg = model.cfg, S = cfg.imgSize;
     const x = imageToInput(readImageFile(image), cfg);
     const z = await forwardLogits(r, () => Tensor.from(x, [1, cfg.inChans, S, S]));
+    q?.dispose();
     model.dispose();
     return z;
   } finally { setBackend(prev); }
@@ -208,6 +211,25 @@ test('wasm override (path and bytes) and a thread pool give the same logits', as
       assert.ok(maxDiff(z, want) < 1e-5, `${JSON.stringify(Object.keys(o))}: ${maxDiff(z, want)}`);
     } finally { m.dispose(); }
   }
+});
+
+test('an int8 file runs its int8 forwards, as cait predict does', async () => {
+  const file = join(ROOT, 'models/fmnist-cait-int8.safetensors'), img = join(SAMPLES, samples[6].file);
+  const live = liveTensorCount();
+  const m = await load(file), f = await load(file, { backend: 'reference' });
+  try {
+    assert.is(m.info.quant, 'int8-dynamic');
+    assert.ok(m.info.int8, 'the WASM backend has the int8 kernels');
+    assert.is(m.info.merge, 'h@1');
+    const z = await m.forward(m.preprocess(img)), want = await cliLogits(file, img);
+    assert.ok(maxDiff(z, want) < 1e-5, `int8 vs cait predict: ${maxDiff(z, want)}`);
+    const float = await load(join(ROOT, 'models/fmnist-cait.safetensors'));
+    const zf = await float.forward(float.preprocess(img));
+    float.dispose();
+    assert.ok(maxDiff(z, zf) > 0, 'int8 logits are not the float model\'s');
+    assert.is((await m.classify(img, { topk: 1 }))[0].index, (await f.classify(img, { topk: 1 }))[0].index);
+  } finally { m.dispose(); f.dispose(); }
+  assert.is(liveTensorCount(), live, 'dispose frees the int8 weights too');
 });
 
 test('errors name what was wrong', async () => {

@@ -5,6 +5,9 @@ import { setBackend } from '../tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
+// importing format.js registers the int8 file decoder with the checkpoint loader
+import { quantizeLoaded, quantScheme } from '../quant/format.js';
+import { hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
 
@@ -59,9 +62,14 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
     const co: CheckpointOptions = { preset: o.preset, imgSize: o.imgSize, maxBytes: o.maxBytes };
     const { model: vit, metadata } = bytes ? modelFromCheckpoint({ weights: bytes }, co, '<bytes>') : await p.openModel(source as string | URL, co);
     const name = bytes ? '<bytes>' : String(source);
-    let run;
-    try { run = runnerFor(vit, metadata, o); } catch (e) { vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
-    return new Model(vit, run, backend, p.images, release, name);
+    let run, quant = null;
+    try {
+      // an int8 file runs its int8 forwards where the backend has the kernels
+      // (WASM, reference), else as float with the file's dequantized weights
+      if (quantScheme(metadata) && hasInt8Kernels(backend)) quant = quantizeLoaded(vit, metadata);
+      run = runnerFor(vit, metadata, o);
+    } catch (e) { quant?.dispose(); vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
+    return new Model(vit, run, backend, p.images, release, name, { scheme: quantScheme(metadata), handle: quant });
   } catch (e) {
     release?.();
     throw e;

@@ -50,6 +50,7 @@ export class Model {
     private readonly images: ImageReader,
     private readonly release: (() => void) | null,
     source: string,
+    private readonly quant: { scheme: string | null; handle: { dispose(): void } | null } = { scheme: null, handle: null },
   ) {
     const cfg = run.runner.cfg;
     const labels = cfg.classes?.length === cfg.numClasses ? [...cfg.classes] : Array.from({ length: cfg.numClasses }, (_, i) => String(i));
@@ -58,6 +59,7 @@ export class Model {
       macs: modelMacs(cfg, run.merge), parameters: countParams(cfg), merge: run.merge, atme: run.atme,
       widths: cfg.widths ? structuredClone(cfg.widths) : null, labels,
       inputShape: [cfg.inChans, cfg.imgSize, cfg.imgSize], backend: backend.name, source,
+      quant: quant.scheme, int8: !!quant.handle,
     };
   }
 
@@ -155,6 +157,7 @@ export class Model {
     this.plans.clear();
     const head = (this.run.runner as { head?: { dispose?(): void } | null }).head;
     head?.dispose?.();
+    this.quant.handle?.dispose();
     this.vit.dispose();
     this.release?.();
   }

@@ -104,6 +104,10 @@ export interface ModelInfo {
   inputShape: [number, number, number];
   /** Backend name (e.g. 'wasm-relaxed'). */
   backend: string;
+  /** Quantization scheme of the file (e.g. 'int8-dynamic'; null for a float file). */
+  quant: string | null;
+  /** Whether the int8 kernels run it (false: float, with the file's dequantized weights, on a backend without them). */
+  int8: boolean;
   /** Where the model came from (path, URL or '<bytes>'). */
   source: string;
 }
