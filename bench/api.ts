@@ -9,11 +9,12 @@
 //    from the CLI's runner, InferencePlan.run per round), interleaved in
 //    A B / B A rounds in one process (the machine is shared: the ratio is what
 //    counts), warm-up discarded, median and spread; target: within 5%.
-// Models: models/fmnist-cait.safetensors and a DeiT-Tiny (random weights,
+// Models: models/fmnist-cait.safetensors, its int8 file (the reference
+// runs the int8 kernels' reference too), and a DeiT-Tiny (random weights,
 // saved to a temporary file) unless --quick.
 //
 // Usage: node --import tsx bench/api.ts [--calls 10000] [--runs 200] [--quick] [--out bench/results/api.json]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,7 @@ import { createModel, loadModel, saveModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { environment, latencyStats } from '../src/util/timing.js';
 import { parseArgs } from '../src/cli/args.js';
+import { quantizeLoaded } from '../src/quant/format.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { flags } = parseArgs(process.argv.slice(2), { calls: 'number', runs: 'number', quick: 'boolean', out: 'string' });
@@ -43,10 +45,11 @@ function referenceLogits(file: string, x: Float32Array): Float32Array {
   const be = new ReferenceBackend();
   setBackend(be);
   const { model, metadata } = loadModel(file);
+  const q = quantizeLoaded(model, metadata);
   const { runner } = runnerFor(model, metadata);
   const S = model.cfg.imgSize;
   const z = noGrad(() => scope(() => runner.forward(Tensor.from(x, [1, model.cfg.inChans, S, S], be)).toArray()));
-  model.dispose();
+  q?.dispose(); model.dispose();
   return z;
 }
 
@@ -74,6 +77,7 @@ async function latencyRow(file: string, name: string, runs: number) {
   const refDiff = maxDiff(api, ref);
   // what `cait bench --model FILE` times: its own runner (the CLI's loader and wrapper), planned
   const { model: vit, metadata } = loadModel(file);
+  const q = quantizeLoaded(vit, metadata);   // as openRunner: an int8 file runs int8
   const { runner } = runnerFor(vit, metadata);
   const plan = InferencePlan.capture(m.backend, x, [1, ...m.info.inputShape], (t) => runner.forward(t));
   const benchDiff = maxDiff(api, plan.run(x));
@@ -87,7 +91,7 @@ async function latencyRow(file: string, name: string, runs: number) {
       if (r >= warmup) (which === 0 ? tApi : tBench).push(t);
     }
   }
-  plan.dispose(); vit.dispose(); m.dispose();
+  plan.dispose(); q?.dispose(); vit.dispose(); m.dispose();
   const a = latencyStats(tApi), b = latencyStats(tBench), ratio = +(a.median_ms / b.median_ms).toFixed(4);
   console.log(`latency ${name} b1 (${m.info.backend}): Model.forward median ${a.median_ms} ms vs cait bench planned ${b.median_ms} ms: ratio ${ratio} (target <= 1.05); max |logit - reference| ${refDiff.toExponential(2)}, vs cait bench's plan ${benchDiff.toExponential(2)}`);
   return {
@@ -102,6 +106,8 @@ try {
   const cait = join(ROOT, 'models/fmnist-cait.safetensors');
   const memory = await leakRow(cait);
   const latency = [await latencyRow(cait, 'models/fmnist-cait.safetensors', RUNS)];
+  const int8 = join(ROOT, 'models/fmnist-cait-int8.safetensors');
+  if (existsSync(int8)) latency.push(await latencyRow(int8, 'models/fmnist-cait-int8.safetensors', RUNS));
   if (!flags.quick) {
     const deit = join(tmp, 'deit_tiny.safetensors');
     const be = (await load(cait)).backend;   // the shared WASM backend
