@@ -97,7 +97,7 @@ async function wasmModule(o: LoadOptions, variant: WasmVariant): Promise<WebAsse
 const shared = new Map<string, Backend>();
 
 const platform: Platform = {
-  async openModel(source, o) {
+  async resolveModel(source) {
     const base = typeof location !== 'undefined' ? location.href : undefined;
     const { files, name } = await fetchCheckpoint(new URL(String(source), base), async (u) => {
       const res = await fetch(u);
@@ -105,7 +105,7 @@ const platform: Platform = {
       if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
       return new Uint8Array(await res.arrayBuffer());
     });
-    return modelFromCheckpoint(files, o, name);
+    return { name, build: (o) => modelFromCheckpoint(files, o, name) };
   },
   async backend(o) {
     const b = o.backend ?? 'auto';

@@ -12,8 +12,12 @@ import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
 
 export interface Platform {
-  /** The model a path or URL names (a file, or a model folder), built on the current default backend. */
-  openModel(source: string | URL, o: CheckpointOptions): Promise<LoadedModel>;
+  /**
+   * What a path or URL names (a file, or a model folder): fetched if need be,
+   * and `build`, which makes the model synchronously on the current default
+   * backend (so nothing else can change that backend in between).
+   */
+  resolveModel(source: string | URL): Promise<{ name: string; build(o: CheckpointOptions): LoadedModel }>;
   /** The backend `o` asks for; `release` (if any) frees it when the model that alone uses it is disposed. */
   backend(o: LoadOptions): Promise<{ backend: Backend; release: (() => void) | null }>;
   images: ImageReader;
@@ -56,12 +60,12 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
   }
   const { backend, release } = await p.backend(o);
   try {
+    const src = bytes ? { name: '<bytes>', build: (co: CheckpointOptions) => modelFromCheckpoint({ weights: bytes }, co, '<bytes>') } : await p.resolveModel(source as string | URL);
+    const name = src.name;
     // the model's tensors are made on the default backend; it stays the
     // default afterwards, so tensors made by hand live beside the model
     setBackend(backend);
-    const co: CheckpointOptions = { preset: o.preset, imgSize: o.imgSize, maxBytes: o.maxBytes };
-    const { model: vit, metadata } = bytes ? modelFromCheckpoint({ weights: bytes }, co, '<bytes>') : await p.openModel(source as string | URL, co);
-    const name = bytes ? '<bytes>' : String(source);
+    const { model: vit, metadata } = src.build({ preset: o.preset, imgSize: o.imgSize, maxBytes: o.maxBytes });
     let run, quant = null;
     try {
       // an int8 file runs its int8 forwards where the backend has the kernels

@@ -72,14 +72,17 @@ async function wasmBytes(w: NonNullable<LoadOptions['wasm']>, variant: WasmVaria
 }
 
 const platform: Platform = {
-  async openModel(source, o) {
+  async resolveModel(source) {
     const s = String(source);
-    if (source instanceof URL ? source.protocol === 'file:' : s.startsWith('file:')) return loadModel(fileURLToPath(s), o);
+    if (source instanceof URL ? source.protocol === 'file:' : s.startsWith('file:')) {
+      const path = fileURLToPath(s);
+      return { name: path, build: (o) => loadModel(path, o) };
+    }
     if (source instanceof URL || isUrl(s)) {
       const { files, name } = await fetchCheckpoint(new URL(s), (u) => fetchBytes(u).catch((e: Error) => { if (/HTTP 404/.test(e.message)) return null; throw e; }));
-      return modelFromCheckpoint(files, o, name);
+      return { name, build: (o) => modelFromCheckpoint(files, o, name) };
     }
-    return loadModel(s, o);
+    return { name: s, build: (o) => loadModel(s, o) };
   },
   async backend(o) {
     const b = o.backend ?? 'auto';
