@@ -36,7 +36,11 @@ const top = await model.classify(image, { topk: 3 });
 const bitmap = await createImageBitmap(image, { colorSpaceConversion: 'none' });
 const logits = await model.forward(model.preprocess(bitmap));
 
-window.result = { top, logits: Array.from(logits), backend: model.info.backend };
+// the other kinds of input: an <img>, encoded bytes
+const img = new Image(); img.src = 'sneaker.png'; await img.decode();
+const others = [await model.classify(img), await model.classify(new Uint8Array(await image.arrayBuffer()))];
+
+window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend };
 model.dispose();
 `;
 
@@ -93,7 +97,7 @@ async function nodeAnswer(): Promise<{ top: string; logits: Float32Array }> {
   } finally { m.dispose(); }
 }
 
-interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; backend: string }
+interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; others: string[]; backend: string }
 
 for (const name of BROWSERS) {
   test(`${name}: the bundled script classifies as Node does`, async () => {
@@ -116,6 +120,7 @@ for (const name of BROWSERS) {
     console.log(`  bundle ${name} (${version}, ${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}; ` +
       `download to classify ${(total / 1024).toFixed(1)} KB gzipped (bundle ${(bundleGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB)`);
     assert.is(got.top[0].label, want.top, `${name} top-1`);
+    assert.equal(got.others, [want.top, want.top], `${name}: top-1 from an <img> and from PNG bytes`);
     assert.is(got.logits.length, want.logits.length);
     assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
     assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
