@@ -170,13 +170,16 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
   let k = kq;
   while (k > 0) {
     const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16);
-    let x = v128.load32_splat(ap, 0);
+    // one load of the 4 rows' groups, each row's group spread by a shuffle
+    // (V8 folds no offset into a load-splat's address: 4 splats cost 3 more adds)
+    const a = v128.load(ap);
+    let x = i32x4.shuffle(a, a, 0, 0, 0, 0);
     c00 = dot7(b0, x, ones, c00); c01 = dot7(b1, x, ones, c01);
-    x = v128.load32_splat(ap, 4);
+    x = i32x4.shuffle(a, a, 1, 1, 1, 1);
     c10 = dot7(b0, x, ones, c10); c11 = dot7(b1, x, ones, c11);
-    x = v128.load32_splat(ap, 8);
+    x = i32x4.shuffle(a, a, 2, 2, 2, 2);
     c20 = dot7(b0, x, ones, c20); c21 = dot7(b1, x, ones, c21);
-    x = v128.load32_splat(ap, 12);
+    x = i32x4.shuffle(a, a, 3, 3, 3, 3);
     c30 = dot7(b0, x, ones, c30); c31 = dot7(b1, x, ones, c31);
     ap += 16; bp += 32; k--;
   }
