@@ -13,36 +13,10 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { load } from '../src/api/node.js';
 import { BROWSERS, browserMissing, withBrowser } from './browsers.js';
-
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const MODEL = join(ROOT, 'models/fmnist-cait.safetensors');
-const SAMPLE = join(ROOT, 'web/public/samples/07-sneaker.png');
-/** Budget for what a browser downloads to classify (bundle + one WASM file), gzipped. */
-export const BUDGET_GZ = 250 * 1024;
-
-// what a user writes (the README's browser example does the same)
-export const USER_SCRIPT = `import { load } from 'caitjs';
-
-const model = await load('fmnist-cait.safetensors');
-const image = await (await fetch('sneaker.png')).blob();
-const top = await model.classify(image, { topk: 3 });
-
-// the raw logits too, from pixels the page decodes itself
-const bitmap = await createImageBitmap(image, { colorSpaceConversion: 'none' });
-const logits = await model.forward(model.preprocess(bitmap));
-
-// the other kinds of input: an <img>, encoded bytes
-const img = new Image(); img.src = 'sneaker.png'; await img.decode();
-const others = [await model.classify(img), await model.classify(new Uint8Array(await image.arrayBuffer()))];
-
-window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend };
-model.dispose();
-`;
+import { BUDGET_GZ, FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, nodeAnswer, type PageResult } from './browser-page.js';
 
 const test = suite('bundle');
 const dir = mkdtempSync(join(tmpdir(), 'cait-bundle-'));
@@ -67,7 +41,7 @@ test.before(async () => {
   copyFileSync(MODEL, join(dir, 'fmnist-cait.safetensors'));
   copyFileSync(SAMPLE, join(dir, 'sneaker.png'));
   writeFileSync(join(dir, 'index.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>
-<script>addEventListener('error', (e) => { window.failure = String(e.message); }); addEventListener('unhandledrejection', (e) => { window.failure = String(e.reason && e.reason.stack || e.reason); });</script>
+${FAILURE_SCRIPT}
 <script type="module" src="bundle.js"></script>\n`);
   server = createServer((req, res) => {
     const name = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)) || 'index.html';
@@ -87,17 +61,6 @@ test.after(async () => {
   await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Node's answer for the same model and image: the library in Node (itself checked against `cait predict` in test/api.test.ts). */
-async function nodeAnswer(): Promise<{ top: string; logits: Float32Array }> {
-  const m = await load(MODEL);
-  try {
-    const top = (await m.classify(SAMPLE, { topk: 1 }))[0].label;
-    return { top, logits: await m.forward(m.preprocess(SAMPLE)) };
-  } finally { m.dispose(); }
-}
-
-interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; others: string[]; backend: string }
 
 for (const name of BROWSERS) {
   test(`${name}: the bundled script classifies as Node does`, async () => {

@@ -72,9 +72,13 @@ const images: ImageReader = {
   },
 };
 
-/** Where the kernels are looked for, in order: beside the bundle (esbuild, plain copies), then the package layout (dist/api/ -> build/; Vite and webpack rewrite this literal form into an asset URL). */
+/**
+ * Where the kernels are looked for, in order: beside the bundle (esbuild, plain copies), then the package layout
+ * (dist/api/ -> build/; Vite and webpack rewrite this literal form into an asset URL). `@vite-ignore`: the files
+ * beside dist/api/ do not exist at build time, which Vite would warn about (test/vite.test.ts builds with no warnings).
+ */
 function wasmCandidates(variant: WasmVariant): URL[] {
-  const beside = variant === 'relaxed' ? new URL('cait.relaxed.wasm', import.meta.url) : new URL('cait.simd.wasm', import.meta.url);
+  const beside = variant === 'relaxed' ? new URL(/* @vite-ignore */ 'cait.relaxed.wasm', import.meta.url) : new URL(/* @vite-ignore */ 'cait.simd.wasm', import.meta.url);
   const pkg = variant === 'relaxed' ? new URL('../../build/cait.relaxed.wasm', import.meta.url) : new URL('../../build/cait.simd.wasm', import.meta.url);
   return [beside, pkg];
 }
