@@ -8,10 +8,11 @@
 // Node built-in, and the WASM kernels must come through
 // Vite's `new URL('../../build/...', import.meta.url)` asset handling with no
 // option. The output is served from 127.0.0.1 with the committed CAIT model and
-// a sample PNG, and run in headless Chromium and Firefox ESR
+// a sample PNG (the project's public/), and run in headless Chromium and Firefox ESR
 // (test/browsers.ts): Node's top-1 and logits within 1e-4, and what the page
 // downloads to classify (every script it fetched plus the one WASM file) at
-// most the esbuild test's 250 KB gzipped (printed on every run). dist/ is
+// most the esbuild test's 250 KB gzipped (printed on every run). The same
+// project also runs under Vite's dev server in Chromium. dist/ is
 // rebuilt with tsc when a source file is newer than it (CI builds it in npm ci).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -21,7 +22,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { build, type Logger, type Rollup } from 'vite';
+import { build, createServer as viteServer, type Logger, type Rollup } from 'vite';
 import { BROWSERS, browserMissing, withBrowser } from './browsers.js';
 import { BUDGET_GZ, FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, nodeAnswer, type PageResult } from './browser-page.js';
 
@@ -59,6 +60,10 @@ test.before(async () => {
   writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   writeFileSync(join(proj, 'main.js'), USER_SCRIPT);
   writeFileSync(join(proj, 'index.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>\n${FAILURE_SCRIPT}\n<script type="module" src="./main.js"></script>\n`);
+  // public/: served by the dev server, copied into the build
+  mkdirSync(join(proj, 'public'));
+  copyFileSync(MODEL, join(proj, 'public/fmnist-cait.safetensors'));
+  copyFileSync(SAMPLE, join(proj, 'public/sneaker.png'));
 
   const warnings: string[] = [];
   const logger: Logger = {
@@ -80,8 +85,6 @@ test.before(async () => {
   const wasmAssets = r.output.filter((o) => o.type === 'asset' && o.fileName.endsWith('.wasm')).map((o) => o.fileName);
   assert.ok(wasmAssets.some((f) => /cait\.relaxed-/.test(f)) && wasmAssets.some((f) => /cait\.simd-/.test(f)), `Vite emits the kernels as assets (got ${wasmAssets.join(', ')})`);
 
-  copyFileSync(MODEL, join(out, 'fmnist-cait.safetensors'));
-  copyFileSync(SAMPLE, join(out, 'sneaker.png'));
   server = createServer((req, res) => {
     const name = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)) || 'index.html');
     if (name.startsWith('..')) { res.writeHead(404).end(); return; }
@@ -128,5 +131,30 @@ for (const name of BROWSERS) {
     assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
   });
 }
+
+// `vite` (the dev server): the package pre-bundled into node_modules/.vite/deps
+// as Vite does by default; a missing file is answered with index.html and
+// status 200 there, which the kernel loader must pass over
+test('chromium: the Vite dev server runs the script as Node does', async () => {
+  const why = await browserMissing('chromium');
+  if (why) { console.log(`  vite dev chromium: SKIPPED: ${why}`); return; }
+  const want = await nodeAnswer();
+  const dev = await viteServer({ root: proj, configFile: false, logLevel: 'silent', server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false } });
+  try {
+    await dev.listen();
+    const got = await withBrowser('chromium', async (page) => {
+      await page.goto(dev.resolvedUrls!.local[0] + 'index.html');
+      await page.waitForFunction('window.result || window.failure', { timeout: 60_000 });
+      const failure = await page.evaluate('window.failure') as string | undefined;
+      if (failure) throw new Error(`vite dev: the page failed: ${failure}`);
+      return await page.evaluate('window.result') as PageResult;
+    });
+    let worst = 0;
+    want.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got.logits[i])); });
+    console.log(`  vite dev chromium (${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}`);
+    assert.is(got.top[0].label, want.top, 'vite dev top-1');
+    assert.ok(worst <= 1e-4, `vite dev: logits differ from Node's by up to ${worst} (> 1e-4)`);
+  } finally { await dev.close(); }
+});
 
 test.run();

@@ -93,6 +93,9 @@ async function wasmModule(o: LoadOptions, variant: WasmVariant): Promise<WebAsse
     try { res = await fetch(u); } catch (e) { tried.push(`${u.href} (${(e as Error).message})`); continue; }
     if (!res.ok) { tried.push(`${u.href} (HTTP ${res.status})`); continue; }
     const bytes = await res.arrayBuffer();
+    // a server's fallback page is no kernel: Vite's dev server and `vite preview` answer a missing file with index.html and status 200
+    const magic = new Uint8Array(bytes, 0, Math.min(4, bytes.byteLength));
+    if (magic.join() !== '0,97,115,109') { tried.push(`${u.href} (not WebAssembly: ${res.headers.get('content-type') ?? 'no content-type'})`); continue; }
     return WebAssembly.compile(bytes);
   }
   throw new Error(`caitjs: could not fetch the WASM kernels: tried ${tried.join(', ')}. Serve node_modules/caitjs/build/cait.${variant}.wasm beside your bundle, or pass load(model, { wasm: URL or bytes })`);
