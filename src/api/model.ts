@@ -6,9 +6,8 @@
 // (test/api.test.ts runs 1,000 classify calls, bench/api.ts 10,000).
 import { Tensor, getBackend, scope, setBackend } from '../tensor.js';
 import { noGrad } from '../autograd.js';
-import type { Backend } from '../backend/backend.js';
+import { readsAsync, type Backend } from '../backend/backend.js';
 import { InferencePlan, CaptureError } from '../plan.js';
-import { readsAsync } from '../backend/webgpu/index.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { countParams } from '../cait/macs.js';
 import { isSegmentation, modelMacs } from '../seg/model.js';
