@@ -102,6 +102,19 @@ for (const name of ['dense', 'atme', 'cdcp', 'cait']) {
   });
 }
 
+Q('disposing a quantized model frees its int8 weights; quantizing again after dispose works', () => {
+  const vit = createModel(getPreset('vit_fmnist'), 2), before = be.stats().bytesInUse;
+  quantizeModel(vit);
+  assert.ok(be.stats().bytesInUse > before, 'int8 weights allocated');
+  vit.dispose();
+  assert.ok(be.stats().bytesInUse < before, `model and int8 weights freed (${be.stats().bytesInUse} >= ${before})`);
+  const v2 = createModel(getPreset('vit_fmnist'), 2), q2 = quantizeModel(v2);
+  q2.dispose();
+  const q3 = quantizeModel(v2);
+  assert.is(q3.layers.size, 26);
+  v2.dispose();
+});
+
 Q('bad int8 files: I8 without scales, scales of the wrong shape, quantizing twice', () => {
   const vit = createModel(getPreset('vit_fmnist'), 1), qm = quantizeModel(vit);
   try {

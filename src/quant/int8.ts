@@ -120,9 +120,9 @@ export class QuantizedModel {
     /** The layers running the int8 kernels (none on a backend without them). */
     readonly layers: ReadonlyMap<string, QLinear>,
     private readonly restore: Array<() => void>) {}
-  /** Restores the float forwards (the float weights stay dequantized) and frees the int8 weights. */
+  /** Restores the float forwards (the float weights stay dequantized) and frees the int8 weights; disposing the model does this too. */
   dispose(): void {
-    for (const r of this.restore) r();
+    for (const r of this.restore.splice(0)) r();
     for (const l of this.layers.values()) l.dispose();
   }
 }
@@ -166,5 +166,11 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
   }
   tagged[QUANTIZED] = true;
   restore.push(() => { delete tagged[QUANTIZED]; });
-  return new QuantizedModel(weights, layers, restore);
+  const qm = new QuantizedModel(weights, layers, restore);
+  // disposing the model frees its int8 weights too (a library Model only knows the ViT)
+  const ownDispose = Object.prototype.hasOwnProperty.call(model, 'dispose') ? model.dispose : undefined;
+  const floatDispose = model.dispose.bind(model);
+  model.dispose = () => { qm.dispose(); floatDispose(); };
+  restore.push(() => { if (ownDispose) model.dispose = ownDispose; else delete (model as Partial<Module>).dispose; });
+  return qm;
 }
