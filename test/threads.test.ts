@@ -174,7 +174,9 @@ test('calibration: dispatch cost and per-class thresholds measured in tens of ms
     p.run('gemm', NN, Mhi, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
     assert.is(p.soloCalls, solo0 + 1, 'second call of that size: timed on one thread');
     assert.equal(p.poolStats().checked.sizes, 1);
+    assert.ok(cal.minWorkWarm.gemm <= t && cal.warmMs >= 0, `warm threshold ${cal.minWorkWarm.gemm} (within ${cal.warmMs} ms of a split) <= cold ${t}`);
     if (Mlo >= 1) {
+      for (const until = performance.now() + 5; performance.now() < until;) { /* past the warm window */ }
       s0 = p.splitCalls;
       p.run('gemm', NN, Mlo, N, K, 1, pa, K, 0, pb, N, 0, 0, pc, N, 0, 1, 0, p.scratch);
       assert.is(p.splitCalls, s0, `gemm of ${Mlo * N * K} MACs (threshold ${t}) ran on one thread`);

@@ -29,9 +29,10 @@
 // call of no work with the workers asleep (the dispatch cost D: wake-up, post,
 // wait) and one representative call of each kernel class on one thread (its
 // time per unit of work r). A call of work W is split when the time two or more
-// threads save, W r (1 - 1/T), is at least MARGIN = 3 dispatch costs. Small
-// models (Fashion-MNIST ViTs at batch 1) then run on one thread and are never
-// slower than it; DeiT's GEMMs split. The rule is then checked in use
+// threads save, W r (1 - 1/T), is at least MARGIN = 3 dispatch costs: the cold
+// one, or the hot one (workers still spinning) right after another split.
+// Small models (Fashion-MNIST ViTs at batch 1) then run on one thread and are
+// never slower than it; DeiT's GEMMs split, and the calls between them too. The rule is then checked in use
 // (runChecked): per kernel and size, splitting stays only while it is
 // measured to save at least a tenth against the same calls on one thread,
 // timed now and then (on a machine whose other core is taken by other
@@ -117,8 +118,12 @@ export interface Calibration {
   dispatchUs: { hot: number; cold: number };
   /** One thread's time per unit of work, per class (ns). */
   nsPerUnit: Record<KernelClass, number>;
-  /** Smallest work split, per class (units as in ThreadOptions.minWork). */
+  /** Smallest work split, per class (units as in ThreadOptions.minWork), with the workers asleep (cold dispatch)... */
   minWork: Record<KernelClass, number>;
+  /** ...and within `warmMs` of the last split, while they still spin (hot dispatch). */
+  minWorkWarm: Record<KernelClass, number>;
+  /** Half the time a worker spins after a job before it sleeps (ms). */
+  warmMs: number;
   /** Wall time of the calibration (ms). */
   ms: number;
 }
@@ -360,6 +365,8 @@ export class ThreadedWasmBackend extends WasmBackend {
   private closing = false;
   private cal: Calibration | null = null;
   private fallback: string | null = null;
+  /** When the last split call ended (performance.now ms): its workers spin for a while after. */
+  private lastSplit = -Infinity;
   /** runChecked's measurements, by kernel id * 64 + log2(work). */
   private readonly verdicts = new Map<number, { solo: number; split: number; n: number }>();
   /** A worker that let a job go unclaimed: calls run on the caller until it acknowledges that job (it was only slow) or deadMs more pass (it is gone). */
@@ -492,19 +499,26 @@ export class ThreadedWasmBackend extends WasmBackend {
     const tiny = SPLITS.fill!.cut([x, 64, 0], T)!;
     const id = KERNEL_ID.get('fill')!;
     const once = (): number => { const s = now(); this.runParts('fill', id, tiny.map((p) => p.slice())); return now() - s; };
+    // how long a worker spins after a job: the same polling loop, timed here
+    const s0 = now();
+    for (let n = this.spin, i = (this.boxes[0] >> 2) + SEQ; n > 0; n--) Atomics.load(this.box32, i);
+    const spinMs = now() - s0;
     const hot: number[] = [], cold: number[] = [];
     for (let r = 0; r < 30; r++) hot.push(once());
     for (let r = 0; r < 10; r++) {
       const s = now();
-      while (now() - s < 1.5) { /* idle past the workers' spin: they sleep in Atomics.wait */ }
+      while (now() - s < Math.max(1.5, 3 * spinMs)) { /* idle past the workers' spin: they sleep in Atomics.wait */ }
       cold.push(once());
     }
     this.splitCalls -= 40;
     for (const b of [...buf, stats]) this.mem.free(b);
     const dispatchUs = { hot: median(hot) * 1000, cold: median(cold) * 1000 };
-    const minWork = {} as Record<KernelClass, number>;
-    for (const c of CLASSES) minWork[c] = Math.ceil((MARGIN * dispatchUs.cold * 1000) / (nsPerUnit[c] * (1 - 1 / T)));
-    this.cal = { dispatchUs, nsPerUnit, minWork, ms: now() - t0 };
+    const minWork = {} as Record<KernelClass, number>, minWorkWarm = {} as Record<KernelClass, number>;
+    for (const c of CLASSES) {
+      minWork[c] = Math.ceil((MARGIN * dispatchUs.cold * 1000) / (nsPerUnit[c] * (1 - 1 / T)));
+      minWorkWarm[c] = Math.min(minWork[c], Math.ceil((MARGIN * dispatchUs.hot * 1000) / (nsPerUnit[c] * (1 - 1 / T))));
+    }
+    this.cal = { dispatchUs, nsPerUnit, minWork, minWorkWarm, warmMs: spinMs / 2, ms: now() - t0 };
     return this.cal;
   }
 
@@ -512,9 +526,12 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (this.suspect) this.checkSuspect();
     const rule = this.closed || this.suspect ? undefined : SPLITS[kernel];
     if (rule) {
-      let min = this.minWorkAll;
-      if (min === undefined) min = (this.cal ?? this.calibrate())?.minWork[rule.cls] ?? Infinity;
       const work = rule.work(args);
+      let min = this.minWorkAll;
+      if (min === undefined) {
+        const cal = this.cal ?? this.calibrate();
+        min = !cal ? Infinity : work >= cal.minWorkWarm[rule.cls] && now() - this.lastSplit < cal.warmMs ? 0 : cal.minWork[rule.cls];
+      }
       if (!this.closed && work >= min) {
         const parts = rule.cut(args, this.threads);
         if (parts && parts.length >= 2) {
@@ -577,6 +594,7 @@ export class ThreadedWasmBackend extends WasmBackend {
       } else if (r && !err) err = r;
     }
     if (gone) this.fallBack(gone);
+    this.lastSplit = now();
     if (err) throw err;
   }
 
