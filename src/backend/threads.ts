@@ -151,6 +151,8 @@ type Spawn = (data: Record<string, unknown>, onDeath: (why: string) => void) => 
 /** How a splittable kernel is cut: its class, the work of a call, and its parts (one argument list per thread, part 0 the caller's). */
 interface SplitRule {
   cls: KernelClass;
+  /** CLASSES.indexOf(cls), set below (run() reads thresholds by it). */
+  ci?: number;
   work(a: number[]): number;
   cut(a: number[], T: number): number[][] | null;
 }
@@ -184,14 +186,15 @@ const at = <K extends KernelName>(k: K): Record<ArgNames<K>, number> => KERNEL_A
 
 /**
  * Split by rows: `rows` is the count; each pointer of `advance` moves by
- * (argument named there) floats per row, or by 1; `perRow` is one row's work.
+ * (argument named there) floats per row, or by 1; a row's work is `weight`
+ * times the argument `cols`.
  */
 function byRows<K extends KernelName>(k: K, cls: KernelClass, rows: ArgNames<K>, advance: Array<[ArgNames<K>, ArgNames<K> | 1]>,
-  perRow: (a: number[], i: Record<ArgNames<K>, number>) => number): SplitRule {
-  const i = at(k), r = i[rows], moves = advance.map(([p, per]) => [i[p], per === 1 ? -1 : i[per]] as const);
+  weight: number, cols: ArgNames<K>): SplitRule {
+  const i = at(k), r = i[rows], c = i[cols], moves = advance.map(([p, per]) => [i[p], per === 1 ? -1 : i[per]] as const);
   return {
     cls,
-    work: (a) => a[r] * perRow(a, i),
+    work: (a) => a[r] * weight * a[c],
     cut: (a, T) => {
       const rr = ranges(a[r], 1, T);
       if (!rr) return null;
@@ -328,9 +331,9 @@ const SPLITS: Partial<Record<KernelName, SplitRule>> = {
   gemm: splitGemm,
   qgemm: splitQgemm,
   quantize_rows: splitQuantizeRows,
-  softmax_fwd: byRows('softmax_fwd', 'softmax', 'rows', [['x', 'cols'], ['y', 'cols']], (a, i) => 8 * a[i.cols]),
-  softmax_bwd: byRows('softmax_bwd', 'softmax', 'rows', [['y', 'cols'], ['dy', 'cols'], ['dx', 'cols']], (a, i) => 3 * a[i.cols]),
-  layernorm_fwd: byRows('layernorm_fwd', 'layernorm', 'rows', [['x', 'cols'], ['y', 'cols'], ['mean', 1], ['rstd', 1]], (a, i) => 4 * a[i.cols]),
+  softmax_fwd: byRows('softmax_fwd', 'softmax', 'rows', [['x', 'cols'], ['y', 'cols']], 8, 'cols'),
+  softmax_bwd: byRows('softmax_bwd', 'softmax', 'rows', [['y', 'cols'], ['dy', 'cols'], ['dx', 'cols']], 3, 'cols'),
+  layernorm_fwd: byRows('layernorm_fwd', 'layernorm', 'rows', [['x', 'cols'], ['y', 'cols'], ['mean', 1], ['rstd', 1]], 4, 'cols'),
   gelu_fwd: byElements('gelu_fwd', 'gelu', 'n', ['x', 'y'], 16, 16),
   gelu_bwd: byElements('gelu_bwd', 'gelu', 'n', ['x', 'dy', 'dx'], 16, 20),
   add: splitBroadcast,
@@ -340,6 +343,8 @@ const SPLITS: Partial<Record<KernelName, SplitRule>> = {
   fill: byElements('fill', 'elementwise', 'n', ['y'], 4, 1),
   patchify: splitPatchify,
 };
+
+for (const r of Object.values(SPLITS)) r!.ci = CLASSES.indexOf(r!.cls);
 
 const KERNEL_ID = new Map<string, number>(KERNELS.map((k, i) => [k, i]));
 const now = (): number => performance.now();
@@ -365,6 +370,9 @@ export class ThreadedWasmBackend extends WasmBackend {
   private closing = false;
   private cal: Calibration | null = null;
   private fallback: string | null = null;
+  /** Thresholds by class index (CLASSES): cold (workers asleep) and warm (just after a split); 0 until calibrated, so the first candidate calibrates. */
+  private readonly minCold = new Float64Array(CLASSES.length);
+  private readonly minWarm = new Float64Array(CLASSES.length);
   /** When the last split call ended (performance.now ms): its workers spin for a while after. */
   private lastSplit = -Infinity;
   /** runChecked's measurements, by kernel id * 64 + log2(work). */
@@ -388,6 +396,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.closed = T === 1;
     this.name = `wasm-${variant}-x${T}`;
     this.minWorkAll = o.minWork;
+    if (o.minWork !== undefined) { this.minCold.fill(o.minWork); this.minWarm.fill(o.minWork); }
     this.spin = o.spin ?? 20000;
     this.deadMs = o.deadMs ?? 500;
     // mailboxes first (they must lie inside the initial buffer: views of it stay valid), then scratch
@@ -519,31 +528,36 @@ export class ThreadedWasmBackend extends WasmBackend {
       minWorkWarm[c] = Math.min(minWork[c], Math.ceil((MARGIN * dispatchUs.hot * 1000) / (nsPerUnit[c] * (1 - 1 / T))));
     }
     this.cal = { dispatchUs, nsPerUnit, minWork, minWorkWarm, warmMs: spinMs / 2, ms: now() - t0 };
+    if (this.minWorkAll === undefined) CLASSES.forEach((c, i) => { this.minCold[i] = minWork[c]; this.minWarm[i] = minWorkWarm[c]; });
     return this.cal;
   }
 
   override run(kernel: KernelName, ...args: number[]): number {
-    if (this.suspect) this.checkSuspect();
-    const rule = this.closed || this.suspect ? undefined : SPLITS[kernel];
-    if (rule) {
+    const rule = SPLITS[kernel];
+    // (the common case, a call too small to split even right after another split, costs one comparison)
+    if (rule !== undefined && !this.closed) {
       const work = rule.work(args);
-      let min = this.minWorkAll;
-      if (min === undefined) {
-        const cal = this.cal ?? this.calibrate();
-        min = !cal ? Infinity : work >= cal.minWorkWarm[rule.cls] && now() - this.lastSplit < cal.warmMs ? 0 : cal.minWork[rule.cls];
-      }
-      if (!this.closed && work >= min) {
-        const parts = rule.cut(args, this.threads);
-        if (parts && parts.length >= 2) {
-          const id = KERNEL_ID.get(kernel)!;
-          if (this.minWorkAll !== undefined) this.runParts(kernel, id, parts);
-          else this.runChecked(kernel, id, args, parts, work);
-          return 0;
-        }
-      }
+      if (work >= this.minWarm[rule.ci!] && this.trySplit(kernel, rule, args, work)) return 0;
     }
     this.soloCalls++;
     return this.exports[kernel](...args);
+  }
+
+  /** Splits the call if the thresholds say so (calibrating first if need be); false: run it alone. */
+  private trySplit(kernel: KernelName, rule: SplitRule, args: number[], work: number): boolean {
+    if (this.suspect) { this.checkSuspect(); if (this.suspect || this.closed) return false; }
+    if (this.minWorkAll === undefined) {
+      if (!this.cal) {
+        if (!this.calibrate() || this.closed || work < this.minWarm[rule.ci!]) return false;
+      }
+      if (work < this.minCold[rule.ci!] && !(now() - this.lastSplit < this.cal!.warmMs)) return false;
+    }
+    const parts = rule.cut(args, this.threads);
+    if (!parts || parts.length < 2) return false;
+    const id = KERNEL_ID.get(kernel)!;
+    if (this.minWorkAll !== undefined) this.runParts(kernel, id, parts);
+    else this.runChecked(kernel, id, args, parts, work);
+    return true;
   }
 
   /**
