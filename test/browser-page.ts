@@ -1,11 +1,16 @@
 // What the bundler tests share (test/bundle.test.ts: esbuild,
 // test/vite.test.ts: Vite): the user script each bundles, the download
-// budget, and Node's answer for the same model and image.
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// budget, Node's answer for the same model and image, the static server, and
+// running the page in a browser and comparing it with Node.
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { extname, join } from 'node:path';
+import * as assert from 'uvu/assert';
 import { load } from '../src/api/node.js';
+import { withBrowser, type BrowserName } from './browsers.js';
+import { ROOT } from './pack.js';
 
-export const ROOT = fileURLToPath(new URL('../', import.meta.url));
+export { ROOT };
 export const MODEL = join(ROOT, 'models/fmnist-cait.safetensors');
 export const SAMPLE = join(ROOT, 'web/public/samples/07-sneaker.png');
 /** Budget for what a browser downloads to classify (bundle + one WASM file), gzipped. */
@@ -42,4 +47,57 @@ export async function nodeAnswer(): Promise<{ top: string; logits: Float32Array 
     const top = (await m.classify(SAMPLE, { topk: 1 }))[0].label;
     return { top, logits: await m.forward(m.preprocess(SAMPLE)) };
   } finally { m.dispose(); }
+}
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream' };
+
+/** Serves files under `dir` from 127.0.0.1; `file` maps a URL path (no leading /) to a name under `dir`, or null for 404; every name served is pushed to `fetched`. */
+export async function serveDir(dir: string, fetched: string[], file: (path: string) => string | null): Promise<{ server: Server; base: string }> {
+  const server = createServer((req, res) => {
+    const name = file(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)));
+    if (name === null) { res.writeHead(404).end(); return; }
+    try {
+      const body = readFileSync(join(dir, name));
+      fetched.push(name);
+      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream' }).end(body);
+    } catch { res.writeHead(404).end(); }
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const a = server.address();
+  return { server, base: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/` };
+}
+
+/** Loads `url` in the named browser and waits for the user script's window.result; throws, naming `who`, when the page set window.failure. */
+export async function runPage(name: BrowserName, url: string, who: string = name): Promise<{ result: PageResult; version: string }> {
+  return withBrowser(name, async (page, b) => {
+    await page.goto(url);
+    await page.waitForFunction('window.result || window.failure', { timeout: 60_000 });
+    const failure = await page.evaluate('window.failure') as string | undefined;
+    if (failure) throw new Error(`${who}: the page failed: ${failure}`);
+    return { result: await page.evaluate('window.result') as PageResult, version: b.version };
+  });
+}
+
+/** The largest absolute difference between Node's logits and the page's. */
+export function largestDifference(want: ArrayLike<number>, got: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(want[i] - got[i]));
+  return worst;
+}
+
+/**
+ * A bundled page's answer against Node's: prints it with what the page
+ * downloaded to classify (`total` gzipped bytes; `parts` says of what), then
+ * asserts the same top-1 (also from an <img> and PNG bytes), logits within
+ * 1e-4, and the download within BUDGET_GZ.
+ */
+export function assertLikeNode(tag: string, name: BrowserName, version: string, want: { top: string; logits: Float32Array }, got: PageResult, total: number, parts: string): void {
+  const worst = largestDifference(want.logits, got.logits);
+  console.log(`  ${tag} ${name} (${version}, ${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}; ` +
+    `download to classify ${(total / 1024).toFixed(1)} KB gzipped (${parts})`);
+  assert.is(got.top[0].label, want.top, `${name} top-1`);
+  assert.equal(got.others, [want.top, want.top], `${name}: top-1 from an <img> and from PNG bytes`);
+  assert.is(got.logits.length, want.logits.length);
+  assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
+  assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
 }

@@ -10,21 +10,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { BROWSERS, browserMissing, withBrowser } from './browsers.js';
-import { BUDGET_GZ, FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, nodeAnswer, type PageResult } from './browser-page.js';
+import { BROWSERS, browserMissing } from './browsers.js';
+import { FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, assertLikeNode, nodeAnswer, runPage, serveDir } from './browser-page.js';
 
 const test = suite('bundle');
 const dir = mkdtempSync(join(tmpdir(), 'cait-bundle-'));
 let server: Server | null = null, base = '';
 const fetched: string[] = [];
 let bundleGz = 0;
-
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream' };
 
 test.before(async () => {
   writeFileSync(join(dir, 'user.js'), USER_SCRIPT);
@@ -43,18 +41,10 @@ test.before(async () => {
   writeFileSync(join(dir, 'index.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>
 ${FAILURE_SCRIPT}
 <script type="module" src="bundle.js"></script>\n`);
-  server = createServer((req, res) => {
-    const name = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)) || 'index.html';
-    if (name.includes('/') || name.includes('..')) { res.writeHead(404).end(); return; }
-    try {
-      const body = readFileSync(join(dir, name));
-      fetched.push(name);
-      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream' }).end(body);
-    } catch { res.writeHead(404).end(); }
-  });
-  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
-  const a = server.address();
-  base = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/`;
+  ({ server, base } = await serveDir(dir, fetched, (path) => {
+    const name = path || 'index.html';
+    return name.includes('/') || name.includes('..') ? null : name;
+  }));
 });
 
 test.after(async () => {
@@ -68,25 +58,11 @@ for (const name of BROWSERS) {
     if (why) { console.log(`  bundle ${name}: SKIPPED: ${why}`); return; }
     const want = await nodeAnswer();
     fetched.length = 0;
-    const { result: got, version } = await withBrowser(name, async (page, b) => {
-      await page.goto(base + 'index.html');
-      await page.waitForFunction('window.result || window.failure', { timeout: 60_000 });
-      const failure = await page.evaluate('window.failure') as string | undefined;
-      if (failure) throw new Error(`${name}: the page failed: ${failure}`);
-      return { result: await page.evaluate('window.result') as PageResult, version: b.version };
-    });
-    let worst = 0;
-    want.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got.logits[i])); });
+    const { result: got, version } = await runPage(name, base + 'index.html');
     const wasm = fetched.filter((f) => f.endsWith('.wasm'));
     assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
     const wasmGz = gzipSync(readFileSync(join(dir, wasm[0])), { level: 9 }).length, total = bundleGz + wasmGz;
-    console.log(`  bundle ${name} (${version}, ${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}; ` +
-      `download to classify ${(total / 1024).toFixed(1)} KB gzipped (bundle ${(bundleGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB)`);
-    assert.is(got.top[0].label, want.top, `${name} top-1`);
-    assert.equal(got.others, [want.top, want.top], `${name}: top-1 from an <img> and from PNG bytes`);
-    assert.is(got.logits.length, want.logits.length);
-    assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
-    assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
+    assertLikeNode('bundle', name, version, want, got, total, `bundle ${(bundleGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
   });
 }
 

@@ -13,24 +13,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, tscIfStale } from './pack.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const MAX_INSTALLED = 25 * 1024 * 1024;
 const SAMPLE = join(ROOT, 'web/public/samples/08-bag.png');
 const test = suite('package');
 const work = mkdtempSync(join(tmpdir(), 'cait-package-'));
 const proj = join(work, 'app');
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const f of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, f.name);
-    t = Math.max(t, f.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 function duBytes(dir: string): number {
   let n = 0;
@@ -52,12 +42,7 @@ let tarball = '';
 test.before(() => {
   for (const f of ['cait.simd.wasm', 'cait.relaxed.wasm']) assert.ok(existsSync(join(ROOT, 'build', f)), `build/${f} missing: run npm run build:wasm`);
   const built = existsSync(join(ROOT, 'dist/index.js')) && existsSync(join(ROOT, 'dist/cjs/index.cjs')) ? statSync(join(ROOT, 'dist/cjs/index.cjs')).mtimeMs : 0;
-  if (newest(join(ROOT, 'src')) > built) {
-    // as `npm run build:ts`; tsc writes its output even where a file has type errors
-    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-    if (r.status !== 0) console.log(`  package: tsc reported errors (output written anyway):\n${r.stdout.split('\n').slice(0, 5).join('\n')}`);
-    run(process.execPath, ['scripts/build-cjs.mjs'], ROOT);
-  }
+  if (tscIfStale('package', built)) run(process.execPath, ['scripts/build-cjs.mjs'], ROOT);
   const out = JSON.parse(run(NPM, ['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT)) as Array<{ filename: string; size: number; unpackedSize: number; files: Array<{ path: string }> }>;
   tarball = join(work, out[0].filename);
   const files = out[0].files.map((f) => f.path);

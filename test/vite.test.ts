@@ -16,15 +16,15 @@
 // rebuilt with tsc when a source file is newer than it (CI builds it in npm ci).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
+import { join, normalize, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, createServer as viteServer, type Logger, type Rollup } from 'vite';
-import { BROWSERS, browserMissing, withBrowser } from './browsers.js';
-import { BUDGET_GZ, FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, nodeAnswer, type PageResult } from './browser-page.js';
+import { BROWSERS, browserMissing } from './browsers.js';
+import { FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, assertLikeNode, largestDifference, nodeAnswer, runPage, serveDir } from './browser-page.js';
+import { tscIfStale } from './pack.js';
 
 const test = suite('vite');
 const work = mkdtempSync(join(tmpdir(), 'cait-vite-'));
@@ -32,26 +32,11 @@ const proj = join(work, 'app'), out = join(work, 'out'), pkg = join(proj, 'node_
 let server: Server | null = null, base = '';
 const fetched: string[] = [];
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream' };
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const f of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, f.name);
-    t = Math.max(t, f.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
 const gz = (file: string): number => gzipSync(readFileSync(file), { level: 9 }).length;
 
 test.before(async () => {
   const built = (() => { try { return statSync(join(ROOT, 'dist/browser.js')).mtimeMs; } catch { return 0; } })();
-  if (newest(join(ROOT, 'src')) > built) {
-    // as `npm run build:ts` does first; tsc writes its output even where a file has type errors
-    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-    if (r.status !== 0) console.log(`  vite: tsc reported errors (output written anyway):\n${r.stdout.split('\n').slice(0, 5).join('\n')}`);
-  }
+  tscIfStale('vite', built);
   // the installed package: what `files` ships that a browser build can reach
   cpSync(join(ROOT, 'dist'), join(pkg, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.includes(`${sep}cjs`) });
   mkdirSync(join(pkg, 'build'));
@@ -85,18 +70,10 @@ test.before(async () => {
   const wasmAssets = r.output.filter((o) => o.type === 'asset' && o.fileName.endsWith('.wasm')).map((o) => o.fileName);
   assert.ok(wasmAssets.some((f) => /cait\.relaxed-/.test(f)) && wasmAssets.some((f) => /cait\.simd-/.test(f)), `Vite emits the kernels as assets (got ${wasmAssets.join(', ')})`);
 
-  server = createServer((req, res) => {
-    const name = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)) || 'index.html');
-    if (name.startsWith('..')) { res.writeHead(404).end(); return; }
-    try {
-      const body = readFileSync(join(out, name));
-      fetched.push(name);
-      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream' }).end(body);
-    } catch { res.writeHead(404).end(); }
-  });
-  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
-  const a = server.address();
-  base = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/`;
+  ({ server, base } = await serveDir(out, fetched, (path) => {
+    const name = normalize(path || 'index.html');
+    return name.startsWith('..') ? null : name;
+  }));
 });
 
 test.after(async () => {
@@ -110,25 +87,11 @@ for (const name of BROWSERS) {
     if (why) { console.log(`  vite ${name}: SKIPPED: ${why}`); return; }
     const want = await nodeAnswer();
     fetched.length = 0;
-    const { result: got, version } = await withBrowser(name, async (page, b) => {
-      await page.goto(base + 'index.html');
-      await page.waitForFunction('window.result || window.failure', { timeout: 60_000 });
-      const failure = await page.evaluate('window.failure') as string | undefined;
-      if (failure) throw new Error(`${name}: the page failed: ${failure}`);
-      return { result: await page.evaluate('window.result') as PageResult, version: b.version };
-    });
-    let worst = 0;
-    want.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got.logits[i])); });
+    const { result: got, version } = await runPage(name, base + 'index.html');
     const wasm = [...new Set(fetched.filter((f) => f.endsWith('.wasm')))], js = [...new Set(fetched.filter((f) => f.endsWith('.js')))];
     assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
     const jsGz = js.reduce((s, f) => s + gz(join(out, f)), 0), wasmGz = gz(join(out, wasm[0])), total = jsGz + wasmGz;
-    console.log(`  vite ${name} (${version}, ${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}; ` +
-      `download to classify ${(total / 1024).toFixed(1)} KB gzipped (${js.length} scripts ${(jsGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB)`);
-    assert.is(got.top[0].label, want.top, `${name} top-1`);
-    assert.equal(got.others, [want.top, want.top], `${name}: top-1 from an <img> and from PNG bytes`);
-    assert.is(got.logits.length, want.logits.length);
-    assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
-    assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
+    assertLikeNode('vite', name, version, want, got, total, `${js.length} scripts ${(jsGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
   });
 }
 
@@ -142,15 +105,8 @@ test('chromium: the Vite dev server runs the script as Node does', async () => {
   const dev = await viteServer({ root: proj, configFile: false, logLevel: 'silent', server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false } });
   try {
     await dev.listen();
-    const got = await withBrowser('chromium', async (page) => {
-      await page.goto(dev.resolvedUrls!.local[0] + 'index.html');
-      await page.waitForFunction('window.result || window.failure', { timeout: 60_000 });
-      const failure = await page.evaluate('window.failure') as string | undefined;
-      if (failure) throw new Error(`vite dev: the page failed: ${failure}`);
-      return await page.evaluate('window.result') as PageResult;
-    });
-    let worst = 0;
-    want.logits.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - got.logits[i])); });
+    const { result: got } = await runPage('chromium', dev.resolvedUrls!.local[0] + 'index.html', 'vite dev');
+    const worst = largestDifference(want.logits, got.logits);
     console.log(`  vite dev chromium (${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}`);
     assert.is(got.top[0].label, want.top, 'vite dev top-1');
     assert.ok(worst <= 1e-4, `vite dev: logits differ from Node's by up to ${worst} (> 1e-4)`);
