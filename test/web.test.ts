@@ -230,6 +230,8 @@ for (const B of BROWSERS) {
       // visitor-facing wording: no developer instructions in the badges
       const env = await page.$eval('#env', (e) => e.textContent ?? '');
       assert.not.match(env, /createNodeWebGpu|src\/backend|--enable-unsafe/, `badge text for visitors: ${env}`);
+      const titles = await page.$$eval('[title]', (els) => els.map((e) => e.getAttribute('title') ?? '').join('\n'));
+      assert.not.match(titles, /createNodeWebGpu|src\/backend|--enable-unsafe/, `tooltips for visitors: ${titles}`);
       if (!st.backends.webgpu) assert.match(env, /WebGPU: not available \((this browser|no usable|it did not)/);
       // the accuracy column, from the committed results (bench/results/demo.json) for the committed models
       const acc = await page.$$eval('#results tbody tr', (rows) => rows.map((r) => r.children[3]?.textContent ?? ''));

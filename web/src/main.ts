@@ -98,15 +98,20 @@ function renderEnv(): void {
   else badge('WASM: starting…');
   badge(crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated', crossOriginIsolated ? 'on' : 'off');
   if (t) badge(`threads: ${t.threads} (Web Workers, shared memory)`, 'on');
-  else if (state.unavailable.threads) badge(`threads: off, ${visitorWhy('threads', state.unavailable.threads)}`, 'off', state.unavailable.threads);
+  else if (state.unavailable.threads) badge(`threads: off, ${visitorWhy('threads', state.unavailable.threads)}`, 'off', technical(state.unavailable.threads));
   else if (w) badge('threads: starting…');
   const g = state.backends.webgpu;
   if (g) badge(`WebGPU: ${g.name}`, 'on');
-  else if (state.unavailable.webgpu) badge(`WebGPU: not available (${visitorWhy('webgpu', state.unavailable.webgpu)})`, 'off', state.unavailable.webgpu);
+  else if (state.unavailable.webgpu) badge(`WebGPU: not available (${visitorWhy('webgpu', state.unavailable.webgpu)})`, 'off', technical(state.unavailable.webgpu));
   else if (USE_GPU) badge('WebGPU: starting…');
 }
 
-/** What a visitor can act on, from a backend's technical reason (kept in the badge's tooltip). */
+/** A backend's reason for the tooltip, without the hints meant for developers (Node APIs, browser flags). */
+function technical(why: string): string {
+  return why.replace(/;?\s*in Node use [^)]*/g, '').replace(/;?\s*headless Chromium needs [^)]*/g, '').replace(/\(\s*\)/g, '').trim();
+}
+
+/** What a visitor can act on, from a backend's technical reason (the tooltip keeps it, see technical()). */
 function visitorWhy(slot: Slot, why: string): string {
   if (/turned off/.test(why)) return why;
   if (slot === 'threads') {
@@ -133,7 +138,7 @@ function renderResults(): void {
   const tbody = table.querySelector('tbody')!;
   tbody.textContent = '';
   $('truth').textContent = last ? `${last.source}${last.truth !== null ? ` · true class: ${infos[0]?.classes[last.truth] ?? last.truth}` : ''}` : '';
-  const na = (why: string | undefined) => (why ? `<span class="na" title="${esc(why)}">n/a</span>` : last ? '<span class="na">…</span>' : '<span class="na">—</span>');
+  const na = (why: string | undefined) => (why ? `<span class="na" title="${esc(technical(why))}">n/a</span>` : last ? '<span class="na">…</span>' : '<span class="na">—</span>');
   // header text per column: the phone layout shows each row as a card with these as labels
   const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent ?? '');
   infos.forEach((info, i) => {
