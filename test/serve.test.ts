@@ -12,6 +12,8 @@ import { createServer, type CaitServer, type ServeOptions } from '../src/serve/i
 import { decodeImage, encodePng } from '../src/io/image.js';
 import { imageToInput } from '../src/data/preprocess.js';
 import { softmax } from '../src/cli/common.js';
+import { Batcher } from '../src/serve/batcher.js';
+import type { ServedModel } from '../src/serve/model.js';
 
 const S = suite('serve');
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -161,6 +163,42 @@ S('batching: concurrent requests run as one forward and get the same bits as one
       assert.ok(count <= 2, `7 concurrent requests (8 images) ran in ${count} forwards; expected them batched`);
     });
   }
+});
+
+S('batcher: a batch waits for a body still arriving and for the clients the last forward answered', async () => {
+  const forwards: number[] = [];
+  const model = { name: 'm', itemSize: 1, outSize: 1, forward: (x: Float32Array, n: number) => { forwards.push(n); return x.map((v) => 2 * v); } } as unknown as ServedModel;
+  const b = new Batcher({ maxBatch: 4, maxWaitMs: 1, maxQueue: 16, timeoutMs: 10000, receiveWaitMs: 5000 });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  b.receiving(model, 1); b.receiving(model, -1);
+  b.receiving(model, 1);                        // B's body is arriving
+  const a = b.submit(model, Float32Array.of(1), 1);
+  await sleep(60);
+  assert.equal(forwards, [], 'A waits past --max-wait-ms while B is receiving');
+  b.receiving(model, -1);
+  const y = await Promise.all([a, b.submit(model, Float32Array.of(2), 1)]);
+  assert.equal(forwards, [2], 'A and B in one forward');
+  assert.equal(y.map((v) => v[0]), [2, 4]);
+  // closed loop: the forward answered 2 requests; one is back, the other not yet, so the batch (1 + 1 <= 4) waits for it
+  // (at most a tenth of that forward: a forward of 800 ms gives an 80 ms window)
+  const slow = { ...model, forward: (x: Float32Array, n: number) => { const t = performance.now(); while (performance.now() - t < 800) { /* a forward of 800 ms */ } forwards.push(n); return x; } } as unknown as ServedModel;
+  forwards.length = 0;
+  b.receiving(slow, 1); b.receiving(slow, -1); b.receiving(slow, 1); b.receiving(slow, -1);
+  await Promise.all([b.submit(slow, Float32Array.of(1), 1), b.submit(slow, Float32Array.of(1), 1)]);
+  assert.equal(forwards, [2]);
+  b.receiving(slow, 1); b.receiving(slow, -1);
+  const c = b.submit(slow, Float32Array.of(1), 1);
+  await sleep(20);
+  assert.equal(forwards, [2], 'waits for the second client of the last forward');
+  b.receiving(slow, 1); b.receiving(slow, -1);
+  await Promise.all([c, b.submit(slow, Float32Array.of(1), 1)]);
+  assert.equal(forwards, [2, 2]);
+  // nobody comes back: it runs after that tenth (80 ms)
+  b.receiving(slow, 1); b.receiving(slow, -1);
+  const t0 = performance.now();
+  await b.submit(slow, Float32Array.of(1), 1);
+  assert.equal(forwards, [2, 2, 1]);
+  assert.ok(performance.now() - t0 < 80 + 800 + 2000, 'bounded wait');
 });
 
 S('every malformed request class is a 4xx JSON error, and the server keeps serving', async () => {

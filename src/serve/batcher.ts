@@ -2,9 +2,17 @@
 // images across models). An idle server starts a forward when a model has
 // --max-batch images waiting or its oldest one has waited --max-wait-ms; a
 // busy one starts the next forward as soon as the last ends, with what came
-// in meanwhile. A forward takes whole requests in arrival order up to
-// --max-batch images (a request larger than that runs alone, in forwards of
-// --max-batch). Forwards run one at a time on this thread (the thread pool
+// in meanwhile. Either way a batch that is not full also waits (--max-wait-ms
+// > 0 only) for a request of that model still receiving its body (the server
+// counts them, receiving()), at most RECEIVE_WAIT_MS, and for the clients the
+// last forward answered, while they would fit, at most a tenth of that
+// forward: under closed-loop load those clients send again together, and a
+// 224x224 FP32 body (602 KB) takes ~5-30 ms to come back on a busy 2-core
+// machine, so without these waits a batch split in two groups stayed split
+// (each group's forward runs while the other's requests arrive; DeiT-Tiny at
+// 8 connections ran batches of ~4 and ~5, not 8). A forward takes whole
+// requests in arrival order up to --max-batch images (a request larger than
+// that runs alone, in forwards of --max-batch). Forwards run one at a time on this thread (the thread pool
 // splits each one's kernels); requests that arrive during one are read by the
 // event loop when it ends, so under load the next batch is already there.
 // This is the scheme of
@@ -13,6 +21,9 @@
 import type { ServedModel } from './model.js';
 import { HttpError } from './protocol.js';
 
+/** Longest a batch that is not full waits for bodies still arriving (a slow client delays others by at most this). */
+export const RECEIVE_WAIT_MS = 20;
+
 export interface BatcherOptions {
   maxBatch: number;
   maxWaitMs: number;
@@ -20,6 +31,8 @@ export interface BatcherOptions {
   maxQueue: number;
   /** Milliseconds an image may wait in the queue before its request is answered 504. */
   timeoutMs: number;
+  /** Longest wait for a body still arriving (default RECEIVE_WAIT_MS). */
+  receiveWaitMs?: number;
   onBatch?(model: ServedModel, images: number): void;
   onQueue?(images: number): void;
 }
@@ -41,6 +54,11 @@ export class Batcher {
   private wake: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private idle: Array<() => void> = [];
+  private readonly receivingBy = new Map<ServedModel, number>();
+  /** When the last forward ended: jobs queued before it waited for it already. */
+  private lastEnd = -Infinity;
+  /** The last forward: its model, requests answered, milliseconds, and requests for that model arrived since. */
+  private last: { model: ServedModel | null; answered: number; ms: number; back: number } = { model: null, answered: 0, ms: 0, back: 0 };
 
   constructor(private readonly o: BatcherOptions) {}
 
@@ -80,6 +98,19 @@ export class Batcher {
     return new Promise((res) => this.idle.push(res));
   }
 
+  /**
+   * A request for `model` started (+1) or stopped (-1) receiving its body;
+   * call -1 before submit() (or when the body failed), exactly once per +1.
+   */
+  receiving(model: ServedModel, delta: 1 | -1): void {
+    const v = (this.receivingBy.get(model) ?? 0) + delta;
+    if (v > 0) this.receivingBy.set(model, v); else this.receivingBy.delete(model);
+    if (delta > 0 && model === this.last.model) this.last.back++;
+    if (delta < 0) this.schedule();
+  }
+
+  private images(model: ServedModel): number { return (this.queues.get(model) ?? []).reduce((s, j) => s + j.n, 0); }
+
   private setQueued(v: number): void { this.queued = v; this.o.onQueue?.(v); }
 
   private remove(job: Job): boolean {
@@ -97,8 +128,8 @@ export class Batcher {
     for (const f of this.idle.splice(0)) f();
   }
 
-  /** The model whose oldest job is oldest, and how long that job has waited. */
-  private oldest(): { model: ServedModel; waited: number; ready: boolean } | null {
+  /** The model whose oldest job is oldest, that job's arrival, and whether some model has a full batch. */
+  private oldest(): { model: ServedModel; at: number; ready: boolean } | null {
     let best: Job | null = null, ready = false;
     for (const q of this.queues.values()) {
       if (!q.length) continue;
@@ -106,23 +137,42 @@ export class Batcher {
       if (q.reduce((s, j) => s + j.n, 0) >= this.o.maxBatch) ready = true;
     }
     if (!best) return null;
-    return { model: best.model, waited: performance.now() - best.at, ready };
+    return { model: best.model, at: best.at, ready };
+  }
+
+  /** Milliseconds until a forward should start (<= 0: now; Infinity: nothing queued). */
+  private due(): number {
+    const o = this.oldest();
+    if (!o) return Infinity;
+    if (o.ready) return 0;
+    const now = performance.now();
+    const waitLeft = o.at <= this.lastEnd ? 0 : this.o.maxWaitMs - (now - o.at);
+    // --max-wait-ms 0 means never wait, for bodies either
+    const rx = this.o.maxWaitMs > 0 && this.receivingBy.has(o.model);
+    const rxLeft = rx ? (this.o.receiveWaitMs ?? RECEIVE_WAIT_MS) - (now - Math.max(o.at, this.lastEnd)) : 0;
+    // the clients the last forward answered (closed loop: they send again at
+    // once): while some have not and they would fit, wait, at most a tenth of
+    // that forward (10% latency at most, for batches not split in two groups)
+    const q = this.images(o.model), l = this.last;
+    const away = l.model === o.model ? l.answered - l.back : 0;
+    const backLeft = this.o.maxWaitMs > 0 && away > 0 && q + away <= this.o.maxBatch ? l.ms / 10 - (now - this.lastEnd) : 0;
+    return Math.max(waitLeft, rxLeft, backLeft);
   }
 
   private schedule(): void {
     // after a forward, the next check phase runs whatever the poll phase read
     // meanwhile (see runOne): those requests waited for the forward already
     if (this.running || this.immediate) return;
-    const o = this.oldest();
-    if (!o) return;
-    if (o.ready || o.waited >= this.o.maxWaitMs) {
+    const left = this.due();
+    if (left === Infinity) return;
+    if (left <= 0) {
       if (this.wake) { clearTimeout(this.wake); this.wake = null; }
       // setImmediate: after the event loop's poll phase, so requests that
       // arrived meanwhile join this batch
       this.immediate = setImmediate(() => { this.immediate = null; this.runOne(); });
       return;
     }
-    if (!this.wake) this.wake = setTimeout(() => { this.wake = null; this.schedule(); }, Math.max(0, this.o.maxWaitMs - o.waited));
+    if (!this.wake) this.wake = setTimeout(() => { this.wake = null; this.schedule(); }, left);
   }
 
   private pickModel(): ServedModel | null {
@@ -149,6 +199,7 @@ export class Batcher {
     }
     this.setQueued(this.queued - images);
     this.running = true;
+    const t0 = performance.now();
     try {
       const item = model.itemSize, out = model.outSize;
       const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * item);
@@ -166,15 +217,18 @@ export class Batcher {
       for (const j of jobs) j.reject(err);
     } finally {
       this.running = false;
+      this.lastEnd = performance.now();
+      this.last = { model, answered: jobs.length, ms: this.lastEnd - t0, back: 0 };
     }
     this.settleIdle();
     // requests that arrived during the forward sit unread in their sockets: the
     // poll phase reads them, then this check-phase callback runs them at once,
     // without --max-wait-ms (that wait is for an idle server, where waiting a
-    // little costs nothing; here the forward was the wait)
+    // little costs nothing; here the forward was the wait), unless a body is
+    // still arriving (due())
     this.immediate = setImmediate(() => {
       this.immediate = null;
-      if (this.queued) this.runOne();
+      if (this.due() <= 0) this.runOne(); else this.schedule();
     });
   }
 }

@@ -202,12 +202,19 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   }
 
   async function infer(req: http.IncomingMessage, res: http.ServerResponse, model: ServedModel, ctx: LogCtx): Promise<void> {
-    const body = await readBody(req, limits.maxBody);
-    const hl = req.headers['inference-header-content-length'];
-    let json: string, binary: Uint8Array | null = null;
-    if (typeof hl === 'string') ({ json, rest: binary } = splitBinaryBody(body, hl));
-    else json = body.toString('utf8');
-    const r = parseInferRequest(parseJson(json), model.itemShape, limits.maxQueue, binary);
+    // counted while its body arrives, so that a batch waits for it (batcher.ts)
+    batcher.receiving(model, 1);
+    let r: ReturnType<typeof parseInferRequest>;
+    try {
+      const body = await readBody(req, limits.maxBody);
+      const hl = req.headers['inference-header-content-length'];
+      let json: string, binary: Uint8Array | null = null;
+      if (typeof hl === 'string') ({ json, rest: binary } = splitBinaryBody(body, hl));
+      else json = body.toString('utf8');
+      r = parseInferRequest(parseJson(json), model.itemShape, limits.maxQueue, binary);
+    } finally {
+      batcher.receiving(model, -1);
+    }
     ctx.images = r.n;
     const y = await batcher.submit(model, r.x, r.n, ctx.signal);
     const out = { name: 'logits', datatype: 'FP32', shape: [r.n, ...model.outShape] };
@@ -228,16 +235,19 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     const k = url.searchParams.get('topk') ?? '5';
     const topk = Number(k);
     if (!/^\d+$/.test(k) || topk < 1) throw bad(`topk must be a positive integer, got '${k}'`);
-    const body = await readBody(req, limits.maxBody);
-    const ct = req.headers['content-type'] ?? '';
-    const bytes = /^multipart\/form-data/i.test(ct) ? multipartFile(body, ct) : body;
-    checkImageSize(bytes, limits.maxPixels);
+    batcher.receiving(model, 1);
     let x: Float32Array;
     try {
+      const body = await readBody(req, limits.maxBody);
+      const ct = req.headers['content-type'] ?? '';
+      const bytes = /^multipart\/form-data/i.test(ct) ? multipartFile(body, ct) : body;
+      checkImageSize(bytes, limits.maxPixels);
       x = imageToInput(decodeImage(bytes, 'upload', { maxPixels: limits.maxPixels }), model.cfg);
     } catch (e) {
       if (e instanceof ImageError) throw bad(e.message);
       throw e;
+    } finally {
+      batcher.receiving(model, -1);
     }
     ctx.images = 1;
     const y = await batcher.submit(model, x, 1, ctx.signal);
@@ -320,5 +330,7 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
     req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks, n)); } });
     req.on('aborted', () => fail(bad(`truncated body: the client stopped after ${n} of ${declared ?? '?'} bytes`)));
     req.on('error', (e) => fail(bad(`reading the body failed: ${e.message}`)));
+    // settles even when the socket goes without 'aborted' or 'error' (the batcher counts bodies in flight)
+    req.on('close', () => fail(bad(`truncated body: the connection closed after ${n} of ${declared ?? '?'} bytes`)));
   });
 }
