@@ -92,9 +92,7 @@ export function parseInferRequest(body: unknown, item: readonly number[], maxIma
     if (params.binary_data_size !== x.byteLength || binary.length !== x.byteLength)
       throw bad(`input 'pixel_values': binary data is ${binary.length} bytes (binary_data_size ${JSON.stringify(params.binary_data_size)}), shape [${shape}] FP32 needs ${x.byteLength}`);
     new Uint8Array(x.buffer).set(binary);   // little-endian, as the extension and every host we run on
-    // NaN and +-Infinity are the floats with every exponent bit set; testing bits is ~4x faster than Number.isFinite per value
-    const bits = new Int32Array(x.buffer, x.byteOffset, x.length);
-    for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f800000) === 0x7f800000) throw bad(`input 'pixel_values': value ${i} is ${x[i]}, expected a finite number`);
+    for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw bad(`input 'pixel_values': value ${i} is ${x[i]}, expected a finite number`);
   } else {
     if (binary && binary.length) throw bad('the request has a binary part but no input declares binary_data_size');
     if (!Array.isArray(t.data)) throw bad("input 'pixel_values': 'data' must be an array of numbers (flat or nested as the shape)");
