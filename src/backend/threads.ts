@@ -109,8 +109,16 @@ const CLASSES: readonly KernelClass[] = ['gemm', 'softmax', 'layernorm', 'gelu',
 
 /** Dispatch costs a split must save before it is made (see the header). */
 const MARGIN = 3;
-/** runChecked times the way it does not prefer once every PROBE_EVERY calls. */
-const PROBE_EVERY = 32;
+/** runChecked times the way it does not prefer once every PROBE_EVERY calls... */
+const PROBE_EVERY = 16;
+/** ...and judges each way by the median of its last KEEP timings: one call slowed by the machine (the other core taken for a moment) flips nothing. */
+const KEEP = 3;
+
+/** runChecked's timings (ns per unit of work) for one kernel and size, each way's last KEEP. */
+interface Verdict { solo: number[]; split: number[]; n: number }
+const mid = (w: number[]): number => (w.length === 0 ? NaN : w.length < 3 ? Math.min(...w) : [...w].sort((a, b) => a - b)[w.length >> 1]);
+/** Split unless measured to save less than a tenth (not yet measured: split). */
+const prefersSplit = (v: Verdict): boolean => !(mid(v.split) >= mid(v.solo) * 0.9);
 
 /** What the pool measured at start-up, and the thresholds it derived. */
 export interface Calibration {
@@ -376,7 +384,7 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** When the last split call ended (performance.now ms): its workers spin for a while after. */
   private lastSplit = -Infinity;
   /** runChecked's measurements, by kernel id * 64 + log2(work). */
-  private readonly verdicts = new Map<number, { solo: number; split: number; n: number }>();
+  private readonly verdicts = new Map<number, Verdict>();
   /** A worker that let a job go unclaimed: calls run on the caller until it acknowledges that job (it was only slow) or deadMs more pass (it is gone). */
   private suspect: { w: number; since: number } | null = null;
   /** Calls split across the pool, and calls run on the caller alone (for reports). */
@@ -446,7 +454,7 @@ export class ThreadedWasmBackend extends WasmBackend {
       minWork, calibration: this.cal, fallback: this.fallback,
       checked: {
         sizes: this.verdicts.size,
-        splitPreferred: [...this.verdicts.values()].filter((v) => !(v.split >= v.solo * 0.9)).length,
+        splitPreferred: [...this.verdicts.values()].filter(prefersSplit).length,
       },
     };
   }
@@ -562,8 +570,10 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   /**
    * The calibrated rule checked in use: per kernel and size (work rounded to
-   * a power of two), the time per unit of work split and alone, each a moving
-   * average, one of them measured on every PROBE_EVERY-th call the other is
+   * a power of two), the time per unit of work split and alone, each the
+   * median of its last KEEP timings (an exponential average let one slow call
+   * flip a DeiT-Tiny batch-8 attention GEMM to one thread for hundreds of
+   * calls), one of them measured on every PROBE_EVERY-th call the other is
    * preferred. Splitting is preferred until it is measured to save less than
    * a tenth: a machine whose other core is busy (other processes) gets one
    * thread, and splits again when the core frees up.
@@ -571,15 +581,14 @@ export class ThreadedWasmBackend extends WasmBackend {
   private runChecked(kernel: KernelName, id: number, args: number[], parts: number[][], work: number): void {
     const key = id * 64 + Math.floor(Math.log2(work));
     let v = this.verdicts.get(key);
-    if (!v) this.verdicts.set(key, (v = { solo: NaN, split: NaN, n: 0 }));
-    const preferSplit = !(v.split >= v.solo * 0.9);   // NaN (not yet measured) compares false
-    const split = preferSplit !== (v.n++ % PROBE_EVERY === 1);
+    if (!v) this.verdicts.set(key, (v = { solo: [], split: [], n: 0 }));
+    const split = prefersSplit(v) !== (v.n++ % PROBE_EVERY === 1);
     const t0 = now();
     if (split) this.runParts(kernel, id, parts);
     else { this.soloCalls++; this.exports[kernel](...args); }
-    const ns = ((now() - t0) * 1e6) / work;
-    if (split) v.split = Number.isNaN(v.split) ? ns : v.split + 0.25 * (ns - v.split);
-    else v.solo = Number.isNaN(v.solo) ? ns : v.solo + 0.25 * (ns - v.solo);
+    const ns = ((now() - t0) * 1e6) / work, w = split ? v.split : v.solo;
+    if (w.length === KEEP) w.shift();
+    w.push(ns);
   }
 
   /** Part 0 on the caller, part p on worker p - 1; a dead worker's part is computed by the caller. */
