@@ -69,7 +69,7 @@ export class InferencePlan {
     this.calls = steps.map((s): (() => void) => {
       if (s.kind === 'run') {
         const args = s.args.map(at), k = s.kernel;
-        return () => { be.run(k, ...args); };
+        return be.prepare ? be.prepare(k, args) : () => { be.run(k, ...args); };
       }
       if (s.kind === 'write') { const p = at(s.at), d = s.data; return () => be.write(p, d); }
       const x = at(s.x), y = at(s.y), n = s.n;

@@ -551,6 +551,18 @@ export class ThreadedWasmBackend extends WasmBackend {
     return this.exports[kernel](...args);
   }
 
+  /** run(kernel, ...args) with the rule and the work looked up once (src/plan.ts replays such calls). */
+  override prepare(kernel: KernelName, args: readonly number[]): () => void {
+    const rule = SPLITS[kernel], f = this.exports[kernel], a = [...args];
+    if (rule === undefined) return () => { this.soloCalls++; f(...a); };
+    const work = rule.work(a), ci = rule.ci!;
+    return () => {
+      if (!this.closed && work >= this.minWarm[ci] && this.trySplit(kernel, rule, a, work)) return;
+      this.soloCalls++;
+      f(...a);
+    };
+  }
+
   /** Splits the call if the thresholds say so (calibrating first if need be); false: run it alone. */
   private trySplit(kernel: KernelName, rule: SplitRule, args: number[], work: number): boolean {
     if (this.suspect) { this.checkSuspect(); if (this.suspect || this.closed) return false; }

@@ -125,6 +125,10 @@ export class WasmBackend implements Backend {
     new Uint8Array(this.f32.buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
   run(kernel: KernelName, ...args: number[]): number { return this.exports[kernel](...args); }
+  prepare(kernel: KernelName, args: readonly number[]): () => void {
+    const f = this.exports[kernel], a = [...args];
+    return () => { f(...a); };
+  }
   /** y = ln x elementwise, on the host over the heap (no read-back): proportional attention's log sizes stay off the JS side. */
   logf(x: Ptr, y: Ptr, n: number): void {
     this.views();
