@@ -32,12 +32,16 @@
 // threads save, W r (1 - 1/T), is at least MARGIN = 3 dispatch costs: the cold
 // one, or the hot one (workers still spinning) right after another split.
 // Small models (Fashion-MNIST ViTs at batch 1) then run on one thread and are
-// never slower than it; DeiT's GEMMs split, and the calls between them too. The rule is then checked in use
+// never slower than it; DeiT's GEMMs split, and the calls between them too.
+// After calibrating, a worker spins after each job about as long as waking it
+// costs (at most 2 ms) before it sleeps. The rule is then checked in use
 // (runChecked): per kernel and size, splitting stays only while it is
 // measured to save at least a tenth against the same calls on one thread,
 // timed now and then (on a machine whose other core is taken by other
-// processes, nothing pays). poolStats() reports D, r, the thresholds and the
-// checks; bench/threads.ts checks the outcome per committed model.
+// processes, nothing pays); calls too short for the clock to time (under 50
+// of its ticks: browsers coarsen it to 5-100 us) split unchecked.
+// poolStats() reports D, r, the thresholds and the checks; bench/threads.ts
+// checks the outcome per committed model.
 //
 // A worker that dies (terminated, crashed) is noticed by its exit/error event
 // when the caller is idle, or, while a call waits on it, when it has not
@@ -77,7 +81,7 @@ import type { Ptr } from './backend.js';
 import { KERNELS, KERNEL_ARG_INDEX, NN, GEMM_SCRATCH_BYTES, type ArgNames, type KernelName } from './kernels.js';
 import { WasmBackend, compileBuild, compileBuildSync, resolveVariant, type WasmVariant } from './wasm.js';
 import {
-  WORKER_SOURCE, BOX_BYTES, SEQ, KERNEL, NARGS, DONE, ERROR, READY, CLAIM, ARGS_F64, MAX_ARGS, MSG_BYTE, MSG_CHARS, READY_OK, READY_FAILED,
+  WORKER_SOURCE, BOX_BYTES, SEQ, KERNEL, NARGS, DONE, ERROR, READY, CLAIM, SPIN, ARGS_F64, MAX_ARGS, MSG_BYTE, MSG_CHARS, READY_OK, READY_FAILED,
 } from './worker.js';
 
 const PAGE = 65536;
@@ -97,7 +101,11 @@ export interface ThreadOptions {
    * splittable (tests).
    */
   minWork?: number;
-  /** Atomics.load polls before a waiting thread sleeps in Atomics.wait (default 20000, a few tens of us). */
+  /**
+   * Atomics.load polls before a waiting thread sleeps in Atomics.wait. Default:
+   * 20000 (a few tens of us) until calibrated; then a worker spins about as
+   * long as waking it costs (the cold dispatch), at most 2 ms.
+   */
   spin?: number;
   /** Milliseconds a worker may take to claim a posted job before it counts as dead (default 500). */
   deadMs?: number;
@@ -117,6 +125,8 @@ const KEEP = 3;
 /** runChecked's timings (ns per unit of work) for one kernel and size, each way's last KEEP. */
 interface Verdict { solo: number[]; split: number[]; n: number }
 const mid = (w: number[]): number => (w.length === 0 ? NaN : w.length < 3 ? Math.min(...w) : [...w].sort((a, b) => a - b)[w.length >> 1]);
+/** Clock ticks a call must be expected to last for runChecked to time it. */
+const CHECK_TICKS = 50;
 /** Split unless measured to save less than a tenth (not yet measured: split). */
 const prefersSplit = (v: Verdict): boolean => !(mid(v.split) >= mid(v.solo) * 0.9);
 
@@ -132,6 +142,10 @@ export interface Calibration {
   minWorkWarm: Record<KernelClass, number>;
   /** Half the time a worker spins after a job before it sleeps (ms). */
   warmMs: number;
+  /** How long a worker spins after a job (ms): about the cold dispatch cost (see calibrate). */
+  workerSpinMs: number;
+  /** The clock's resolution (us): calls expected to take under CHECK_TICKS of it split without the in-use check. */
+  clockUs: number;
   /** Wall time of the calibration (ms). */
   ms: number;
 }
@@ -371,6 +385,7 @@ export class ThreadedWasmBackend extends WasmBackend {
   private workers: PoolWorker[] = [];
   private readonly minWorkAll: number | undefined;
   private readonly spin: number;
+  private readonly spinGiven: boolean;
   private readonly deadMs: number;
   private box32: Int32Array;
   private box64: Float64Array;
@@ -381,6 +396,8 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** Thresholds by class index (CLASSES): cold (workers asleep) and warm (just after a split); 0 until calibrated, so the first candidate calibrates. */
   private readonly minCold = new Float64Array(CLASSES.length);
   private readonly minWarm = new Float64Array(CLASSES.length);
+  /** Smallest work runChecked times, by class (shorter calls are split unchecked: the clock cannot time them). */
+  private readonly minChecked = new Float64Array(CLASSES.length);
   /** When the last split call ended (performance.now ms): its workers spin for a while after. */
   private lastSplit = -Infinity;
   /** runChecked's measurements, by kernel id * 64 + log2(work). */
@@ -406,6 +423,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.minWorkAll = o.minWork;
     if (o.minWork !== undefined) { this.minCold.fill(o.minWork); this.minWarm.fill(o.minWork); }
     this.spin = o.spin ?? 20000;
+    this.spinGiven = o.spin !== undefined;
     this.deadMs = o.deadMs ?? 500;
     // mailboxes first (they must lie inside the initial buffer: views of it stay valid), then scratch
     const boxes = T > 1 ? this.mem.alloc((T - 1) * BOX_BYTES) : 0;
@@ -520,22 +538,43 @@ export class ThreadedWasmBackend extends WasmBackend {
     const s0 = now();
     for (let n = this.spin, i = (this.boxes[0] >> 2) + SEQ; n > 0; n--) Atomics.load(this.box32, i);
     const spinMs = now() - s0;
+    // the clock's resolution: browsers coarsen performance.now (5 to 100 us)
+    let clockMs = Infinity;
+    for (let r = 0; r < 5; r++) { const a = now(); let b = now(); while (b === a) b = now(); clockMs = Math.min(clockMs, b - a); }
+    // Hot: batches of 20 calls timed together (a coarse clock cannot time one),
+    // the fastest of 3 batches. Cold: one call after each idle gap, the mean of
+    // the fastest 8 of 12 (a coarse clock's jitter averages out; a busy
+    // machine only adds, and a median of single calls let one busy moment set
+    // a hot cost of 374 us in Node, which kept a whole run from splitting).
     const hot: number[] = [], cold: number[] = [];
-    for (let r = 0; r < 30; r++) hot.push(once());
-    for (let r = 0; r < 10; r++) {
+    for (let r = 0; r < 3; r++) { const s = now(); for (let k = 0; k < 20; k++) once(); hot.push((now() - s) / 20); }
+    for (let r = 0; r < 12; r++) {
       const s = now();
       while (now() - s < Math.max(1.5, 3 * spinMs)) { /* idle past the workers' spin: they sleep in Atomics.wait */ }
       cold.push(once());
     }
-    this.splitCalls -= 40;
+    cold.sort((a, b) => a - b).length = 8;
+    this.splitCalls -= 72;
     for (const b of [...buf, stats]) this.mem.free(b);
-    const dispatchUs = { hot: median(hot) * 1000, cold: median(cold) * 1000 };
+    const dispatchUs = { hot: Math.min(...hot) * 1000, cold: (cold.reduce((a, b) => a + b, 0) / cold.length) * 1000 };
     const minWork = {} as Record<KernelClass, number>, minWorkWarm = {} as Record<KernelClass, number>;
     for (const c of CLASSES) {
       minWork[c] = Math.ceil((MARGIN * dispatchUs.cold * 1000) / (nsPerUnit[c] * (1 - 1 / T)));
       minWorkWarm[c] = Math.min(minWork[c], Math.ceil((MARGIN * dispatchUs.hot * 1000) / (nsPerUnit[c] * (1 - 1 / T))));
     }
-    this.cal = { dispatchUs, nsPerUnit, minWork, minWorkWarm, warmMs: spinMs / 2, ms: now() - t0 };
+    // Spinning as long as a wake-up costs bounds the waste at 2x either way
+    // (the ski-rental rule): Firefox wakes a sleeping worker in ~0.7 ms, so
+    // the default spin (tens of us) had every split of a DeiT-Tiny batch-8
+    // forward pay that (1.35x from two threads, not 1.7x).
+    let workerSpinMs = spinMs;
+    if (!this.spinGiven && spinMs > 0) {
+      workerSpinMs = Math.min(2, Math.max(spinMs, dispatchUs.cold / 1000));
+      const polls = Math.min(2 ** 30, Math.round((this.spin * workerSpinMs) / spinMs));
+      for (const b of this.boxes) Atomics.store(this.box32, (b >> 2) + SPIN, polls);
+    }
+    // runChecked times a call against the clock: below CHECK_TICKS ticks of it the timing is noise
+    CLASSES.forEach((c, i) => { this.minChecked[i] = (CHECK_TICKS * clockMs * 1e6) / nsPerUnit[c]; });
+    this.cal = { dispatchUs, nsPerUnit, minWork, minWorkWarm, warmMs: workerSpinMs / 2, workerSpinMs, clockUs: clockMs * 1000, ms: now() - t0 };
     if (this.minWorkAll === undefined) CLASSES.forEach((c, i) => { this.minCold[i] = minWork[c]; this.minWarm[i] = minWorkWarm[c]; });
     return this.cal;
   }
@@ -575,7 +614,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     const parts = rule.cut(args, this.threads);
     if (!parts || parts.length < 2) return false;
     const id = KERNEL_ID.get(kernel)!;
-    if (this.minWorkAll !== undefined) this.runParts(kernel, id, parts);
+    if (this.minWorkAll !== undefined || work < this.minChecked[rule.ci!]) this.runParts(kernel, id, parts);
     else this.runChecked(kernel, id, args, parts, work);
     return true;
   }

@@ -12,7 +12,7 @@
 // The worker instantiates the shared-memory build over the one shared
 // WebAssembly.Memory (it owns no heap: kernels hold no static data and no
 // runtime globals, so instances do not step on each other), then loops:
-//   wait until SEQ changes (spin a little, then Atomics.wait);
+//   wait until SEQ changes (spin SPIN polls, then Atomics.wait);
 //   KERNEL < 0: quit; else claim the job (CLAIM 0 -> 1; the caller sets it to
 //   2 when it gave up on this worker and ran the part itself: then skip it),
 //   call kernel KERNEL with NARGS float64 arguments;
@@ -24,6 +24,8 @@
 export const BOX_BYTES = 512;
 /** Int32 slots of a mailbox. */
 export const SEQ = 0, KERNEL = 1, NARGS = 2, DONE = 3, ERROR = 4, READY = 5, CLAIM = 6;
+/** Int32 slot: polls a worker spins after a job before it sleeps; 0: workerData's spin. The pool sets it after calibrating (./threads.ts). */
+export const SPIN = 7;
 /** Float64 slot where the arguments start, and how many fit. */
 export const ARGS_F64 = 8, MAX_ARGS = 24;
 /** Byte offset and length (UTF-16 units) of the error message. */
@@ -36,7 +38,7 @@ export const READY_OK = 1, READY_FAILED = 2;
  * box: byte offset of this worker's mailbox; kernels: export names by index.
  */
 export const WORKER_SOURCE = `'use strict';
-const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY}, CLAIM = ${CLAIM};
+const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY}, CLAIM = ${CLAIM}, SPIN = ${SPIN};
 const ARGS_F64 = ${ARGS_F64}, MSG_BYTE = ${MSG_BYTE}, MSG_CHARS = ${MSG_CHARS};
 function fail(d, i32, e) {
   const msg = String((e && e.message) || e).slice(0, MSG_CHARS);
@@ -62,13 +64,12 @@ function start(d) {
   }
   Atomics.store(i32, READY, ${READY_OK});
   Atomics.notify(i32, READY);
-  const spin = d.spin;
   // jobs may have been posted before this worker started: SEQ was 0 at spawn
   let seen = 0;
   const args = [];
   for (;;) {
     let s = Atomics.load(i32, SEQ);
-    for (let n = spin; s === seen && n > 0; n--) s = Atomics.load(i32, SEQ);
+    for (let n = Atomics.load(i32, SPIN) || d.spin; s === seen && n > 0; n--) s = Atomics.load(i32, SEQ);
     while (s === seen) { Atomics.wait(i32, SEQ, seen); s = Atomics.load(i32, SEQ); }
     seen = s;
     const k = i32[KERNEL];
