@@ -54,7 +54,8 @@
 // for deadMs + 100x the caller's own part is given up on at once.)
 //
 // Dispatch: one mailbox per worker in the shared heap (./worker.ts), written
-// by the caller, then Atomics.notify; the caller computes part 0 itself and
+// by the caller, then Atomics.notify (only if the worker sleeps, ./worker.ts);
+// the caller computes part 0 itself and
 // waits on each worker's DONE word (spinning briefly, then Atomics.wait).
 // postMessage per kernel would cost ~40 us+, this a few us. The caller blocks,
 // which Node's main thread may; a browser's main thread may not
@@ -81,7 +82,7 @@ import type { Ptr } from './backend.js';
 import { KERNELS, KERNEL_ARG_INDEX, NN, GEMM_SCRATCH_BYTES, type ArgNames, type KernelName } from './kernels.js';
 import { WasmBackend, compileBuild, compileBuildSync, resolveVariant, type WasmVariant } from './wasm.js';
 import {
-  WORKER_SOURCE, BOX_BYTES, SEQ, KERNEL, NARGS, DONE, ERROR, READY, CLAIM, SPIN, ARGS_F64, MAX_ARGS, MSG_BYTE, MSG_CHARS, READY_OK, READY_FAILED,
+  WORKER_SOURCE, BOX_BYTES, SEQ, KERNEL, NARGS, DONE, ERROR, READY, CLAIM, SPIN, SLEEPING, WAITING, ARGS_F64, MAX_ARGS, MSG_BYTE, MSG_CHARS, READY_OK, READY_FAILED,
 } from './worker.js';
 
 const PAGE = 65536;
@@ -693,7 +694,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.box32[i + CLAIM] = 0;
     const s = (this.seq[w] = (this.seq[w] + 1) | 0);
     Atomics.store(this.box32, i + SEQ, s);
-    Atomics.notify(this.box32, i + SEQ, 1);
+    if (Atomics.load(this.box32, i + SLEEPING)) Atomics.notify(this.box32, i + SEQ, 1);
   }
 
   /** Waits for worker w's current job; returns its error, CANCELLED or GONE when the caller must run the part, or null. */
@@ -709,7 +710,9 @@ export class ThreadedWasmBackend extends WasmBackend {
         // not claimed in deadMs: cancel the job (the worker skips it if it ever wakes) and run it here
         if (waited > this.deadMs && Atomics.compareExchange(b, i + CLAIM, 0, 2) === 0) return CANCELLED;
         if (waited > giveUp) return GONE;
-        Atomics.wait(b, i + DONE, d, 20);
+        Atomics.store(b, i + WAITING, 1);
+        if (Atomics.load(b, i + DONE) === d) Atomics.wait(b, i + DONE, d, 20);
+        Atomics.store(b, i + WAITING, 0);
         d = Atomics.load(b, i + DONE);
       }
     }

@@ -26,6 +26,15 @@ export const BOX_BYTES = 512;
 export const SEQ = 0, KERNEL = 1, NARGS = 2, DONE = 3, ERROR = 4, READY = 5, CLAIM = 6;
 /** Int32 slot: polls a worker spins after a job before it sleeps; 0: workerData's spin. The pool sets it after calibrating (./threads.ts). */
 export const SPIN = 7;
+/**
+ * Int32 slots: the worker is (about to be) asleep on SEQ / the caller on DONE.
+ * A side notifies only when the other one sleeps (Firefox's Atomics.notify is
+ * not free even with nobody waiting). No wake-up is lost: each sleeper sets
+ * its flag, then re-reads the word before Atomics.wait, and each waker writes
+ * the word, then reads the flag (sequentially consistent atomics: one of the
+ * two sees the other's write).
+ */
+export const SLEEPING = 8, WAITING = 9;
 /** Float64 slot where the arguments start, and how many fit. */
 export const ARGS_F64 = 8, MAX_ARGS = 24;
 /** Byte offset and length (UTF-16 units) of the error message. */
@@ -38,7 +47,7 @@ export const READY_OK = 1, READY_FAILED = 2;
  * box: byte offset of this worker's mailbox; kernels: export names by index.
  */
 export const WORKER_SOURCE = `'use strict';
-const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY}, CLAIM = ${CLAIM}, SPIN = ${SPIN};
+const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY}, CLAIM = ${CLAIM}, SPIN = ${SPIN}, SLEEPING = ${SLEEPING}, WAITING = ${WAITING};
 const ARGS_F64 = ${ARGS_F64}, MSG_BYTE = ${MSG_BYTE}, MSG_CHARS = ${MSG_CHARS};
 function fail(d, i32, e) {
   const msg = String((e && e.message) || e).slice(0, MSG_CHARS);
@@ -70,7 +79,12 @@ function start(d) {
   for (;;) {
     let s = Atomics.load(i32, SEQ);
     for (let n = Atomics.load(i32, SPIN) || d.spin; s === seen && n > 0; n--) s = Atomics.load(i32, SEQ);
-    while (s === seen) { Atomics.wait(i32, SEQ, seen); s = Atomics.load(i32, SEQ); }
+    while (s === seen) {
+      Atomics.store(i32, SLEEPING, 1);
+      if (Atomics.load(i32, SEQ) === seen) Atomics.wait(i32, SEQ, seen);
+      Atomics.store(i32, SLEEPING, 0);
+      s = Atomics.load(i32, SEQ);
+    }
     seen = s;
     const k = i32[KERNEL];
     if (k < 0) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); return; }
@@ -80,7 +94,7 @@ function start(d) {
     for (let i = 0; i < n; i++) args[i] = f64[ARGS_F64 + i];
     try { fns[k].apply(null, args); } catch (e) { fail(d, i32, e); }
     Atomics.store(i32, DONE, s);
-    Atomics.notify(i32, DONE);
+    if (Atomics.load(i32, WAITING)) Atomics.notify(i32, DONE);
   }
 }
 if (typeof process !== 'undefined' && process.versions && process.versions.node) {
