@@ -24,13 +24,23 @@
 // deep neural net inference", the greedy-by-size strategy TFLite uses), into
 // one arena.
 //
+// Batch slices: on a backend with threads (prepareParallel), a batch of n >= 2
+// images is captured as one plan per thread, each for its slice of the batch
+// over its own arena, and the slices run at once, one per thread, with no
+// dispatch between kernels (see ThreadedWasmBackend.prepareParallel). Every
+// kernel on the inference path computes an image from that image alone, in
+// an order that does not depend on the batch (src/serve/model.ts), so the
+// output is the same bits as one plan of n (test/plan.test.ts checks it).
+// Slices are made only when they share the batch within 15% (7 = 4 + 3 is,
+// 3 = 2 + 1 is not: there splitting each call evens the threads better).
+//
 // A plan is for one input shape, one backend and the parameters as they are
 // placed now: their values may change between runs only if the forward does
 // not cache anything derived from them (linear's pre-packed weights are
 // refreshed by the eager forward, not by replay: capture again after training).
 import { Tensor, scope } from './tensor.js';
 import { noGrad } from './autograd.js';
-import type { Backend, Ptr } from './backend/backend.js';
+import type { Backend, Ptr, PlanStep, ParallelRun } from './backend/backend.js';
 import { KERNEL_PTR_ARGS, type KernelName } from './backend/kernels.js';
 
 const ALIGN = 64;
@@ -45,48 +55,43 @@ type Step =
 
 export class CaptureError extends Error {}
 
-export class InferencePlan {
+/** One captured forward over one arena. */
+class PlanPart {
   private arena: Ptr;
-  private readonly calls: (() => void)[];
-  private readonly outPtr: Ptr;
+  readonly calls: (() => void)[];
+  /** The steps with every pointer resolved, for prepareParallel. */
+  readonly resolved: PlanStep[];
+  readonly outPtr: Ptr;
+  readonly outSize: number;
   private disposed = false;
 
-  private constructor(
+  constructor(
     readonly backend: Backend,
     readonly inputShape: readonly number[],
     readonly outputShape: readonly number[],
-    private readonly input: Tensor,
+    readonly input: Tensor,
     readonly arenaBytes: number,
-    /** Bytes the same forward held at its peak when run eagerly, for comparison. */
     readonly eagerBytes: number,
     steps: Step[],
     blocks: Block[],
-    private readonly output: Ref,
+    output: Ref,
   ) {
     this.arena = arenaBytes > 0 ? backend.alloc(arenaBytes / 4) : 0;
     const at = (a: Arg): number => (typeof a === 'number' ? a : this.arena + blocks[a.block].offset + a.off);
     const be = backend;
-    this.calls = steps.map((s): (() => void) => {
+    this.resolved = steps.map((s): PlanStep => (s.kind === 'run' ? { kind: 'run', kernel: s.kernel, args: s.args.map(at) }
+      : s.kind === 'write' ? { kind: 'write', at: at(s.at), data: s.data } : { kind: 'logf', x: at(s.x), y: at(s.y), n: s.n }));
+    this.calls = this.resolved.map((s): (() => void) => {
       if (s.kind === 'run') {
-        const args = s.args.map(at), k = s.kernel;
+        const args = s.args, k = s.kernel;
         return be.prepare ? be.prepare(k, args) : () => { be.run(k, ...args); };
       }
-      if (s.kind === 'write') { const p = at(s.at), d = s.data; return () => be.write(p, d); }
-      const x = at(s.x), y = at(s.y), n = s.n;
+      if (s.kind === 'write') { const p = s.at, d = s.data; return () => be.write(p, d); }
+      const { x, y, n } = s;
       return () => be.logf(x, y, n);
     });
     this.outPtr = at(output);
-  }
-
-  get steps(): number { return this.calls.length; }
-
-  /** One forward: input values in, output values out (a copy). */
-  run(x: Float32Array): Float32Array {
-    if (this.disposed) throw new Error('InferencePlan.run: plan disposed');
-    if (x.length !== this.input.size) throw new RangeError(`InferencePlan.run: input has ${x.length} values, the plan was captured for [${this.inputShape}] (${this.input.size})`);
-    this.backend.write(this.input.ptr, x);
-    for (const c of this.calls) c();
-    return this.backend.read(this.outPtr, this.outputShape.reduce((a, b) => a * b, 1));
+    this.outSize = outputShape.reduce((a, b) => a * b, 1);
   }
 
   dispose(): void {
@@ -95,13 +100,94 @@ export class InferencePlan {
     if (this.arena) this.backend.free(this.arena);
     this.input.dispose();
   }
+}
+
+export class InferencePlan {
+  private disposed = false;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly inputShape: readonly number[],
+    readonly outputShape: readonly number[],
+    /** One part, or the batch's slices in order. */
+    private readonly parts: PlanPart[],
+    private readonly together: ParallelRun | null,
+  ) {}
+
+  get steps(): number { return this.parts.reduce((s, p) => s + p.calls.length, 0); }
+  /** Arena bytes (all slices). */
+  get arenaBytes(): number { return this.parts.reduce((s, p) => s + p.arenaBytes, 0); }
+  /** Bytes the same forward held at its peak when run eagerly, for comparison. */
+  get eagerBytes(): number { return this.parts.reduce((s, p) => s + p.eagerBytes, 0); }
+  /** Batch slices run at once, one per thread (1: one list of calls). */
+  get slices(): number { return this.parts.length; }
+
+  /** One forward: input values in, output values out (a copy). */
+  run(x: Float32Array): Float32Array {
+    if (this.disposed) throw new Error('InferencePlan.run: plan disposed');
+    const size = this.inputShape.reduce((a, b) => a * b, 1);
+    if (x.length !== size) throw new RangeError(`InferencePlan.run: input has ${x.length} values, the plan was captured for [${this.inputShape}] (${size})`);
+    const be = this.backend;
+    if (!this.together) {
+      const p = this.parts[0];
+      be.write(p.input.ptr, x);
+      for (const c of p.calls) c();
+      return be.read(p.outPtr, p.outSize);
+    }
+    let off = 0;
+    for (const p of this.parts) { be.write(p.input.ptr, x.subarray(off, off + p.input.size)); off += p.input.size; }
+    this.together.run();
+    const y = new Float32Array(this.outputShape.reduce((a, b) => a * b, 1));
+    off = 0;
+    for (const p of this.parts) { y.set(be.read(p.outPtr, p.outSize), off); off += p.outSize; }
+    return y;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.together?.dispose();
+    for (const p of this.parts) p.dispose();
+  }
 
   /**
    * Record fn (one forward from an input of `shape`, returning one tensor) on
-   * backend `be`, eagerly once with `example` as input, and plan it.
+   * backend `be`, eagerly once with `example` as input, and plan it (in
+   * slices of the batch where `be` runs them at once, see the header).
    * Throws CaptureError when fn cannot be replayed (it reads the heap).
    */
   static capture(be: Backend, example: Float32Array, shape: readonly number[], fn: (x: Tensor) => Tensor): InferencePlan {
+    const n = shape[0], T = Math.min(be.threads ?? 1, n);
+    if (be.prepareParallel && T >= 2 && shape.length >= 2) {
+      const sizes: number[] = [];
+      for (let p = 0; p < T; p++) sizes.push(Math.floor(((p + 1) * n) / T) - Math.floor((p * n) / T));
+      if (Math.max(...sizes) <= 1.15 * (n / T)) {
+        const item = example.length / n, parts: PlanPart[] = [];
+        try {
+          let off = 0;
+          for (const m of sizes) {
+            parts.push(InferencePlan.capturePart(be, example.subarray(off * item, (off + m) * item), [m, ...shape.slice(1)], fn));
+            off += m;
+          }
+          // (outputs whose first axis is not the batch cannot be concatenated)
+          const together = parts.every((p, i) => p.outputShape[0] === sizes[i]) ? be.prepareParallel(parts.map((p) => p.resolved)) : null;
+          if (together) {
+            const out = parts[0].outputShape;
+            return new InferencePlan(be, [...shape], [n, ...out.slice(1)], parts, together);
+          }
+        } catch (e) {
+          for (const p of parts) p.dispose();
+          throw e;
+        }
+        for (const p of parts) p.dispose();
+      }
+    }
+    const p = InferencePlan.capturePart(be, example, shape, fn);
+    return new InferencePlan(be, [...shape], p.outputShape, [p], null);
+  }
+
+  /** capture, as one list of calls. */
+  private static capturePart(be: Backend, example: Float32Array, shape: readonly number[], fn: (x: Tensor) => Tensor): PlanPart {
     const input = Tensor.from(example, shape, be);
     // one plain run first, so that caches the forward fills on first use
     // (pre-packed weights) are allocated outside the arena
@@ -173,7 +259,7 @@ export class InferencePlan {
     }
     const used = blocks.filter((b) => b.last >= 0);
     const arenaBytes = placeGreedyBySize(used);
-    return new InferencePlan(be, [...shape], outShape, input, arenaBytes, eagerPeak, steps, blocks, output!);
+    return new PlanPart(be, [...shape], outShape, input, arenaBytes, eagerPeak, steps, blocks, output!);
   }
 }
 

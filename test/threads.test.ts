@@ -21,6 +21,8 @@ import { InferencePlan } from '../src/plan.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { CaitModel } from '../src/cait/wrap.js';
+import { quantizeModel } from '../src/quant/int8.js';
 import { randn } from './util.js';
 
 const test = suite('threads: pool over one shared memory');
@@ -204,6 +206,70 @@ test('a planned forward captured on a pool not yet calibrated: calibration stays
     same(capture(p), capture(single), 'planned vit_fmnist logits');
     assert.ok(p.poolStats().calibration, 'calibrated during the capture');
   } finally { void p.close(); }
+});
+
+test("a batch's slices at once (planned forward on the pool): dense, ATME with proportional attention, int8: same bits as one thread", async () => {
+  const cfg = getPreset('vit_fmnist'), S = cfg.imgSize, item = cfg.inChans * S * S;
+  const models = (be: Backend) => {
+    setBackend(be);
+    const q = createModel(cfg, 9);
+    quantizeModel(q);
+    return [['dense', createModel(cfg, 7)], ['ATME h@1,v@2', new CaitModel(createModel(cfg, 8), { merge: 'h@1,v@2' })], ['int8', q]] as const;
+  };
+  const run = (be: Backend, B: number) => models(be).map(([label, m]) => {
+    const x = randn(B * item, 11), plan = InferencePlan.capture(be, x, [B, cfg.inChans, S, S], (t) => m.forward(t));
+    const out = { label, slices: plan.slices, y: plan.run(x), again: plan.run(x) };
+    plan.dispose(); (m instanceof CaitModel ? m.vit : m).dispose();
+    return out;
+  });
+  for (const B of [2, 4, 7]) {
+    const want = run(single, B);
+    for (const p of pools) {
+      for (const [i, got] of run(p, B).entries()) {
+        // slices within 15% of each other: 4 on 3 threads would be 1 + 1 + 2, 7 would be 2 + 2 + 3
+        assert.is(got.slices, p.threads === 2 || B === 2 ? 2 : 1, `${got.label} batch ${B} x${p.threads}: slices`);
+        same(got.y, want[i].y, `${got.label} batch ${B} x${p.threads}`);
+        same(got.again, want[i].y, `${got.label} batch ${B} x${p.threads}, second run`);
+      }
+    }
+  }
+  // 3 images on 2 threads would be 2 + 1: one list, its calls split
+  assert.ok(run(pools[0], 3).every((r) => r.slices === 1), 'batch 3 on 2 threads: one list');
+  // a pool closed after the capture: the slices run in turn on the caller, same bits
+  const p = loadThreadedWasmSync({ threads: 2, variant: single.variant, minWork: 0 });
+  setBackend(p);
+  const m = new CaitModel(createModel(cfg, 8), { merge: 'h@1,v@2' }), x = randn(4 * item, 11);
+  const plan = InferencePlan.capture(p, x, [4, cfg.inChans, S, S], (t) => m.forward(t));
+  assert.is(plan.slices, 2);
+  const y = plan.run(x);
+  await p.close();
+  same(plan.run(x), y, 'after close()');
+  same(y, run(single, 4)[1].y, 'ATME batch 4 x2');
+  plan.dispose(); m.vit.dispose();
+});
+
+test('prepareParallel: a worker program runs kernel, write and logf steps as the caller does', () => {
+  const p = pools[0], n = 37;
+  const src = randn(n, 21).map((v) => Math.abs(v) + 0.1), consts = randn(n, 22);
+  const parts = [0, 1].map(() => {
+    const x = p.alloc(n), y = p.alloc(n), z = p.alloc(n), w = p.alloc(n);
+    p.write(x, src);
+    return { x, y, z, w, steps: [
+      { kind: 'write', at: z, data: consts },
+      { kind: 'logf', x, y, n },
+      { kind: 'run', kernel: 'add', args: [y, z, w, n, n] },
+    ] as const };
+  });
+  const run = p.prepareParallel(parts.map((q) => [...q.steps]))!;
+  assert.ok(run, 'two slices on two threads');
+  const s0 = p.splitCalls;
+  run.run();
+  assert.is(p.splitCalls, s0 + 1, 'one dispatch for the whole program');
+  const want = p.read(parts[0].w, n);
+  for (let i = 0; i < n; i++) assert.is(want[i], Math.fround(Math.fround(Math.log(src[i])) + consts[i]), `caller's slice, element ${i}`);
+  same(p.read(parts[1].w, n), want, "the worker's slice");
+  run.dispose();
+  for (const q of parts) for (const b of [q.x, q.y, q.z, q.w]) p.free(b);
 });
 
 /** Runs `f` with console.warn captured; returns the warnings. */

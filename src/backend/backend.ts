@@ -1,6 +1,7 @@
 // The backend interface: nine members every backend has (name, scratch;
 // alloc, free, read, readI32, write for the heap; run and logf for compute;
-// stats) and one optional one (readAsync) that WebGPU adds. Everything above
+// stats) and optional ones: readAsync (WebGPU), prepare and prepareParallel
+// (the CPU backends, for src/plan.ts). Everything above
 // (Tensor, autograd, nn, cait) talks to kernels only through these, so the
 // WASM build, the plain-TS reference and WebGPU are interchangeable.
 //
@@ -12,6 +13,15 @@
 import type { KernelName } from './kernels.js';
 
 export type Ptr = number;
+
+/** One step of a planned forward, its pointers resolved (src/plan.ts). */
+export type PlanStep =
+  | { kind: 'run'; kernel: KernelName; args: readonly number[] }
+  | { kind: 'write'; at: Ptr; data: Float32Array | Int32Array }
+  | { kind: 'logf'; x: Ptr; y: Ptr; n: number };
+
+/** Step lists prepared to run at once (prepareParallel). */
+export interface ParallelRun { run(): void; dispose(): void }
 
 export interface Backend {
   readonly name: string;
@@ -32,6 +42,15 @@ export interface Backend {
    * about 1.5% of a Fashion-MNIST forward).
    */
   prepare?(kernel: KernelName, args: readonly number[]): () => void;
+  /** Threads this backend computes on (absent: one). */
+  readonly threads?: number;
+  /**
+   * Optional: independent step lists (a batch's slices, each over its own
+   * arena), run at once, one per thread, each as one thread runs it; the same
+   * effect as running them in turn. Null where that would not pay (one
+   * thread, or too little work for the dispatch) or cannot be done.
+   */
+  prepareParallel?(parts: ReadonlyArray<readonly PlanStep[]>): ParallelRun | null;
   /** Per-thread packing buffer for GEMM (GEMM_SCRATCH_BYTES long). */
   readonly scratch: Ptr;
   /** Heap statistics, for leak tests and memory reports. */

@@ -13,9 +13,10 @@
 // WebAssembly.Memory (it owns no heap: kernels hold no static data and no
 // runtime globals, so instances do not step on each other), then loops:
 //   wait until SEQ changes (spin SPIN polls, then Atomics.wait);
-//   KERNEL < 0: quit; else claim the job (CLAIM 0 -> 1; the caller sets it to
+//   KERNEL QUIT: quit; else claim the job (CLAIM 0 -> 1; the caller sets it to
 //   2 when it gave up on this worker and ran the part itself: then skip it),
-//   call kernel KERNEL with NARGS float64 arguments;
+//   call kernel KERNEL with NARGS float64 arguments, or for KERNEL PROGRAM
+//   run the program at byte offset arg 0, arg 1 float64s long (below);
 //   on a throw, write the message and set ERROR;  DONE = SEQ; notify DONE.
 // The main thread writes the arguments and KERNEL before it bumps SEQ
 // (Atomics.store orders them), so the worker never reads a half-written job.
@@ -35,6 +36,16 @@ export const SPIN = 7;
  * two sees the other's write).
  */
 export const SLEEPING = 8, WAITING = 9;
+/** KERNEL values that are not kernel ids: leave the loop; run a program. */
+export const QUIT = -1, PROGRAM = -2;
+/**
+ * A program: one planned forward's steps for a worker to run alone (src/plan.ts
+ * runs a batch's slices at once, ThreadedWasmBackend.prepareParallel encodes
+ * them), float64s in the heap, each step [op, n, n arguments]: op >= 0 calls
+ * kernel op; PROG_COPY (dst, src, bytes) copies heap bytes (a plan's
+ * constants); PROG_LOGF (x, y, n) is WasmBackend.logf (Math.log rounded to f32).
+ */
+export const PROG_COPY = -1, PROG_LOGF = -2;
 /** Float64 slot where the arguments start, and how many fit. */
 export const ARGS_F64 = 8, MAX_ARGS = 24;
 /** Byte offset and length (UTF-16 units) of the error message. */
@@ -47,6 +58,7 @@ export const READY_OK = 1, READY_FAILED = 2;
  * box: byte offset of this worker's mailbox; kernels: export names by index.
  */
 export const WORKER_SOURCE = `'use strict';
+const QUIT = ${QUIT}, PROGRAM = ${PROGRAM}, PROG_COPY = ${PROG_COPY}, PROG_LOGF = ${PROG_LOGF};
 const SEQ = ${SEQ}, KERNEL = ${KERNEL}, NARGS = ${NARGS}, DONE = ${DONE}, ERROR = ${ERROR}, READY = ${READY}, CLAIM = ${CLAIM}, SPIN = ${SPIN}, SLEEPING = ${SLEEPING}, WAITING = ${WAITING};
 const ARGS_F64 = ${ARGS_F64}, MSG_BYTE = ${MSG_BYTE}, MSG_CHARS = ${MSG_CHARS};
 function fail(d, i32, e) {
@@ -55,6 +67,25 @@ function fail(d, i32, e) {
   for (let i = 0; i < msg.length; i++) u16[i] = msg.charCodeAt(i);
   u16[msg.length] = 0;
   Atomics.store(i32, ERROR, 1);
+}
+function runProgram(d, fns, ptr, len) {
+  // views made here: the heap may have grown since the last program
+  const p = new Float64Array(d.memory.buffer, ptr, len), a = [];
+  for (let i = 0; i < len;) {
+    const op = p[i], n = p[i + 1];
+    i += 2;
+    if (op >= 0) {
+      a.length = n;
+      for (let k = 0; k < n; k++) a[k] = p[i + k];
+      fns[op].apply(null, a);
+    } else if (op === PROG_COPY) {
+      new Uint8Array(d.memory.buffer).copyWithin(p[i], p[i + 1], p[i + 1] + p[i + 2]);
+    } else if (op === PROG_LOGF) {
+      const f = new Float32Array(d.memory.buffer), x = p[i] >> 2, y = p[i + 1] >> 2;
+      for (let k = 0, m = p[i + 2]; k < m; k++) f[y + k] = Math.log(f[x + k]);
+    } else throw new Error('bad program step ' + op);
+    i += n;
+  }
 }
 function start(d) {
   const i32 = new Int32Array(d.memory.buffer, d.box, ${BOX_BYTES / 4});
@@ -87,12 +118,15 @@ function start(d) {
     }
     seen = s;
     const k = i32[KERNEL];
-    if (k < 0) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); return; }
+    if (k === QUIT) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); return; }
     if (Atomics.compareExchange(i32, CLAIM, 0, 1) !== 0) { Atomics.store(i32, DONE, s); Atomics.notify(i32, DONE); continue; }
     const n = i32[NARGS];
     args.length = n;
     for (let i = 0; i < n; i++) args[i] = f64[ARGS_F64 + i];
-    try { fns[k].apply(null, args); } catch (e) { fail(d, i32, e); }
+    try {
+      if (k === PROGRAM) runProgram(d, fns, args[0], args[1]);
+      else fns[k].apply(null, args);
+    } catch (e) { fail(d, i32, e); }
     Atomics.store(i32, DONE, s);
     if (Atomics.load(i32, WAITING)) Atomics.notify(i32, DONE);
   }
