@@ -39,10 +39,7 @@
 // measured to save at least a tenth against the same calls on one thread,
 // timed now and then (on a machine whose other core is taken by other
 // processes, nothing pays); calls too short for the clock to time (under 50
-// of its ticks: browsers coarsen it to 5-100 us) split unchecked. Calls below
-// a threshold, down to a sixteenth of it, are checked the other way round
-// (one thread until splitting is measured to pay): one start-up's calibration
-// can time a slow wake-up and set thresholds ten times too high.
+// of its ticks: browsers coarsen it to 5-100 us) split unchecked.
 // poolStats() reports D, r, the thresholds and the checks; bench/threads.ts
 // checks the outcome per committed model.
 //
@@ -131,23 +128,13 @@ const PROBE_EVERY = 16;
 /** ...and judges each way by the median of its last KEEP timings: one call slowed by the machine (the other core taken for a moment) flips nothing. */
 const KEEP = 3;
 
-/**
- * Calls down to 1/PROBE_RANGE of a threshold are checked in use too, from
- * the other side: split on every PROBE_BELOW-th call (about 1% of their time
- * where it does not pay), and split for good once measured to save a tenth.
- * The calibration may have timed a slow wake-up: on this idle 2-core
- * machine one start-up measured a cold dispatch of 38 us, the next 270 us,
- * whose thresholds left a whole server's DeiT-Tiny GEMMs on one thread.
- */
-const PROBE_RANGE = 16, PROBE_BELOW = 64;
-
-/** runChecked's timings (ns per unit of work) for one kernel and size, each way's last KEEP; prior: the calibration's choice. */
-interface Verdict { solo: number[]; split: number[]; n: number; prior: boolean }
+/** runChecked's timings (ns per unit of work) for one kernel and size, each way's last KEEP. */
+interface Verdict { solo: number[]; split: number[]; n: number }
 const mid = (w: number[]): number => (w.length === 0 ? NaN : w.length < 3 ? Math.min(...w) : [...w].sort((a, b) => a - b)[w.length >> 1]);
 /** Clock ticks a call must be expected to last for runChecked to time it. */
 const CHECK_TICKS = 50;
-/** Split when measured to save a tenth; until both ways are measured, as the calibration said. */
-const prefersSplit = (v: Verdict): boolean => (v.split.length && v.solo.length ? mid(v.split) < mid(v.solo) * 0.9 : v.prior);
+/** Split unless measured to save less than a tenth (not yet measured: split). */
+const prefersSplit = (v: Verdict): boolean => !(mid(v.split) >= mid(v.solo) * 0.9);
 
 /** What the pool measured at start-up, and the thresholds it derived. */
 export interface Calibration {
@@ -180,7 +167,7 @@ export interface PoolStats {
   calibration: Calibration | null;
   /** Why the pool fell back to one thread, if it did. */
   fallback: string | null;
-  /** The rule checked in use (runChecked): kernel sizes timed, and how many of them split now. */
+  /** The rule checked in use (runChecked): kernel sizes seen above their threshold, and how many of them split now. */
   checked: { sizes: number; splitPreferred: number };
 }
 
@@ -415,8 +402,6 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** Thresholds by class index (CLASSES): cold (workers asleep) and warm (just after a split); 0 until calibrated, so the first candidate calibrates. */
   private readonly minCold = new Float64Array(CLASSES.length);
   private readonly minWarm = new Float64Array(CLASSES.length);
-  /** Smallest work the in-use check times (below the thresholds: split only once measured to pay), by class. */
-  private readonly minProbe = new Float64Array(CLASSES.length);
   /** Smallest work runChecked times, by class (shorter calls are split unchecked: the clock cannot time them). */
   private readonly minChecked = new Float64Array(CLASSES.length);
   /** When the last split call ended (performance.now ms): its workers spin for a while after. */
@@ -442,7 +427,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.closed = T === 1;
     this.name = `wasm-${variant}-x${T}`;
     this.minWorkAll = o.minWork;
-    if (o.minWork !== undefined) { this.minCold.fill(o.minWork); this.minWarm.fill(o.minWork); this.minProbe.fill(o.minWork); }
+    if (o.minWork !== undefined) { this.minCold.fill(o.minWork); this.minWarm.fill(o.minWork); }
     this.spin = o.spin ?? 20000;
     this.spinGiven = o.spin !== undefined;
     this.deadMs = o.deadMs ?? 500;
@@ -610,12 +595,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     // runChecked times a call against the clock: below CHECK_TICKS ticks of it the timing is noise
     CLASSES.forEach((c, i) => { this.minChecked[i] = (CHECK_TICKS * clockMs * 1e6) / nsPerUnit[c]; });
     this.cal = { dispatchUs, nsPerUnit, minWork, minWorkWarm, warmMs: workerSpinMs / 2, workerSpinMs, clockUs: clockMs * 1000, ms: now() - t0 };
-    if (this.minWorkAll === undefined) {
-      CLASSES.forEach((c, i) => {
-        this.minCold[i] = minWork[c]; this.minWarm[i] = minWorkWarm[c];
-        this.minProbe[i] = Math.min(minWorkWarm[c], Math.max(minWork[c] / PROBE_RANGE, this.minChecked[i]));
-      });
-    }
+    if (this.minWorkAll === undefined) CLASSES.forEach((c, i) => { this.minCold[i] = minWork[c]; this.minWarm[i] = minWorkWarm[c]; });
     return this.cal;
   }
 
@@ -624,7 +604,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     // (the common case, a call too small to split even right after another split, costs one comparison)
     if (rule !== undefined && !this.closed) {
       const work = rule.work(args);
-      if (work >= this.minProbe[rule.ci!] && this.trySplit(kernel, rule, args, work)) return 0;
+      if (work >= this.minWarm[rule.ci!] && this.trySplit(kernel, rule, args, work)) return 0;
     }
     this.soloCalls++;
     return this.exports[kernel](...args);
@@ -636,7 +616,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (rule === undefined) return () => { this.soloCalls++; f(...a); };
     const work = rule.work(a), ci = rule.ci!;
     return () => {
-      if (!this.closed && work >= this.minProbe[ci] && this.trySplit(kernel, rule, a, work)) return;
+      if (!this.closed && work >= this.minWarm[ci] && this.trySplit(kernel, rule, a, work)) return;
       this.soloCalls++;
       f(...a);
     };
@@ -645,21 +625,17 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** Splits the call if the thresholds say so (calibrating first if need be); false: run it alone. */
   private trySplit(kernel: KernelName, rule: SplitRule, args: number[], work: number): boolean {
     if (this.suspect) { this.checkSuspect(); if (this.suspect || this.closed) return false; }
-    const ci = rule.ci!;
-    // above: the calibration's rule would split it (the in-use check's prior)
-    let above = true;
     if (this.minWorkAll === undefined) {
       if (!this.cal) {
-        if (!this.calibrate() || this.closed || work < this.minProbe[ci]) return false;
+        if (!this.calibrate() || this.closed || work < this.minWarm[rule.ci!]) return false;
       }
-      above = work >= this.minCold[ci] || (work >= this.minWarm[ci] && now() - this.lastSplit < this.cal!.warmMs);
-      if (!above && work < this.minChecked[ci]) return false;
+      if (work < this.minCold[rule.ci!] && !(now() - this.lastSplit < this.cal!.warmMs)) return false;
     }
     const parts = rule.cut(args, this.threads);
     if (!parts || parts.length < 2) return false;
     const id = KERNEL_ID.get(kernel)!;
-    if (this.minWorkAll !== undefined || work < this.minChecked[ci]) this.runParts(kernel, id, parts);
-    else this.runChecked(kernel, id, args, parts, work, above);
+    if (this.minWorkAll !== undefined || work < this.minChecked[rule.ci!]) this.runParts(kernel, id, parts);
+    else this.runChecked(kernel, id, args, parts, work);
     return true;
   }
 
@@ -673,13 +649,11 @@ export class ThreadedWasmBackend extends WasmBackend {
    * a tenth: a machine whose other core is busy (other processes) gets one
    * thread, and splits again when the core frees up.
    */
-  private runChecked(kernel: KernelName, id: number, args: number[], parts: number[][], work: number, above: boolean): void {
+  private runChecked(kernel: KernelName, id: number, args: number[], parts: number[][], work: number): void {
     const key = id * 64 + Math.floor(Math.log2(work));
     let v = this.verdicts.get(key);
-    if (!v) this.verdicts.set(key, (v = { solo: [], split: [], n: 0, prior: above }));
-    v.prior = above;
-    const pref = prefersSplit(v);
-    const split = pref !== (v.n++ % (pref || above ? PROBE_EVERY : PROBE_BELOW) === 1);
+    if (!v) this.verdicts.set(key, (v = { solo: [], split: [], n: 0 }));
+    const split = prefersSplit(v) !== (v.n++ % PROBE_EVERY === 1);
     const t0 = now();
     if (split) this.runParts(kernel, id, parts);
     else { this.soloCalls++; this.exports[kernel](...args); }
