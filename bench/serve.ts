@@ -6,6 +6,7 @@
 //   single    --threads 1 --max-batch 1   (one request per forward, one thread)
 //   single-2t --threads 2 --max-batch 1   (the pool alone, no batching)
 //   batched   --threads 2 --max-batch 8   (dynamic batching over the pool)
+//   instances --instances 2 --max-batch 8 (two workers, each its own batches)
 // Every server is a `cait serve` child process; requests are
 // /v2/models/{m}/infer with the binary tensor extension (a 224x224 image is
 // 602 KB of FP32, which as a JSON array would cost the server more to parse
@@ -20,7 +21,8 @@
 // the server alive at the end; its resident memory (prom-client's
 // process_resident_memory_bytes from /metrics) sampled every 1,000 requests.
 //
-// Checks (issue 20): DeiT-Tiny batched at 8 connections >= 1.8x the req/s of
+// Checks (issue 20), for batched and for instances (two threads with
+// batching, either way): DeiT-Tiny at 8 connections >= 1.8x the req/s of
 // `single` at 1 connection; its p99 <= 3x its p50; soak as above.
 //
 // Usage: node --import tsx bench/serve.ts [--duration 5] [--rounds 2] [--soak 20000]
@@ -50,9 +52,10 @@ const MODELS = arg('models', 'fmnist,deit').split(',');
 const OUT = resolve(root, arg('out', 'bench/results/serve.json'));
 const CONNS = [1, 8, 32];
 const CONFIGS = [
-  { name: 'single', threads: 1, maxBatch: 1 },
-  { name: 'single-2t', threads: 2, maxBatch: 1 },
-  { name: 'batched', threads: 2, maxBatch: 8 },
+  { name: 'single', threads: 1, instances: 1, maxBatch: 1 },
+  { name: 'single-2t', threads: 2, instances: 1, maxBatch: 1 },
+  { name: 'batched', threads: 2, instances: 1, maxBatch: 8 },
+  { name: 'instances', threads: 1, instances: 2, maxBatch: 8 },
 ] as const;
 
 interface Server { proc: ChildProcess; url: string; exited: Promise<number | null>; stderr: () => string }
@@ -125,7 +128,7 @@ async function load(url: string, path: string, req: { body: Buffer; headers: Rec
 
 async function benchModel(key: string, name: string, file: string, item: number[], macs: number) {
   const servers: Server[] = [];
-  for (const c of CONFIGS) servers.push(await startServer(name, file, c.threads, c.maxBatch));
+  for (const c of CONFIGS) servers.push(await startServer(name, file, c.threads, c.maxBatch, c.instances > 1 ? ['--instances', String(c.instances)] : []));
   try {
     let seed = 3;
     const x = Float32Array.from({ length: item.reduce((a, b) => a * b, 1) }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1);
@@ -262,11 +265,14 @@ try {
 
   const row = (m: string, c: string, n: number) => results.find((r) => r.model === m)?.rows.find((x) => x.config === c && x.connections === n);
   const checks: Record<string, unknown> = {};
-  const deitB = row('deit-tiny-cait', 'batched', 8), deitS = row('deit-tiny-cait', 'single', 1);
-  if (deitB && deitS) {
-    const ratio = deitB.req_per_s / deitS.req_per_s;
-    checks.deit_batched_c8_vs_single_c1 = { ratio: +ratio.toFixed(3), target: 1.8, pass: ratio >= 1.8 };
-    checks.deit_batched_c8_p99_over_p50 = { ratio: +(deitB.p99_ms / deitB.p50_ms).toFixed(3), target: 3, pass: deitB.p99_ms <= 3 * deitB.p50_ms };
+  // issue 20: two threads with batching, both ways a server can use them
+  const deitS = row('deit-tiny-cait', 'single', 1);
+  for (const c of ['batched', 'instances']) {
+    const b = row('deit-tiny-cait', c, 8);
+    if (!b || !deitS) continue;
+    const ratio = b.req_per_s / deitS.req_per_s;
+    checks[`deit_${c}_c8_vs_single_c1`] = { ratio: +ratio.toFixed(3), target: 1.8, pass: ratio >= 1.8 };
+    checks[`deit_${c}_c8_p99_over_p50`] = { ratio: +(b.p99_ms / b.p50_ms).toFixed(3), target: 3, pass: b.p99_ms <= 3 * b.p50_ms };
   }
   if (soakResult) {
     checks.soak = {
@@ -276,7 +282,7 @@ try {
     };
   }
   const out = {
-    what: 'cait serve under autocannon: /infer with the binary tensor extension, 1/8/32 connections, servers single (1 thread, --max-batch 1), single-2t (2 threads, --max-batch 1), batched (2 threads, --max-batch 8, --max-wait-ms 2); medians over interleaved rounds; load generator on the same machine; soak of the batched Fashion-MNIST server',
+    what: 'cait serve under autocannon: /infer with the binary tensor extension, 1/8/32 connections, servers single (1 thread, --max-batch 1), single-2t (2 threads, --max-batch 1), batched (2 threads, --max-batch 8, --max-wait-ms 2), instances (--instances 2: two worker threads each running its own batches, --max-batch 8); medians over interleaved rounds; load generator on the same machine; soak of the batched Fashion-MNIST server',
     env: { ...environment(), note: 'shared 2-core machine with other work running: ratios within this run, not absolute numbers', duration_s: DURATION, rounds: ROUNDS },
     results, soak: soakResult, checks,
   };

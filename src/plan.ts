@@ -186,8 +186,8 @@ export class InferencePlan {
     return new InferencePlan(be, [...shape], p.outputShape, [p], null);
   }
 
-  /** capture, as one list of calls. */
-  private static capturePart(be: Backend, example: Float32Array, shape: readonly number[], fn: (x: Tensor) => Tensor): PlanPart {
+  /** capture, as one list of calls (also WorkerPlan's). */
+  static capturePart(be: Backend, example: Float32Array, shape: readonly number[], fn: (x: Tensor) => Tensor): PlanPart {
     const input = Tensor.from(example, shape, be);
     // one plain run first, so that caches the forward fills on first use
     // (pre-packed weights) are allocated outside the arena
@@ -260,6 +260,49 @@ export class InferencePlan {
     const used = blocks.filter((b) => b.last >= 0);
     const arenaBytes = placeGreedyBySize(used);
     return new PlanPart(be, [...shape], outShape, input, arenaBytes, eagerPeak, steps, blocks, output!);
+  }
+}
+
+/** What WorkerPlan needs of a backend: programs run on its workers (ThreadedWasmBackend). */
+export interface WorkerBackend extends Backend {
+  readonly workerCount: number;
+  prepareOnWorker(w: number, steps: readonly PlanStep[]): { run(): Promise<void>; dispose(): void };
+}
+
+/**
+ * A planned forward that worker `w` runs whole, on its own arena, while the
+ * caller goes on (`cait serve --instances`: each worker runs its own
+ * batches). Captured on the calling thread like InferencePlan; the same bits.
+ */
+export class WorkerPlan {
+  private readonly part: PlanPart;
+  private readonly prog: { run(): Promise<void>; dispose(): void };
+  private disposed = false;
+  readonly outputShape: readonly number[];
+
+  constructor(readonly backend: WorkerBackend, readonly worker: number, example: Float32Array, readonly inputShape: readonly number[], fn: (x: Tensor) => Tensor) {
+    this.part = InferencePlan.capturePart(backend, example, inputShape, fn);
+    try { this.prog = backend.prepareOnWorker(worker, this.part.resolved); } catch (e) { this.part.dispose(); throw e; }
+    this.outputShape = this.part.outputShape;
+  }
+
+  get arenaBytes(): number { return this.part.arenaBytes; }
+
+  /** One forward on the worker: input values in, output values out (a copy). */
+  async run(x: Float32Array): Promise<Float32Array> {
+    if (this.disposed) throw new Error('WorkerPlan.run: plan disposed');
+    if (x.length !== this.part.input.size) throw new RangeError(`WorkerPlan.run: input has ${x.length} values, the plan was captured for [${this.inputShape}] (${this.part.input.size})`);
+    this.backend.write(this.part.input.ptr, x);
+    await this.prog.run();
+    if (this.disposed) throw new Error('WorkerPlan.run: plan disposed while it ran');
+    return this.backend.read(this.part.outPtr, this.part.outSize);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.prog.dispose();
+    this.part.dispose();
   }
 }
 

@@ -165,6 +165,33 @@ S('batching: concurrent requests run as one forward and get the same bits as one
   }
 });
 
+S('--instances 2: two workers run their own batches; every request gets the bits of one thread alone; bad combinations refused', async () => {
+  const inputs = Array.from({ length: 11 }, (_, i) => randomImage(i === 4 ? 3 : 1));
+  const one = async (s: CaitServer, d: number[]) => {
+    const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(d, [d.length / ITEM, 1, 32, 32]));
+    assert.is(r.status, 200, JSON.stringify(r.json));
+    return r.json.outputs[0].data as number[];
+  };
+  const alone: number[][] = [];
+  await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) alone.push(await one(s, d)); });
+  await withServer({ maxBatch: 4, maxWaitMs: 50, instances: 2, warmup: true }, async (s) => {
+    assert.equal(s.models.get(NAME)!.planStats().sizes, [1, 2, 3, 4], '--warmup captures every batch size (on each worker)');
+    for (let round = 0; round < 3; round++) {
+      const got = await Promise.all(inputs.map((d) => one(s, d)));
+      for (let i = 0; i < inputs.length; i++) {
+        const d = maxDiff(got[i], alone[i]);
+        assert.ok(d === 0, `round ${round} request ${i}: differs from alone by ${d}`);
+      }
+    }
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const sum = Number(/cait_serve_batch_size_sum\{model="fmnist-cait"\} (\d+)/.exec(metrics)?.[1]);
+    assert.is(sum, 3 * 13, 'images forwarded');
+  });
+  let err = '';
+  try { await (await createServer({ models: [MODEL], port: 0, instances: 2, threads: 2 })).close(); } catch (e) { err = (e as Error).message; }
+  assert.match(err, /each instance is one thread/);
+});
+
 S('batcher: a batch waits for a body still arriving and for the clients the last forward answered', async () => {
   const forwards: number[] = [];
   const model = { name: 'm', itemSize: 1, outSize: 1, forward: (x: Float32Array, n: number) => { forwards.push(n); return x.map((v) => 2 * v); } } as unknown as ServedModel;

@@ -717,7 +717,8 @@ export class ThreadedWasmBackend extends WasmBackend {
    */
   prepareParallel(parts: ReadonlyArray<readonly PlanStep[]>): ParallelRun | null {
     const n = parts.length;
-    if (n < 2 || n > this.threads || this.closed) return null;
+    // minWork Infinity: this pool never posts to its workers itself (prepareOnWorker's mode)
+    if (n < 2 || n > this.threads || this.closed || this.minWorkAll === Infinity) return null;
     if (this.minWorkAll === undefined) {
       const cal = this.calibrate();
       if (!cal || this.closed) return null;
@@ -745,6 +746,69 @@ export class ThreadedWasmBackend extends WasmBackend {
         for (const q of progs) for (const b of [q.ptr, ...q.consts]) this.mem.free(b);
       },
     };
+  }
+
+  /** Workers that can take programs (0 after close() or a fallback). */
+  get workerCount(): number { return this.closed ? 0 : this.workers.length; }
+
+  /**
+   * Steps (one planned forward, src/plan.ts WorkerPlan) as a program for
+   * worker w, run while the caller goes on: run() resolves when the worker
+   * is done (Atomics.waitAsync; the event loop stays free). For a server
+   * whose workers each run whole forwards of their own batches (`cait serve
+   * --instances`): the pool must then never split a call itself (minWork
+   * Infinity), or a split would post to a worker inside a program. Where the
+   * pool has fallen back to one thread, run() computes on the caller.
+   */
+  prepareOnWorker(w: number, steps: readonly PlanStep[]): { run(): Promise<void>; dispose(): void } {
+    if (!Number.isInteger(w) || w < 0 || w >= this.threads - 1) throw new RangeError(`prepareOnWorker: worker ${w} of ${this.threads - 1}`);
+    const solo = steps.map((s) => this.soloStep(s));
+    const prog = this.encodeProgram(steps, this.workerScratch[w]);
+    let live = true, busy = false;
+    return {
+      run: async () => {
+        if (!live) throw new Error('prepareOnWorker: run after dispose');
+        if (busy) throw new Error(`prepareOnWorker: worker ${w + 1} is still running this program`);
+        if (this.closed) { for (const c of solo) c(); return; }
+        busy = true;
+        try {
+          this.splitCalls++;
+          this.post(w, PROGRAM, [prog.ptr, prog.len]);
+          const r = await this.awaitWorkerAsync(w);
+          if (r === GONE) { for (const c of solo) c(); return; }
+          if (r) throw r;
+        } finally { busy = false; }
+      },
+      dispose: () => {
+        if (!live) return;
+        live = false;
+        for (const b of [prog.ptr, ...prog.consts]) this.mem.free(b);
+      },
+    };
+  }
+
+  /** awaitWorker without blocking: the worker's error, GONE when it stopped (the caller computes the job), or null. */
+  private async awaitWorkerAsync(w: number): Promise<Error | typeof GONE | null> {
+    const i = this.boxes[w] >> 2, s = this.seq[w], b = this.box32;
+    // a pending waitAsync does not keep Node's event loop alive: this does
+    const keep = setInterval(() => undefined, 1000);
+    try {
+      for (let d = Atomics.load(b, i + DONE); d !== s; d = Atomics.load(b, i + DONE)) {
+        if (this.closed || Atomics.load(b, i + READY) === READY_FAILED) return GONE;
+        Atomics.store(b, i + WAITING, 1);
+        if (Atomics.load(b, i + DONE) === d) {
+          const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t: number): { async: boolean; value: Promise<string> | string } }).waitAsync(b, i + DONE, d, 100);
+          if (r.async) await r.value;
+        }
+        Atomics.store(b, i + WAITING, 0);
+      }
+    } finally { clearInterval(keep); }
+    if (Atomics.load(b, i + ERROR)) {
+      const e = this.workerError(w, 'kernel failed');
+      Atomics.store(b, i + ERROR, 0);
+      return e;
+    }
+    return null;
   }
 
   /** A plan step as this thread runs it, never split. */

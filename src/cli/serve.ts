@@ -9,6 +9,7 @@ const SERVE_FLAGS = {
   host: { type: 'string', value: 'HOST', default: D.host, help: 'address to listen on (0.0.0.0: every interface)' },
   port: { type: 'int', min: 0, max: 65535, default: D.port, help: 'port to listen on (0: any free port, printed at start)' },
   threads: BACKEND_FLAGS.threads,
+  instances: { type: 'int', min: 1, max: 64, default: 1, help: 'forwards at once, each on its own worker thread with its own batches (this thread only serves HTTP); with --threads 1' },
   'max-batch': { type: 'int', min: 1, max: 1024, default: D.maxBatch, help: 'most images in one planned forward' },
   'max-wait-ms': { type: 'int', min: 0, max: 60000, default: D.maxWaitMs, help: 'how long the first waiting request waits for others to batch with' },
   'max-queue': { type: 'int', min: 1, default: D.maxQueue, help: 'images that may wait at once (all models); beyond it: 503 with Retry-After' },
@@ -33,6 +34,7 @@ export const serveCommand = command({
 
 async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   if (!f.model.length) throw new UsageError('missing --model: give at least one model file (--model FILE or --model NAME=FILE)');
+  if (f.instances > 1 && f.threads > 1) throw new UsageError(`--instances ${f.instances} with --threads ${f.threads}: each instance runs on one thread; give one of them`);
   const specs = f.model.map(parseModelSpec), names = new Set<string>();
   for (const s of specs) {
     if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) throw new UsageError(`--model ${s.path}: name '${s.name}' must be letters, digits, '_', '.', '-' (name it with NAME=FILE)`);
@@ -40,14 +42,14 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
     names.add(s.name);
   }
   const server = await createServer({
-    models: specs, host: f.host, port: f.port, threads: f.threads,
+    models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
     maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup,
   });
   for (const m of server.models.values()) {
     process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward\n`);
   }
-  process.stderr.write(`cait serve: listening on ${server.url} (threads ${f.threads}, max batch ${f['max-batch']}, max wait ${f['max-wait-ms']} ms, queue ${f['max-queue']})\n`);
+  process.stderr.write(`cait serve: listening on ${server.url} (threads ${f.threads}${f.instances > 1 ? `, instances ${f.instances}` : ''}, max batch ${f['max-batch']}, max wait ${f['max-wait-ms']} ms, queue ${f['max-queue']})\n`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       process.stderr.write(`cait serve: ${sig}: draining\n`);

@@ -16,8 +16,18 @@
 // splits each one's kernels); requests that arrive during one are read by the
 // event loop when it ends, so under load the next batch is already there.
 // This is the scheme of
-// Triton's dynamic batcher and TF Serving's batching session, without their
-// multiple model instances (a second process is the second instance).
+// Triton's dynamic batcher and TF Serving's batching session.
+//
+// With `instances` > 1 (`cait serve --instances N`), Triton's model instances:
+// N workers each run whole forwards of their own batches (src/plan.ts
+// WorkerPlan) while this thread only receives and answers. A free instance
+// takes its share of what waits (up to --max-batch, split evenly over the
+// free instances), and while another instance computes it starts at once,
+// without the waits above: one thread's time per image does not depend on
+// the batch, so a smaller batch loses nothing, and the instances drift apart
+// so that one computes while the other's clients send again (CAIT DeiT-Tiny
+// at 8 connections, 2 threads: batches split over the pool left both cores
+// idle while the 8 clients came back).
 import type { ServedModel } from './model.js';
 import { HttpError } from './protocol.js';
 
@@ -33,6 +43,8 @@ export interface BatcherOptions {
   timeoutMs: number;
   /** Longest wait for a body still arriving (default RECEIVE_WAIT_MS). */
   receiveWaitMs?: number;
+  /** Forwards that may run at once, each on its own worker (default 1: one at a time on this thread). */
+  instances?: number;
   onBatch?(model: ServedModel, images: number): void;
   onQueue?(images: number): void;
 }
@@ -50,7 +62,9 @@ interface Job {
 export class Batcher {
   private readonly queues = new Map<ServedModel, Job[]>();
   private queued = 0;
-  private running = false;
+  /** Forwards running now, and the instances free to start one. */
+  private busy = 0;
+  private readonly free: number[];
   private wake: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private idle: Array<() => void> = [];
@@ -60,7 +74,11 @@ export class Batcher {
   /** The last forward: its model, requests answered, milliseconds, and requests for that model arrived since. */
   private last: { model: ServedModel | null; answered: number; ms: number; back: number } = { model: null, answered: 0, ms: 0, back: 0 };
 
-  constructor(private readonly o: BatcherOptions) {}
+  constructor(private readonly o: BatcherOptions) {
+    this.free = Array.from({ length: Math.max(1, o.instances ?? 1) }, (_, i) => i).reverse();
+  }
+
+  private get instances(): number { return Math.max(1, this.o.instances ?? 1); }
 
   get depth(): number { return this.queued; }
 
@@ -94,7 +112,7 @@ export class Batcher {
 
   /** Resolves once nothing waits and no forward runs. */
   drained(): Promise<void> {
-    if (!this.queued && !this.running) return Promise.resolve();
+    if (!this.queued && !this.busy) return Promise.resolve();
     return new Promise((res) => this.idle.push(res));
   }
 
@@ -124,7 +142,7 @@ export class Batcher {
   }
 
   private settleIdle(): void {
-    if (this.queued || this.running) return;
+    if (this.queued || this.busy) return;
     for (const f of this.idle.splice(0)) f();
   }
 
@@ -144,7 +162,8 @@ export class Batcher {
   private due(): number {
     const o = this.oldest();
     if (!o) return Infinity;
-    if (o.ready) return 0;
+    // another instance is computing: start now (see the header)
+    if (o.ready || this.busy > 0) return 0;
     const now = performance.now();
     const l = this.last;
     // --max-wait-ms is for an idle server to gather concurrent arrivals; jobs
@@ -169,7 +188,7 @@ export class Batcher {
   private schedule(): void {
     // after a forward, the next check phase runs whatever the poll phase read
     // meanwhile (see runOne): those requests waited for the forward already
-    if (this.running || this.immediate) return;
+    if (!this.free.length || this.immediate) return;
     const left = this.due();
     if (left === Infinity) return;
     if (left <= 0) {
@@ -199,13 +218,17 @@ export class Batcher {
     const q = this.queues.get(model)!;
     const jobs: Job[] = [];
     let images = 0;
-    while (q.length && (jobs.length === 0 || images + q[0].n <= this.o.maxBatch)) {
+    // with instances, this one's share of what waits
+    const cap = this.instances > 1 ? Math.min(this.o.maxBatch, Math.ceil(this.images(model) / this.free.length)) : this.o.maxBatch;
+    while (q.length && (jobs.length === 0 || images + q[0].n <= cap)) {
       const j = q.shift()!;
       if (j.timer) clearTimeout(j.timer);
       jobs.push(j); images += j.n;
     }
     this.setQueued(this.queued - images);
-    this.running = true;
+    if (this.instances > 1) { void this.runOn(this.free.pop()!, model, jobs, images); return; }
+    this.free.pop();
+    this.busy++;
     const t0 = performance.now();
     try {
       const item = model.itemSize, out = model.outSize;
@@ -223,7 +246,8 @@ export class Batcher {
       const err = new HttpError(500, `forward failed: ${(e as Error).message}`);
       for (const j of jobs) j.reject(err);
     } finally {
-      this.running = false;
+      this.busy--;
+      this.free.push(0);
       this.lastEnd = performance.now();
       this.last = { model, answered: jobs.length, ms: this.lastEnd - t0, back: 0 };
     }
@@ -237,5 +261,36 @@ export class Batcher {
       this.immediate = null;
       if (this.due() <= 0) this.runOne(); else this.schedule();
     });
+  }
+
+  /** One forward of `jobs` on instance `slot` (--instances), answered when its worker is done. */
+  private async runOn(slot: number, model: ServedModel, jobs: Job[], images: number): Promise<void> {
+    this.busy++;
+    // the other free instances may take what still waits, now
+    this.schedule();
+    const t0 = performance.now();
+    try {
+      const item = model.itemSize, out = model.outSize;
+      const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * item);
+      if (jobs.length > 1) { let off = 0; for (const j of jobs) { x.set(j.x, off); off += j.x.length; } }
+      const y = new Float32Array(images * out);
+      for (let s = 0; s < images; s += this.o.maxBatch) {
+        const m = Math.min(this.o.maxBatch, images - s);
+        y.set(await model.forwardOn(slot, x.subarray(s * item, (s + m) * item), m), s * out);
+        this.o.onBatch?.(model, m);
+      }
+      let off = 0;
+      for (const j of jobs) { j.resolve(y.subarray(off * out, (off + j.n) * out)); off += j.n; }
+    } catch (e) {
+      const err = new HttpError(500, `forward failed: ${(e as Error).message}`);
+      for (const j of jobs) j.reject(err);
+    } finally {
+      this.busy--;
+      this.free.push(slot);
+      this.lastEnd = performance.now();
+      this.last = { model, answered: jobs.length, ms: this.lastEnd - t0, back: 0 };
+    }
+    this.settleIdle();
+    this.schedule();
   }
 }

@@ -14,7 +14,7 @@ import { basename, extname } from 'node:path';
 import { Tensor, getBackend, scope, setBackend } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
-import { InferencePlan, CaptureError } from '../plan.js';
+import { InferencePlan, CaptureError, WorkerPlan, type WorkerBackend } from '../plan.js';
 import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
@@ -53,6 +53,9 @@ export class ServedModel {
   readonly path: 'planned' | 'eager';
   private readonly plans = new Map<number, InferencePlan>();
   private planBytes = 0;
+  /** --instances: a plan per batch size and worker (`${n}:${worker}`), and those running now (never evicted). */
+  private readonly workerPlans = new Map<string, WorkerPlan>();
+  private readonly running = new Set<WorkerPlan>();
 
   constructor(
     readonly name: string,
@@ -93,7 +96,10 @@ export class ServedModel {
   get isClassifier(): boolean { return this.outShape.length === 1; }
 
   /** Batch sizes with a plan now, and the arena bytes they hold. */
-  planStats(): { sizes: number[]; bytes: number } { return { sizes: [...this.plans.keys()].sort((a, b) => a - b), bytes: this.planBytes }; }
+  planStats(): { sizes: number[]; bytes: number } {
+    const sizes = new Set([...this.plans.keys(), ...[...this.workerPlans.keys()].map((k) => Number(k.split(':')[0]))]);
+    return { sizes: [...sizes].sort((a, b) => a - b), bytes: this.planBytes };
+  }
 
   private plan(n: number, x: Float32Array): InferencePlan {
     let p = this.plans.get(n);
@@ -108,9 +114,39 @@ export class ServedModel {
     return p;
   }
 
-  /** Captures the plan of every batch size up to maxBatch now, so that no request waits for a capture. */
-  warm(maxBatch: number): void {
+  /** Captures the plan of every batch size up to maxBatch now (on each of `instances` workers), so that no request waits for a capture. */
+  async warm(maxBatch: number, instances = 1): Promise<void> {
+    if (instances > 1) {
+      for (let w = 0; w < instances; w++) for (let n = 1; n <= maxBatch; n++) await this.forwardOn(w, new Float32Array(n * this.itemSize), n);
+      return;
+    }
     for (let n = 2; n <= maxBatch; n++) this.forward(new Float32Array(n * this.itemSize), n);
+  }
+
+  /**
+   * forward() on worker `w` of the pool (--instances), whose own arena and
+   * program it uses; the event loop stays free meanwhile. Runs forward()
+   * here when the forward cannot be planned or the backend has no workers.
+   */
+  async forwardOn(w: number, x: Float32Array, n: number): Promise<Float32Array> {
+    if (x.length !== n * this.itemSize) throw new RangeError(`${this.name}: ${n} images need ${n * this.itemSize} values, got ${x.length}`);
+    const be = this.backend as Partial<WorkerBackend>;
+    if (this.path !== 'planned' || typeof be.prepareOnWorker !== 'function' || !(w < (be.workerCount ?? 0))) return this.forward(x, n);
+    const key = `${n}:${w}`;
+    let p = this.workerPlans.get(key);
+    if (p) { this.workerPlans.delete(key); this.workerPlans.set(key, p); }
+    else {
+      p = onBackend(this.backend, () => new WorkerPlan(be as WorkerBackend, w, x, [n, ...this.itemShape], (t) => this.runner.forward(t)));
+      this.workerPlans.set(key, p);
+      this.planBytes += p.arenaBytes;
+      for (const [k, q] of this.workerPlans) {
+        if (this.planBytes <= this.planBudgetBytes) break;
+        if (q === p || this.running.has(q)) continue;
+        this.workerPlans.delete(k); this.planBytes -= q.arenaBytes; q.dispose();
+      }
+    }
+    this.running.add(p);
+    try { return await p.run(x); } finally { this.running.delete(p); }
   }
 
   /** Outputs of n images (x: n * itemSize values, NCHW), n * outSize values. */
@@ -123,6 +159,8 @@ export class ServedModel {
   dispose(): void {
     for (const p of this.plans.values()) p.dispose();
     this.plans.clear();
+    for (const p of this.workerPlans.values()) p.dispose();
+    this.workerPlans.clear();
     this.planBytes = 0;
   }
 }

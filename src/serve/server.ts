@@ -33,6 +33,13 @@ export interface ServeOptions {
   port?: number;
   /** Threads of the WASM pool (1: the plain WASM backend). Ignored when `backend` is given. */
   threads?: number;
+  /**
+   * Forwards at once, each on its own worker thread running whole forwards
+   * of its own batches (Triton's model instances), this thread only serving
+   * HTTP; 1 (default): one forward at a time, split over `threads`. Needs
+   * threads 1 (each instance is one thread) and no `backend`.
+   */
+  instances?: number;
   /** A backend to run on instead of one made here (left open by close()). */
   backend?: Backend;
   maxBatch?: number;
@@ -96,16 +103,20 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     if (seen.has(s.name)) throw new RangeError(`two models named '${s.name}': name them with NAME=PATH`);
     seen.add(s.name);
   }
-  const threads = o.threads ?? d.threads;
+  const threads = o.threads ?? d.threads, instances = positiveInt('instances', o.instances ?? 1);
+  if (instances > 1 && threads > 1) throw new RangeError(`instances ${instances} with threads ${threads}: each instance is one thread; give one of them`);
+  if (instances > 1 && o.backend) throw new RangeError('instances: the server makes its own pool (no backend option)');
   let own: Backend | null = null;
-  if (!o.backend) own = threads > 1 ? loadThreadedWasmSync({ threads, variant: 'auto' }) : loadWasmSync('auto');
+  // instances: one worker each, and the pool never splits a call (a split would post to a worker inside its program)
+  if (!o.backend) own = instances > 1 ? loadThreadedWasmSync({ threads: instances + 1, variant: 'auto', minWork: Infinity })
+    : threads > 1 ? loadThreadedWasmSync({ threads, variant: 'auto' }) : loadWasmSync('auto');
   const backend = o.backend ?? own!;
   const models = new Map<string, ServedModel>();
   try {
     for (const s of specs) {
       const m = ServedModel.open(s, backend, o.planBudgetBytes);
       models.set(s.name, m);
-      if (o.warmup && m.path === 'planned') m.warm(limits.maxBatch);
+      if (o.warmup && m.path === 'planned') await m.warm(limits.maxBatch, instances);
     }
   } catch (e) {
     for (const m of models.values()) m.dispose();
@@ -116,6 +127,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const metrics = createMetrics([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((b) => b < limits.maxBatch).concat(limits.maxBatch));
   const batcher = new Batcher({
     ...limits,
+    instances,
     onBatch: (m, n) => { metrics.batchSize.observe({ model: m.name }, n); metrics.planBytes.set({ model: m.name }, m.planStats().bytes); },
     onQueue: (n) => metrics.queueDepth.set(n),
   });
