@@ -17,7 +17,7 @@ import { NN, NT, TN, type KernelName } from '../src/backend/kernels.js';
 import type { Backend } from '../src/backend/backend.js';
 import { Tensor, scope, setBackend, getBackend } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
-import { InferencePlan } from '../src/plan.js';
+import { InferencePlan, WorkerPlan } from '../src/plan.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
@@ -246,6 +246,33 @@ test("a batch's slices at once (planned forward on the pool): dense, ATME with p
   same(plan.run(x), y, 'after close()');
   same(y, run(single, 4)[1].y, 'ATME batch 4 x2');
   plan.dispose(); m.vit.dispose();
+});
+
+test('WorkerPlan: two workers run their own forwards at once while the caller waits asynchronously; same bits; after close() the caller computes', async () => {
+  const cfg = getPreset('vit_fmnist'), S = cfg.imgSize, item = cfg.inChans * S * S, shape = [3, cfg.inChans, S, S];
+  setBackend(single);
+  const ref = new CaitModel(createModel(cfg, 8), { merge: 'h@1,v@2' });
+  const xs = [randn(3 * item, 31), randn(3 * item, 32)];
+  const want = xs.map((x) => noGrad(() => scope(() => ref.forward(Tensor.from(x, shape)).toArray())));
+  ref.vit.dispose();
+  // the pool of an --instances server: 2 workers, never splitting a call itself
+  const p = loadThreadedWasmSync({ threads: 3, variant: single.variant, minWork: Infinity });
+  setBackend(p);
+  const m = new CaitModel(createModel(cfg, 8), { merge: 'h@1,v@2' });
+  const plans = [0, 1].map((w) => new WorkerPlan(p, w, xs[w], shape, (t) => m.forward(t)));
+  let ticks = 0;
+  const timer = setInterval(() => { ticks++; }, 0);
+  for (let r = 0; r < 3; r++) {
+    const got = await Promise.all(plans.map((q, w) => q.run(xs[w])));
+    got.forEach((y, w) => same(y, want[w], `worker ${w} round ${r}`));
+  }
+  clearInterval(timer);
+  assert.ok(p.splitCalls >= 6, `programs posted: ${p.splitCalls}`);
+  await p.close();
+  same(await plans[1].run(xs[1]), want[1], 'after close(): on the caller');
+  for (const q of plans) q.dispose();
+  m.vit.dispose();
+  assert.ok(ticks > 0, 'the event loop ran while the workers computed');
 });
 
 test('prepareParallel: a worker program runs kernel, write and logf steps as the caller does', () => {
