@@ -139,19 +139,27 @@ S('protocol: health, server and model metadata, infer (flat, nested, binary), cl
   });
 });
 
+/** One infer request of d (images of ITEM values); its logits. */
+async function inferOne(s: CaitServer, d: number[]): Promise<number[]> {
+  const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(d, [d.length / ITEM, 1, 32, 32]));
+  assert.is(r.status, 200, JSON.stringify(r.json));
+  return r.json.outputs[0].data as number[];
+}
+
+/** Each input's logits from a server that runs one request per forward on one thread. */
+async function oneByOne(inputs: number[][]): Promise<number[][]> {
+  const out: number[][] = [];
+  await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) out.push(await inferOne(s, d)); });
+  return out;
+}
+
 S('batching: concurrent requests run as one forward and get the same bits as one by one (1 and 2 threads)', async () => {
   const inputs = Array.from({ length: 7 }, (_, i) => randomImage(i === 3 ? 2 : 1));
-  const one = async (s: CaitServer, d: number[]) => {
-    const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(d, [d.length / ITEM, 1, 32, 32]));
-    assert.is(r.status, 200, JSON.stringify(r.json));
-    return r.json.outputs[0].data as number[];
-  };
-  const alone: number[][] = [];
-  await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) alone.push(await one(s, d)); });
+  const alone = await oneByOne(inputs);
   for (const threads of [1, 2]) {
     await withServer({ maxBatch: 8, maxWaitMs: 300, threads, warmup: threads === 2 }, async (s) => {
       if (threads === 2) assert.equal(s.models.get(NAME)!.planStats().sizes, [1, 2, 3, 4, 5, 6, 7, 8], '--warmup captures every batch size');
-      const batched = await Promise.all(inputs.map((d) => one(s, d)));
+      const batched = await Promise.all(inputs.map((d) => inferOne(s, d)));
       for (let i = 0; i < inputs.length; i++) {
         const d = maxDiff(batched[i], alone[i]);
         assert.ok(d === 0, `request ${i}: batched differs from alone by ${d} (${threads} threads)`);
@@ -167,17 +175,11 @@ S('batching: concurrent requests run as one forward and get the same bits as one
 
 S('--instances 2: two workers run their own batches; every request gets the bits of one thread alone; bad combinations refused', async () => {
   const inputs = Array.from({ length: 11 }, (_, i) => randomImage(i === 4 ? 3 : 1));
-  const one = async (s: CaitServer, d: number[]) => {
-    const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(d, [d.length / ITEM, 1, 32, 32]));
-    assert.is(r.status, 200, JSON.stringify(r.json));
-    return r.json.outputs[0].data as number[];
-  };
-  const alone: number[][] = [];
-  await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) alone.push(await one(s, d)); });
+  const alone = await oneByOne(inputs);
   await withServer({ maxBatch: 4, maxWaitMs: 50, instances: 2, warmup: true }, async (s) => {
     assert.equal(s.models.get(NAME)!.planStats().sizes, [1, 2, 3, 4], '--warmup captures every batch size (on each worker)');
     for (let round = 0; round < 3; round++) {
-      const got = await Promise.all(inputs.map((d) => one(s, d)));
+      const got = await Promise.all(inputs.map((d) => inferOne(s, d)));
       for (let i = 0; i < inputs.length; i++) {
         const d = maxDiff(got[i], alone[i]);
         assert.ok(d === 0, `round ${round} request ${i}: differs from alone by ${d}`);

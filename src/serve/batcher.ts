@@ -34,6 +34,8 @@ import { HttpError } from './protocol.js';
 /** Longest a batch that is not full waits for bodies still arriving (a slow client delays others by at most this). */
 export const RECEIVE_WAIT_MS = 20;
 
+const EMPTY = new Float32Array(0);
+
 export interface BatcherOptions {
   maxBatch: number;
   maxWaitMs: number;
@@ -227,31 +229,20 @@ export class Batcher {
     }
     this.setQueued(this.queued - images);
     if (this.instances > 1) { void this.runOn(this.free.pop()!, model, jobs, images); return; }
-    this.free.pop();
+    const slot = this.free.pop()!;
     this.busy++;
-    const t0 = performance.now();
+    const t0 = performance.now(), item = model.itemSize;
+    let y: Float32Array = EMPTY;
     try {
-      const item = model.itemSize, out = model.outSize;
-      const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * item);
-      if (jobs.length > 1) { let off = 0; for (const j of jobs) { x.set(j.x, off); off += j.x.length; } }
-      const y = new Float32Array(images * out);
+      const b = this.buffers(model, jobs, images), x = b.x;
+      y = b.y;
       for (let s = 0; s < images; s += this.o.maxBatch) {
         const m = Math.min(this.o.maxBatch, images - s);
-        y.set(model.forward(x.subarray(s * item, (s + m) * item), m), s * out);
+        y.set(model.forward(x.subarray(s * item, (s + m) * item), m), s * model.outSize);
         this.o.onBatch?.(model, m);
       }
-      let off = 0;
-      for (const j of jobs) { j.resolve(y.subarray(off * out, (off + j.n) * out)); off += j.n; }
-    } catch (e) {
-      const err = new HttpError(500, `forward failed: ${(e as Error).message}`);
-      for (const j of jobs) j.reject(err);
-    } finally {
-      this.busy--;
-      this.free.push(0);
-      this.lastEnd = performance.now();
-      this.last = { model, answered: jobs.length, ms: this.lastEnd - t0, back: 0 };
-    }
-    this.settleIdle();
+      this.settle(slot, model, jobs, y, null, t0);
+    } catch (e) { this.settle(slot, model, jobs, y, e, t0); }
     // requests that arrived during the forward sit unread in their sockets: the
     // poll phase reads them, then this check-phase callback runs them at once,
     // without --max-wait-ms (that wait is for an idle server, where waiting a
@@ -268,29 +259,42 @@ export class Batcher {
     this.busy++;
     // the other free instances may take what still waits, now
     this.schedule();
-    const t0 = performance.now();
+    const t0 = performance.now(), item = model.itemSize;
+    let y: Float32Array = EMPTY;
     try {
-      const item = model.itemSize, out = model.outSize;
-      const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * item);
-      if (jobs.length > 1) { let off = 0; for (const j of jobs) { x.set(j.x, off); off += j.x.length; } }
-      const y = new Float32Array(images * out);
+      const b = this.buffers(model, jobs, images), x = b.x;
+      y = b.y;
       for (let s = 0; s < images; s += this.o.maxBatch) {
         const m = Math.min(this.o.maxBatch, images - s);
-        y.set(await model.forwardOn(slot, x.subarray(s * item, (s + m) * item), m), s * out);
+        y.set(await model.forwardOn(slot, x.subarray(s * item, (s + m) * item), m), s * model.outSize);
         this.o.onBatch?.(model, m);
       }
-      let off = 0;
-      for (const j of jobs) { j.resolve(y.subarray(off * out, (off + j.n) * out)); off += j.n; }
-    } catch (e) {
+      this.settle(slot, model, jobs, y, null, t0);
+    } catch (e) { this.settle(slot, model, jobs, y, e, t0); }
+    this.schedule();
+  }
+
+  /** A forward's input (the jobs' images in order; a lone job's own array) and output. */
+  private buffers(model: ServedModel, jobs: Job[], images: number): { x: Float32Array; y: Float32Array } {
+    const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * model.itemSize);
+    if (jobs.length > 1) { let off = 0; for (const j of jobs) { x.set(j.x, off); off += j.x.length; } }
+    return { x, y: new Float32Array(images * model.outSize) };
+  }
+
+  /** A forward ended: each job gets its rows of y (or all the error), its instance is free again. */
+  private settle(slot: number, model: ServedModel, jobs: Job[], y: Float32Array, e: unknown, t0: number): void {
+    if (e) {
       const err = new HttpError(500, `forward failed: ${(e as Error).message}`);
       for (const j of jobs) j.reject(err);
-    } finally {
-      this.busy--;
-      this.free.push(slot);
-      this.lastEnd = performance.now();
-      this.last = { model, answered: jobs.length, ms: this.lastEnd - t0, back: 0 };
+    } else {
+      let off = 0;
+      const out = model.outSize;
+      for (const j of jobs) { j.resolve(y.subarray(off * out, (off + j.n) * out)); off += j.n; }
     }
+    this.busy--;
+    this.free.push(slot);
+    this.lastEnd = performance.now();
+    this.last = { model, answered: jobs.length, ms: this.lastEnd - t0, back: 0 };
     this.settleIdle();
-    this.schedule();
   }
 }
