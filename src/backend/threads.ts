@@ -410,6 +410,8 @@ export class ThreadedWasmBackend extends WasmBackend {
   private readonly verdicts = new Map<number, Verdict>();
   /** A worker that let a job go unclaimed: calls run on the caller until it acknowledges that job (it was only slow) or deadMs more pass (it is gone). */
   private suspect: { w: number; since: number } | null = null;
+  /** Workers running a prepareOnWorker program now. */
+  private readonly programOn = new Set<number>();
   /** Calls split across the pool, and calls run on the caller alone (for reports). */
   splitCalls = 0;
   soloCalls = 0;
@@ -708,9 +710,9 @@ export class ThreadedWasmBackend extends WasmBackend {
    * A batch's slices (src/plan.ts) at once: slice 0 on the caller, slice p
    * as a program on worker p - 1 (./worker.ts), no dispatch between its
    * kernels. Where splitting each kernel costs a dispatch per call and a
-   * wait for the slower part, this costs one per forward: DeiT-Tiny CAIT at
-   * batch 8 ran 1.68x faster on two threads split call by call, 1.97x as two
-   * processes of batch 4 (Node, this machine). Each slice runs exactly the
+   * wait for the slower part, this costs one per forward: DeiT-Tiny at batch
+   * 8 ran 1.81x faster on two threads split call by call, 2.01x as two slices
+   * of 4 (bench/results/threads.json, Node). Each slice runs exactly the
    * calls one thread would (gemm with the worker's packing buffer), so the
    * bits are those of one thread. Null unless every slice has a thread and,
    * calibrated, the work moved off the caller saves MARGIN cold dispatches.
@@ -764,20 +766,21 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (!Number.isInteger(w) || w < 0 || w >= this.threads - 1) throw new RangeError(`prepareOnWorker: worker ${w} of ${this.threads - 1}`);
     const solo = steps.map((s) => this.soloStep(s));
     const prog = this.encodeProgram(steps, this.workerScratch[w]);
-    let live = true, busy = false;
+    let live = true;
     return {
       run: async () => {
         if (!live) throw new Error('prepareOnWorker: run after dispose');
-        if (busy) throw new Error(`prepareOnWorker: worker ${w + 1} is still running this program`);
         if (this.closed) { for (const c of solo) c(); return; }
-        busy = true;
+        // one program at a time per worker: a second post would overwrite its mailbox
+        if (this.programOn.has(w)) throw new Error(`prepareOnWorker: worker ${w + 1} is running another program`);
+        this.programOn.add(w);
         try {
           this.splitCalls++;
           this.post(w, PROGRAM, [prog.ptr, prog.len]);
           const r = await this.awaitWorkerAsync(w);
           if (r === GONE) { for (const c of solo) c(); return; }
           if (r) throw r;
-        } finally { busy = false; }
+        } finally { this.programOn.delete(w); }
       },
       dispose: () => {
         if (!live) return;
