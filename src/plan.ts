@@ -30,9 +30,10 @@
 // dispatch between kernels (see ThreadedWasmBackend.prepareParallel). Every
 // kernel on the inference path computes an image from that image alone, in
 // an order that does not depend on the batch (src/serve/model.ts), so the
-// output is the same bits as one plan of n (test/plan.test.ts checks it).
+// output is the same bits as one plan of n (test/threads.test.ts checks it).
 // Slices are made only when they share the batch within 15% (7 = 4 + 3 is,
-// 3 = 2 + 1 is not: there splitting each call evens the threads better).
+// 3 = 2 + 1 is not: one thread would wait a third of the forward for the
+// other, where splitting each call keeps both busy).
 //
 // A plan is for one input shape, one backend and the parameters as they are
 // placed now: their values may change between runs only if the forward does
