@@ -34,8 +34,6 @@ import { HttpError } from './protocol.js';
 /** Longest a batch that is not full waits for bodies still arriving (a slow client delays others by at most this). */
 export const RECEIVE_WAIT_MS = 20;
 
-const EMPTY = new Float32Array(0);
-
 export interface BatcherOptions {
   maxBatch: number;
   maxWaitMs: number;
@@ -231,18 +229,12 @@ export class Batcher {
     if (this.instances > 1) { void this.runOn(this.free.pop()!, model, jobs, images); return; }
     const slot = this.free.pop()!;
     this.busy++;
-    const t0 = performance.now(), item = model.itemSize;
-    let y: Float32Array = EMPTY;
+    const t0 = performance.now();
     try {
-      const b = this.buffers(model, jobs, images), x = b.x;
-      y = b.y;
-      for (let s = 0; s < images; s += this.o.maxBatch) {
-        const m = Math.min(this.o.maxBatch, images - s);
-        y.set(model.forward(x.subarray(s * item, (s + m) * item), m), s * model.outSize);
-        this.o.onBatch?.(model, m);
-      }
-      this.settle(slot, model, jobs, y, null, t0);
-    } catch (e) { this.settle(slot, model, jobs, y, e, t0); }
+      const io = this.buffers(model, jobs, images);
+      for (const [x, m, at] of io.pieces) { io.y.set(model.forward(x, m), at); this.o.onBatch?.(model, m); }
+      this.settle(slot, model, jobs, io.y, null, t0);
+    } catch (e) { this.settle(slot, model, jobs, null, e, t0); }
     // requests that arrived during the forward sit unread in their sockets: the
     // poll phase reads them, then this check-phase callback runs them at once,
     // without --max-wait-ms (that wait is for an idle server, where waiting a
@@ -259,31 +251,34 @@ export class Batcher {
     this.busy++;
     // the other free instances may take what still waits, now
     this.schedule();
-    const t0 = performance.now(), item = model.itemSize;
-    let y: Float32Array = EMPTY;
+    const t0 = performance.now();
     try {
-      const b = this.buffers(model, jobs, images), x = b.x;
-      y = b.y;
-      for (let s = 0; s < images; s += this.o.maxBatch) {
-        const m = Math.min(this.o.maxBatch, images - s);
-        y.set(await model.forwardOn(slot, x.subarray(s * item, (s + m) * item), m), s * model.outSize);
-        this.o.onBatch?.(model, m);
-      }
-      this.settle(slot, model, jobs, y, null, t0);
-    } catch (e) { this.settle(slot, model, jobs, y, e, t0); }
+      const io = this.buffers(model, jobs, images);
+      for (const [x, m, at] of io.pieces) { io.y.set(await model.forwardOn(slot, x, m), at); this.o.onBatch?.(model, m); }
+      this.settle(slot, model, jobs, io.y, null, t0);
+    } catch (e) { this.settle(slot, model, jobs, null, e, t0); }
     this.schedule();
   }
 
-  /** A forward's input (the jobs' images in order; a lone job's own array) and output. */
-  private buffers(model: ServedModel, jobs: Job[], images: number): { x: Float32Array; y: Float32Array } {
+  /**
+   * A forward's output, and its input (the jobs' images in order; a lone
+   * job's own array) in pieces of at most --max-batch images (a request
+   * larger than that): [images, count, offset of their outputs in y].
+   */
+  private buffers(model: ServedModel, jobs: Job[], images: number): { y: Float32Array; pieces: Array<[Float32Array, number, number]> } {
     const x = jobs.length === 1 ? jobs[0].x : new Float32Array(images * model.itemSize);
     if (jobs.length > 1) { let off = 0; for (const j of jobs) { x.set(j.x, off); off += j.x.length; } }
-    return { x, y: new Float32Array(images * model.outSize) };
+    const pieces: Array<[Float32Array, number, number]> = [], item = model.itemSize;
+    for (let s = 0; s < images; s += this.o.maxBatch) {
+      const m = Math.min(this.o.maxBatch, images - s);
+      pieces.push([x.subarray(s * item, (s + m) * item), m, s * model.outSize]);
+    }
+    return { y: new Float32Array(images * model.outSize), pieces };
   }
 
   /** A forward ended: each job gets its rows of y (or all the error), its instance is free again. */
-  private settle(slot: number, model: ServedModel, jobs: Job[], y: Float32Array, e: unknown, t0: number): void {
-    if (e) {
+  private settle(slot: number, model: ServedModel, jobs: Job[], y: Float32Array | null, e: unknown, t0: number): void {
+    if (e || !y) {
       const err = new HttpError(500, `forward failed: ${(e as Error).message}`);
       for (const j of jobs) j.reject(err);
     } else {
