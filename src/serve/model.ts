@@ -53,9 +53,9 @@ export class ServedModel {
   readonly path: 'planned' | 'eager';
   private readonly plans = new Map<number, InferencePlan>();
   private planBytes = 0;
-  /** --instances: a plan per batch size and worker (`${n}:${worker}`), and those running now (never evicted). */
-  private readonly workerPlans = new Map<string, WorkerPlan>();
-  private readonly running = new Set<WorkerPlan>();
+  /** --instances: a plan per batch size and worker (key n * 1024 + worker), and those running now (never evicted). */
+  private readonly workerPlans = new Map<number, WorkerPlan>();
+  private readonly running = new Set<object>();
 
   constructor(
     readonly name: string,
@@ -97,19 +97,29 @@ export class ServedModel {
 
   /** Batch sizes with a plan now, and the arena bytes they hold. */
   planStats(): { sizes: number[]; bytes: number } {
-    const sizes = new Set([...this.plans.keys(), ...[...this.workerPlans.keys()].map((k) => Number(k.split(':')[0]))]);
+    const sizes = new Set([...this.plans.keys(), ...[...this.workerPlans.values()].map((p) => p.inputShape[0])]);
     return { sizes: [...sizes].sort((a, b) => a - b), bytes: this.planBytes };
   }
 
   private plan(n: number, x: Float32Array): InferencePlan {
-    let p = this.plans.get(n);
-    if (p) { this.plans.delete(n); this.plans.set(n, p); return p; }   // most recently used last
-    p = InferencePlan.capture(this.backend, x, [n, ...this.itemShape], (t) => this.runner.forward(t));
-    this.plans.set(n, p);
+    return this.cached(this.plans, n, () => InferencePlan.capture(this.backend, x, [n, ...this.itemShape], (t) => this.runner.forward(t)));
+  }
+
+  /**
+   * map's plan for key, most recently used last, else a new one (make());
+   * then the least recently used go while all plans' arenas pass the budget,
+   * never the new one nor one running.
+   */
+  private cached<K, P extends { arenaBytes: number; dispose(): void }>(map: Map<K, P>, key: K, make: () => P): P {
+    let p = map.get(key);
+    if (p) { map.delete(key); map.set(key, p); return p; }
+    p = make();
+    map.set(key, p);
     this.planBytes += p.arenaBytes;
-    for (const [k, q] of this.plans) {
-      if (this.planBytes <= this.planBudgetBytes || k === n) break;
-      this.plans.delete(k); this.planBytes -= q.arenaBytes; q.dispose();
+    for (const [k, q] of map) {
+      if (this.planBytes <= this.planBudgetBytes) break;
+      if (q === p || this.running.has(q)) continue;
+      map.delete(k); this.planBytes -= q.arenaBytes; q.dispose();
     }
     return p;
   }
@@ -132,19 +142,8 @@ export class ServedModel {
     if (x.length !== n * this.itemSize) throw new RangeError(`${this.name}: ${n} images need ${n * this.itemSize} values, got ${x.length}`);
     const be = this.backend as Partial<WorkerBackend>;
     if (this.path !== 'planned' || typeof be.prepareOnWorker !== 'function' || !(w < (be.workerCount ?? 0))) return this.forward(x, n);
-    const key = `${n}:${w}`;
-    let p = this.workerPlans.get(key);
-    if (p) { this.workerPlans.delete(key); this.workerPlans.set(key, p); }
-    else {
-      p = onBackend(this.backend, () => new WorkerPlan(be as WorkerBackend, w, x, [n, ...this.itemShape], (t) => this.runner.forward(t)));
-      this.workerPlans.set(key, p);
-      this.planBytes += p.arenaBytes;
-      for (const [k, q] of this.workerPlans) {
-        if (this.planBytes <= this.planBudgetBytes) break;
-        if (q === p || this.running.has(q)) continue;
-        this.workerPlans.delete(k); this.planBytes -= q.arenaBytes; q.dispose();
-      }
-    }
+    const p = this.cached(this.workerPlans, n * 1024 + w,
+      () => onBackend(this.backend, () => new WorkerPlan(be as WorkerBackend, w, x, [n, ...this.itemShape], (t) => this.runner.forward(t))));
     this.running.add(p);
     try { return await p.run(x); } finally { this.running.delete(p); }
   }
