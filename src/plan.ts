@@ -59,8 +59,8 @@ export class CaptureError extends Error {}
 /** One captured forward over one arena. */
 class PlanPart {
   private arena: Ptr;
-  readonly calls: (() => void)[];
-  /** The steps with every pointer resolved, for prepareParallel. */
+  private bound: (() => void)[] | null = null;
+  /** The steps with every pointer resolved (what prepareParallel and prepareOnWorker take). */
   readonly resolved: PlanStep[];
   readonly outPtr: Ptr;
   readonly outSize: number;
@@ -79,10 +79,16 @@ class PlanPart {
   ) {
     this.arena = arenaBytes > 0 ? backend.alloc(arenaBytes / 4) : 0;
     const at = (a: Arg): number => (typeof a === 'number' ? a : this.arena + blocks[a.block].offset + a.off);
-    const be = backend;
     this.resolved = steps.map((s): PlanStep => (s.kind === 'run' ? { kind: 'run', kernel: s.kernel, args: s.args.map(at) }
       : s.kind === 'write' ? { kind: 'write', at: at(s.at), data: s.data } : { kind: 'logf', x: at(s.x), y: at(s.y), n: s.n }));
-    this.calls = this.resolved.map((s): (() => void) => {
+    this.outPtr = at(output);
+    this.outSize = outputShape.reduce((a, b) => a * b, 1);
+  }
+
+  /** The steps bound to the backend (Backend.prepare), made on the first replay: a slice or a WorkerPlan never replays them here. */
+  get calls(): (() => void)[] {
+    const be = this.backend;
+    return (this.bound ??= this.resolved.map((s): (() => void) => {
       if (s.kind === 'run') {
         const args = s.args, k = s.kernel;
         return be.prepare ? be.prepare(k, args) : () => { be.run(k, ...args); };
@@ -90,9 +96,7 @@ class PlanPart {
       if (s.kind === 'write') { const p = s.at, d = s.data; return () => be.write(p, d); }
       const { x, y, n } = s;
       return () => be.logf(x, y, n);
-    });
-    this.outPtr = at(output);
-    this.outSize = outputShape.reduce((a, b) => a * b, 1);
+    }));
   }
 
   dispose(): void {
@@ -115,7 +119,7 @@ export class InferencePlan {
     private readonly together: ParallelRun | null,
   ) {}
 
-  get steps(): number { return this.parts.reduce((s, p) => s + p.calls.length, 0); }
+  get steps(): number { return this.parts.reduce((s, p) => s + p.resolved.length, 0); }
   /** Arena bytes (all slices). */
   get arenaBytes(): number { return this.parts.reduce((s, p) => s + p.arenaBytes, 0); }
   /** Bytes the same forward held at its peak when run eagerly, for comparison. */
@@ -187,7 +191,7 @@ export class InferencePlan {
     return new InferencePlan(be, [...shape], p.outputShape, [p], null);
   }
 
-  /** capture, as one list of calls (also WorkerPlan's). */
+  /** capture, as one list of calls (also WorkerPlan's). @internal */
   static capturePart(be: Backend, example: Float32Array, shape: readonly number[], fn: (x: Tensor) => Tensor): PlanPart {
     const input = Tensor.from(example, shape, be);
     // one plain run first, so that caches the forward fills on first use
