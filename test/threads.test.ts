@@ -260,6 +260,12 @@ test('WorkerPlan: two workers run their own forwards at once while the caller wa
   setBackend(p);
   const m = new CaitModel(createModel(cfg, 8), { merge: 'h@1,v@2' });
   const plans = [0, 1].map((w) => new WorkerPlan(p, w, xs[w], shape, (t) => m.forward(t)));
+  // a pool that splits calls itself may post to a worker inside a program: refused
+  setBackend(pools[1]);
+  const other = createModel(cfg, 8);
+  assert.throws(() => new WorkerPlan(pools[1], 0, xs[0], shape, (t) => other.forward(t)), /minWork Infinity/);
+  other.dispose();
+  setBackend(p);
   let ticks = 0;
   const timer = setInterval(() => { ticks++; }, 0);
   for (let r = 0; r < 3; r++) {

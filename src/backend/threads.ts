@@ -726,8 +726,9 @@ export class ThreadedWasmBackend extends WasmBackend {
       if (!cal || this.closed) return null;
       let ns = 0;
       for (const s of parts[1]) {
-        const rule = s.kind === 'run' ? SPLITS[s.kernel] : undefined;
-        if (rule && s.kind === 'run') ns += rule.work(s.args as number[]) * cal.nsPerUnit[rule.cls];
+        if (s.kind !== 'run') continue;
+        const rule = SPLITS[s.kernel];
+        if (rule) ns += rule.work(s.args as number[]) * cal.nsPerUnit[rule.cls];
       }
       if (ns < MARGIN * cal.dispatchUs.cold * 1000) return null;
     }
@@ -764,6 +765,7 @@ export class ThreadedWasmBackend extends WasmBackend {
    */
   prepareOnWorker(w: number, steps: readonly PlanStep[]): { run(): Promise<void>; dispose(): void } {
     if (!Number.isInteger(w) || w < 0 || w >= this.threads - 1) throw new RangeError(`prepareOnWorker: worker ${w} of ${this.threads - 1}`);
+    if (this.minWorkAll !== Infinity) throw new Error('prepareOnWorker: needs a pool made with minWork Infinity (one that never posts a split call to a worker that may be inside a program)');
     const solo = steps.map((s) => this.soloStep(s));
     const prog = this.encodeProgram(steps, this.workerScratch[w]);
     let live = true;
