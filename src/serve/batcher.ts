@@ -25,9 +25,8 @@
 // free instances), and while another instance computes it starts at once,
 // without the waits above: one thread's time per image does not depend on
 // the batch, so a smaller batch loses nothing, and the instances drift apart
-// so that one computes while the other's clients send again (CAIT DeiT-Tiny
-// at 8 connections, 2 threads: batches split over the pool left both cores
-// idle while the 8 clients came back).
+// so that one computes while the other's clients send again (a batch split
+// over the pool leaves both cores waiting while its clients come back).
 import type { ServedModel } from './model.js';
 import { HttpError } from './protocol.js';
 
@@ -75,7 +74,7 @@ export class Batcher {
   private last: { model: ServedModel | null; answered: number; ms: number; back: number } = { model: null, answered: 0, ms: 0, back: 0 };
 
   constructor(private readonly o: BatcherOptions) {
-    this.free = Array.from({ length: Math.max(1, o.instances ?? 1) }, (_, i) => i).reverse();
+    this.free = Array.from({ length: this.instances }, (_, i) => i).reverse();
   }
 
   private get instances(): number { return Math.max(1, this.o.instances ?? 1); }
