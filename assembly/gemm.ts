@@ -8,8 +8,9 @@
 //   layout 3 NP: A as NN, B pre-packed by pack_b (below; ldb unused):
 //                B[k,j] = b[(j>>3)*K*8 + k*8 + (j&7)]
 //   layout | 4 (GELU): C = gelu(alpha*op(A)*op(B) + beta*C + bias), GELU
-//                applied in the store of the last K block (inference fc1:
-//                saves writing and re-reading the hidden activations).
+//                applied to each tile right after the last K block stores it
+//                (gelu.ts geluTile; inference fc1: saves writing and re-reading
+//                the hidden activations).
 //   C[i,j] = c[i*ldc + j]. lda/ldb/ldc are row strides, sa/sb/sc batch strides,
 //   all in elements; pointers are bytes and need no alignment (v128.load does
 //   not require it). beta 0 means C is write-only (it may hold NaN).
@@ -56,7 +57,7 @@
 // No static data and no allocation: the module may run in several workers over
 // one shared memory, each with its own scratch.
 import { fma4 } from './simd';
-import { geluv } from './gelu';
+import { geluTile } from './gelu';
 
 /** Largest K block: 256 * (32 + 16) bytes of panel + strip = 12 KiB, well inside L1
  *  (128..512 measured within 2% of each other). */
@@ -125,7 +126,8 @@ export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, 
             const tEnd = jj + 8 < nc ? tp + panelBytes : tp;
             for (let r = 0; r < mc; r += 4) {
               for (let q = 0; q < linesPer && tp < tEnd; q++) { sink = v128.or(sink, v128.load(tp)); tp += 64; }
-              tile(ap, bp, kc, cp, ldc, min(4, mc - r), nr, alpha, bt, biasp, act);
+              tile(ap, bp, kc, cp, ldc, min(4, mc - r), nr, alpha, bt, biasp);
+              if (act) geluTile(cp, ldc, min(4, mc - r), nr);
               ap += stripBytes;
               cp += rowStep;
             }
@@ -232,10 +234,11 @@ function packStrip(layout: i32, A: usize, lda: i32, i0: i32, mr: i32, k0: i32, k
 
 /**
  * The 4x8 micro-kernel: acc = strip(4 x kc) * panel(kc x 8), then
- * C[0:mr, 0:nr] = alpha*acc + beta*C + bias (beta 0: C not read).
+ * C[0:mr, 0:nr] = alpha*acc + beta*C + bias (beta 0: C not read); GELU, when
+ * set, is applied after by the caller (gelu.ts geluTile, the same per value).
  */
 function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  alpha: f32, beta: f32, biasp: usize, act: bool): void {
+  alpha: f32, beta: f32, biasp: usize): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -256,20 +259,20 @@ function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i
     const va = f32x4.splat(alpha);
     let z0 = f32x4.splat(0), z1 = f32x4.splat(0);
     if (biasp) { z0 = v128.load(biasp); z1 = v128.load(biasp, 16); }
-    storeRow(cp, c00, c01, va, beta, z0, z1, act);
-    if (mr > 1) storeRow(cp + rs, c10, c11, va, beta, z0, z1, act);
-    if (mr > 2) storeRow(cp + rs * 2, c20, c21, va, beta, z0, z1, act);
-    if (mr > 3) storeRow(cp + rs * 3, c30, c31, va, beta, z0, z1, act);
+    storeRow(cp, c00, c01, va, beta, z0, z1);
+    if (mr > 1) storeRow(cp + rs, c10, c11, va, beta, z0, z1);
+    if (mr > 2) storeRow(cp + rs * 2, c20, c21, va, beta, z0, z1);
+    if (mr > 3) storeRow(cp + rs * 3, c30, c31, va, beta, z0, z1);
   } else {
-    storePartial(cp, c00, c01, nr, alpha, beta, biasp, act);
-    if (mr > 1) storePartial(cp + rs, c10, c11, nr, alpha, beta, biasp, act);
-    if (mr > 2) storePartial(cp + rs * 2, c20, c21, nr, alpha, beta, biasp, act);
-    if (mr > 3) storePartial(cp + rs * 3, c30, c31, nr, alpha, beta, biasp, act);
+    storePartial(cp, c00, c01, nr, alpha, beta, biasp);
+    if (mr > 1) storePartial(cp + rs, c10, c11, nr, alpha, beta, biasp);
+    if (mr > 2) storePartial(cp + rs * 2, c20, c21, nr, alpha, beta, biasp);
+    if (mr > 3) storePartial(cp + rs * 3, c30, c31, nr, alpha, beta, biasp);
   }
 }
 
 // @ts-ignore: decorator
-@inline function storeRow(p: usize, x0: v128, x1: v128, va: v128, beta: f32, z0: v128, z1: v128, act: bool): void {
+@inline function storeRow(p: usize, x0: v128, x1: v128, va: v128, beta: f32, z0: v128, z1: v128): void {
   let r0 = f32x4.add(f32x4.mul(x0, va), z0);
   let r1 = f32x4.add(f32x4.mul(x1, va), z1);
   if (beta != 0) {
@@ -278,20 +281,17 @@ function tile(ap: usize, bp: usize, kc: i32, cp: usize, ldc: i32, mr: i32, nr: i
     r0 = f32x4.add(r0, o0);
     r1 = f32x4.add(r1, o1);
   }
-  if (act) { r0 = geluv(r0); r1 = geluv(r1); }
   v128.store(p, r0);
   v128.store(p, r1, 16);
 }
 
 /** Edge tile (nr < 8): element by element; columns past nr are neither read nor written. */
-function storePartial(p: usize, x0: v128, x1: v128, nr: i32, alpha: f32, beta: f32, biasp: usize, act: bool): void {
+function storePartial(p: usize, x0: v128, x1: v128, nr: i32, alpha: f32, beta: f32, biasp: usize): void {
   for (let j = 0; j < nr; j++) {
     let r = alpha * lane(j < 4 ? x0 : x1, j & 3);
     const q = p + (<usize>j << 2);
     if (beta != 0) r += beta * load<f32>(q);
     if (biasp) r += load<f32>(biasp + (<usize>j << 2));
-    // the same vector GELU as full tiles, so a value does not depend on its column
-    if (act) r = f32x4.extract_lane(geluv(f32x4.splat(r)), 0);
     store<f32>(q, r);
   }
 }

@@ -4,7 +4,7 @@
 export * from './gemm';
 export * from './softmax';
 export * from './layernorm';
-export * from './gelu';
+export { gelu_fwd, gelu_bwd } from './gelu'; // not geluv / geluTile: helpers of the GEMMs' epilogues
 export * from './elementwise';
 export * from './reduce';
 export * from './adamw';

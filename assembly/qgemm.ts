@@ -35,11 +35,12 @@
 // half-sums, added pairwise in the store; 4x8 would need 16 accumulators, so
 // that build runs the tile as two 4x4 halves.
 //
-// The store: (f32(acc - zx*colsum) * f32(sx*sw)) + bias, then GELU (the float
-// GEMM's geluv), in that order and rounding, also in the reference.
+// The store: (f32(acc - zx*colsum) * f32(sx*sw)) + bias, then GELU (geluv, as
+// the float GEMM; applied over the stored tile by gelu.ts geluTile), in that
+// order and rounding, also in the reference.
 // No K blocking: a panel is Kp*8 bytes (6 KiB at K = 768) and stays in L1
 // while all strips pass under it; int32 cannot overflow below K = 133,000.
-import { geluv } from './gelu';
+import { geluTile } from './gelu';
 
 /**
  * Quantize rows of x (M x K floats, row stride ldx) into qa/rowp (layout above).
@@ -147,11 +148,12 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
     const biasp = bias != 0 ? bias + (<usize>j << 2) : 0;
     for (let i = 0; i < M; i += 4) {
       const mr = min(4, M - i);
-      if (ASC_FEATURE_RELAXED_SIMD) tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, act, ones);
+      if (ASC_FEATURE_RELAXED_SIMD) tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
       else {
-        tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp, act);
-        if (nr > 4) tilePlain(ap, bp + 16, kq, cp + 16, ldc, mr, nr - 4, rp, sp + 16, wsp + 16, biasp != 0 ? biasp + 16 : 0, act);
+        tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp);
+        if (nr > 4) tilePlain(ap, bp + 16, kq, cp + 16, ldc, mr, nr - 4, rp, sp + 16, wsp + 16, biasp != 0 ? biasp + 16 : 0);
       }
+      if (act) geluTile(cp, ldc, mr, nr);
       ap += stripBytes;
       rp += 32;
       cp += <usize>ldc << 4;
@@ -162,7 +164,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
 
 /** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */
 function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool, ones: v128): void {
+  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
   let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
@@ -184,10 +186,10 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
     ap += 16; bp += 32; k--;
   }
   const rs = <usize>ldc << 2;
-  storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp, act);
-  if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp, act);
-  if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp, act);
-  if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp, act);
+  storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp);
+  if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp);
+  if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp);
+  if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
 }
 
 /**
@@ -197,7 +199,7 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
  * [ch0 k01, ch0 k23, ch1 k01, ch1 k23], summed pairwise in the store.
  */
 function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool): void {
+  rp: usize, sp: usize, wsp: usize, biasp: usize): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
   let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
@@ -216,10 +218,10 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
     ap += 16; bp += 32; k--;
   }
   const rs = <usize>ldc << 2, z = i32x4.splat(0);
-  storeRow(cp, pairSum(c00, c01), z, nr, rp, sp, wsp, biasp, act);
-  if (mr > 1) storeRow(cp + rs, pairSum(c10, c11), z, nr, rp + 8, sp, wsp, biasp, act);
-  if (mr > 2) storeRow(cp + rs * 2, pairSum(c20, c21), z, nr, rp + 16, sp, wsp, biasp, act);
-  if (mr > 3) storeRow(cp + rs * 3, pairSum(c30, c31), z, nr, rp + 24, sp, wsp, biasp, act);
+  storeRow(cp, pairSum(c00, c01), z, nr, rp, sp, wsp, biasp);
+  if (mr > 1) storeRow(cp + rs, pairSum(c10, c11), z, nr, rp + 8, sp, wsp, biasp);
+  if (mr > 2) storeRow(cp + rs * 2, pairSum(c20, c21), z, nr, rp + 16, sp, wsp, biasp);
+  if (mr > 3) storeRow(cp + rs * 3, pairSum(c30, c31), z, nr, rp + 24, sp, wsp, biasp);
 }
 
 /**
@@ -241,21 +243,19 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
     i8x16.shuffle(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31));
 }
 
-/** Dequantize one row of up to 8 channels (acc0: channels 0..3, acc1: 4..7) and store nr of them. */
+/** Dequantize one row of up to 8 channels (acc0: channels 0..3, acc1: 4..7) and store nr of them (GELU: gelu.ts geluTile, after the tile). */
 // @ts-ignore: decorator
-@inline function storeRow(p: usize, acc0: v128, acc1: v128, nr: i32, rp: usize, sp: usize, wsp: usize, biasp: usize, act: bool): void {
+@inline function storeRow(p: usize, acc0: v128, acc1: v128, nr: i32, rp: usize, sp: usize, wsp: usize, biasp: usize): void {
   const sx = f32x4.splat(load<f32>(rp)), zx = i32x4.splat(<i32>load<f32>(rp, 4));
   if (nr == 8) {
     let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, v128.load(sp)))), f32x4.mul(sx, v128.load(wsp)));
     let r1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc1, i32x4.mul(zx, v128.load(sp, 16)))), f32x4.mul(sx, v128.load(wsp, 16)));
     if (biasp) { r0 = f32x4.add(r0, v128.load(biasp)); r1 = f32x4.add(r1, v128.load(biasp, 16)); }
-    if (act) { r0 = geluv(r0); r1 = geluv(r1); }
     v128.store(p, r0);
     v128.store(p, r1, 16);
   } else if (nr == 4) {
     let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, v128.load(sp)))), f32x4.mul(sx, v128.load(wsp)));
     if (biasp) r0 = f32x4.add(r0, v128.load(biasp));
-    if (act) r0 = geluv(r0);
     v128.store(p, r0);
   } else {
     // edge: element by element, the same operations (columns past nr neither read nor written)
@@ -265,7 +265,6 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
       const o = <usize>j << 2;
       let r = <f32>(a - z * load<i32>(sp + o)) * (s * load<f32>(wsp + o));
       if (biasp) r += load<f32>(biasp + o);
-      if (act) r = f32x4.extract_lane(geluv(f32x4.splat(r)), 0);
       store<f32>(p + o, r);
     }
   }
@@ -278,3 +277,4 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
   if (i == 2) return i32x4.extract_lane(v, 2);
   return i32x4.extract_lane(v, 3);
 }
+
