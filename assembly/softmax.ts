@@ -23,19 +23,22 @@ export function softmax_fwd(x: usize, y: usize, rows: i32, cols: i32): void {
   const c4 = cols & ~3, tail = cols & 3;
   for (let r = 0; r < rows; r++) {
     const X = x + <usize>r * bytes, Y = y + <usize>r * bytes;
-    // 1. max (starts at -inf, so a row of all -inf gives NaN like the reference)
-    // (f32x4.max, not pmax: a NaN anywhere makes the row NaN, as Math.max
-    // does in the reference; four accumulators hide its latency)
+    // 1. max (starts at -inf, so a row of all -inf gives NaN like the reference).
+    // pmax (one maxps) rather than f32x4.max (NaN- and signed-zero-exact,
+    // eight instructions under V8, as many as the exp pass): pmax skips a NaN,
+    // but that NaN then reaches the sum through exp(x - m), so its row is NaN
+    // as in the reference; pmax may leave m = -0 where max gives +0, and x - m
+    // is then the same for every x. Four accumulators hide maxps' latency.
     const c16 = cols & ~15;
     let vm = f32x4.splat(-Infinity), vm1 = vm, vm2 = vm, vm3 = vm;
     let j = 0;
     for (; j < c16; j += 16) {
       const o = X + (<usize>j << 2);
-      vm = f32x4.max(vm, v128.load(o)); vm1 = f32x4.max(vm1, v128.load(o, 16));
-      vm2 = f32x4.max(vm2, v128.load(o, 32)); vm3 = f32x4.max(vm3, v128.load(o, 48));
+      vm = f32x4.pmax(vm, v128.load(o)); vm1 = f32x4.pmax(vm1, v128.load(o, 16));
+      vm2 = f32x4.pmax(vm2, v128.load(o, 32)); vm3 = f32x4.pmax(vm3, v128.load(o, 48));
     }
-    vm = f32x4.max(f32x4.max(vm, vm1), f32x4.max(vm2, vm3));
-    for (; j < c4; j += 4) vm = f32x4.max(vm, v128.load(X + (<usize>j << 2)));
+    vm = f32x4.pmax(f32x4.pmax(vm, vm1), f32x4.pmax(vm2, vm3));
+    for (; j < c4; j += 4) vm = f32x4.pmax(vm, v128.load(X + (<usize>j << 2)));
     let m = hmax(vm);
     for (; j < cols; j++) m = max(m, load<f32>(X + (<usize>j << 2)));
     const vmx = f32x4.splat(m);

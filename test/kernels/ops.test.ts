@@ -108,6 +108,27 @@ function against(kernel: KernelName, what: string, bufs: Float32Array[], args: (
     const got = exec(wasms[0], 'softmax_fwd', [new Float32Array(5).fill(1e30), nan(5)], (p) => [p[0], p[1], 1, 5]).out[1];
     close(got, new Float32Array(5).fill(0.2), 1e-7, 0, 'constant row');
   });
+  test('softmax_fwd: NaN anywhere makes its row NaN, all -inf rows NaN, signed zeros and -inf lanes as the reference', () => {
+    // the max pass tracks NaN beside pmax (assembly/softmax.ts): a NaN in the
+    // 16-wide loop, the 4-wide loop and the scalar tail of a 23-wide row
+    const c = 23, rows: number[][] = [];
+    for (const at of [0, 5, 17, 21, 22]) { const r = Array.from({ length: c }, (_, i) => Math.sin(i)); r[at] = NaN; rows.push(r); }
+    rows.push(new Array(c).fill(-Infinity));
+    rows.push(Array.from({ length: c }, (_, i) => (i % 3 ? -Infinity : 0.5 * i)));
+    rows.push(Array.from({ length: c }, (_, i) => (i % 2 ? -0 : 0)));
+    rows.push(Array.from({ length: c }, (_, i) => (i === 20 ? 0 : -0) - (i < 16 ? 1 : 0)));
+    const x = Float32Array.from(rows.flat()), r = rows.length;
+    const want = exec(ref, 'softmax_fwd', [x, nan(r * c)], (p) => [p[0], p[1], r, c]).out[1];
+    for (const w of wasms) {
+      const got = exec(w, 'softmax_fwd', [x, nan(r * c)], (p) => [p[0], p[1], r, c]).out[1];
+      for (let i = 0; i < got.length; i++) {
+        const row = Math.floor(i / c);
+        if (Number.isNaN(want[i])) assert.ok(Number.isNaN(got[i]), `${w.name} row ${row} [${i % c}]: got ${got[i]}, want NaN`);
+        else assert.ok(Math.abs(got[i] - want[i]) <= 1e-7 + 1e-6 * want[i], `${w.name} row ${row} [${i % c}]: got ${got[i]}, want ${want[i]}`);
+      }
+      for (let row = 0; row < 6; row++) assert.ok(Number.isNaN(got[row * c + 1]), `${w.name}: row ${row} (NaN or all -inf) is NaN`);
+    }
+  });
   test('softmax_fwd in place (y == x)', () => {
     seed = 3000;
     for (const [r, c] of SHAPES) {
