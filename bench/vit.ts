@@ -45,6 +45,8 @@
 // Usage: node --import tsx bench/vit.ts [--models tiny,small] [--batches 1,8] [--threads 2]
 //          [--runs 15] [--warmup 3] [--runtimes caitjs,caitjs-cait,ort-web,ort-node,tfjs-wasm]
 //          [--compressed tiny=FILE[,small=FILE]] [--out bench/results/vit.json] [--svg docs/vit-bench.svg]
+//          [--cpu K|none]   (with --threads 1 the run is pinned to CPU K, 0 by
+//          default, so every runner shares one core: bench/pin.ts says why)
 //   (npm run bench:vit). The default run takes about 10 minutes on 2 cores; a
 //   quick check: --models tiny --batches 1 --runs 3 --warmup 1 --out /tmp/vit.json --svg /tmp/vit.svg
 //   The chart is redrawn from the JSON alone by bench/vit-chart.ts.
@@ -74,6 +76,7 @@ import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
 import { startPeer, type Peer } from './vit-worker.js';
 import { vitChartSvg, type VitBenchJson } from './vit-chart.js';
+import { pinToOneCpu } from './pin.js';
 
 const MODELS: Record<string, { preset: string; target: number }> = {
   tiny: { preset: 'deit_tiny_patch16_224', target: 1.7 },
@@ -91,7 +94,7 @@ const LIMITS = { dense_vs_ort_web: 0.75, thread_scaling: 1.7, cait_vs_ort_web: 0
 const here = dirname(fileURLToPath(import.meta.url));
 const { flags } = parseArgs(process.argv.slice(2), {
   models: 'string', batches: 'string', threads: 'number', runs: 'number', warmup: 'number',
-  runtimes: 'string', compressed: 'string', out: 'string', svg: 'string',
+  runtimes: 'string', compressed: 'string', out: 'string', svg: 'string', cpu: 'string',
 });
 const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
 const modelKeys = list((flags.models as string | undefined) ?? 'tiny,small');
@@ -101,6 +104,7 @@ if (batches.some((b) => !(Number.isInteger(b) && b >= 1))) throw new Error(`--ba
 const N = (flags.threads as number | undefined) ?? 2, runs = (flags.runs as number | undefined) ?? 15, warmup = (flags.warmup as number | undefined) ?? 3;
 if (!(Number.isInteger(N) && N >= 1) || !(runs >= 1) || !(warmup >= 0)) throw new Error('--threads >= 1, --runs >= 1, --warmup >= 0');
 const THREADS = N > 1 ? [1, N] : [1];
+const pinning = pinToOneCpu(flags.cpu as string | undefined, N);
 const runtimes = list((flags.runtimes as string | undefined) ?? RUNTIMES.join(',')) as RuntimeName[];
 for (const r of runtimes) if (!RUNTIMES.includes(r)) throw new Error(`--runtimes: unknown '${r}' (known: ${RUNTIMES.join(', ')})`);
 if (!runtimes.includes('caitjs')) runtimes.unshift('caitjs'); // the reference
@@ -184,12 +188,13 @@ for (const i of tfjsInfo) if (i.workarounds.length) notes.push(`tfjs-wasm x${i.t
 
 const env: Record<string, unknown> = {
   ...environment(), platform: `${os.platform()}-${os.arch()}`, relaxedSimd: relaxedSimdSupported(), caitjs_backend: single.name,
+  pinned_cpu: pinning.cpu, pinning: pinning.why,
   caitjs_pool: pool ? `${pool.name}, ${N} threads` : null,
   onnxruntime_node: ort.env.versions.node ?? ort.env.versions.common,
   onnxruntime_web: [...peers.values()].find((p) => p.kind === 'ort-web')?.info.onnxruntime_web ?? null,
   tfjs: tfjsInfo[0]?.tfjs ?? null, tfjs_binaries: Object.fromEntries(tfjsInfo.map((i) => [`x${i.threads}`, i.binary])),
 };
-console.log(`node ${env.node}, ${env.cpu} (${env.cores} cores, load ${env.loadavg}), caitjs ${single.name}${pool ? ` + pool x${N}` : ''}; ` +
+console.log(`node ${env.node}, ${env.cpu} (${env.cores} cores, load ${env.loadavg}; ${pinning.why}), caitjs ${single.name}${pool ? ` + pool x${N}` : ''}; ` +
   `models ${modelKeys.join(', ')}, batches ${batches.join(', ')}, threads ${THREADS.join(' and ')}; ${runs} rounds after ${warmup} warm-up`);
 if ((env.loadavg as number) > 0.5) console.warn(`load average ${env.loadavg}: other work is running, absolute times will be inflated`);
 
