@@ -239,6 +239,25 @@ G('GELU flag: NP and plain layouts, tails, K blocking, beta, bias', () => {
     return out;
   };
   close(run(be, NT | GELU), run(ref, NT | GELU), 1e-6, 1e-5 * K, 'NT|GELU, K blocked, alpha 0.5:');
+  // GELU runs over each stored tile (gelu.ts geluTile): a row stride past N
+  // and a batch stride, with the columns and rows in between left as they were
+  const M2 = 11, N2 = 21, K2 = 30, ldc = N2 + 5, sc = (M2 + 1) * ldc, batch = 2;
+  const A2 = randn(batch * M2 * K2, 94), B2 = randn(batch * K2 * N2, 95), bias2 = randn(N2, 96);
+  const C2 = new Float32Array(batch * sc).fill(7);
+  const runStrided = (b: Backend) => {
+    const pa = b.alloc(A2.length), pb = b.alloc(B2.length), pc = b.alloc(C2.length), pz = b.alloc(N2);
+    b.write(pa, A2); b.write(pb, B2); b.write(pc, C2); b.write(pz, bias2);
+    b.run('gemm', NN | GELU, M2, N2, K2, 1, pa, K2, M2 * K2, pb, N2, K2 * N2, 0, pc, ldc, sc, batch, pz, b.scratch);
+    const out = b.read(pc, C2.length);
+    for (const p of [pa, pb, pc, pz]) b.free(p);
+    return out;
+  };
+  const want2 = runStrided(ref);
+  for (let i = 0; i < want2.length; i++) {
+    const j = i % sc, inside = Math.floor(j / ldc) < M2 && j % ldc < N2;
+    if (!inside) assert.is(want2[i], 7, `reference wrote outside C at ${i}`);
+  }
+  for (const b of wasm) close(runStrided(b), want2, 1e-6, 1e-5 * K2, `${b.name} NN|GELU ldc ${ldc} batch ${batch}:`);
 });
 
 G.run();

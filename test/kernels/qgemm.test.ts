@@ -153,6 +153,8 @@ Q('qgemm: both builds bit for bit with the reference on tails, strides, offsets,
     { M: 1, N: 1, K: 1 }, { M: 3, N: 5, K: 3, bias: true }, { M: 4, N: 8, K: 4 }, { M: 5, N: 9, K: 5, bias: true, off: 1 },
     { M: 7, N: 12, K: 17, ldc: 15, bias: true }, { M: 9, N: 4, K: 8, off: 3 }, { M: 6, N: 20, K: 33, bias: true, gelu: true },
     { M: 17, N: 27, K: 192, bias: true, gelu: true, off: 2 }, { M: 13, N: 64, K: 100, bias: true },
+    // GELU runs over each stored tile (gelu.ts geluTile): full 4x8 tiles and edges with a row stride past N
+    { M: 9, N: 19, K: 20, ldc: 23, bias: true, gelu: true, off: 1 },
   ];
   let seed = 1;
   for (const c of cases) {
