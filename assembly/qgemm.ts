@@ -277,4 +277,3 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
   if (i == 2) return i32x4.extract_lane(v, 2);
   return i32x4.extract_lane(v, 3);
 }
-
