@@ -8,7 +8,10 @@
 //   2. the pre-packed (NP) GEMM alone at the shapes those models run, with
 //      197, 99 and 50 rows: GFLOP/s with the weight hot in cache, and cold
 //      (a new copy of it at every call).
-// Usage: node --import tsx bench/profile.ts [rounds=40]   writes bench/results/profile.json
+// With --int8, part 1 only, on both models quantized (src/quant/: every
+// Linear through quantize_rows + qgemm, GFLOP/s counting a multiply-add as
+// two operations), into profile-int8.json.
+// Usage: node --import tsx bench/profile.ts [rounds=40] [--int8]   writes bench/results/profile.json (profile-int8.json)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setBackend } from '../src/tensor.js';
@@ -20,24 +23,37 @@ import { chosenStructure } from './structure.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
+import { quantizeModel } from '../src/quant/int8.js';
 
-const R = Number(process.argv[2] ?? 40);
+const INT8 = process.argv.includes('--int8');
+const R = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 40);
 const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);
-const models = { dense: createModel(cfg, 0), cait: new CaitModel(createModel({ ...cfg, widths: s.widths, merge: s.merge }, 0), { merge: s.merge }) };
+const vits = [createModel(cfg, 0), createModel({ ...cfg, widths: s.widths, merge: s.merge }, 0)];
+if (INT8) for (const v of vits) quantizeModel(v);
+const models = { dense: vits[0], cait: new CaitModel(vits[1], { merge: s.merge }) };
 const shape = [1, 3, 224, 224], x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
 const D = cfg.embedDim;
 /** A GEMM call's role, from its shape: NP rows of one image are the linears, the batched ones attention. */
 function role(a: number[]): string {
   const [layout, M, N, K, , , , , , , , , , , , batch] = a;
   if (batch > 1) return (layout & 3) === 1 ? 'attention QK^T' : 'attention PV';
+  return linearRole(M, N, K, (layout & 4) !== 0);
+}
+function linearRole(M: number, N: number, K: number, gelu: boolean): string {
   if (M === 1) return 'head';
   const grid = cfg.imgSize / cfg.patchSize;
   if (K === cfg.patchSize * cfg.patchSize * cfg.inChans && M % (grid * grid) === 0) return 'patch embedding'; // fc2's rows include the class token
-  if (layout & 4) return 'fc1 (+GELU)';
+  if (gelu) return 'fc1 (+GELU)';
   if (K === D && N !== D) return 'qkv';
   return N === D && K <= D ? 'proj' : 'fc2';
+}
+/** The class of a kernel call (qgemm's arguments: M N K qa rowp wp wscale bias c ldc flags) and its multiply-adds. */
+function classify(k: string, a: number[]): { cls: string; macs: number } {
+  if (k === 'gemm') return { cls: `gemm ${role(a)}`, macs: a[1] * a[2] * a[3] * a[15] };
+  if (k === 'qgemm') return { cls: `qgemm ${linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0)}`, macs: a[0] * a[1] * a[2] };
+  return { cls: k, macs: 0 };
 }
 // the plans' calls go through be.run (wrapped below to time them), not be.prepare's bound calls
 Object.defineProperty(be, 'prepare', { value: undefined });
@@ -46,7 +62,7 @@ const run = be.run.bind(be);
 let rec: Array<{ cls: string; ms: number; macs: number }> = [];
 be.run = (k, ...a) => {
   const t = performance.now(), r = run(k, ...a);
-  rec.push({ cls: k === 'gemm' ? `gemm ${role(a)}` : k, ms: performance.now() - t, macs: k === 'gemm' ? a[1] * a[2] * a[3] * a[15] : 0 });
+  rec.push({ ...classify(k, a), ms: performance.now() - t });
   return r;
 };
 const names = Object.keys(plans) as Array<keyof typeof models>;
@@ -79,6 +95,14 @@ for (const n of names) {
 const fd = forwards.dense as { step_median_sum_ms: number }, fc = forwards.cait as { step_median_sum_ms: number };
 console.log(`step-median ratio ${(fd.step_median_sum_ms / fc.step_median_sum_ms).toFixed(3)} for ${s.ratio.toFixed(3)}x fewer MACs`);
 for (const p of Object.values(plans)) p.dispose();
+const dir = fileURLToPath(new URL('./results/', import.meta.url));
+mkdirSync(dir, { recursive: true });
+const head = { env: { ...environment(), backend: be.name }, cait_structure: { merge: s.merge, prune: s.prune, keep: s.keep, mac_ratio: s.ratio, source: s.source }, rounds: R };
+if (INT8) {
+  writeFileSync(`${dir}profile-int8.json`, JSON.stringify({ ...head, scheme: 'int8-dynamic (src/quant/)', forwards, step_median_ratio: fd.step_median_sum_ms / fc.step_median_sum_ms }, null, 2) + '\n');
+  console.log(`wrote ${dir}profile-int8.json`);
+  process.exit(0);
+}
 
 // Hot: one packed weight, reused call after call (stays in L2). Cold: COPIES
 // packed copies cycled, so each call finds its weight out of L2 as it does
@@ -107,7 +131,5 @@ for (const [N, K] of [[744, 192], [192, 744], [576, 192]]) {
     for (const q of [a, w, c, ...packs]) be.free(q);
   }
 }
-const dir = fileURLToPath(new URL('./results/', import.meta.url));
-mkdirSync(dir, { recursive: true });
-writeFileSync(`${dir}profile.json`, JSON.stringify({ env: { ...environment(), backend: be.name }, cait_structure: { merge: s.merge, prune: s.prune, keep: s.keep, mac_ratio: s.ratio, source: s.source }, rounds: R, forwards, step_median_ratio: fd.step_median_sum_ms / fc.step_median_sum_ms, gemm_np: gemms }, null, 2) + '\n');
+writeFileSync(`${dir}profile.json`, JSON.stringify({ ...head, forwards, step_median_ratio: fd.step_median_sum_ms / fc.step_median_sum_ms, gemm_np: gemms }, null, 2) + '\n');
 console.log(`wrote ${dir}profile.json`);
