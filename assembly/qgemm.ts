@@ -35,9 +35,10 @@
 // half-sums, added pairwise in the store; 4x8 would need 16 accumulators, so
 // that build runs the tile as two 4x4 halves.
 //
-// The store: (f32(acc - zx*colsum) * f32(sx*sw)) + bias, then GELU (geluv, as
-// the float GEMM; applied over the stored tile by gelu.ts geluTile), in that
-// order and rounding, also in the reference.
+// The store: (f32(acc - zx*colsum) * f32(sx*sw)) + bias, in that order and
+// rounding, also in the reference; then GELU over the stored tile (gelu.ts
+// geluTile with geluRationalv: within 2e-6 of the exact GELU the reference
+// applies, see there; the float GEMM keeps the exact geluv).
 // No K blocking: a panel is Kp*8 bytes (6 KiB at K = 768) and stays in L1
 // while all strips pass under it; int32 cannot overflow below K = 133,000.
 import { geluTile } from './gelu';
@@ -153,7 +154,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
         tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp);
         if (nr > 4) tilePlain(ap, bp + 16, kq, cp + 16, ldc, mr, nr - 4, rp, sp + 16, wsp + 16, biasp != 0 ? biasp + 16 : 0);
       }
-      if (act) geluTile(cp, ldc, mr, nr);
+      if (act) geluTile(cp, ldc, mr, nr, true);
       ap += stripBytes;
       rp += 32;
       cp += <usize>ldc << 4;
