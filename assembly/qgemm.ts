@@ -63,11 +63,17 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
       continue;
     }
     const src = x + (<usize>(i * ldx) << 2);
-    let vlo = f32x4.splat(0), vhi = f32x4.splat(0);
-    for (let k = 0; k < K4; k += 4) {
-      const v = v128.load(src + (<usize>k << 2));
+    // two pairs of accumulators: one pair is a chain of dependent pmin/pmax
+    // (the same lo and hi in any order: no NaN here, and -0/+0 change no byte)
+    let vlo = f32x4.splat(0), vhi = f32x4.splat(0), vlo1 = vlo, vhi1 = vhi;
+    let k = 0;
+    for (; k + 8 <= K4; k += 8) {
+      const v = v128.load(src + (<usize>k << 2)), w = v128.load(src + (<usize>k << 2), 16);
       vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v);
+      vlo1 = f32x4.pmin(vlo1, w); vhi1 = f32x4.pmax(vhi1, w);
     }
+    if (k < K4) { const v = v128.load(src + (<usize>k << 2)); vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v); }
+    vlo = f32x4.pmin(vlo, vlo1); vhi = f32x4.pmax(vhi, vhi1);
     let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
     let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
     for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
@@ -82,11 +88,20 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
     store<f32>(rowp + (<usize>i << 3), z, 4);
     const vinv = f32x4.splat(inv), vz = f32x4.splat(z), v0 = f32x4.splat(0), v127 = f32x4.splat(127);
     let d = dstRow;
-    for (let k = 0; k < K4; k += 4) {
-      const v = v128.load(src + (<usize>k << 2));
-      const q = f32x4.pmin(f32x4.pmax(f32x4.add(f32x4.nearest(f32x4.mul(v, vinv)), vz), v0), v127);
-      // q is an integer in [0, 127]: the relaxed conversion (one cvttps2dq) is exact
-      const n = ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_trunc_f32x4_s(q) : i32x4.trunc_sat_f32x4_s(q);
+    k = 0;
+    // four groups at a time: one narrowing chain packs their 16 bytes, each
+    // group then stored 16 bytes after the previous (the strip interleaves 4 rows)
+    for (; k + 16 <= K4; k += 16) {
+      const p = src + (<usize>k << 2);
+      const n0 = qint(v128.load(p), vinv, vz, v0, v127), n1 = qint(v128.load(p, 16), vinv, vz, v0, v127);
+      const n2 = qint(v128.load(p, 32), vinv, vz, v0, v127), n3 = qint(v128.load(p, 48), vinv, vz, v0, v127);
+      const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n0, n1), i16x8.narrow_i32x4_s(n2, n3));
+      store<u32>(d, i32x4.extract_lane(b, 0)); store<u32>(d, i32x4.extract_lane(b, 1), 16);
+      store<u32>(d, i32x4.extract_lane(b, 2), 32); store<u32>(d, i32x4.extract_lane(b, 3), 48);
+      d += 64;
+    }
+    for (; k < K4; k += 4) {
+      const n = qint(v128.load(src + (<usize>k << 2)), vinv, vz, v0, v127);
       // 4 int32 in [0, 127] -> 4 bytes
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n, n), i16x8.narrow_i32x4_s(n, n));
       store<u32>(d, i32x4.extract_lane(b, 0));
@@ -101,6 +116,14 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
       store<u32>(d, w);
     }
   }
+}
+
+/** clamp(nearest(v * inv) + z, 0, 127) as int32 lanes (the quantize_rows step). */
+// @ts-ignore: decorator
+@inline function qint(v: v128, vinv: v128, vz: v128, v0: v128, v127: v128): v128 {
+  const q = f32x4.pmin(f32x4.pmax(f32x4.add(f32x4.nearest(f32x4.mul(v, vinv)), vz), v0), v127);
+  // q is an integer in [0, 127]: the relaxed conversion (one cvttps2dq) is exact
+  return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_trunc_f32x4_s(q) : i32x4.trunc_sat_f32x4_s(q);
 }
 
 /**

@@ -73,7 +73,7 @@ Q('pack_qb: panels and column sums bit for bit (K, N tails, ldw > K, odd byte of
 });
 
 Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned x and qa', () => {
-  for (const [M, K, ldx, offX, offQ] of [[1, 1, 1, 0, 0], [3, 3, 5, 1, 1], [5, 4, 4, 0, 2], [6, 7, 9, 3, 3], [9, 33, 40, 1, 0], [13, 192, 192, 0, 1]]) {
+  for (const [M, K, ldx, offX, offQ] of [[1, 1, 1, 0, 0], [3, 3, 5, 1, 1], [5, 4, 4, 0, 2], [6, 7, 9, 3, 3], [5, 12, 12, 0, 0], [4, 29, 31, 2, 3], [9, 33, 40, 1, 0], [13, 192, 192, 0, 1]]) {
     const x = randn(M * ldx, M + K, 3);
     // row 0: all zero, row 1 (if any): all positive, row 2: all negative, row 3: one huge value
     for (let k = 0; k < K; k++) {
