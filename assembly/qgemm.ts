@@ -210,10 +210,34 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
     ap += 16; bp += 32; k--;
   }
   const rs = <usize>ldc << 2;
+  if (mr == 4 && nr == 8) {
+    // a full tile: the 8 channels' column sums, scales and biases loaded once
+    // for its 4 rows (storeRow reloads them per row; 1.04-1.10x at K = 192)
+    const s0 = v128.load(sp), s1 = v128.load(sp, 16), w0 = v128.load(wsp), w1 = v128.load(wsp, 16);
+    const hasBias = biasp != 0;
+    const z0 = hasBias ? v128.load(biasp) : f32x4.splat(0), z1 = hasBias ? v128.load(biasp, 16) : f32x4.splat(0);
+    storeRow8(cp, c00, c01, rp, s0, s1, w0, w1, hasBias, z0, z1);
+    storeRow8(cp + rs, c10, c11, rp + 8, s0, s1, w0, w1, hasBias, z0, z1);
+    storeRow8(cp + rs * 2, c20, c21, rp + 16, s0, s1, w0, w1, hasBias, z0, z1);
+    storeRow8(cp + rs * 3, c30, c31, rp + 24, s0, s1, w0, w1, hasBias, z0, z1);
+    return;
+  }
   storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp);
   if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp);
   if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp);
   if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
+}
+
+/** storeRow's nr == 8 case with the per-channel vectors given (same operations, same order). */
+// @ts-ignore: decorator
+@inline function storeRow8(p: usize, acc0: v128, acc1: v128, rp: usize, s0: v128, s1: v128, w0: v128, w1: v128,
+  hasBias: bool, z0: v128, z1: v128): void {
+  const sx = f32x4.splat(load<f32>(rp)), zx = i32x4.splat(<i32>load<f32>(rp, 4));
+  let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, s0))), f32x4.mul(sx, w0));
+  let r1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc1, i32x4.mul(zx, s1))), f32x4.mul(sx, w1));
+  if (hasBias) { r0 = f32x4.add(r0, z0); r1 = f32x4.add(r1, z1); }
+  v128.store(p, r0);
+  v128.store(p, r1, 16);
 }
 
 /**
