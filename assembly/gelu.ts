@@ -138,7 +138,7 @@ export function gelu_bwd(x: usize, dy: usize, dx: usize, n: i32): void {
 export function geluTile(p: usize, ld: i32, rows: i32, cols: i32, rational: bool): void {
   const rs = <usize>ld << 2;
   if (rows == 4 && cols == 8) {
-    if (rational) { geluR2x8(p, p + rs); geluR2x8(p + rs * 2, p + rs * 3); } else { gelu2x8(p, p + rs); gelu2x8(p + rs * 2, p + rs * 3); }
+    if (rational) { gelu2x8(p, p + rs, true); gelu2x8(p + rs * 2, p + rs * 3, true); } else { gelu2x8(p, p + rs, false); gelu2x8(p + rs * 2, p + rs * 3, false); }
     return;
   }
   for (let i = 0; i < rows; i++) {
@@ -150,14 +150,16 @@ export function geluTile(p: usize, ld: i32, rows: i32, cols: i32, rational: bool
   }
 }
 
+// Two rows of 8 (four vectors) with one function; `rational` is a literal at
+// each call, so each inlined copy holds one of the two.
 // @ts-ignore: decorator
-@inline function gelu2x8(p: usize, q: usize): void {
-  const a = geluv(v128.load(p)), b = geluv(v128.load(p, 16)), c = geluv(v128.load(q)), d = geluv(v128.load(q, 16));
+@inline function gelu2x8(p: usize, q: usize, rational: bool): void {
+  const a = geluOf(v128.load(p), rational), b = geluOf(v128.load(p, 16), rational);
+  const c = geluOf(v128.load(q), rational), d = geluOf(v128.load(q, 16), rational);
   v128.store(p, a); v128.store(p, b, 16); v128.store(q, c); v128.store(q, d, 16);
 }
 
 // @ts-ignore: decorator
-@inline function geluR2x8(p: usize, q: usize): void {
-  const a = geluRationalv(v128.load(p)), b = geluRationalv(v128.load(p, 16)), c = geluRationalv(v128.load(q)), d = geluRationalv(v128.load(q, 16));
-  v128.store(p, a); v128.store(p, b, 16); v128.store(q, c); v128.store(q, d, 16);
+@inline function geluOf(x: v128, rational: bool): v128 {
+  return rational ? geluRationalv(x) : geluv(x);
 }

@@ -228,7 +228,7 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
   if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
 }
 
-/** storeRow's nr == 8 case with the per-channel vectors given (same operations, same order). */
+/** One row of 8 channels with the per-channel vectors given (column sums s, scales w, bias z when hasBias): storeRow's nr == 8 case, and a full tile's rows with them loaded once. */
 // @ts-ignore: decorator
 @inline function storeRow8(p: usize, acc0: v128, acc1: v128, rp: usize, s0: v128, s1: v128, w0: v128, w1: v128,
   hasBias: bool, z0: v128, z1: v128): void {
@@ -294,14 +294,14 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
 /** Dequantize one row of up to 8 channels (acc0: channels 0..3, acc1: 4..7) and store nr of them (GELU: gelu.ts geluTile, after the tile). */
 // @ts-ignore: decorator
 @inline function storeRow(p: usize, acc0: v128, acc1: v128, nr: i32, rp: usize, sp: usize, wsp: usize, biasp: usize): void {
-  const sx = f32x4.splat(load<f32>(rp)), zx = i32x4.splat(<i32>load<f32>(rp, 4));
   if (nr == 8) {
-    let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, v128.load(sp)))), f32x4.mul(sx, v128.load(wsp)));
-    let r1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc1, i32x4.mul(zx, v128.load(sp, 16)))), f32x4.mul(sx, v128.load(wsp, 16)));
-    if (biasp) { r0 = f32x4.add(r0, v128.load(biasp)); r1 = f32x4.add(r1, v128.load(biasp, 16)); }
-    v128.store(p, r0);
-    v128.store(p, r1, 16);
-  } else if (nr == 4) {
+    const hasBias = biasp != 0;
+    storeRow8(p, acc0, acc1, rp, v128.load(sp), v128.load(sp, 16), v128.load(wsp), v128.load(wsp, 16),
+      hasBias, hasBias ? v128.load(biasp) : f32x4.splat(0), hasBias ? v128.load(biasp, 16) : f32x4.splat(0));
+    return;
+  }
+  const sx = f32x4.splat(load<f32>(rp)), zx = i32x4.splat(<i32>load<f32>(rp, 4));
+  if (nr == 4) {
     let r0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(acc0, i32x4.mul(zx, v128.load(sp)))), f32x4.mul(sx, v128.load(wsp)));
     if (biasp) r0 = f32x4.add(r0, v128.load(biasp));
     v128.store(p, r0);
