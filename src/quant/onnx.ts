@@ -9,8 +9,9 @@
 // dequantized weights where a layer is not rewritten (the patch embedding's
 // Conv stays a float Conv: ConvInteger lacks int8 weights on ORT's CPU EP).
 // Activations differ from this engine's: ORT quantizes a whole tensor to 8
-// bits (min/max over the batch), caitjs each token to 7 (assembly/qgemm.ts),
-// so the two int8 models agree to quantization noise, not bit for bit.
+// bits (min/max over the batch), caitjs each token to 7 (assembly/qgemm.ts)
+// and the prefix tokens' rows to about 14 (src/quant/int8.ts), so the two int8
+// models agree to quantization noise, not bit for bit.
 import type { VisionTransformer } from '../nn/vit.js';
 import { vitToOnnx, type VitOnnxOptions, type VitOnnxResult } from '../cait/onnx.js';
 import { encodeModel, type OnnxNode, type OnnxTensor } from '../io/onnx.js';

@@ -245,4 +245,83 @@ Q('threads: quantize_rows and qgemm split by strips of 4 rows give the 1-thread 
   } finally { await pool.close(); }
 });
 
+
+// The prefix rows in two 7-bit parts (src/quant/int8.ts): quantize_prefix_rows
+// writes, for each sequence's first P rows, the row (as quantize_rows would
+// quantize it) and its residual; the two dequantized parts add up to x within
+// half a step of the residual (about 14 bits). add_prefix_rows puts the two
+// parts' GEMM outputs back into those rows of y.
+Q('quantize_prefix_rows: bit for bit; the row part is quantize_rows\' own; two parts within half a residual step', () => {
+  for (const [B, T, P, K, ldx, offX, offQ] of [[1, 3, 1, 1, 1, 0, 0], [2, 5, 2, 7, 9, 1, 1], [3, 4, 1, 12, 12, 0, 2], [2, 7, 2, 33, 40, 3, 3], [1, 197, 1, 192, 192, 0, 0], [5, 2, 1, 29, 29, 2, 1]]) {
+    const E = B * P, M = 2 * E, x = randn(B * T * ldx, K + T, 2);
+    x[K >> 1] = 1e4;   // sequence 0's first row: one large value (a coarse first part)
+    if (E > 1) for (let k = 0; k < K; k++) x[(P > 1 ? 1 : T) * ldx + k] = 0;   // the second prefix row: all zero
+    const outs = [ref, ...wasm].map((be) => {
+      const ptrs: Ptr[] = [];
+      const xp = putFloats(be, x, offX, ptrs);
+      const tmp = putFloats(be, new Float32Array(M * K + 1).fill(-3), 0, ptrs);
+      const qa = putBytes(be, new Uint8Array(qaBytes(M, K) + 4).fill(0xee), offQ, ptrs);
+      const rowp = putFloats(be, new Float32Array(2 * M + 1).fill(-7), 0, ptrs);
+      run(be, 'quantize_prefix_rows', xp, ldx, B, T, P, K, tmp, qa, rowp);
+      const out = { q: [...readBytes(be, qa, qaBytes(M, K) + 4)], r: be.read(rowp, 2 * M + 1), t: be.read(tmp, M * K + 1) };
+      for (const p of ptrs) be.free(p);
+      return out;
+    });
+    const o = outs[0], u = (i: number, k: number) => o.q[(i >> 2) * kp(K) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)];
+    assert.equal(o.q.slice(-4), [0xee, 0xee, 0xee, 0xee], 'nothing written past the strips');
+    assert.is(o.r[2 * M], -7, 'nothing written past rowp');
+    assert.is(o.t[M * K], -3, 'nothing written past tmp');
+    // the first part is quantize_rows on the gathered rows
+    const rows = new Float32Array(E * K);
+    for (let e = 0; e < E; e++) rows.set(x.subarray((Math.floor(e / P) * T + (e % P)) * ldx, (Math.floor(e / P) * T + (e % P)) * ldx + K), e * K);
+    const ptrs: Ptr[] = [], rp = putFloats(ref, rows, 0, ptrs), qa1 = putBytes(ref, new Uint8Array(qaBytes(E, K)), 0, ptrs), rowp1 = putFloats(ref, new Float32Array(2 * E), 0, ptrs);
+    run(ref, 'quantize_rows', rp, K, E, K, qa1, rowp1);
+    const q1 = readBytes(ref, qa1, qaBytes(E, K)), r1 = ref.read(rowp1, 2 * E);
+    for (const p of ptrs) ref.free(p);
+    for (let e = 0; e < E; e++) {
+      assert.equal([o.r[2 * e], o.r[2 * e + 1]], [r1[2 * e], r1[2 * e + 1]], `row ${e}: parameters`);
+      const sh = o.r[2 * e], zh = o.r[2 * e + 1], sl = o.r[2 * (E + e)], zl = o.r[2 * (E + e) + 1];
+      // a zero residual (the first part exact) is a zero row: step 1, every u - z 0
+      const exact = Array.from({ length: K }, (_, k) => u(E + e, k) - zl).every((d) => d === 0), step = exact ? 0 : sl;
+      if (!exact) assert.ok(sl <= sh / 126, `row ${e}: residual step ${sl} against ${sh}`);
+      for (let k = 0; k < K; k++) {
+        assert.is(u(e, k), q1[(e >> 2) * kp(K) * 4 + (k >> 2) * 16 + (e & 3) * 4 + (k & 3)], `row ${e} k ${k}: byte`);
+        const xv = rows[e * K + k], two = sh * (u(e, k) - zh) + sl * (u(E + e, k) - zl);
+        assert.ok(Math.abs(two - xv) <= 0.5001 * step + 1e-6 * Math.abs(xv), `row ${e} k ${k}: ${two} for ${xv} (residual step ${sl})`);
+      }
+    }
+    for (let v = 0; v < wasm.length; v++) {
+      const what = `${variants[v]} B ${B} T ${T} P ${P} K ${K}`;
+      assert.equal(outs[v + 1].q, o.q, `${what}: bytes`);
+      assert.equal([...outs[v + 1].r], [...o.r], `${what}: row parameters`);
+      assert.equal([...outs[v + 1].t], [...o.t], `${what}: rows and residuals`);
+    }
+  }
+});
+
+Q('add_prefix_rows: bit for bit (GELU within 2e-6); only the prefix rows of y are written', () => {
+  for (const [B, T, P, N, ldy, bias, gelu, off] of [[1, 3, 1, 1, 1, 0, 0, 0], [2, 5, 2, 7, 9, 1, 0, 1], [3, 4, 1, 12, 12, 1, 1, 2], [2, 7, 2, 33, 40, 0, 1, 3], [1, 197, 1, 192, 192, 1, 1, 0]]) {
+    const E = B * P, z = randn(2 * E * N, N + T, 3), b = randn(N, 7), y0 = new Float32Array(B * T * ldy).fill(12345);
+    const outs = [ref, ...wasm].map((be) => {
+      const ptrs: Ptr[] = [];
+      const zp = putFloats(be, z, off, ptrs), bp = bias ? putFloats(be, b, off, ptrs) : 0, yp = putFloats(be, y0, off, ptrs);
+      run(be, 'add_prefix_rows', zp, N, B, T, P, bp, yp, ldy, gelu);
+      const out = be.read(yp, B * T * ldy);
+      for (const p of ptrs) be.free(p);
+      return out;
+    });
+    const o = outs[0];
+    for (let r = 0; r < B * T; r++) for (let j = 0; j < ldy; j++) {
+      const e = (r % T) < P && j < N ? Math.floor(r / T) * P + (r % T) : -1, got = o[r * ldy + j];
+      if (e < 0) { assert.is(got, 12345, `row ${r} col ${j}: untouched`); continue; }
+      const v = Math.fround(Math.fround(z[e * N + j] + z[(E + e) * N + j]) + (bias ? b[j] : 0));
+      if (!gelu) assert.is(got, v, `row ${r} col ${j}`);
+    }
+    for (let v = 0; v < wasm.length; v++) {
+      const what = `${variants[v]} B ${B} T ${T} P ${P} N ${N} ldy ${ldy} bias ${bias} gelu ${gelu}`;
+      if (gelu) close(outs[v + 1], o, 2e-6, 2e-6, what);
+      else assert.equal([...outs[v + 1]], [...o], what);
+    }
+  }
+});
 Q.run();

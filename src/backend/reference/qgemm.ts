@@ -7,6 +7,8 @@
 //   quantize_rows(x, ldx, M, K, qa, rowp)       per-row asymmetric 7-bit
 //   pack_qb(K, N, w, ldw, dst)                  int8 weights -> panels + column sums
 //   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU
+//   quantize_prefix_rows(x, ldx, B, T, P, K, tmp, qa, rowp)       prefix rows in two 7-bit parts
+//   add_prefix_rows(z, N, B, T, P, bias, y, ldy, flags)           their two parts' sum into y
 import type { Heap } from './heap.js';
 import { erf } from './gelu.js';
 
@@ -20,6 +22,14 @@ function nearest(x: number): number {
 
 const bytes = (h: Heap): Int8Array => new Int8Array(h.f32.buffer);
 
+/** A row's scale s, 1/s and zero point from lo = min(x, 0), hi = max(x, 0) (a zero row: 1, 0, 0). */
+function rowParams(lo: number, hi: number): { s: number; inv: number; z: number } {
+  const range = f32(hi - lo);
+  if (!(range > 0)) return { s: 1, inv: 0, z: 0 };
+  const inv = f32(127 / range);
+  return { s: f32(range / 127), inv, z: Math.min(Math.max(nearest(f32(-lo * inv)), 0), 127) };
+}
+
 export function quantize_rows(h: Heap, x: number, ldx: number, M: number, K: number, qa: number, rowp: number): void {
   if (M <= 0) return;
   const f = h.f32, b = bytes(h), Kp = (K + 3) & ~3, Mp = (M + 3) & ~3;
@@ -29,13 +39,7 @@ export function quantize_rows(h: Heap, x: number, ldx: number, M: number, K: num
     const X = (x >> 2) + i * ldx;
     let lo = 0, hi = 0;
     for (let k = 0; k < K; k++) { lo = Math.min(lo, f[X + k]); hi = Math.max(hi, f[X + k]); }
-    const range = f32(hi - lo);
-    let s = 1, inv = 0, z = 0;
-    if (range > 0) {
-      s = f32(range / 127);
-      inv = f32(127 / range);
-      z = Math.min(Math.max(nearest(f32(-lo * inv)), 0), 127);
-    }
+    const { s, inv, z } = rowParams(lo, hi);
     f[(rowp >> 2) + 2 * i] = s;
     f[(rowp >> 2) + 2 * i + 1] = z;
     for (let k = 0; k < Kp; k++) {
@@ -73,6 +77,37 @@ export function qgemm(h: Heap, M: number, N: number, K: number, qa: number, rowp
       if (bias) r = f32(r + f[(bias >> 2) + j]);
       if (flags & 1) r = 0.5 * r * (1 + erf(r / Math.SQRT2));
       f[(c >> 2) + i * ldc + j] = r;
+    }
+  }
+}
+
+export function quantize_prefix_rows(h: Heap, x: number, ldx: number, B: number, T: number, P: number, K: number, tmp: number, qa: number, rowp: number): void {
+  const E = B * P, f = h.f32;
+  if (E <= 0 || K <= 0) return;
+  for (let e = 0; e < E; e++) {
+    const X = (x >> 2) + (Math.floor(e / P) * T + (e % P)) * ldx, row = (tmp >> 2) + e * K, res = (tmp >> 2) + (E + e) * K;
+    let lo = 0, hi = 0;
+    for (let k = 0; k < K; k++) { lo = Math.min(lo, f[X + k]); hi = Math.max(hi, f[X + k]); }
+    const { s, inv, z } = rowParams(lo, hi);
+    for (let k = 0; k < K; k++) {
+      const v = f[X + k], u = Math.min(Math.max(nearest(f32(v * inv)) + z, 0), 127);
+      f[row + k] = v;
+      f[res + k] = f32(v - f32(s * (u - z)));
+    }
+  }
+  quantize_rows(h, tmp, K, 2 * E, K, qa, rowp);
+}
+
+export function add_prefix_rows(h: Heap, z: number, N: number, B: number, T: number, P: number, bias: number, y: number, ldy: number, flags: number): void {
+  const E = B * P, f = h.f32;
+  if (E <= 0 || N <= 0) return;
+  for (let e = 0; e < E; e++) {
+    const Y = (y >> 2) + (Math.floor(e / P) * T + (e % P)) * ldy;
+    for (let j = 0; j < N; j++) {
+      let r = f32(f[(z >> 2) + e * N + j] + f[(z >> 2) + (E + e) * N + j]);
+      if (bias) r = f32(r + f[(bias >> 2) + j]);
+      if (flags & 1) r = 0.5 * r * (1 + erf(r / Math.SQRT2));
+      f[Y + j] = r;
     }
   }
 }

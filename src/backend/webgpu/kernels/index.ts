@@ -19,16 +19,19 @@ const { PHI: _phi, ...geluKernels } = gelu;
 
 export const WGSL_KERNELS: Record<KernelName, KernelSpec | null> = {
   ...gemmKernels, ...softmax, ...layernorm, ...geluKernels, ...elementwiseKernels, ...reduce, ...adamw, ...patch, ...atme, ...gather,
-  quantize_rows: null, pack_qb: null, qgemm: null,
+  quantize_rows: null, pack_qb: null, qgemm: null, quantize_prefix_rows: null, add_prefix_rows: null,
 };
 
 /** Kernels with no WASM twin, used through WebGpuBackend's own methods. */
 export const EXTRA_KERNELS = { log } satisfies Record<string, ExtraKernelSpec>;
 
+const INT8 = 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)';
 /** Kernels that exist in the table but cannot run here, and why. */
 export const UNSUPPORTED: Partial<Record<KernelName, string>> = {
-  quantize_rows: 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)',
-  pack_qb: 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)',
-  qgemm: 'int8 inference runs on the CPU backends; WebGPU runs an int8 model with its weights dequantized to float at load (src/quant/)',
+  quantize_rows: INT8,
+  pack_qb: INT8,
+  qgemm: INT8,
+  quantize_prefix_rows: INT8,
+  add_prefix_rows: INT8,
   sum_sq: 'its result is a host scalar, which WebGPU returns only asynchronously (it serves gradient-norm clipping in training; the WebGPU backend runs inference)',
 };
