@@ -52,7 +52,8 @@ function linearRole(M: number, N: number, K: number, gelu: boolean): string {
 /** The class of a kernel call (qgemm's arguments: M N K qa rowp wp wscale bias c ldc flags) and its multiply-adds. */
 function classify(k: string, a: number[]): { cls: string; macs: number } {
   if (k === 'gemm') return { cls: `gemm ${role(a)}`, macs: a[1] * a[2] * a[3] * a[15] };
-  if (k === 'qgemm') return { cls: `qgemm ${linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0)}`, macs: a[0] * a[1] * a[2] };
+  // (the prefix rows' two parts run without bias, src/quant/int8.ts; every ViT Linear has one)
+  if (k === 'qgemm') return { cls: `qgemm ${a[7] === 0 ? 'prefix rows' : linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0)}`, macs: a[0] * a[1] * a[2] };
   return { cls: k, macs: 0 };
 }
 // the plans' calls go through be.run (wrapped below to time them), not be.prepare's bound calls
