@@ -244,8 +244,10 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
     const biasp = bias != 0 ? bias + (<usize>j << 2) : 0;
     for (let i = 0; i < M; i += 4) {
       const mr = min(4, M - i);
-      if (ASC_FEATURE_RELAXED_SIMD) tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
-      else {
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        if (mr <= 2) tileRelaxed2(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
+        else tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
+      } else {
         tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp);
         if (nr > 4) tilePlain(ap, bp + 16, kq, cp + 16, ldc, mr, nr - 4, rp, sp + 16, wsp + 16, biasp != 0 ? biasp + 16 : 0);
       }
@@ -298,6 +300,29 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
   if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp);
   if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp);
   if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
+}
+
+/**
+ * Relaxed build, a strip holding 1 or 2 rows (the prefix rows' two parts,
+ * src/quant/int8.ts; a tail strip): tileRelaxed's loop on rows 0 and 1 only,
+ * half its dots; same bits.
+ */
+function tileRelaxed2(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
+  let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
+  let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
+  let k = kq;
+  while (k > 0) {
+    const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16);
+    const a = v128.load(ap);
+    let x = i32x4.shuffle(a, a, 0, 0, 0, 0);
+    c00 = dot7(b0, x, ones, c00); c01 = dot7(b1, x, ones, c01);
+    x = i32x4.shuffle(a, a, 1, 1, 1, 1);
+    c10 = dot7(b0, x, ones, c10); c11 = dot7(b1, x, ones, c11);
+    ap += 16; bp += 32; k--;
+  }
+  storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp);
+  if (mr > 1) storeRow(cp + (<usize>ldc << 2), c10, c11, nr, rp + 8, sp, wsp, biasp);
 }
 
 /** One row of 8 channels with the per-channel vectors given (column sums s, scales w, bias z when hasBias): storeRow's nr == 8 case, and a full tile's rows with them loaded once. */

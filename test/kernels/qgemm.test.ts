@@ -155,6 +155,8 @@ Q('qgemm: both builds bit for bit with the reference on tails, strides, offsets,
     { M: 17, N: 27, K: 192, bias: true, gelu: true, off: 2 }, { M: 13, N: 64, K: 100, bias: true },
     // GELU runs over each stored tile (gelu.ts geluTile): full 4x8 tiles and edges with a row stride past N
     { M: 9, N: 19, K: 20, ldc: 23, bias: true, gelu: true, off: 1 },
+    // strips of 1 or 2 rows (the relaxed build's two-row tile), full and edge panels
+    { M: 2, N: 16, K: 13, bias: true }, { M: 10, N: 21, K: 64, ldc: 22, bias: true, gelu: true, off: 3 }, { M: 2, N: 8, K: 768, gelu: true },
   ];
   let seed = 1;
   for (const c of cases) {
