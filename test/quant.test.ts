@@ -110,6 +110,18 @@ Q('QLinear: prefix rows near-exact against the dequantized weights, other rows 7
         if (i % T !== 0) assert.ok(worst > 2e-4 * size, `row ${i}: a 7-bit row has a 7-bit error (${worst} of ${size})`);
       }
     }
+    // sequences of prefix rows only (no main GEMM): every row in two parts
+    const x1 = Tensor.from(x.subarray(0, 3 * K), [3, 1, K], be), y1 = lin.forward(x1), got1 = y1.toArray();
+    x1.dispose(); y1.dispose();
+    for (let i = 0; i < 3; i++) {
+      let worst = 0, size = 0;
+      for (let j = 0; j < N; j++) {
+        let v = bias[j];
+        for (let k = 0; k < K; k++) v += x[i * K + k] * Wd[j * K + k];
+        worst = Math.max(worst, Math.abs(got1[i * N + j] - v)); size = Math.max(size, Math.abs(v));
+      }
+      assert.ok(worst <= 2e-4 * size, `[3, 1, K] row ${i}: max error ${worst} of ${size}`);
+    }
   } finally { lin.dispose(); b.dispose(); xt.dispose(); }
 });
 

@@ -22,8 +22,8 @@
 //                with these rows in two parts, 3.45% (3.16 to 5.02%, mean
 //                4.14%) with every row in 7 bits; the int8 weights alone give
 //                1.7% on seed 0. Cost: a second qgemm over 2 rows per prefix
-//                token (one strip of 4 rows at batch 1), 2% of the dense
-//                int8 forward and 3% of the CAIT one (DeiT-Tiny, batch 1,
+//                token (qgemm's two-row tile at batch 1), 1.7% of the dense
+//                int8 forward and 2.7% of the CAIT one (DeiT-Tiny, batch 1,
 //                one thread); quantizeModel's prefixRows: false turns it off;
 //   float        LayerNorm, softmax, residual adds, and attention's two
 //                batched GEMMs (q k^T, a v): both their operands are
@@ -79,7 +79,7 @@ export function hasInt8Kernels(be: Backend): boolean {
  */
 export type PrefixRows = (shape: readonly number[]) => [number, number, number] | null;
 /** The first `tokens` rows of each sequence of a [B, T, K] input (a block's Linears). */
-export const prefixTokens = (tokens: number): PrefixRows => (shape) => (tokens > 0 && shape.length === 3 && shape[1] > tokens ? [shape[0], shape[1], tokens] : null);
+export const prefixTokens = (tokens: number): PrefixRows => (shape) => (tokens > 0 && shape.length === 3 && shape[1] >= tokens ? [shape[0], shape[1], tokens] : null);
 /** Every row of a [B, K] input (a head on the pooled prefix token). */
 export const pooledRows: PrefixRows = (shape) => (shape.length === 2 ? [shape[0], 1, 1] : null);
 
