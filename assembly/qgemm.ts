@@ -263,6 +263,24 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
 /** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */
 function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
   rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
+  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones, false);
+}
+
+/**
+ * Relaxed build, a strip holding 1 or 2 rows (the prefix rows' two parts,
+ * src/quant/int8.ts; a tail strip): the same loop on rows 0 and 1 only, half
+ * the dots; same bits.
+ */
+function tileRelaxed2(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
+  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones, true);
+}
+
+// The two tiles' one body; `two` is a literal at each call, so each inlined
+// copy keeps only its rows' dots and stores.
+// @ts-ignore: decorator
+@inline function tileRelaxedRows(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128, two: bool): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
   let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
@@ -277,14 +295,16 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
     c00 = dot7(b0, x, ones, c00); c01 = dot7(b1, x, ones, c01);
     x = i32x4.shuffle(a, a, 1, 1, 1, 1);
     c10 = dot7(b0, x, ones, c10); c11 = dot7(b1, x, ones, c11);
-    x = i32x4.shuffle(a, a, 2, 2, 2, 2);
-    c20 = dot7(b0, x, ones, c20); c21 = dot7(b1, x, ones, c21);
-    x = i32x4.shuffle(a, a, 3, 3, 3, 3);
-    c30 = dot7(b0, x, ones, c30); c31 = dot7(b1, x, ones, c31);
+    if (!two) {
+      x = i32x4.shuffle(a, a, 2, 2, 2, 2);
+      c20 = dot7(b0, x, ones, c20); c21 = dot7(b1, x, ones, c21);
+      x = i32x4.shuffle(a, a, 3, 3, 3, 3);
+      c30 = dot7(b0, x, ones, c30); c31 = dot7(b1, x, ones, c31);
+    }
     ap += 16; bp += 32; k--;
   }
   const rs = <usize>ldc << 2;
-  if (mr == 4 && nr == 8) {
+  if (!two && mr == 4 && nr == 8) {
     // a full tile: the 8 channels' column sums, scales and biases loaded once
     // for its 4 rows (storeRow reloads them per row; 1.04-1.10x at K = 192)
     const s0 = v128.load(sp), s1 = v128.load(sp, 16), w0 = v128.load(wsp), w1 = v128.load(wsp, 16);
@@ -298,31 +318,8 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
   }
   storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp);
   if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp);
-  if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp);
-  if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
-}
-
-/**
- * Relaxed build, a strip holding 1 or 2 rows (the prefix rows' two parts,
- * src/quant/int8.ts; a tail strip): tileRelaxed's loop on rows 0 and 1 only,
- * half its dots; same bits.
- */
-function tileRelaxed2(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
-  let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
-  let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
-  let k = kq;
-  while (k > 0) {
-    const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16);
-    const a = v128.load(ap);
-    let x = i32x4.shuffle(a, a, 0, 0, 0, 0);
-    c00 = dot7(b0, x, ones, c00); c01 = dot7(b1, x, ones, c01);
-    x = i32x4.shuffle(a, a, 1, 1, 1, 1);
-    c10 = dot7(b0, x, ones, c10); c11 = dot7(b1, x, ones, c11);
-    ap += 16; bp += 32; k--;
-  }
-  storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp);
-  if (mr > 1) storeRow(cp + (<usize>ldc << 2), c10, c11, nr, rp + 8, sp, wsp, biasp);
+  if (!two && mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp);
+  if (!two && mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
 }
 
 /** One row of 8 channels with the per-channel vectors given (column sums s, scales w, bias z when hasBias): storeRow's nr == 8 case, and a full tile's rows with them loaded once. */
