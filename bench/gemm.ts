@@ -9,7 +9,8 @@
 // relative margin of error and sample count.
 // gflopsBest is the single fastest sample seen.
 //
-// Usage: npm run bench:gemm        writes bench/results/gemm.json
+// Usage: npm run bench:gemm [-- --cpu K|none]   writes bench/results/gemm.json
+//   (one thread: pinned to CPU K, 0 by default; bench/pin.ts says why)
 //
 // Before timing, each shape's result from every implementation is checked
 // against a plain float64 triple loop; the bench aborts if one is wrong.
@@ -34,10 +35,12 @@ import Benchmark from 'benchmark';
 import * as tf from '@tensorflow/tfjs-core';
 import { setThreadsCount, setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { loadWasmSync, relaxedSimdSupported, type WasmBackend } from '../src/backend/wasm.js';
-import { NN, NT, NP, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
+import { NN, NT, NP } from '../src/backend/kernels.js';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { quantizeWeight } from '../src/quant/int8.js';
-import type { Backend } from '../src/backend/backend.js';
+import { rand, naive, int8Run } from './operands.js';
+import { pinToOneCpu } from './pin.js';
+import { parseArgs } from '../src/cli/args.js';
 
 // M x K x N, as in the issue: ViT-S/16 and ViT-B/16 projection shapes (197 tokens) and a square one.
 const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [197, 192, 768], [197, 768, 192], [512, 512, 512]];
@@ -48,27 +51,6 @@ const MAX_TIME_S = 0.5; // per round: 4 shapes x 9 impls x (0.5 s + 5 x ~0.8 s):
 interface Row {
   M: number; K: number; N: number; threads: 1; impl: string;
   gflops: number; gflopsMean: number; gflopsBest: number; rme: number; samples: number;
-}
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 4294967296 - 0.5;
-  }
-  return out;
-}
-
-/** C = A * B in float64, i-k-j order. */
-function naive(A: Float32Array, B: Float32Array, M: number, K: number, N: number): Float64Array {
-  const C = new Float64Array(M * N);
-  for (let i = 0; i < M; i++)
-    for (let k = 0; k < K; k++) {
-      const a = A[i * K + k];
-      for (let j = 0; j < N; j++) C[i * N + j] += a * B[k * N + j];
-    }
-  return C;
 }
 
 function verify(impl: string, got: ArrayLike<number>, want: Float64Array, K: number, rel = 1e-6 * K): void {
@@ -82,26 +64,6 @@ function verify(impl: string, got: ArrayLike<number>, want: Float64Array, K: num
     console.error(`${impl}: wrong result, max |diff| ${worst} (max |want| ${ref})`);
     process.exit(1);
   }
-}
-
-/**
- * int8 operands on `be`: W packed by pack_qb, A quantized once by
- * quantize_rows; `gemm` runs qgemm alone, `both` quantize_rows + qgemm.
- */
-function int8Run(be: Backend, A: Float32Array, qw: { q: Int8Array; scale: Float32Array }, M: number, N: number, K: number) {
-  const raw = new Int32Array(Math.ceil((N * K) / 4));
-  new Int8Array(raw.buffer).set(qw.q);
-  const w8 = be.alloc(raw.length), wp = be.alloc(qPackedBytes(K, N) / 4), ws = be.alloc(N);
-  const a = be.alloc(M * K), qa = be.alloc(qRowsBytes(M, K) / 4), rp = be.alloc(2 * M), c = be.alloc(M * N);
-  be.write(w8, raw); be.write(ws, qw.scale); be.write(a, A);
-  be.run('pack_qb', K, N, w8, K, wp);
-  const quant = () => { be.run('quantize_rows', a, K, M, K, qa, rp); };
-  const gemm = () => { be.run('qgemm', M, N, K, qa, rp, wp, ws, 0, c, N, 0); };
-  quant(); gemm();
-  return {
-    c: be.read(c, M * N), gemm, both: () => { quant(); gemm(); },
-    free: () => { for (const p of [w8, wp, ws, a, qa, rp, c]) be.free(p); },
-  };
 }
 
 async function initTfjs(): Promise<string> {
@@ -152,6 +114,7 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
+  const pinning = pinToOneCpu(parseArgs(process.argv.slice(2), { cpu: 'string' }).flags.cpu as string | undefined, 1);
   const relaxed = relaxedSimdSupported();
   const engines: Array<[string, WasmBackend]> = [['caitjs-simd', loadWasmSync('simd')]];
   if (relaxed) engines.push(['caitjs-relaxed', loadWasmSync('relaxed')]);
@@ -161,11 +124,12 @@ async function main(): Promise<void> {
   const env = {
     node: process.versions.node, v8: process.versions.v8, cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length, date: new Date().toISOString(), relaxed,
+    pinned_cpu: pinning.cpu, pinning: pinning.why,
     // other processes share these cores: the load average says how quiet the run was
     loadavg1m: { start: +os.loadavg()[0].toFixed(2), end: 0 },
     tfjs: { version: tf.version_core, binary: tfBinary, threads: getThreadsCount() },
   };
-  console.log(`node ${env.node}, V8 ${env.v8}, ${env.cpu} (${env.cores} cores), relaxed SIMD: ${relaxed}; ` +
+  console.log(`node ${env.node}, V8 ${env.v8}, ${env.cpu} (${env.cores} cores; ${pinning.why}), relaxed SIMD: ${relaxed}; ` +
     `tfjs-core ${env.tfjs.version} wasm (${tfBinary}, ${env.tfjs.threads} thread)`);
 
   interface Run { M: number; K: number; N: number; impl: string; fn: () => void; free: () => void; rounds: Benchmark.Stats[] }

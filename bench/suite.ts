@@ -33,6 +33,7 @@
 // DeiT-Tiny dense at batch 8 gets >= 1.7x throughput from the pool.
 import type { Backend } from '../src/backend/backend.js';
 import { NN, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
+import { rand, naive } from './operands.js';
 import { setBackend, getBackend, Tensor, scope } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { InferencePlan, CaptureError } from '../src/plan.js';
@@ -102,19 +103,6 @@ export interface SuiteResult {
   verify: Array<Record<string, unknown>>;
   checks: Record<string, unknown>;
   samples_ms: Record<string, number[]>;
-}
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; out[i] = s / 4294967296 - 0.5; }
-  return out;
-}
-
-function naive(A: Float32Array, B: Float32Array, M: number, K: number, N: number): Float64Array {
-  const C = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) { const a = A[i * K + k]; for (let j = 0; j < N; j++) C[i * N + j] += a * B[k * N + j]; }
-  return C;
 }
 
 const median = (xs: number[]) => { const s = xs.slice().sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
