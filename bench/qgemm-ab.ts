@@ -1,0 +1,82 @@
+// Paired A/B of two builds of the int8 GEMM (assembly/qgemm.ts): the same
+// qgemm calls on the same operands in each build, one process, one CPU,
+// interleaved round by round (the order alternating), so that a change of
+// the machine's speed lands on both sides. Answers "how much did this kernel
+// change buy", which two separate bench/gemm.ts runs cannot: between runs
+// this machine's speed moves by more than a kernel change does.
+//
+// Usage: node --import tsx bench/qgemm-ab.ts --a OLD.wasm --b NEW.wasm
+//          [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]
+//   OLD/NEW: relaxed builds: npm run build:wasm's build/cait.relaxed.wasm, or
+//   one built at another commit:
+//     git worktree add /tmp/wt REV && ln -s "$PWD/node_modules" /tmp/wt/ &&
+//     (cd /tmp/wt && npx asc assembly/index.ts --target relaxed)
+//   Writes bench/results/NAME.json (default qgemm-ab.json). Committed runs:
+//   qgemm-ab-tile2.json (before and after the two-row tile),
+//   qgemm-ab-fold.json (the two tiles as two functions and as one body).
+//
+// Before timing, the two builds' outputs must be bit-identical at every
+// shape (a kernel change that alters the bits is not a speed A/B). Each
+// round times REPS calls per side; the first WARM rounds are discarded
+// (tier-up); the figure is the median over the other rounds, with the median
+// absolute deviation (src/util/timing.ts latencyStats), and b/a is the
+// median of the per-round time ratios.
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
+import { quantizeWeight } from '../src/quant/int8.js';
+import { environment, latencyStats } from '../src/util/timing.js';
+import { parseArgs } from '../src/cli/args.js';
+import { rand, int8Run } from './operands.js';
+import { pinToOneCpu } from './pin.js';
+
+// M x K x N: the ViT-Tiny qkv shape at 197 tokens (4-row strips and a 1-row
+// tail), 200 (no tail), and the 2-row strips of the int8 prefix rows
+// (src/quant/int8.ts) at a block's qkv and at fc2.
+const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [200, 192, 576], [2, 192, 576], [2, 768, 192]];
+const WARM = 5;
+
+const { flags } = parseArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' });
+if (typeof flags.a !== 'string' || typeof flags.b !== 'string') throw new Error('--a OLD.wasm and --b NEW.wasm are required');
+const rounds = (flags.rounds as number | undefined) ?? 30;
+if (!(Number.isInteger(rounds) && rounds > WARM)) throw new Error(`--rounds: an integer above ${WARM}, got ${flags.rounds}`);
+const pinning = pinToOneCpu(flags.cpu as string | undefined, 1);
+resolveVariant('relaxed');
+const sides = (['a', 'b'] as const).map((k) => ({
+  key: k, file: flags[k] as string, label: (flags[`label-${k}`] as string | undefined) ?? (flags[k] as string),
+  be: new WasmBackend(new WebAssembly.Module(readFileSync(flags[k] as string)), 'relaxed'),
+}));
+
+const stamp = environment(), env = { ...stamp, pinned_cpu: pinning.cpu, pinning: pinning.why };
+console.log(`node ${stamp.node}, ${stamp.cpu} (load ${stamp.loadavg}; ${pinning.why}); a = ${sides[0].label}, b = ${sides[1].label}`);
+const results = [];
+for (const [M, K, N] of SHAPES) {
+  const qw = quantizeWeight(rand(N * K, 2), N), A = rand(M * K, 1);
+  const runs = sides.map((s) => int8Run(s.be, A, qw, M, N, K));
+  if (runs[0].c.some((v, i) => !Object.is(v, runs[1].c[i]))) throw new Error(`${M}x${K}x${N}: the two builds' qgemm outputs differ: not a speed A/B`);
+  // about 5 ms of calls per side and round (at 50 GMAC/s): shorter rounds
+  // leave the per-round ratio to the timer and to single interruptions
+  const reps = Math.max(1, Math.round(5e6 / (M * N * K / 50)));
+  const ms: number[][] = [[], []];
+  for (let r = 0; r < rounds; r++) {
+    for (const i of r % 2 ? [1, 0] : [0, 1]) {
+      const t = performance.now();
+      for (let j = 0; j < reps; j++) runs[i].gemm();
+      ms[i].push((performance.now() - t) / reps);
+    }
+  }
+  for (const run of runs) run.free();
+  const kept = ms.map((m) => m.slice(WARM)), st = kept.map((m) => latencyStats(m));
+  const ratios = kept[1].map((t, i) => t / kept[0][i]).sort((x, y) => x - y);
+  const gops = (t: number) => +((2 * M * N * K) / t / 1e6).toFixed(1);
+  const row = {
+    M, K, N, reps, a: { ...st[0], gops: gops(st[0].median_ms) }, b: { ...st[1], gops: gops(st[1].median_ms) },
+    b_over_a_time: +ratios[ratios.length >> 1].toFixed(4), b_over_a_time_p10_p90: [+ratios[Math.floor(ratios.length * 0.1)].toFixed(4), +ratios[Math.floor(ratios.length * 0.9)].toFixed(4)],
+  };
+  results.push(row);
+  console.log(`  ${`${M}x${K}x${N}`.padEnd(12)} a ${row.a.gops.toFixed(1).padStart(6)} GOP/s (±${(st[0].spread * 100).toFixed(1)}%)  b ${row.b.gops.toFixed(1).padStart(6)} GOP/s (±${(st[1].spread * 100).toFixed(1)}%)  b/a time ${row.b_over_a_time} [p10 ${row.b_over_a_time_p10_p90[0]}, p90 ${row.b_over_a_time_p10_p90[1]}]`);
+}
+const out = `${(flags.out as string | undefined) ?? 'qgemm-ab'}.json`, dir = fileURLToPath(new URL('./results/', import.meta.url));
+mkdirSync(dir, { recursive: true });
+writeFileSync(dir + out, JSON.stringify({ env: { ...env, loadavgAfter: environment().loadavg }, a: { file: sides[0].file, label: sides[0].label }, b: { file: sides[1].file, label: sides[1].label }, rounds, warmup_rounds: WARM, results }, null, 2) + '\n');
+console.log(`wrote bench/results/${out}`);
