@@ -24,7 +24,8 @@
 //                1.7% on seed 0. Cost: a second qgemm over 2 rows per prefix
 //                token (qgemm's two-row tile at batch 1), 1.7% of the dense
 //                int8 forward and 2.7% of the CAIT one (DeiT-Tiny, batch 1,
-//                one thread); quantizeModel's prefixRows: false turns it off;
+//                one thread, paired runs with it on and off, not kept);
+//                quantizeModel's prefixRows: false turns it off;
 //   float        LayerNorm, softmax, residual adds, and attention's two
 //                batched GEMMs (q k^T, a v): both their operands are
 //                activations, which would need quantizing per head at run
