@@ -89,7 +89,7 @@ export function gelu_bwd(x: usize, dy: usize, dx: usize, n: i32): void {
 }
 
 /**
- * GELU for the int8 GEMM's store (qgemm.ts; its output is quantized to 7 bits
+ * GELU for the int8 GEMM (qgemm.ts, one pass after it; its output is quantized to 7 bits
  * by the next Linear): x (1 + erf(z)) / 2, z = x / sqrt 2 clamped to [-4, 4],
  * erf(z) = z P(z^2) / Q(z^2) with P and Q of degree 5 (Q(0) = 1). Our own
  * fit: linearised least squares (Sanathanan-Koerner) with Lawson reweighting
@@ -103,63 +103,81 @@ export function gelu_bwd(x: usize, dy: usize, dx: usize, n: i32): void {
  * with a step of 1/127 of their row's range. About 17 operations and one
  * division per vector against geluv's ~47: the int8 fc1 (197x192x768, one
  * thread) takes 0.82x the time it took with geluv.
+ * Its constants are scaled by `one` (a lane-wise 1.0; lo = -4, hi = 4) that
+ * the caller builds from a run-time value: V8 then keeps them in registers
+ * (or spills them once) instead of rebuilding each (about three instructions)
+ * at every use inside a loop.
  */
+// The coefficients: P (z P(z^2)) and Q (Q(0) = 1), highest degree first.
+const P5: f32 = 1.974554379557958e-6, P4: f32 = 2.8796467813663185e-4, P3: f32 = 4.002102650702e-3;
+const P2: f32 = 5.3462810814380646e-2, P1: f32 = 0.19621878862380981, P0: f32 = 1.128378987312317;
+const Q5: f32 = 3.747389200725593e-5, Q4: f32 = 1.2159019242972136e-3, Q3: f32 = 1.5441454015672207e-2;
+const Q2: f32 = 0.116463303565979, Q1: f32 = 0.5072255730628967;
+
 // @ts-ignore: decorator
-@inline export function geluRationalv(x: v128): v128 {
-  const z = f32x4.pmin(f32x4.pmax(f32x4.mul(x, f32x4.splat(0.7071067811865476)), f32x4.splat(-4)), f32x4.splat(4));
+@inline function geluRationalv(x: v128, one: v128, lo: v128, hi: v128): v128 {
+  const z = f32x4.pmin(f32x4.pmax(f32x4.mul(x, f32x4.mul(f32x4.splat(0.7071067811865476), one)), lo), hi);
   const s = f32x4.mul(z, z);
-  let p = f32x4.splat(1.974554379557958e-6);
-  p = fma4(p, s, f32x4.splat(2.8796467813663185e-4));
-  p = fma4(p, s, f32x4.splat(4.002102650702e-3));
-  p = fma4(p, s, f32x4.splat(5.3462810814380646e-2));
-  p = fma4(p, s, f32x4.splat(0.19621878862380981));
-  p = fma4(p, s, f32x4.splat(1.128378987312317));
-  let q = f32x4.splat(3.747389200725593e-5);
-  q = fma4(q, s, f32x4.splat(1.2159019242972136e-3));
-  q = fma4(q, s, f32x4.splat(1.5441454015672207e-2));
-  q = fma4(q, s, f32x4.splat(0.116463303565979));
-  q = fma4(q, s, f32x4.splat(0.5072255730628967));
-  q = fma4(q, s, f32x4.splat(1));
+  let p = f32x4.mul(f32x4.splat(P5), one);
+  p = fma4(p, s, f32x4.mul(f32x4.splat(P4), one));
+  p = fma4(p, s, f32x4.mul(f32x4.splat(P3), one));
+  p = fma4(p, s, f32x4.mul(f32x4.splat(P2), one));
+  p = fma4(p, s, f32x4.mul(f32x4.splat(P1), one));
+  p = fma4(p, s, f32x4.mul(f32x4.splat(P0), one));
+  let q = f32x4.mul(f32x4.splat(Q5), one);
+  q = fma4(q, s, f32x4.mul(f32x4.splat(Q4), one));
+  q = fma4(q, s, f32x4.mul(f32x4.splat(Q3), one));
+  q = fma4(q, s, f32x4.mul(f32x4.splat(Q2), one));
+  q = fma4(q, s, f32x4.mul(f32x4.splat(Q1), one));
+  q = fma4(q, s, one);
   const e = f32x4.div(f32x4.mul(z, p), q);
-  return f32x4.mul(x, fma4(e, f32x4.splat(0.5), f32x4.splat(0.5)));
+  const half = f32x4.mul(f32x4.splat(0.5), one);
+  return f32x4.mul(x, fma4(e, half, half));
 }
 
 /**
- * GELU in place over a GEMM's stored tile: rows x cols floats at p, row
- * stride ld floats; exact (geluv, the float gemm.ts) or rational
- * (geluRationalv, qgemm.ts). Called after a tile's store when the GELU flag
- * is set, rather than applying GELU inside the store: V8 rematerialises each
- * of geluv's ~40 constants at every inlined copy, and with eight copies next
- * to a 4x8 tile's live accumulators the int8 fc1 (197x192x768, one thread)
- * ran at 28 GMAC/s against 50 without GELU; four vectors here share one set
- * of constants (33 GMAC/s). Same values as the function in the store: each
- * stored f32, lane by lane (the tails run the same vector code).
+ * geluRationalv in place over rows x cols floats at p (row stride ld floats),
+ * `one` = 1 given by the caller at run time (see above): the int8
+ * fc1's GELU as one pass over its output after the GEMM.
  */
-export function geluTile(p: usize, ld: i32, rows: i32, cols: i32, rational: bool): void {
-  const rs = <usize>ld << 2;
-  if (rows == 4 && cols == 8) {
-    if (rational) { gelu2x8(p, p + rs, true); gelu2x8(p + rs * 2, p + rs * 3, true); } else { gelu2x8(p, p + rs, false); gelu2x8(p + rs * 2, p + rs * 3, false); }
-    return;
-  }
+export function geluRationalRows(p: usize, ld: i32, rows: i32, cols: i32, one: f32): void {
+  const vo = f32x4.splat(one), lo = f32x4.splat(-4 * one), hi = f32x4.splat(4 * one);
+  const rs = <usize>ld << 2, c16 = cols & ~15;
   for (let i = 0; i < rows; i++) {
     const r = p + rs * <usize>i;
-    if (!rational) { gelu_fwd(r, r, cols); continue; }
     let j = 0;
-    for (; j + 4 <= cols; j += 4) v128.store(r + (<usize>j << 2), geluRationalv(v128.load(r + (<usize>j << 2))));
-    if (j < cols) storeN(r + (<usize>j << 2), geluRationalv(loadN(r + (<usize>j << 2), cols - j, 0)), cols - j);
+    for (; j < c16; j += 16) {
+      const o = r + (<usize>j << 2);
+      const a = geluRationalv(v128.load(o), vo, lo, hi), b = geluRationalv(v128.load(o, 16), vo, lo, hi);
+      const c = geluRationalv(v128.load(o, 32), vo, lo, hi), d = geluRationalv(v128.load(o, 48), vo, lo, hi);
+      v128.store(o, a); v128.store(o, b, 16); v128.store(o, c, 32); v128.store(o, d, 48);
+    }
+    for (; j + 4 <= cols; j += 4) v128.store(r + (<usize>j << 2), geluRationalv(v128.load(r + (<usize>j << 2)), vo, lo, hi));
+    if (j < cols) storeN(r + (<usize>j << 2), geluRationalv(loadN(r + (<usize>j << 2), cols - j, 0), vo, lo, hi), cols - j);
   }
 }
 
-// Two rows of 8 (four vectors) with one function; `rational` is a literal at
-// each call, so each inlined copy holds one of the two.
-// @ts-ignore: decorator
-@inline function gelu2x8(p: usize, q: usize, rational: bool): void {
-  const a = geluOf(v128.load(p), rational), b = geluOf(v128.load(p, 16), rational);
-  const c = geluOf(v128.load(q), rational), d = geluOf(v128.load(q, 16), rational);
-  v128.store(p, a); v128.store(p, b, 16); v128.store(q, c); v128.store(q, d, 16);
+/**
+ * Exact GELU (geluv) in place over the float GEMM's stored tile (gemm.ts):
+ * rows x cols floats at p, row stride ld floats. Called after a tile's store
+ * when the GELU flag is set, rather than applying GELU inside the store: V8
+ * rematerialises each of geluv's ~40 constants at every inlined copy, and
+ * with eight copies next to a 4x8 tile's live accumulators the int8 fc1 of
+ * the time (197x192x768, one thread) ran at 28 GMAC/s against 50 without
+ * GELU; four vectors here share one set of constants (33 GMAC/s). Same values
+ * as the function in the store: each stored f32, lane by lane (the tails run
+ * the same vector code).
+ */
+export function geluTile(p: usize, ld: i32, rows: i32, cols: i32): void {
+  const rs = <usize>ld << 2;
+  if (rows == 4 && cols == 8) { gelu2x8(p, p + rs); gelu2x8(p + rs * 2, p + rs * 3); return; }
+  for (let i = 0; i < rows; i++) { const r = p + rs * <usize>i; gelu_fwd(r, r, cols); }
 }
 
+// Two rows of 8 (four vectors) with one set of constants.
 // @ts-ignore: decorator
-@inline function geluOf(x: v128, rational: bool): v128 {
-  return rational ? geluRationalv(x) : geluv(x);
+@inline function gelu2x8(p: usize, q: usize): void {
+  const a = geluv(v128.load(p)), b = geluv(v128.load(p, 16));
+  const c = geluv(v128.load(q)), d = geluv(v128.load(q, 16));
+  v128.store(p, a); v128.store(p, b, 16); v128.store(q, c); v128.store(q, d, 16);
 }

@@ -127,7 +127,7 @@ export function gemm(layout: i32, M: i32, N: i32, K: i32, alpha: f32, a: usize, 
             for (let r = 0; r < mc; r += 4) {
               for (let q = 0; q < linesPer && tp < tEnd; q++) { sink = v128.or(sink, v128.load(tp)); tp += 64; }
               tile(ap, bp, kc, cp, ldc, min(4, mc - r), nr, alpha, bt, biasp);
-              if (act) geluTile(cp, ldc, min(4, mc - r), nr, false);
+              if (act) geluTile(cp, ldc, min(4, mc - r), nr);
               ap += stripBytes;
               cp += rowStep;
             }

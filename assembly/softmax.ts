@@ -18,58 +18,71 @@
 import { fma4 } from './simd';
 import { exp4, hsum, hmax, loadN, storeN } from './math';
 
+/**
+ * Passes 1 and 2 of softmax_fwd on one row of `cols` floats: e = exp(x - max x)
+ * stored at Y (Y == X allowed), and returns sum e (softmax_fwd, and
+ * softmax_quantize_rows in qgemm.ts, which quantizes e instead of scaling it).
+ */
+// @ts-ignore: decorator
+@inline export function expRow(X: usize, Y: usize, cols: i32): f32 {
+  const c4 = cols & ~3, tail = cols & 3;
+  // 1. max (starts at -inf, so a row of all -inf gives NaN like the reference).
+  // pmax (one maxps) rather than f32x4.max (NaN- and signed-zero-exact,
+  // eight instructions under V8, as many as the exp pass): pmax skips a NaN,
+  // but that NaN then reaches the sum through exp(x - m), so its row is NaN
+  // as in the reference; pmax may leave m = -0 where max gives +0, and x - m
+  // is then the same for every x. Four accumulators hide maxps' latency.
+  const c16 = cols & ~15;
+  let vm = f32x4.splat(-Infinity), vm1 = vm, vm2 = vm, vm3 = vm;
+  let j = 0;
+  for (; j < c16; j += 16) {
+    const o = X + (<usize>j << 2);
+    vm = f32x4.pmax(vm, v128.load(o)); vm1 = f32x4.pmax(vm1, v128.load(o, 16));
+    vm2 = f32x4.pmax(vm2, v128.load(o, 32)); vm3 = f32x4.pmax(vm3, v128.load(o, 48));
+  }
+  vm = f32x4.pmax(f32x4.pmax(vm, vm1), f32x4.pmax(vm2, vm3));
+  for (; j < c4; j += 4) vm = f32x4.pmax(vm, v128.load(X + (<usize>j << 2)));
+  let m = hmax(vm);
+  for (; j < cols; j++) m = max(m, load<f32>(X + (<usize>j << 2)));
+  const vmx = f32x4.splat(m);
+  // 2. e = exp(x - m), stored into y, and summed; four vectors per
+  // iteration so the unrolled copies share exp4's constants (V8 rebuilds
+  // each v128 constant inside the loop), ~1.5x faster than one at a time
+  let vs = f32x4.splat(0), vs1 = f32x4.splat(0), vs2 = f32x4.splat(0), vs3 = f32x4.splat(0);
+  for (j = 0; j < c16; j += 16) {
+    const o = <usize>j << 2;
+    const e0 = exp4(f32x4.sub(v128.load(X + o), vmx));
+    const e1 = exp4(f32x4.sub(v128.load(X + o, 16), vmx));
+    const e2 = exp4(f32x4.sub(v128.load(X + o, 32), vmx));
+    const e3 = exp4(f32x4.sub(v128.load(X + o, 48), vmx));
+    v128.store(Y + o, e0); v128.store(Y + o, e1, 16); v128.store(Y + o, e2, 32); v128.store(Y + o, e3, 48);
+    vs = f32x4.add(vs, e0); vs1 = f32x4.add(vs1, e1); vs2 = f32x4.add(vs2, e2); vs3 = f32x4.add(vs3, e3);
+  }
+  vs = f32x4.add(f32x4.add(vs, vs1), f32x4.add(vs2, vs3));
+  for (; j < c4; j += 4) {
+    const e = exp4(f32x4.sub(v128.load(X + (<usize>j << 2)), vmx));
+    v128.store(Y + (<usize>j << 2), e);
+    vs = f32x4.add(vs, e);
+  }
+  if (tail) {
+    // unused lanes are -inf, so their exp is 0 and they add nothing
+    const e = exp4(f32x4.sub(loadN(X + (<usize>c4 << 2), tail, -Infinity), vmx));
+    storeN(Y + (<usize>c4 << 2), e, tail);
+    vs = f32x4.add(vs, e);
+  }
+  return hsum(vs);
+}
+
 export function softmax_fwd(x: usize, y: usize, rows: i32, cols: i32): void {
   const bytes = <usize>cols << 2;
-  const c4 = cols & ~3, tail = cols & 3;
+  const c4 = cols & ~3;
   for (let r = 0; r < rows; r++) {
     const X = x + <usize>r * bytes, Y = y + <usize>r * bytes;
-    // 1. max (starts at -inf, so a row of all -inf gives NaN like the reference).
-    // pmax (one maxps) rather than f32x4.max (NaN- and signed-zero-exact,
-    // eight instructions under V8, as many as the exp pass): pmax skips a NaN,
-    // but that NaN then reaches the sum through exp(x - m), so its row is NaN
-    // as in the reference; pmax may leave m = -0 where max gives +0, and x - m
-    // is then the same for every x. Four accumulators hide maxps' latency.
-    const c16 = cols & ~15;
-    let vm = f32x4.splat(-Infinity), vm1 = vm, vm2 = vm, vm3 = vm;
-    let j = 0;
-    for (; j < c16; j += 16) {
-      const o = X + (<usize>j << 2);
-      vm = f32x4.pmax(vm, v128.load(o)); vm1 = f32x4.pmax(vm1, v128.load(o, 16));
-      vm2 = f32x4.pmax(vm2, v128.load(o, 32)); vm3 = f32x4.pmax(vm3, v128.load(o, 48));
-    }
-    vm = f32x4.pmax(f32x4.pmax(vm, vm1), f32x4.pmax(vm2, vm3));
-    for (; j < c4; j += 4) vm = f32x4.pmax(vm, v128.load(X + (<usize>j << 2)));
-    let m = hmax(vm);
-    for (; j < cols; j++) m = max(m, load<f32>(X + (<usize>j << 2)));
-    const vmx = f32x4.splat(m);
-    // 2. e = exp(x - m), stored into y, and summed; four vectors per
-    // iteration so the unrolled copies share exp4's constants (V8 rebuilds
-    // each v128 constant inside the loop), ~1.5x faster than one at a time
-    let vs = f32x4.splat(0), vs1 = f32x4.splat(0), vs2 = f32x4.splat(0), vs3 = f32x4.splat(0);
-    for (j = 0; j < c16; j += 16) {
-      const o = <usize>j << 2;
-      const e0 = exp4(f32x4.sub(v128.load(X + o), vmx));
-      const e1 = exp4(f32x4.sub(v128.load(X + o, 16), vmx));
-      const e2 = exp4(f32x4.sub(v128.load(X + o, 32), vmx));
-      const e3 = exp4(f32x4.sub(v128.load(X + o, 48), vmx));
-      v128.store(Y + o, e0); v128.store(Y + o, e1, 16); v128.store(Y + o, e2, 32); v128.store(Y + o, e3, 48);
-      vs = f32x4.add(vs, e0); vs1 = f32x4.add(vs1, e1); vs2 = f32x4.add(vs2, e2); vs3 = f32x4.add(vs3, e3);
-    }
-    vs = f32x4.add(f32x4.add(vs, vs1), f32x4.add(vs2, vs3));
-    for (; j < c4; j += 4) {
-      const e = exp4(f32x4.sub(v128.load(X + (<usize>j << 2)), vmx));
-      v128.store(Y + (<usize>j << 2), e);
-      vs = f32x4.add(vs, e);
-    }
-    if (tail) {
-      // unused lanes are -inf, so their exp is 0 and they add nothing
-      const e = exp4(f32x4.sub(loadN(X + (<usize>c4 << 2), tail, -Infinity), vmx));
-      storeN(Y + (<usize>c4 << 2), e, tail);
-      vs = f32x4.add(vs, e);
-    }
+    const sum = expRow(X, Y, cols);
     // 3. scale by 1/sum
-    const inv = f32x4.splat(<f32>1 / hsum(vs));
-    for (j = 0; j < c4; j += 4) {
+    const inv = f32x4.splat(<f32>1 / sum);
+    let j = 0;
+    for (; j < c4; j += 4) {
       const p = Y + (<usize>j << 2);
       v128.store(p, f32x4.mul(v128.load(p), inv));
     }

@@ -355,7 +355,20 @@ const splitQuantizeRows: SplitRule = {
   }),
 };
 
+// softmax_quantize_rows: the same strips (rows of cols floats, contiguous)
+const SQ = at('softmax_quantize_rows');
+const splitSoftmaxQuantizeRows: SplitRule = {
+  cls: 'softmax',
+  work: (g) => 8 * g[SQ.rows] * g[SQ.cols],
+  cut: (g, T) => (g[SQ.cols] <= 0 ? null : byStrips(g[SQ.rows], T, (i0, rows) => {
+    const q = g.slice();
+    q[SQ.rows] = rows; q[SQ.x] = g[SQ.x] + i0 * g[SQ.cols] * F; q[SQ.qa] = g[SQ.qa] + i0 * kp4(g[SQ.cols]); q[SQ.rowp] = g[SQ.rowp] + i0 * 2 * F;
+    return q;
+  })),
+};
+
 const SPLITS: Partial<Record<KernelName, SplitRule>> = {
+  softmax_quantize_rows: splitSoftmaxQuantizeRows,
   gemm: splitGemm,
   qgemm: splitQgemm,
   quantize_rows: splitQuantizeRows,

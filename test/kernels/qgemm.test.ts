@@ -72,6 +72,99 @@ Q('pack_qb: panels and column sums bit for bit (K, N tails, ldw > K, odd byte of
   }
 });
 
+// quantize_pack_qb's three paths: rows (ldk 1: attention's k), columns
+// (ldn 1: v, 8 channels at a time, then N % 8 one by one), any other stride.
+Q('quantize_pack_qb: panels, column sums and scales bit for bit on rows, columns and strided; zero channel; pack_qb of its own bytes', () => {
+  for (const [K, N, ldk, ldn, off] of [[1, 1, 1, 1, 0], [3, 5, 1, 4, 1], [4, 8, 1, 7, 2], [64, 197, 1, 576, 0], [7, 13, 1, 9, 3],
+    [1, 8, 8, 1, 0], [5, 16, 20, 1, 1], [197, 64, 576, 1, 0], [9, 37, 41, 1, 3], [6, 3, 3, 1, 2], [33, 17, 3, 101, 1], [10, 12, 13, 1, 0]]) {
+    const span = (N - 1) * ldn + (K - 1) * ldk + 1, x = randn(span, K * 7 + N, 2);
+    const at = (j: number, k: number) => j * ldn + k * ldk;
+    for (let k = 0; k < K; k++) x[at(N - 1, k)] = 0;   // the last channel all zero
+    if (N > 2) x[at(1, K - 1)] = 1e4;                   // one huge value
+    const alpha = 0.125, bytesN = packedBytes(K, N);
+    const outs = [ref, ...wasm].map((be) => {
+      const ptrs: Ptr[] = [];
+      const xp = putFloats(be, x, off, ptrs), dst = be.alloc(bytesN / 4 + 2), ws = putFloats(be, new Float32Array(N + 1).fill(-7), off, ptrs);
+      ptrs.push(dst);
+      be.write(dst, new Int32Array(bytesN / 4 + 2).fill(0x5a5a5a5a));
+      run(be, 'quantize_pack_qb', K, N, xp, ldk, ldn, alpha, dst, ws);
+      const out = { p: [...readBytes(be, dst, bytesN + 8)], s: [...be.read(ws, N + 1)] };
+      for (const p of ptrs) be.free(p);
+      return out;
+    });
+    const o = outs[0], tag = `K ${K} N ${N} ldk ${ldk} ldn ${ldn}`;
+    assert.equal(o.p.slice(-8), [0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a], `${tag}: nothing past the panels`);
+    assert.is(o.s[N], -7, `${tag}: nothing past the scales`);
+    assert.is(o.s[N - 1], 0, `${tag}: zero channel, scale 0`);
+    // the bytes are w's, each within half a step, and pack_qb of them gives the same panels and sums
+    const q = new Int8Array(N * K), pb = new Int8Array(new Uint8Array(o.p).buffer);
+    for (let j = 0; j < N; j++) {
+      const step = o.s[j] / alpha;
+      for (let k = 0; k < K; k++) {
+        q[j * K + k] = pb[(j >> 3) * kp(K) * 8 + (k >> 2) * 32 + (j & 7) * 4 + (k & 3)];
+        assert.ok(Math.abs(q[j * K + k] * step - x[at(j, k)]) <= 0.5001 * step + 1e-6 * Math.abs(x[at(j, k)]), `${tag}: channel ${j} k ${k}`);
+      }
+    }
+    const ptrs: Ptr[] = [], wq = putBytes(ref, q, 0, ptrs), dst = ref.alloc(bytesN / 4);
+    run(ref, 'pack_qb', K, N, wq, K, dst);
+    assert.equal([...readBytes(ref, dst, bytesN)], o.p.slice(0, bytesN), `${tag}: pack_qb of the bytes`);
+    ref.free(dst); for (const p of ptrs) ref.free(p);
+    for (let v = 0; v < wasm.length; v++) {
+      assert.equal(outs[v + 1].p, o.p, `${variants[v]} ${tag}: panels`);
+      assert.equal(outs[v + 1].s, o.s, `${variants[v]} ${tag}: scales`);
+    }
+  }
+});
+
+// exp4 against the reference's float64 exp: a byte may be one off near a
+// rounding midpoint, the row scale an ulp or two (src/backend/reference/qgemm.ts).
+Q('softmax_quantize_rows: bytes within one of the reference (rarely off), scales within 2e-7; s*u within half a step of softmax; padding and bounds', () => {
+  for (const [rows, cols, offX, offQ] of [[1, 1, 0, 0], [3, 5, 1, 1], [5, 7, 0, 2], [4, 16, 2, 3], [9, 33, 3, 0], [6, 100, 1, 1], [13, 197, 0, 0]]) {
+    const x = randn(rows * cols, rows * 13 + cols, 4);
+    if (rows > 1) for (let k = 0; k < cols; k++) x[cols + k] = k === cols >> 1 ? 60 : -30;   // one dominant key
+    if (rows > 2) x.fill(2.5, 2 * cols, 3 * cols);                                           // uniform row
+    const want = new Float64Array(rows * cols);
+    for (let i = 0; i < rows; i++) {
+      let m = -Infinity, s = 0;
+      for (let k = 0; k < cols; k++) m = Math.max(m, x[i * cols + k]);
+      for (let k = 0; k < cols; k++) s += Math.exp(x[i * cols + k] - m);
+      for (let k = 0; k < cols; k++) want[i * cols + k] = Math.exp(x[i * cols + k] - m) / s;
+    }
+    const outs = [ref, ...wasm].map((be) => {
+      const ptrs: Ptr[] = [];
+      const xp = putFloats(be, x, offX, ptrs);
+      const qa = putBytes(be, new Uint8Array(qaBytes(rows, cols) + 4).fill(0xee), offQ, ptrs);
+      const rowp = putFloats(be, new Float32Array(2 * rows + 1).fill(-7), 0, ptrs);
+      run(be, 'softmax_quantize_rows', xp, rows, cols, qa, rowp);
+      const out = { q: [...readBytes(be, qa, qaBytes(rows, cols) + 4)], r: [...be.read(rowp, 2 * rows + 1)] };
+      for (const p of ptrs) be.free(p);
+      return out;
+    });
+    const tag = `${rows}x${cols}`, u = (o: { q: number[] }, i: number, k: number) => o.q[(i >> 2) * kp(cols) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)];
+    for (const [v, o] of outs.entries()) {
+      const name = v === 0 ? 'reference' : variants[v - 1];
+      assert.equal(o.q.slice(-4), [0xee, 0xee, 0xee, 0xee], `${name} ${tag}: nothing past the strips`);
+      assert.is(o.r[2 * rows], -7, `${name} ${tag}: nothing past rowp`);
+      for (let i = 0; i < rows; i++) {
+        assert.is(o.r[2 * i + 1], 0, 'zero point 0');
+        const s = o.r[2 * i];
+        for (let k = 0; k < cols; k++) {
+          const p = want[i * cols + k];
+          assert.ok(Math.abs(s * u(o, i, k) - p) <= 0.5001 * s + 1e-6 * p, `${name} ${tag} row ${i} k ${k}: ${s * u(o, i, k)} for ${p}`);
+        }
+        for (let k = cols; k < kp(cols); k++) assert.is(u(o, i, k), 0, 'pad k');
+      }
+      for (let i = rows; i < Math.ceil(rows / 4) * 4; i++) for (let k = 0; k < kp(cols); k++) assert.is(u(o, i, k), 0, 'pad rows');
+      if (rows > 1) assert.is(u(o, 1, cols >> 1), 127, 'the dominant key: 127');
+      if (v === 0) continue;
+      let off = 0, diff = 0;
+      for (let n = 0; n < o.q.length; n++) { const d = Math.abs(o.q[n] - outs[0].q[n]); diff = Math.max(diff, d); if (d) off++; }
+      assert.ok(diff <= 1 && off <= Math.max(1, 0.01 * rows * cols), `${name} ${tag}: ${off} bytes off the reference, by up to ${diff}`);
+      for (let i = 0; i < rows; i++) assert.ok(Math.abs(o.r[2 * i] - outs[0].r[2 * i]) <= 2e-7 * outs[0].r[2 * i], `${name} ${tag}: row ${i} scale ${o.r[2 * i]} vs ${outs[0].r[2 * i]}`);
+    }
+  }
+});
+
 Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned x and qa', () => {
   for (const [M, K, ldx, offX, offQ] of [[1, 1, 1, 0, 0], [3, 3, 5, 1, 1], [5, 4, 4, 0, 2], [6, 7, 9, 3, 3], [5, 12, 12, 0, 0], [4, 29, 31, 2, 3], [9, 33, 40, 1, 0], [13, 192, 192, 0, 1]]) {
     const x = randn(M * ldx, M + K, 3);
@@ -223,7 +316,7 @@ Q('quantize_rows + qgemm approximate the float product (the scheme, end to end)'
   }
 });
 
-Q('threads: quantize_rows and qgemm split by strips of 4 rows give the 1-thread bits', async () => {
+Q('threads: quantize_rows, qgemm and softmax_quantize_rows split by strips of 4 rows give the 1-thread bits', async () => {
   const pool = loadThreadedWasmSync({ threads: 2, minWork: 0, variant: wasm[wasm.length - 1].variant });
   await pool.ready();
   try {
@@ -237,7 +330,10 @@ Q('threads: quantize_rows and qgemm split by strips of 4 rows give the 1-thread 
         run(be, 'pack_qb', K, N, wraw, K, wp);
         run(be, 'quantize_rows', xp, K, M, K, qa, rp);
         run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, N, 1);
-        const out = [...be.read(cp, M * N), ...readBytes(be, qa, qaBytes(M, K))];
+        // softmax_quantize_rows over x as M rows of K (the same strips)
+        const qs = putBytes(be, new Uint8Array(qaBytes(M, K)), 0, ptrs), rs = putFloats(be, new Float32Array(2 * M), 0, ptrs);
+        run(be, 'softmax_quantize_rows', xp, M, K, qs, rs);
+        const out = [...be.read(cp, M * N), ...readBytes(be, qa, qaBytes(M, K)), ...readBytes(be, qs, qaBytes(M, K)), ...be.read(rs, 2 * M)];
         for (const p of ptrs) be.free(p);
         return out;
       });

@@ -9,6 +9,8 @@
 //   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU
 //   quantize_prefix_rows(x, ldx, B, T, P, K, tmp, qa, rowp)       prefix rows in two 7-bit parts
 //   add_prefix_rows(z, N, B, T, P, bias, y, ldy, flags)           their two parts' sum into y
+//   quantize_pack_qb(K, N, w, ldk, ldn, alpha, dst, wscale)       float weights -> per-channel int8 panels
+//   softmax_quantize_rows(x, rows, cols, qa, rowp)                softmax rows into quantize_rows' layout
 import type { Heap } from './heap.js';
 import { erf } from './gelu.js';
 
@@ -109,5 +111,46 @@ export function add_prefix_rows(h: Heap, z: number, N: number, B: number, T: num
       if (flags & 1) r = 0.5 * r * (1 + erf(r / Math.SQRT2));
       f[Y + j] = r;
     }
+  }
+}
+
+export function quantize_pack_qb(h: Heap, K: number, N: number, w: number, ldk: number, ldn: number, alpha: number, dst: number, wscale: number): void {
+  if (K <= 0 || N <= 0) return;
+  const f = h.f32, b = bytes(h), i32 = h.i32, Kp = (K + 3) & ~3, N8 = (N + 7) & ~7, sums = dst + N8 * Kp;
+  const W = (j: number, k: number) => f[(w >> 2) + j * ldn + k * ldk];
+  for (let j = 0; j < N8; j++) {
+    let inv = 0, sum = 0;
+    if (j < N) {
+      let m = 0;
+      for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(W(j, k)));
+      const s = m > 0 ? f32(m / 127) : 0;
+      inv = m > 0 ? f32(127 / m) : 0;
+      f[(wscale >> 2) + j] = f32(s * alpha);
+    }
+    for (let k = 0; k < Kp; k++) {
+      const q = j < N && k < K ? Math.min(Math.max(nearest(f32(W(j, k) * inv)), -127), 127) : 0;
+      sum += q;
+      b[dst + (j >> 3) * Kp * 8 + (k >> 2) * 32 + (j & 7) * 4 + (k & 3)] = q;
+    }
+    i32[(sums >> 2) + j] = sum;
+  }
+}
+
+// exp in float64 here, exp4 (within 8.5e-8) in the kernels: a byte may differ
+// by one where e * 127 lies within that of a rounding midpoint, and the row
+// scale by an ulp or two (test/kernels/qgemm.test.ts allows exactly that).
+export function softmax_quantize_rows(h: Heap, x: number, rows: number, cols: number, qa: number, rowp: number): void {
+  if (rows <= 0 || cols <= 0) return;
+  const f = h.f32, b = bytes(h), Kp = (cols + 3) & ~3, Mp = (rows + 3) & ~3;
+  for (let i = 0; i < Mp; i++) {
+    const at = (k: number) => qa + (i >> 2) * Kp * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3);
+    if (i >= rows) { for (let k = 0; k < Kp; k++) b[at(k)] = 0; continue; }
+    const X = (x >> 2) + i * cols;
+    let m = -Infinity, sum = 0;
+    for (let k = 0; k < cols; k++) m = Math.max(m, f[X + k]);
+    for (let k = 0; k < cols; k++) { f[X + k] = Math.exp(f32(f[X + k] - m)); sum += f[X + k]; }
+    f[(rowp >> 2) + 2 * i] = f32(f32(1 / sum) / 127);
+    f[(rowp >> 2) + 2 * i + 1] = 0;
+    for (let k = 0; k < Kp; k++) b[at(k)] = k < cols ? Math.min(Math.max(nearest(f32(f[X + k] * 127)), 0), 127) : 0;
   }
 }

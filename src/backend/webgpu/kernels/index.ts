@@ -19,7 +19,7 @@ const { PHI: _phi, ...geluKernels } = gelu;
 
 export const WGSL_KERNELS: Record<KernelName, KernelSpec | null> = {
   ...gemmKernels, ...softmax, ...layernorm, ...geluKernels, ...elementwiseKernels, ...reduce, ...adamw, ...patch, ...atme, ...gather,
-  quantize_rows: null, pack_qb: null, qgemm: null, quantize_prefix_rows: null, add_prefix_rows: null,
+  quantize_rows: null, pack_qb: null, qgemm: null, quantize_prefix_rows: null, add_prefix_rows: null, quantize_pack_qb: null, softmax_quantize_rows: null,
 };
 
 /** Kernels with no WASM twin, used through WebGpuBackend's own methods. */
@@ -33,5 +33,7 @@ export const UNSUPPORTED: Partial<Record<KernelName, string>> = {
   qgemm: INT8,
   quantize_prefix_rows: INT8,
   add_prefix_rows: INT8,
+  quantize_pack_qb: INT8,
+  softmax_quantize_rows: INT8,
   sum_sq: 'its result is a host scalar, which WebGPU returns only asynchronously (it serves gradient-norm clipping in training; the WebGPU backend runs inference)',
 };
