@@ -50,10 +50,17 @@ function linearRole(M: number, N: number, K: number, gelu: boolean): string {
   return N === D && K <= D ? 'proj' : 'fc2';
 }
 /** The class of a kernel call (qgemm's arguments: M N K qa rowp wp wscale bias c ldc flags) and its multiply-adds. */
+// (int8 attention, src/quant/attention.ts: a qgemm right after quantize_pack_qb
+// is one of its two products, P V when softmax_quantize_rows came before that)
+let before: string[] = [];
 function classify(k: string, a: number[]): { cls: string; macs: number } {
+  const prev = before;
+  before = [prev[prev.length - 1], k];
   if (k === 'gemm') return { cls: `gemm ${role(a)}`, macs: a[1] * a[2] * a[3] * a[15] };
+  const macs = a[0] * a[1] * a[2];
+  if (k === 'qgemm' && prev[1] === 'quantize_pack_qb') return { cls: `qgemm attention ${prev[0] === 'softmax_quantize_rows' ? 'PV' : 'QK^T'}`, macs };
   // (the prefix rows' two parts run without bias, src/quant/int8.ts; every ViT Linear has one)
-  if (k === 'qgemm') return { cls: `qgemm ${a[7] === 0 ? 'prefix rows' : linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0)}`, macs: a[0] * a[1] * a[2] };
+  if (k === 'qgemm') return { cls: `qgemm ${a[7] === 0 ? 'prefix rows' : linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0)}`, macs };
   return { cls: k, macs: 0 };
 }
 // the plans' calls go through be.run (wrapped below to time them), not be.prepare's bound calls
