@@ -267,8 +267,9 @@ Q('qgemm: both builds bit for bit with the reference on tails, strides, offsets,
 // The GELU of the int8 store is gelu.ts geluRationalv (an erf rational, not the
 // float GEMM's geluv): swept over [-12, 12] through qgemm itself (u = 0 and
 // zx = 0, so every output is GELU(bias[j])) against the reference's float64
-// exact GELU; the bound stated in gelu.ts is 2e-6.
-Q('qgemm GELU: within 2e-6 of exact GELU on [-12, 12] in every build', () => {
+// exact GELU; the bound stated in gelu.ts is 1.2e-6 max(1, |x|) (6e-6 inside
+// the clamp at |x| = 5.66; beyond, x times the fit's error at the clamp).
+Q('qgemm GELU: within 1.2e-6 max(1, |x|) of exact GELU on [-12, 12] in every build', () => {
   const N = 24001, K = 4, M = 1;
   const bias = Float32Array.from({ length: N }, (_, j) => -12 + (24 * j) / (N - 1));
   const w = randI8(N * K, 5), u = new Uint8Array(qaBytes(M, K)), rowp = Float32Array.from([0.01, 0]), ws = new Float32Array(N).fill(0.02);
@@ -277,9 +278,9 @@ Q('qgemm GELU: within 2e-6 of exact GELU on [-12, 12] in every build', () => {
   for (let v = 0; v < wasm.length; v++) {
     const got = qgemmOn(wasm[v], c, w, u, rowp, ws, bias);
     let worst = 0, at = 0;
-    for (let j = 0; j < N; j++) { const e = Math.abs(got[j] - want[j]); if (!(e <= worst)) { worst = e; at = j; } }
-    assert.ok(worst <= 2e-6, `${variants[v]}: |GELU error| ${worst.toExponential(2)} at x = ${bias[at]} (got ${got[at]}, want ${want[at]})`);
-    console.log(`  qgemm GELU ${variants[v]}: max |error| ${worst.toExponential(2)} on [-12, 12]`);
+    for (let j = 0; j < N; j++) { const e = Math.abs(got[j] - want[j]) / Math.max(1, Math.abs(bias[j])); if (!(e <= worst)) { worst = e; at = j; } }
+    assert.ok(worst <= 1.2e-6, `${variants[v]}: |GELU error| / max(1, |x|) ${worst.toExponential(2)} at x = ${bias[at]} (got ${got[at]}, want ${want[at]})`);
+    console.log(`  qgemm GELU ${variants[v]}: max |error| / max(1, |x|) ${worst.toExponential(2)} on [-12, 12]`);
   }
 });
 

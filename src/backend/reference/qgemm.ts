@@ -2,7 +2,7 @@
 // numbers are described there). Integer parts are exact; the float steps are
 // rounded to f32 one by one in the kernel's order, so a SIMD build matches
 // this bit for bit except through GELU: exact here (the float64 erf), an erf
-// rational in the kernel (assembly/gelu.ts geluRationalv, within 2e-6).
+// rational in the kernel (assembly/gelu.ts geluRationalv, within 1.2e-6 max(1, |x|)).
 //
 //   quantize_rows(x, ldx, M, K, qa, rowp)       per-row asymmetric 7-bit
 //   pack_qb(K, N, w, ldw, dst)                  int8 weights -> panels + column sums
