@@ -8,9 +8,10 @@
 //   2. the pre-packed (NP) GEMM alone at the shapes those models run, with
 //      197, 99 and 50 rows: GFLOP/s with the weight hot in cache, and cold
 //      (a new copy of it at every call).
-// With --int8, part 1 only, on both models quantized (src/quant/: every
-// Linear through quantize_rows + qgemm, GFLOP/s counting a multiply-add as
-// two operations), into profile-int8.json.
+// With --int8, part 1 only, on both models quantized with quantizeModel's
+// defaults (src/quant/: every Linear through quantize_rows + qgemm, and
+// attention's two products through qgemm too; GFLOP/s counting a
+// multiply-add as two operations), into profile-int8.json.
 // Usage: node --import tsx bench/profile.ts [rounds=40] [--int8]   writes bench/results/profile.json (profile-int8.json)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
