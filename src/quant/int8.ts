@@ -18,22 +18,23 @@
 //                alone, while the other tokens' rounding reaches them only
 //                averaged over the tokens by attention. Random-weight DeiT-Tiny
 //                (test/quant.test.ts, batch 2), max |int8 - float| / max |float|
-//                over the logits: 1.84% (seeds 0-5: 1.84 to 3.09%, mean 2.26%)
-//                with these rows in two parts, 3.45% (3.16 to 5.02%, mean
-//                4.14%) with every row in 7 bits; the int8 weights alone give
+//                over the logits: 1.85% (seeds 0-5: 1.85 to 3.09%, mean 2.23%)
+//                with these rows in two parts, 3.68% (3.25 to 5.61%, mean
+//                4.24%) with every row in 7 bits; the int8 weights alone give
 //                1.7% on seed 0. Cost: a second qgemm over 2 rows per prefix
-//                token (qgemm's two-row tile at batch 1), 1.7% of the dense
-//                int8 forward and 2.7% of the CAIT one (DeiT-Tiny, batch 1,
-//                one thread, paired runs with it on and off, not kept);
-//                quantizeModel's prefixRows: false turns it off;
+//                token (qgemm's two-row tile at batch 1): the forward with
+//                every row in 7 bits takes 0.985x the time (dense DeiT-Tiny,
+//                batch 1, one thread) and 0.981x (its CAIT structure)
+//                (bench/results/int8-options.json); quantizeModel's
+//                prefixRows: false turns it off;
 //   attention    its two batched GEMMs (q k^T, p v) in int8 too, both
 //                operands quantized per head at run time (src/quant/attention.ts;
-//                quantizeModel's attention: false keeps them float): DeiT-Tiny
-//                int8, batch 1, one thread, 0.91x the time with float attention
-//                (dense) and 0.93x (the CAIT structure), with logits as close to
-//                float as before (seed 0 1.83% against 1.84%; seeds 0-5 mean
-//                2.19% against 2.26%): random-weight attention is near uniform;
-//   float        LayerNorm, softmax, residual adds; GELU is fused in fc1's
+//                quantizeModel's attention: false keeps them float): with
+//                float attention the same forwards take 1.111x (dense) and
+//                1.075x (CAIT) the time (int8-options.json), and the logits
+//                are as far from float (seeds 0-5 mean 2.23% either way):
+//                random-weight attention is near uniform;
+//   float        LayerNorm, the softmax's exp, residual adds; GELU is fused in fc1's
 //                int8 GEMM (one pass after it).
 // The float parameters are overwritten with the dequantized weights s_j * w,
 // so the same model runs on a backend without int8 kernels (WebGPU) with the
