@@ -101,8 +101,8 @@ export function gelu_bwd(x: usize, dy: usize, dx: usize, n: i32): void {
  * within 1.13e-6 max(1, |x|) everywhere (beyond the clamp, x times the fit's
  * error at z = 4); test/kernels/qgemm.test.ts asserts 1.2e-6 max(1, |x|).
  * Degree 4 against the earlier 5 (4e-7 of erf): 11 multiplies and FMAs per
- * vector against 15, on the two pipes that run them, for an error still a
- * thousandth of a 14-bit step of a typical row. Unlike geluv, the left tail
+ * vector against 15, on the two pipes that run them, for an error of about
+ * 1% of a 14-bit step of a row spanning 10 (0.01% of a 7-bit one). Unlike geluv, the left tail
  * keeps an absolute, not a relative, accuracy.
  * Its constants are scaled by `one` (a lane-wise 1.0; lo = -4 sqrt 2, hi =
  * 4 sqrt 2) that the caller builds from a run-time value: V8 then keeps them

@@ -41,8 +41,9 @@
 // of the exact GELU the reference applies, see there; the float GEMM keeps the exact
 // geluv, over each tile). One pass with its constants built once, rather
 // than over each 4x8 tile as stored (where V8 rebuilt its 16 constants at
-// every tile): the int8 fc1 (197x192x768, one thread) took 1.21x the time
-// of the same GEMM without GELU, 1.17-1.18x now.
+// every tile): in the CAIT forward's profile (bench/profile.ts --int8) fc1
+// took 1.30x fc2's time per multiply-add, 1.21x now with the degree-4
+// rational (single-GEMM timings in the commit messages).
 // No K blocking: a panel is Kp*8 bytes (6 KiB at K = 768) and stays in L1
 // while all strips pass under it; int32 cannot overflow below K = 133,000.
 import { geluRationalRows } from './gelu';
