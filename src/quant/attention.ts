@@ -17,12 +17,12 @@
 // The softmax itself is float (exp4). One head at a time, start to end, its
 // scratch (S = its N x N logits) reused over heads.
 // Accuracy: on the trained Fashion-MNIST models, with random inputs (seeds
-// 3-5, batch 4, test/onnx-int8.test.ts's), the int8 logits are 0.8-2.0% from
-// float (dense) against 0.6-1.2% with float attention; the CAIT model's move
+// 3-5, batch 4), the int8 logits are 0.8-2.0% from float (dense,
+// test/quant.test.ts) against 0.6-1.2% with float attention; the CAIT model's move
 // 0.8-4.2% against 1.2-3.1% (ATME's merges flip either way). Splitting P V:
 // P V in int8 alone 0.9-2.6%, q k^T alone 0.7-1.3% (dense). The class token's
-// q and P rows in two 7-bit parts (tried, not kept) gave 1.4-1.9% (dense):
-// the other tokens' P rows carry the error. Test accuracy does not move
+// q and P rows in two 7-bit parts gave 1.4-1.9% (dense): the other tokens' P
+// rows carry the error. (Those three runs' code was not kept.) Test accuracy does not move
 // (README: 0.9086 and 0.9043 against 0.9085 and 0.9036 with float attention).
 import { Tensor } from '../tensor.js';
 import { qPackedBytes, qRowsBytes, call } from '../backend/kernels.js';
