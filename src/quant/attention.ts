@@ -16,14 +16,14 @@
 //          tokens.
 // The softmax itself is float (exp4). One head at a time, start to end, its
 // scratch (S = its N x N logits) reused over heads.
-// Accuracy: on the trained Fashion-MNIST models, with random inputs (seeds
-// 3-5, batch 4), the int8 logits are 0.8-2.0% from float (dense,
-// test/quant.test.ts) against 0.6-1.2% with float attention; the CAIT model's move
-// 0.8-4.2% against 1.2-3.1% (ATME's merges flip either way). Splitting P V:
-// P V in int8 alone 0.9-2.6%, q k^T alone 0.7-1.3% (dense). The class token's
-// q and P rows in two 7-bit parts gave 1.4-1.9% (dense): the other tokens' P
-// rows carry the error. (Those three runs' code was not kept.) Test accuracy does not move
+// Accuracy: on the trained Fashion-MNIST dense model, with random inputs
+// (seeds 3-5, batch 4; test/quant.test.ts), the int8 logits are 0.8-2.0% from
+// float against 0.6-1.2% with float attention. Test accuracy does not move
 // (README: 0.9086 and 0.9043 against 0.9085 and 0.9036 with float attention).
+// Runs whose code was not kept: the CAIT model's logits move 0.8-4.2% against
+// 1.2-3.1% (ATME's merges flip either way); on the dense model P V in int8
+// alone 0.9-2.6%, q k^T alone 0.7-1.3%; the class token's q and P rows in two
+// 7-bit parts 1.4-1.9% (the other tokens' P rows carry the error).
 import { Tensor } from '../tensor.js';
 import { qPackedBytes, qRowsBytes, call } from '../backend/kernels.js';
 import type { AttentionOpts } from '../ops/attention.js';
