@@ -50,6 +50,7 @@ export function checkOptions(o: LoadOptions): void {
   const t = o.threads ?? 1;
   if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${o.threads}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);
+  if (o.int8Attention !== undefined && typeof o.int8Attention !== 'boolean') throw new TypeError(`load: int8Attention must be true or false, got ${JSON.stringify(o.int8Attention)}`);
 }
 
 export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions = {}): Promise<Model> {
@@ -70,7 +71,7 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
     try {
       // an int8 file runs its int8 forwards where the backend has the kernels
       // (WASM, reference), else as float with the file's dequantized weights
-      if (quantScheme(metadata) && hasInt8Kernels(backend)) quant = quantizeLoaded(vit, metadata);
+      if (quantScheme(metadata) && hasInt8Kernels(backend)) quant = quantizeLoaded(vit, metadata, { attention: o.int8Attention });
       run = runnerFor(vit, metadata, o);
     } catch (e) { quant?.dispose(); vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
     return new Model(vit, run, backend, p.images, release, name, { scheme: quantScheme(metadata), handle: quant });

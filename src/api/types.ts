@@ -58,6 +58,13 @@ export interface LoadOptions extends RunnerOptions {
   imgSize?: number;
   /** Refuse checkpoints whose memory estimate is over this many bytes (default CAIT_MAX_MODEL_BYTES or 2 GiB). */
   maxBytes?: number;
+  /**
+   * For an int8 file: attention's two batched GEMMs in int8 too (default
+   * true, the fast path); false keeps them float, closer to the float model on
+   * inputs unlike its training data, at about 1.08-1.11x the time
+   * (src/quant/attention.ts).
+   */
+  int8Attention?: boolean;
 }
 
 export interface ClassifyOptions {

@@ -14,7 +14,7 @@ import { modelFromBytes } from '../nn/load-bytes.js';
 import type { LoadOptions } from '../nn/checkpoint.js';
 import { SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { INT8_SCHEME, dequantizeWeight, quantizeModel, type Int8Weight, type QuantizedModel } from './int8.js';
+import { INT8_SCHEME, dequantizeWeight, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
 
 export const SCALE_SUFFIX = '.weight_scale';
 
@@ -116,7 +116,7 @@ export function quantScheme(metadata: Record<string, string>): string | null {
  * process decoded it, else re-quantized from the dequantized weights (the same
  * int8 values; scales within an ulp). Returns null for a float file.
  */
-export function quantizeLoaded(model: VisionTransformer, metadata: Record<string, string>): QuantizedModel | null {
+export function quantizeLoaded(model: VisionTransformer, metadata: Record<string, string>, o: Pick<QuantizeOptions, 'attention'> = {}): QuantizedModel | null {
   const scheme = quantScheme(metadata);
   if (scheme === null) return null;
   if (scheme !== INT8_SCHEME) throw new Error(`quantized with scheme '${scheme}', expected '${INT8_SCHEME}'`);
@@ -124,7 +124,7 @@ export function quantizeLoaded(model: VisionTransformer, metadata: Record<string
   let layers: string[] = [];
   try { layers = (JSON.parse(metadata.quant) as QuantMetadata).layers ?? []; } catch { /* checked by the loader */ }
   const keep = new Set(given ? given.keys() : layers);
-  return quantizeModel(model, { given, skip: (n) => !keep.has(n) });
+  return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention });
 }
 
 /** An int8 model file (bytes) as a model running int8 (float files load as float: quant is then null). */
