@@ -21,6 +21,7 @@ import { writeMixedSafetensors } from '../src/quant/format.js';
 import { attentionInt8 } from '../src/quant/attention.js';
 import { attention } from '../src/ops/attention.js';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
+import { cait } from './cait.js';
 import { modelFromBytes } from '../src/nn/load-bytes.js';
 import { randn } from './util.js';
 
@@ -140,6 +141,16 @@ Q('Fashion-MNIST dense, random inputs: int8 logits within 2.5% of float with int
   console.log(`  fmnist dense int8 vs float, random inputs: ${pct(r.true)}% (int8 attention), ${pct(r.false)}% (float attention)`);
   assert.ok(r.true.every((d) => d <= 0.025), `int8 attention: ${pct(r.true)}%`);
   assert.ok(r.false.every((d) => d <= 0.015), `float attention: ${pct(r.false)}%`);
+});
+
+Q('cait predict --int8-attention on|off: the switch reaches the int8 model (other probabilities, the same class)', async () => {
+  const root = new URL('../', import.meta.url).pathname;
+  const args = ['predict', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--image', `${root}web/public/samples/06-shirt.png`, '--top', '2', '--json'];
+  const on = await cait(...args), off = await cait(...args, '--int8-attention', 'off'), dflt = await cait(...args, '--int8-attention', 'on');
+  for (const r of [on, off, dflt]) assert.is(r.code, 0, r.stderr);
+  assert.equal(dflt.json, on.json, 'on is the default');
+  assert.is(off.json.top[0].label, on.json.top[0].label);
+  assert.is.not(off.json.top[0].prob, on.json.top[0].prob, 'float attention gives other probabilities');
 });
 
 // Distilled DeiT has two prefix tokens (class, distillation), each read by a head.

@@ -177,9 +177,10 @@ export function checkBatchBytes(cfg: VitConfig, batch: number, flag: string): nu
 }
 
 /** A model file, wrapped for merging as `withMerging` says; the load flags apply. */
-export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues & LoadFlagValues): Trainable {
+export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues & LoadFlagValues & { 'int8-attention'?: 'on' | 'off' }): Trainable {
   const { model, metadata } = loadModelFlags(file, preset, f);
-  quantizeLoaded(model, metadata);   // an int8 file runs the int8 kernels (src/quant/)
+  // an int8 file runs the int8 kernels (src/quant/), attention's too unless --int8-attention off
+  quantizeLoaded(model, metadata, { attention: f['int8-attention'] !== 'off' });
   return withMerging(model, f, metadata);
 }
 

@@ -69,6 +69,11 @@ export const MODEL_FLAGS = {
   ...LOAD_FLAGS,
 } as const satisfies FlagSet;
 
+/** How an int8 --model runs (LoadOptions.int8Attention); part of the inference commands' flags. */
+export const INT8_FLAGS = {
+  'int8-attention': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 --model's attention GEMMs: int8 (on), or float (off: closer to the float model on unusual inputs, about 1.1x the time)" },
+} as const satisfies FlagSet;
+
 export const BACKEND_FLAGS = {
   backend: { type: 'enum', choices: ['wasm', 'wasm-simd', 'wasm-relaxed', 'reference', 'webgpu'], default: 'wasm', help: 'compute backend (webgpu: inference only)' },
   threads: { type: 'int', min: 1, max: 64, default: 1, help: 'threads of a WASM pool over one shared memory' },

@@ -4,7 +4,7 @@ import { readImageFile } from '../io/image.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
 import { Tensor, getBackend } from '../tensor.js';
-import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
@@ -13,7 +13,7 @@ import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, sco
 import type { FolderSplit } from '../data/folder.js';
 
 const EVAL_FLAGS = {
-  ...MODEL_FLAGS,
+  ...MODEL_FLAGS, ...INT8_FLAGS,
   data: { type: 'string', value: 'NAME|DIR', help: 'test split: fashion-mnist, mnist, or an image folder (DIR/val/<class>/*, or DIR/<class>/*)', defaultText: "fashion-mnist (segmentation: the model's scenes)" },
   limit: { type: 'int', min: 1, help: 'evaluate this many test images (spread over the split)', defaultText: 'all' },
   'val-split': FOLDER_FLAGS['val-split'],
@@ -68,7 +68,7 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
 }
 
 const PREDICT_FLAGS = {
-  ...MODEL_FLAGS,
+  ...MODEL_FLAGS, ...INT8_FLAGS,
   image: { type: 'string', value: 'FILE', help: 'a PNG or JPEG (required)' },
   top: { type: 'int', min: 1, max: 1000, default: 5, help: 'classes to print, most probable first' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...JSON_FLAG,
@@ -98,7 +98,7 @@ async function predictRun(f: Flags<typeof PREDICT_FLAGS>): Promise<void> {
 }
 
 const FORWARD_FLAGS = {
-  ...MODEL_FLAGS,
+  ...MODEL_FLAGS, ...INT8_FLAGS,
   input: { type: 'string', value: 'IN.safetensors', help: "a safetensors file with 'pixel_values' [B, C, S, S] (required)" },
   out: { type: 'string', value: 'OUT.safetensors', help: "where the 'logits' [B, classes] go (required)" },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...JSON_FLAG,
