@@ -217,6 +217,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
   // attention's batched GEMMs (only where the int8 kernels run: a model on WebGPU keeps its float attention)
   for (const [, m] of all) {
     if (o.attention === false || !(m instanceof Attention) || !hasInt8Kernels(m.qkv.weight.backend)) continue;
+    const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
     const float = m.forward.bind(m);
     m.forward = (x: Tensor, keyBias: Tensor | null = null, onQkv?: (qkv: Tensor) => void) => {
       if (isGradEnabled()) return float(x, keyBias, onQkv);
@@ -224,7 +225,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
       onQkv?.(qkv);
       return m.proj.forward(attentionInt8(qkv, { heads: m.numHeads, scale: m.scale, keyBias, headDimQK: m.dqk, headDimV: m.dv }));
     };
-    restore.push(() => { delete (m as Partial<Attention>).forward; });
+    restore.push(() => { if (own) m.forward = own; else delete (m as Partial<Attention>).forward; });
   }
   tagged[QUANTIZED] = true;
   restore.push(() => { delete tagged[QUANTIZED]; });
