@@ -20,7 +20,7 @@
 //                (test/quant.test.ts, batch 2), max |int8 - float| / max |float|
 //                over the logits: 1.85% (seeds 0-5: 1.85 to 3.09%, mean 2.23%)
 //                with these rows in two parts, 3.68% (3.25 to 5.61%, mean
-//                4.24%) with every row in 7 bits; the int8 weights alone give
+//                4.25%) with every row in 7 bits; the int8 weights alone give
 //                1.7% on seed 0. Cost: a second qgemm over 2 rows per prefix
 //                token (qgemm's two-row tile at batch 1): the forward with
 //                every row in 7 bits takes 0.985x the time (dense DeiT-Tiny,
