@@ -345,27 +345,25 @@ const splitQgemm: SplitRule = {
     return q;
   })),
 };
-const splitQuantizeRows: SplitRule = {
-  cls: 'elementwise',
-  work: (g) => 3 * g[QR.M] * g[QR.K],
-  cut: (g, T) => byStrips(g[QR.M], T, (i0, rows) => {
-    const q = g.slice();
-    q[QR.M] = rows; q[QR.x] = g[QR.x] + i0 * g[QR.ldx] * F; q[QR.qa] = g[QR.qa] + i0 * kp4(g[QR.K]); q[QR.rowp] = g[QR.rowp] + i0 * 2 * F;
-    return q;
-  }),
-};
-
-// softmax_quantize_rows: the same strips (rows of cols floats, contiguous)
+/**
+ * A kernel writing quantize_rows' layout from M rows of K floats (x, row
+ * stride ld): cut by strips of 4 rows. `a`: its argument positions.
+ */
+function quantizedRows(cls: SplitRule['cls'], perValue: number, a: { M: number; K: number; x: number; qa: number; rowp: number }, ld: (g: number[]) => number): SplitRule {
+  return {
+    cls,
+    work: (g) => perValue * g[a.M] * g[a.K],
+    cut: (g, T) => (g[a.K] <= 0 ? null : byStrips(g[a.M], T, (i0, rows) => {
+      const q = g.slice();
+      q[a.M] = rows; q[a.x] = g[a.x] + i0 * ld(g) * F; q[a.qa] = g[a.qa] + i0 * kp4(g[a.K]); q[a.rowp] = g[a.rowp] + i0 * 2 * F;
+      return q;
+    })),
+  };
+}
+const splitQuantizeRows = quantizedRows('elementwise', 3, QR, (g) => g[QR.ldx]);
+// softmax_quantize_rows: the same strips over rows of cols floats, contiguous
 const SQ = at('softmax_quantize_rows');
-const splitSoftmaxQuantizeRows: SplitRule = {
-  cls: 'softmax',
-  work: (g) => 8 * g[SQ.rows] * g[SQ.cols],
-  cut: (g, T) => (g[SQ.cols] <= 0 ? null : byStrips(g[SQ.rows], T, (i0, rows) => {
-    const q = g.slice();
-    q[SQ.rows] = rows; q[SQ.x] = g[SQ.x] + i0 * g[SQ.cols] * F; q[SQ.qa] = g[SQ.qa] + i0 * kp4(g[SQ.cols]); q[SQ.rowp] = g[SQ.rowp] + i0 * 2 * F;
-    return q;
-  })),
-};
+const splitSoftmaxQuantizeRows = quantizedRows('softmax', 8, { M: SQ.rows, K: SQ.cols, x: SQ.x, qa: SQ.qa, rowp: SQ.rowp }, (g) => g[SQ.cols]);
 
 const SPLITS: Partial<Record<KernelName, SplitRule>> = {
   softmax_quantize_rows: splitSoftmaxQuantizeRows,
