@@ -125,9 +125,10 @@ Q('quantizeModel attention switch: int8 attention kernels by default, float batc
 
 // What int8 attention costs on a trained model (src/quant/attention.ts): the
 // Fashion-MNIST dense model's logits for random inputs (batch 4, seeds 3-5),
-// int8 against float, with attention int8 and float. Measured: 1.88, 1.99,
-// 0.80% against 1.15, 0.78, 0.63%.
-Q('Fashion-MNIST dense, random inputs: int8 logits within 2.5% of float with int8 attention, 1.5% with float attention', () => {
+// int8 against float, with attention int8 and float. Measured: 1.20, 1.59,
+// 0.98% against 1.15, 0.78, 0.63% (1.88, 1.99, 0.80% before v was centred,
+// under a 2.5% bound).
+Q('Fashion-MNIST dense, random inputs: int8 logits within 2% of float with int8 attention, 1.5% with float attention', () => {
   const r: Record<string, number[]> = { true: [], false: [] };
   for (const seed of [3, 4, 5]) {
     for (const attention of [true, false]) {
@@ -139,7 +140,7 @@ Q('Fashion-MNIST dense, random inputs: int8 logits within 2.5% of float with int
   }
   const pct = (v: number[]) => v.map((d) => (100 * d).toFixed(2)).join(', ');
   console.log(`  fmnist dense int8 vs float, random inputs: ${pct(r.true)}% (int8 attention), ${pct(r.false)}% (float attention)`);
-  assert.ok(r.true.every((d) => d <= 0.025), `int8 attention: ${pct(r.true)}%`);
+  assert.ok(r.true.every((d) => d <= 0.02), `int8 attention: ${pct(r.true)}%`);
   assert.ok(r.false.every((d) => d <= 0.015), `float attention: ${pct(r.false)}%`);
 });
 

@@ -62,7 +62,7 @@ export const KERNEL_TABLE = {
   qgemm: 'M:i N:i K:i qa:p rowp:p wp:p wscale:p bias:p c:p ldc:i flags:i',
   quantize_prefix_rows: 'x:p ldx:i B:i T:i P:i K:i tmp:p qa:p rowp:p',
   add_prefix_rows: 'z:p N:i B:i T:i P:i bias:p y:p ldy:i flags:i',
-  quantize_pack_qb: 'K:i N:i w:p ldk:i ldn:i alpha:f dst:p wscale:p',
+  quantize_pack_qb: 'K:i N:i w:p ldk:i ldn:i alpha:f dst:p wscale:p mid:p',
   softmax_quantize_rows: 'x:p rows:i cols:i qa:p rowp:p',
 } as const;
 

@@ -73,36 +73,47 @@ Q('pack_qb: panels and column sums bit for bit (K, N tails, ldw > K, odd byte of
 });
 
 // quantize_pack_qb's three paths: rows (ldk 1: attention's k), columns
-// (ldn 1: v, 8 channels at a time, then N % 8 one by one), any other stride.
-Q('quantize_pack_qb: panels, column sums and scales bit for bit on rows, columns and strided; zero channel; pack_qb of its own bytes', () => {
-  for (const [K, N, ldk, ldn, off] of [[1, 1, 1, 1, 0], [3, 5, 1, 4, 1], [4, 8, 1, 7, 2], [64, 197, 1, 576, 0], [7, 13, 1, 9, 3],
+// (ldn 1: v, 8 channels at a time, then N % 8 one by one), any other stride;
+// each symmetric (mid 0) and centred (mid: each channel about its midpoint).
+Q('quantize_pack_qb: panels, column sums, scales and centres bit for bit on rows, columns and strided, symmetric and centred; zero, constant and offset channels; pack_qb of its own bytes', () => {
+  for (const centred of [false, true]) for (const [K, N, ldk, ldn, off] of [[1, 1, 1, 1, 0], [3, 5, 1, 4, 1], [4, 8, 1, 7, 2], [64, 197, 1, 576, 0], [7, 13, 1, 9, 3],
     [1, 8, 8, 1, 0], [5, 16, 20, 1, 1], [197, 64, 576, 1, 0], [9, 37, 41, 1, 3], [6, 3, 3, 1, 2], [33, 17, 3, 101, 1], [10, 12, 13, 1, 0]]) {
     const span = (N - 1) * ldn + (K - 1) * ldk + 1, x = randn(span, K * 7 + N, 2);
     const at = (j: number, k: number) => j * ldn + k * ldk;
     for (let k = 0; k < K; k++) x[at(N - 1, k)] = 0;   // the last channel all zero
     if (N > 2) x[at(1, K - 1)] = 1e4;                   // one huge value
+    if (N > 3) for (let k = 0; k < K; k++) x[at(N - 2, k)] = 3;   // a constant channel
+    if (N > 4) for (let k = 0; k < K; k++) x[at(2, k)] = 5 + 0.02 * x[at(2, k)];   // on an offset
     const alpha = 0.125, bytesN = packedBytes(K, N);
     const outs = [ref, ...wasm].map((be) => {
       const ptrs: Ptr[] = [];
       const xp = putFloats(be, x, off, ptrs), dst = be.alloc(bytesN / 4 + 2), ws = putFloats(be, new Float32Array(N + 1).fill(-7), off, ptrs);
+      const mid = centred ? putFloats(be, new Float32Array(N + 1).fill(-9), off, ptrs) : 0;
       ptrs.push(dst);
       be.write(dst, new Int32Array(bytesN / 4 + 2).fill(0x5a5a5a5a));
-      run(be, 'quantize_pack_qb', K, N, xp, ldk, ldn, alpha, dst, ws);
-      const out = { p: [...readBytes(be, dst, bytesN + 8)], s: [...be.read(ws, N + 1)] };
+      run(be, 'quantize_pack_qb', K, N, xp, ldk, ldn, alpha, dst, ws, mid);
+      const out = { p: [...readBytes(be, dst, bytesN + 8)], s: [...be.read(ws, N + 1)], c: centred ? [...be.read(mid, N + 1)] : new Array<number>(N + 1).fill(0) };
       for (const p of ptrs) be.free(p);
       return out;
     });
-    const o = outs[0], tag = `K ${K} N ${N} ldk ${ldk} ldn ${ldn}`;
+    const o = outs[0], tag = `K ${K} N ${N} ldk ${ldk} ldn ${ldn}${centred ? ' centred' : ''}`;
     assert.equal(o.p.slice(-8), [0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a], `${tag}: nothing past the panels`);
     assert.is(o.s[N], -7, `${tag}: nothing past the scales`);
     assert.is(o.s[N - 1], 0, `${tag}: zero channel, scale 0`);
+    if (centred) {
+      assert.is(o.c[N], -9, `${tag}: nothing past the centres`);
+      assert.is(o.c[N - 1], 0, `${tag}: zero channel, centre 0`);
+      if (N > 3) assert.equal([o.c[N - 2], o.s[N - 2]], [3, 0], `${tag}: constant channel: centre 3, scale 0`);
+      // the offset channel's step is its spread's (0.02 x randn), not 5's
+      if (N > 4 && K > 1) assert.ok(o.s[2] / alpha < 0.1 / 127, `${tag}: offset channel's step ${o.s[2] / alpha}`);
+    } else if (N > 4 && K > 1) assert.ok(o.s[2] / alpha > 4.5 / 127, `${tag}: symmetric: the offset sets the step`);
     // the bytes are w's, each within half a step, and pack_qb of them gives the same panels and sums
     const q = new Int8Array(N * K), pb = new Int8Array(new Uint8Array(o.p).buffer);
     for (let j = 0; j < N; j++) {
       const step = o.s[j] / alpha;
       for (let k = 0; k < K; k++) {
         q[j * K + k] = pb[(j >> 3) * kp(K) * 8 + (k >> 2) * 32 + (j & 7) * 4 + (k & 3)];
-        assert.ok(Math.abs(q[j * K + k] * step - x[at(j, k)]) <= 0.5001 * step + 1e-6 * Math.abs(x[at(j, k)]), `${tag}: channel ${j} k ${k}`);
+        assert.ok(Math.abs(q[j * K + k] * step + o.c[j] - x[at(j, k)]) <= 0.5001 * step + 1e-6 * Math.abs(x[at(j, k)]), `${tag}: channel ${j} k ${k}`);
       }
     }
     const ptrs: Ptr[] = [], wq = putBytes(ref, q, 0, ptrs), dst = ref.alloc(bytesN / 4);
@@ -112,6 +123,7 @@ Q('quantize_pack_qb: panels, column sums and scales bit for bit on rows, columns
     for (let v = 0; v < wasm.length; v++) {
       assert.equal(outs[v + 1].p, o.p, `${variants[v]} ${tag}: panels`);
       assert.equal(outs[v + 1].s, o.s, `${variants[v]} ${tag}: scales`);
+      assert.equal(outs[v + 1].c, o.c, `${variants[v]} ${tag}: centres`);
     }
   }
 });

@@ -9,7 +9,7 @@
 //   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU
 //   quantize_prefix_rows(x, ldx, B, T, P, K, tmp, qa, rowp)       prefix rows in two 7-bit parts
 //   add_prefix_rows(z, N, B, T, P, bias, y, ldy, flags)           their two parts' sum into y
-//   quantize_pack_qb(K, N, w, ldk, ldn, alpha, dst, wscale)       float weights -> per-channel int8 panels
+//   quantize_pack_qb(K, N, w, ldk, ldn, alpha, dst, wscale, mid)  float weights -> per-channel int8 panels (mid: centred)
 //   softmax_quantize_rows(x, rows, cols, qa, rowp)                softmax rows into quantize_rows' layout
 import type { Heap } from './heap.js';
 import { erf } from './gelu.js';
@@ -114,21 +114,27 @@ export function add_prefix_rows(h: Heap, z: number, N: number, B: number, T: num
   }
 }
 
-export function quantize_pack_qb(h: Heap, K: number, N: number, w: number, ldk: number, ldn: number, alpha: number, dst: number, wscale: number): void {
+export function quantize_pack_qb(h: Heap, K: number, N: number, w: number, ldk: number, ldn: number, alpha: number, dst: number, wscale: number, mid: number): void {
   if (K <= 0 || N <= 0) return;
   const f = h.f32, b = bytes(h), i32 = h.i32, Kp = (K + 3) & ~3, N8 = (N + 7) & ~7, sums = dst + N8 * Kp;
   const W = (j: number, k: number) => f[(w >> 2) + j * ldn + k * ldk];
   for (let j = 0; j < N8; j++) {
-    let inv = 0, sum = 0;
+    let inv = 0, c = 0, sum = 0;
     if (j < N) {
-      let m = 0;
-      for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(W(j, k)));
+      let lo = W(j, 0), hi = lo;
+      for (let k = 1; k < K; k++) { lo = Math.min(lo, W(j, k)); hi = Math.max(hi, W(j, k)); }
+      let m = Math.max(hi, -lo);
+      if (mid) {
+        c = f32(f32(hi * 0.5) + f32(lo * 0.5));
+        m = f32(f32(hi * 0.5) - f32(lo * 0.5));
+        f[(mid >> 2) + j] = c;
+      }
       const s = m > 0 ? f32(m / 127) : 0;
       inv = m > 0 ? f32(127 / m) : 0;
       f[(wscale >> 2) + j] = f32(s * alpha);
     }
     for (let k = 0; k < Kp; k++) {
-      const q = j < N && k < K ? Math.min(Math.max(nearest(f32(W(j, k) * inv)), -127), 127) : 0;
+      const q = j < N && k < K ? Math.min(Math.max(nearest(f32(f32(W(j, k) - c) * inv)), -127), 127) : 0;
       sum += q;
       b[dst + (j >> 3) * Kp * 8 + (k >> 2) * 32 + (j & 7) * 4 + (k & 3)] = q;
     }
