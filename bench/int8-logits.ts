@@ -2,7 +2,11 @@
 // (the issue's 2% target; test/quant.test.ts checks seed 0 only): batch 2 of
 // the test's inputs, max |int8 - float| / max |float| over the logits, for
 // quantizeModel's default and its options (float attention; every row in 7
-// bits). Not a timing: no pinning needed.
+// bits), and the floor any activation scheme stands on: the int8 weights
+// alone (dequantized into the float model, float activations), with
+// quantizeWeight's absmax scales and with per-channel scales searched for
+// the least squared weight error (an experiment here, not the library's).
+// Not a timing: no pinning needed.
 // Usage: node --import tsx bench/int8-logits.ts [--seeds 6]   writes bench/results/int8-logits.json
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +15,9 @@ import { noGrad } from '../src/autograd.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { quantizeModel, type QuantizeOptions } from '../src/quant/int8.js';
+import { quantizeModel, quantizeWeight, dequantizeWeight, namedModules, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
+import { Linear, ConvAsLinear } from '../src/nn/layers.js';
+import type { Module } from '../src/nn/module.js';
 import { environment } from '../src/util/timing.js';
 import { parseArgs } from '../src/cli/args.js';
 import { randn } from '../test/util.js';
@@ -21,6 +27,39 @@ const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), shape = [2, 3, 224, 224], x = randn(2 * 3 * 224 * 224, 5);
 const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false } };
+
+/**
+ * Per channel, the scale s = a max|W_j| / 127 (a = 1, 0.995, ..., 0.5) with the
+ * least sum of (W - s round(W / s))^2 (clamped to +-127); quantizeWeight's a = 1 is a candidate.
+ */
+function quantizeWeightMse(W: Float32Array, out: number): Int8Weight {
+  const inp = W.length / out, q = new Int8Array(W.length), scale = new Float32Array(out);
+  const qv = (v: number, s: number) => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
+  for (let j = 0; j < out; j++) {
+    const row = W.subarray(j * inp, (j + 1) * inp);
+    let m = 0;
+    for (const v of row) m = Math.max(m, Math.abs(v));
+    if (m === 0) continue;
+    let best = Infinity;
+    for (let i = 0; i <= 100; i++) {
+      const s = Math.fround(((1 - i * 0.005) * m) / 127);
+      let e = 0;
+      for (const v of row) { const d = v - qv(v, s) * s; e += d * d; }
+      if (e < best) { best = e; scale[j] = s; }
+    }
+    for (let k = 0; k < inp; k++) q[j * inp + k] = qv(row[k], scale[j]);
+  }
+  return { q, scale };
+}
+/** The float model with each Linear's weight replaced by its dequantized int8 weight. */
+function weightsOnly(model: Module, quantize: (W: Float32Array, out: number) => Int8Weight): void {
+  for (const [, m] of namedModules(model)) {
+    if (!(m instanceof Linear || m instanceof ConvAsLinear)) continue;
+    const { q, scale } = quantize(m.weight.toArray(), m.weight.shape[0]);
+    m.weight.write(dequantizeWeight(q, scale));
+  }
+}
+const FLOORS: Record<string, (W: Float32Array, out: number) => Int8Weight> = { 'weights-only': quantizeWeight, 'weights-only-mse': quantizeWeightMse };
 const run = (m: { forward(t: Tensor): Tensor }) => noGrad(() => scope(() => m.forward(Tensor.from(x, shape)).toArray()));
 const rows: Array<Record<string, unknown>> = [];
 for (let seed = 0; seed < S; seed++) {
@@ -36,16 +75,25 @@ for (let seed = 0; seed < S; seed++) {
     row[name] = +(d / big).toFixed(5);
     qm.dispose(); v.dispose();
   }
+  for (const [name, quantize] of Object.entries(FLOORS)) {
+    const v = createModel(cfg, seed);
+    weightsOnly(v, quantize);
+    const y = run(v);
+    let d = 0;
+    for (let i = 0; i < y.length; i++) d = Math.max(d, Math.abs(y[i] - float[i]));
+    row[name] = +(d / big).toFixed(5);
+    v.dispose();
+  }
   rows.push(row);
   console.log(Object.entries(row).map(([k, v]) => `${k} ${k === 'seed' ? v : (100 * (v as number)).toFixed(2) + '%'}`).join('  '));
 }
 const mean = (k: string) => +(rows.reduce((s, r) => s + (r[k] as number), 0) / rows.length).toFixed(5);
-const means = Object.fromEntries(Object.keys(VARIANTS).map((k) => [k, mean(k)]));
+const means = Object.fromEntries([...Object.keys(VARIANTS), ...Object.keys(FLOORS)].map((k) => [k, mean(k)]));
 console.log('mean', Object.entries(means).map(([k, v]) => `${k} ${(100 * v).toFixed(2)}%`).join('  '));
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 writeFileSync(`${dir}int8-logits.json`, JSON.stringify({
   what: 'bench/int8-logits.ts: random-weight DeiT-Tiny (createModel(cfg, seed)), batch 2 (randn seed 5, as test/quant.test.ts), max |int8 - float| / max |float| over the logits',
-  env: { ...environment(), backend: be.name }, variants: VARIANTS, seeds: rows, mean: means,
+  env: { ...environment(), backend: be.name }, variants: { ...VARIANTS, 'weights-only': 'int8 weights (quantizeWeight) dequantized into the float model', 'weights-only-mse': 'the same with least-squares per-channel scales (this file)' }, seeds: rows, mean: means,
 }, null, 2) + '\n');
 console.log(`wrote ${dir}int8-logits.json`);

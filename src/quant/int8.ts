@@ -18,22 +18,23 @@
 //                alone, while the other tokens' rounding reaches them only
 //                averaged over the tokens by attention. Random-weight DeiT-Tiny
 //                (test/quant.test.ts, batch 2), max |int8 - float| / max |float|
-//                over the logits: 1.85% (seeds 0-5: 1.85 to 3.09%, mean 2.23%)
-//                with these rows in two parts, 3.68% (3.25 to 5.61%, mean
-//                4.25%) with every row in 7 bits; the int8 weights alone give
-//                1.7% on seed 0. Cost: a second qgemm over 2 rows per prefix
+//                over the logits: 1.86% (seeds 0-5: 1.86 to 3.07%, mean 2.25%)
+//                with these rows in two parts, 3.33% (3.33 to 5.24%, mean
+//                4.33%) with every row in 7 bits; the int8 weights alone give
+//                1.73% on seed 0 (1.73 to 2.76%, mean 2.16%;
+//                bench/results/int8-logits.json). Cost: a second qgemm over 2 rows per prefix
 //                token (qgemm's two-row tile at batch 1): the forward with
-//                every row in 7 bits takes 0.985x the time (dense DeiT-Tiny,
-//                batch 1, one thread) and 0.981x (its CAIT structure)
+//                every row in 7 bits takes 0.978x the time (dense DeiT-Tiny,
+//                batch 1, one thread) and 0.982x (its CAIT structure)
 //                (bench/results/int8-options.json); quantizeModel's
 //                prefixRows: false turns it off;
 //   attention    its two batched GEMMs (q k^T, p v) in int8 too, both
 //                operands quantized per head at run time (src/quant/attention.ts;
 //                quantizeModel's attention: false keeps them float): with
-//                float attention the same forwards take 1.111x (dense) and
-//                1.075x (CAIT) the time (int8-options.json), and the logits
-//                are as far from float (seeds 0-5 mean 2.23% either way):
-//                random-weight attention is near uniform;
+//                float attention the same forwards take 1.113x (dense) and
+//                1.066x (CAIT) the time (int8-options.json), and the logits
+//                are as far from float (seeds 0-5 mean 2.23% float, 2.25%
+//                int8): random-weight attention is near uniform;
 //   float        LayerNorm, the softmax's exp, residual adds; GELU is fused in fc1's
 //                int8 GEMM (one pass after it).
 // The float parameters are overwritten with the dequantized weights s_j * w,
