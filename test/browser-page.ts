@@ -12,14 +12,16 @@ import { ROOT } from './pack.js';
 
 export { ROOT };
 export const MODEL = join(ROOT, 'models/fmnist-cait.safetensors');
+/** The same model quantized (cait quantize): its int8 kernels run in the page (relaxed or plain SIMD build). */
+export const MODEL_INT8 = join(ROOT, 'models/fmnist-cait-int8.safetensors');
 export const SAMPLE = join(ROOT, 'web/public/samples/07-sneaker.png');
 /** Budget for what a browser downloads to classify (bundle + one WASM file), gzipped. */
 export const BUDGET_GZ = 250 * 1024;
 
-// what a user writes (the README's browser example does the same)
-export const USER_SCRIPT = `import { load } from 'caitjs';
+// what a user writes (the README's browser example does the same), for a model file served beside it
+export const userScript = (modelFile: string): string => `import { load } from 'caitjs';
 
-const model = await load('fmnist-cait.safetensors');
+const model = await load('${modelFile}');
 const image = await (await fetch('sneaker.png')).blob();
 const top = await model.classify(image, { topk: 3 });
 
@@ -31,18 +33,19 @@ const logits = await model.forward(model.preprocess(bitmap));
 const img = new Image(); img.src = 'sneaker.png'; await img.decode();
 const others = [await model.classify(img), await model.classify(new Uint8Array(await image.arrayBuffer()))];
 
-window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend };
+window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend, quant: model.info.quant };
 model.dispose();
 `;
+export const USER_SCRIPT = userScript('fmnist-cait.safetensors');
 
 /** Sets window.failure on an uncaught error or rejection, so a test waiting for window.result stops early. */
 export const FAILURE_SCRIPT = `<script>addEventListener('error', (e) => { window.failure = String(e.message); }); addEventListener('unhandledrejection', (e) => { window.failure = String(e.reason && e.reason.stack || e.reason); });</script>`;
 
-export interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; others: string[]; backend: string }
+export interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; others: string[]; backend: string; quant: string | null }
 
 /** Node's answer for the same model and image: the library in Node (itself checked against `cait predict` in test/api.test.ts). */
-export async function nodeAnswer(): Promise<{ top: string; logits: Float32Array }> {
-  const m = await load(MODEL);
+export async function nodeAnswer(model = MODEL, backend?: 'wasm-simd' | 'wasm-relaxed'): Promise<{ top: string; logits: Float32Array }> {
+  const m = await load(model, backend ? { backend } : {});
   try {
     const top = (await m.classify(SAMPLE, { topk: 1 }))[0].label;
     return { top, logits: await m.forward(m.preprocess(SAMPLE)) };

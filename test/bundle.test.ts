@@ -3,7 +3,13 @@
 // `browser` entry, no Node built-ins), served from 127.0.0.1 beside the WASM
 // kernels, the committed CAIT model and a sample PNG, and run in headless
 // Chromium and Firefox ESR (test/browsers.ts). Each must give Node's top-1
-// and logits within 1e-4 of Node's. The size check: what the page downloads
+// and logits within 1e-4 of Node's; so must the same script on the int8 file
+// (models/fmnist-cait-int8.safetensors: the int8 kernels of the relaxed build
+// in Chromium, of the plain SIMD one in Firefox), against Node on the build
+// the page ran: the two builds' int8 forwards differ by more than their float
+// ones (1.3e-4 against 2.4e-7 here: the float steps' last-bit differences,
+// fused multiply-adds in one build and not the other, flip a 7-bit rounding
+// here and there). The size check: what the page downloads
 // to classify (the bundle plus the one WASM file it fetched) must stay at
 // most 250 KB gzipped (README "Use it from code"; printed on every run).
 // Skips a browser, saying why, when its executable or puppeteer-core is missing.
@@ -16,31 +22,36 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { BROWSERS, browserMissing } from './browsers.js';
-import { FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, assertLikeNode, nodeAnswer, runPage, serveDir } from './browser-page.js';
+import { FAILURE_SCRIPT, MODEL, MODEL_INT8, ROOT, SAMPLE, assertLikeNode, nodeAnswer, runPage, serveDir, userScript } from './browser-page.js';
 
 const test = suite('bundle');
 const dir = mkdtempSync(join(tmpdir(), 'cait-bundle-'));
 let server: Server | null = null, base = '';
 const fetched: string[] = [];
 let bundleGz = 0;
+// page -> the model file its script loads
+const PAGES = { index: 'fmnist-cait.safetensors', int8: 'fmnist-cait-int8.safetensors' };
 
 test.before(async () => {
-  writeFileSync(join(dir, 'user.js'), USER_SCRIPT);
-  // 'caitjs' resolves to this checkout's browser entry, through the same
-  // `browser` field (node: built-ins disabled) a bundler sees in the package
-  const r = await build({
-    entryPoints: [join(dir, 'user.js')], bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true,
-    outfile: join(dir, 'bundle.js'), alias: { caitjs: join(ROOT, 'src/browser.ts') }, logLevel: 'error', metafile: true,
-  });
-  const nodeImports = Object.values(r.metafile.inputs).flatMap((i) => i.imports).filter((i) => i.path.startsWith('node:') && !i.path.startsWith('(disabled)'));
-  assert.equal(nodeImports.map((i) => i.path), [], 'the browser bundle must not import Node built-ins');
-  bundleGz = gzipSync(readFileSync(join(dir, 'bundle.js')), { level: 9 }).length;
-  for (const f of ['cait.simd.wasm', 'cait.relaxed.wasm']) copyFileSync(join(ROOT, 'build', f), join(dir, f));
-  copyFileSync(MODEL, join(dir, 'fmnist-cait.safetensors'));
-  copyFileSync(SAMPLE, join(dir, 'sneaker.png'));
-  writeFileSync(join(dir, 'index.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>
+  for (const [page, model] of Object.entries(PAGES)) {
+    writeFileSync(join(dir, `${page}.user.js`), userScript(model));
+    // 'caitjs' resolves to this checkout's browser entry, through the same
+    // `browser` field (node: built-ins disabled) a bundler sees in the package
+    const r = await build({
+      entryPoints: [join(dir, `${page}.user.js`)], bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true,
+      outfile: join(dir, `${page}.bundle.js`), alias: { caitjs: join(ROOT, 'src/browser.ts') }, logLevel: 'error', metafile: true,
+    });
+    const nodeImports = Object.values(r.metafile.inputs).flatMap((i) => i.imports).filter((i) => i.path.startsWith('node:') && !i.path.startsWith('(disabled)'));
+    assert.equal(nodeImports.map((i) => i.path), [], 'the browser bundle must not import Node built-ins');
+    if (page === 'index') bundleGz = gzipSync(readFileSync(join(dir, `${page}.bundle.js`)), { level: 9 }).length;
+    writeFileSync(join(dir, `${page}.html`), `<!doctype html><meta charset="utf-8"><title>caitjs</title>
 ${FAILURE_SCRIPT}
-<script type="module" src="bundle.js"></script>\n`);
+<script type="module" src="${page}.bundle.js"></script>\n`);
+  }
+  for (const f of ['cait.simd.wasm', 'cait.relaxed.wasm']) copyFileSync(join(ROOT, 'build', f), join(dir, f));
+  copyFileSync(MODEL, join(dir, PAGES.index));
+  copyFileSync(MODEL_INT8, join(dir, PAGES.int8));
+  copyFileSync(SAMPLE, join(dir, 'sneaker.png'));
   ({ server, base } = await serveDir(dir, fetched, (path) => {
     const name = path || 'index.html';
     return name.includes('/') || name.includes('..') ? null : name;
@@ -63,6 +74,24 @@ for (const name of BROWSERS) {
     assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
     const wasmGz = gzipSync(readFileSync(join(dir, wasm[0])), { level: 9 }).length, total = bundleGz + wasmGz;
     assertLikeNode('bundle', name, version, want, got, total, `bundle ${(bundleGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
+    assert.is(got.quant, null, 'the float file');
+  });
+
+  test(`${name}: the same script on the int8 file runs its int8 kernels as Node does`, async () => {
+    const why = await browserMissing(name);
+    if (why) { console.log(`  bundle int8 ${name}: SKIPPED: ${why}`); return; }
+    fetched.length = 0;
+    const { result: got, version } = await runPage(name, base + 'int8.html', `${name} (int8)`);
+    assert.is(got.quant, 'int8-dynamic', `${name}: info.quant`);
+    assert.ok(got.backend === 'wasm-simd' || got.backend === 'wasm-relaxed', `${name}: backend ${got.backend}`);
+    const want = await nodeAnswer(MODEL_INT8, got.backend as 'wasm-simd' | 'wasm-relaxed'), float = await nodeAnswer(MODEL);
+    const wasm = fetched.filter((f) => f.endsWith('.wasm'));
+    const total = gzipSync(readFileSync(join(dir, 'int8.bundle.js')), { level: 9 }).length + gzipSync(readFileSync(join(dir, wasm[0])), { level: 9 }).length;
+    assertLikeNode('bundle int8', name, version, want, got, total, `bundle + ${wasm[0]}`);
+    // the int8 logits are the int8 model's, not the float one's
+    let d = 0;
+    for (let i = 0; i < float.logits.length; i++) d = Math.max(d, Math.abs(float.logits[i] - got.logits[i]));
+    assert.ok(d > 1e-4, `${name}: int8 logits ${d} from float's: the int8 forwards did not run`);
   });
 }
 
