@@ -15,7 +15,7 @@ import { noGrad } from '../src/autograd.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { quantizeModel, quantizeWeight, dequantizeWeight, namedModules, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
+import { quantizeModel, quantizeWeight, dequantizeWeight, namedModules, roundInt8, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
 import { Linear, ConvAsLinear } from '../src/nn/layers.js';
 import type { Module } from '../src/nn/module.js';
 import { environment } from '../src/util/timing.js';
@@ -30,11 +30,10 @@ const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'attention-floa
 
 /**
  * Per channel, the scale s = a max|W_j| / 127 (a = 1, 0.995, ..., 0.5) with the
- * least sum of (W - s round(W / s))^2 (clamped to +-127); quantizeWeight's a = 1 is a candidate.
+ * least sum of (W - s roundInt8(W, s))^2; quantizeWeight's a = 1 is a candidate.
  */
 function quantizeWeightMse(W: Float32Array, out: number): Int8Weight {
   const inp = W.length / out, q = new Int8Array(W.length), scale = new Float32Array(out);
-  const qv = (v: number, s: number) => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
   for (let j = 0; j < out; j++) {
     const row = W.subarray(j * inp, (j + 1) * inp);
     let m = 0;
@@ -44,10 +43,10 @@ function quantizeWeightMse(W: Float32Array, out: number): Int8Weight {
     for (let i = 0; i <= 100; i++) {
       const s = Math.fround(((1 - i * 0.005) * m) / 127);
       let e = 0;
-      for (const v of row) { const d = v - qv(v, s) * s; e += d * d; }
+      for (const v of row) { const d = v - roundInt8(v, s) * s; e += d * d; }
       if (e < best) { best = e; scale[j] = s; }
     }
-    for (let k = 0; k < inp; k++) q[j * inp + k] = qv(row[k], scale[j]);
+    for (let k = 0; k < inp; k++) q[j * inp + k] = roundInt8(row[k], scale[j]);
   }
   return { q, scale };
 }

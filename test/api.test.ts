@@ -218,16 +218,14 @@ test('wasm override (path and bytes) and a thread pool give the same logits', as
 test('an int8 file runs its int8 forwards, as cait predict does', async () => {
   const file = join(ROOT, 'models/fmnist-cait-int8.safetensors'), img = join(SAMPLES, samples[6].file);
   const live = liveTensorCount();
-  const m = await load(file), f = await load(file, { backend: 'reference' });
+  const m = await load(file), f = await load(file, { backend: 'reference' }), float = await load(join(ROOT, 'models/fmnist-cait.safetensors'));
   try {
     assert.is(m.info.quant, 'int8-dynamic');
     assert.ok(m.info.int8, 'the WASM backend has the int8 kernels');
     assert.is(m.info.merge, 'h@1');
     const z = await m.forward(m.preprocess(img)), want = await cliLogits(file, img);
     assert.ok(maxDiff(z, want) < 1e-5, `int8 vs cait predict: ${maxDiff(z, want)}`);
-    const float = await load(join(ROOT, 'models/fmnist-cait.safetensors'));
     const zf = await float.forward(float.preprocess(img));
-    float.dispose();
     assert.ok(maxDiff(z, zf) > 0, 'int8 logits are not the float model\'s');
     assert.is((await m.classify(img, { topk: 1 }))[0].index, (await f.classify(img, { topk: 1 }))[0].index);
     // int8Attention: false keeps attention's GEMMs float: other logits, the same class
@@ -241,19 +239,16 @@ test('an int8 file runs its int8 forwards, as cait predict does', async () => {
     // every sample within 3% of float (of the largest logit), float's class:
     // with v quantized symmetric about 0 (not centred) the shirt was at 12%
     // (src/quant/attention.ts); centred 2.4%, the others 0.2-1.6%
-    const fl = await load(join(ROOT, 'models/fmnist-cait.safetensors'));
-    try {
-      const errs: string[] = [];
-      for (const s of samples) {
-        const p = join(SAMPLES, s.file), a = await fl.forward(fl.preprocess(p)), b = await m.forward(m.preprocess(p));
-        const big = Math.max(...a.map(Math.abs)), e = maxDiff(a, b) / big;
-        errs.push(`${s.file} ${(100 * e).toFixed(2)}%`);
-        assert.ok(e < 0.03, `int8 CAIT vs float on ${s.file}: ${(100 * e).toFixed(2)}% of the largest logit`);
-        assert.is(b.indexOf(Math.max(...b)), a.indexOf(Math.max(...a)), `${s.file}: the float model's class`);
-      }
-      console.log(`  int8 CAIT vs float, samples: ${errs.join(', ')}`);
-    } finally { fl.dispose(); }
-  } finally { m.dispose(); f.dispose(); }
+    const errs: string[] = [];
+    for (const s of samples) {
+      const p = join(SAMPLES, s.file), a = await float.forward(float.preprocess(p)), b = await m.forward(m.preprocess(p));
+      const big = Math.max(...a.map(Math.abs)), e = maxDiff(a, b) / big;
+      errs.push(`${s.file} ${(100 * e).toFixed(2)}%`);
+      assert.ok(e < 0.03, `int8 CAIT vs float on ${s.file}: ${(100 * e).toFixed(2)}% of the largest logit`);
+      assert.is(b.indexOf(Math.max(...b)), a.indexOf(Math.max(...a)), `${s.file}: the float model's class`);
+    }
+    console.log(`  int8 CAIT vs float, samples: ${errs.join(', ')}`);
+  } finally { m.dispose(); f.dispose(); float.dispose(); }
   assert.is(liveTensorCount(), live, 'dispose frees the int8 weights too');
 });
 

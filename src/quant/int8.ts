@@ -52,8 +52,8 @@ import { Module } from '../nn/module.js';
 
 export const INT8_SCHEME = 'int8-dynamic';
 
-/** round(|v| / s) with v's sign (half away from zero), within [-127, 127] */
-const qv = (v: number, s: number): number => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
+/** v in steps of s: round(|v| / s) with v's sign (half away from zero), within [-127, 127]. */
+export const roundInt8 = (v: number, s: number): number => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
 
 /** Per-channel symmetric int8 of W [out, in]: w = round(W / s), s = max|W_row| / 127 (0 for a zero row). */
 export function quantizeWeight(W: Float32Array, out: number): { q: Int8Array; scale: Float32Array } {
@@ -64,7 +64,7 @@ export function quantizeWeight(W: Float32Array, out: number): { q: Int8Array; sc
     const s = Math.fround(m / 127);
     scale[j] = s;
     if (s === 0) continue;
-    for (let k = 0; k < inp; k++) q[j * inp + k] = qv(W[j * inp + k], s);
+    for (let k = 0; k < inp; k++) q[j * inp + k] = roundInt8(W[j * inp + k], s);
   }
   return { q, scale };
 }
