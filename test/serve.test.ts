@@ -14,6 +14,7 @@ import { imageToInput } from '../src/data/preprocess.js';
 import { softmax } from '../src/cli/common.js';
 import { Batcher } from '../src/serve/batcher.js';
 import type { ServedModel } from '../src/serve/model.js';
+import { load } from '../src/api/node.js';
 
 const S = suite('serve');
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -317,6 +318,48 @@ S('a request whose client leaves while it waits is dropped from the queue, uncom
     assert.not.match(after, /cait_serve_batch_size_count\{model="fmnist-cait"\} [1-9]/, 'no forward ran');
     assert.match(after, /cait_serve_requests_total\{model="fmnist-cait",endpoint="infer",code="499"\} 1/);
   });
+});
+
+// An int8 file (cait quantize) is served on its int8 kernels, as load() and
+// cait predict run it (the dequantized weights in float would be ~1e-2 away).
+S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps attention float; cait serve says so', async () => {
+  const INT8 = `${root}models/fmnist-cait-int8.safetensors`, name = 'fmnist-cait-int8', shirt = `${root}web/public/samples/06-shirt.png`;
+  const served: number[][] = [];
+  for (const int8Attention of [undefined, false]) {
+    const m = await load(INT8, int8Attention === undefined ? {} : { int8Attention });
+    try {
+      const x = m.preprocess(shirt), want = await m.forward(x);
+      await withServer({ models: [INT8], int8Attention }, async (s) => {
+        assert.is(s.models.get(name)!.quant, 'int8-dynamic');
+        const r = await post(s, `/v2/models/${name}/infer`, inferBody(Array.from(x)));
+        assert.is(r.status, 200, JSON.stringify(r.json));
+        const got = r.json.outputs[0].data as number[], d = maxDiff(got, want);
+        assert.ok(d <= 1e-6, `int8Attention ${int8Attention}: served logits ${d} from load()'s`);
+        served.push(got);
+      });
+    } finally { m.dispose(); }
+  }
+  assert.ok(maxDiff(served[0], served[1]) > 0, 'float attention gives other logits');
+  await withServer({}, async (s) => assert.is(s.models.get(NAME)!.quant, null, 'a float file'));
+  let err = '';
+  try { await (await createServer({ models: [INT8], port: 0, int8Attention: 'no' as never })).close(); } catch (e) { err = (e as Error).message; }
+  assert.match(err, /int8Attention must be true or false, got "no"/);
+  // the CLI flag reaches the server, and its start-up line names the kernels
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', INT8, '--port', '0', '--int8-attention', 'off', '--log', 'none'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    let text = '';
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`no 'listening' line in 60 s: ${text}`)), 60000);
+      child.stderr.on('data', (d) => { text += d; if (/listening on/.test(text)) { clearTimeout(t); res(); } });
+      child.on('exit', (c) => rej(new Error(`cait serve exited ${c}: ${text}`)));
+    });
+    assert.match(text, /model 'fmnist-cait-int8' from .*fmnist-cait-int8\.safetensors: \[1,32,32\] -> \[10\], planned forward, int8-dynamic kernels/);
+  } finally { child.kill('SIGTERM'); }
+  const bad = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', INT8, '--int8-attention', 'maybe'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  let badErr = '';
+  bad.stderr.on('data', (d) => { badErr += d; });
+  assert.is(await new Promise((res) => bad.on('exit', (c) => res(c))), 2, badErr);
+  assert.match(badErr, /--int8-attention/);
 });
 
 S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {

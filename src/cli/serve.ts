@@ -2,7 +2,7 @@
 // Runs until SIGTERM or SIGINT: then it stops accepting, answers what is
 // queued and in flight, and exits 0.
 import { createServer, parseModelSpec, SERVE_DEFAULTS as D } from '../serve/index.js';
-import { BACKEND_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, INT8_FLAGS, UsageError, command, type Flags } from './flags.js';
 
 const SERVE_FLAGS = {
   model: { type: 'strings', value: 'FILE|NAME=FILE', help: "a model to serve, named NAME or by its file or folder name without extension; repeat for more" },
@@ -18,6 +18,7 @@ const SERVE_FLAGS = {
   'timeout-ms': { type: 'int', min: 1, default: D.timeoutMs, help: 'time to receive a request (408) and to wait in the queue (504)' },
   warmup: { type: 'boolean', help: 'capture the planned forward of every batch size up to --max-batch before listening (else each on first use)' },
   log: { type: 'enum', choices: ['json', 'text', 'none'], default: 'text', help: 'one line per request on stdout' },
+  ...INT8_FLAGS,
 } as const;
 
 export const serveCommand = command({
@@ -44,10 +45,10 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   const server = await createServer({
     models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
-    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup,
+    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: f['int8-attention'] !== 'off',
   });
   for (const m of server.models.values()) {
-    process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward\n`);
+    process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward${m.quant ? `, ${m.quant} kernels` : ''}\n`);
   }
   process.stderr.write(`cait serve: listening on ${server.url} (threads ${f.threads}${f.instances > 1 ? `, instances ${f.instances}` : ''}, max batch ${f['max-batch']}, max wait ${f['max-wait-ms']} ms, queue ${f['max-queue']})\n`);
   await new Promise<void>((resolve) => {

@@ -1,6 +1,7 @@
 // A served model: a model file (or whatever loadModel accepts) run as saved
 // (runnerFor: the library's rule, the same as `cait predict`'s withMerging
-// without flags), plus one planned forward per batch size (src/plan.ts),
+// without flags; an int8 file on its int8 kernels, as load() and `cait
+// predict` run it), plus one planned forward per batch size (src/plan.ts),
 // captured on first use and kept while they fit a byte budget (least recently
 // used out). load()'s Model (src/api/) keeps 4 plans, which a server whose
 // batches take every size up to --max-batch would keep re-capturing.
@@ -19,6 +20,7 @@ import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import { runnerFor } from '../api/runner.js';
+import { INT8_SCHEME, quantizeLoaded, type QuantizedModel } from '../quant/index.js';
 
 export interface ModelSpec { name: string; path: string }
 
@@ -64,6 +66,8 @@ export class ServedModel {
     readonly backend: Backend,
     /** Arena bytes all cached plans may hold together (the newest one is always kept). */
     readonly planBudgetBytes = 512 * 2 ** 20,
+    /** An int8 file's int8 forwards (quantizeLoaded), released by dispose; null for a float file. */
+    private readonly quantized: QuantizedModel | null = null,
   ) {
     this.cfg = runner.cfg;
     const S = this.cfg.imgSize;
@@ -86,12 +90,19 @@ export class ServedModel {
     this.outSize = this.outShape.reduce((a, b) => a * b, 1);
   }
 
-  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number): ServedModel {
+  /** int8Attention: an int8 file's attention GEMMs in int8 (default) or float, as load()'s option. */
+  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean } = {}): ServedModel {
     return onBackend(backend, () => {
       const { model, metadata } = loadModel(spec.path);
-      return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes);
+      try {
+        const quantized = quantizeLoaded(model, metadata, { attention: o.int8Attention });
+        return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes, quantized);
+      } catch (e) { model.dispose(); throw e; }   // (a quantized model's dispose frees its int8 weights too)
     });
   }
+
+  /** The int8 scheme whose kernels this model runs (int8-dynamic), or null. */
+  get quant(): string | null { return this.quantized && this.quantized.layers.size > 0 ? INT8_SCHEME : null; }
 
   get isClassifier(): boolean { return this.outShape.length === 1; }
 
@@ -161,5 +172,6 @@ export class ServedModel {
     for (const p of this.workerPlans.values()) p.dispose();
     this.workerPlans.clear();
     this.planBytes = 0;
+    this.quantized?.dispose();
   }
 }

@@ -59,6 +59,8 @@ export interface ServeOptions {
   planBudgetBytes?: number;
   /** Capture every batch size's plan before listening (else each on its first use). */
   warmup?: boolean;
+  /** An int8 model file's attention GEMMs: int8 (true, default) or float, as load()'s int8Attention. */
+  int8Attention?: boolean;
 }
 
 export interface ServeLimits { maxBatch: number; maxWaitMs: number; maxQueue: number; maxBody: number; maxPixels: number; timeoutMs: number }
@@ -93,6 +95,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     maxPixels: positiveInt('maxPixels', o.maxPixels ?? d.maxPixels),
     timeoutMs: positiveInt('timeoutMs', o.timeoutMs ?? d.timeoutMs),
   };
+  if (o.int8Attention !== undefined && typeof o.int8Attention !== 'boolean') throw new TypeError(`int8Attention must be true or false, got ${JSON.stringify(o.int8Attention)}`);
   const logFormat = o.log ?? 'none';
   if (!['json', 'text', 'none'].includes(logFormat)) throw new RangeError(`log must be json, text or none, got '${logFormat}'`);
   const specs = o.models.map((m) => (typeof m === 'string' ? parseModelSpec(m) : m));
@@ -114,7 +117,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const models = new Map<string, ServedModel>();
   try {
     for (const s of specs) {
-      const m = ServedModel.open(s, backend, o.planBudgetBytes);
+      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention });
       models.set(s.name, m);
       if (o.warmup && m.path === 'planned') await m.warm(limits.maxBatch, instances);
     }
