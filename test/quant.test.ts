@@ -155,6 +155,19 @@ Q('cait predict --int8-attention on|off: the switch reaches the int8 model (othe
   assert.is.not(off.json.top[0].prob, on.json.top[0].prob, 'float attention gives other probabilities');
 });
 
+// cait bench times an int8 file on its int8 kernels (it timed the dequantized
+// weights in float), and says so in its JSON, the baseline's too.
+Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float baseline does not; --int8-attention checked', async () => {
+  const root = new URL('../', import.meta.url).pathname;
+  const r = await cait('bench', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--baseline', `${root}models/fmnist-cait.safetensors`, '--runs', '2', '--warmup', '0', '--json');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.json.quant, 'int8-dynamic');
+  assert.is(r.json.baseline.quant, null);
+  const bad = await cait('bench', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--int8-attention', 'maybe');
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--int8-attention must be on or off, got 'maybe'/);
+});
+
 // Distilled DeiT has two prefix tokens (class, distillation), each read by a head.
 Q('distilled DeiT-Tiny (two prefix tokens): two-part rows closer to float; planned = eager', () => {
   const cfg = { ...getPreset('deit_tiny_distilled_patch16_224'), depth: 4 };

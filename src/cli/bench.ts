@@ -20,7 +20,12 @@ import { countMacs, countParams } from '../cait/macs.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { Trainable } from '../train/trainer.js';
-import { BACKEND_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { quantizeLoaded } from '../quant/format.js';
+import { INT8_SCHEME, type QuantizedModel } from '../quant/int8.js';
+
+/** The scheme whose kernels a quantizeLoaded model runs (none on a backend without int8 kernels). */
+const int8Kernels = (q: QuantizedModel | null): string | null => (q && q.layers.size > 0 ? INT8_SCHEME : null);
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
 import { checkBatchBytes, emitJson, forwardLogits, loadModelFlags, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
@@ -98,8 +103,10 @@ function macsRun(f: Flags<typeof MACS_FLAGS>): void {
 
 export interface BenchOptions {
   batch: number; runs: number; warmup: number; compare: boolean; seed: number; eager?: boolean;
+  /** The int8 scheme whose kernels the model runs (an int8 file), reported as `quant`. */
+  quant?: string | null;
   /** Another model timed in the same rounds (e.g. the dense model a compressed one came from). */
-  baseline?: { file: string; vit: VisionTransformer; runner: Trainable };
+  baseline?: { file: string; vit: VisionTransformer; runner: Trainable; quant?: string | null };
 }
 
 /**
@@ -122,7 +129,7 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
   const macs = modelMacs(cfg, merge), denseMacs = modelMacs(cfg, '');
   const opts = runner instanceof CaitModel ? { similarity: runner.options.similarity, prop_attn: runner.options.propAttn } : {};
   const common = {
-    model: cfg.name, backend: getBackend().name, threads: (getBackend() as { threads?: number }).threads ?? 1, batch: B, warmup: o.warmup, merge, ...opts,
+    model: cfg.name, backend: getBackend().name, threads: (getBackend() as { threads?: number }).threads ?? 1, batch: B, warmup: o.warmup, merge, ...opts, quant: o.quant ?? null,
     ...(isSegmentation(cfg) ? { task: 'segment' } : {}),
   };
   let report: Record<string, unknown>;
@@ -133,7 +140,7 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
     const sm = latencyStats(tm), sb = latencyStats(tb);
     report = {
       ...common, ...sm, path: paths[0], macs, gmacs: macs / 1e9, params: vit.numParams(), images_per_sec: +(1000 * B / sm.median_ms).toFixed(2),
-      baseline: { file: b.file, model: bc.name, merge: bMerge, ...sb, path: paths[1], macs: bMacs, gmacs: bMacs / 1e9, params: b.vit.numParams(), images_per_sec: +(1000 * B / sb.median_ms).toFixed(2) },
+      baseline: { file: b.file, model: bc.name, merge: bMerge, quant: b.quant ?? null, ...sb, path: paths[1], macs: bMacs, gmacs: bMacs / 1e9, params: b.vit.numParams(), images_per_sec: +(1000 * B / sb.median_ms).toFixed(2) },
       speedup: +(sb.median_ms / sm.median_ms).toFixed(3), mac_ratio: +(bMacs / macs).toFixed(3),
     };
   } else if (o.compare) {
@@ -166,7 +173,7 @@ const BENCH_FLAGS = {
   baseline: { type: 'string', value: 'FILE', help: 'also time another model (as saved), interleaved; speedup = its median / this one' },
   eager: { type: 'boolean', help: 'op by op instead of the planned forward' },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of the random input (and of the weights of a --preset)' },
-  ...BACKEND_FLAGS, ...MERGE_FLAGS, ...JSON_FLAG,
+  ...BACKEND_FLAGS, ...MERGE_FLAGS, ...INT8_FLAGS, ...JSON_FLAG,
 } as const;
 
 export const benchCommand = command({
@@ -182,11 +189,14 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   const { batch, runs, warmup } = f;
   await useBackendAsync(f.backend, f.threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
+  const int8 = { attention: f['int8-attention'] !== 'off' };
+  let quant: string | null = null;
   needModelForLoadFlags(f);
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
     ({ model: vit, metadata } = loadModelFlags(f.model, undefined, f));
     checkBatchBytes(vit.cfg, batch, '--batch');   // before any activation is allocated
+    quant = int8Kernels(quantizeLoaded(vit, metadata, int8));   // an int8 file times its int8 kernels, as predict runs it
   } else {
     if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
     vit = createModel(checkBatchCfg(getPreset(f.preset), batch), f.seed);   // random weights: latency does not depend on them
@@ -197,15 +207,15 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
     // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
     const file = f.baseline, b = loadModel(file);
     checkBatchBytes(b.model.cfg, batch, '--batch');
-    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata) };
+    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: int8Kernels(quantizeLoaded(b.model, b.metadata, int8)) };
   }
-  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline });
+  const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline, quant });
   if (!f.json) {
     const line = (name: string, s: LatencyStats | Record<string, unknown>) => {
       const t = s as LatencyStats;
       return `${name}: median ${t.median_ms.toFixed(2)} ms (min ${t.min_ms.toFixed(2)}, p90 ${t.p90_ms.toFixed(2)}, max ${t.max_ms.toFixed(2)}, MAD ${t.mad_ms.toFixed(2)})`;
     };
-    console.log(`${r.model}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend} (${r.path}), ${runs} runs after ${warmup} warm-up`);
+    console.log(`${r.model}${quant ? ` (${quant})` : ''}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend} (${r.path}), ${runs} runs after ${warmup} warm-up`);
     if (r.dense) console.log(line('dense', r.dense as LatencyStats));
     if (r.baseline) console.log(line(`baseline ${(r.baseline as { file: string }).file}`, r.baseline as LatencyStats));
     console.log(line(r.baseline ? String(f.model ?? f.preset) : r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));
