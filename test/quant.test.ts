@@ -16,7 +16,11 @@ import { CaitModel, atmeOptionsFromMetadata } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { quantizeModel, quantizedFileBytes, loadQuantizedBytes, quantizeWeight, dequantizeWeight, SCALE_SUFFIX, QLinear, prefixTokens } from '../src/quant/index.js';
 import { erf } from '../src/backend/reference/gelu.js';
-import { readSafetensors } from '../src/io/safetensors.js';
+import { readSafetensors, readSafetensorsFile } from '../src/io/safetensors.js';
+import { load } from '../src/api/node.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { writeMixedSafetensors } from '../src/quant/format.js';
 import { attentionInt8 } from '../src/quant/attention.js';
 import { attention } from '../src/ops/attention.js';
@@ -166,6 +170,38 @@ Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float b
   const bad = await cait('bench', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--int8-attention', 'maybe');
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /--int8-attention must be on or off, got 'maybe'/);
+});
+
+// A user's own checkpoint, quantized as they would: `cait quantize` on the
+// Hugging Face and timm folders of ../shared/fixtures, then load() of the int8
+// file, against PyTorch's logits for the fixture's input. Measured: 1.30%
+// (hf-vit), 1.41% (hf-deit-distilled), 3.47% (timm-deit-distilled; 2.86% with
+// float attention) of the largest logit: random-weight models, as sensitive as
+// the random DeiT-Tiny above.
+Q('cait quantize on Hugging Face and timm folders: int8 files within 5% of PyTorch\'s logits; config and labels kept', async () => {
+  const fix = new URL('../../shared/fixtures/', import.meta.url).pathname, dir = mkdtempSync(join(tmpdir(), 'cait-q-'));
+  const suiteBackend = getBackend();   // load() makes its backend the default: this suite's tensors live on be
+  try {
+    const errs: string[] = [];
+    for (const d of ['hf-vit', 'hf-deit-distilled', 'timm-deit-distilled']) {
+      const out = join(dir, `${d}.safetensors`);
+      const r = await cait('quantize', '--model', join(fix, d), '--out', out, '--json');
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.json.scheme, 'int8-dynamic');
+      const x = readSafetensorsFile(join(fix, d, 'input.safetensors')).tensors.get('pixel_values')!;
+      const want = readSafetensorsFile(join(fix, d, 'expected.safetensors')).tensors.get('logits')!.data as Float32Array;
+      const [q, f] = [await load(out), await load(join(fix, d))];
+      try {
+        assert.is(q.info.quant, 'int8-dynamic');
+        assert.equal(q.info.labels, f.info.labels, `${d}: labels`);
+        assert.equal(q.info.config, f.info.config, `${d}: config (preprocessing included)`);
+        const z = await q.forward(x.data as Float32Array, x.shape[0]), e = relDiff(z, want);
+        errs.push(`${d} ${(100 * e).toFixed(2)}%`);
+        assert.ok(e <= 0.05, `${d}: int8 logits ${(100 * e).toFixed(2)}% (of the largest) from PyTorch's`);
+      } finally { q.dispose(); f.dispose(); }
+    }
+    console.log(`  cait quantize of the fixture folders, int8 vs PyTorch: ${errs.join(', ')}`);
+  } finally { setBackend(suiteBackend); rmSync(dir, { recursive: true, force: true }); }
 });
 
 // Distilled DeiT has two prefix tokens (class, distillation), each read by a head.
