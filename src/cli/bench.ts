@@ -22,10 +22,6 @@ import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { Trainable } from '../train/trainer.js';
 import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { quantizeLoaded } from '../quant/format.js';
-import { INT8_SCHEME, type QuantizedModel } from '../quant/int8.js';
-
-/** The scheme whose kernels a quantizeLoaded model runs (none on a backend without int8 kernels). */
-const int8Kernels = (q: QuantizedModel | null): string | null => (q && q.layers.size > 0 ? INT8_SCHEME : null);
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
 import { checkBatchBytes, emitJson, forwardLogits, loadModelFlags, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
@@ -196,7 +192,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
     ({ model: vit, metadata } = loadModelFlags(f.model, undefined, f));
     checkBatchBytes(vit.cfg, batch, '--batch');   // before any activation is allocated
-    quant = int8Kernels(quantizeLoaded(vit, metadata, int8));   // an int8 file times its int8 kernels, as predict runs it
+    quant = quantizeLoaded(vit, metadata, int8)?.kernels ?? null;   // an int8 file times its int8 kernels, as predict runs it
   } else {
     if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
     vit = createModel(checkBatchCfg(getPreset(f.preset), batch), f.seed);   // random weights: latency does not depend on them
@@ -207,7 +203,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
     // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
     const file = f.baseline, b = loadModel(file);
     checkBatchBytes(b.model.cfg, batch, '--batch');
-    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: int8Kernels(quantizeLoaded(b.model, b.metadata, int8)) };
+    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: quantizeLoaded(b.model, b.metadata, int8)?.kernels ?? null };
   }
   const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline, quant });
   if (!f.json) {

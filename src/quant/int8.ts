@@ -168,6 +168,8 @@ export class QuantizedModel {
     /** The layers running the int8 kernels (none on a backend without them). */
     readonly layers: ReadonlyMap<string, QLinear>,
     private readonly restore: Array<() => void>) {}
+  /** The scheme whose int8 kernels run (INT8_SCHEME), or null on a backend without them (its Linears run the dequantized weights in float). */
+  get kernels(): string | null { return this.layers.size > 0 ? INT8_SCHEME : null; }
   /** Restores the float forwards (the float weights stay dequantized) and frees the int8 weights; disposing the model does this too. */
   dispose(): void {
     for (const r of this.restore.splice(0)) r();

@@ -20,7 +20,7 @@ import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import { runnerFor } from '../api/runner.js';
-import { INT8_SCHEME, quantizeLoaded, type QuantizedModel } from '../quant/index.js';
+import { quantizeLoaded, type QuantizedModel } from '../quant/index.js';
 
 export interface ModelSpec { name: string; path: string }
 
@@ -102,7 +102,7 @@ export class ServedModel {
   }
 
   /** The int8 scheme whose kernels this model runs (int8-dynamic), or null. */
-  get quant(): string | null { return this.quantized && this.quantized.layers.size > 0 ? INT8_SCHEME : null; }
+  get quant(): string | null { return this.quantized?.kernels ?? null; }
 
   get isClassifier(): boolean { return this.outShape.length === 1; }
 
