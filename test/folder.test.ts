@@ -51,7 +51,7 @@ const data = join(root, 'fm');
 writeFolder(data, 'train', 12);
 writeFolder(data, 'test', 6);
 
-test('end to end: train, eval, plot --confusion, compress and predict from a folder, class names from the folders', async () => {
+test('end to end: train, eval, plot --confusion, quantize, compress and predict from a folder, class names from the folders', async () => {
   const t0 = performance.now();
   const run = join(root, 'run');
   const tr = await cait('train', '--data', data, '--epochs', '1', '--batch', '40', '--out', run, '--quiet', '--json');
@@ -80,6 +80,15 @@ test('end to end: train, eval, plot --confusion, compress and predict from a fol
   const pl = await cait('plot', '--confusion', evalOut, '--out', svg, '--json');
   assert.is(pl.code, 0, pl.stderr);
   assert.match(readFileSync(svg, 'utf8'), /Ankle boot/);
+
+  // quantize with --data DIR: the float and int8 accuracy on the folder's val split, as cait eval scores them
+  const q8 = join(root, 'model-int8.safetensors');
+  const q = await cait('quantize', '--model', model, '--data', data, '--out', q8, '--json');
+  assert.is(q.code, 0, q.stderr);
+  assert.equal([q.json.data, q.json.n, q.json.accuracy_float], [data, 60, j.top1], 'float accuracy as cait eval gives it');
+  const ev8 = await cait('eval', '--model', q8, '--data', data, '--json');
+  assert.is(ev8.code, 0, ev8.stderr);
+  assert.is(q.json.accuracy_int8, ev8.json.top1, 'int8 accuracy as cait eval of the int8 file gives it');
 
   const comp = join(root, 'compressed.safetensors');
   const c = await cait('compress', '--model', model, '--data', data, '--target-macs', '1.7', '--merge', 'h@1', '--search-epochs', '1', '--finetune-epochs', '1',

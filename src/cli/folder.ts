@@ -1,4 +1,4 @@
-// `--data DIR` for train, eval and compress: an ImageFolder directory
+// `--data DIR` for train, eval, compress and quantize: an ImageFolder directory
 // (src/data/folder.ts), its flags, loading with a progress line and the decode
 // rate, and the classification scores (top-1, top-5, per class, confusion).
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -12,6 +12,8 @@ import { createModel } from '../nn/model.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { pixelStats } from '../data/dataset.js';
 import { DEFAULT_RRC } from '../data/preprocess.js';
+import { loadDataset } from '../data/mnist.js';
+import type { DatasetName } from '../data/dataset.js';
 import { folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
@@ -50,6 +52,22 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
     if (fd.listing.skipped) process.stderr.write(`${dir}: skipped ${fd.listing.skipped} file(s) that are not PNG or JPEG\n`);
   }
   return fd;
+}
+
+/**
+ * The test split `--data` names for scoring: a built-in dataset's test set
+ * (checked against the model's class count) or a folder's val split (its
+ * held-out part with --val-split), and how to name it in a report
+ * (`cait eval`, `cait quantize --data`). classes: the built-in dataset's names.
+ */
+export function testSplitOf(data: string, cfg: VitConfig, f: FolderFlags): { split: FolderSplit; what: string; classes?: string[] } {
+  if (isFolder(data)) {
+    const fd = openFolder(data, cfg, f, ['val']);
+    return { split: fd.val, what: `${data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images` };
+  }
+  const ds = loadDataset(data as DatasetName);
+  if (cfg.numClasses < ds.classes.length) throw new Error(`--data ${data} has ${ds.classes.length} classes; model '${cfg.name}' predicts ${cfg.numClasses}`);
+  return { split: ds.test, what: `${data} test images`, classes: ds.classes };
 }
 
 /**

@@ -1,16 +1,13 @@
 // cait eval | predict | forward: run a model file.
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
 import { readImageFile } from '../io/image.js';
-import { loadDataset } from '../data/mnist.js';
-import type { DatasetName } from '../data/dataset.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
-import { FOLDER_FLAGS, isFolder, openFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson } from './folder.js';
-import type { FolderSplit } from '../data/folder.js';
+import { FOLDER_FLAGS, isFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
 
 const EVAL_FLAGS = {
   ...MODEL_FLAGS, ...INT8_FLAGS,
@@ -47,18 +44,7 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
   // folders and the built-in datasets alike: {"accuracy" (= top1), "top1", "top5", "per_class", "classes",
   // "confusion" [true][predicted], "n", "data", "images_per_sec", "merge"}
   const data = f.data ?? 'fashion-mnist', quiet = f.quiet || f.json;
-  let split: FolderSplit, what: string, classes: string[] | undefined;
-  if (isFolder(data)) {
-    const fd = openFolder(data, model.cfg, { ...f, quiet }, ['val']);
-    split = fd.val;
-    what = `${data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images`;
-  } else {
-    const ds = loadDataset(data as DatasetName);
-    if (model.cfg.numClasses < ds.classes.length) throw new Error(`--data ${data} has ${ds.classes.length} classes; model '${model.cfg.name}' predicts ${model.cfg.numClasses}`);
-    split = ds.test;
-    classes = ds.classes;
-    what = `${data} test images`;
-  }
+  const { split, what, classes } = testSplitOf(data, model.cfg, { ...f, quiet });
   // WebGPU: the heap is one storage binding (128 MiB on some adapters), so smaller batches by default
   const t0 = performance.now();
   const s = await scoreFolder(model, split, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : isFolder(data) ? 100 : 250), limit: f.limit, classes, quiet });

@@ -8,20 +8,19 @@ import { dirname } from 'node:path';
 import { createModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { loadDataset, type DatasetName } from '../data/mnist.js';
-import { evaluate } from '../train/trainer.js';
 import { getBackend } from '../tensor.js';
 import { quantizeModel, hasInt8Kernels, type QuantizedModel } from '../quant/int8.js';
 import { quantScheme, quantizedFileBytes } from '../quant/format.js';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
+import { scoreFolder, testSplitOf } from './folder.js';
 
 const QUANTIZE_FLAGS = {
   ...MODEL_FLAGS,
   out: { type: 'string', value: 'FILE', help: 'the int8 model file to write (required)' },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of the random weights of a --preset without --model' },
-  data: { type: 'enum', choices: ['fashion-mnist', 'mnist'], help: 'report the float and int8 test accuracy on this split' },
+  data: { type: 'string', value: 'NAME|DIR', help: 'report the float and int8 accuracy on this test split: fashion-mnist, mnist, or an image folder (DIR/val/<class>/*, or DIR/<class>/*), as cait eval scores it' },
   limit: { type: 'int', min: 1, help: 'with --data: evaluate this many test images', defaultText: 'all' },
   batch: { type: 'int', min: 1, max: 4096, default: 250, help: 'with --data: images per forward' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...OUTPUT_FLAGS,
@@ -52,7 +51,7 @@ export function writeQuantized(vit: VisionTransformer, out: string, metadata: Re
   return { qm, bytes: bytes.length };
 }
 
-function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): void {
+async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   useBackend(f.backend, f.threads);
   const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
   checkOutputFlag('out', out, inputs);
@@ -66,19 +65,18 @@ function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): void {
   else throw new UsageError('missing --model FILE or --preset NAME');
   if (f.data) checkBatchBytes(vit.cfg, f.batch, '--batch');
   const runner = withMerging(vit, f, metadata);
-  const cfg = vit.cfg, floatBytes = 4 * vit.numParams();
-  const acc = (): { accuracy: number; n: number } => {
-    const ds = loadDataset(f.data as DatasetName);
-    return evaluate(runner, ds.test, { mean: cfg.mean[0], std: cfg.std[0], limit: f.limit, batchSize: f.batch, quiet: f.quiet || f.json });
-  };
-  const floatAcc = f.data ? acc() : null;
+  const cfg = vit.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
+  // the split is read once (a folder decoded once) and scored as cait eval scores it, float then int8
+  const test = f.data ? testSplitOf(f.data, cfg, { quiet }) : null;
+  const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: f.batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
+  const floatAcc = await acc();
   const { qm, bytes } = writeQuantized(vit, out, metadata, inputs);
-  const int8Acc = f.data ? acc() : null;
+  const int8Acc = await acc();
   const layers = qm.weights.size;
   if (!f.json) {
     console.log(`wrote ${out}: ${cfg.name}${cfg.widths ? ' (compact)' : ''}${cfg.merge ? `, ATME ${cfg.merge}` : ''}, ${layers} int8 layers, ` +
       `${(bytes / 1e6).toFixed(3)} MB (float ${(floatBytes / 1e6).toFixed(3)} MB)`);
-    if (floatAcc && int8Acc) console.log(`accuracy on ${int8Acc.n} ${f.data} test images: float ${(100 * floatAcc.accuracy).toFixed(2)}%, int8 ${(100 * int8Acc.accuracy).toFixed(2)}% (${(100 * (int8Acc.accuracy - floatAcc.accuracy)).toFixed(2)} points)`);
+    if (floatAcc && int8Acc) console.log(`accuracy on ${int8Acc.n} of the ${test!.what}: float ${(100 * floatAcc.accuracy).toFixed(2)}%, int8 ${(100 * int8Acc.accuracy).toFixed(2)}% (${(100 * (int8Acc.accuracy - floatAcc.accuracy)).toFixed(2)} points)`);
   }
   emitJson(f, {
     out, bytes, float_bytes: floatBytes, model: cfg.name, scheme: 'int8-dynamic', layers, compact: !!cfg.widths, merge: cfg.merge ?? '',
