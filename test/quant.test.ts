@@ -172,6 +172,23 @@ Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float b
   assert.match(bad.stderr, /--int8-attention must be on or off, got 'maybe'/);
 });
 
+// An int8 file given to a command that rewrites its weights: compress (and
+// train) work on the dequantized weights in float and say so on stderr.
+Q('cait compress of an int8 file: a note on stderr; a float output, or int8 again with --quantize int8', async () => {
+  const root = new URL('../', import.meta.url).pathname, dir = mkdtempSync(join(tmpdir(), 'cait-q8c-'));
+  try {
+    for (const q of [false, true]) {
+      const out = join(dir, `c${q ? '-int8' : ''}.safetensors`);
+      const r = await cait('compress', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--structure-only', '--target-macs', '1.2', ...(q ? ['--quantize', 'int8'] : []), '--out', out, '--json');
+      assert.is(r.code, 0, r.stderr);
+      assert.match(r.stderr, q ? /is an int8 file \(int8-dynamic\): compress works on its dequantized weights in float; its output is quantized again/
+        : /is an int8 file \(int8-dynamic\): compress works on its dequantized weights in float; the model it saves is float \(add --quantize int8\)/);
+      const { metadata } = loadModel(out);
+      assert.is(metadata.quant !== undefined, q, `output quant metadata: ${metadata.quant}`);
+    }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
 // A user's own checkpoint, quantized as they would: `cait quantize` on the
 // Hugging Face and timm folders of ../shared/fixtures, then load() of the int8
 // file, against PyTorch's logits for the fixture's input. Measured: 1.30%

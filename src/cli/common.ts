@@ -16,7 +16,7 @@ import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/
 import { UsageError } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
 import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
-import { quantizeLoaded } from '../quant/format.js';
+import { quantizeLoaded, quantScheme } from '../quant/format.js';
 
 // One WASM instance per variant per process: a command run in-process (tests,
 // src/cli/main.ts's `main`) reuses it rather than compiling another.
@@ -174,6 +174,16 @@ export function checkBatchBytes(cfg: VitConfig, batch: number, flag: string): nu
   }
   throw new UsageError(`${flag} ${batch}: the weights and a forward of ${batch} images of ${cfg.name} (${cfg.imgSize}x${cfg.imgSize}) take an estimated ${fmtBytes(need)}, over the limit ${fmtBytes(limit)} (CAIT_MAX_MODEL_BYTES); ` +
     (fits ? `at most ${fits} fit` : 'not even one image fits'));
+}
+
+/**
+ * An int8 file given to a command that trains or rewrites its weights (train,
+ * compress): the loaders hand it over dequantized, so say on stderr that the
+ * work is in float and what the output is.
+ */
+export function noteInt8Input(cmd: string, file: string, metadata: Record<string, string>, output: string): void {
+  const s = quantScheme(metadata);
+  if (s) process.stderr.write(`cait ${cmd}: ${file} is an int8 file (${s}): ${cmd} works on its dequantized weights in float; ${output}\n`);
 }
 
 /** A model file, wrapped for merging as `withMerging` says; the load flags apply. */

@@ -28,7 +28,7 @@ import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, need, needModelForLoadFlags, useBackend } from './common.js';
+import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, need, needModelForLoadFlags, noteInt8Input, useBackend } from './common.js';
 import { writeQuantized } from './quantize.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
@@ -93,7 +93,8 @@ function compressRun(f: CompressFlags): void {
   needModelForLoadFlags(f);
   if (f['structure-only']) return structureOnly(f, ratio, out);
   const file = need(f.model, 'model');
-  const { model: dense } = loadModelFlags(file, f.preset, f);
+  const { model: dense, metadata: denseMeta } = loadModelFlags(file, f.preset, f);
+  noteInt8(f, file, denseMeta);
   // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
   if (f.batch !== undefined) checkBatchBytes(dense.cfg, f.batch, '--batch');
   checkBatchBytes(dense.cfg, f['latency-batch'], '--latency-batch');
@@ -187,8 +188,13 @@ function segmentReport(f: CompressFlags, out: string, merge: string, report: Com
   model.dispose();
 }
 
+/** An int8 --model: compress works on its dequantized weights (noteInt8Input). */
+const noteInt8 = (f: CompressFlags, file: string, metadata: Record<string, string>): void =>
+  noteInt8Input('compress', file, metadata, f.quantize ? 'its output is quantized again (--quantize int8)' : 'the model it saves is float (add --quantize int8)');
+
 function structureOnly(f: CompressFlags, ratio: number, out: string): void {
   const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
+  if (loaded) noteInt8(f, f.model!, loaded.metadata);
   const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
   checkBatchBytes(cfg, f['latency-batch'], '--latency-batch');
   if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one

@@ -10,7 +10,7 @@ import { getBackend } from '../tensor.js';
 import { modelMacs } from '../seg/model.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
 import { printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -110,6 +110,7 @@ function trainRun(f: TrainFlags): void {
   useBackend(f.backend, f.threads);
   needModelForLoadFlags(f);
   const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
+  if (loaded) noteInt8Input('train', f.model!, loaded.metadata, 'the model it saves is float (cait quantize it again)');
   // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
   if (f.batch !== undefined && (loaded || f.preset)) checkBatchBytes(loaded ? loaded.model.cfg : getPreset(f.preset!), f.batch, '--batch');
   if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
