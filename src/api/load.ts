@@ -6,7 +6,7 @@ import type { Backend } from '../backend/backend.js';
 import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
 // importing format.js registers the int8 file decoder with the checkpoint loader
-import { quantizeLoaded, quantScheme } from '../quant/format.js';
+import { checkInt8Attention, quantizeLoaded, quantScheme } from '../quant/format.js';
 import { hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
@@ -50,7 +50,7 @@ export function checkOptions(o: LoadOptions): void {
   const t = o.threads ?? 1;
   if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${o.threads}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);
-  if (o.int8Attention !== undefined && typeof o.int8Attention !== 'boolean') throw new TypeError(`load: int8Attention must be true or false, got ${JSON.stringify(o.int8Attention)}`);
+  checkInt8Attention(o.int8Attention, 'load: ');
 }
 
 export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions = {}): Promise<Model> {

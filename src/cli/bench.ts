@@ -20,7 +20,7 @@ import { countMacs, countParams } from '../cait/macs.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { Trainable } from '../train/trainer.js';
-import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { quantizeLoaded } from '../quant/format.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
@@ -185,7 +185,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   const { batch, runs, warmup } = f;
   await useBackendAsync(f.backend, f.threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
-  const int8 = { attention: f['int8-attention'] !== 'off' };
+  const int8 = { attention: int8AttentionOf(f) };
   let quant: string | null = null;
   needModelForLoadFlags(f);
   if (f.model) {

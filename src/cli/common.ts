@@ -13,7 +13,7 @@ import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
 import { toSteps, type AtmeOptions, type MergeStep, type Similarity } from '../cait/atme.js';
 import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
-import { UsageError } from './flags.js';
+import { UsageError, int8AttentionOf } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
 import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
 import { quantizeLoaded, quantScheme } from '../quant/format.js';
@@ -190,7 +190,7 @@ export function noteInt8Input(cmd: string, file: string, metadata: Record<string
 export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues & LoadFlagValues & { 'int8-attention'?: 'on' | 'off' }): Trainable {
   const { model, metadata } = loadModelFlags(file, preset, f);
   // an int8 file runs the int8 kernels (src/quant/), attention's too unless --int8-attention off
-  quantizeLoaded(model, metadata, { attention: f['int8-attention'] !== 'off' });
+  quantizeLoaded(model, metadata, { attention: int8AttentionOf(f) });
   return withMerging(model, f, metadata);
 }
 

@@ -73,6 +73,8 @@ export const MODEL_FLAGS = {
 export const INT8_FLAGS = {
   'int8-attention': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 --model's attention GEMMs: int8 (on), or float (off: closer to the float model on unusual inputs, about 1.1x the time)" },
 } as const satisfies FlagSet;
+/** INT8_FLAGS' value as LoadOptions.int8Attention (quantizeLoaded's attention). */
+export const int8AttentionOf = (f: { 'int8-attention'?: 'on' | 'off' }): boolean => f['int8-attention'] !== 'off';
 
 export const BACKEND_FLAGS = {
   backend: { type: 'enum', choices: ['wasm', 'wasm-simd', 'wasm-relaxed', 'reference', 'webgpu'], default: 'wasm', help: 'compute backend (webgpu: inference only)' },

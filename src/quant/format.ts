@@ -104,6 +104,11 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
 }
 registerQuantScheme(INT8_SCHEME, decodeInt8);
 
+/** The int8Attention option (load(), createServer()): undefined (default: int8) or a boolean; `who` names the caller in the error. */
+export function checkInt8Attention(v: unknown, who: string): void {
+  if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${who}int8Attention must be true or false, got ${JSON.stringify(v)}`);
+}
+
 /** The scheme a file's metadata declares, or null for a float file. */
 export function quantScheme(metadata: Record<string, string>): string | null {
   if (metadata.quant === undefined) return null;

@@ -20,6 +20,7 @@ import { softmax } from '../cli/common.js';
 import { Batcher } from './batcher.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
+import { checkInt8Attention } from '../quant/format.js';
 import { HttpError, bad, modelMetadata, parseInferRequest, parseJson, splitBinaryBody } from './protocol.js';
 import { checkImageSize, multipartFile } from './upload.js';
 
@@ -95,7 +96,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     maxPixels: positiveInt('maxPixels', o.maxPixels ?? d.maxPixels),
     timeoutMs: positiveInt('timeoutMs', o.timeoutMs ?? d.timeoutMs),
   };
-  if (o.int8Attention !== undefined && typeof o.int8Attention !== 'boolean') throw new TypeError(`int8Attention must be true or false, got ${JSON.stringify(o.int8Attention)}`);
+  checkInt8Attention(o.int8Attention, '');
   const logFormat = o.log ?? 'none';
   if (!['json', 'text', 'none'].includes(logFormat)) throw new RangeError(`log must be json, text or none, got '${logFormat}'`);
   const specs = o.models.map((m) => (typeof m === 'string' ? parseModelSpec(m) : m));
