@@ -15,8 +15,7 @@ import { noGrad } from '../src/autograd.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { quantizeModel, quantizeWeight, dequantizeWeight, namedModules, roundInt8, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
-import { Linear, ConvAsLinear } from '../src/nn/layers.js';
+import { quantizeModel, quantizeWeight, dequantizeWeight, isLinear, namedModules, roundInt8, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
 import type { Module } from '../src/nn/module.js';
 import { environment } from '../src/util/timing.js';
 import { parseArgs } from '../src/cli/args.js';
@@ -53,7 +52,7 @@ function quantizeWeightMse(W: Float32Array, out: number): Int8Weight {
 /** The float model with each Linear's weight replaced by its dequantized int8 weight. */
 function weightsOnly(model: Module, quantize: (W: Float32Array, out: number) => Int8Weight): void {
   for (const [, m] of namedModules(model)) {
-    if (!(m instanceof Linear || m instanceof ConvAsLinear)) continue;
+    if (!isLinear(m)) continue;
     const { q, scale } = quantize(m.weight.toArray(), m.weight.shape[0]);
     m.weight.write(dequantizeWeight(q, scale));
   }

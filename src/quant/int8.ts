@@ -137,7 +137,8 @@ export class QLinear {
 }
 
 type AnyLinear = Linear | ConvAsLinear;
-const isLinear = (m: Module): m is AnyLinear => m instanceof Linear || m instanceof ConvAsLinear;
+/** The modules quantizeModel quantizes: Linear and the patch embedding's ConvAsLinear. */
+export const isLinear = (m: Module): m is AnyLinear => m instanceof Linear || m instanceof ConvAsLinear;
 
 /** Every module under `root` with its dotted name (timm's), depth first. */
 export function namedModules(root: Module, prefix = ''): Array<[string, Module]> {
