@@ -15,6 +15,7 @@ import { softmax } from '../src/cli/common.js';
 import { Batcher } from '../src/serve/batcher.js';
 import type { ServedModel } from '../src/serve/model.js';
 import { load } from '../src/api/node.js';
+import { cait } from './cait.js';
 
 const S = suite('serve');
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -345,54 +346,55 @@ S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps
   try { await (await createServer({ models: [INT8], port: 0, int8Attention: 'no' as never })).close(); } catch (e) { err = (e as Error).message; }
   assert.match(err, /int8Attention must be true or false, got "no"/);
   // the CLI flag reaches the server, and its start-up line names the kernels
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', INT8, '--port', '0', '--int8-attention', 'off', '--log', 'none'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = serveProcess([INT8, '--port', '0', '--int8-attention', 'off', '--log', 'none']);
   try {
-    let text = '';
-    await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`no 'listening' line in 60 s: ${text}`)), 60000);
-      child.stderr.on('data', (d) => { text += d; if (/listening on/.test(text)) { clearTimeout(t); res(); } });
-      child.on('exit', (c) => rej(new Error(`cait serve exited ${c}: ${text}`)));
-    });
-    assert.match(text, /model 'fmnist-cait-int8' from .*fmnist-cait-int8\.safetensors: \[1,32,32\] -> \[10\], planned forward, int8-dynamic kernels/);
-  } finally { child.kill('SIGTERM'); }
-  const bad = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', INT8, '--int8-attention', 'maybe'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-  let badErr = '';
-  bad.stderr.on('data', (d) => { badErr += d; });
-  assert.is(await new Promise((res) => bad.on('exit', (c) => res(c))), 2, badErr);
-  assert.match(badErr, /--int8-attention/);
+    await child.url;
+    assert.match(child.stderr(), /model 'fmnist-cait-int8' from .*fmnist-cait-int8\.safetensors: \[1,32,32\] -> \[10\], planned forward, int8-dynamic kernels/);
+  } finally { child.proc.kill('SIGTERM'); }
+  const bad = await cait('serve', '--model', INT8, '--int8-attention', 'maybe');
+  assert.is(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--int8-attention must be on or off, got 'maybe'/);
 });
 
-S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', MODEL, '--port', '0', '--max-wait-ms', '1500', '--log', 'json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '', out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  try {
-    const url = await new Promise<string>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`no 'listening' line in 60 s: ${err}`)), 60000);
-      child.stderr.on('data', (d) => {
-        err += d;
-        const m = /listening on (http:\/\/\S+)/.exec(err);
-        if (m) { clearTimeout(t); res(m[1]); }
-      });
-      child.on('exit', (c) => rej(new Error(`cait serve exited ${c}: ${err}`)));
+/** `cait serve --model ...args` as a child process: its stderr so far, and the URL of its 'listening' line (rejects on exit or after 60 s). */
+function serveProcess(args: string[]): { proc: ReturnType<typeof spawn>; stderr: () => string; url: Promise<string> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  const url = new Promise<string>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`no 'listening' line in 60 s: ${err}`)), 60000);
+    proc.stderr!.on('data', (d) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) { clearTimeout(t); res(m[1]); }
     });
-    const s = { url } as CaitServer;
+    proc.on('exit', (c) => { clearTimeout(t); rej(new Error(`cait serve exited ${c}: ${err}`)); });
+  });
+  url.catch(() => {});   // awaited by the caller; an exit after listening is not a failure
+  return { proc, stderr: () => err, url };
+}
+
+S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
+  const child = serveProcess([MODEL, '--port', '0', '--max-wait-ms', '1500', '--log', 'json']);
+  let out = '';
+  child.proc.stdout!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((res) => child.proc.on('exit', (code) => res(code)));
+  try {
+    const s = { url: await child.url } as CaitServer;
     // three requests wait out the 1.5 s batching window; SIGTERM arrives meanwhile
     const pending = Array.from({ length: 3 }, () => post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage())));
     await new Promise((r) => setTimeout(r, 400));
-    child.kill('SIGTERM');
+    child.proc.kill('SIGTERM');
     const rs = await Promise.all(pending);
     for (const r of rs) {
       assert.is(r.status, 200, JSON.stringify(r.json));
       assert.equal(r.json.outputs[0].shape, [1, 10]);
     }
-    assert.is(await exited, 0, err);
-    assert.match(err, /draining/);
+    assert.is(await exited, 0, child.stderr());
+    assert.match(child.stderr(), /draining/);
     const lines = out.trim().split('\n').map((l) => JSON.parse(l));
     assert.is(lines.filter((l) => l.endpoint === 'infer' && l.status === 200).length, 3, 'one JSON log line per request');
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
   }
 });
 
