@@ -30,6 +30,8 @@ import { modelFromBytes } from '../src/nn/load-bytes.js';
 import { randn } from './util.js';
 
 const Q = suite('int8 models');
+/** The checkout's root (models/, web/public/samples/), with a trailing slash. */
+const root = new URL('../', import.meta.url).pathname;
 const prev = getBackend();
 const be = loadWasmSync('auto');
 Q.before(() => setBackend(be));
@@ -150,7 +152,6 @@ Q('Fashion-MNIST dense, random inputs: int8 logits within 2% of float with int8 
 });
 
 Q('cait predict --int8-attention on|off: the switch reaches the int8 model (other probabilities, the same class)', async () => {
-  const root = new URL('../', import.meta.url).pathname;
   const args = ['predict', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--image', `${root}web/public/samples/06-shirt.png`, '--top', '2', '--json'];
   const on = await cait(...args), off = await cait(...args, '--int8-attention', 'off'), dflt = await cait(...args, '--int8-attention', 'on');
   for (const r of [on, off, dflt]) assert.is(r.code, 0, r.stderr);
@@ -162,7 +163,6 @@ Q('cait predict --int8-attention on|off: the switch reaches the int8 model (othe
 // cait bench times an int8 file on its int8 kernels (it timed the dequantized
 // weights in float), and says so in its JSON, the baseline's too.
 Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float baseline does not; --int8-attention checked', async () => {
-  const root = new URL('../', import.meta.url).pathname;
   const r = await cait('bench', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--baseline', `${root}models/fmnist-cait.safetensors`, '--runs', '2', '--warmup', '0', '--json');
   assert.is(r.code, 0, r.stderr);
   assert.is(r.json.quant, 'int8-dynamic');
@@ -175,7 +175,7 @@ Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float b
 // An int8 file given to a command that rewrites its weights: compress (and
 // train) work on the dequantized weights in float and say so on stderr.
 Q('cait compress of an int8 file: a note on stderr; a float output, or int8 again with --quantize int8', async () => {
-  const root = new URL('../', import.meta.url).pathname, dir = mkdtempSync(join(tmpdir(), 'cait-q8c-'));
+  const dir = mkdtempSync(join(tmpdir(), 'cait-q8c-'));
   try {
     for (const q of [false, true]) {
       const out = join(dir, `c${q ? '-int8' : ''}.safetensors`);
