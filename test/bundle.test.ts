@@ -22,13 +22,12 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { BROWSERS, browserMissing } from './browsers.js';
-import { FAILURE_SCRIPT, MODEL, MODEL_INT8, ROOT, SAMPLE, assertLikeNode, nodeAnswer, runPage, serveDir, userScript } from './browser-page.js';
+import { FAILURE_SCRIPT, MODEL, MODEL_INT8, ROOT, SAMPLE, assertLikeNode, largestDifference, nodeAnswer, runPage, serveDir, userScript } from './browser-page.js';
 
 const test = suite('bundle');
 const dir = mkdtempSync(join(tmpdir(), 'cait-bundle-'));
 let server: Server | null = null, base = '';
 const fetched: string[] = [];
-let bundleGz = 0;
 // page -> the model file its script loads
 const PAGES = { index: 'fmnist-cait.safetensors', int8: 'fmnist-cait-int8.safetensors' };
 
@@ -43,7 +42,6 @@ test.before(async () => {
     });
     const nodeImports = Object.values(r.metafile.inputs).flatMap((i) => i.imports).filter((i) => i.path.startsWith('node:') && !i.path.startsWith('(disabled)'));
     assert.equal(nodeImports.map((i) => i.path), [], 'the browser bundle must not import Node built-ins');
-    if (page === 'index') bundleGz = gzipSync(readFileSync(join(dir, `${page}.bundle.js`)), { level: 9 }).length;
     writeFileSync(join(dir, `${page}.html`), `<!doctype html><meta charset="utf-8"><title>caitjs</title>
 ${FAILURE_SCRIPT}
 <script type="module" src="${page}.bundle.js"></script>\n`);
@@ -63,6 +61,15 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const gz = (file: string): number => gzipSync(readFileSync(join(dir, file)), { level: 9 }).length;
+/** What the page downloaded to classify, gzipped: its bundle plus the one WASM file it fetched (checked). */
+function download(name: string, page: keyof typeof PAGES): { total: number; parts: string } {
+  const wasm = fetched.filter((f) => f.endsWith('.wasm'));
+  assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
+  const b = gz(`${page}.bundle.js`), w = gz(wasm[0]);
+  return { total: b + w, parts: `bundle ${(b / 1024).toFixed(1)} KB + ${wasm[0]} ${(w / 1024).toFixed(1)} KB` };
+}
+
 for (const name of BROWSERS) {
   test(`${name}: the bundled script classifies as Node does`, async () => {
     const why = await browserMissing(name);
@@ -70,10 +77,8 @@ for (const name of BROWSERS) {
     const want = await nodeAnswer();
     fetched.length = 0;
     const { result: got, version } = await runPage(name, base + 'index.html');
-    const wasm = fetched.filter((f) => f.endsWith('.wasm'));
-    assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
-    const wasmGz = gzipSync(readFileSync(join(dir, wasm[0])), { level: 9 }).length, total = bundleGz + wasmGz;
-    assertLikeNode('bundle', name, version, want, got, total, `bundle ${(bundleGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
+    const { total, parts } = download(name, 'index');
+    assertLikeNode('bundle', name, version, want, got, total, parts);
     assert.is(got.quant, null, 'the float file');
   });
 
@@ -85,12 +90,10 @@ for (const name of BROWSERS) {
     assert.is(got.quant, 'int8-dynamic', `${name}: info.quant`);
     assert.ok(got.backend === 'wasm-simd' || got.backend === 'wasm-relaxed', `${name}: backend ${got.backend}`);
     const want = await nodeAnswer(MODEL_INT8, got.backend as 'wasm-simd' | 'wasm-relaxed'), float = await nodeAnswer(MODEL);
-    const wasm = fetched.filter((f) => f.endsWith('.wasm'));
-    const total = gzipSync(readFileSync(join(dir, 'int8.bundle.js')), { level: 9 }).length + gzipSync(readFileSync(join(dir, wasm[0])), { level: 9 }).length;
-    assertLikeNode('bundle int8', name, version, want, got, total, `bundle + ${wasm[0]}`);
+    const { total, parts } = download(name, 'int8');
+    assertLikeNode('bundle int8', name, version, want, got, total, parts);
     // the int8 logits are the int8 model's, not the float one's
-    let d = 0;
-    for (let i = 0; i < float.logits.length; i++) d = Math.max(d, Math.abs(float.logits[i] - got.logits[i]));
+    const d = largestDifference(float.logits, got.logits);
     assert.ok(d > 1e-4, `${name}: int8 logits ${d} from float's: the int8 forwards did not run`);
   });
 }
