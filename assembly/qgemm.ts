@@ -54,38 +54,60 @@ import { expRow } from './softmax';
  * Per row: lo = min(x, 0), hi = max(x, 0), s = (hi - lo) / 127 (1 for a zero
  * row), inv = 127 / (hi - lo), z = nearest(-lo * inv), u = clamp(nearest(x * inv) + z, 0, 127).
  */
+export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, rowp: usize): void {
+  if (M <= 0) return;
+  const Kp = (K + 3) & ~3, strip = <usize>Kp << 2, row = <usize>ldx << 2;
+  // rows past M (the last strip's) repeat row M-1 with inv = 0, then are zeroed
+  for (let i = 0; i < M; i += 4) {
+    const s0 = x + <usize>i * row, s1 = i + 1 < M ? s0 + row : s0, s2 = i + 2 < M ? s1 + row : s1, s3 = i + 3 < M ? s2 + row : s2;
+    const rp = rowp + (<usize>i << 3);
+    const i0 = rowRange(s0, K, rp), i1 = i + 1 < M ? rowRange(s1, K, rp + 8) : 0;
+    const i2 = i + 2 < M ? rowRange(s2, K, rp + 16) : 0, i3 = i + 3 < M ? rowRange(s3, K, rp + 24) : 0;
+    const dst = qa + <usize>(i >> 2) * strip;
+    quantizeStrip(s0, s1, s2, s3, K, dst, i0, i1, i2, i3, zOffset(rp, 0), zOffset(rp, i + 1 < M ? 8 : -1),
+      zOffset(rp, i + 2 < M ? 16 : -1), zOffset(rp, i + 3 < M ? 24 : -1));
+    if (i + 4 > M) zeroRows(dst, Kp, M - i);
+  }
+}
+
+/**
+ * A row's min/max pass and parameters (rowParams, stored at rp): K floats
+ * at src; returns inv.
+ */
 // pmin/pmax (one minps/maxps each) rather than min/max (NaN- and
 // signed-zero-exact, about seven instructions each under V8): finite inputs
 // give the same bytes and parameters (a -0/+0 choice changes neither);
 // a NaN input gives unspecified bytes.
-export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, rowp: usize): void {
-  if (M <= 0) return;
-  const Kp = (K + 3) & ~3, Mp = (M + 3) & ~3;
+// @ts-ignore: decorator
+@inline function rowRange(src: usize, K: i32, rp: usize): f32 {
   const K4 = K & ~3;
-  for (let i = 0; i < Mp; i++) {
-    const dstRow = qa + <usize>(i >> 2) * (<usize>Kp << 2) + (<usize>(i & 3) << 2);
-    if (i >= M) {
-      for (let g = 0; g < Kp; g += 4) store<u32>(dstRow + (<usize>g << 2), 0);
-      continue;
-    }
-    const src = x + (<usize>(i * ldx) << 2);
-    // two pairs of accumulators: one pair is a chain of dependent pmin/pmax
-    // (the same lo and hi in any order: no NaN here, and -0/+0 change no byte)
-    let vlo = f32x4.splat(0), vhi = f32x4.splat(0), vlo1 = vlo, vhi1 = vhi;
-    let k = 0;
-    for (; k + 8 <= K4; k += 8) {
-      const v = v128.load(src + (<usize>k << 2)), w = v128.load(src + (<usize>k << 2), 16);
-      vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v);
-      vlo1 = f32x4.pmin(vlo1, w); vhi1 = f32x4.pmax(vhi1, w);
-    }
-    if (k < K4) { const v = v128.load(src + (<usize>k << 2)); vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v); }
-    vlo = f32x4.pmin(vlo, vlo1); vhi = f32x4.pmax(vhi, vhi1);
-    let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
-    let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
-    for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
-    const inv = rowParams(lo, hi, rowp + (<usize>i << 3));
-    quantizeRow(src, K, dstRow, inv, load<f32>(rowp + (<usize>i << 3), 4));
+  // two pairs of accumulators: one pair is a chain of dependent pmin/pmax
+  // (the same lo and hi in any order: no NaN here, and -0/+0 change no byte)
+  let vlo = f32x4.splat(0), vhi = f32x4.splat(0), vlo1 = vlo, vhi1 = vhi;
+  let k = 0;
+  for (; k + 8 <= K4; k += 8) {
+    const v = v128.load(src + (<usize>k << 2)), w = v128.load(src + (<usize>k << 2), 16);
+    vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v);
+    vlo1 = f32x4.pmin(vlo1, w); vhi1 = f32x4.pmax(vhi1, w);
   }
+  if (k < K4) { const v = v128.load(src + (<usize>k << 2)); vlo = f32x4.pmin(vlo, v); vhi = f32x4.pmax(vhi, v); }
+  vlo = f32x4.pmin(vlo, vlo1); vhi = f32x4.pmax(vhi, vhi1);
+  let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
+  let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
+  for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
+  return rowParams(lo, hi, rp);
+}
+
+/** QMAGIC_BITS - z of the row whose [s, z] are at rp + off (z = 0: off < 0). */
+// @ts-ignore: decorator
+@inline function zOffset(rp: usize, off: i32): i32 {
+  return QMAGIC_BITS - (off < 0 ? 0 : <i32>load<f32>(rp + <usize>off, 4));
+}
+
+/** Zero the rows from `live` on (< 4) of the strip at dst (Kp bytes per row). */
+// @ts-ignore: decorator
+@inline function zeroRows(dst: usize, Kp: i32, live: i32): void {
+  for (let r = live; r < 4; r++) for (let g = 0; g < Kp; g += 4) store<u32>(dst + (<usize>g << 2) + (<usize>r << 2), 0);
 }
 
 /**
@@ -99,56 +121,69 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
  */
 export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize, rowp: usize): void {
   if (rows <= 0 || cols <= 0) return;
-  const Kp = (cols + 3) & ~3, Mp = (rows + 3) & ~3;
-  for (let i = 0; i < Mp; i++) {
-    const dstRow = qa + <usize>(i >> 2) * (<usize>Kp << 2) + (<usize>(i & 3) << 2);
-    if (i >= rows) {
-      for (let g = 0; g < Kp; g += 4) store<u32>(dstRow + (<usize>g << 2), 0);
-      continue;
+  const Kp = (cols + 3) & ~3, strip = <usize>Kp << 2, row = <usize>cols << 2;
+  for (let i = 0; i < rows; i += 4) {
+    const live = min(rows - i, 4);
+    for (let r = 0; r < live; r++) {
+      const X = x + <usize>(i + r) * row, sum = expRow(X, X, cols), rp = rowp + (<usize>(i + r) << 3);
+      store<f32>(rp, (<f32>1 / sum) / 127);
+      store<f32>(rp, 0, 4);
     }
-    const X = x + (<usize>i * <usize>cols << 2), sum = expRow(X, X, cols);
-    store<f32>(rowp + (<usize>i << 3), (<f32>1 / sum) / 127);
-    store<f32>(rowp + (<usize>i << 3), 0, 4);
-    quantizeRow(X, cols, dstRow, 127, 0);
+    const s0 = x + <usize>i * row, s1 = live > 1 ? s0 + row : s0, s2 = live > 2 ? s1 + row : s1, s3 = live > 3 ? s2 + row : s2;
+    const dst = qa + <usize>(i >> 2) * strip;
+    quantizeStrip(s0, s1, s2, s3, cols, dst, 127, live > 1 ? 127 : 0, live > 2 ? 127 : 0, live > 3 ? 127 : 0,
+      QMAGIC_BITS, QMAGIC_BITS, QMAGIC_BITS, QMAGIC_BITS);
+    if (live < 4) zeroRows(dst, Kp, live);
   }
 }
 
+// nearest(t) + z without f32x4.nearest and a conversion: for |t| < 2^22,
+// t + QMAGIC (1.5 * 2^23) rounds to an integer half to even, as nearest does,
+// and leaves it in the low mantissa bits, so bits(t + QMAGIC) - (QMAGIC_BITS - z)
+// is nearest(t) + z as an int32 (exp4 in math.ts uses the same trick).
+const QMAGIC: f32 = 12582912;
+const QMAGIC_BITS: i32 = 0x4B400000;
+
 /**
- * quantize_rows' last pass on one row: u = clamp(nearest(x * inv) + z, 0, 127)
- * of K floats at src into the strip column dstRow (groups 16 bytes apart);
- * also softmax_quantize_rows'.
+ * quantize_rows' last pass over a strip of 4 rows (K floats at s0..s3, row r
+ * with inv_r and o_r = QMAGIC_BITS - z_r): u = clamp(nearest(x * inv) + z, 0,
+ * 127), the 4 rows' groups of 4 narrowed into one 16-byte store each, which is
+ * the strip's layout; also softmax_quantize_rows'.
  */
 // @ts-ignore: decorator
-@inline function quantizeRow(src: usize, K: i32, dstRow: usize, inv: f32, z: f32): void {
+@inline function quantizeStrip(s0: usize, s1: usize, s2: usize, s3: usize, K: i32, dst: usize,
+  i0: f32, i1: f32, i2: f32, i3: f32, o0: i32, o1: i32, o2: i32, o3: i32): void {
   const K4 = K & ~3;
-  const vinv = f32x4.splat(inv), vz = f32x4.splat(z), v0 = f32x4.splat(0), v127 = f32x4.splat(127);
-  let d = dstRow, k = 0;
-  // four groups at a time: one narrowing chain packs their 16 bytes, each
-  // group then stored 16 bytes after the previous (the strip interleaves 4 rows)
-  for (; k + 16 <= K4; k += 16) {
-    const p = src + (<usize>k << 2);
-    const n0 = qint(v128.load(p), vinv, vz, v0, v127), n1 = qint(v128.load(p, 16), vinv, vz, v0, v127);
-    const n2 = qint(v128.load(p, 32), vinv, vz, v0, v127), n3 = qint(v128.load(p, 48), vinv, vz, v0, v127);
-    const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n0, n1), i16x8.narrow_i32x4_s(n2, n3));
-    store<u32>(d, i32x4.extract_lane(b, 0)); store<u32>(d, i32x4.extract_lane(b, 1), 16);
-    store<u32>(d, i32x4.extract_lane(b, 2), 32); store<u32>(d, i32x4.extract_lane(b, 3), 48);
-    d += 64;
-  }
-  for (; k < K4; k += 4) {
-    const n = qint(v128.load(src + (<usize>k << 2)), vinv, vz, v0, v127);
-    // 4 int32 in [0, 127] -> 4 bytes
-    const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n, n), i16x8.narrow_i32x4_s(n, n));
-    store<u32>(d, i32x4.extract_lane(b, 0));
-    d += 16;
+  const vm = f32x4.splat(QMAGIC), v127 = i8x16.splat(127);
+  const vi0 = f32x4.splat(i0), vi1 = f32x4.splat(i1), vi2 = f32x4.splat(i2), vi3 = f32x4.splat(i3);
+  const vo0 = i32x4.splat(o0), vo1 = i32x4.splat(o1), vo2 = i32x4.splat(o2), vo3 = i32x4.splat(o3);
+  for (let k = 0; k < K4; k += 4) {
+    const o = <usize>k << 2;
+    const n0 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s0 + o), vi0), vm), vo0);
+    const n1 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s1 + o), vi1), vm), vo1);
+    const n2 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s2 + o), vi2), vm), vo2);
+    const n3 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s3 + o), vi3), vm), vo3);
+    // n in about [-1, 128]: exact in i16, then [0, 255] by the unsigned narrowing, then <= 127
+    v128.store(dst + o, i8x16.min_u(i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n0, n1), i16x8.narrow_i32x4_s(n2, n3)), v127));
   }
   if (K4 < K) {
-    let w: u32 = 0;
-    for (let k = K4; k < K; k++) {
-      const q = min(max(nearest(load<f32>(src + (<usize>k << 2)) * inv) + z, 0), 127);
-      w |= (<u32><i32>q) << ((k & 3) << 3);
-    }
-    store<u32>(d, w);
+    const d = dst + (<usize>K4 << 2);
+    store<u32>(d, tailWord(s0, K4, K, i0, o0));
+    store<u32>(d, tailWord(s1, K4, K, i1, o1), 4);
+    store<u32>(d, tailWord(s2, K4, K, i2, o2), 8);
+    store<u32>(d, tailWord(s3, K4, K, i3, o3), 12);
   }
+}
+
+/** The last K - K4 (< 4) values of a row as quantizeStrip's bytes in one word. */
+// @ts-ignore: decorator
+@inline function tailWord(src: usize, K4: i32, K: i32, inv: f32, o: i32): u32 {
+  let w: u32 = 0;
+  for (let k = K4; k < K; k++) {
+    const q = min(max(reinterpret<i32>(load<f32>(src + (<usize>k << 2)) * inv + QMAGIC) - o, 0), 127);
+    w |= (<u32>q) << ((k & 3) << 3);
+  }
+  return w;
 }
 
 /**
@@ -229,14 +264,6 @@ export function add_prefix_rows(z: usize, N: i32, B: i32, T: i32, P: i32, bias: 
     }
     if (flags & 1) { const one: i32 = 1 + (flags >>> 31); geluRationalRows(dst, ldy, 1, N, <f32>one); }
   }
-}
-
-/** clamp(nearest(v * inv) + z, 0, 127) as int32 lanes (the quantize_rows step). */
-// @ts-ignore: decorator
-@inline function qint(v: v128, vinv: v128, vz: v128, v0: v128, v127: v128): v128 {
-  const q = f32x4.pmin(f32x4.pmax(f32x4.add(f32x4.nearest(f32x4.mul(v, vinv)), vz), v0), v127);
-  // q is an integer in [0, 127]: the relaxed conversion (one cvttps2dq) is exact
-  return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_trunc_f32x4_s(q) : i32x4.trunc_sat_f32x4_s(q);
 }
 
 /**

@@ -219,6 +219,25 @@ Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned 
   }
 });
 
+Q('quantize_rows: the last strip\'s padding rows are 0 whatever the last row holds (non-finite values: that row\'s bytes are unspecified)', () => {
+  for (const [M, K] of [[1, 7], [3, 16], [6, 33]]) for (const bad of [Infinity, -Infinity, NaN]) {
+    const x = randn(M * K, M + K, 5);
+    x[(M - 1) * K + (K >> 1)] = bad;
+    for (const be of [ref, ...wasm]) {
+      const ptrs: Ptr[] = [];
+      const xp = putFloats(be, x, 1, ptrs), qa = putBytes(be, new Uint8Array(qaBytes(M, K)).fill(0xee), 2, ptrs);
+      const rowp = putFloats(be, new Float32Array(2 * M), 0, ptrs);
+      run(be, 'quantize_rows', xp, K, M, K, qa, rowp);
+      const q = readBytes(be, qa, qaBytes(M, K));
+      for (const p of ptrs) be.free(p);
+      const last = (M - 1) >> 2;
+      for (let i = M; i < 4 * (last + 1); i++) for (let k = 0; k < kp(K); k++) {
+        assert.is(q[last * kp(K) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)], 0, `${be.name} M ${M} K ${K} last row ${bad}: pad row ${i} k ${k}`);
+      }
+    }
+  }
+});
+
 interface Case { M: number; N: number; K: number; ldc?: number; bias?: boolean; gelu?: boolean; off?: number; w?: 'rand' | 'min' | 'max' | 'alt'; u?: 'rand' | 'min' | 'max' }
 
 /** Runs quantize-free qgemm on hand-made operands (qa bytes given), returns C with its padding. */
