@@ -480,7 +480,9 @@ function packCols8(K: i32, Kp: i32, src: usize, ldk: i32, alpha: f32, panel: usi
 
 /**
  * c[i*ldc + j] = act((f32(acc[i,j] - zx[i]*colsum[j]) * f32(sx[i]*sw[j])) + bias[j])
- * for i < M, j < N; acc = sum_k w[j,k] u[i,k]. flags & 1: GELU. bias 0: none.
+ * for i < M, j < N; acc = sum_k w[j,k] u[i,k]. flags & 1: GELU; flags & 2:
+ * the composed dot even where the fused one runs (dotFused; the same bits,
+ * for A/B timing). bias 0: none.
  */
 export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize, wscale: usize,
   bias: usize, c: usize, ldc: i32, flags: i32): void {
@@ -494,6 +496,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
   // constant: V8 would reload a constant from memory at every use (two
   // loads per dot, and the load ports are this loop's bottleneck)
   const ones = i16x8.splat(<i16>(1 + (flags >>> 31)));
+  const fused = (flags & 2) == 0 && dotFused(flags);
   let bp = wp;
   for (let j = 0; j < N; j += 8) {
     const nr = min(8, N - j);
@@ -504,7 +507,10 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
     for (let i = 0; i < M; i += 4) {
       const mr = min(4, M - i);
       if (ASC_FEATURE_RELAXED_SIMD) {
-        if (mr <= 2) tileRelaxed2(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
+        if (fused) {
+          if (mr <= 2) tileFused2(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp);
+          else tileFused(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp);
+        } else if (mr <= 2) tileRelaxed2(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
         else tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
       } else {
         tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp);
@@ -523,7 +529,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
 /** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */
 function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
   rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
-  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones, false);
+  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones, false, false);
 }
 
 /**
@@ -533,14 +539,24 @@ function tileRelaxed(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32
  */
 function tileRelaxed2(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
   rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
-  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones, true);
+  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones, true, false);
 }
 
-// The two tiles' one body; `two` is a literal at each call, so each inlined
-// copy keeps only its rows' dots and stores.
+/** tileRelaxed and tileRelaxed2 with the fused dot (dotFused): one instruction per 16 multiply-adds, no ones. */
+function tileFused(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize): void {
+  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, i32x4.splat(0), false, true);
+}
+function tileFused2(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize): void {
+  tileRelaxedRows(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, i32x4.splat(0), true, true);
+}
+
+// The four tiles' one body; `two` and `fused` are literals at each call, so
+// each inlined copy keeps only its rows' dots and stores, and one dot form.
 // @ts-ignore: decorator
 @inline function tileRelaxedRows(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
-  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128, two: bool): void {
+  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128, two: bool, fused: bool): void {
   let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
   let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
   let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
@@ -552,14 +568,14 @@ function tileRelaxed2(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i3
     // (V8 folds no offset into a load-splat's address: 4 splats cost 3 more adds)
     const a = v128.load(ap);
     let x = i32x4.shuffle(a, a, 0, 0, 0, 0);
-    c00 = dot7(b0, x, ones, c00); c01 = dot7(b1, x, ones, c01);
+    c00 = dot7(b0, x, ones, c00, fused); c01 = dot7(b1, x, ones, c01, fused);
     x = i32x4.shuffle(a, a, 1, 1, 1, 1);
-    c10 = dot7(b0, x, ones, c10); c11 = dot7(b1, x, ones, c11);
+    c10 = dot7(b0, x, ones, c10, fused); c11 = dot7(b1, x, ones, c11, fused);
     if (!two) {
       x = i32x4.shuffle(a, a, 2, 2, 2, 2);
-      c20 = dot7(b0, x, ones, c20); c21 = dot7(b1, x, ones, c21);
+      c20 = dot7(b0, x, ones, c20, fused); c21 = dot7(b1, x, ones, c21, fused);
       x = i32x4.shuffle(a, a, 3, 3, 3, 3);
-      c30 = dot7(b0, x, ones, c30); c31 = dot7(b1, x, ones, c31);
+      c30 = dot7(b0, x, ones, c30, fused); c31 = dot7(b1, x, ones, c31, fused);
     }
     ap += 16; bp += 32; k--;
   }
@@ -627,15 +643,47 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
 }
 
 /**
- * c + 4-term dots of a (int8) and b (0..127). Written as i16x8.relaxed_dot
- * + dot_i16x8_s with ones rather than i32x4.relaxed_dot_i8x16_i7x16_add_s: the
- * fused form miscomputes in Node 20's V8 (x64; one accumulator of a 4x8 tile
- * came out doubled, test/kernels/qgemm.test.ts), and x64 V8 lowers both to
- * pmaddubsw + pmaddwd + paddd (the fused one with its ones loaded from memory).
+ * c + 4-term dots of a (int8) and b (0..127): `fused`, the one instruction
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s (only where dotFused holds); else
+ * composed as i16x8.relaxed_dot + dot_i16x8_s with ones. Both exact for b in
+ * [0, 127], so the same bits.
  */
 // @ts-ignore: decorator
-@inline function dot7(a: v128, b: v128, ones: v128, c: v128): v128 {
+@inline function dot7(a: v128, b: v128, ones: v128, c: v128, fused: bool): v128 {
+  if (fused) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
   return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), ones));
+}
+
+/**
+ * Whether this engine's i32x4.relaxed_dot_i8x16_i7x16_add_s is one exact
+ * unsigned-by-signed 4-term dot, as x64 V8 with AVX-VNNI (vpdpbusd) computes
+ * it: tested on operands outside the deterministic range, 127 against 0xff,
+ * where that gives 4 * 127 * 255 = 129540, x64 V8 without AVX-VNNI (pmaddubsw
+ * + pmaddwd + paddd, its ones loaded from memory) 2 * 32767 (pairs saturated
+ * in i16), and a signed reading (an arm64 sdot) -508. Only then does qgemm
+ * run the fused dot:
+ *   with AVX-VNNI it is one instruction per 16 multiply-adds against three
+ *   (two of them multiplies): Node 24 (V8 13.6) on this project's AMD EPYC,
+ *   the planned int8 DeiT-Tiny forward took 0.74x the time (CAIT and dense);
+ *   without it the fused form took 1.34x (Node 24 with --no-enable-avx-vnni:
+ *   the ones reloaded at every dot), and in Node 20's V8 (11.3, no AVX-VNNI
+ *   lowering) its baseline compiler (Liftoff) miscomputes the 4x8 tile (one
+ *   accumulator doubled; TurboFan's code is right), which this test keeps out.
+ * `flags` as qgemm's (its bit 31, always 0, keeps the operands run-time
+ * values: no compiler folds the engine's answer away). Per call, no state:
+ * a few instructions against a GEMM's thousands.
+ */
+// @ts-ignore: decorator
+@inline function dotFused(flags: i32): bool {
+  if (!ASC_FEATURE_RELAXED_SIMD) return false;
+  const hb = <i32>(flags >>> 31);
+  const d = i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.splat(<i8>(127 - hb)), i8x16.splat(<i8>(hb - 1)), i32x4.splat(hb));
+  return i32x4.extract_lane(d, 0) == 129540;
+}
+
+/** Not a kernel (not in the kernel table): 1 where qgemm runs the fused dot (dotFused), else 0; the backend reports it. */
+export function qgemm_dot_fused(flags: i32): i32 {
+  return dotFused(flags) ? 1 : 0;
 }
 
 // [a0+a1, a2+a3, b0+b1, b2+b3]

@@ -222,6 +222,9 @@ test('an int8 file runs its int8 forwards, as cait predict does', async () => {
   try {
     assert.is(m.info.quant, 'int8-dynamic');
     assert.ok(m.info.int8, 'the WASM backend has the int8 kernels');
+    assert.is(m.info.int8Dot, m.backend.int8Dot, 'the backend\'s int8 dot');
+    assert.ok(m.info.int8Dot === 'fused' || m.info.int8Dot === 'composed' || m.info.int8Dot === 'i16', `int8Dot ${m.info.int8Dot}`);
+    assert.is(float.info.int8Dot, null, 'a float file runs no int8 dot');
     assert.is(m.info.merge, 'h@1');
     const z = await m.forward(m.preprocess(img)), want = await cliLogits(file, img);
     assert.ok(maxDiff(z, want) < 1e-5, `int8 vs cait predict: ${maxDiff(z, want)}`);

@@ -33,7 +33,7 @@ const logits = await model.forward(model.preprocess(bitmap));
 const img = new Image(); img.src = 'sneaker.png'; await img.decode();
 const others = [await model.classify(img), await model.classify(new Uint8Array(await image.arrayBuffer()))];
 
-window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend, quant: model.info.quant };
+window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend, quant: model.info.quant, int8Dot: model.info.int8Dot };
 model.dispose();
 `;
 export const USER_SCRIPT = userScript('fmnist-cait.safetensors');
@@ -41,7 +41,7 @@ export const USER_SCRIPT = userScript('fmnist-cait.safetensors');
 /** Sets window.failure on an uncaught error or rejection, so a test waiting for window.result stops early. */
 export const FAILURE_SCRIPT = `<script>addEventListener('error', (e) => { window.failure = String(e.message); }); addEventListener('unhandledrejection', (e) => { window.failure = String(e.reason && e.reason.stack || e.reason); });</script>`;
 
-export interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; others: string[]; backend: string; quant: string | null }
+export interface PageResult { top: Array<{ label: string; index: number; score: number }>; logits: number[]; others: string[]; backend: string; quant: string | null; int8Dot: string | null }
 
 /** Node's answer for the same model and image: the library in Node (itself checked against `cait predict` in test/api.test.ts). */
 export async function nodeAnswer(model = MODEL, backend?: 'wasm-simd' | 'wasm-relaxed'): Promise<{ top: string; logits: Float32Array }> {

@@ -80,6 +80,7 @@ for (const name of BROWSERS) {
     const { total, parts } = download(name, 'index');
     assertLikeNode('bundle', name, version, want, got, total, parts);
     assert.is(got.quant, null, 'the float file');
+    assert.is(got.int8Dot, null, 'no int8 kernels for the float file');
   });
 
   test(`${name}: the same script on the int8 file runs its int8 kernels as Node does`, async () => {
@@ -89,6 +90,10 @@ for (const name of BROWSERS) {
     const { result: got, version } = await runPage(name, base + 'int8.html', `${name} (int8)`);
     assert.is(got.quant, 'int8-dynamic', `${name}: info.quant`);
     assert.ok(got.backend === 'wasm-simd' || got.backend === 'wasm-relaxed', `${name}: backend ${got.backend}`);
+    // the relaxed build's dot is the engine's choice (fused where it is one exact
+    // instruction); either way the logits below equal Node's composed ones
+    assert.ok(got.backend === 'wasm-simd' ? got.int8Dot === 'i16' : got.int8Dot === 'fused' || got.int8Dot === 'composed', `${name}: int8Dot ${got.int8Dot} on ${got.backend}`);
+    console.log(`  bundle int8 ${name}: ${got.backend}, int8 dot ${got.int8Dot}`);
     const want = await nodeAnswer(MODEL_INT8, got.backend as 'wasm-simd' | 'wasm-relaxed'), float = await nodeAnswer(MODEL);
     const { total, parts } = download(name, 'int8');
     assertLikeNode('bundle int8', name, version, want, got, total, parts);

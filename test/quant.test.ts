@@ -166,6 +166,7 @@ Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float b
   const r = await cait('bench', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--baseline', `${root}models/fmnist-cait.safetensors`, '--runs', '2', '--warmup', '0', '--json');
   assert.is(r.code, 0, r.stderr);
   assert.is(r.json.quant, 'int8-dynamic');
+  assert.is(r.json.int8_dot, loadWasmSync('auto').int8Dot, 'the dot this engine\'s int8 GEMM runs');
   assert.is(r.json.baseline.quant, null);
   const bad = await cait('bench', '--model', `${root}models/fmnist-cait-int8.safetensors`, '--int8-attention', 'maybe');
   assert.is(bad.code, 2);

@@ -58,7 +58,7 @@ export class Model {
       macs: modelMacs(cfg, run.merge), parameters: countParams(cfg), merge: run.merge, atme: run.atme,
       widths: cfg.widths ? structuredClone(cfg.widths) : null, labels,
       inputShape: [cfg.inChans, cfg.imgSize, cfg.imgSize], backend: backend.name, source,
-      quant: quant.scheme, int8: !!quant.handle,
+      quant: quant.scheme, int8: !!quant.handle, int8Dot: quant.handle ? backend.int8Dot ?? null : null,
     };
   }
 

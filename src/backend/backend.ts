@@ -25,6 +25,8 @@ export interface ParallelRun { run(): void; dispose(): void }
 
 export interface Backend {
   readonly name: string;
+  /** How the int8 GEMM's dot runs (the WASM backends; see WasmBackend.int8Dot); absent elsewhere. */
+  readonly int8Dot?: 'fused' | 'composed' | 'i16';
   /** Allocate room for `n` float32 (or int32) values, 64-byte aligned. */
   alloc(n: number): Ptr;
   free(p: Ptr): void;

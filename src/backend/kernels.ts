@@ -131,5 +131,7 @@ export const packedSize = (K: number, N: number): number => Math.ceil(N / 8) * 8
 export const GEMM_SCRATCH_BYTES = 1 << 20;
 /** Bytes pack_qb writes for K x N int8 weights: 8-channel panels of K rounded up to 4, then the int32 column sums. */
 export const qPackedBytes = (K: number, N: number): number => Math.ceil(N / 8) * 8 * (((K + 3) & ~3) + 4);
+/** qgemm's flags: GELU in the store; the composed dot even where the engine's fused one is exact and single (assembly/qgemm.ts dotFused; the same bits, for A/B timing). */
+export const QGEMM_GELU = 1, QGEMM_COMPOSED_DOT = 2;
 /** Bytes quantize_rows writes for M rows of K: strips of 4 rows, K rounded up to 4 (its row parameters: 2 M floats). */
 export const qRowsBytes = (M: number, K: number): number => Math.ceil(M / 4) * 4 * ((K + 3) & ~3);

@@ -24,7 +24,8 @@ const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 function enableRelaxedInNode(): void {
-  if (!isNode) return;
+  // Node 22+ ships relaxed SIMD and its V8 prints "unrecognized flag" to stderr for the old one
+  if (!isNode || WebAssembly.validate(RELAXED_PROBE)) return;
   try {
     const v8 = (process as unknown as { getBuiltinModule?: (m: string) => { setFlagsFromString(s: string): void } })
       .getBuiltinModule?.('node:v8');
@@ -106,6 +107,16 @@ export class WasmBackend implements Backend {
       return this.memory.buffer.byteLength;
     });
     this.scratch = this.mem.alloc(GEMM_SCRATCH_BYTES);
+  }
+
+  /**
+   * The int8 GEMM's dot as this engine runs it (assembly/qgemm.ts dotFused):
+   * 'fused' (one relaxed dot-add per 16 multiply-adds: x64 with AVX-VNNI in
+   * Node 22+ and recent Chromium), 'composed' (relaxed dot + pmaddwd), 'i16'
+   * (the plain build's widened dot).
+   */
+  get int8Dot(): 'fused' | 'composed' | 'i16' {
+    return this.variant === 'simd' ? 'i16' : this.exports.qgemm_dot_fused(0) ? 'fused' : 'composed';
   }
 
   /** Views are re-created whenever the memory has grown (growth detaches the old buffer, or for a shared one leaves it short). */

@@ -126,6 +126,7 @@ export async function benchModel(vit: VisionTransformer, runner: Trainable, o: B
   const opts = runner instanceof CaitModel ? { similarity: runner.options.similarity, prop_attn: runner.options.propAttn } : {};
   const common = {
     model: cfg.name, backend: getBackend().name, threads: (getBackend() as { threads?: number }).threads ?? 1, batch: B, warmup: o.warmup, merge, ...opts, quant: o.quant ?? null,
+    ...(o.quant ? { int8_dot: getBackend().int8Dot ?? null } : {}),
     ...(isSegmentation(cfg) ? { task: 'segment' } : {}),
   };
   let report: Record<string, unknown>;
@@ -211,7 +212,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
       const t = s as LatencyStats;
       return `${name}: median ${t.median_ms.toFixed(2)} ms (min ${t.min_ms.toFixed(2)}, p90 ${t.p90_ms.toFixed(2)}, max ${t.max_ms.toFixed(2)}, MAD ${t.mad_ms.toFixed(2)})`;
     };
-    console.log(`${r.model}${quant ? ` (${quant})` : ''}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend} (${r.path}), ${runs} runs after ${warmup} warm-up`);
+    console.log(`${r.model}${quant ? ` (${quant}, ${r.int8_dot} dot)` : ''}, batch ${batch}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.backend} (${r.path}), ${runs} runs after ${warmup} warm-up`);
     if (r.dense) console.log(line('dense', r.dense as LatencyStats));
     if (r.baseline) console.log(line(`baseline ${(r.baseline as { file: string }).file}`, r.baseline as LatencyStats));
     console.log(line(r.baseline ? String(f.model ?? f.preset) : r.merge ? `merge ${r.merge}` : 'dense', r as unknown as LatencyStats));

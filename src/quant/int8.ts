@@ -45,7 +45,7 @@
 import { Tensor, keep } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
-import { qPackedBytes, qRowsBytes, call } from '../backend/kernels.js';
+import { qPackedBytes, qRowsBytes, call, QGEMM_GELU } from '../backend/kernels.js';
 import { Linear, ConvAsLinear, Mlp, Attention } from '../nn/layers.js';
 import { attentionInt8 } from './attention.js';
 import { Module } from '../nn/module.js';
@@ -115,7 +115,7 @@ export class QLinear {
     if (x.shape[x.shape.length - 1] !== K) throw new Error(`int8 linear: input [${x.shape}] does not end in ${K}`);
     const R = x.size / K, fine = this.prefix(x.shape);
     const y = new Tensor([...x.shape.slice(0, -1), N], be);
-    const bias = this.bias ? this.bias.ptr : 0, flags = gelu ? 1 : 0;
+    const bias = this.bias ? this.bias.ptr : 0, flags = gelu ? QGEMM_GELU : 0;
     if (!fine || fine[0] * fine[2] < R) {   // (the prefix rows are overwritten below)
       const qa = new Tensor([Math.max(1, qRowsBytes(R, K) / 4)], be), rowp = new Tensor([Math.max(1, 2 * R)], be);
       call(be, 'quantize_rows', { x: x.ptr, ldx: K, M: R, K, qa: qa.ptr, rowp: rowp.ptr });

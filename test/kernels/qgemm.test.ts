@@ -11,6 +11,7 @@ import { ReferenceBackend } from '../../src/backend/reference/index.js';
 import { loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../../src/backend/threads.js';
 import { randn, close } from '../util.js';
+import { QGEMM_GELU, QGEMM_COMPOSED_DOT } from '../../src/backend/kernels.js';
 
 const ref = new ReferenceBackend(1 << 24);
 const variants: WasmVariant[] = relaxedSimdSupported() ? ['simd', 'relaxed'] : ['simd'];
@@ -238,7 +239,7 @@ Q('quantize_rows: the last strip\'s padding rows are 0 whatever the last row hol
   }
 });
 
-interface Case { M: number; N: number; K: number; ldc?: number; bias?: boolean; gelu?: boolean; off?: number; w?: 'rand' | 'min' | 'max' | 'alt'; u?: 'rand' | 'min' | 'max' }
+interface Case { M: number; N: number; K: number; ldc?: number; bias?: boolean; gelu?: boolean; composed?: boolean; off?: number; w?: 'rand' | 'min' | 'max' | 'alt'; u?: 'rand' | 'min' | 'max' }
 
 /** Runs quantize-free qgemm on hand-made operands (qa bytes given), returns C with its padding. */
 function qgemmOn(be: Backend, c: Case, w: Int8Array, u: Uint8Array, rowp: Float32Array, ws: Float32Array, bias: Float32Array): Float32Array {
@@ -250,7 +251,7 @@ function qgemmOn(be: Backend, c: Case, w: Int8Array, u: Uint8Array, rowp: Float3
   const bp = c.bias ? putFloats(be, bias, off, ptrs) : 0;
   const C = new Float32Array(M * ldc).fill(12345);
   const cp = putFloats(be, C, off, ptrs);
-  run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, ldc, c.gelu ? 1 : 0);
+  run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, ldc, (c.gelu ? QGEMM_GELU : 0) | (c.composed ? QGEMM_COMPOSED_DOT : 0));
   const out = be.read(cp, M * ldc);
   for (const p of ptrs) be.free(p);
   return out;
@@ -322,6 +323,30 @@ Q('qgemm: extremes of both ranges (w -128/127 against u 0/127), long K, exact in
     const o = operands(c, seed++);
     const want = qgemmOn(ref, c, o.w, o.u, o.rowp, o.ws, o.bias);
     for (let v = 0; v < wasm.length; v++) assert.equal([...qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias)], [...want], `${variants[v]} w ${w} u ${u}`);
+  }
+});
+
+// (module (func (export "d") (param i32 i32) (result i32) local.get 0 i8x16.splat
+//   local.get 1 i8x16.splat i32.const 0 i32x4.splat i32x4.relaxed_dot_i8x16_i7x16_add_s
+//   i32x4.extract_lane 0)): the engine's fused dot on its own, outside assembly/
+const RAW_DOT = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f,
+  0x03, 0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x64, 0x00, 0x00, 0x0a, 0x16, 0x01, 0x14, 0x00, 0x20, 0x00, 0xfd, 0x0f, 0x20, 0x01,
+  0xfd, 0x0f, 0x41, 0x00, 0xfd, 0x11, 0xfd, 0x93, 0x02, 0xfd, 0x1b, 0x00, 0x0b]);
+
+Q('qgemm\'s dot: the fused one only where the engine computes 127 x 0xff exactly (AVX-VNNI); forcing the composed one (flags & 2) gives the same bits', () => {
+  for (let v = 0; v < wasm.length; v++) {
+    const fused = (wasm[v] as unknown as { exports: Record<string, (f: number) => number> }).exports.qgemm_dot_fused(0);
+    if (variants[v] === 'simd') assert.is(fused, 0, 'the plain build has no relaxed dot');
+    else {
+      const d = (new WebAssembly.Instance(new WebAssembly.Module(RAW_DOT)).exports as { d(a: number, b: number): number }).d(127, 255);
+      assert.is(fused, d === 4 * 127 * 255 ? 1 : 0, `the engine's relaxed dot of 127 and 0xff gives ${d}`);
+    }
+    let seed = 900;
+    for (const c of [{ M: 9, N: 13, K: 33 }, { M: 2, N: 24, K: 192, bias: true }, { M: 197, N: 40, K: 64, gelu: true }, { M: 5, N: 11, K: 1001, w: 'min', u: 'max' }] as Case[]) {
+      const o = operands(c, seed++);
+      const auto = qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias), composed = qgemmOn(wasm[v], { ...c, composed: true }, o.w, o.u, o.rowp, o.ws, o.bias);
+      assert.equal([...auto], [...composed], `${variants[v]} (fused dot: ${fused}) ${c.M}x${c.N}x${c.K}`);
+    }
   }
 });
 

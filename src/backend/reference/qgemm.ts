@@ -6,7 +6,7 @@
 //
 //   quantize_rows(x, ldx, M, K, qa, rowp)       per-row asymmetric 7-bit
 //   pack_qb(K, N, w, ldw, dst)                  int8 weights -> panels + column sums
-//   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU
+//   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU (& 2: a WASM dot choice, the same result)
 //   quantize_prefix_rows(x, ldx, B, T, P, K, tmp, qa, rowp)       prefix rows in two 7-bit parts
 //   add_prefix_rows(z, N, B, T, P, bias, y, ldy, flags)           their two parts' sum into y
 //   quantize_pack_qb(K, N, w, ldk, ldn, alpha, dst, wscale, mid)  float weights -> per-channel int8 panels (mid: centred)
