@@ -660,7 +660,8 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
  * it: tested on operands outside the deterministic range, 127 against 0xff,
  * where that gives 4 * 127 * 255 = 129540, x64 V8 without AVX-VNNI (pmaddubsw
  * + pmaddwd + paddd, its ones loaded from memory) 2 * 32767 (pairs saturated
- * in i16), and a signed reading (an arm64 sdot) -508. Only then does qgemm
+ * in i16; so does Node 22's V8 12.4 on this CPU, which has no AVX-VNNI
+ * lowering), and a signed reading (an arm64 sdot) -508. Only then does qgemm
  * run the fused dot:
  *   with AVX-VNNI it is one instruction per 16 multiply-adds against three
  *   (two of them multiplies): Node 24 (V8 13.6) on this project's AMD EPYC,

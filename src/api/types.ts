@@ -118,8 +118,8 @@ export interface ModelInfo {
   /**
    * How the int8 GEMM multiplies on this engine (null when the int8 kernels
    * do not run): 'fused', one relaxed dot-add instruction per 16
-   * multiply-adds (x64 with AVX-VNNI in Node 22+ and recent Chromium, about
-   * 1.45x faster end to end); 'composed', a relaxed dot and a widening
+   * multiply-adds (x64 with AVX-VNNI in Node 24 and Chromium 150, not Node
+   * 20 or 22; about 1.45x faster end to end); 'composed', a relaxed dot and a widening
    * multiply; 'i16', the plain SIMD build's widened dot. The same results.
    */
   int8Dot: 'fused' | 'composed' | 'i16' | null;

@@ -112,8 +112,8 @@ export class WasmBackend implements Backend {
   /**
    * The int8 GEMM's dot as this engine runs it (assembly/qgemm.ts dotFused):
    * 'fused' (one relaxed dot-add per 16 multiply-adds: x64 with AVX-VNNI in
-   * Node 22+ and recent Chromium), 'composed' (relaxed dot + pmaddwd), 'i16'
-   * (the plain build's widened dot).
+   * Node 24, V8 13.6, not Node 22's 12.4, and in Chromium 150), 'composed'
+   * (relaxed dot + pmaddwd), 'i16' (the plain build's widened dot).
    */
   get int8Dot(): 'fused' | 'composed' | 'i16' {
     return this.variant === 'simd' ? 'i16' : this.exports.qgemm_dot_fused(0) ? 'fused' : 'composed';
