@@ -9,7 +9,7 @@
 // relative margin of error and sample count.
 // gflopsBest is the single fastest sample seen.
 //
-// Usage: npm run bench:gemm [-- --cpu K|none]   writes bench/results/gemm.json
+// Usage: npm run bench:gemm [-- --cpu K|none] [--out NAME]   writes bench/results/NAME (default gemm.json)
 //   (one thread: pinned to CPU K, 0 by default; bench/pin.ts says why)
 //
 // Before timing, each shape's result from every implementation is checked
@@ -114,7 +114,10 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const pinning = pinToOneCpu(parseArgs(process.argv.slice(2), { cpu: 'string' }).flags.cpu as string | undefined, 1);
+  const args = parseArgs(process.argv.slice(2), { cpu: 'string', out: 'string' }).flags;
+  const out = (args.out as string | undefined) ?? 'gemm.json';
+  if (!/^[\w.-]+\.json$/.test(out)) throw new Error(`--out: a file name ending in .json (written under bench/results/), got '${out}'`);
+  const pinning = pinToOneCpu(args.cpu as string | undefined, 1);
   const relaxed = relaxedSimdSupported();
   const engines: Array<[string, WasmBackend]> = [['caitjs-simd', loadWasmSync('simd')]];
   if (relaxed) engines.push(['caitjs-relaxed', loadWasmSync('relaxed')]);
@@ -124,6 +127,7 @@ async function main(): Promise<void> {
   const env = {
     node: process.versions.node, v8: process.versions.v8, cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length, date: new Date().toISOString(), relaxed,
+    int8_dot: Object.fromEntries(engines.map(([name, be]) => [name, be.int8Dot])),
     pinned_cpu: pinning.cpu, pinning: pinning.why,
     // other processes share these cores: the load average says how quiet the run was
     loadavg1m: { start: +os.loadavg()[0].toFixed(2), end: 0 },
@@ -225,8 +229,8 @@ async function main(): Promise<void> {
   env.loadavg1m.end = +os.loadavg()[0].toFixed(2);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}gemm.json`, JSON.stringify({ env, results, int8_vs_float: int8VsFloat }, null, 2) + '\n');
-  console.log(`\nwrote ${dir}gemm.json`);
+  writeFileSync(`${dir}${out}`, JSON.stringify({ env, results, int8_vs_float: int8VsFloat }, null, 2) + '\n');
+  console.log(`\nwrote ${dir}${out}`);
 }
 
 await main();

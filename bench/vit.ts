@@ -187,7 +187,7 @@ const tfjsInfo = [...peers.values()].filter((p) => p.kind === 'tfjs').map((p) =>
 for (const i of tfjsInfo) if (i.workarounds.length) notes.push(`tfjs-wasm x${i.threads}: ${i.workarounds.join('; ')}`);
 
 const env: Record<string, unknown> = {
-  ...environment(), platform: `${os.platform()}-${os.arch()}`, relaxedSimd: relaxedSimdSupported(), caitjs_backend: single.name,
+  ...environment(), platform: `${os.platform()}-${os.arch()}`, relaxedSimd: relaxedSimdSupported(), caitjs_backend: single.name, caitjs_int8_dot: single.int8Dot ?? null,
   pinned_cpu: pinning.cpu, pinning: pinning.why,
   caitjs_pool: pool ? `${pool.name}, ${N} threads` : null,
   onnxruntime_node: ort.env.versions.node ?? ort.env.versions.common,
