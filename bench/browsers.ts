@@ -137,7 +137,7 @@ if (first) {
       values: Object.fromEntries(ok.map(([k, v]) => [k, v.gemm.find((x) => x.M === g.M && x.K === g.K && x.N === g.N && x.threads === g.threads && int8(x) === int8(g))?.gflops ?? null])) });
   }
   for (const m of first.results) {
-    const name = MODEL_NAMES[m.model] ? `${MODEL_NAMES[m.model]} ${m.variant === 'cait' ? 'CAIT' : 'dense'}` : String(m.model);
+    const name = MODEL_NAMES[m.model] ? `${MODEL_NAMES[m.model]} ${m.variant.startsWith('cait') ? 'CAIT' : 'dense'}${m.variant.endsWith('-int8') ? ' int8' : ''}` : String(m.model);
     cmp.push({ row: `${name}, batch ${m.batch}, ${m.threads === 1 ? '1 thread' : `pool x${m.threads}`}`, unit: 'ms',
       values: Object.fromEntries(ok.map(([k, v]) => [k, v.results.find((x) => x.model === m.model && x.variant === m.variant && x.batch === m.batch && x.threads === m.threads)?.median_ms ?? null])) });
   }
@@ -153,7 +153,7 @@ mkdirSync(dirname(outJson), { recursive: true });
 writeFileSync(outJson, JSON.stringify(json, null, 1) + '\n');
 mkdirSync(dirname(outSvg), { recursive: true });
 // the chart: the README's rows (the full list is in the JSON)
-const CHART = /^(GEMM 197x192x576( int8)?|GEMM 512x512x512|DeiT-Tiny (dense|CAIT), batch [18]|DeiT-Small dense, batch [18]|fmnist-(dense|cait)),/;
+const CHART = /^(GEMM 197x192x576( int8)?|GEMM 512x512x512|DeiT-Tiny (dense|CAIT)( int8)?, batch [18]|DeiT-Small dense, batch [18]|fmnist-(dense|cait)),/;
 writeFileSync(outSvg, chart(cmp.filter((c) => CHART.test(c.row)), ok.map(([k]) => k), json.host));
 
 const cols = ok.map(([k]) => k);

@@ -46,11 +46,13 @@ import { countMacs } from '../src/cait/macs.js';
 import { fitStructure, pickStructure, type PruneStyle, type Structure } from '../src/cait/structure.js';
 import { latencyStats } from '../src/util/timing.js';
 import { Rng } from '../src/util/rng.js';
+import { quantizeModel } from '../src/quant/int8.js';
 
 /** M x K x N, bench/gemm.ts's shapes (the README's GEMM table). */
 export const GEMM_SHAPES: Array<[number, number, number]> = [[197, 192, 576], [197, 192, 768], [197, 768, 192], [512, 512, 512]];
-export const MODELS: Record<string, { preset: string; target: number }> = {
-  tiny: { preset: 'deit_tiny_patch16_224', target: 1.7 },
+/** int8: also the model quantized (quantizeModel's defaults), dense and CAIT, as rows 'dense-int8' and 'cait-int8' (with SuiteOptions.int8). */
+export const MODELS: Record<string, { preset: string; target: number; int8?: boolean }> = {
+  tiny: { preset: 'deit_tiny_patch16_224', target: 1.7, int8: true },
   small: { preset: 'deit_small_patch16_224', target: 1.9 },
 };
 export const LIMITS = { pool_b1_vs_1_thread: 1.05, b8_thread_scaling: 1.7 };
@@ -79,7 +81,7 @@ export interface SuiteOptions {
   gemmRounds: number;
   /** Milliseconds of calls per round, shape and thread count. */
   gemmRoundMs: number;
-  /** Also the int8 GEMM (quantize_rows + qgemm) at the same shapes (default true). */
+  /** Also the int8 GEMM (quantize_rows + qgemm) at the same shapes, and the int8 models of MODELS (default true). */
   int8?: boolean;
   structures: StructureRow[];
   /** Committed models to time at batch 1: label and safetensors bytes. */
@@ -267,12 +269,19 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
       cait: { source: `structure-only (${s.source}, target ${spec.target}x, random weights)`, target: spec.target, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4), widths_block0: s.widths[0], macs: s.macs, dense_macs: s.denseMacs, mac_ratio: +s.ratio.toFixed(4) },
     };
     // built once per backend, shared by the batches, freed after the last one
-    const built = new Map<number, { dense: VisionTransformer; cait: VisionTransformer; runner: CaitModel | VisionTransformer; uses: number }>();
+    type Pair = { dense: VisionTransformer; cait: VisionTransformer; runner: CaitModel | VisionTransformer };
+    const int8 = o.int8 !== false && !!spec.int8;
+    if (int8) models[key] = { ...models[key] as object, int8: 'dense-int8 and cait-int8: the same models through quantizeModel (int8-dynamic, its defaults)' };
+    const built = new Map<number, Pair & { q: Pair | null; uses: number }>();
+    const pair = (q: boolean): Pair => {
+      const dense = createModel(cfg, 0), cait = createModel(ccfg, 0);
+      if (q) { quantizeModel(dense); quantizeModel(cait); }
+      return { dense, cait, runner: s.merge ? new CaitModel(cait, { merge: s.merge }) : cait };
+    };
     const build = (t: number) => {
       if (!built.has(t)) {
         setBackend(backendFor(t));
-        const cait = createModel(ccfg, 0);
-        built.set(t, { dense: createModel(cfg, 0), cait, runner: s.merge ? new CaitModel(cait, { merge: s.merge }) : cait, uses: o.batches.length });
+        built.set(t, { ...pair(false), q: int8 ? pair(true) : null, uses: o.batches.length });
       }
       return built.get(t)!;
     };
@@ -280,12 +289,21 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
       groups.push({
         model: key, batch, cfg,
         make: (t, shape) => {
-          const b = build(t), pd = planned(b.dense, backendFor(t), shape), pc = planned(b.runner, backendFor(t), shape);
-          const release = () => { if (--b.uses === 0) { b.dense.dispose(); b.cait.dispose(); built.delete(t); } };
-          return [
-            { key, model: key, preset: spec.preset, variant: 'dense', threads: t, runtime: 'caitjs', run: pd.run, dispose: () => { pd.dispose(); } },
-            { key, model: key, preset: spec.preset, variant: 'cait', threads: t, runtime: 'caitjs-cait', run: pc.run, dispose: () => { pc.dispose(); release(); } },
-          ];
+          const b = build(t), be = backendFor(t), pd = planned(b.dense, be, shape), pc = planned(b.runner, be, shape);
+          const release = () => {
+            if (--b.uses > 0) return;
+            for (const m of [b.dense, b.cait, b.q?.dense, b.q?.cait]) m?.dispose();
+            built.delete(t);
+          };
+          const rows: Runner[] = [{ key, model: key, preset: spec.preset, variant: 'dense', threads: t, runtime: 'caitjs', run: pd.run, dispose: () => { pd.dispose(); } }];
+          if (b.q) {
+            const qd = planned(b.q.dense, be, shape), qc = planned(b.q.runner, be, shape);
+            rows.push({ key, model: key, preset: spec.preset, variant: 'dense-int8', threads: t, runtime: 'caitjs-int8', run: qd.run, dispose: () => { qd.dispose(); } },
+              { key, model: key, preset: spec.preset, variant: 'cait-int8', threads: t, runtime: 'caitjs-cait-int8', run: qc.run, dispose: () => { qc.dispose(); } });
+          }
+          // the last runner disposed frees the models
+          rows.push({ key, model: key, preset: spec.preset, variant: 'cait', threads: t, runtime: 'caitjs-cait', run: pc.run, dispose: () => { pc.dispose(); release(); } });
+          return rows;
         },
       });
     }
@@ -356,7 +374,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
   if (o.pool) {
     const per = [...new Set(results.filter((r) => r.batch === 1).map((r) => `${r.model}|${r.variant}`))].flatMap((mv) => {
       const [model, variant] = mv.split('|'), one = find(model, 1, 1, variant), n = find(model, 1, N, variant);
-      if (!one || !n || (variant === 'cait' && model !== 'tiny') || (model === 'small')) return [];
+      if (!one || !n || (variant === 'cait' && model !== 'tiny') || (model === 'small') || variant.endsWith('-int8')) return [];
       const ratio = +(n.median_ms / one.median_ms).toFixed(3);
       return [{ model, variant, one_thread_ms: one.median_ms, pool_ms: n.median_ms, ratio, pass: ratio <= LIMITS.pool_b1_vs_1_thread }];
     });

@@ -97,7 +97,7 @@ for (const B of BROWSERS) {
       assert.ok(x.median_ms > 0 && x.runs === 3, `${x.model} ${x.variant} x${x.threads}: ${x.median_ms} ms over ${x.runs} runs`);
     }
     const has = (model: string, variant: string, threads: number) => r.results.some((x) => x.model === model && x.variant === variant && x.threads === threads && x.batch === 1);
-    for (const v of ['dense', 'cait']) for (const t of [1, 2]) assert.ok(has('tiny', v, t), `DeiT-Tiny ${v} x${t}`);
+    for (const v of ['dense', 'cait', 'dense-int8', 'cait-int8']) for (const t of [1, 2]) assert.ok(has('tiny', v, t), `DeiT-Tiny ${v} x${t}`);
     for (const [, f] of DEMO_MODELS) if (existsSync(join(ROOT, 'models', f))) for (const t of [1, 2]) assert.ok(has(f.replace(/\.safetensors$/, ''), 'committed', t), `${f} x${t}`);
     // the pool computed the same bits as one thread, for every model row
     assert.ok(r.verify.filter((v) => 'bit_identical' in v).length === r.results.filter((x) => x.threads > 1).length);
