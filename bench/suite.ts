@@ -264,14 +264,14 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteResult> {
     if (!spec) throw new Error(`unknown model '${key}' (known: ${Object.keys(MODELS).join(', ')})`);
     const cfg = getPreset(spec.preset), s = structureFromRows(cfg, spec.target, o.structures);
     const ccfg: VitConfig = { ...cfg, widths: s.widths, merge: s.merge };
+    const int8 = o.int8 !== false && !!spec.int8;
     models[key] = {
+      ...(int8 ? { int8: 'dense-int8 and cait-int8: the same models through quantizeModel (int8-dynamic, its defaults)' } : {}),
       preset: spec.preset, dense_macs: countMacs(cfg, '').total, weights: 'random, createModel(cfg, 0)',
       cait: { source: `structure-only (${s.source}, target ${spec.target}x, random weights)`, target: spec.target, merge: s.merge, prune: s.prune, keep: +s.keep.toFixed(4), widths_block0: s.widths[0], macs: s.macs, dense_macs: s.denseMacs, mac_ratio: +s.ratio.toFixed(4) },
     };
     // built once per backend, shared by the batches, freed after the last one
     type Pair = { dense: VisionTransformer; cait: VisionTransformer; runner: CaitModel | VisionTransformer };
-    const int8 = o.int8 !== false && !!spec.int8;
-    if (int8) models[key] = { ...models[key] as object, int8: 'dense-int8 and cait-int8: the same models through quantizeModel (int8-dynamic, its defaults)' };
     const built = new Map<number, Pair & { q: Pair | null; uses: number }>();
     const pair = (q: boolean): Pair => {
       const dense = createModel(cfg, 0), cait = createModel(ccfg, 0);

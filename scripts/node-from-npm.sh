@@ -19,11 +19,13 @@ version=$( (npm view "$pkg@$major" version --json 2>/dev/null || true) | node -e
 [ -n "$version" ] || { echo "node-from-npm: no $pkg@$major in the npm registry" >&2; exit 1; }
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/caitjs/node-$version"
 if [ ! -x "$dir/bin/node" ]; then
-  tmp=$(mktemp -d)
+  # unpacked beside the cache entry, then renamed into place: never a half-written entry
+  mkdir -p "$(dirname "$dir")"
+  tmp=$(mktemp -d "$(dirname "$dir")/.node-XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   (cd "$tmp" && npm pack "$pkg@$version" --silent >/dev/null && tar xzf ./*.tgz)
-  mkdir -p "$dir"
-  cp -R "$tmp/package/." "$dir/"
+  rm -rf "$dir"
+  mv "$tmp/package" "$dir"
 fi
 "$dir/bin/node" -e 'process.exit(0)' || { echo "node-from-npm: $dir/bin/node does not run here" >&2; exit 1; }
 echo "$dir/bin/node"
