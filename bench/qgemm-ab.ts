@@ -13,7 +13,10 @@
 //     (cd /tmp/wt && npx asc assembly/index.ts --target relaxed)
 //   Writes bench/results/NAME.json (default qgemm-ab.json). Committed runs:
 //   qgemm-ab-tile2.json (before and after the two-row tile),
-//   qgemm-ab-fold.json (the two tiles as two functions and as one body).
+//   qgemm-ab-fold.json (the two tiles as two functions and as one body),
+//   qgemm-ab-fused-node24.json and -node20.json (the composed dot only, and
+//   the fused one where the engine computes it exactly; run under Node 24 with
+//   "$(bash scripts/node-from-npm.sh 24)" --import tsx bench/qgemm-ab.ts ...).
 //
 // Before timing, the two builds' outputs must be bit-identical at every
 // shape (a kernel change that alters the bits is not a speed A/B). Each
