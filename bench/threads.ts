@@ -1,6 +1,7 @@
 // One thread against the worker pool (issue #19, "threads that pay or are not
 // used"): every committed model (models/*.safetensors) at batch 1, and a
-// DeiT-Tiny with random weights at batch 1 and 8, each as a planned forward
+// DeiT-Tiny with random weights, float and int8 (quantizeModel's defaults),
+// at batch 1 and 8, each as a planned forward
 // (src/plan.ts) on WasmBackend and on ThreadedWasmBackend (2 threads, its
 // calibrated thresholds). The pool's output is checked against one thread's,
 // bit for bit, before anything is timed. Timing: per case, warm-up rounds
@@ -29,6 +30,7 @@ import { loadModel, createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { runnerFor } from '../src/api/runner.js';
 import { quantizeLoaded } from '../src/quant/format.js';
+import { quantizeModel } from '../src/quant/int8.js';
 import { latencyStats, environment } from '../src/util/timing.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -55,15 +57,18 @@ for (const f of readdirSync(join(ROOT, 'models')).filter((f) => f.endsWith('.saf
     },
   });
 }
-for (const batch of [1, 8]) {
-  cases.push({
-    label: 'deit_tiny_patch16_224 (random weights)', batch,
-    make: (be) => {
-      setBackend(be);
-      const m = createModel(getPreset('deit_tiny_patch16_224'), 0);
-      return { forward: (x) => m.forward(x), cfg: m.cfg, dispose: () => m.dispose() };
-    },
-  });
+for (const int8 of [false, true]) {
+  for (const batch of [1, 8]) {
+    cases.push({
+      label: `deit_tiny_patch16_224 (random weights${int8 ? ', int8' : ''})`, batch,
+      make: (be) => {
+        setBackend(be);
+        const m = createModel(getPreset('deit_tiny_patch16_224'), 0);
+        if (int8) quantizeModel(m);
+        return { forward: (x) => m.forward(x), cfg: m.cfg, dispose: () => m.dispose() };
+      },
+    });
+  }
 }
 
 const single = loadWasmSync('auto');

@@ -420,6 +420,10 @@ const verdicts = Object.values(checks).map((c) => (c as { pass: boolean | null }
 checks.all_pass = verdicts.every((p) => p === true) ? true : verdicts.some((p) => p === false) ? false : null;
 
 env.loadavgAfter = environment().loadavg;
+// the pool's calibration and counters at the end: its start-up calibration
+// varies from process to process (src/backend/threads.ts), so a run's
+// two-thread rows are read with it
+if (pool) env.caitjs_pool_stats = pool.poolStats();
 const json: VitBenchJson = {
   what: 'bench/vit.ts: whole-model latency of DeiT (random weights), every runtime in one run, interleaved rounds, medians',
   env, config: { models: modelKeys, batches, threads: THREADS, runs, warmup, runtimes, tolerance: TOL, limits: LIMITS },
