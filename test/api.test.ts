@@ -255,6 +255,31 @@ test('an int8 file runs its int8 forwards, as cait predict does', async () => {
   assert.is(liveTensorCount(), live, 'dispose frees the int8 weights too');
 });
 
+// quantize: 'int8' on a float file is the model `cait quantize` writes
+// (models/*-int8.safetensors were written so from the float files beside
+// them): the same logits bit for bit, dense and ATME; an int8 file is int8
+// already; WebGPU is refused (it cannot read the weights back to quantize).
+test("quantize: 'int8' loads a float file as the int8 file cait quantize writes from it", async () => {
+  const img = join(SAMPLES, samples[6].file), live = liveTensorCount();
+  for (const base of ['fmnist-dense', 'fmnist-cait']) {
+    const q = await load(join(ROOT, `models/${base}.safetensors`), { quantize: 'int8' });
+    const file = await load(join(ROOT, `models/${base}-int8.safetensors`));
+    const both = await load(join(ROOT, `models/${base}-int8.safetensors`), { quantize: 'int8' });
+    const float = await load(join(ROOT, `models/${base}.safetensors`));
+    try {
+      assert.is(q.info.quant, 'int8-dynamic', base);
+      assert.ok(q.info.int8, `${base}: run by the int8 kernels`);
+      assert.is(q.info.int8Dot, q.backend.int8Dot);
+      const x = q.preprocess(img), zq = await q.forward(x), zf = await file.forward(x), zb = await both.forward(x), zfl = await float.forward(x);
+      assert.is(maxDiff(zq, zf), 0, `${base}: quantized at load vs the int8 file`);
+      assert.is(maxDiff(zb, zf), 0, `${base}: an int8 file with quantize 'int8'`);
+      assert.ok(maxDiff(zq, zfl) > 0, `${base}: not the float logits`);
+      assert.is(float.info.quant, null);
+    } finally { q.dispose(); file.dispose(); both.dispose(); float.dispose(); }
+  }
+  assert.is(liveTensorCount(), live, 'dispose frees the int8 weights made at load');
+});
+
 test('errors name what was wrong', async () => {
   const fails = async (fn: () => Promise<unknown>, re: RegExp) => {
     try { await fn(); } catch (e) { assert.match((e as Error).message, re); return; }
@@ -264,6 +289,7 @@ test('errors name what was wrong', async () => {
   await fails(() => load(CAIT, { backend: 'cuda' as never }), /unknown backend 'cuda'/);
   await fails(() => load(CAIT, { threads: 0 }), /threads must be an integer in 1\.\.64, got 0/);
   await fails(() => load(CAIT, { int8Attention: 'no' as never }), /int8Attention must be true or false, got "no"/);
+  await fails(() => load(CAIT, { quantize: 'int4' as never }), /load: quantize must be 'int8', got "int4"/);
   await fails(() => load(CAIT, { merge: 'h@9' }), /block 9 does not exist/);
   await fails(() => load(new Uint8Array([1, 2, 3])), /<bytes>/);
   const m = await load(CAIT);

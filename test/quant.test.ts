@@ -160,6 +160,24 @@ Q('cait predict --int8-attention on|off: the switch reaches the int8 model (othe
   assert.is.not(off.json.top[0].prob, on.json.top[0].prob, 'float attention gives other probabilities');
 });
 
+// --quantize int8 on a float --model: the int8 file's output (cait quantize
+// wrote models/fmnist-cait-int8.safetensors from models/fmnist-cait.safetensors)
+Q('cait predict/bench --quantize int8: a float model runs as its int8 file; a bad value exits 2', async () => {
+  const img = `${root}web/public/samples/06-shirt.png`, top = ['--image', img, '--top', '3', '--json'];
+  const q = await cait('predict', '--model', `${root}models/fmnist-cait.safetensors`, '--quantize', 'int8', ...top);
+  const file = await cait('predict', '--model', `${root}models/fmnist-cait-int8.safetensors`, ...top);
+  const float = await cait('predict', '--model', `${root}models/fmnist-cait.safetensors`, ...top);
+  for (const r of [q, file, float]) assert.is(r.code, 0, r.stderr);
+  assert.equal(q.json.top, file.json.top, 'the int8 file\'s probabilities');
+  assert.is.not(q.json.top[0].prob, float.json.top[0].prob, 'not the float ones');
+  const b = await cait('bench', '--preset', 'vit_fmnist', '--quantize', 'int8', '--runs', '2', '--warmup', '0', '--json');
+  assert.is(b.code, 0, b.stderr);
+  assert.is(b.json.quant, 'int8-dynamic', 'a preset\'s random weights quantized');
+  const bad = await cait('predict', '--model', `${root}models/fmnist-cait.safetensors`, '--quantize', 'int4', ...top);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--quantize must be one of int8, got 'int4'/);
+});
+
 // cait bench times an int8 file on its int8 kernels (it timed the dequantized
 // weights in float), and says so in its JSON, the baseline's too.
 Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float baseline does not; --int8-attention checked', async () => {

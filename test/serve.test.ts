@@ -342,9 +342,22 @@ S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps
   }
   assert.ok(maxDiff(served[0], served[1]) > 0, 'float attention gives other logits');
   await withServer({}, async (s) => assert.is(s.models.get(NAME)!.quant, null, 'a float file'));
+  // a float file quantized as it loads serves what its int8 file serves (cait quantize wrote one from the other)
+  await withServer({ models: [`${root}models/fmnist-cait.safetensors`], quantize: 'int8' }, async (s) => {
+    assert.is(s.models.get(NAME)!.quant, 'int8-dynamic', 'quantize: int8');
+    const m = await load(INT8);
+    try {
+      const x = m.preprocess(shirt), r = await post(s, `/v2/models/${NAME}/infer`, inferBody(Array.from(x)));
+      assert.is(r.status, 200, JSON.stringify(r.json));
+      assert.ok(maxDiff(r.json.outputs[0].data as number[], await m.forward(x)) <= 1e-6, 'the int8 file\'s logits');
+    } finally { m.dispose(); }
+  });
   let err = '';
   try { await (await createServer({ models: [INT8], port: 0, int8Attention: 'no' as never })).close(); } catch (e) { err = (e as Error).message; }
   assert.match(err, /int8Attention must be true or false, got "no"/);
+  err = '';
+  try { await (await createServer({ models: [INT8], port: 0, quantize: 'int4' as never })).close(); } catch (e) { err = (e as Error).message; }
+  assert.match(err, /quantize must be 'int8', got "int4"/);
   // the CLI flag reaches the server, and its start-up line names the kernels
   const child = serveProcess([INT8, '--port', '0', '--int8-attention', 'off', '--log', 'none']);
   try {

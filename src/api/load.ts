@@ -6,8 +6,8 @@ import type { Backend } from '../backend/backend.js';
 import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
 // importing format.js registers the int8 file decoder with the checkpoint loader
-import { checkInt8Attention, quantizeLoaded, quantScheme } from '../quant/format.js';
-import { hasInt8Kernels } from '../quant/int8.js';
+import { checkInt8Attention, checkQuantize, quantizeForInference, quantScheme } from '../quant/format.js';
+import { INT8_SCHEME, hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
 
@@ -51,6 +51,7 @@ export function checkOptions(o: LoadOptions): void {
   if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${o.threads}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);
   checkInt8Attention(o.int8Attention, 'load: ');
+  checkQuantize(o.quantize, 'load: ');
 }
 
 export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions = {}): Promise<Model> {
@@ -68,13 +69,18 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
     setBackend(backend);
     const { model: vit, metadata } = src.build({ preset: o.preset, imgSize: o.imgSize, maxBytes: o.maxBytes });
     let run, quant = null;
+    const scheme = quantScheme(metadata) ?? (o.quantize === 'int8' ? INT8_SCHEME : null);
     try {
-      // an int8 file runs its int8 forwards where the backend has the kernels
-      // (WASM, reference), else as float with the file's dequantized weights
-      if (quantScheme(metadata) && hasInt8Kernels(backend)) quant = quantizeLoaded(vit, metadata, { attention: o.int8Attention });
+      // an int8 file (or a float one with quantize: 'int8') runs its int8
+      // forwards where the backend has the kernels (WASM, reference), else as
+      // float with the dequantized int8 weights
+      if (scheme !== null && !hasInt8Kernels(backend) && quantScheme(metadata) === null) {
+        throw new Error(`quantize: 'int8' needs int8 kernels (the WASM or reference backend), not ${backend.name}: run \`cait quantize\` and load its file, whose dequantized int8 weights ${backend.name} runs in float`);
+      }
+      if (scheme !== null && hasInt8Kernels(backend)) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, quantize: o.quantize });
       run = runnerFor(vit, metadata, o);
     } catch (e) { quant?.dispose(); vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
-    return new Model(vit, run, backend, p.images, release, name, { scheme: quantScheme(metadata), handle: quant });
+    return new Model(vit, run, backend, p.images, release, name, { scheme, handle: quant });
   } catch (e) {
     release?.();
     throw e;

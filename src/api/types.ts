@@ -59,7 +59,17 @@ export interface LoadOptions extends RunnerOptions {
   /** Refuse checkpoints whose memory estimate is over this many bytes (default CAIT_MAX_MODEL_BYTES or 2 GiB). */
   maxBytes?: number;
   /**
-   * For an int8 file: attention's two batched GEMMs in int8 too (default
+   * Quantize a float checkpoint as it loads: 'int8' gives it per-channel int8
+   * weights and per-token int8 activations, the scheme `cait quantize` writes
+   * (the same values as loading that command's file), run by the int8
+   * kernels (WASM, reference; an error on WebGPU, which cannot read the
+   * weights back to quantize them: load a `cait quantize` file there). An
+   * int8 file is int8 already (this option changes nothing there). Default:
+   * run the file as it is.
+   */
+  quantize?: 'int8';
+  /**
+   * For an int8 model: attention's two batched GEMMs in int8 too (default
    * true, the fast path); false keeps them float, closer to the float model on
    * inputs unlike its training data, at about 1.08-1.11x the time
    * (src/quant/attention.ts).

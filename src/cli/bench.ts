@@ -20,11 +20,11 @@ import { countMacs, countParams } from '../cait/macs.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { Trainable } from '../train/trainer.js';
-import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { quantizeLoaded } from '../quant/format.js';
+import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { quantizeForInference, quantizeLoaded } from '../quant/format.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
-import { checkBatchBytes, emitJson, forwardLogits, loadModelFlags, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
+import { checkBatchBytes, emitJson, forwardLogits, int8Of, loadModelFlags, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
 import { isSegmentation, modelMacs, segMacs, segModel } from '../seg/model.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 
@@ -186,25 +186,26 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   const { batch, runs, warmup } = f;
   await useBackendAsync(f.backend, f.threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
-  const int8 = { attention: int8AttentionOf(f) };
+  const int8 = int8Of(f);
   let quant: string | null = null;
   needModelForLoadFlags(f);
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
     ({ model: vit, metadata } = loadModelFlags(f.model, undefined, f));
     checkBatchBytes(vit.cfg, batch, '--batch');   // before any activation is allocated
-    quant = quantizeLoaded(vit, metadata, int8)?.kernels ?? null;   // an int8 file times its int8 kernels, as predict runs it
   } else {
     if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');
     vit = createModel(checkBatchCfg(getPreset(f.preset), batch), f.seed);   // random weights: latency does not depend on them
   }
+  // an int8 file (or, with --quantize int8, a float model) times its int8 kernels, as predict runs it
+  quant = quantizeForInference(vit, metadata, int8)?.kernels ?? null;
   const runner = withMerging(vit, f, metadata);
   let baseline: BenchOptions['baseline'];
   if (f.baseline) {
     // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
     const file = f.baseline, b = loadModel(file);
     checkBatchBytes(b.model.cfg, batch, '--batch');
-    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: quantizeLoaded(b.model, b.metadata, int8)?.kernels ?? null };
+    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: quantizeLoaded(b.model, b.metadata, { attention: int8.attention })?.kernels ?? null };
   }
   const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline, quant });
   if (!f.json) {

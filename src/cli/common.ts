@@ -16,7 +16,8 @@ import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/
 import { UsageError, int8AttentionOf } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
 import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
-import { quantizeLoaded, quantScheme } from '../quant/format.js';
+import { quantizeForInference, quantScheme, type LoadQuantize } from '../quant/format.js';
+import { hasInt8Kernels } from '../quant/int8.js';
 
 // One WASM instance per variant per process: a command run in-process (tests,
 // src/cli/main.ts's `main`) reuses it rather than compiling another.
@@ -187,11 +188,25 @@ export function noteInt8Input(cmd: string, file: string, metadata: Record<string
 }
 
 /** A model file, wrapped for merging as `withMerging` says; the load flags apply. */
-export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues & LoadFlagValues & { 'int8-attention'?: 'on' | 'off' }): Trainable {
+export function openRunner(file: string, preset: string | undefined, f: MergeFlagValues & LoadFlagValues & Int8FlagValues): Trainable {
+  const o = int8Of(f);
   const { model, metadata } = loadModelFlags(file, preset, f);
-  // an int8 file runs the int8 kernels (src/quant/), attention's too unless --int8-attention off
-  quantizeLoaded(model, metadata, { attention: int8AttentionOf(f) });
+  // an int8 file (or a float one with --quantize int8) runs the int8 kernels (src/quant/), attention's too unless --int8-attention off
+  quantizeForInference(model, metadata, o);
   return withMerging(model, f, metadata);
+}
+
+/** INT8_FLAGS' values. */
+export interface Int8FlagValues { quantize?: LoadQuantize; 'int8-attention'?: 'on' | 'off' }
+/**
+ * INT8_FLAGS as quantizeForInference's options, on the current backend:
+ * --quantize needs int8 kernels (WebGPU cannot read the weights back to
+ * quantize them; it runs a `cait quantize` file's dequantized weights).
+ */
+export function int8Of(f: Int8FlagValues): { attention: boolean; quantize?: LoadQuantize } {
+  const be = getBackend();
+  if (f.quantize && !hasInt8Kernels(be)) throw new UsageError(`--quantize ${f.quantize} needs int8 kernels (--backend wasm or reference), got ${be.name}: write the int8 file with cait quantize and run that`);
+  return { attention: int8AttentionOf(f), ...(f.quantize ? { quantize: f.quantize } : {}) };
 }
 
 export { imageToInput } from '../data/preprocess.js';

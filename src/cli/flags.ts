@@ -6,6 +6,7 @@
 // "did you mean" hints. src/cli/main.ts registers the commands.
 import { SIMILARITIES } from '../cait/atme.js';
 import { SEG_UNMERGES } from '../seg/model.js';
+import { LOAD_QUANTIZE } from '../quant/format.js';
 
 export class UsageError extends Error {}
 
@@ -69,9 +70,10 @@ export const MODEL_FLAGS = {
   ...LOAD_FLAGS,
 } as const satisfies FlagSet;
 
-/** How an int8 --model runs (LoadOptions.int8Attention); part of the inference commands' flags. */
+/** Whether and how a --model runs int8 (LoadOptions.quantize, .int8Attention); part of the inference commands' flags. */
 export const INT8_FLAGS = {
-  'int8-attention': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 --model's attention GEMMs: int8 (on), or float (off: closer to the float model on unusual inputs, about 1.1x the time)" },
+  quantize: { type: 'enum', choices: LOAD_QUANTIZE, value: 'int8', help: 'quantize a float --model as it loads (int8: the model cait quantize would write, run by the int8 kernels; wasm or reference backend); an int8 file is int8 already', defaultText: 'none' },
+  'int8-attention': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 model's attention GEMMs: int8 (on), or float (off: closer to the float model on unusual inputs, about 1.1x the time)" },
 } as const satisfies FlagSet;
 /** INT8_FLAGS' value as LoadOptions.int8Attention (quantizeLoaded's attention). */
 export const int8AttentionOf = (f: { 'int8-attention'?: 'on' | 'off' }): boolean => f['int8-attention'] !== 'off';

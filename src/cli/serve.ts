@@ -45,7 +45,7 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   const server = await createServer({
     models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
-    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f),
+    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f), quantize: f.quantize,
   });
   for (const m of server.models.values()) {
     process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward${m.quant ? `, ${m.quant} kernels` : ''}\n`);

@@ -132,6 +132,27 @@ export function quantizeLoaded(model: VisionTransformer, metadata: Record<string
   return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention });
 }
 
+/** What a float model can be quantized to as it loads (LoadOptions.quantize, the inference commands' --quantize). */
+export const LOAD_QUANTIZE = ['int8'] as const;
+export type LoadQuantize = (typeof LOAD_QUANTIZE)[number];
+
+export function checkQuantize(v: unknown, who: string): void {
+  if (v !== undefined && !(LOAD_QUANTIZE as readonly unknown[]).includes(v)) throw new TypeError(`${who}quantize must be ${LOAD_QUANTIZE.map((q) => `'${q}'`).join(' or ')}, got ${JSON.stringify(v)}`);
+}
+
+/**
+ * A loaded model's int8 forwards for inference: an int8 file's own
+ * (quantizeLoaded), or, with quantize 'int8', a float model quantized now
+ * with quantizeModel's defaults, which is what `cait quantize` writes (so the
+ * same values as loading that file). Null: the model stays float.
+ * (quantizeModel reads the weights back: a backend the host cannot read
+ * synchronously, as WebGPU, cannot quantize a float model.)
+ */
+export function quantizeForInference(model: VisionTransformer, metadata: Record<string, string>, o: { attention?: boolean; quantize?: LoadQuantize } = {}): QuantizedModel | null {
+  if (quantScheme(metadata) !== null) return quantizeLoaded(model, metadata, o);
+  return o.quantize === 'int8' ? quantizeModel(model, { attention: o.attention }) : null;
+}
+
 /** An int8 model file (bytes) as a model running int8 (float files load as float: quant is then null). */
 export function loadQuantizedBytes(bytes: Uint8Array, opts: LoadOptions = {}, file = '<buffer>'): { model: VisionTransformer; metadata: Record<string, string>; quant: QuantizedModel | null } {
   const { model, metadata } = modelFromBytes(bytes, opts, file);

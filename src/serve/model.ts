@@ -20,7 +20,7 @@ import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import { runnerFor } from '../api/runner.js';
-import { quantizeLoaded, type QuantizedModel } from '../quant/index.js';
+import { quantizeForInference, type LoadQuantize, type QuantizedModel } from '../quant/index.js';
 
 export interface ModelSpec { name: string; path: string }
 
@@ -66,7 +66,7 @@ export class ServedModel {
     readonly backend: Backend,
     /** Arena bytes all cached plans may hold together (the newest one is always kept). */
     readonly planBudgetBytes = 512 * 2 ** 20,
-    /** An int8 file's int8 forwards (quantizeLoaded), released by dispose; null for a float file. */
+    /** The int8 forwards of an int8 file, or of a float one quantized as it loaded, released by dispose; null: float. */
     private readonly quantized: QuantizedModel | null = null,
   ) {
     this.cfg = runner.cfg;
@@ -90,12 +90,12 @@ export class ServedModel {
     this.outSize = this.outShape.reduce((a, b) => a * b, 1);
   }
 
-  /** int8Attention: an int8 file's attention GEMMs in int8 (default) or float, as load()'s option. */
-  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean } = {}): ServedModel {
+  /** int8Attention, quantize: as load()'s options. */
+  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean; quantize?: LoadQuantize } = {}): ServedModel {
     return onBackend(backend, () => {
       const { model, metadata } = loadModel(spec.path);
       try {
-        const quantized = quantizeLoaded(model, metadata, { attention: o.int8Attention });
+        const quantized = quantizeForInference(model, metadata, { attention: o.int8Attention, quantize: o.quantize });
         return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes, quantized);
       } catch (e) { model.dispose(); throw e; }   // (a quantized model's dispose frees its int8 weights too)
     });

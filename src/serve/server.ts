@@ -20,7 +20,7 @@ import { softmax } from '../cli/common.js';
 import { Batcher } from './batcher.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
-import { checkInt8Attention } from '../quant/format.js';
+import { checkInt8Attention, checkQuantize, type LoadQuantize } from '../quant/format.js';
 import { HttpError, bad, modelMetadata, parseInferRequest, parseJson, splitBinaryBody } from './protocol.js';
 import { checkImageSize, multipartFile } from './upload.js';
 
@@ -60,8 +60,10 @@ export interface ServeOptions {
   planBudgetBytes?: number;
   /** Capture every batch size's plan before listening (else each on its first use). */
   warmup?: boolean;
-  /** An int8 model file's attention GEMMs: int8 (true, default) or float, as load()'s int8Attention. */
+  /** An int8 model's attention GEMMs: int8 (true, default) or float, as load()'s int8Attention. */
   int8Attention?: boolean;
+  /** Quantize the float models as they load ('int8'), as load()'s quantize; int8 files are int8 already. */
+  quantize?: LoadQuantize;
 }
 
 export interface ServeLimits { maxBatch: number; maxWaitMs: number; maxQueue: number; maxBody: number; maxPixels: number; timeoutMs: number }
@@ -97,6 +99,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     timeoutMs: positiveInt('timeoutMs', o.timeoutMs ?? d.timeoutMs),
   };
   checkInt8Attention(o.int8Attention, '');
+  checkQuantize(o.quantize, '');
   const logFormat = o.log ?? 'none';
   if (!['json', 'text', 'none'].includes(logFormat)) throw new RangeError(`log must be json, text or none, got '${logFormat}'`);
   const specs = o.models.map((m) => (typeof m === 'string' ? parseModelSpec(m) : m));
@@ -118,7 +121,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const models = new Map<string, ServedModel>();
   try {
     for (const s of specs) {
-      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention });
+      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention, quantize: o.quantize });
       models.set(s.name, m);
       if (o.warmup && m.path === 'planned') await m.warm(limits.maxBatch, instances);
     }
