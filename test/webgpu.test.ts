@@ -25,6 +25,7 @@ import { createNodeWebGpu, ROUTES, type NodeWebGpu } from '../src/backend/webgpu
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { Tensor, scope, setBackend, getBackend, liveTensorCount, readTensor } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
+import { load } from '../src/api/node.js';
 import { readSafetensorsFile } from '../src/io/safetensors.js';
 import { loadModel, createModel } from '../src/nn/model.js';
 import { VisionTransformer } from '../src/nn/vit.js';
@@ -355,6 +356,22 @@ gtest('the other software routes: micro-vit parity on each further adapter that 
     other.backend.destroy();
     check(`micro-vit on ${other.adapter}`, got, want);
   }
+});
+
+// int8 on WebGPU (no int8 kernels there): an int8 file runs its dequantized
+// weights in float; load's quantize: 'int8' needs to read the weights back,
+// which WebGPU cannot, so it is refused with a message naming the backend
+gtest("int8: an int8 file runs in float with its dequantized weights; quantize: 'int8' on a float file is refused", async () => {
+  const models = fileURLToPath(new URL('../models/', import.meta.url));
+  const m = await load(models + 'fmnist-cait-int8.safetensors', { backend: be });
+  try {
+    assert.is(m.info.quant, 'int8-dynamic');
+    assert.is(m.info.int8, false, 'no int8 kernels on WebGPU');
+    assert.is(m.info.int8Dot, null);
+  } finally { m.dispose(); }
+  let err = '';
+  try { (await load(models + 'fmnist-cait.safetensors', { backend: be, quantize: 'int8' })).dispose(); } catch (e) { err = (e as Error).message; }
+  assert.match(err, /fmnist-cait\.safetensors: quantize: 'int8' needs int8 kernels \(the WASM or reference backend\), not webgpu/);
 });
 
 gtest('no leaks: every GPU block freed', async () => {
