@@ -26,6 +26,21 @@ export function getBackend(): Backend {
   return defaultBackend;
 }
 
+/**
+ * Throws unless every tensor given lives on `x`'s backend: a kernel reads all
+ * its pointers in one heap, so a tensor of another backend (another WASM
+ * instance included: load() makes its own and leaves it the default) would be
+ * read as whatever that heap holds there, without an error.
+ */
+export function sameBackend(op: string, x: Tensor, ...others: Array<Tensor | null | undefined>): void {
+  for (const t of others) {
+    if (t && t.backend !== x.backend) {
+      const same = t.backend.name === x.backend.name ? ` (two instances of ${x.backend.name})` : ` (${x.backend.name} and ${t.backend.name})`;
+      throw new Error(`${op}: tensors on two backends${same}: make them on one (setBackend before creating them, or Tensor.from(data, shape, backend))`);
+    }
+  }
+}
+
 export type Shape = readonly number[];
 export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
 

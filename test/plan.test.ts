@@ -89,6 +89,24 @@ P('capture refuses a forward that reads the heap on the host', () => {
   assert.is(be.stats().bytesInUse, before, 'a failed capture must free what it allocated');
 });
 
+// Two WASM instances (load() makes its own and leaves it the default): a
+// forward whose weights live on the other one would read that heap's bytes
+// at those addresses; the ops refuse it, eager and while capturing.
+P('tensors on two backends: the ops refuse them with both named, eager and in a capture', () => {
+  const prev = getBackend(), a = loadWasmSync('auto'), b = loadWasmSync('auto');
+  try {
+    setBackend(b);
+    const vit = createModel(getPreset('micro'), 1), shape = [1, 3, 32, 32], x = randn(3 * 32 * 32, 2);
+    const want = /two backends \(two instances of wasm-(relaxed|simd)\): make them on one/;
+    assert.throws(() => noGrad(() => scope(() => vit.forward(Tensor.from(x, shape, a)))), (e: Error) => want.test(e.message));
+    assert.throws(() => InferencePlan.capture(a, x, shape, (t) => vit.forward(t)), (e: Error) => want.test(e.message));
+    const w = Tensor.from(randn(6, 3), [2, 3], new ReferenceBackend(1 << 12)), v = Tensor.from(randn(3, 4), [1, 3], a);
+    assert.throws(() => linear(v, w, null), (e: Error) => /linear: tensors on two backends \(wasm-\w+ and reference\)/.test(e.message));
+    assert.ok(noGrad(() => scope(() => vit.forward(Tensor.from(x, shape, b)).toArray())).every(Number.isFinite), 'one backend: runs');
+    vit.dispose(); v.dispose(); w.dispose();
+  } finally { setBackend(prev); }
+});
+
 P('pre-packed weights follow writes and optimizer steps', () => {
   const be = loadWasmSync('auto');
   const prev = getBackend();

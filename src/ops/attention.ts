@@ -12,7 +12,7 @@
 //
 // Backward: dP = dO V^T; dS = P * (dP - rowsum(dP * P)); dQ = scale dS K;
 // dK = scale dS^T Q; dV = P^T dO.
-import { Tensor } from '../tensor.js';
+import { Tensor, sameBackend } from '../tensor.js';
 import { record } from '../autograd.js';
 import { NN, NT, TN, call } from '../backend/kernels.js';
 
@@ -26,6 +26,7 @@ export function attention(qkv: Tensor, o: AttentionOpts): Tensor {
   const [B, N, W] = qkv.shape, H = o.heads, be = qkv.backend;
   const Dqk = o.headDimQK ?? W / 3 / H, Dv = o.headDimV ?? W / 3 / H;
   if (H * (2 * Dqk + Dv) !== W) throw new Error(`attention: qkv width ${W} != heads ${H} x (2*${Dqk} + ${Dv})`);
+  sameBackend('attention', qkv, o.keyBias);
   const Cv = H * Dv, offK = H * Dqk, offV = 2 * H * Dqk, NN2 = N * N;
   const P = new Tensor([B, H, N, N], be), out = new Tensor([B, N, Cv], be);
   const f = 4; // bytes per float

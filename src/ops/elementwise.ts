@@ -1,6 +1,6 @@
 // Elementwise ops with trailing-vector broadcasting: b's size must divide a's,
 // and b is repeated along a's leading elements (bias rows, position embeddings).
-import { Tensor } from '../tensor.js';
+import { Tensor, sameBackend } from '../tensor.js';
 import { record } from '../autograd.js';
 import { call } from '../backend/kernels.js';
 
@@ -18,6 +18,7 @@ function reduceTo(dy: Tensor, b: Tensor): Tensor {
 
 export function add(a: Tensor, b: Tensor): Tensor {
   checkBroadcast('add', a, b);
+  sameBackend('add', a, b);
   const be = a.backend, y = new Tensor(a.shape, be);
   call(be, 'add', { a: a.ptr, b: b.ptr, y: y.ptr, n: a.size, m: b.size });
   return record(y, [a, b], (dy) => [dy, b.requiresGrad ? (b.size === a.size ? dy : reduceTo(dy, b)) : null]);
@@ -25,6 +26,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   checkBroadcast('mul', a, b);
+  sameBackend('mul', a, b);
   const be = a.backend, y = new Tensor(a.shape, be);
   call(be, 'mul', { a: a.ptr, b: b.ptr, y: y.ptr, n: a.size, m: b.size });
   return record(y, [a, b], (dy) => {

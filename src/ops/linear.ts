@@ -6,7 +6,7 @@
 // layout (pack_b, layout NP) and reused while W's version is unchanged: the
 // per-call packing of K*N weights is a fixed cost that grows in relative
 // terms as token merging shrinks the row count R.
-import { Tensor } from '../tensor.js';
+import { Tensor, sameBackend } from '../tensor.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { GELU, NN, NP, NT, TN, packedSize, call } from '../backend/kernels.js';
 import { gelu } from './activation.js';
@@ -25,6 +25,7 @@ export function packedWeight(w: Tensor): number {
 export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const out = w.shape[0], inp = w.size / out;
   if (x.shape[x.shape.length - 1] !== inp) throw new Error(`linear: input [${x.shape}] does not end in ${inp} (weight [${w.shape}])`);
+  sameBackend('linear', x, w, b);
   const be = x.backend, R = x.size / inp;
   const y = new Tensor([...x.shape.slice(0, -1), out], be);
   if (!isGradEnabled()) {
@@ -59,6 +60,7 @@ export function linearGelu(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   if (isGradEnabled()) return gelu(linear(x, w, b));
   const out = w.shape[0], inp = w.size / out;
   if (x.shape[x.shape.length - 1] !== inp) throw new Error(`linearGelu: input [${x.shape}] does not end in ${inp} (weight [${w.shape}])`);
+  sameBackend('linearGelu', x, w, b);
   const be = x.backend, R = x.size / inp;
   const y = new Tensor([...x.shape.slice(0, -1), out], be);
   call(be, 'gemm', { layout: NP | GELU, M: R, N: out, K: inp, alpha: 1, a: x.ptr, lda: inp, sa: 0, b: packedWeight(w), ldb: inp, sb: 0, beta: 0, c: y.ptr, ldc: out, sc: 0, batch: 1, bias: b ? b.ptr : 0, scratch: be.scratch });

@@ -1,10 +1,11 @@
 // Token bookkeeping for the ViT: prepend the class token, select a token.
 // Shapes: x [B, T, C], tok [1, 1, C] -> [B, T+1, C];  x [B, N, C] -> [B, C] (token i of each image).
-import { Tensor } from '../tensor.js';
+import { Tensor, sameBackend } from '../tensor.js';
 import { record } from '../autograd.js';
 import { call } from '../backend/kernels.js';
 
 export function prependToken(x: Tensor, tok: Tensor): Tensor {
+  sameBackend('prependToken', x, tok);
   const [B, T, C] = x.shape, be = x.backend, N = T + 1;
   const y = new Tensor([B, N, C], be);
   call(be, 'copy2d', { src: tok.ptr, sld: 0, dst: y.ptr, dld: N * C, rows: B, cols: C });

@@ -32,7 +32,7 @@
 // on random inputs moved 0.8-4.2% against 1.2-3.1% (ATME's merges flip
 // either way); on the dense model P V in int8 alone 0.9-2.6%, q k^T alone
 // 0.7-1.3%; the class token's q and P rows in two 7-bit parts 1.4-1.9%.
-import { Tensor } from '../tensor.js';
+import { Tensor, sameBackend } from '../tensor.js';
 import { qPackedBytes, qRowsBytes, call } from '../backend/kernels.js';
 import type { AttentionOpts } from '../ops/attention.js';
 
@@ -41,6 +41,7 @@ export function attentionInt8(qkv: Tensor, o: AttentionOpts): Tensor {
   const [B, N, W] = qkv.shape, H = o.heads, be = qkv.backend;
   const Dqk = o.headDimQK ?? W / 3 / H, Dv = o.headDimV ?? W / 3 / H;
   if (H * (2 * Dqk + Dv) !== W) throw new Error(`attention (int8): qkv width ${W} != heads ${H} x (2*${Dqk} + ${Dv})`);
+  sameBackend('attention (int8)', qkv, o.keyBias);
   const Cv = H * Dv, offK = H * Dqk, offV = 2 * H * Dqk, f = 4;
   const S = new Tensor([N, N], be), out = new Tensor([B, N, Cv], be);
   const qa = new Tensor([qRowsBytes(N, Dqk) / 4], be), qp = new Tensor([qRowsBytes(N, N) / 4], be), rowp = new Tensor([2 * N], be);

@@ -42,7 +42,7 @@
 // int8 model's weights, as float.
 // Gradients: with autograd on, a quantized Linear runs its float (dequantized)
 // forward; the int8 path is inference only.
-import { Tensor, keep } from '../tensor.js';
+import { Tensor, keep, sameBackend } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
 import { qPackedBytes, qRowsBytes, call, QGEMM_GELU } from '../backend/kernels.js';
@@ -113,6 +113,7 @@ export class QLinear {
   forward(x: Tensor, gelu = false): Tensor {
     const { N, K } = this, be = x.backend;
     if (x.shape[x.shape.length - 1] !== K) throw new Error(`int8 linear: input [${x.shape}] does not end in ${K}`);
+    sameBackend('int8 linear', x, this.packed);
     const R = x.size / K, fine = this.prefix(x.shape);
     const y = new Tensor([...x.shape.slice(0, -1), N], be);
     const bias = this.bias ? this.bias.ptr : 0, flags = gelu ? QGEMM_GELU : 0;
