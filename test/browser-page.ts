@@ -19,9 +19,9 @@ export const SAMPLE = join(ROOT, 'web/public/samples/07-sneaker.png');
 export const BUDGET_GZ = 250 * 1024;
 
 // what a user writes (the README's browser example does the same), for a model file served beside it
-export const userScript = (modelFile: string): string => `import { load } from 'caitjs';
+export const userScript = (modelFile: string, options?: Record<string, unknown>): string => `import { load } from 'caitjs';
 
-const model = await load('${modelFile}');
+const model = await load('${modelFile}'${options ? `, ${JSON.stringify(options)}` : ''});
 const image = await (await fetch('sneaker.png')).blob();
 const top = await model.classify(image, { topk: 3 });
 

@@ -9,7 +9,8 @@
 // the page ran: the two builds' int8 forwards differ by more than their float
 // ones (1.3e-4 against 2.4e-7 here: the float steps' last-bit differences,
 // fused multiply-adds in one build and not the other, flip a 7-bit rounding
-// here and there). The size check: what the page downloads
+// here and there); and on the float file with { quantize: 'int8' }, which
+// must give the int8 file's answer. The size check: what the page downloads
 // to classify (the bundle plus the one WASM file it fetched) must stay at
 // most 250 KB gzipped (README "Use it from code"; printed on every run).
 // Skips a browser, saying why, when its executable or puppeteer-core is missing.
@@ -28,12 +29,13 @@ const test = suite('bundle');
 const dir = mkdtempSync(join(tmpdir(), 'cait-bundle-'));
 let server: Server | null = null, base = '';
 const fetched: string[] = [];
-// page -> the model file its script loads
-const PAGES = { index: 'fmnist-cait.safetensors', int8: 'fmnist-cait-int8.safetensors' };
+// page -> the model file its script loads (and load's options)
+const PAGES = { index: 'fmnist-cait.safetensors', int8: 'fmnist-cait-int8.safetensors', quantize: 'fmnist-cait.safetensors' };
+const OPTIONS: Partial<Record<keyof typeof PAGES, Record<string, unknown>>> = { quantize: { quantize: 'int8' } };
 
 test.before(async () => {
   for (const [page, model] of Object.entries(PAGES)) {
-    writeFileSync(join(dir, `${page}.user.js`), userScript(model));
+    writeFileSync(join(dir, `${page}.user.js`), userScript(model, OPTIONS[page as keyof typeof PAGES]));
     // 'caitjs' resolves to this checkout's browser entry, through the same
     // `browser` field (node: built-ins disabled) a bundler sees in the package
     const r = await build({
@@ -100,6 +102,18 @@ for (const name of BROWSERS) {
     // the int8 logits are the int8 model's, not the float one's
     const d = largestDifference(float.logits, got.logits);
     assert.ok(d > 1e-4, `${name}: int8 logits ${d} from float's: the int8 forwards did not run`);
+  });
+
+  test(`${name}: the float file with { quantize: 'int8' } gives the int8 file's answer`, async () => {
+    const why = await browserMissing(name);
+    if (why) { console.log(`  bundle quantize ${name}: SKIPPED: ${why}`); return; }
+    fetched.length = 0;
+    const { result: got, version } = await runPage(name, base + 'quantize.html', `${name} (quantize)`);
+    assert.is(got.quant, 'int8-dynamic', `${name}: info.quant`);
+    assert.ok(got.int8Dot !== null, `${name}: the int8 kernels run`);
+    const want = await nodeAnswer(MODEL_INT8, got.backend as 'wasm-simd' | 'wasm-relaxed');
+    const { total, parts } = download(name, 'quantize');
+    assertLikeNode('bundle quantize', name, version, want, got, total, parts);
   });
 }
 
