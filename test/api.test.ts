@@ -258,7 +258,8 @@ test('an int8 file runs its int8 forwards, as cait predict does', async () => {
 // quantize: 'int8' on a float file is the model `cait quantize` writes
 // (models/*-int8.safetensors were written so from the float files beside
 // them): the same logits bit for bit, dense and ATME; an int8 file is int8
-// already; WebGPU is refused (it cannot read the weights back to quantize).
+// already (WebGPU's refusal, which cannot read the weights back to
+// quantize: test/webgpu.test.ts).
 test("quantize: 'int8' loads a float file as the int8 file cait quantize writes from it", async () => {
   const img = join(SAMPLES, samples[6].file), live = liveTensorCount();
   for (const base of ['fmnist-dense', 'fmnist-cait']) {

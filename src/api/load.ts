@@ -69,12 +69,12 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
     setBackend(backend);
     const { model: vit, metadata } = src.build({ preset: o.preset, imgSize: o.imgSize, maxBytes: o.maxBytes });
     let run, quant = null;
-    const scheme = quantScheme(metadata) ?? (o.quantize === 'int8' ? INT8_SCHEME : null);
+    const fileScheme = quantScheme(metadata), scheme = fileScheme ?? (o.quantize === 'int8' ? INT8_SCHEME : null);
     try {
       // an int8 file (or a float one with quantize: 'int8') runs its int8
       // forwards where the backend has the kernels (WASM, reference), else as
       // float with the dequantized int8 weights
-      if (scheme !== null && !hasInt8Kernels(backend) && quantScheme(metadata) === null) {
+      if (fileScheme === null && scheme !== null && !hasInt8Kernels(backend)) {
         throw new Error(`quantize: 'int8' needs int8 kernels (the WASM or reference backend), not ${backend.name}: run \`cait quantize\` and load its file, whose dequantized int8 weights ${backend.name} runs in float`);
       }
       if (scheme !== null && hasInt8Kernels(backend)) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, quantize: o.quantize });

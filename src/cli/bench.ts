@@ -187,7 +187,6 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   await useBackendAsync(f.backend, f.threads);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
   const int8 = int8Of(f);
-  let quant: string | null = null;
   needModelForLoadFlags(f);
   if (f.model) {
     if (f.preset) throw new UsageError('give --preset or --model, not both');
@@ -198,7 +197,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
     vit = createModel(checkBatchCfg(getPreset(f.preset), batch), f.seed);   // random weights: latency does not depend on them
   }
   // an int8 file (or, with --quantize int8, a float model) times its int8 kernels, as predict runs it
-  quant = quantizeForInference(vit, metadata, int8)?.kernels ?? null;
+  const quant = quantizeForInference(vit, metadata, int8)?.kernels ?? null;
   const runner = withMerging(vit, f, metadata);
   let baseline: BenchOptions['baseline'];
   if (f.baseline) {
