@@ -371,7 +371,7 @@ gtest("int8: an int8 file runs in float with its dequantized weights; quantize: 
   } finally { m.dispose(); }
   let err = '';
   try { (await load(models + 'fmnist-cait.safetensors', { backend: be, quantize: 'int8' })).dispose(); } catch (e) { err = (e as Error).message; }
-  assert.match(err, /fmnist-cait\.safetensors: quantize: 'int8' needs int8 kernels \(the WASM or reference backend\), not webgpu/);
+  assert.match(err, /fmnist-cait\.safetensors: quantize 'int8' needs int8 kernels \(the WASM or reference backend\), not webgpu: write the int8 file with cait quantize/);
 });
 
 gtest('no leaks: every GPU block freed', async () => {

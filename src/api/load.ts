@@ -74,10 +74,8 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
       // an int8 file (or a float one with quantize: 'int8') runs its int8
       // forwards where the backend has the kernels (WASM, reference), else as
       // float with the dequantized int8 weights
-      if (fileScheme === null && scheme !== null && !hasInt8Kernels(backend)) {
-        throw new Error(`quantize: 'int8' needs int8 kernels (the WASM or reference backend), not ${backend.name}: run \`cait quantize\` and load its file, whose dequantized int8 weights ${backend.name} runs in float`);
-      }
-      if (scheme !== null && hasInt8Kernels(backend)) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, quantize: o.quantize });
+      // (a float file with quantize on a backend without the kernels: refused there)
+      if (scheme !== null && (fileScheme === null || hasInt8Kernels(backend))) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, quantize: o.quantize });
       run = runnerFor(vit, metadata, o);
     } catch (e) { quant?.dispose(); vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
     return new Model(vit, run, backend, p.images, release, name, { scheme, handle: quant });

@@ -16,8 +16,7 @@ import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/
 import { UsageError, int8AttentionOf } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
 import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
-import { quantizeForInference, quantScheme, type LoadQuantize } from '../quant/format.js';
-import { hasInt8Kernels } from '../quant/int8.js';
+import { quantizeForInference, quantizeRefusal, quantScheme, type LoadQuantize } from '../quant/format.js';
 
 // One WASM instance per variant per process: a command run in-process (tests,
 // src/cli/main.ts's `main`) reuses it rather than compiling another.
@@ -199,13 +198,12 @@ export function openRunner(file: string, preset: string | undefined, f: MergeFla
 /** INT8_FLAGS' values. */
 export interface Int8FlagValues { quantize?: LoadQuantize; 'int8-attention'?: 'on' | 'off' }
 /**
- * INT8_FLAGS as quantizeForInference's options, on the current backend:
- * --quantize needs int8 kernels (WebGPU cannot read the weights back to
- * quantize them; it runs a `cait quantize` file's dequantized weights).
+ * INT8_FLAGS as quantizeForInference's options, checked against the current
+ * backend before anything loads (a usage error, exit 2: quantizeRefusal).
  */
 export function int8Of(f: Int8FlagValues): { attention: boolean; quantize?: LoadQuantize } {
-  const be = getBackend();
-  if (f.quantize && !hasInt8Kernels(be)) throw new UsageError(`--quantize ${f.quantize} needs int8 kernels (--backend wasm or reference), got ${be.name}: write the int8 file with cait quantize and run that`);
+  const why = quantizeRefusal(f.quantize, getBackend());
+  if (why) throw new UsageError(`--${why}`);
   return { attention: int8AttentionOf(f), ...(f.quantize ? { quantize: f.quantize } : {}) };
 }
 

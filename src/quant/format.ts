@@ -14,7 +14,8 @@ import { modelFromBytes } from '../nn/load-bytes.js';
 import type { LoadOptions } from '../nn/checkpoint.js';
 import { SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { INT8_SCHEME, dequantizeWeight, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
+import { INT8_SCHEME, dequantizeWeight, hasInt8Kernels, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
+import type { Backend } from '../backend/backend.js';
 
 export const SCALE_SUFFIX = '.weight_scale';
 
@@ -141,15 +142,27 @@ export function checkQuantize(v: unknown, who: string): void {
 }
 
 /**
+ * Why a float model cannot be quantized as it loads on `be`, or null: that
+ * takes int8 kernels (quantizeModel also reads the weights back, which the
+ * host cannot do on WebGPU); an int8 file runs there as float instead.
+ */
+export function quantizeRefusal(quantize: LoadQuantize | undefined, be: Backend): string | null {
+  return quantize && !hasInt8Kernels(be)
+    ? `quantize '${quantize}' needs int8 kernels (the WASM or reference backend), not ${be.name}: write the int8 file with cait quantize and load that (${be.name} runs its dequantized weights in float)`
+    : null;
+}
+
+/**
  * A loaded model's int8 forwards for inference: an int8 file's own
  * (quantizeLoaded), or, with quantize 'int8', a float model quantized now
  * with quantizeModel's defaults, which is what `cait quantize` writes (so the
- * same values as loading that file). Null: the model stays float.
- * (quantizeModel reads the weights back: a backend the host cannot read
- * synchronously, as WebGPU, cannot quantize a float model.)
+ * same values as loading that file; refused where quantizeRefusal says).
+ * Null: the model stays float.
  */
 export function quantizeForInference(model: VisionTransformer, metadata: Record<string, string>, o: { attention?: boolean; quantize?: LoadQuantize } = {}): QuantizedModel | null {
   if (quantScheme(metadata) !== null) return quantizeLoaded(model, metadata, o);
+  const why = quantizeRefusal(o.quantize, model.parameters()[0].backend);
+  if (why) throw new Error(why);
   return o.quantize === 'int8' ? quantizeModel(model, { attention: o.attention }) : null;
 }
 
