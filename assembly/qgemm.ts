@@ -46,6 +46,19 @@
 // rational (single-GEMM timings in the commit messages).
 // No K blocking: a panel is Kp*8 bytes (6 KiB at K = 768) and stays in L1
 // while all strips pass under it; int32 cannot overflow below K = 133,000.
+// Why the composed dot's tile is 4x8 with the ones in a register (Node 20,
+// V8 11.3, this AMD EPYC; bench/qgemm-ab.ts at 197x192x576, time against
+// this build, bits equal; variants not kept): its loop holds 15 xmm
+// registers (8 accumulators, 2 weight vectors, the row groups, a splat, the
+// pair products, the ones), x64 V8 allocates 15, and TurboFan hoists the
+// loop's loads, so one more live vector spills an accumulator through the
+// stack at every step. 2x16 (two shuffles per 8 dots, not four) spilled:
+// 1.27-1.29x; 2x16 with the ones as extadd_pairwise's memory operand (no
+// register, but an address load per dot) did not: 1.08x; 4x8 with that
+// operand 1.03x; 4x8 with four splat loads for the shuffles spilled:
+// 1.15x; one dot in eight widened without pmaddwd (lanes biased by 2^15,
+// two sums, shr_u; V8 rebuilt the bias at every step: four more vector
+// operations for one multiply fewer): 1.05-1.07x.
 import { geluRationalRows } from './gelu';
 import { expRow } from './softmax';
 
