@@ -12,7 +12,8 @@
 // defaults (src/quant/: every Linear through quantize_rows + qgemm, and
 // attention's two products through qgemm too; GFLOP/s counting a
 // multiply-add as two operations), into profile-int8.json.
-// Usage: node --import tsx bench/profile.ts [rounds=40] [--int8]   writes bench/results/profile.json (profile-int8.json)
+// Usage: node --import tsx bench/profile.ts [rounds=40] [--int8] [--out NAME]
+//        writes bench/results/NAME (default profile.json, with --int8 profile-int8.json)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setBackend } from '../src/tensor.js';
@@ -25,9 +26,14 @@ import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
 import { quantizeModel } from '../src/quant/int8.js';
+import { parseArgs } from '../src/cli/args.js';
 
-const INT8 = process.argv.includes('--int8');
-const R = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 40);
+const { flags, rest } = parseArgs(process.argv.slice(2), { int8: 'boolean', out: 'string' });
+const INT8 = flags.int8 === true;
+const R = Number(rest[0] ?? 40);
+if (!(Number.isInteger(R) && R > 0)) throw new Error(`rounds: a positive integer, got '${rest[0]}'`);
+const file = (flags.out as string | undefined) ?? (INT8 ? 'profile-int8.json' : 'profile.json');
+if (!/^[\w.-]+\.json$/.test(file)) throw new Error(`--out: a file name ending in .json (written under bench/results/), got '${file}'`);
 const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);
@@ -107,7 +113,6 @@ for (const p of Object.values(plans)) p.dispose();
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 const head = { env: { ...environment(), backend: be.name }, cait_structure: { merge: s.merge, prune: s.prune, keep: s.keep, mac_ratio: s.ratio, source: s.source }, rounds: R };
-const file = INT8 ? 'profile-int8.json' : 'profile.json';
 const more = INT8 ? { scheme: 'int8-dynamic (src/quant/)' } : { gemm_np: gemmRates() };
 writeFileSync(`${dir}${file}`, JSON.stringify({ ...head, forwards, step_median_ratio: fd.step_median_sum_ms / fc.step_median_sum_ms, ...more }, null, 2) + '\n');
 console.log(`wrote ${dir}${file}`);
