@@ -1,6 +1,8 @@
 // Every kernel the engine has, one file per op family (mirrors src/backend/reference/).
-// Kernels take byte pointers and integers, never allocate, and hold no static
-// data, so one module can run in several workers over one shared memory.
+// Kernels take byte pointers and integers and never allocate; their only
+// static data are read-only constant tables (assembly/math.ts), the same
+// bytes in every instance, so one module can run in several workers over one
+// shared memory.
 export * from './gemm';
 export * from './softmax';
 export * from './layernorm';
@@ -12,3 +14,4 @@ export * from './patch';
 export * from './atme';
 export * from './gather';
 export * from './qgemm';
+export { static_data_end } from './math'; // not a kernel: the tables' end, checked by src/backend/wasm.ts

@@ -1,16 +1,50 @@
 // Vectorised transcendental helpers shared by softmax.ts and gelu.ts, plus
 // partial-vector load/store for loop tails.
 //
-// No tables, no globals: everything is an inlined polynomial on f32x4, so the
-// module keeps no static data (it is meant to run in several threads over one
-// shared memory) and scalar tails can reuse the same code on a partly filled
-// vector, giving bit-identical results whatever the alignment or length.
+// Everything is an inlined polynomial on f32x4, so scalar tails can reuse the
+// same code on a partly filled vector, giving bit-identical results whatever
+// the alignment or length.
+//
+// The polynomials' constants are read-only tables in static memory (EXP_K,
+// PHI_K), which a kernel loads once, before its loops, into locals it passes
+// to exp4 / phi4. Why: V8 13.6 (Node 24) rebuilds a v128 constant inside the
+// loop at every use once registers run out (a 64-bit immediate moved in, then
+// two vector instructions), where V8 11.3 and 12.4 (Node 20, 22) keep it in a
+// register or a stack slot; a value loaded from memory cannot be rebuilt, so
+// every engine keeps it and at worst reloads it from the stack (one load, no
+// vector work). Measured on this AMD EPYC, the same calls on the same data
+// in one process, bits equal, against the build with v128 constants
+// (bench/kernels-ab.ts, bench/results/kernels-ab-tables-node24.json, -node22,
+// -node20): under Node 24 gelu_fwd takes 0.69x the time, gelu_bwd 0.76x,
+// softmax_fwd 0.63x, softmax_quantize_rows 0.68x, the int8 GEMM with its
+// GELU 0.88x, the float GEMM with GELU 0.91x; under Node 20 and 22 0.94x to
+// 1.01x. Reading the table at each use inside the loop instead was as fast
+// under Node 24 but made gelu_fwd 1.06x (Node 20) and 1.11x (Node 22) slower
+// (scratch A/B, not kept). The same kernel A/B in a scratch page (one run,
+// not kept): Chromium 150 0.68x-0.98x (relaxed build), Firefox ESR 140
+// 0.93x-1.05x (plain SIMD build). The tables sit in the heap's reserved first 1024 bytes (asconfig
+// memoryBase 64; src/backend/memory.ts HEAP_BASE, checked when a build is
+// loaded by src/backend/wasm.ts), are written at instantiation with the same
+// bytes by every instance (workers over one shared memory included), and no
+// kernel writes there given its documented pointers (gemm's packing buffer is
+// the backend's `scratch`, not 0).
 //
 // Accuracy figures below were measured by compiling these functions alone and
 // comparing with float64 references over dense grids (see the comments at each
 // function for the grid); "simd" is the plain build, "relaxed" the build where
 // fma4 may fuse.
 import { fma4 } from './simd';
+
+/** Lane-wise splat of table t's entry i (one load; see the header why tables). */
+// @ts-ignore: decorator
+@inline export function kc(t: usize, i: i32): v128 {
+  return v128.load32_splat(t + (<usize>i << 2));
+}
+
+/** End of this module's static data (the tables); src/backend/wasm.ts checks it against the heap's base. Not a kernel. */
+export function static_data_end(): usize {
+  return __heap_base;
+}
 
 // ---- partial vectors ------------------------------------------------------
 
@@ -48,6 +82,15 @@ import { fma4 } from './simd';
 
 // ---- exp ------------------------------------------------------------------
 
+// exp4's constants, in the order of its parameters after x.
+export const EXP_K: usize = memory.data<f32>([
+  -87.33654, 88.0, // lo = ln 2^-126, hi
+  12582912.0, 1.44269504088896341, // 1.5 * 2^23, 1 / ln 2
+  -0.693359375, 2.12194440e-4, // -ln 2 in two parts, the first with 9 significant bits (k times it is exact)
+  1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, // P, Cephes
+  1.0,
+]);
+
 /**
  * e^x on four lanes, after Cephes expf (S. Moshier): x = k ln2 + r with
  * k = nearest(x / ln2), |r| <= ln2/2, ln2 split in two (C1 has 9 significant
@@ -65,26 +108,25 @@ import { fma4 } from './simd';
  * <= 1e-7).
  */
 // @ts-ignore: decorator
-@inline export function exp4(x: v128): v128 {
-  const lo = f32x4.splat(-87.33654);
+@inline export function exp4(x: v128, lo: v128, hi: v128, magic: v128, log2e: v128, c1: v128, c2: v128,
+  p5: v128, p4: v128, p3: v128, p2: v128, p1: v128, p0: v128, one: v128): v128 {
   // pmin/pmax are single instructions (minps/maxps); f32x4.min/max need a
   // NaN/-0 fix-up sequence on x64. pmax(NaN, lo) = NaN, so NaN still propagates.
-  const xc = f32x4.pmin(f32x4.pmax(x, lo), f32x4.splat(88.0));
+  const xc = f32x4.pmin(f32x4.pmax(x, lo), hi);
   // k = nearest(x / ln2) by the 1.5 * 2^23 trick: adding it rounds to an
   // integer (|k| <= 127 here) and leaves k in the low mantissa bits, which is
   // cheaper than f32x4.nearest + i32x4.trunc_sat (a long sequence on x64)
-  const magic = f32x4.splat(12582912.0);
-  const t = fma4(xc, f32x4.splat(1.44269504088896341), magic);
+  const t = fma4(xc, log2e, magic);
   const k = f32x4.sub(t, magic);
-  let r = fma4(k, f32x4.splat(-0.693359375), xc);
-  r = fma4(k, f32x4.splat(2.12194440e-4), r);
-  let p = f32x4.splat(1.9875691500e-4);
-  p = fma4(p, r, f32x4.splat(1.3981999507e-3));
-  p = fma4(p, r, f32x4.splat(8.3334519073e-3));
-  p = fma4(p, r, f32x4.splat(4.1665795894e-2));
-  p = fma4(p, r, f32x4.splat(1.6666665459e-1));
-  p = fma4(p, r, f32x4.splat(5.0000001201e-1));
-  const e = f32x4.add(fma4(p, f32x4.mul(r, r), r), f32x4.splat(1));
+  let r = fma4(k, c1, xc);
+  r = fma4(k, c2, r);
+  let p = p5;
+  p = fma4(p, r, p4);
+  p = fma4(p, r, p3);
+  p = fma4(p, r, p2);
+  p = fma4(p, r, p1);
+  p = fma4(p, r, p0);
+  const e = f32x4.add(fma4(p, f32x4.mul(r, r), r), one);
   // 2^k: add k (= bits(t) - bits(magic)) to the exponent field of e
   const scaled = i32x4.add(e, i32x4.shl(i32x4.sub(t, magic), 23));
   // x < lo (including -inf) -> 0; NaN compares false and stays NaN
@@ -92,6 +134,16 @@ import { fma4 } from './simd';
 }
 
 // ---- normal CDF (for exact GELU) ------------------------------------------
+
+// phi4's own constants, in the order of its parameters after x (then exp4's, EXP_K).
+export const PHI_K: usize = memory.data<f32>([
+  -1.3004437278141268e-05, 0.0001270000502699986, -0.0011983122676610947, 0.009977679699659348, -0.06649091839790344,
+  0.3989422917366028, // R, degree 5
+  0.5, 5.66, // one half; the cut beyond which 0.5 erfc is 0
+  9.27620220636527e-08, -3.8044925076974323e-06, 7.144344272091985e-05, -0.0008206764468923211, 0.006523240823298693,
+  -0.038718681782484055, -0.31620752811431885, -0.7989584803581238, 0.00023997330572456121, // Q, degree 8
+  1.0,
+]);
 
 /**
  * Phi(x) = 0.5 (1 + erf(x / sqrt 2)), the standard normal CDF, on four lanes.
@@ -123,31 +175,33 @@ import { fma4 } from './simd';
  *   max relative error of Phi on [-5.5, -1]: 2.3e-6 (simd), 2.2e-6 (relaxed).
  */
 // @ts-ignore: decorator
-@inline export function phi4(x: v128): v128 {
+@inline export function phi4(x: v128, r5: v128, r4: v128, r3: v128, r2: v128, r1: v128, r0: v128, half: v128, cut: v128,
+  q8: v128, q7: v128, q6: v128, q5: v128, q4: v128, q3: v128, q2: v128, q1: v128, q0: v128, one: v128,
+  lo: v128, hi: v128, magic: v128, log2e: v128, c1: v128, c2: v128, p5: v128, p4: v128, p3: v128, p2: v128, p1: v128, p0: v128): v128 {
   const a = f32x4.abs(x);
   // |x| < 1: Phi = 0.5 + x R(x^2)
   const s = f32x4.mul(x, x);
-  let p = f32x4.splat(-1.3004437278141268e-05);
-  p = fma4(p, s, f32x4.splat(0.0001270000502699986));
-  p = fma4(p, s, f32x4.splat(-0.0011983122676610947));
-  p = fma4(p, s, f32x4.splat(0.009977679699659348));
-  p = fma4(p, s, f32x4.splat(-0.06649091839790344));
-  p = fma4(p, s, f32x4.splat(0.3989422917366028));
-  const near = fma4(x, p, f32x4.splat(0.5));
+  let p = r5;
+  p = fma4(p, s, r4);
+  p = fma4(p, s, r3);
+  p = fma4(p, s, r2);
+  p = fma4(p, s, r1);
+  p = fma4(p, s, r0);
+  const near = fma4(x, p, half);
   // |x| >= 1: 0.5 erfc(|x|/sqrt2) = 0.5 exp(Q(|x|)), |x| clamped to 5.66 and zeroed beyond
-  const ac = f32x4.pmin(a, f32x4.splat(5.66));
-  let q = f32x4.splat(9.27620220636527e-08);
-  q = fma4(q, ac, f32x4.splat(-3.8044925076974323e-06));
-  q = fma4(q, ac, f32x4.splat(7.144344272091985e-05));
-  q = fma4(q, ac, f32x4.splat(-0.0008206764468923211));
-  q = fma4(q, ac, f32x4.splat(0.006523240823298693));
-  q = fma4(q, ac, f32x4.splat(-0.038718681782484055));
-  q = fma4(q, ac, f32x4.splat(-0.31620752811431885));
-  q = fma4(q, ac, f32x4.splat(-0.7989584803581238));
-  q = fma4(q, ac, f32x4.splat(0.00023997330572456121));
-  let hc = f32x4.mul(f32x4.splat(0.5), exp4(q));
-  hc = v128.andnot(hc, f32x4.ge(a, f32x4.splat(5.66)));
+  const ac = f32x4.pmin(a, cut);
+  let q = q8;
+  q = fma4(q, ac, q7);
+  q = fma4(q, ac, q6);
+  q = fma4(q, ac, q5);
+  q = fma4(q, ac, q4);
+  q = fma4(q, ac, q3);
+  q = fma4(q, ac, q2);
+  q = fma4(q, ac, q1);
+  q = fma4(q, ac, q0);
+  let hc = f32x4.mul(half, exp4(q, lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one));
+  hc = v128.andnot(hc, f32x4.ge(a, cut));
   // x < 0: Phi = 0.5 erfc; x > 0: Phi = 1 - 0.5 erfc (no cancellation in the left tail)
-  const far = v128.bitselect(hc, f32x4.sub(f32x4.splat(1), hc), f32x4.lt(x, f32x4.splat(0)));
-  return v128.bitselect(near, far, f32x4.lt(a, f32x4.splat(1.0)));
+  const far = v128.bitselect(hc, f32x4.sub(one, hc), f32x4.lt(x, f32x4.splat(0)));
+  return v128.bitselect(near, far, f32x4.lt(a, one));
 }

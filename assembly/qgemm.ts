@@ -275,7 +275,7 @@ export function add_prefix_rows(z: usize, N: i32, B: i32, T: i32, P: i32, bias: 
       if (bias) v += load<f32>(bias + o);
       store<f32>(dst + o, v);
     }
-    if (flags & 1) { const one: i32 = 1 + (flags >>> 31); geluRationalRows(dst, ldy, 1, N, <f32>one); }
+    if (flags & 1) geluRationalRows(dst, ldy, 1, N);
   }
 }
 
@@ -535,8 +535,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
     }
     bp += panelBytes;
   }
-  // (1 for every flag value in use: built at run time, see gelu.ts geluRationalK)
-  if (act) { const one: i32 = 1 + (flags >>> 31); geluRationalRows(c, ldc, M, N, <f32>one); }
+  if (act) geluRationalRows(c, ldc, M, N);
 }
 
 /** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */

@@ -16,7 +16,7 @@
 // (a relative 2^-24 |x - max|, so ~1e-6 for a probability of 1e-10):
 // test/kernels/ops.test.ts asserts 5e-7 + 2^-24 |x - max| per element.
 import { fma4 } from './simd';
-import { exp4, hsum, hmax, loadN, storeN } from './math';
+import { exp4, kc, EXP_K, hsum, hmax, loadN, storeN } from './math';
 
 /**
  * Passes 1 and 2 of softmax_fwd on one row of `cols` floats: e = exp(x - max x)
@@ -26,6 +26,9 @@ import { exp4, hsum, hmax, loadN, storeN } from './math';
 // @ts-ignore: decorator
 @inline export function expRow(X: usize, Y: usize, cols: i32): f32 {
   const c4 = cols & ~3, tail = cols & 3;
+  // exp4's constants, once per row (see assembly/math.ts why loaded)
+  const lo = kc(EXP_K, 0), hi = kc(EXP_K, 1), magic = kc(EXP_K, 2), log2e = kc(EXP_K, 3), c1 = kc(EXP_K, 4), c2 = kc(EXP_K, 5);
+  const p5 = kc(EXP_K, 6), p4 = kc(EXP_K, 7), p3 = kc(EXP_K, 8), p2 = kc(EXP_K, 9), p1 = kc(EXP_K, 10), p0 = kc(EXP_K, 11), one = kc(EXP_K, 12);
   // 1. max (starts at -inf, so a row of all -inf gives NaN like the reference).
   // pmax (one maxps) rather than f32x4.max (NaN- and signed-zero-exact,
   // eight instructions under V8, as many as the exp pass): pmax skips a NaN,
@@ -46,27 +49,28 @@ import { exp4, hsum, hmax, loadN, storeN } from './math';
   for (; j < cols; j++) m = max(m, load<f32>(X + (<usize>j << 2)));
   const vmx = f32x4.splat(m);
   // 2. e = exp(x - m), stored into y, and summed; four vectors per
-  // iteration so the unrolled copies share exp4's constants (V8 rebuilds
-  // each v128 constant inside the loop), ~1.5x faster than one at a time
+  // iteration so the unrolled copies share exp4's constants in registers
+  // where there are enough (~1.5x faster than one at a time, measured when
+  // they were v128.const)
   let vs = f32x4.splat(0), vs1 = f32x4.splat(0), vs2 = f32x4.splat(0), vs3 = f32x4.splat(0);
   for (j = 0; j < c16; j += 16) {
     const o = <usize>j << 2;
-    const e0 = exp4(f32x4.sub(v128.load(X + o), vmx));
-    const e1 = exp4(f32x4.sub(v128.load(X + o, 16), vmx));
-    const e2 = exp4(f32x4.sub(v128.load(X + o, 32), vmx));
-    const e3 = exp4(f32x4.sub(v128.load(X + o, 48), vmx));
+    const e0 = exp4(f32x4.sub(v128.load(X + o), vmx), lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one);
+    const e1 = exp4(f32x4.sub(v128.load(X + o, 16), vmx), lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one);
+    const e2 = exp4(f32x4.sub(v128.load(X + o, 32), vmx), lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one);
+    const e3 = exp4(f32x4.sub(v128.load(X + o, 48), vmx), lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one);
     v128.store(Y + o, e0); v128.store(Y + o, e1, 16); v128.store(Y + o, e2, 32); v128.store(Y + o, e3, 48);
     vs = f32x4.add(vs, e0); vs1 = f32x4.add(vs1, e1); vs2 = f32x4.add(vs2, e2); vs3 = f32x4.add(vs3, e3);
   }
   vs = f32x4.add(f32x4.add(vs, vs1), f32x4.add(vs2, vs3));
   for (; j < c4; j += 4) {
-    const e = exp4(f32x4.sub(v128.load(X + (<usize>j << 2)), vmx));
+    const e = exp4(f32x4.sub(v128.load(X + (<usize>j << 2)), vmx), lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one);
     v128.store(Y + (<usize>j << 2), e);
     vs = f32x4.add(vs, e);
   }
   if (tail) {
     // unused lanes are -inf, so their exp is 0 and they add nothing
-    const e = exp4(f32x4.sub(loadN(X + (<usize>c4 << 2), tail, -Infinity), vmx));
+    const e = exp4(f32x4.sub(loadN(X + (<usize>c4 << 2), tail, -Infinity), vmx), lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one);
     storeN(Y + (<usize>c4 << 2), e, tail);
     vs = f32x4.add(vs, e);
   }

@@ -6,16 +6,17 @@
 // kernels free of runtime globals, so later one module can be instantiated in
 // several workers over one shared memory.
 //
-// Layout: [0, BASE) is reserved so that pointer 0 means "none" to kernels.
+// Layout: [0, HEAP_BASE) is reserved: pointer 0 means "none" to kernels, and
+// the WASM build keeps its read-only constant tables there (assembly/math.ts).
 // Blocks are ALIGN-byte aligned (a cache line; f32x4 loads need only 16).
 // Free blocks live in a list sorted by address and are coalesced with their
 // neighbours; allocation is first fit, else bump from the top, else grow.
 
 export const ALIGN = 64;
-const BASE = 1024;
+export const HEAP_BASE = 1024;
 
 export class HeapAllocator {
-  private top = BASE;
+  private top = HEAP_BASE;
   private readonly freeList: Array<[ptr: number, bytes: number]> = [];
   private readonly live = new Map<number, number>();
   bytesInUse = 0;

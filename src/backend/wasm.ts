@@ -12,7 +12,7 @@
 // loader is deprecated since 0.20 and cannot take a shared memory.
 import type { Backend, Ptr } from './backend.js';
 import { KERNELS, type KernelName, GEMM_SCRATCH_BYTES } from './kernels.js';
-import { HeapAllocator } from './memory.js';
+import { HeapAllocator, HEAP_BASE } from './memory.js';
 
 export type WasmVariant = 'simd' | 'relaxed';
 
@@ -98,6 +98,10 @@ export class WasmBackend implements Backend {
     });
     this.exports = instance.exports as unknown as Record<string, (...a: number[]) => number>;
     for (const k of KERNELS) if (typeof this.exports[k] !== 'function') throw new Error(`wasm build lacks kernel '${k}'`);
+    // the kernels' constant tables must lie below the heap, which starts at HEAP_BASE
+    // (a build without static_data_end predates the tables: it has no static data)
+    const dataEnd = typeof this.exports.static_data_end === 'function' ? this.exports.static_data_end() : 0;
+    if (!(dataEnd <= HEAP_BASE)) throw new Error(`wasm build: static data ends at ${dataEnd}, expected at most ${HEAP_BASE} (the heap's reserved base; asconfig memoryBase)`);
     this.mem = new HeapAllocator(this.memory.buffer.byteLength, (need) => {
       const have = this.memory.buffer.byteLength;
       if (need > maxBytes) throw new RangeError(`out of memory: ${need} bytes asked of a heap capped at ${maxBytes}`);

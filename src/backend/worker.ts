@@ -10,8 +10,10 @@
 // `eval: true` (Node) or from a Blob URL (browsers).
 //
 // The worker instantiates the shared-memory build over the one shared
-// WebAssembly.Memory (it owns no heap: kernels hold no static data and no
-// runtime globals, so instances do not step on each other), then loops:
+// WebAssembly.Memory (it owns no heap: kernels hold no runtime globals, and
+// their only static data, read-only constant tables, are written with the
+// same bytes by every instance, so instances do not step on each other),
+// then loops:
 //   wait until SEQ changes (spin SPIN polls, then Atomics.wait);
 //   KERNEL QUIT: quit; else claim the job (CLAIM 0 -> 1; the caller sets it to
 //   2 when it gave up on this worker and ran the part itself: then skip it),

@@ -3,14 +3,17 @@
 // DeiT-Tiny (random weights, saved once) loaded from its file, run once and
 // disposed five times: the WASM memory does not grow after the first round
 // and the allocator is back where it started. Also the allocator itself: a
-// freed tail returns to the bump pointer, freed neighbours coalesce.
+// freed tail returns to the bump pointer, freed neighbours coalesce; and the
+// WASM builds' constant tables (assembly/math.ts), which live in the heap's
+// reserved low memory, stay as built through forwards, one thread and a pool.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadWasmSync } from '../../src/backend/wasm.js';
-import { HeapAllocator } from '../../src/backend/memory.js';
+import { loadWasmSync, type WasmBackend } from '../../src/backend/wasm.js';
+import { loadThreadedWasmSync } from '../../src/backend/threads.js';
+import { HeapAllocator, HEAP_BASE } from '../../src/backend/memory.js';
 import { Tensor, scope, setBackend, getBackend } from '../../src/tensor.js';
 import { noGrad } from '../../src/autograd.js';
 import { createModel, loadModel, saveModel } from '../../src/nn/model.js';
@@ -54,6 +57,39 @@ test('DeiT-Tiny loaded, run and disposed 5 times: WASM memory does not grow afte
   } finally {
     setBackend(saved);
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('constant tables: below HEAP_BASE in every build, unchanged by forwards (one thread; a pool of 2 over shared memory)', async () => {
+  const saved = getBackend();
+  const low = (be: WasmBackend) => new Uint8Array(be.memory.buffer, 0, HEAP_BASE).slice();
+  const cfg = { ...getPreset('deit_tiny_patch16_224'), depth: 2 };
+  const x = new Float32Array(2 * 3 * 224 * 224).map((_, i) => Math.sin(i));
+  const run = (be: WasmBackend) => {
+    setBackend(be);
+    const m = createModel(cfg, 5);
+    const y = noGrad(() => scope(() => m.forward(Tensor.from(x, [2, 3, 224, 224])).toArray()));
+    m.dispose();
+    return y;
+  };
+  try {
+    for (const variant of ['simd', 'relaxed'] as const) {
+      const be = loadWasmSync(variant);
+      const end = be.exports.static_data_end();
+      assert.ok(end > 64 && end <= HEAP_BASE, `${variant}: static data ends at ${end}, expected in (64, ${HEAP_BASE}]`);
+      const before = low(be);
+      assert.ok(before.subarray(64, end).some((b) => b !== 0), `${variant}: the tables are written at instantiation`);
+      const want = run(be);
+      assert.equal(low(be), before, `${variant}: low memory changed by a forward`);
+      const pool = loadThreadedWasmSync({ threads: 2, variant, minWork: 0 });
+      try {
+        const got = run(pool);
+        assert.equal(low(pool), before, `${variant} pool: low memory differs from the single-thread build's`);
+        assert.ok(got.every((v, i) => v === want[i]), `${variant} pool: logits differ from one thread's`);
+      } finally { await pool.close(); }
+    }
+  } finally {
+    setBackend(saved);
   }
 });
 

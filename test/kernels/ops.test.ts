@@ -231,15 +231,21 @@ function against(kernel: KernelName, what: string, bufs: Float32Array[], args: (
 // module and compared with float64 on the same dense grids as the comments.
 async function compileProbe(relaxed: boolean): Promise<Record<string, (...a: number[]) => void> & { memory: WebAssembly.Memory }> {
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  const PROBE = `import { exp4, phi4 } from './math';
+  // the helpers take their constants as loaded from the tables (EXP_K, PHI_K), as the kernels do
+  const PROBE = `import { exp4, phi4, kc, EXP_K, PHI_K } from './math';
 export function exp_n(x: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) v128.store(y + (<usize>i << 2), exp4(v128.load(x + (<usize>i << 2))));
+  const e = (i: i32): v128 => kc(EXP_K, i);
+  for (let i = 0; i < n; i += 4) v128.store(y + (<usize>i << 2), exp4(v128.load(x + (<usize>i << 2)),
+    e(0), e(1), e(2), e(3), e(4), e(5), e(6), e(7), e(8), e(9), e(10), e(11), e(12)));
 }
 export function phi_n(x: usize, y: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) v128.store(y + (<usize>i << 2), phi4(v128.load(x + (<usize>i << 2))));
+  const e = (i: i32): v128 => kc(EXP_K, i), f = (i: i32): v128 => kc(PHI_K, i);
+  for (let i = 0; i < n; i += 4) v128.store(y + (<usize>i << 2), phi4(v128.load(x + (<usize>i << 2)),
+    f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8), f(9), f(10), f(11), f(12), f(13), f(14), f(15), f(16), f(17),
+    e(0), e(1), e(2), e(3), e(4), e(5), e(6), e(7), e(8), e(9), e(10), e(11)));
 }`;
   let bin: Uint8Array | null = null;
-  const res = await asc.main(['assembly/__probe.ts', '--baseDir', root, '--runtime', 'stub', '--importMemory',
+  const res = await asc.main(['assembly/__probe.ts', '--baseDir', root, '--runtime', 'stub', '--importMemory', '--memoryBase', '64',
     '--enable', 'simd', ...(relaxed ? ['--enable', 'relaxed-simd'] : []), '-O3', '--noAssert', '-o', 'probe.wasm'], {
     readFile: (f, base) => {
       if (f.endsWith('__probe.ts')) return PROBE;

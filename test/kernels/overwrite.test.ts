@@ -9,10 +9,10 @@ import type { Backend } from '../../src/backend/backend.js';
 import type { KernelName } from '../../src/backend/kernels.js';
 import { close, randn } from '../util.js';
 
-interface Case { kernel: KernelName; inputs: number[]; outputs: number[]; args: (p: number[]) => number[] }
+interface Case { kernel: KernelName; inputs: number[]; outputs: number[]; args: (p: number[], scratch: number) => number[] }
 const R = 5, C = 19, B = 2, CH = 3, H = 4, W = 6, P = 2;
 const cases: Case[] = [
-  { kernel: 'gemm', inputs: [R * C, C * 7], outputs: [R * 7], args: ([a, b, c]) => [0, R, 7, C, 1, a, C, 0, b, 7, 0, 0, c, 7, 0, 1, 0, 0] },
+  { kernel: 'gemm', inputs: [R * C, C * 7], outputs: [R * 7], args: ([a, b, c], scratch) => [0, R, 7, C, 1, a, C, 0, b, 7, 0, 0, c, 7, 0, 1, 0, scratch] },
   { kernel: 'softmax_fwd', inputs: [R * C], outputs: [R * C], args: ([x, y]) => [x, y, R, C] },
   { kernel: 'softmax_bwd', inputs: [R * C, R * C], outputs: [R * C], args: ([y, dy, dx]) => [y, dy, dx, R, C] },
   { kernel: 'layernorm_fwd', inputs: [R * C, C, C], outputs: [R * C, R, R], args: ([x, g, b, y, m, r]) => [x, g, b, y, m, r, R, C, 1e-5] },
@@ -32,7 +32,8 @@ const cases: Case[] = [
 function runCase(be: Backend, c: Case, garbage: number): Float32Array[] {
   const ins = c.inputs.map((n, i) => { const p = be.alloc(n); be.write(p, randn(n, 11 + i).map((v) => (c.kernel === 'layernorm_bwd' && (i === 3) ? 1 + Math.abs(v) : v))); return p; });
   const outs = c.outputs.map((n) => { const p = be.alloc(n); be.run('fill', p, n, garbage); return p; });
-  be.run(c.kernel, ...c.args([...ins, ...outs]));
+  // gemm packs into the backend's scratch (0 would be the reserved low memory, which holds the WASM build's constant tables)
+  be.run(c.kernel, ...c.args([...ins, ...outs], be.scratch));
   const res = outs.map((p, i) => be.read(p, c.outputs[i]));
   for (const p of [...ins, ...outs]) be.free(p);
   return res;

@@ -1,0 +1,101 @@
+// Paired A/B of two relaxed builds on the kernels whose polynomial constants
+// assembly/math.ts loads from tables (exp, the exact GELU and the int8 GEMM's
+// rational GELU): the same calls on the same operands in each build, one
+// process, one CPU, interleaved round by round (the order alternating), as
+// bench/qgemm-ab.ts does for qgemm. Before timing, every call's output must be
+// bit-identical between the builds (a constant moved to memory changes no
+// value). Each round times REPS calls per side; the first WARM rounds are
+// discarded; the figure is the median over the rest with its median absolute
+// deviation, and b/a is the median of the per-round time ratios.
+//
+// Usage: node --import tsx bench/kernels-ab.ts --a OLD.wasm --b NEW.wasm
+//          [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]
+//   OLD/NEW as for bench/qgemm-ab.ts (a build at another commit:
+//     git worktree add /tmp/wt REV && ln -s "$PWD/node_modules" /tmp/wt/ &&
+//     (cd /tmp/wt && npx asc assembly/index.ts --target relaxed)).
+//   Writes bench/results/NAME.json (default kernels-ab.json). Committed runs:
+//   kernels-ab-tables-node20.json, -node22.json, -node24.json (v128.const
+//   constants against tables loaded before the loops; Node 22 and 24 run as
+//   "$(bash scripts/node-from-npm.sh 24)" --import tsx bench/kernels-ab.ts ...).
+import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
+import { NN, GELU, QGEMM_GELU, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
+import { quantizeWeight } from '../src/quant/int8.js';
+import { environment, latencyStats } from '../src/util/timing.js';
+import { parseArgs } from '../src/cli/args.js';
+import { rand } from './operands.js';
+import { pinToOneCpu } from './pin.js';
+
+const WARM = 5;
+const { flags } = parseArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' });
+if (typeof flags.a !== 'string' || typeof flags.b !== 'string') throw new Error('--a OLD.wasm and --b NEW.wasm are required');
+const rounds = (flags.rounds as number | undefined) ?? 40;
+if (!(Number.isInteger(rounds) && rounds > WARM)) throw new Error(`--rounds: an integer above ${WARM}, got ${flags.rounds}`);
+const out = (flags.out as string | undefined) ?? 'kernels-ab';
+if (!/^[\w.-]+$/.test(out)) throw new Error(`--out: a file name without extension (written under bench/results/ as NAME.json), got '${out}'`);
+const pinning = pinToOneCpu(flags.cpu as string | undefined, 1);
+resolveVariant('relaxed');
+
+// DeiT-Tiny's sizes: fc1's output at 197 tokens (GELU), three heads' 197x197
+// attention scores (softmax), and fc1's GEMM at 99 tokens (a CAIT block).
+const GN = 197 * 768, SR = 3 * 197, SC = 197, M = 99, K = 192, N = 768;
+interface Case { name: string; reps: number; run(): void; out: () => Int32Array }
+function cases(be: WasmBackend): Case[] {
+  const put = (v: Float32Array) => { const p = be.alloc(v.length); be.write(p, v); return p; };
+  const x = put(rand(GN, 1).map((v) => v * 12)), dy = put(rand(GN, 2)), y = be.alloc(GN);
+  const S = rand(SR * SC, 3).map((v) => v * 12), s = put(S), sy = be.alloc(SR * SC);
+  const qa = be.alloc(Math.ceil(qRowsBytes(SR, SC) / 4)), rp = be.alloc(2 * SR + 8);
+  const a = put(rand(M * K, 4)), w = put(rand(K * N, 5).map((v) => v * 0.1)), c = be.alloc(M * N);
+  const qw = quantizeWeight(rand(N * K, 6), N);
+  const raw = new Int32Array(Math.ceil((N * K) / 4));
+  new Int8Array(raw.buffer).set(qw.q);
+  const w8 = put(new Float32Array(raw.buffer)), wp = be.alloc(qPackedBytes(K, N) / 4), ws = put(qw.scale);
+  const qa2 = be.alloc(qRowsBytes(M, K) / 4), rp2 = be.alloc(2 * M);
+  be.run('pack_qb', K, N, w8, K, wp);
+  be.run('quantize_rows', a, K, M, K, qa2, rp2);
+  const read = (p: number, n: number) => () => be.readI32(p, n); // bits
+  return [
+    { name: 'gelu_fwd 197x768', reps: 20, run: () => { be.run('gelu_fwd', x, y, GN); }, out: read(y, GN) },
+    { name: 'gelu_bwd 197x768', reps: 10, run: () => { be.run('gelu_bwd', x, dy, y, GN); }, out: read(y, GN) },
+    { name: 'softmax_fwd 591x197', reps: 20, run: () => { be.run('softmax_fwd', s, sy, SR, SC); }, out: read(sy, SR * SC) },
+    // (softmax_quantize_rows leaves exp in its input: it is rewritten first, on both sides)
+    { name: 'softmax_quantize_rows 591x197', reps: 20, run: () => { be.write(s, S); be.run('softmax_quantize_rows', s, SR, SC, qa, rp); }, out: () => Int32Array.from([...be.readI32(rp, 2 * SR), ...be.readI32(qa, Math.ceil(qRowsBytes(SR, SC) / 4))]) },
+    { name: 'gemm NN+GELU 99x192x768', reps: 5, run: () => { be.run('gemm', NN | GELU, M, N, K, 1, a, K, 0, w, N, 0, 0, c, N, 0, 1, 0, be.scratch); }, out: read(c, M * N) },
+    { name: 'qgemm+GELU 99x192x768', reps: 10, run: () => { be.run('qgemm', M, N, K, qa2, rp2, wp, ws, 0, c, N, QGEMM_GELU); }, out: read(c, M * N) },
+  ];
+}
+
+const sides = (['a', 'b'] as const).map((k) => {
+  const be = new WasmBackend(new WebAssembly.Module(readFileSync(flags[k] as string)), 'relaxed');
+  return { file: flags[k] as string, label: (flags[`label-${k}`] as string | undefined) ?? (flags[k] as string), be, cases: cases(be) };
+});
+const stamp = environment(), env = { ...stamp, pinned_cpu: pinning.cpu, pinning: pinning.why };
+console.log(`node ${stamp.node}, ${stamp.cpu} (load ${stamp.loadavg}; ${pinning.why}); a = ${sides[0].label}, b = ${sides[1].label}`);
+const results = [];
+for (let ci = 0; ci < sides[0].cases.length; ci++) {
+  const cs = sides.map((s) => s.cases[ci]);
+  const outs = cs.map((c) => { c.run(); return c.out(); });
+  if (outs[0].length !== outs[1].length || outs[0].some((v, i) => v !== outs[1][i])) throw new Error(`${cs[0].name}: the two builds' outputs differ: not a speed A/B`);
+  const ms: number[][] = [[], []];
+  for (let r = 0; r < rounds; r++) {
+    for (const i of r % 2 ? [1, 0] : [0, 1]) {
+      const t = performance.now();
+      for (let j = 0; j < cs[i].reps; j++) cs[i].run();
+      ms[i].push((performance.now() - t) / cs[i].reps);
+    }
+  }
+  const kept = ms.map((m) => m.slice(WARM)), st = kept.map((m) => latencyStats(m));
+  const ratios = kept[1].map((t, i) => t / kept[0][i]).sort((x, y) => x - y);
+  const row = {
+    kernel: cs[0].name, reps: cs[0].reps, a: st[0], b: st[1],
+    b_over_a_time: +ratios[ratios.length >> 1].toFixed(4),
+    b_over_a_time_p10_p90: [+ratios[Math.floor(ratios.length * 0.1)].toFixed(4), +ratios[Math.floor(ratios.length * 0.9)].toFixed(4)],
+  };
+  results.push(row);
+  console.log(`  ${row.kernel.padEnd(30)} a ${(st[0].median_ms * 1000).toFixed(1).padStart(7)} us  b ${(st[1].median_ms * 1000).toFixed(1).padStart(7)} us  b/a time ${row.b_over_a_time} [p10 ${row.b_over_a_time_p10_p90[0]}, p90 ${row.b_over_a_time_p10_p90[1]}]`);
+}
+const dir = fileURLToPath(new URL('./results/', import.meta.url));
+mkdirSync(dir, { recursive: true });
+writeFileSync(`${dir}${out}.json`, JSON.stringify({ env: { ...env, loadavgAfter: environment().loadavg }, a: { file: sides[0].file, label: sides[0].label }, b: { file: sides[1].file, label: sides[1].label }, rounds, warmup_rounds: WARM, results }, null, 2) + '\n');
+console.log(`wrote bench/results/${out}.json`);
