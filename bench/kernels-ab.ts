@@ -8,7 +8,7 @@
 // discarded; the figure is the median over the rest with its median absolute
 // deviation, and b/a is the median of the per-round time ratios.
 //
-// Usage: node --import tsx bench/kernels-ab.ts --a OLD.wasm --b NEW.wasm
+// Usage: npm run bench:kernels-ab -- --a OLD.wasm --b NEW.wasm   (node --import tsx bench/kernels-ab.ts ...)
 //          [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]
 //   OLD/NEW as for bench/qgemm-ab.ts (a build at another commit:
 //     git worktree add /tmp/wt REV && ln -s "$PWD/node_modules" /tmp/wt/ &&
