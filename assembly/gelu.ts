@@ -23,8 +23,7 @@
 // Tails: for |x| >= 5.66, Phi is exactly 0 or 1 (the true 0.5 erfc there is
 // below 7.6e-9). Any f32 input is safe: exp4 clamps; gelu(-inf) is NaN
 // (-inf * 0), as in the reference.
-import { exp4, phi4, kc, EXP_K, PHI_K, loadN, storeN } from './math';
-import { fma4 } from './simd';
+import { exp4, phi4, poly4, kc, EXP_K, PHI_K, loadN, storeN } from './math';
 
 // geluv and dgeluv take phi4's constants (PHI_K, then EXP_K), and dgeluv also
 // BWD_K's, as parameters: each kernel loads them once, before its loops (see
@@ -137,17 +136,7 @@ const RAT_K: usize = memory.data<f32>([
   Q4: v128, Q3: v128, Q2: v128, Q1: v128, Q0: v128, half: v128, lo: v128, hi: v128): v128 {
   const t = f32x4.pmin(f32x4.pmax(x, lo), hi);
   const u = f32x4.mul(t, t);
-  let p = P4;
-  p = fma4(p, u, P3);
-  p = fma4(p, u, P2);
-  p = fma4(p, u, P1);
-  p = fma4(p, u, P0);
-  let q = Q4;
-  q = fma4(q, u, Q3);
-  q = fma4(q, u, Q2);
-  q = fma4(q, u, Q1);
-  q = fma4(q, u, Q0);
-  const h = f32x4.div(f32x4.mul(t, p), q);
+  const h = f32x4.div(f32x4.mul(t, poly4(u, P4, P3, P2, P1, P0)), poly4(u, Q4, Q3, Q2, Q1, Q0));
   return f32x4.mul(x, f32x4.add(h, half));
 }
 

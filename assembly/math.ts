@@ -41,6 +41,18 @@ import { fma4 } from './simd';
   return v128.load32_splat(t + (<usize>i << 2));
 }
 
+/** c4 x^4 + c3 x^3 + c2 x^2 + c1 x + c0 by Horner's rule, one fma4 per step (the order every polynomial here is evaluated in). */
+// @ts-ignore: decorator
+@inline export function poly4(x: v128, c4: v128, c3: v128, c2: v128, c1: v128, c0: v128): v128 {
+  return fma4(fma4(fma4(fma4(c4, x, c3), x, c2), x, c1), x, c0);
+}
+
+/** Degree 5 by Horner's rule (poly4). */
+// @ts-ignore: decorator
+@inline export function poly5(x: v128, c5: v128, c4: v128, c3: v128, c2: v128, c1: v128, c0: v128): v128 {
+  return poly4(x, fma4(c5, x, c4), c3, c2, c1, c0);
+}
+
 /** End of this module's static data (the tables); src/backend/wasm.ts checks it against the heap's base. Not a kernel. */
 export function static_data_end(): usize {
   return __heap_base;
@@ -120,12 +132,7 @@ export const EXP_K: usize = memory.data<f32>([
   const k = f32x4.sub(t, magic);
   let r = fma4(k, c1, xc);
   r = fma4(k, c2, r);
-  let p = p5;
-  p = fma4(p, r, p4);
-  p = fma4(p, r, p3);
-  p = fma4(p, r, p2);
-  p = fma4(p, r, p1);
-  p = fma4(p, r, p0);
+  const p = poly5(r, p5, p4, p3, p2, p1, p0);
   const e = f32x4.add(fma4(p, f32x4.mul(r, r), r), one);
   // 2^k: add k (= bits(t) - bits(magic)) to the exponent field of e
   const scaled = i32x4.add(e, i32x4.shl(i32x4.sub(t, magic), 23));
@@ -181,24 +188,10 @@ export const PHI_K: usize = memory.data<f32>([
   const a = f32x4.abs(x);
   // |x| < 1: Phi = 0.5 + x R(x^2)
   const s = f32x4.mul(x, x);
-  let p = r5;
-  p = fma4(p, s, r4);
-  p = fma4(p, s, r3);
-  p = fma4(p, s, r2);
-  p = fma4(p, s, r1);
-  p = fma4(p, s, r0);
-  const near = fma4(x, p, half);
+  const near = fma4(x, poly5(s, r5, r4, r3, r2, r1, r0), half);
   // |x| >= 1: 0.5 erfc(|x|/sqrt2) = 0.5 exp(Q(|x|)), |x| clamped to 5.66 and zeroed beyond
   const ac = f32x4.pmin(a, cut);
-  let q = q8;
-  q = fma4(q, ac, q7);
-  q = fma4(q, ac, q6);
-  q = fma4(q, ac, q5);
-  q = fma4(q, ac, q4);
-  q = fma4(q, ac, q3);
-  q = fma4(q, ac, q2);
-  q = fma4(q, ac, q1);
-  q = fma4(q, ac, q0);
+  const q = poly4(ac, fma4(fma4(fma4(fma4(q8, ac, q7), ac, q6), ac, q5), ac, q4), q3, q2, q1, q0);
   let hc = f32x4.mul(half, exp4(q, lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one));
   hc = v128.andnot(hc, f32x4.ge(a, cut));
   // x < 0: Phi = 0.5 erfc; x > 0: Phi = 1 - 0.5 erfc (no cancellation in the left tail)
