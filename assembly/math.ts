@@ -5,29 +5,32 @@
 // same code on a partly filled vector, giving bit-identical results whatever
 // the alignment or length.
 //
-// The polynomials' constants are read-only tables in static memory (EXP_K,
-// PHI_K), which a kernel loads once, before its loops, into locals it passes
-// to exp4 / phi4. Why: V8 13.6 (Node 24) rebuilds a v128 constant inside the
-// loop at every use once registers run out (a 64-bit immediate moved in, then
-// two vector instructions), where V8 11.3 and 12.4 (Node 20, 22) keep it in a
-// register or a stack slot; a value loaded from memory cannot be rebuilt, so
-// every engine keeps it and at worst reloads it from the stack (one load, no
-// vector work). Measured on this AMD EPYC, the same calls on the same data
-// in one process, bits equal, against the build with v128 constants
-// (bench/kernels-ab.ts, bench/results/kernels-ab-tables-node24.json, -node22,
-// -node20): under Node 24 gelu_fwd takes 0.69x the time, gelu_bwd 0.76x,
-// softmax_fwd 0.63x, softmax_quantize_rows 0.68x, the int8 GEMM with its
-// GELU 0.88x, the float GEMM with GELU 0.91x; under Node 20 and 22 0.94x to
-// 1.01x. Reading the table at each use inside the loop instead was as fast
-// under Node 24 but made gelu_fwd 1.06x (Node 20) and 1.11x (Node 22) slower
-// (scratch A/B, not kept). The same kernel A/B in a scratch page (one run,
-// not kept): Chromium 150 0.68x-0.98x (relaxed build), Firefox ESR 140
-// 0.93x-1.05x (plain SIMD build). The tables sit in the heap's reserved first 1024 bytes (asconfig
-// memoryBase 64; src/backend/memory.ts HEAP_BASE, checked when a build is
-// loaded by src/backend/wasm.ts), are written at instantiation with the same
-// bytes by every instance (workers over one shared memory included), and no
-// kernel writes there given its documented pointers (gemm's packing buffer is
-// the backend's `scratch`, not 0).
+// The kernels' constants are read-only tables in static memory (EXP_K and
+// PHI_K here, gelu.ts's BWD_K and RAT_K, qgemm.ts's QK), which a kernel loads
+// once, before its loops, into locals it passes to the inlined helpers
+// (exp4, phi4, ...). Why: V8 13.6 (Node 24) rebuilds a v128 constant inside
+// the loop at every use once registers run out (a 64-bit immediate moved in,
+// then two vector instructions), where V8 11.3 and 12.4 (Node 20, 22) keep it
+// in a register or a stack slot; a value loaded from memory cannot be
+// rebuilt, so every engine keeps it and at worst reloads it from the stack
+// (one load, no vector work). Measured on this AMD EPYC, the same calls on
+// the same data in one process, bits equal, against the build with v128
+// constants (bench/kernels-ab.ts, bench/results/kernels-ab-tables-node24.json,
+// -node22, -node20; 100 rounds each): under Node 24 gelu_fwd takes 0.68x the
+// time, gelu_bwd 0.76x, softmax_fwd 0.64x, softmax_quantize_rows 0.65x,
+// quantize_rows 0.85x, quantize_pack_qb 0.90x (k) and 0.95x (v), the float
+// GEMM with GELU 0.92x, the int8 GEMM with its GELU 0.97x; under Node 20 and
+// 22 0.92x to 1.02x. Reading the table at each use inside the loop instead
+// was as fast under Node 24 but made gelu_fwd 1.06x (Node 20) and 1.11x
+// (Node 22) slower (scratch A/B, not kept). The polynomial kernels' A/B in a
+// scratch page (one run, not kept): Chromium 150 0.68x-0.98x (relaxed build),
+// Firefox ESR 140 0.93x-1.05x (plain SIMD build). The tables sit in the
+// heap's reserved first 1024 bytes (asconfig memoryBase 64;
+// src/backend/memory.ts HEAP_BASE, checked when a build is loaded by
+// src/backend/wasm.ts), are written at instantiation with the same bytes by
+// every instance (workers over one shared memory included), and no kernel
+// writes there given its documented pointers (gemm's packing buffer is the
+// backend's `scratch`, not 0).
 //
 // Accuracy figures below were measured by compiling these functions alone and
 // comparing with float64 references over dense grids (see the comments at each

@@ -61,6 +61,7 @@
 // operations for one multiply fewer): 1.05-1.07x.
 import { geluRationalRows } from './gelu';
 import { expRow } from './softmax';
+import { kc } from './math';
 
 /**
  * Quantize rows of x (M x K floats, row stride ldx) into qa/rowp (layout above).
@@ -156,6 +157,9 @@ export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize,
 // is nearest(t) + z as an int32 (exp4 in math.ts uses the same trick).
 const QMAGIC: f32 = 12582912;
 const QMAGIC_BITS: i32 = 0x4B400000;
+// quantizeStrip's and qsym's constants, loaded before their loops (see assembly/math.ts why): QMAGIC;
+// 127 in each byte; -127 and 127 as f32
+const QK: usize = memory.data<u32>([0x4B400000, 0x7F7F7F7F, 0xC2FE0000, 0x42FE0000]);
 
 /**
  * quantize_rows' last pass over a strip of 4 rows (K floats at s0..s3, row r
@@ -167,7 +171,7 @@ const QMAGIC_BITS: i32 = 0x4B400000;
 @inline function quantizeStrip(s0: usize, s1: usize, s2: usize, s3: usize, K: i32, dst: usize,
   i0: f32, i1: f32, i2: f32, i3: f32, o0: i32, o1: i32, o2: i32, o3: i32): void {
   const K4 = K & ~3;
-  const vm = f32x4.splat(QMAGIC), v127 = i8x16.splat(127);
+  const vm = kc(QK, 0), v127 = kc(QK, 1);
   const vi0 = f32x4.splat(i0), vi1 = f32x4.splat(i1), vi2 = f32x4.splat(i2), vi3 = f32x4.splat(i3);
   const vo0 = i32x4.splat(o0), vo1 = i32x4.splat(o1), vo2 = i32x4.splat(o2), vo3 = i32x4.splat(o3);
   for (let k = 0; k < K4; k += 4) {
@@ -372,8 +376,9 @@ function packRow(K: i32, src: usize, alpha: f32, col: usize, sum: usize, ws: usi
   for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
   const c = chanCentre(lo, hi, mid), inv = chanParams(chanHalfRange(lo, hi, mid), alpha, ws), vinv = f32x4.splat(inv), vc = f32x4.splat(c);
   let vs = i32x4.splat(0), d = col;
+  const qlo = kc(QK, 2), qhi = kc(QK, 3);
   for (let k = 0; k < K4; k += 4) {
-    const q = qsym(f32x4.sub(v128.load(src + (<usize>k << 2)), vc), vinv);
+    const q = qsym(f32x4.sub(v128.load(src + (<usize>k << 2)), vc), vinv, qlo, qhi);
     vs = i32x4.add(vs, q);
     store<u32>(d, i32x4.extract_lane(i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q, q), i16x8.narrow_i32x4_s(q, q)), 0));
     d += 32;
@@ -427,13 +432,14 @@ function packCols8(K: i32, Kp: i32, src: usize, ldk: i32, alpha: f32, panel: usi
   const c0 = chanCentre4(lo0, hi0, mid), c1 = chanCentre4(lo1, hi1, mid ? mid + 16 : 0);
   const inv0 = chanParams4(chanHalfRange4(lo0, hi0, mid), alpha, ws), inv1 = chanParams4(chanHalfRange4(lo1, hi1, mid), alpha, ws + 16);
   let s0 = i32x4.splat(0), s1 = i32x4.splat(0), d = panel;
+  const lo = kc(QK, 2), hi = kc(QK, 3);
   p = src;
   for (let k = 0; k < Kp; k += 4) {
     // tokens past K (the last group's) give 0 bytes and add 0 to the sums
-    const qa0 = qtok(p, c0, inv0, true), qa1 = qtok(p + row, c0, inv0, k + 1 < K);
-    const qa2 = qtok(p + row * 2, c0, inv0, k + 2 < K), qa3 = qtok(p + row * 3, c0, inv0, k + 3 < K);
-    const qb0 = qtok(p + 16, c1, inv1, true), qb1 = qtok(p + row + 16, c1, inv1, k + 1 < K);
-    const qb2 = qtok(p + row * 2 + 16, c1, inv1, k + 2 < K), qb3 = qtok(p + row * 3 + 16, c1, inv1, k + 3 < K);
+    const qa0 = qtok(p, c0, inv0, true, lo, hi), qa1 = qtok(p + row, c0, inv0, k + 1 < K, lo, hi);
+    const qa2 = qtok(p + row * 2, c0, inv0, k + 2 < K, lo, hi), qa3 = qtok(p + row * 3, c0, inv0, k + 3 < K, lo, hi);
+    const qb0 = qtok(p + 16, c1, inv1, true, lo, hi), qb1 = qtok(p + row + 16, c1, inv1, k + 1 < K, lo, hi);
+    const qb2 = qtok(p + row * 2 + 16, c1, inv1, k + 2 < K, lo, hi), qb3 = qtok(p + row * 3 + 16, c1, inv1, k + 3 < K, lo, hi);
     s0 = i32x4.add(i32x4.add(s0, i32x4.add(qa0, qa1)), i32x4.add(qa2, qa3));
     s1 = i32x4.add(i32x4.add(s1, i32x4.add(qb0, qb1)), i32x4.add(qb2, qb3));
     v128.store(d, transpose4x4(i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(qa0, qa1), i16x8.narrow_i32x4_s(qa2, qa3))));
@@ -447,8 +453,8 @@ function packCols8(K: i32, Kp: i32, src: usize, ldk: i32, alpha: f32, panel: usi
 
 /** One token's 4 channels at p, quantized about c (qsym); zeros where !live. */
 // @ts-ignore: decorator
-@inline function qtok(p: usize, c: v128, inv: v128, live: bool): v128 {
-  return live ? qsym(f32x4.sub(v128.load(p), c), inv) : i32x4.splat(0);
+@inline function qtok(p: usize, c: v128, inv: v128, live: bool, lo: v128, hi: v128): v128 {
+  return live ? qsym(f32x4.sub(v128.load(p), c), inv, lo, hi) : i32x4.splat(0);
 }
 
 /** chanCentre and chanHalfRange for 4 channels at once (per lane: the same f32 operations). */
@@ -480,10 +486,10 @@ function packCols8(K: i32, Kp: i32, src: usize, ldk: i32, alpha: f32, panel: usi
   return i8x16.shuffle(b, b, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
 }
 
-/** clamp(nearest(v * inv), -127, 127) as int32 lanes (the quantize_pack_qb step). */
+/** clamp(nearest(v * inv), lo = -127, hi = 127) as int32 lanes (the quantize_pack_qb step; lo, hi from QK). */
 // @ts-ignore: decorator
-@inline function qsym(v: v128, vinv: v128): v128 {
-  const q = f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.mul(v, vinv)), f32x4.splat(-127)), f32x4.splat(127));
+@inline function qsym(v: v128, vinv: v128, lo: v128, hi: v128): v128 {
+  const q = f32x4.pmin(f32x4.pmax(f32x4.nearest(f32x4.mul(v, vinv)), lo), hi);
   return ASC_FEATURE_RELAXED_SIMD ? i32x4.relaxed_trunc_f32x4_s(q) : i32x4.trunc_sat_f32x4_s(q);
 }
 // @ts-ignore: decorator

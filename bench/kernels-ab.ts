@@ -1,6 +1,6 @@
-// Paired A/B of two relaxed builds on the kernels whose polynomial constants
-// assembly/math.ts loads from tables (exp, the exact GELU and the int8 GEMM's
-// rational GELU): the same calls on the same operands in each build, one
+// Paired A/B of two relaxed builds on the kernels whose constants come from
+// tables loaded before their loops (assembly/math.ts: exp, the exact GELU, the
+// int8 GEMM's rational GELU, the int8 quantizers): the same calls on the same operands in each build, one
 // process, one CPU, interleaved round by round (the order alternating), as
 // bench/qgemm-ab.ts does for qgemm. Before timing, every call's output must be
 // bit-identical between the builds (a constant moved to memory changes no
@@ -38,7 +38,9 @@ const pinning = pinToOneCpu(flags.cpu as string | undefined, 1);
 resolveVariant('relaxed');
 
 // DeiT-Tiny's sizes: fc1's output at 197 tokens (GELU), three heads' 197x197
-// attention scores (softmax), and fc1's GEMM at 99 tokens (a CAIT block).
+// attention scores (softmax), fc1's GEMM at 99 tokens (a CAIT block), fc2's
+// input at 99 tokens (quantize_rows) and one head's k and v at 197 tokens
+// (quantize_pack_qb, as src/quant/attention.ts calls it).
 const GN = 197 * 768, SR = 3 * 197, SC = 197, M = 99, K = 192, N = 768;
 interface Case { name: string; reps: number; run(): void; out: () => Int32Array }
 function cases(be: WasmBackend): Case[] {
@@ -54,6 +56,9 @@ function cases(be: WasmBackend): Case[] {
   const qa2 = be.alloc(qRowsBytes(M, K) / 4), rp2 = be.alloc(2 * M);
   be.run('pack_qb', K, N, w8, K, wp);
   be.run('quantize_rows', a, K, M, K, qa2, rp2);
+  const T = 197, W = 576, D = 64, qkv = put(rand(T * W, 7).map((v) => v * 4));
+  const dk = be.alloc(qPackedBytes(D, T) / 4), sk = be.alloc(T + 8), dv = be.alloc(qPackedBytes(T, D) / 4), sv = be.alloc(D + 8), mid = be.alloc(D + 8);
+  const f2 = put(rand(M * N, 8).map((v) => v * 6)), qa3 = be.alloc(qRowsBytes(M, N) / 4), rp3 = be.alloc(2 * M);
   const read = (p: number, n: number) => () => be.readI32(p, n); // bits
   return [
     { name: 'gelu_fwd 197x768', reps: 20, run: () => { be.run('gelu_fwd', x, y, GN); }, out: read(y, GN) },
@@ -63,6 +68,9 @@ function cases(be: WasmBackend): Case[] {
     { name: 'softmax_quantize_rows 591x197', reps: 20, run: () => { be.write(s, S); be.run('softmax_quantize_rows', s, SR, SC, qa, rp); }, out: () => Int32Array.from([...be.readI32(rp, 2 * SR), ...be.readI32(qa, Math.ceil(qRowsBytes(SR, SC) / 4))]) },
     { name: 'gemm NN+GELU 99x192x768', reps: 5, run: () => { be.run('gemm', NN | GELU, M, N, K, 1, a, K, 0, w, N, 0, 0, c, N, 0, 1, 0, be.scratch); }, out: read(c, M * N) },
     { name: 'qgemm+GELU 99x192x768', reps: 10, run: () => { be.run('qgemm', M, N, K, qa2, rp2, wp, ws, 0, c, N, QGEMM_GELU); }, out: read(c, M * N) },
+    { name: 'quantize_rows 99x768', reps: 50, run: () => { be.run('quantize_rows', f2, N, M, N, qa3, rp3); }, out: () => Int32Array.from([...be.readI32(qa3, qRowsBytes(M, N) / 4), ...be.readI32(rp3, 2 * M)]) },
+    { name: 'quantize_pack_qb k 64x197', reps: 100, run: () => { be.run('quantize_pack_qb', D, T, qkv + 4 * 192, 1, W, 0.125, dk, sk, 0); }, out: () => Int32Array.from([...be.readI32(dk, qPackedBytes(D, T) / 4), ...be.readI32(sk, T)]) },
+    { name: 'quantize_pack_qb v 197x64', reps: 100, run: () => { be.run('quantize_pack_qb', T, D, qkv + 4 * 384, W, 1, 1, dv, sv, mid); }, out: () => Int32Array.from([...be.readI32(dv, qPackedBytes(T, D) / 4), ...be.readI32(sv, D), ...be.readI32(mid, D)]) },
   ];
 }
 
