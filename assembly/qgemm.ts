@@ -157,9 +157,9 @@ export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize,
 // is nearest(t) + z as an int32 (exp4 in math.ts uses the same trick).
 const QMAGIC: f32 = 12582912;
 const QMAGIC_BITS: i32 = 0x4B400000;
-// quantizeStrip's and qsym's constants, loaded before their loops (see assembly/math.ts why): QMAGIC;
-// 127 in each byte; -127 and 127 as f32
-const QK: usize = memory.data<u32>([0x4B400000, 0x7F7F7F7F, 0xC2FE0000, 0x42FE0000]);
+// quantizeStrip's and qsym's constants, loaded before their loops (see
+// assembly/math.ts why): QMAGIC; 127 in each byte; -127 and 127 (f32 bits)
+const QK: usize = memory.data<u32>([QMAGIC_BITS, 0x7F7F7F7F, 0xC2FE0000, 0x42FE0000]);
 
 /**
  * quantize_rows' last pass over a strip of 4 rows (K floats at s0..s3, row r
