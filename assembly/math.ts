@@ -16,11 +16,11 @@
 // (one load, no vector work). Measured on this AMD EPYC, the same calls on
 // the same data in one process, bits equal, against the build with v128
 // constants (bench/kernels-ab.ts, bench/results/kernels-ab-tables-node24.json,
-// -node22, -node20; 100 rounds each): under Node 24 gelu_fwd takes 0.68x the
-// time, gelu_bwd 0.76x, softmax_fwd 0.64x, softmax_quantize_rows 0.65x,
-// quantize_rows 0.85x, quantize_pack_qb 0.90x (k) and 0.95x (v), the float
-// GEMM with GELU 0.92x, the int8 GEMM with its GELU 0.97x; under Node 20 and
-// 22 0.92x to 1.02x. Reading the table at each use inside the loop instead
+// -node22, -node20; 100 rounds each): under Node 24 gelu_fwd takes 0.55x the
+// time (0.68x in an earlier run), gelu_bwd 0.76x, softmax_fwd 0.64x,
+// softmax_quantize_rows 0.62x, quantize_rows 0.84x, quantize_pack_qb 0.91x
+// (k) and 0.95x (v), the float GEMM with GELU 0.92x, the int8 GEMM with its
+// GELU 0.97x; under Node 20 and 22 0.93x to 1.02x. Reading the table at each use inside the loop instead
 // was as fast under Node 24 but made gelu_fwd 1.06x (Node 20) and 1.11x
 // (Node 22) slower (scratch A/B, not kept). The polynomial kernels' A/B in a
 // scratch page (one run, not kept): Chromium 150 0.68x-0.98x (relaxed build),

@@ -145,8 +145,10 @@ export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize,
     }
     const s0 = x + <usize>i * row, s1 = live > 1 ? s0 + row : s0, s2 = live > 2 ? s1 + row : s1, s3 = live > 3 ? s2 + row : s2;
     const dst = qa + <usize>(i >> 2) * strip;
-    quantizeStrip(s0, s1, s2, s3, cols, dst, 127, live > 1 ? 127 : 0, live > 2 ? 127 : 0, live > 3 ? 127 : 0,
-      QMAGIC_BITS, QMAGIC_BITS, QMAGIC_BITS, QMAGIC_BITS);
+    // 127 and QMAGIC_BITS read from QK, not literals: as constants their
+    // splats would be rebuilt inside quantizeStrip's loop (see assembly/math.ts)
+    const i127 = load<f32>(QK, 12), om = load<i32>(QK);
+    quantizeStrip(s0, s1, s2, s3, cols, dst, i127, live > 1 ? i127 : 0, live > 2 ? i127 : 0, live > 3 ? i127 : 0, om, om, om, om);
     if (live < 4) zeroRows(dst, Kp, live);
   }
 }
