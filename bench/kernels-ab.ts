@@ -22,10 +22,11 @@ import { fileURLToPath } from 'node:url';
 import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
 import { NN, GELU, QGEMM_GELU, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
 import { quantizeWeight } from '../src/quant/int8.js';
-import { environment, latencyStats } from '../src/util/timing.js';
+import { environment } from '../src/util/timing.js';
 import { parseArgs } from '../src/cli/args.js';
 import { rand } from './operands.js';
 import { pinToOneCpu } from './pin.js';
+import { pairedRounds, abSummary } from './ab.js';
 
 const WARM = 5;
 const { flags } = parseArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' });
@@ -85,21 +86,8 @@ for (let ci = 0; ci < sides[0].cases.length; ci++) {
   const cs = sides.map((s) => s.cases[ci]);
   const outs = cs.map((c) => { c.run(); return c.out(); });
   if (outs[0].length !== outs[1].length || outs[0].some((v, i) => v !== outs[1][i])) throw new Error(`${cs[0].name}: the two builds' outputs differ: not a speed A/B`);
-  const ms: number[][] = [[], []];
-  for (let r = 0; r < rounds; r++) {
-    for (const i of r % 2 ? [1, 0] : [0, 1]) {
-      const t = performance.now();
-      for (let j = 0; j < cs[i].reps; j++) cs[i].run();
-      ms[i].push((performance.now() - t) / cs[i].reps);
-    }
-  }
-  const kept = ms.map((m) => m.slice(WARM)), st = kept.map((m) => latencyStats(m));
-  const ratios = kept[1].map((t, i) => t / kept[0][i]).sort((x, y) => x - y);
-  const row = {
-    kernel: cs[0].name, reps: cs[0].reps, a: st[0], b: st[1],
-    b_over_a_time: +ratios[ratios.length >> 1].toFixed(4),
-    b_over_a_time_p10_p90: [+ratios[Math.floor(ratios.length * 0.1)].toFixed(4), +ratios[Math.floor(ratios.length * 0.9)].toFixed(4)],
-  };
+  const ab = abSummary(pairedRounds([() => cs[0].run(), () => cs[1].run()], rounds, WARM, cs[0].reps)), st = [ab.a, ab.b];
+  const row = { kernel: cs[0].name, reps: cs[0].reps, ...ab };
   results.push(row);
   console.log(`  ${row.kernel.padEnd(30)} a ${(st[0].median_ms * 1000).toFixed(1).padStart(7)} us  b ${(st[1].median_ms * 1000).toFixed(1).padStart(7)} us  b/a time ${row.b_over_a_time} [p10 ${row.b_over_a_time_p10_p90[0]}, p90 ${row.b_over_a_time_p10_p90[1]}]`);
 }

@@ -28,10 +28,11 @@ import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
 import { quantizeWeight } from '../src/quant/int8.js';
-import { environment, latencyStats } from '../src/util/timing.js';
+import { environment } from '../src/util/timing.js';
 import { parseArgs } from '../src/cli/args.js';
 import { rand, int8Run } from './operands.js';
 import { pinToOneCpu } from './pin.js';
+import { pairedRounds, abSummary } from './ab.js';
 
 // M x K x N: the ViT-Tiny qkv shape at 197 tokens (4-row strips and a 1-row
 // tail), 200 (no tail), and the 2-row strips of the int8 prefix rows
@@ -60,21 +61,13 @@ for (const [M, K, N] of SHAPES) {
   // about 5 ms of calls per side and round (at 50 GMAC/s): shorter rounds
   // leave the per-round ratio to the timer and to single interruptions
   const reps = Math.max(1, Math.round(5e6 / (M * N * K / 50)));
-  const ms: number[][] = [[], []];
-  for (let r = 0; r < rounds; r++) {
-    for (const i of r % 2 ? [1, 0] : [0, 1]) {
-      const t = performance.now();
-      for (let j = 0; j < reps; j++) runs[i].gemm();
-      ms[i].push((performance.now() - t) / reps);
-    }
-  }
+  const t = pairedRounds([() => runs[0].gemm(), () => runs[1].gemm()], rounds, WARM, reps);
   for (const run of runs) run.free();
-  const kept = ms.map((m) => m.slice(WARM)), st = kept.map((m) => latencyStats(m));
-  const ratios = kept[1].map((t, i) => t / kept[0][i]).sort((x, y) => x - y);
+  const ab = abSummary(t), st = [ab.a, ab.b];
   const gops = (t: number) => +((2 * M * N * K) / t / 1e6).toFixed(1);
   const row = {
     M, K, N, reps, a: { ...st[0], gops: gops(st[0].median_ms) }, b: { ...st[1], gops: gops(st[1].median_ms) },
-    b_over_a_time: +ratios[ratios.length >> 1].toFixed(4), b_over_a_time_p10_p90: [+ratios[Math.floor(ratios.length * 0.1)].toFixed(4), +ratios[Math.floor(ratios.length * 0.9)].toFixed(4)],
+    b_over_a_time: ab.b_over_a_time, b_over_a_time_p10_p90: ab.b_over_a_time_p10_p90,
   };
   results.push(row);
   console.log(`  ${`${M}x${K}x${N}`.padEnd(12)} a ${row.a.gops.toFixed(1).padStart(6)} GOP/s (±${(st[0].spread * 100).toFixed(1)}%)  b ${row.b.gops.toFixed(1).padStart(6)} GOP/s (±${(st[1].spread * 100).toFixed(1)}%)  b/a time ${row.b_over_a_time} [p10 ${row.b_over_a_time_p10_p90[0]}, p90 ${row.b_over_a_time_p10_p90[1]}]`);

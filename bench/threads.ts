@@ -33,6 +33,7 @@ import { quantizeLoaded } from '../src/quant/format.js';
 import { quantizeModel } from '../src/quant/int8.js';
 import { latencyStats, environment } from '../src/util/timing.js';
 import { Rng } from '../src/util/rng.js';
+import { pairedRounds } from './ab.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -93,20 +94,11 @@ for (const c of cases) {
   const t0 = performance.now(); plans[0].run(data); const once = performance.now() - t0;
   const runs = Math.max(8, Math.min(400, Math.round((quick ? 500 : 2000) / Math.max(once, 0.01))));
   const warmup = Math.max(2, Math.round(runs / 10));
-  const times: number[][] = [[], []], ratios: number[] = [];
   const split0 = pool.splitCalls, solo0 = pool.soloCalls;
-  for (let r = 0; r < warmup + runs; r++) {
-    const t = [0, 0];
-    for (const k of r % 2 ? [1, 0] : [0, 1]) {
-      const s = performance.now();
-      plans[k].run(data);
-      t[k] = performance.now() - s;
-    }
-    if (r >= warmup) { times[0].push(t[0]); times[1].push(t[1]); ratios.push(t[1] / t[0]); }
-  }
+  const t = pairedRounds([() => { plans[0].run(data); }, () => { plans[1].run(data); }], warmup + runs, warmup);
   const splitPerRun = (pool.splitCalls - split0) / (warmup + runs), soloPerRun = (pool.soloCalls - solo0) / (warmup + runs);
-  const one = latencyStats(times[0]), pl = latencyStats(times[1]);
-  const ratio = pl.median_ms / one.median_ms, pairRatio = latencyStats(ratios).median_ms;
+  const one = latencyStats(t.a), pl = latencyStats(t.b);
+  const ratio = pl.median_ms / one.median_ms, pairRatio = latencyStats(t.ratios).median_ms;
   const ok = c.batch === 1 ? ratio <= LIMITS.b1_pool_vs_one : 1 / ratio >= LIMITS.b8_speedup;
   if (!ok) failures++;
   const row = {
