@@ -20,9 +20,10 @@
 // time (0.68x in an earlier run), gelu_bwd 0.76x, softmax_fwd 0.64x,
 // softmax_quantize_rows 0.62x, quantize_rows 0.84x, quantize_pack_qb 0.91x
 // (k) and 0.95x (v), the float GEMM with GELU 0.92x, the int8 GEMM with its
-// GELU 0.97x; under Node 20 and 22 0.93x to 1.02x. Reading the table at each use inside the loop instead
-// was as fast under Node 24 but made gelu_fwd 1.06x (Node 20) and 1.11x
-// (Node 22) slower (scratch A/B, not kept). The polynomial kernels' A/B in a
+// GELU 0.97x; under Node 20 and 22 0.93x to 1.02x. Reading the table at
+// each use inside the loop instead was as fast under Node 24 but made
+// gelu_fwd 1.06x (Node 20) and 1.11x (Node 22) slower (scratch A/B, not
+// kept). The polynomial kernels' A/B in a
 // scratch page (one run, not kept): Chromium 150 0.68x-0.98x (relaxed build),
 // Firefox ESR 140 0.93x-1.05x (plain SIMD build). The tables sit in the
 // heap's reserved first 1024 bytes (asconfig memoryBase 64;
@@ -194,7 +195,7 @@ export const PHI_K: usize = memory.data<f32>([
   const near = fma4(x, poly5(s, r5, r4, r3, r2, r1, r0), half);
   // |x| >= 1: 0.5 erfc(|x|/sqrt2) = 0.5 exp(Q(|x|)), |x| clamped to 5.66 and zeroed beyond
   const ac = f32x4.pmin(a, cut);
-  const q = poly4(ac, fma4(fma4(fma4(fma4(q8, ac, q7), ac, q6), ac, q5), ac, q4), q3, q2, q1, q0);
+  const q = poly4(ac, poly4(ac, q8, q7, q6, q5, q4), q3, q2, q1, q0); // degree 8, the same Horner steps
   let hc = f32x4.mul(half, exp4(q, lo, hi, magic, log2e, c1, c2, p5, p4, p3, p2, p1, p0, one));
   hc = v128.andnot(hc, f32x4.ge(a, cut));
   // x < 0: Phi = 0.5 erfc; x > 0: Phi = 1 - 0.5 erfc (no cancellation in the left tail)
