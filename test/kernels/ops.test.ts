@@ -245,7 +245,9 @@ export function phi_n(x: usize, y: usize, n: i32): void {
     e(0), e(1), e(2), e(3), e(4), e(5), e(6), e(7), e(8), e(9), e(10), e(11)));
 }`;
   let bin: Uint8Array | null = null;
-  const res = await asc.main(['assembly/__probe.ts', '--baseDir', root, '--runtime', 'stub', '--importMemory', '--memoryBase', '64',
+  // the tables' place as the builds have it (asconfig.json's memoryBase)
+  const memoryBase = String(JSON.parse(readFileSync(resolve(root, 'asconfig.json'), 'utf8')).options.memoryBase);
+  const res = await asc.main(['assembly/__probe.ts', '--baseDir', root, '--runtime', 'stub', '--importMemory', '--memoryBase', memoryBase,
     '--enable', 'simd', ...(relaxed ? ['--enable', 'relaxed-simd'] : []), '-O3', '--noAssert', '-o', 'probe.wasm'], {
     readFile: (f, base) => {
       if (f.endsWith('__probe.ts')) return PROBE;
