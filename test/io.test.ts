@@ -258,10 +258,15 @@ st('writeSafetensorsFile is atomic: no temp files, failures keep the old file', 
   assert.equal(readFileSync(p), before);
   assert.equal(readdirSync(dir), ['ckpt.safetensors']);
 
-  // Missing directory: error naming the path, nothing created.
+  // Missing folders are made (as export, quantize and compress always did); a file on the way is refused before writing.
   const missing = join(dir, 'no', 'such', 'x.safetensors');
-  throwsWith(() => writeSafetensorsFile(missing, v1), SafetensorsError, [missing, 'could not write'], 'missing dir');
+  writeSafetensorsFile(missing, v1);
+  assert.equal(readdirSync(join(dir, 'no', 'such')), ['x.safetensors']);
+  rmSync(join(dir, 'no'), { recursive: true });
+  const under = join(dir, 'ckpt.safetensors', 'x.safetensors');
+  throwsWith(() => writeSafetensorsFile(under, v1), SafetensorsError, [under, 'ckpt.safetensors\' is a file, not a folder'], 'file on the way');
   assert.equal(readdirSync(dir), ['ckpt.safetensors']);
+  assert.equal(readFileSync(p), before);
 
   // Rename fails (target is a non-empty directory) after the temp file was written: temp removed.
   const asDir = join(dir, 'taken');

@@ -1,6 +1,6 @@
 // load() in Node: models and images from paths, file: or http(s) URLs or
 // bytes; the WASM kernels from the package's build/ folder (or `wasm`).
-import { readFileSync, statSync } from 'node:fs';
+import { readInput } from '../io/input.js';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../backend/backend.js';
 import { WasmBackend, loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../backend/wasm.js';
@@ -18,17 +18,10 @@ const isUrl = (s: string) => /^(https?|file|data|blob):/i.test(s);
 
 async function fetchBytes(url: string | URL): Promise<Uint8Array> {
   const u = new URL(url);
-  if (u.protocol === 'file:') return readFileSync(fileURLToPath(u));
+  if (u.protocol === 'file:') return readInput(fileURLToPath(u), 'file');
   const res = await fetch(u);
   if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
   return new Uint8Array(await res.arrayBuffer());
-}
-
-function readPath(path: string, what: string): Uint8Array {
-  let st;
-  try { st = statSync(path); } catch { throw new Error(`${what} '${path}' not found`); }
-  if (st.isDirectory()) throw new Error(`${what} '${path}' is a folder; expected a .safetensors file`);
-  return readFileSync(path);
 }
 
 const isBlob = (x: unknown): x is BlobLike => typeof (x as BlobLike)?.arrayBuffer === 'function' && typeof (x as BlobLike).size === 'number';
@@ -68,7 +61,7 @@ async function wasmBytes(w: NonNullable<LoadOptions['wasm']>, variant: WasmVaria
     return { bytes: await fetchBytes(u), name: u.href };
   }
   const p = dir ? `${s}cait.${variant}.wasm` : s;
-  return { bytes: readPath(p, 'wasm file'), name: p };
+  return { bytes: readInput(p, 'wasm file', 64 * 2 ** 20), name: p };
 }
 
 const platform: Platform = {

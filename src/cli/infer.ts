@@ -104,13 +104,16 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   const inFile = need(f.input, 'input'), outFile = need(f.out, 'out');
   const inputs = [{ flag: '--model', path: f.model }, { flag: '--input', path: inFile }];
   checkOutputFlag('out', outFile, inputs);
-  const pv = readSafetensorsFile(inFile).tensors.get('pixel_values');
-  if (!pv) throw new UsageError(`${inFile}: no tensor 'pixel_values'`);
   const cfg = model.cfg;
   if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: forward writes class logits [B, classes]; use cait segment`);
+  // the file's contents are data (exit 1), not usage
+  const tensors = readSafetensorsFile(inFile, '--input file').tensors, pv = tensors.get('pixel_values');
+  if (!pv) throw new Error(`${inFile}: no tensor 'pixel_values' (the file holds ${tensors.size ? [...tensors.keys()].map((k) => `'${k}'`).join(', ') : 'no tensors'})`);
   const want = [cfg.inChans, cfg.imgSize, cfg.imgSize];
-  if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]))
-    throw new UsageError(`${inFile}: tensor 'pixel_values' has shape [${pv.shape}], expected [B, ${want}]`);
+  if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]) || pv.shape[0] < 1)
+    throw new Error(`${inFile}: tensor 'pixel_values' has shape [${pv.shape}], expected [B, ${want}] with B >= 1`);
+  const bad = pv.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`${inFile}: tensor 'pixel_values' holds ${pv.data[bad]} at element ${bad}; inputs must be finite`);
   checkBatchBytes(cfg, pv.shape[0], `--input ${inFile}: pixel_values batch`);
   const logits = await forwardLogits(model, () => Tensor.from(pv.data, pv.shape));
   writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model! }, inputs);

@@ -9,7 +9,8 @@
 //       one point per model, the Pareto front dashed. Input: the JSON line of
 //       `cait demo --json` ({"models": [{label, accuracy, macs, median_ms, ...}]},
 //       also the whole captured stdout) or a list of {label, accuracy, median_ms}.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { readInputText } from '../io/input.js';
 import { writeFileAtomic } from '../io/output.js';
 import { basename, dirname, join } from 'node:path';
 import { JSON_FLAG, UsageError, command, type Flags } from './flags.js';
@@ -24,9 +25,8 @@ export interface Run { name: string; rows: Array<Record<string, number>> }
 /** Reads a log (JSON Lines of numeric fields); a bad line is an error naming file and line. */
 export function readLog(path: string): Run {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'log.jsonl') : path;
-  if (!existsSync(file)) throw new Error(`${file}: not found`);
   const rows: Array<Record<string, number>> = [];
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+  readInputText(file, 'training log', 256 * 2 ** 20).split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let o: unknown;
     try { o = JSON.parse(line); } catch (e) { throw new Error(`${file}:${i + 1}: not JSON (${(e as Error).message})`); }
@@ -118,8 +118,7 @@ export interface TradeoffPoint { label: string; accuracy: number; median_ms?: nu
 
 /** Points from `cait demo --json` output (or a list); accuracy becomes a percentage. */
 export function readTradeoff(file: string): TradeoffPoint[] {
-  if (!existsSync(file)) throw new Error(`${file}: not found`);
-  const text = readFileSync(file, 'utf8').trim();
+  const text = readInputText(file, 'results file', 64 * 2 ** 20).trim();
   let data: unknown;
   try { data = JSON.parse(text); } catch {
     // a captured stdout: the JSON object is its last line

@@ -5,7 +5,7 @@
 // ISO/IEC 15948: §5 datastream structure, §7 scanlines and Adam7, §9 filters,
 // §11 chunk definitions, Annex D for the CRC.
 import { inflateSync, deflateSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { readInput } from './input.js';
 import jpeg from 'jpeg-js';
 
 export interface RgbaImage { width: number; height: number; data: Uint8Array }
@@ -61,8 +61,11 @@ export function decodeImage(bytes: Uint8Array, file = '<buffer>', opts: DecodeOp
   throw new ImageError(file, `unrecognized image format (${bytes.length} bytes, starting ${head || '<empty>'}); expected PNG or JPEG`);
 }
 
+/** Image files larger than this are refused before they are read (a 40-megapixel PNG is well under 1 MiB to 100 MiB). */
+export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
+
 export function readImageFile(path: string, opts?: DecodeOptions): RgbaImage {
-  return decodeImage(readFileSync(path), path, opts);
+  return decodeImage(readInput(path, 'image', MAX_IMAGE_FILE_BYTES), path, opts);
 }
 
 // ---------------------------------------------------------------- JPEG

@@ -4,14 +4,16 @@
 //   - only regular files are written: a directory, device, FIFO or socket at
 //     the path is refused (as root, `--out /dev/full` used to replace the device);
 //   - a symlink is followed: its target is replaced, the link stays;
+//   - a missing folder on the way is made (a file on the way is refused at the check);
 //   - the bytes go to `<target>.tmp-<pid>-<random>` first, are fsynced and then
 //     renamed over the target, so a reader (or a kill) sees the old file or the
 //     new one, never half of one; temporaries of the same target left by dead
 //     processes are removed first.
 // Formats-level: imports nothing above io/.
-import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { kindOf } from './input.js';
 
 export class OutputError extends Error {
   readonly file: string;
@@ -24,14 +26,6 @@ export class OutputError extends Error {
 
 /** An input of the command: its path and the flag (or role) that named it, for the message. */
 export interface NamedInput { path: string | undefined; flag: string }
-
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
 
 /** Where writing `path` lands: the file itself, or the end of its chain of symlinks (which may not exist yet). */
 export function outputTarget(path: string): string {
@@ -58,6 +52,14 @@ export function checkOutput(path: string, inputs: readonly NamedInput[] = []): s
   const target = outputTarget(path);
   const st = statOrNull(target);
   if (st && !st.isFile()) throw new OutputError(path, `${kindOf(st)}; an output must be a regular file (or a new one)`);
+  // a missing folder is made at the write; one that cannot be (a file on the way) is refused now, before any work
+  if (!st) {
+    for (let d = dirname(target); ; d = dirname(d)) {
+      const ds = statOrNull(d);
+      if (ds && !ds.isDirectory()) throw new OutputError(path, `'${d}' is ${ds.isFile() ? 'a file' : kindOf(ds)}, not a folder`);
+      if (ds || dirname(d) === d) break;
+    }
+  }
   for (const inp of inputs) {
     if (!inp.path) continue;
     const ist = statOrNull(inp.path);
@@ -98,6 +100,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array, inputs: readonl
   const target = checkOutput(path, inputs);
   cleanStaleTemporaries(target);
   const mode = statOrNull(target)?.mode ?? 0o644;
+  try { mkdirSync(dirname(target), { recursive: true }); } catch (e) { throw new OutputError(path, `could not make its folder: ${(e as Error).message}`, { cause: e }); }
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fd: number | null = null;
   try {

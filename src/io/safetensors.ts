@@ -11,8 +11,9 @@
 //   to tile the buffer exactly (no gaps, no overlaps, no trailing bytes) and
 //   end - begin == numel * sizeof(dtype); we enforce the same rules so a file
 //   we accept is one the Python library accepts too.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { writeFileAtomic, type NamedInput } from './output.js';
+import { readInput, statInput } from './input.js';
 
 export class SafetensorsError extends Error {
   readonly file: string;
@@ -61,15 +62,21 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const fmtShape = (s: readonly number[]): string => `[${s.join(',')}]`;
 
-/** Parse and validate the header without converting any data. */
-export function readSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): SafetensorsHeader {
-  const fail = (msg: string): never => { throw new SafetensorsError(file, msg); };
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header length prefix (not a safetensors file, or truncated)`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** The header length of the 8-byte prefix, checked against the limit and the file size. */
+function headerLength(prefix: Uint8Array, fileSize: number, fail: (msg: string) => never): number {
+  if (prefix.length < 8) fail(`file is ${prefix.length} bytes, shorter than the 8-byte header length prefix (not a safetensors file, or truncated)`);
+  const dv = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
   if (hi !== 0 || n > MAX_HEADER_SIZE) fail(`header length ${n} is absurd (limit ${MAX_HEADER_SIZE} bytes); not a safetensors file?`);
-  if (8 + n > bytes.length) fail(`header length ${n} exceeds the file size (${bytes.length} bytes; file truncated?)`);
+  if (8 + n > fileSize) fail(`header length ${n} exceeds the file size (${fileSize} bytes; file truncated?)`);
+  return n;
+}
+
+/** Parse and validate the header without converting any data. */
+export function readSafetensorsHeader(bytes: Uint8Array, file = '<buffer>'): SafetensorsHeader {
+  const fail = (msg: string): never => { throw new SafetensorsError(file, msg); };
+  const n = headerLength(bytes.subarray(0, 8), bytes.length, fail);
 
   let text: string;
   try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)); }
@@ -151,8 +158,23 @@ export function readSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetenso
   return { tensors, metadata: h.metadata };
 }
 
-export function readSafetensorsFile(path: string): SafetensorsContents {
-  return readSafetensors(readFileSync(path), path);
+/**
+ * A safetensors file's bytes, checked before they are read: a regular file of
+ * at most `limit` bytes (io/input.ts) whose 8-byte prefix gives a header
+ * length that fits the file (a 2 GB file claiming a 1 TiB header is refused
+ * after 8 bytes, not after reading it all). `what` names it in errors.
+ */
+export function readSafetensorsBytes(path: string, what = 'safetensors file', limit?: number): Uint8Array {
+  const size = statInput(path, what, limit).size;
+  const prefix = new Uint8Array(Math.min(8, size));
+  const fd = openSync(path, 'r');
+  try { readSync(fd, prefix, 0, prefix.length, 0); } finally { closeSync(fd); }
+  headerLength(prefix, size, (msg) => { throw new SafetensorsError(path, msg); });
+  return readInput(path, what, limit);
+}
+
+export function readSafetensorsFile(path: string, what?: string, limit?: number): SafetensorsContents {
+  return readSafetensors(readSafetensorsBytes(path, what, limit), path);
 }
 
 /**

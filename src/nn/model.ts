@@ -6,9 +6,11 @@
 // config.json beside it, from Hugging Face transformers or the timm hub, and
 // a bare timm checkpoint with an explicit preset. saveHf writes the
 // transformers layout back.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SafetensorsError, writeSafetensorsFile } from '../io/safetensors.js';
+import { SafetensorsError, readSafetensorsBytes, writeSafetensorsFile } from '../io/safetensors.js';
+import { readInputText, statInput } from '../io/input.js';
+import type { NamedInput } from '../io/output.js';
 import { hfProcessorConfig, modelFromCheckpoint, type LoadedModel, type LoadOptions } from './checkpoint.js';
 import { maxModelBytes } from './validate.js';
 import { Rng } from '../util/rng.js';
@@ -54,15 +56,11 @@ export function checkpointPaths(source: string): { weights: string; config?: str
  */
 export function loadModel(source: string, opts: LoadOptions = {}): LoadedModel {
   const p = checkpointPaths(source);
-  const size = statSync(p.weights).size, limit = maxModelBytes(opts.maxBytes);
+  const size = statInput(p.weights, 'model weights').size, limit = maxModelBytes(opts.maxBytes);
   if (size > limit) throw new SafetensorsError(p.weights, `file is ${size} bytes, over the model byte limit ${limit} (CAIT_MAX_MODEL_BYTES)`);
-  const text = (f: string | undefined): string | undefined => {
-    if (f === undefined) return undefined;
-    if (statSync(f).size > 16 * 2 ** 20) throw new SafetensorsError(f, 'config file over 16 MiB');
-    return readFileSync(f, 'utf8');
-  };
+  const text = (f: string | undefined): string | undefined => (f === undefined ? undefined : readInputText(f, 'model config', 16 * 2 ** 20));
   return modelFromCheckpoint({
-    weights: readFileSync(p.weights), config: text(p.config), preprocessorConfig: text(p.preprocessorConfig),
+    weights: readSafetensorsBytes(p.weights, 'model weights', limit), config: text(p.config), preprocessorConfig: text(p.preprocessorConfig),
     configName: p.config, preprocessorConfigName: p.preprocessorConfig,
   }, opts, p.weights);
 }
@@ -83,11 +81,11 @@ function assertFinite(file: string, named: Array<[string, { toArray(): Float32Ar
  * preprocessing) in __metadata__.config, `extra` metadata beside it. Written
  * atomically; refuses non-finite weights.
  */
-export function saveModel(file: string, model: VisionTransformer, extra: Record<string, string> = {}): void {
+export function saveModel(file: string, model: VisionTransformer, extra: Record<string, string> = {}, inputs: readonly NamedInput[] = []): void {
   const named = model.namedParameters();
   const data = assertFinite(file, named);
   const tensors = new Map(named.map(([n, p]) => [n, { shape: p.shape, data: data.get(n)! }]));
-  writeSafetensorsFile(file, tensors, { format: 'pt', config: JSON.stringify(model.cfg), ...extra });
+  writeSafetensorsFile(file, tensors, { format: 'pt', config: JSON.stringify(model.cfg), ...extra }, inputs);
 }
 
 /**

@@ -176,7 +176,7 @@ export function train(model: Trainable, data: TrainData, o: TrainOptions): Epoch
         if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
           zeroGrad(params);
           const what = `non-finite ${Number.isFinite(loss) ? 'gradient (norm ' + norm + ')' : 'loss (' + loss + ')'} at epoch ${epoch + 1}, step ${opt.step + 1} (lr ${lr.toExponential(2)})`;
-          if (!nanSkip) throw new NonFiniteError(`${what}: training stopped; ${existsSync(files.checkpoint) ? `the last good checkpoint (${files.checkpoint}) is kept as it was` : 'nothing was saved'}. A lower --lr, or --nan skip to skip such batches`);
+          if (!nanSkip) throw new NonFiniteError(`${what}: training stopped; ${existsSync(files.checkpoint) ? `the last good checkpoint (${files.checkpoint}) is kept as it was` : resumed ? `${files.model} holds the model as resumed from ${o.resume}` : 'nothing was saved'}. A lower --lr, or --nan skip to skip such batches`);
           skipped++;
           continue;
         }
@@ -271,12 +271,13 @@ function saveBoth(files: { model: string; checkpoint: string }, model: Trainable
 }
 
 function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW): TrainState {
-  const { tensors, metadata } = readSafetensorsFile(file);
+  const { tensors, metadata } = readSafetensorsFile(file, 'checkpoint');
   if (!metadata.train_state) throw new SafetensorsError(file, 'not a training checkpoint (no train_state in __metadata__)');
   let st: TrainState & { optimStep: number };
   try { st = JSON.parse(metadata.train_state) as TrainState & { optimStep: number }; } catch (e) { throw new SafetensorsError(file, `train_state is not JSON (${(e as Error).message})`); }
-  if (!st || typeof st !== 'object' || !Number.isInteger(st.epoch) || st.epoch < 0 || !Number.isInteger(st.optimStep) || st.optimStep < 0 || !st.rng)
-    throw new SafetensorsError(file, `train_state: expected {epoch, step, optimStep, rng, ...}, got ${metadata.train_state.slice(0, 120)}`);
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!st || typeof st !== 'object' || !count(st.epoch) || !count(st.step) || !count(st.optimStep) || !st.rng)
+    throw new SafetensorsError(file, `train_state: expected {epoch, step, optimStep, rng, ...} with non-negative integer counts, got ${metadata.train_state.slice(0, 120)}`);
   if (st.batch !== undefined && (!Number.isInteger(st.batch) || st.batch < 0 || !st.epochRng))
     throw new SafetensorsError(file, `train_state: a mid-epoch checkpoint needs an integer batch and epochRng`);
   for (const [n, p] of named) {
@@ -285,6 +286,8 @@ function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW
       if (!t) throw new SafetensorsError(file, `checkpoint lacks tensor '${key}'`);
       if (t.data.length !== p.size) throw new SafetensorsError(file, `tensor '${key}' has shape [${t.shape}], expected [${p.shape}]`);
       for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) throw new SafetensorsError(file, `tensor '${key}' has a non-finite value (${t.data[i]}) at ${i}`);
+      // Adam's second moment is a mean of squares: a negative one gives NaN at the first step
+      if (key.startsWith('optim.v.')) for (let i = 0; i < t.data.length; i++) if (t.data[i] < 0) throw new SafetensorsError(file, `tensor '${key}' holds ${t.data[i]} at ${i}; a second moment must be >= 0`);
       dst.write(t.data);
     }
   }
