@@ -3,11 +3,11 @@
 // case); a few spawn the real entry to check exit codes and the bin's symlink.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
 import { cait, caitProcess } from './cait.js';
 import { close } from './util.js';
 import { loadModel } from '../src/nn/model.js';
@@ -55,8 +55,21 @@ test('bad files: corrupt model and wrong input shape give clear errors (exit 1)'
   assert.is(a.code, 1);
   assert.match(a.stderr, /bad\.safetensors/);
   const b = await cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', join(FIX, 'model.safetensors'), '--out', join(dir, 'o.safetensors'));
-  assert.is(b.code, 2);
-  assert.match(b.stderr, /no tensor 'pixel_values'/);
+  assert.is(b.code, 1);
+  assert.match(b.stderr, /no tensor 'pixel_values' \(the file holds '/);
+  // a batch of 0, a NaN pixel and a device as --input: data errors naming the file, nothing written
+  const x = readSafetensorsFile(join(FIX, 'input.safetensors')).tensors.get('pixel_values')!;
+  const empty = join(dir, 'b0.safetensors'), nan = join(dir, 'nan.safetensors'), o = join(dir, 'never.safetensors');
+  writeSafetensorsFile(empty, { pixel_values: { shape: [0, ...x.shape.slice(1)], data: new Float32Array(0) } });
+  const d = x.data.slice(); d[7] = NaN;
+  writeSafetensorsFile(nan, { pixel_values: { shape: x.shape, data: d } });
+  for (const [file, msg] of [[empty, /b0\.safetensors: tensor 'pixel_values' has shape \[0,.*with B >= 1/], [nan, /nan\.safetensors: tensor 'pixel_values' holds NaN at element 7/],
+    ['/dev/zero', /\/dev\/zero: is a device; the --input file must be a regular file/]] as const) {
+    const r = await cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', file, '--out', o);
+    assert.is(r.code, 1, `${file}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+    assert.not.ok(existsSync(o), `${file}: no output`);
+  }
 });
 
 test('macs: DeiT-Tiny 1.25 G dense, 0.65 G with h@3,v@6 (within 1%)', async () => {
@@ -89,6 +102,14 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   const badPrune = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);
   assert.is(badPrune.code, 2);
   assert.match(badPrune.stderr, /--prune must be one of search, uniform, mlp, got 'heads'/);
+  // --data is checked before anything is searched or written: the existing --out is kept
+  writeFileSync(out, 'precious');
+  for (const [data, code] of [['no-such-data', 2], [join(FIX, 'model.safetensors'), 2]] as const) {
+    const r = await cait('compress', '--model', join(ROOT, 'models/fmnist-dense.safetensors'), '--structure-only', '--target-macs', '1.5', '--prune', 'uniform', '--runs', '1', '--data', data, '--out', out);
+    assert.is(r.code, code, r.stderr);
+    assert.match(r.stderr, /--data/);
+    assert.is(readFileSync(out, 'utf8'), 'precious', `--data ${data}: --out untouched`);
+  }
 });
 
 test('eval --data fashion-mnist --json: the same scores as an image folder (top-1, top-5, per class, confusion), accuracy and n as before', async () => {

@@ -97,6 +97,7 @@ test('end to end: train, eval, plot --confusion, quantize, compress and predict 
   assert.ok(c.json.mac_ratio >= 1.7 * 0.97, `MAC ratio ${c.json.mac_ratio}`);
   for (const k of ['dense', 'compressed']) assert.ok(c.json[k].accuracy >= 0 && c.json[k].accuracy <= 1 && c.json[k].latencyMs > 0, k);
   assert.equal(loadModel(comp).model.cfg.classes, names, 'the compressed model keeps the folder classes');
+  assert.equal(readdirSync(root).filter((n) => n.startsWith('.compress-')), [], 'the stages\' scratch folder is removed');
 
   const img = join(data, 'val', 'Bag', readdirFirst(join(data, 'val', 'Bag')));
   const p = await cait('predict', '--model', comp, '--image', img, '--top', '3', '--json');

@@ -182,6 +182,23 @@ test('cait plot: writes the SVGs, prints the JSON line, refuses bad usage', asyn
   r = await cli('--log', join(dir, 'missing.jsonl'), '--out', out);
   assert.is(r.status, 1);
   assert.match(r.stderr, /missing\.jsonl: not found/);
+  r = await cli('--log', '/dev/zero', '--out', out);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /\/dev\/zero: is a device; the training log must be a regular file/);
+});
+
+test('cait plot --confusion: past 60 classes one pixel per cell in an embedded PNG (1000 classes: small, quick)', async () => {
+  const K = 1000, confusion = Array.from({ length: K }, (_, i) => Array.from({ length: K }, (_, j) => (i === j ? 50 : (i * 7 + j) % 97 === 0 ? 3 : 0)));
+  const file = join(dir, 'eval1000.json'), out = join(dir, 'conf1000.svg');
+  writeFileSync(file, JSON.stringify({ classes: confusion.map((_, i) => `c${i}`), confusion }));
+  const r = await cli('--confusion', file, '--out', out, '--json');
+  assert.is(r.status, 0, r.stderr);
+  const svg = readFileSync(out, 'utf8');
+  checkXml(svg);
+  assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!), { out, kind: 'confusion', points: K * K, bytes: svg.length });
+  assert.match(svg, /<image [^>]*width="1000" height="1000" href="data:image\/png;base64,/);
+  assert.ok(svg.length < 200_000, `${svg.length} bytes`);
+  assert.not.match(svg, /<rect [^>]*fill="rgb/, 'no cell per class');
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,8 +8,10 @@
 //                analytic choice), save that (randomly initialised) compact
 //                model, and measure its speed against the dense one.
 import { dirname, join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../io/output.js';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic, type NamedInput } from '../io/output.js';
+import { quantizeModel } from '../quant/int8.js';
+import { quantizedFileBytes } from '../quant/format.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
 import { createModel, loadModel, saveModel } from '../nn/model.js';
@@ -91,7 +93,7 @@ function compressRun(f: CompressFlags): void {
   const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
   checkOutputFlag('out', out, inputs);
   needModelForLoadFlags(f);
-  if (f['structure-only']) return structureOnly(f, ratio, out);
+  if (f['structure-only']) return structureOnly(f, ratio, out, inputs);
   const file = need(f.model, 'model');
   const { model: dense, metadata: denseMeta } = loadModelFlags(file, f.preset, f);
   noteInt8(f, file, denseMeta);
@@ -138,22 +140,27 @@ function compressRun(f: CompressFlags): void {
     console.log(`compress ${dense.cfg.name} (${file}): ${(dense.numParams() / 1e6).toFixed(2)} M parameters, ${(denseMacs / 1e6).toFixed(2)} MMACs -> budget ${(denseMacs / ratio / 1e6).toFixed(2)} (${ratio.toFixed(2)}x fewer), ATME ${merge || 'none'}; backend ${be.name}, ${threads} thread${threads === 1 ? '' : 's'}`);
     console.log(`data ${dataName}: ${Math.min(f.limit ?? Infinity, data.train.n)} training ${seg ? 'scenes' : 'images'}${nTest ? `, ${Math.min(f['eval-limit'] ?? Infinity, nTest)} test` : ''}; stages: search (${f['search-epochs']} epochs), extract, fine-tune (${f['finetune-epochs']} epochs), report`);
   }
-  const { model, report } = compress(dense, data, {
-    log: f.json ? undefined : (line) => console.log(line),
-    merge: steps, outDir: runDir, cdcp, task,
-    atme: { ...(f.similarity ? { similarity: f.similarity } : {}), ...(f['no-prop-attn'] ? { propAttn: false } : {}) },
-    distill: { alpha: f.alpha, tau: f.tau, hard: f['hard-distill'] },
-    search: stage(f['search-epochs'], f.lr),
-    finetune: stage(f['finetune-epochs'], f['finetune-lr']),
-    evalLimit: f['eval-limit'], latencyBatch: f['latency-batch'], latencyRuns: f.runs ?? 200,
-    quiet: f.quiet,
-  });
-  mkdirSync(dirname(out) || '.', { recursive: true });
-  if (f.quantize) {
-    const saved = loadModel(report.file);
-    writeQuantized(saved.model, out, saved.metadata, inputs).qm.dispose();
-    saved.model.dispose();
-  } else writeFileAtomic(out, readFileSync(report.file), inputs);
+  // the stages' checkpoints and logs go to a scratch folder beside --out, removed however the run ends
+  let model: VisionTransformer, report: CompressReport;
+  try {
+    ({ model, report } = compress(dense, data, {
+      log: f.json ? undefined : (line) => console.log(line),
+      merge: steps, outDir: runDir, cdcp, task,
+      atme: { ...(f.similarity ? { similarity: f.similarity } : {}), ...(f['no-prop-attn'] ? { propAttn: false } : {}) },
+      distill: { alpha: f.alpha, tau: f.tau, hard: f['hard-distill'] },
+      search: stage(f['search-epochs'], f.lr),
+      finetune: stage(f['finetune-epochs'], f['finetune-lr']),
+      evalLimit: f['eval-limit'], latencyBatch: f['latency-batch'], latencyRuns: f.runs ?? 200,
+      quiet: f.quiet,
+    }));
+    if (f.quantize) {
+      const saved = loadModel(report.file);
+      writeQuantized(saved.model, out, saved.metadata, inputs).qm.dispose();
+      saved.model.dispose();
+    } else writeFileAtomic(out, readFileSync(report.file), inputs);
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
   const rows = [
     { model: 'dense', ...report.dense },
     { model: 'compressed', ...report.compressed },
@@ -192,11 +199,15 @@ function segmentReport(f: CompressFlags, out: string, merge: string, report: Com
 const noteInt8 = (f: CompressFlags, file: string, metadata: Record<string, string>): void =>
   noteInt8Input('compress', file, metadata, f.quantize ? 'its output is quantized again (--quantize int8)' : 'the model it saves is float (add --quantize int8)');
 
-function structureOnly(f: CompressFlags, ratio: number, out: string): void {
+function structureOnly(f: CompressFlags, ratio: number, out: string, inputs: readonly NamedInput[]): void {
   const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
   if (loaded) noteInt8(f, f.model!, loaded.metadata);
   const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
   checkBatchBytes(cfg, f['latency-batch'], '--latency-batch');
+  // --data is read before the search: a bad one fails before any work
+  const evalData = loaded && f.data !== undefined
+    ? (isFolder(f.data) ? { folder: openFolder(f.data, cfg, f, ['val']).val } : { test: loadDataset(f.data as DatasetName).test })
+    : null;
   if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one
   const policy = f.prune;
   const merge = f.merge !== undefined ? formatSchedule(mergeSteps(f.merge, cfg.depth)) : undefined;
@@ -211,20 +222,19 @@ function structureOnly(f: CompressFlags, ratio: number, out: string): void {
   // with --model: its own weights, the channels kept by weight importance (no data needed)
   const dense = loaded?.model ?? createModel(cfg, seed);
   const compact = loaded ? extractCompact(dense, importanceMasks(dense, s.widths), s.merge) : createModel({ ...cfg, widths: s.widths, merge: s.merge }, seed);
-  mkdirSync(dirname(out) || '.', { recursive: true });
-  if (f.quantize) writeQuantized(compact, out, { stage: loaded ? 'structure-only-weights' : 'structure-only' }, f.model ? [{ flag: '--model', path: f.model }] : []);   // compact then runs int8 below
-  else saveModel(out, compact, { stage: loaded ? 'structure-only-weights' : 'structure-only' });
+  const stage = { stage: loaded ? 'structure-only-weights' : 'structure-only' };
+  const qm = f.quantize ? quantizeModel(compact) : null;   // compact then runs int8 below
   const runner = s.merge ? new CaitModel(compact, { merge: s.merge }) : compact;
   // --model with --data: accuracy before any fine-tuning, dense and compact on the same images
   let accuracy: { dense: number; compressed: number; n: number } | undefined;
-  if (loaded && f.data !== undefined) {
-    if (isFolder(f.data)) {
-      const fd = openFolder(f.data, cfg, f, ['val']), d = scoreFolderSync(dense, fd.val, { limit: f['eval-limit'] });
-      accuracy = { dense: d.top1, compressed: scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] }).top1, n: d.n };
+  if (evalData) {
+    if (evalData.folder) {
+      const d = scoreFolderSync(dense, evalData.folder, { limit: f['eval-limit'] });
+      accuracy = { dense: d.top1, compressed: scoreFolderSync(runner, evalData.folder, { limit: f['eval-limit'] }).top1, n: d.n };
     } else {
-      const test = loadDataset(f.data as DatasetName).test, eo = { mean: cfg.mean[0], std: cfg.std[0], limit: f['eval-limit'], quiet: f.quiet || f.json };
-      const d = evaluate(dense, test, eo);
-      accuracy = { dense: d.accuracy, compressed: evaluate(runner, test, eo).accuracy, n: d.n };
+      const eo = { mean: cfg.mean[0], std: cfg.std[0], limit: f['eval-limit'], quiet: f.quiet || f.json };
+      const d = evaluate(dense, evalData.test!, eo);
+      accuracy = { dense: d.accuracy, compressed: evaluate(runner, evalData.test!, eo).accuracy, n: d.n };
     }
   }
   // fresh runs for the reported speedup (the search's own timings pick, they do not report)
@@ -237,6 +247,9 @@ function structureOnly(f: CompressFlags, ratio: number, out: string): void {
   };
   if (!f.json) console.log(`${cfg.name}: merge ${s.merge || 'none'}, ${s.prune} keep ${s.keep.toFixed(3)} -> ${(s.macs / 1e9).toFixed(3)} GMACs (${s.ratio.toFixed(2)}x fewer); latency ${dMs.toFixed(2)} -> ${cMs.toFixed(2)} ms (${(dMs / cMs).toFixed(2)}x); saved ${out}`);
   if (!f.json && accuracy) console.log(`accuracy before fine-tuning on ${accuracy.n} ${f.data} images: dense ${(100 * accuracy.dense).toFixed(2)}%, compact ${(100 * accuracy.compressed).toFixed(2)}%`);
+  // written last: a failure above leaves --out as it was
+  if (qm) { writeFileAtomic(out, quantizedFileBytes(compact, qm, stage), inputs); qm.dispose(); }
+  else saveModel(out, compact, stage, inputs);
   emitJson(f, res);
   dense.dispose(); compact.dispose();
 }

@@ -1,8 +1,10 @@
 // `--data DIR` for train, eval, compress and quantize: an ImageFolder directory
 // (src/data/folder.ts), its flags, loading with a progress line and the decode
 // rate, and the classification scores (top-1, top-5, per class, confusion).
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Svg } from '../util/svg.js';
+import { readInputText } from '../io/input.js';
+import { encodePng } from '../io/image.js';
 import { join } from 'node:path';
 import { Tensor, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
@@ -149,8 +151,7 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
 
 /** `confusion` and `classes` from `cait eval --json` output (the JSON line, or a whole captured stdout). */
 export function readConfusion(path: string): { confusion: number[][]; classes: string[] } {
-  if (!existsSync(path)) throw new Error(`${path}: not found`);
-  const lines = readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).reverse();
+  const lines = readInputText(path, 'confusion file', 64 * 2 ** 20).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).reverse();
   for (const line of lines) {
     let o: { confusion?: unknown; classes?: unknown };
     try { o = JSON.parse(line) as typeof o; } catch { continue; }
@@ -168,10 +169,18 @@ export function readConfusion(path: string): { confusion: number[][]; classes: s
  * The confusion matrix as an SVG heat map: rows the true class, columns the
  * predicted one, each cell shaded by its share of the row (so classes of
  * different sizes compare) and labelled with its count; the diagonal's share
- * (per-class accuracy) at the right.
+ * (per-class accuracy) at the right. Past CONFUSION_CELLS classes a cell per
+ * class would not be readable nor small (1000 classes made a 183 MB SVG in 1.9
+ * GB of memory; 2000 ran out of memory): the matrix is then one pixel per cell
+ * in an embedded PNG, without labels.
  */
+export const CONFUSION_CELLS = 60, CONFUSION_MAX = 4096;
+
 export function confusionSvg(m: { confusion: number[][]; classes: string[] }, o: { title?: string; width?: number } = {}): { svg: string; points: number } {
-  const K = m.confusion.length, labelW = Math.min(180, 12 + 7 * Math.max(...m.classes.map((c) => c.length)));
+  const K = m.confusion.length;
+  if (K > CONFUSION_MAX) throw new Error(`the confusion matrix has ${K} classes; at most ${CONFUSION_MAX} are drawn`);
+  if (K > CONFUSION_CELLS) return confusionRaster(m, o);
+  const labelW = Math.min(180, 12 + 7 * Math.max(...m.classes.map((c) => c.length)));
   const W = o.width ?? Math.max(420, labelW + 70 + K * 44), cell = Math.max(14, Math.floor((W - labelW - 80) / K));
   const top = (o.title ? 44 : 16) + labelW * 0.72, left = labelW + 24;
   const H = top + K * cell + 40;
@@ -184,11 +193,37 @@ export function confusionSvg(m: { confusion: number[][]; classes: string[] }, o:
     svg.text(x, top - 8, c, { 'text-anchor': 'start', fill: '#1d2330', transform: `rotate(-45 ${x} ${top - 8})` });
   });
   m.confusion.forEach((r, i) => r.forEach((v, j) => {
-    const share = rows[i] ? v / rows[i] : 0, shade = Math.round(255 - 200 * share);
-    svg.rect(left + j * cell, top + i * cell, cell, cell, { fill: i === j ? `rgb(${shade},${Math.round(255 - 120 * share)},${shade})` : `rgb(255,${shade},${shade})`, stroke: '#e3e6ec' });
+    const share = rows[i] ? v / rows[i] : 0, [r_, g, b] = cellRgb(share, i === j);
+    svg.rect(left + j * cell, top + i * cell, cell, cell, { fill: `rgb(${r_},${g},${b})`, stroke: '#e3e6ec' });
     if (v && cell >= 18) svg.text(left + j * cell + cell / 2, top + i * cell + cell / 2 + 4, String(v), { 'text-anchor': 'middle', 'font-size': Math.min(12, cell / 2.2), fill: share > 0.6 ? '#ffffff' : '#1d2330' });
   }));
   m.confusion.forEach((r, i) => { if (rows[i]) svg.text(left + K * cell + 6, top + i * cell + cell / 2 + 4, `${((100 * r[i]) / rows[i]).toFixed(0)}%`, { fill: '#5b6475', 'font-size': 11 }); });
   svg.text(left + (K * cell) / 2, H - 14, 'predicted class (rows: true class; shade: share of the row)', { 'text-anchor': 'middle', fill: '#5b6475' });
+  return { svg: svg.toString(), points: K * K };
+}
+
+/** A cell's colour for its share of the row: green on the diagonal, red off it. */
+function cellRgb(share: number, diagonal: boolean): [number, number, number] {
+  const shade = Math.round(255 - 200 * share);
+  return diagonal ? [shade, Math.round(255 - 120 * share), shade] : [255, shade, shade];
+}
+
+/** confusionSvg for many classes: the cells as one K x K PNG scaled without smoothing. */
+function confusionRaster(m: { confusion: number[][] }, o: { title?: string; width?: number }): { svg: string; points: number } {
+  const K = m.confusion.length, rgba = new Uint8Array(K * K * 4);
+  m.confusion.forEach((r, i) => {
+    const total = r.reduce((a, b) => a + b, 0);
+    r.forEach((v, j) => {
+      const px = cellRgb(total ? v / total : 0, i === j), at = (i * K + j) * 4;
+      rgba[at] = px[0]; rgba[at + 1] = px[1]; rgba[at + 2] = px[2]; rgba[at + 3] = 255;
+    });
+  });
+  const png = Buffer.from(encodePng(K, K, rgba)).toString('base64');
+  const W = o.width ?? 760, side = Math.max(K, Math.floor((W - 80) / K) * K), left = 40, top = o.title ? 52 : 24, H = top + side + 44;
+  const svg = new Svg(Math.max(W, side + 80), H, { background: '#ffffff', title: o.title ?? 'confusion matrix' });
+  if (o.title) svg.text(left + side / 2, 30, o.title, { 'text-anchor': 'middle', 'font-size': 16, 'font-weight': 600, fill: '#1d2330' });
+  svg.el('image', { x: left, y: top, width: side, height: side, href: `data:image/png;base64,${png}`, style: 'image-rendering:pixelated', preserveAspectRatio: 'none' });
+  svg.rect(left, top, side, side, { fill: 'none', stroke: '#d6dbe3' });
+  svg.text(left + side / 2, H - 14, `predicted class (rows: true class, ${K} classes in order; shade: share of the row)`, { 'text-anchor': 'middle', fill: '#5b6475' });
   return { svg: svg.toString(), points: K * K };
 }
