@@ -293,12 +293,29 @@ test('errors name what was wrong', async () => {
   await fails(() => load(CAIT, { quantize: 'int4' as never }), /load: quantize must be 'int8', got "int4"/);
   await fails(() => load(CAIT, { merge: 'h@9' }), /block 9 does not exist/);
   await fails(() => load(new Uint8Array([1, 2, 3])), /<bytes>/);
+  // a typo or a wrong type is refused, not run silently with the default
+  await fails(() => load(CAIT, { thread: 4 } as never), /load: unknown option 'thread' \(did you mean 'threads'\?\)/);
+  await fails(() => load(CAIT, { quantise: 'int8' } as never), /unknown option 'quantise' \(did you mean 'quantize'\?\)/);
+  await fails(() => load(CAIT, 'int8' as never), /load: options must be an object, got string "int8"/);
+  await fails(() => load(CAIT, null as never), /load: options must be an object, got null/);
+  await fails(() => load(CAIT, { backend: 5 as never }), /unknown backend \[object Number\]/);
+  await fails(() => load(CAIT, { backend: {} as never }), /unknown backend \[object Object\]/);
+  await fails(() => load(CAIT, { merge: 3 as never }), /load: merge must be a string, got 3/);
+  await fails(() => load(CAIT, { propAttn: 'yes' as never }), /load: propAttn must be true or false, got "yes"/);
+  await fails(() => load(join(ROOT, 'models')), /models: .*\.safetensors/);
   const m = await load(CAIT);
   try {
     await fails(() => m.forward(new Float32Array(5)), /expected a Float32Array of 1024 values \(batch 1 x \[1,32,32\]\), got 5 values/);
     await fails(() => m.classify({ data: new Uint8Array(7), width: 2, height: 2 }), /2x2 RGBA needs 16 bytes, got 7/);
     await fails(() => m.classify(new Uint8Array([0x47, 0x49, 0x46, 0x38, 0, 0, 0, 0])), /GIF images are not supported/);
     await fails(() => m.classify(join(SAMPLES, samples[0].file), { topk: 0 }), /topk must be an integer >= 1/);
+    await fails(() => m.classify(join(SAMPLES, samples[0].file), null as never), /classify: options must be an object, got null/);
+    await fails(() => m.classify(join(SAMPLES, samples[0].file), { top: 3 } as never), /classify: unknown option 'top' \(did you mean 'topk'\?\)/);
+    await fails(() => m.classify(SAMPLES), /is a folder; expected the image file/);
+    for (const bad of [NaN, Infinity]) {
+      const x = new Float32Array(1024); x[5] = bad;
+      await fails(() => m.forward(x), new RegExp(`forward: pixels\\[5\\] is ${bad}; inputs must be finite`));
+    }
   } finally { m.dispose(); }
 });
 

@@ -89,6 +89,19 @@ load('node_modules/caitjs/models/fmnist-cait.safetensors').then(async (model) =>
   assert.is(cjs, want);
 });
 
+test('createServer from caitjs/serve in the installed package (ESM and require()) serves the model over HTTP', () => {
+  const body = `const s = await createServer({ models: ['node_modules/caitjs/models/fmnist-cait.safetensors'], port: 0 });
+  const r = await fetch(s.url + '/v2/models/fmnist-cait/classify?topk=1', { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: readFileSync('sample.png') });
+  console.log(r.status, (await r.json()).top[0].label);
+  await s.close();`;
+  writeFileSync(join(proj, 'serve.mjs'), `import { createServer } from 'caitjs/serve';\nimport { readFileSync } from 'node:fs';\n${body}\n`);
+  writeFileSync(join(proj, 'serve.cjs'), `const { createServer } = require('caitjs/serve');\nconst { readFileSync } = require('node:fs');\n(async () => {\n${body}\n})();\n`);
+  const esm = run(process.execPath, ['serve.mjs'], proj).trim(), cjs = run(process.execPath, ['serve.cjs'], proj).trim();
+  console.log(`  package: createServer ESM '${esm}', require '${cjs}'`);
+  assert.match(esm, /^200 \S/);
+  assert.is(cjs, esm);
+});
+
 test('the declarations type-check from ES modules and CommonJS', () => {
   writeFileSync(join(proj, 'a.mts'), `import { load, type Prediction } from 'caitjs';
 const m = await load('m.safetensors', { backend: 'auto', merge: 'none' });

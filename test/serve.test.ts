@@ -247,6 +247,9 @@ S('every malformed request class is a 4xx JSON error, and the server keeps servi
       ['data shorter than the shape', () => post(s, inf, inferBody(randomImage().slice(1))), 400, /1023 numbers/],
       ['nested data off the shape', () => post(s, inf, inferBody([[[1, 2]]])), 400, /entries/],
       ['a string in the data', () => post(s, inf, inferBody(['a', ...randomImage().slice(1)])), 400, /expected a number/],
+      ['JSON 1e999 (Infinity)', () => post(s, inf, inferBody(randomImage()).replace('"data":[', '"data":[1e999,').replace(/,[^,\]]*\]}\]}$/, ']}]}')), 400, /value 0 is Infinity as FP32, expected a finite FP32 number/],
+      ['past FP32 range (1e39)', () => post(s, inf, inferBody([1e39, ...randomImage().slice(1)])), 400, /value 0 is Infinity as FP32/],
+      ['finite but overflows the model (3e38)', () => post(s, inf, inferBody(randomImage().map(() => 3e38))), 400, /non-finite logits: values up to 3\.00e\+38/],
       ['unknown output', () => post(s, inf, inferBody(randomImage(), [1, 1, 32, 32], { outputs: [{ name: 'probs' }] })), 400, /unknown output/],
       ['binary size mismatch', () => post(s, inf, Buffer.concat([Buffer.from(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 4096 } }] })), Buffer.alloc(100)]), { 'Inference-Header-Content-Length': String(JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [1, 1, 32, 32], datatype: 'FP32', parameters: { binary_data_size: 4096 } }] }).length) }), 400, /binary data is 100 bytes/],
       ['unknown model', () => post(s, '/v2/models/nope/infer', inferBody(randomImage())), 404, /unknown model 'nope'/],
@@ -353,6 +356,18 @@ S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps
     } finally { m.dispose(); }
   });
   let err = '';
+  for (const [o, re] of [
+    [{ models: [INT8], port: 0, thread: 2 }, /createServer: unknown option 'thread' \(did you mean 'threads'\?\)/],
+    [{ models: [INT8], port: 0, threads: -1 }, /threads must be an integer >= 1, got -1/],
+    [{ models: [INT8], port: 'abc' }, /createServer: port must be an integer in 0\.\.65535 \(0: a free one\), got "abc"/],
+    [{}, /createServer: models must be an array of PATH or NAME=PATH strings, got undefined/],
+    [null, /createServer: options must be an object, got null/],
+  ] as const) {
+    err = '';
+    try { await (await createServer(o as never)).close(); } catch (e) { err = (e as Error).message; }
+    assert.match(err, re);
+  }
+  err = '';
   try { await (await createServer({ models: [INT8], port: 0, int8Attention: 'no' as never })).close(); } catch (e) { err = (e as Error).message; }
   assert.match(err, /int8Attention must be true or false, got "no"/);
   err = '';
@@ -406,6 +421,54 @@ S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
     assert.match(child.stderr(), /draining/);
     const lines = out.trim().split('\n').map((l) => JSON.parse(l));
     assert.is(lines.filter((l) => l.endpoint === 'infer' && l.status === 200).length, 3, 'one JSON log line per request');
+  } finally {
+    if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
+  }
+});
+
+/** Opens a connection that sends headers and one byte of a 100-byte body, then nothing: resolves with what the server answers when it closes. */
+function silentClient(port: number): { answered: Promise<{ text: string; ms: number }> } {
+  const t0 = performance.now();
+  return {
+    answered: new Promise((res) => {
+      const c = net.connect(port, '127.0.0.1', () => c.write(`POST /v2/models/${NAME}/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`));
+      let out = '';
+      c.on('data', (d) => { out += d; });
+      c.on('close', () => res({ text: out, ms: performance.now() - t0 }));
+      c.on('error', () => {});
+    }),
+  };
+}
+
+S('a client that stops sending gets its 408 near --timeout-ms (node:http checked only every 30 s); HEAD where GET is', async () => {
+  await withServer({ timeoutMs: 1000 }, async (s) => {
+    const { text, ms } = await silentClient(s.port).answered;
+    assert.match(text, /^HTTP\/1\.1 408/, text);
+    assert.ok(ms < 10000, `408 after ${ms.toFixed(0)} ms (timeout 1000)`);
+    const h = await fetch(s.url + '/v2/health/ready', { method: 'HEAD' });
+    assert.is(h.status, 200);
+    assert.is(await h.text(), '');
+    const m = await fetch(s.url + `/v2/models/${NAME}`, { method: 'HEAD' });
+    assert.is(m.status, 200);
+    const p = await fetch(s.url + `/v2/models/${NAME}/infer`, { method: 'HEAD' });
+    assert.is(p.status, 405);
+    assert.is(p.headers.get('allow'), 'POST');
+    const d = await fetch(s.url + '/v2', { method: 'DELETE' });
+    assert.is(d.headers.get('allow'), 'GET, HEAD');
+  });
+});
+
+S('cait serve: SIGTERM with a client silent mid-body still exits 0, after at most --timeout-ms', async () => {
+  const child = serveProcess([MODEL, '--port', '0', '--timeout-ms', '2000', '--log', 'none']);
+  const exited = new Promise<number | null>((res) => child.proc.on('exit', (code) => res(code)));
+  try {
+    const port = Number(new URL(await child.url).port);
+    const c = silentClient(port);
+    await new Promise((r) => setTimeout(r, 300));
+    child.proc.kill('SIGTERM');
+    const gone = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running after 20 s'), 20000))]);
+    assert.is(gone, 0, child.stderr());
+    await c.answered;
   } finally {
     if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
   }

@@ -10,6 +10,7 @@ import { checkInt8Attention, checkQuantize, quantizeForInference, quantScheme } 
 import { INT8_SCHEME, hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
+import { checkOptionKeys } from '../util/suggest.js';
 
 export interface Platform {
   /**
@@ -44,9 +45,26 @@ export async function fetchCheckpoint(url: URL, fetchBytes: (u: URL) => Promise<
 
 const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'wasm-simd', 'wasm-relaxed', 'webgpu', 'reference'];
 
+/** Every option load() takes (the compiler holds this to LoadOptions' keys, both ways). */
+const LOAD_OPTIONS = {
+  backend: 1, threads: 1, wasm: 1, preset: 1, imgSize: 1, maxBytes: 1, quantize: 1, int8Attention: 1,
+  merge: 1, similarity: 1, propAttn: 1, unmerge: 1,
+} satisfies Record<keyof LoadOptions, 1>;
+
+const isBackend = (b: unknown): boolean => typeof (b as Backend)?.alloc === 'function' && typeof (b as Backend)?.name === 'string';
+
 /** Checks the options that do not depend on the platform. */
 export function checkOptions(o: LoadOptions): void {
-  if (typeof o.backend === 'string' && !BACKENDS.includes(o.backend)) throw new Error(`load: unknown backend '${o.backend}' (${BACKENDS.join(', ')}, or a Backend instance)`);
+  checkOptionKeys(o, Object.keys(LOAD_OPTIONS), 'load: ');
+  if (o.backend !== undefined && !(typeof o.backend === 'string' ? BACKENDS.includes(o.backend) : isBackend(o.backend))) {
+    throw new Error(`load: unknown backend ${typeof o.backend === 'string' ? `'${o.backend}'` : Object.prototype.toString.call(o.backend)} (${BACKENDS.join(', ')}, or a Backend instance)`);
+  }
+  for (const k of ['preset', 'merge', 'similarity', 'unmerge'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'string') throw new TypeError(`load: ${k} must be a string, got ${JSON.stringify(o[k])}`);
+  }
+  if (o.propAttn !== undefined && typeof o.propAttn !== 'boolean') throw new TypeError(`load: propAttn must be true or false, got ${JSON.stringify(o.propAttn)}`);
+  if (o.imgSize !== undefined && !(Number.isInteger(o.imgSize) && o.imgSize > 0)) throw new RangeError(`load: imgSize must be a positive integer, got ${JSON.stringify(o.imgSize)}`);
+  if (o.maxBytes !== undefined && !(typeof o.maxBytes === 'number' && o.maxBytes > 0)) throw new RangeError(`load: maxBytes must be a positive number, got ${JSON.stringify(o.maxBytes)}`);
   const t = o.threads ?? 1;
   if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${o.threads}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);

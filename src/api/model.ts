@@ -14,6 +14,7 @@ import { isSegmentation, modelMacs } from '../seg/model.js';
 import type { Runner } from './runner.js';
 import { toModelInput } from './preprocess.js';
 import type { ClassifyOptions, ImageInput, ModelInfo, Prediction, RgbaLike, Segmentation } from './types.js';
+import { checkOptionKeys } from '../util/suggest.js';
 
 /** How a platform (src/api/node.ts, src/api/browser.ts) turns an ImageInput into RGBA pixels. */
 export interface ImageReader {
@@ -80,6 +81,7 @@ export class Model {
   async classify(image: ImageInput, o: ClassifyOptions = {}): Promise<Prediction[]> {
     this.check();
     if (this.info.task !== 'classify') throw new Error(`${this.info.source} is a segmentation model: use segment(image)`);
+    checkOptionKeys(o, ['topk'], 'classify: ');
     const k = o.topk ?? 5;
     if (!Number.isInteger(k) || k < 1) throw new RangeError(`classify: topk must be an integer >= 1, got ${k}`);
     const x = toModelInput(await this.images.rgba(image), this.run.runner.cfg);
@@ -116,6 +118,8 @@ export class Model {
     if (!(pixels instanceof Float32Array) || pixels.length !== want) {
       throw new RangeError(`forward: expected a Float32Array of ${want} values (batch ${batch} x [${this.info.inputShape}]), got ${pixels instanceof Float32Array ? pixels.length + ' values' : Object.prototype.toString.call(pixels)}`);
     }
+    // a NaN or infinity would come back as NaN logits, not as an error
+    for (let i = 0; i < want; i++) if (!Number.isFinite(pixels[i])) throw new RangeError(`forward: pixels[${i}] is ${pixels[i]}; inputs must be finite`);
     const be = this.backend, shape = [batch, ...this.info.inputShape], runner = this.run.runner;
     if (readsAsync(be)) {
       const y = on(be, () => noGrad(() => scope(() => runner.forward(Tensor.from(pixels, shape, be)))));

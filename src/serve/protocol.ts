@@ -92,12 +92,13 @@ export function parseInferRequest(body: unknown, item: readonly number[], maxIma
     if (params.binary_data_size !== x.byteLength || binary.length !== x.byteLength)
       throw bad(`input 'pixel_values': binary data is ${binary.length} bytes (binary_data_size ${JSON.stringify(params.binary_data_size)}), shape [${shape}] FP32 needs ${x.byteLength}`);
     new Uint8Array(x.buffer).set(binary);   // little-endian, as the extension and every host we run on
-    for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw bad(`input 'pixel_values': value ${i} is ${x[i]}, expected a finite number`);
   } else {
     if (binary && binary.length) throw bad('the request has a binary part but no input declares binary_data_size');
     if (!Array.isArray(t.data)) throw bad("input 'pixel_values': 'data' must be an array of numbers (flat or nested as the shape)");
     flatten(t.data, shape as number[], x);
   }
+  // NaN from the binary part; Infinity from JSON's 1e999, or a number past FP32's range (1e39)
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw bad(`input 'pixel_values': value ${i} is ${x[i]} as FP32, expected a finite FP32 number`);
   let binaryOutput = isObj(body.parameters) && body.parameters.binary_data_output === true;
   const outputs = body.outputs;
   if (outputs !== undefined) {

@@ -18,6 +18,7 @@ import { decodeImage, ImageError } from '../io/image.js';
 import { imageToInput } from '../data/preprocess.js';
 import { softmax } from '../cli/common.js';
 import { Batcher } from './batcher.js';
+import { checkOptionKeys } from '../util/suggest.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
 import { checkInt8Attention, checkQuantize, type LoadQuantize } from '../quant/format.js';
@@ -87,8 +88,20 @@ function positiveInt(name: string, v: number, min = 1): number {
   return v;
 }
 
+/** Every option createServer takes (the compiler holds this to ServeOptions' keys, both ways). */
+const SERVE_OPTIONS = {
+  models: 1, host: 1, port: 1, threads: 1, instances: 1, backend: 1, maxBatch: 1, maxWaitMs: 1, maxQueue: 1, maxBody: 1, maxPixels: 1,
+  timeoutMs: 1, log: 1, logTo: 1, planBudgetBytes: 1, warmup: 1, int8Attention: 1, quantize: 1,
+} satisfies Record<keyof ServeOptions, 1>;
+
 /** Checks the options; loads and warms every model (its batch-1 plan); listens. */
 export async function createServer(o: ServeOptions): Promise<CaitServer> {
+  if (o === undefined) throw new TypeError('createServer: options are required: { models: [PATH or NAME=PATH, ...], ... }');
+  checkOptionKeys(o, Object.keys(SERVE_OPTIONS), 'createServer: ');
+  if (!Array.isArray(o.models)) throw new TypeError(`createServer: models must be an array of PATH or NAME=PATH strings, got ${JSON.stringify(o.models)}`);
+  if (o.host !== undefined && (typeof o.host !== 'string' || !o.host)) throw new TypeError(`createServer: host must be a host name or address, got ${JSON.stringify(o.host)}`);
+  if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535)) throw new RangeError(`createServer: port must be an integer in 0..65535 (0: a free one), got ${JSON.stringify(o.port)}`);
+  if (o.threads !== undefined) positiveInt('threads', o.threads);
   const d = SERVE_DEFAULTS;
   const limits: ServeLimits = {
     maxBatch: positiveInt('maxBatch', o.maxBatch ?? d.maxBatch),
@@ -142,7 +155,12 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   let draining = false, active = 0;
   const idleWaiters: Array<() => void> = [];
 
-  const server = http.createServer({ requestTimeout: limits.timeoutMs, headersTimeout: Math.min(limits.timeoutMs, 60000), keepAliveTimeout: 5000 }, (req, res) => {
+  // node:http checks these timeouts every connectionsCheckingInterval (30 s by default, so a 3 s
+  // --timeout-ms answered 408 after ~28 s): a quarter of the timeout keeps the 408 within 1.25x of it
+  const server = http.createServer({
+    requestTimeout: limits.timeoutMs, headersTimeout: Math.min(limits.timeoutMs, 60000), keepAliveTimeout: 5000,
+    connectionsCheckingInterval: Math.min(30000, Math.max(250, limits.timeoutMs / 4)),
+  }, (req, res) => {
     const t0 = performance.now();
     const ctx: LogCtx = { model: '', endpoint: 'other', images: 0 };
     active++;
@@ -185,7 +203,10 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     let parts: string[];
     try { parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent); } catch { throw bad(`malformed percent-encoding in the path ${url.pathname}`); }
     const method = req.method ?? 'GET';
-    const only = (m: string): void => { if (method !== m) throw new HttpError(405, `${method} ${url.pathname}: use ${m}`, { Allow: m }); };
+    // HEAD wherever GET is (RFC 9110 9.3.2; node:http drops the body of a HEAD response)
+    const only = (m: string): void => {
+      if (method !== m && !(m === 'GET' && method === 'HEAD')) throw new HttpError(405, `${method} ${url.pathname}: use ${m}`, { Allow: m === 'GET' ? 'GET, HEAD' : m });
+    };
     if (draining && !(parts[0] === 'v2' && parts[1] === 'health') && parts[0] !== 'metrics')
       throw new HttpError(503, 'server is shutting down', { Connection: 'close' });
     if (url.pathname === '/metrics') {
@@ -236,6 +257,12 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     }
     ctx.images = r.n;
     const y = await batcher.submit(model, r.x, r.n, ctx.signal);
+    // finite inputs far outside a preprocessed image's range (3e38) overflow inside the model: a 400, not 200 with nulls
+    if (!y.every(Number.isFinite)) {
+      let big = 0;
+      for (const v of r.x) big = Math.max(big, Math.abs(v));
+      throw bad(`input 'pixel_values' gives non-finite logits: values up to ${big.toPrecision(3)} in magnitude overflow the model (preprocessed images are within a few units of 0)`);
+    }
     const out = { name: 'logits', datatype: 'FP32', shape: [r.n, ...model.outShape] };
     const head = { model_name: model.name, model_version: '1', ...(r.id !== undefined ? { id: r.id } : {}) };
     if (r.binaryOutput) {
@@ -298,7 +325,14 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
         const stopped = new Promise<void>((res) => server.close(() => res()));
         server.closeIdleConnections();
         await batcher.drained();
-        if (active) await new Promise<void>((r) => idleWaiters.push(r));
+        // server.close() also stops node:http's request timeouts: a client still sending its body
+        // (or silent after its headers) gets --timeout-ms from here, then its connection is closed
+        if (active) {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([new Promise<void>((r) => idleWaiters.push(r)), new Promise<void>((r) => { timer = setTimeout(r, limits.timeoutMs); })]);
+          clearTimeout(timer);
+          if (active) server.closeAllConnections();
+        }
         server.closeIdleConnections();
         // keep-alive connections mid-request were answered above; any left are idle or dead
         const force = setTimeout(() => server.closeAllConnections(), 1000);
