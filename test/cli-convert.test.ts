@@ -8,7 +8,7 @@
 // hold the model are refused with nothing written.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,14 +87,19 @@ test('refusals: no output, an output that is an input, a compact model to --hf, 
     [['convert', '--model', join(ROOT, 'models/fmnist-cdcp.safetensors'), '--out', join(dir, 'cdcp.safetensors'), '--hf', join(dir, 'cdcp-hf')], 1, /CDCP-compact model .* no transformers layout; --out only/],
     [['convert', '--model', join(ROOT, 'models/fmnist-dense-int8.safetensors'), '--out', join(dir, 'int8.safetensors')], 1, /is quantized .*cait convert writes float models/],
     [['convert', '--model', src, '--img-size', '36', '--out', join(dir, 'odd.safetensors')], 2, /--img-size 36: .*patchSize/],
+    // the two outputs: --hf through a file, --out inside --hf (its model.safetensors), --out as --hf
+    [['convert', '--model', src, '--out', join(dir, 'x.safetensors'), '--hf', join(dir, 'afile')], 2, /--hf .*afile' is a file, not a folder/],
+    [['convert', '--model', src, '--out', join(dir, 'hfx', 'model.safetensors'), '--hf', join(dir, 'hfx')], 2, /--out .*hfx\/model\.safetensors is --hf .*hfx or a file it writes/],
+    [['convert', '--model', src, '--out', join(dir, 'hfx'), '--hf', join(dir, 'hfx')], 2, /is --hf .* or a file it writes/],
   ];
+  writeFileSync(join(dir, 'afile'), 'x');
   for (const [args, code, re] of cases) {
     const r = await cait(...args);
     assert.is(r.code, code, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
     assert.match(r.stderr, re, r.stderr);
   }
   assert.equal(['model.safetensors', 'config.json', 'preprocessor_config.json'].map((f) => sha(join(src, f))), before, 'an input changed');
-  for (const f of ['x.safetensors', 'cdcp.safetensors', 'cdcp-hf', 'int8.safetensors', 'odd.safetensors']) assert.not.ok(existsSync(join(dir, f)), `${f} was written`);
+  for (const f of ['x.safetensors', 'cdcp.safetensors', 'cdcp-hf', 'int8.safetensors', 'odd.safetensors', 'hfx']) assert.not.ok(existsSync(join(dir, f)), `${f} was written`);
 });
 
 test('--img-size: the converted file runs at the new size (position embedding resampled once, saved so)', async () => {

@@ -379,6 +379,15 @@ S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps
     await child.url;
     assert.match(child.stderr(), /model 'fmnist-cait-int8' from .*fmnist-cait-int8\.safetensors: \[1,32,32\] -> \[10\], planned forward, int8-dynamic kernels/);
   } finally { child.proc.kill('SIGTERM'); }
+  // what cannot be listened on is named (getaddrinfo ENOTFOUND alone named no flag)
+  const host = await cait('serve', '--model', INT8, '--host', '999.1.1.1', '--port', '0');
+  assert.is(host.code, 1, host.stderr);
+  assert.match(host.stderr, /cannot listen on host 999\.1\.1\.1 port 0: no such host/);
+  await withServer({}, async (s) => {
+    const busy = await cait('serve', '--model', INT8, '--port', String(s.port));
+    assert.is(busy.code, 1, busy.stderr);
+    assert.match(busy.stderr, new RegExp(`cannot listen on host 127\\.0\\.0\\.1 port ${s.port}: the port is in use`));
+  });
   const bad = await cait('serve', '--model', INT8, '--int8-attention', 'maybe');
   assert.is(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--int8-attention must be on or off, got 'maybe'/);

@@ -7,15 +7,16 @@
 // another size with --img-size is saved at that size, its position embedding
 // resampled.
 import { join } from 'node:path';
+import { outputTarget } from '../io/output.js';
 import { ATME_METADATA_KEY } from '../cait/wrap.js';
 import { checkpointPaths, saveHf, saveModel } from '../nn/model.js';
 import { quantScheme } from '../quant/format.js';
-import { LOAD_FLAGS, JSON_FLAG, UsageError, command, type Flags } from './flags.js';
+import { LOAD_FLAGS, JSON_FLAG, PRESET_NAMES, UsageError, command, type Flags } from './flags.js';
 import { checkOutputFlag, emitJson, loadModelFlags, need } from './common.js';
 
 const CONVERT_FLAGS = {
   model: { type: 'string', value: 'SRC', help: 'the model to convert: a .safetensors file or a model folder (transformers or timm hub layout) (required)' },
-  preset: { type: 'string', value: 'NAME', help: 'the architecture of a bare timm checkpoint (no config in it or beside it)' },
+  preset: { type: 'enum', choices: PRESET_NAMES, value: 'NAME', help: 'the architecture of a bare timm checkpoint (no config in it or beside it)' },
   out: { type: 'string', value: 'FILE.safetensors', help: "this project's file: weights with the config, labels and preprocessing in __metadata__" },
   hf: { type: 'string', value: 'DIR', help: 'a folder in the Hugging Face transformers layout (dense classification models)' },
   ...LOAD_FLAGS, ...JSON_FLAG,
@@ -37,7 +38,14 @@ function convertRun(f: Flags<typeof CONVERT_FLAGS>): void {
   const paths = checkpointPaths(src);
   const inputs = [{ flag: '--model', path: paths.weights }, { flag: '--model (config.json)', path: paths.config }, { flag: '--model (preprocessor_config.json)', path: paths.preprocessorConfig }];
   if (f.out !== undefined) checkOutputFlag('out', f.out, inputs);
-  if (f.hf !== undefined) for (const name of ['model.safetensors', 'config.json', 'preprocessor_config.json']) checkOutputFlag('hf', join(f.hf, name), inputs);
+  if (f.hf !== undefined) {
+    const hfFiles = ['model.safetensors', 'config.json', 'preprocessor_config.json'].map((name) => join(f.hf!, name));
+    for (const file of hfFiles) checkOutputFlag('hf', file, inputs);
+    // one output never replaces the other
+    if (f.out !== undefined && [f.hf, ...hfFiles].some((h) => outputTarget(h) === outputTarget(f.out!))) {
+      throw new UsageError(`--out ${f.out} is --hf ${f.hf} or a file it writes; choose another --out`);
+    }
+  }
   const { model, metadata, layout } = loadModelFlags(src, f.preset, f);
   try {
     const cfg = model.cfg, q = quantScheme(metadata);

@@ -7,6 +7,8 @@
 import { SIMILARITIES } from '../cait/atme.js';
 import { SEG_UNMERGES } from '../seg/model.js';
 import { LOAD_QUANTIZE } from '../quant/format.js';
+import { PRESETS } from '../nn/presets.js';
+import { suggest } from '../util/suggest.js';
 
 export class UsageError extends Error {}
 
@@ -64,9 +66,12 @@ export const LOAD_FLAGS = {
   'img-size': { type: 'int', min: 1, max: 4096, value: 'N', help: "run the --model at N x N input: its position embedding is resampled (bicubic, as timm), a message says so", defaultText: "the model's" },
 } as const satisfies FlagSet;
 
+/** --preset's choices: the presets' names (src/nn/presets.ts). */
+export const PRESET_NAMES: readonly string[] = Object.keys(PRESETS);
+
 export const MODEL_FLAGS = {
   model: { type: 'string', value: 'FILE', help: 'model file (.safetensors with its config)' },
-  preset: { type: 'string', value: 'NAME', help: 'preset architecture (vit_fmnist, deit_tiny_patch16_224, micro, ...): a new model, or the config of a file without one' },
+  preset: { type: 'enum', choices: PRESET_NAMES, value: 'NAME', help: 'preset architecture: a new model, or the config of a file without one' },
   ...LOAD_FLAGS,
 } as const satisfies FlagSet;
 
@@ -150,14 +155,18 @@ export function convert(name: string, f: Flag, raw: string): string | number | b
       break;
     }
     case 'number': {
-      const n = raw.trim() === '' ? NaN : Number(raw);
+      // decimal only: Number() also reads 0x10 (16), 0b1 and 0o7, which no one means as a learning rate
+      const n = /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(raw) ? Number(raw) : NaN;
       if (!Number.isFinite(n) || (f.above !== undefined && !(n > f.above)) || (f.min !== undefined && n < f.min) || (f.max !== undefined && n > f.max))
         throw new UsageError(`--${name} must be ${rangeText(f)}, got '${raw}'`);
       v = n;
       break;
     }
     case 'enum':
-      if (!f.choices.includes(raw)) throw new UsageError(`--${name} must be ${choicesText(f.choices)}, got '${raw}'`);
+      if (!f.choices.includes(raw)) {
+        const near = suggest(raw, f.choices);
+        throw new UsageError(`--${name} must be ${choicesText(f.choices)}, got '${raw}'${near ? ` (did you mean '${near}'?)` : ''}`);
+      }
       v = raw;
       break;
     default:
@@ -169,7 +178,6 @@ export function convert(name: string, f: Flag, raw: string): string | number | b
   return v;
 }
 
-import { suggest } from '../util/suggest.js';
 export { editDistance, suggest } from '../util/suggest.js';
 
 export interface Parsed<S extends FlagSet> { flags: Flags<S>; help: boolean }

@@ -15,7 +15,7 @@ const EVAL_FLAGS = {
   limit: { type: 'int', min: 1, help: 'evaluate this many test images (spread over the split)', defaultText: 'all' },
   'val-split': FOLDER_FLAGS['val-split'],
   seed: { type: 'int', min: 0, default: 0, help: "--val-split: the seed that chose the held-out images (train's --seed)" },
-  batch: { type: 'int', min: 1, max: 4096, help: 'images per forward', defaultText: '250 (webgpu and segmentation 50)' },
+  batch: { type: 'int', min: 1, max: 4096, help: 'images per forward', defaultText: '250 (an image folder 100; webgpu and segmentation 50)' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 

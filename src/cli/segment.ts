@@ -123,7 +123,8 @@ async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
   const model = openRunner(need(f.model, 'model'), undefined, f);
   const cfg = model.cfg, S = cfg.imgSize, out = need(f.out, 'out');
   if (!isSegmentation(cfg)) throw new UsageError(`model '${f.model}' is a classification model (config task '${cfg.task ?? 'classify'}'): use cait predict`);
-  if ((f.image === undefined) === (f.scene === undefined)) throw new UsageError('give --image FILE.png|jpg, or --scene I (test scene I of the model\'s scenes)');
+  if (f.image !== undefined && f.scene !== undefined) throw new UsageError('give --image or --scene, not both');
+  if (f.image === undefined && f.scene === undefined) throw new UsageError('give --image FILE.png|jpg, or --scene I (test scene I of the model\'s scenes)');
   if (cfg.inChans !== 1) throw new UsageError(`segment draws grey inputs; model '${cfg.name}' takes ${cfg.inChans} channels`);
   let x: Float32Array, grey: Float32Array, truth: Uint8Array | undefined, source: string;
   if (f.image !== undefined) {

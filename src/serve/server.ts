@@ -306,7 +306,13 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? d.port, o.host ?? d.host, () => { server.off('error', reject); resolve(); });
-  }).catch(async (e) => { for (const m of models.values()) m.dispose(); await closeBackend(own); throw e; });
+  }).catch(async (e: NodeJS.ErrnoException) => {
+    for (const m of models.values()) m.dispose();
+    await closeBackend(own);
+    // name what could not be listened on (getaddrinfo ENOTFOUND alone named no option)
+    const why = e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' ? 'no such host' : e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EADDRNOTAVAIL' ? 'not an address of this machine' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new Error(`cannot listen on host ${o.host ?? d.host} port ${o.port ?? d.port}: ${why}`, { cause: e });
+  });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
 
