@@ -4,6 +4,7 @@
 // memory: 1,000 classify calls leave live tensors and the WASM heap as they
 // were (bench/api.ts reports 10,000).
 import { suite } from 'uvu';
+import { createServer as createNetServer } from 'node:net';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -303,6 +304,9 @@ test('errors name what was wrong', async () => {
   await fails(() => load(CAIT, { merge: 3 as never }), /load: merge must be a string, got 3/);
   await fails(() => load(CAIT, { propAttn: 'yes' as never }), /load: propAttn must be true or false, got "yes"/);
   await fails(() => load(join(ROOT, 'models')), /models: .*\.safetensors/);
+  // a port nothing listens on: the URL and the cause, not undici's bare 'fetch failed'
+  const closed = await new Promise<number>((res) => { const srv = createNetServer().listen(0, '127.0.0.1', () => { const p = (srv.address() as { port: number }).port; srv.close(() => res(p)); }); });
+  await fails(() => load(`http://127.0.0.1:${closed}/m.safetensors`), new RegExp(`^http://127\\.0\\.0\\.1:${closed}/m\\.safetensors: fetch failed \\(ECONNREFUSED\\)`));
   const m = await load(CAIT);
   try {
     await fails(() => m.forward(new Float32Array(5)), /expected a Float32Array of 1024 values \(batch 1 x \[1,32,32\]\), got 5 values/);

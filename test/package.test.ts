@@ -8,6 +8,7 @@
 // source file is newer than it. The install takes runtime dependencies from
 // the npm cache when it can (--prefer-offline), else from the registry.
 import { suite } from 'uvu';
+import { checkPromises, readmeBlocks } from './readme-blocks.js';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -100,6 +101,17 @@ test('createServer from caitjs/serve in the installed package (ESM and require()
   console.log(`  package: createServer ESM '${esm}', require '${cjs}'`);
   assert.match(esm, /^200 \S/);
   assert.is(cjs, esm);
+});
+
+test('every ```js block of the README runs in the fresh project, its paths under node_modules/caitjs/', () => {
+  const blocks = readmeBlocks(join(ROOT, 'README.md')).filter((b) => b.kind === 'js');
+  assert.ok(blocks.length >= 3);
+  for (const [i, b] of blocks.entries()) {
+    const file = join(proj, `readme-${i}.${/\brequire\(/.test(b.code) ? 'cjs' : 'mjs'}`);
+    writeFileSync(file, b.code.replace(/(['"])(models\/|web\/public\/samples\/)/g, '$1node_modules/caitjs/$2'));
+    checkPromises(b, run(process.execPath, [file], proj), 'README.md (installed)');
+  }
+  console.log(`  package: ${blocks.length} README blocks run as a user's project`);
 });
 
 test('the declarations type-check from ES modules and CommonJS', () => {

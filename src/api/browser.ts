@@ -49,8 +49,13 @@ async function blobPixels(blob: Blob): Promise<RgbaLike> {
   try { return drawablePixels(bmp); } finally { bmp.close(); }
 }
 
+/** fetch, with the URL in a network error ('Failed to fetch' alone names nothing). */
+async function fetchNamed(url: string | URL): Promise<Response> {
+  try { return await fetch(url); } catch (e) { throw new Error(`${String(url)}: ${(e as Error).message}`, { cause: e }); }
+}
+
 async function fetchOk(url: string | URL): Promise<Response> {
-  const res = await fetch(url);
+  const res = await fetchNamed(url);
   if (!res.ok) throw new Error(`${String(url)}: HTTP ${res.status} ${res.statusText}`);
   return res;
 }
@@ -107,7 +112,7 @@ const platform: Platform = {
   async resolveModel(source) {
     const base = typeof location !== 'undefined' ? location.href : undefined;
     const { files, name } = await fetchCheckpoint(new URL(String(source), base), async (u) => {
-      const res = await fetch(u);
+      const res = await fetchNamed(u);
       if (res.status === 404) return null;
       if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
       return new Uint8Array(await res.arrayBuffer());

@@ -19,7 +19,12 @@ const isUrl = (s: string) => /^(https?|file|data|blob):/i.test(s);
 async function fetchBytes(url: string | URL): Promise<Uint8Array> {
   const u = new URL(url);
   if (u.protocol === 'file:') return readInput(fileURLToPath(u), 'file');
-  const res = await fetch(u);
+  let res: Response;
+  // undici says only 'fetch failed': the URL and the cause (ECONNREFUSED, ENOTFOUND, ...) name what failed
+  try { res = await fetch(u); } catch (e) {
+    const c = (e as Error & { cause?: NodeJS.ErrnoException }).cause;
+    throw new Error(`${u.href}: ${(e as Error).message}${c ? ` (${c.code ?? c.message})` : ''}`, { cause: e });
+  }
   if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
   return new Uint8Array(await res.arrayBuffer());
 }

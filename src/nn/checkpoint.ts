@@ -127,7 +127,7 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
     libraryNames = isObj(json) && typeof json.architecture === 'string' ? TIMM_FIELDS : HF_FIELDS;
     layoutConfig = true;
   } else if (opts.preset) { raw = getPreset(opts.preset); layoutConfig = true; }
-  else throw new SafetensorsError(name, 'no model config: none in __metadata__ and no config.json beside it (a timm checkpoint?): pass --preset NAME');
+  else throw new SafetensorsError(name, 'no model config: none in __metadata__ and no config.json beside it (a timm checkpoint?): name its architecture (--preset NAME on the command line, { preset: NAME } in load())');
   if (layoutConfig && raw && typeof raw === 'object') {
     // a preset or a library config describes the architecture; whether a distillation token is there, the weights say
     const r = raw as VitConfig;
