@@ -323,6 +323,18 @@ test('errors name what was wrong', async () => {
   } finally { m.dispose(); }
 });
 
+test('load -> classify -> dispose on 2 threads in a loop that never yields to the event loop: the pools do not pile up', async () => {
+  // node:internal count of live handles (each worker is one); before load() waited for closes in flight, 20 rounds left ~21
+  const handles = () => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+  const before = handles();
+  for (let i = 0; i < 20; i++) {
+    const m = await load(CAIT, { threads: 2 });
+    await m.classify(join(SAMPLES, samples[0].file));
+    m.dispose();
+  }
+  assert.ok(handles() - before <= 2, `${handles() - before} more live handles after 20 rounds`);
+});
+
 test('scope warns when given an async function', async () => {
   const warn = console.warn, said: string[] = [];
   console.warn = (s: string) => { said.push(s); };
