@@ -449,6 +449,25 @@ function silentClient(port: number): { answered: Promise<{ text: string; ms: num
   };
 }
 
+S('request bodies held at once are capped at 4 x --max-body: beyond, 503 with Retry-After; the bytes come back when those requests end', async () => {
+  await withServer({ maxBody: 64 * 1024 }, async (s) => {
+    const inf = `/v2/models/${NAME}/infer`;
+    // four clients send all but the last byte of 60,000 and wait: 239,996 of the 262,144 bytes held
+    const socks = await Promise.all(Array.from({ length: 4 }, () => new Promise<net.Socket>((res) => {
+      const c = net.connect(s.port, '127.0.0.1', () => { c.write(`POST ${inf} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n${' '.repeat(59999)}`); res(c); });
+      c.on('error', () => {});
+    })));
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await post(s, inf, ' '.repeat(60000));
+    assert.is(r.status, 503, JSON.stringify(r.json));
+    assert.match(r.json.error, /limit \(4 x --max-body\)/);
+    assert.is(r.headers.get('retry-after'), '1');
+    for (const c of socks) c.destroy();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.is((await post(s, inf, inferBody(randomImage()))).status, 200, 'the held bytes were given back');
+  });
+});
+
 S('a client that stops sending gets its 408 near --timeout-ms (node:http checked only every 30 s); HEAD where GET is', async () => {
   await withServer({ timeoutMs: 1000 }, async (s) => {
     const { text, ms } = await silentClient(s.port).answered;

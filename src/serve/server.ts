@@ -153,6 +153,9 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   });
   const log = logFormat === 'none' ? null : (o.logTo ?? ((l: string) => { process.stdout.write(l + '\n'); }));
   let draining = false, active = 0;
+  // many bodies under --max-body at once still add up (50 of 16 MiB: 861 MB, and 408s for bodies
+  // fully sent while the main thread parsed the others): beyond 4 x --max-body in all, 503
+  const receiving: Receiving = { bytes: 0, max: 4 * limits.maxBody };
   const idleWaiters: Array<() => void> = [];
 
   // node:http checks these timeouts every connectionsCheckingInterval (30 s by default, so a 3 s
@@ -177,6 +180,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
         const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
         log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`);
       }
+      receiving.bytes -= ctx.held ?? 0;
       if (--active === 0) for (const f of idleWaiters.splice(0)) f();
     });
     handle(req, res, ctx).catch((e: unknown) => {
@@ -246,7 +250,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     batcher.receiving(model, 1);
     let r: ReturnType<typeof parseInferRequest>;
     try {
-      const body = await readBody(req, limits.maxBody);
+      const body = await readBody(req, limits.maxBody, receiving, ctx);
       const hl = req.headers['inference-header-content-length'];
       let json: string, binary: Uint8Array | null = null;
       if (typeof hl === 'string') ({ json, rest: binary } = splitBinaryBody(body, hl));
@@ -284,7 +288,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     batcher.receiving(model, 1);
     let x: Float32Array;
     try {
-      const body = await readBody(req, limits.maxBody);
+      const body = await readBody(req, limits.maxBody, receiving, ctx);
       const ct = req.headers['content-type'] ?? '';
       const bytes = /^multipart\/form-data/i.test(ct) ? multipartFile(body, ct) : body;
       checkImageSize(bytes, limits.maxPixels);
@@ -352,7 +356,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   };
 }
 
-interface LogCtx { model: string; endpoint: string; images: number; error?: string; signal?: AbortSignal }
+interface LogCtx { model: string; endpoint: string; images: number; error?: string; signal?: AbortSignal; /** body bytes this request holds in `receiving` */ held?: number }
 
 const VERSION = '0.1.0';
 
@@ -372,10 +376,15 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
  * received pass `max` (nothing beyond `max` is kept); 400 when the client
  * stops sending before the declared length.
  */
-function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
+/** Body bytes all requests hold at once (from the first byte read until the response ends), and the cap. */
+interface Receiving { bytes: number; max: number }
+
+function readBody(req: http.IncomingMessage, max: number, all: Receiving, ctx: LogCtx): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > max)
     return Promise.reject(new HttpError(413, `request body of ${declared} bytes is over this server's limit of ${max} (--max-body)`));
+  const busy = () => new HttpError(503, `the server holds ${all.bytes} bytes of request bodies, its limit (4 x --max-body); try again`, { 'Retry-After': '1' });
+  if (declared !== undefined && all.bytes + Number(declared) > all.max) return Promise.reject(busy());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0, done = false;
@@ -384,6 +393,9 @@ function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
       if (done) return;
       n += c.length;
       if (n > max) return fail(new HttpError(413, `request body passed this server's limit of ${max} bytes (--max-body)`));
+      if (all.bytes + c.length > all.max) return fail(busy());
+      all.bytes += c.length;
+      ctx.held = (ctx.held ?? 0) + c.length;
       chunks.push(c);
     });
     req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks, n)); } });
