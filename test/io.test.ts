@@ -452,6 +452,7 @@ im('corrupt and unsupported images throw ImageError naming the file', () => {
   const badCrc = good.slice(); badCrc[20] ^= 1;
   t(badCrc, ['CRC mismatch', 'IHDR'], 'crc');
   t(buildPng(2, 1, 8, 0, new Uint8Array([7, 1, 2])), ['invalid filter type 7'], 'filter');
+  t(buildPng(2, 1, 8, 0, new Uint8Array(200_000)), ['inflates past the 3 bytes 2x1 needs (a decompression bomb?)'], 'bomb');
   t(buildPng(2, 1, 8, 0, new Uint8Array([0, 1])), ['truncated PNG', 'inflates to 2'], 'short data');
   t(buildPng(2, 1, 3, 0, new Uint8Array([0, 1])), ['bit depth 3'], 'depth');
   t(buildPng(2, 1, 8, 3, new Uint8Array([0, 0, 5]), [chunk('PLTE', new Uint8Array(6))]), ['palette index 5'], 'palette index');

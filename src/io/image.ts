@@ -297,6 +297,7 @@ export function decodePng(bytes: Uint8Array, file = '<buffer>', opts: DecodeOpti
     // The limit stops decompression bombs; a little slack tolerates encoders that pad.
     raw = inflateSync(Buffer.concat(idat), { maxOutputLength: expected + 65536 });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return fail(`PNG image data inflates past the ${expected} bytes ${width}x${height} needs (a decompression bomb?)`);
     return fail(`corrupt or truncated PNG image data (zlib: ${(e as Error).message})`);
   }
   if (raw.length < expected) fail(`truncated PNG: image data inflates to ${raw.length} bytes, ${width}x${height} needs ${expected}`);
