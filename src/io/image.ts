@@ -5,19 +5,12 @@
 // ISO/IEC 15948: §5 datastream structure, §7 scanlines and Adam7, §9 filters,
 // §11 chunk definitions, Annex D for the CRC.
 import { inflateSync, deflateSync } from 'node:zlib';
-import { readInput } from './input.js';
+import { FileError, readInput } from './input.js';
 import jpeg from 'jpeg-js';
 
 export interface RgbaImage { width: number; height: number; data: Uint8Array }
 
-export class ImageError extends Error {
-  readonly file: string;
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, options);
-    this.name = 'ImageError';
-    this.file = file;
-  }
-}
+export class ImageError extends FileError { override name = 'ImageError'; }
 
 export interface DecodeOptions {
   /**

@@ -6,14 +6,16 @@
 // Formats-level: imports nothing above io/.
 import { readFileSync, statSync, type Stats } from 'node:fs';
 
-export class InputError extends Error {
+/** An error about one file: the message starts with its path, `file` holds it. The io/ errors below extend it. */
+export class FileError extends Error {
   readonly file: string;
   constructor(file: string, message: string, options?: { cause?: unknown }) {
     super(`${file}: ${message}`, options);
-    this.name = 'InputError';
     this.file = file;
   }
 }
+
+export class InputError extends FileError { override name = 'InputError'; }
 
 /** What a file that is not a regular one is, for messages (also output.ts). */
 export function kindOf(st: Stats): string {

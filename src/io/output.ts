@@ -13,16 +13,9 @@
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { kindOf } from './input.js';
+import { FileError, kindOf } from './input.js';
 
-export class OutputError extends Error {
-  readonly file: string;
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, options);
-    this.name = 'OutputError';
-    this.file = file;
-  }
-}
+export class OutputError extends FileError { override name = 'OutputError'; }
 
 /** An input of the command: its path and the flag (or role) that named it, for the message. */
 export interface NamedInput { path: string | undefined; flag: string }

@@ -13,16 +13,9 @@
 //   we accept is one the Python library accepts too.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { writeFileAtomic, type NamedInput } from './output.js';
-import { readInput, statInput } from './input.js';
+import { FileError, readInput, statInput } from './input.js';
 
-export class SafetensorsError extends Error {
-  readonly file: string;
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, options);
-    this.name = 'SafetensorsError';
-    this.file = file;
-  }
-}
+export class SafetensorsError extends FileError { override name = 'SafetensorsError'; }
 
 /** checkKeys' error: the lists are kept for callers that want to act on them. */
 export class CheckpointMismatchError extends SafetensorsError {
