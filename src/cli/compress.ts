@@ -8,7 +8,7 @@
 //                analytic choice), save that (randomly initialised) compact
 //                model, and measure its speed against the dense one.
 import { dirname, join } from 'node:path';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import { quantizeModel } from '../quant/int8.js';
 import { quantizedFileBytes } from '../quant/format.js';

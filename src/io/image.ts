@@ -54,7 +54,7 @@ export function decodeImage(bytes: Uint8Array, file = '<buffer>', opts: DecodeOp
   throw new ImageError(file, `unrecognized image format (${bytes.length} bytes, starting ${head || '<empty>'}); expected PNG or JPEG`);
 }
 
-/** Image files larger than this are refused before they are read (a 40-megapixel PNG is well under 1 MiB to 100 MiB). */
+/** Image files over this are refused before they are read (a 40-megapixel photo is tens of MiB). */
 export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
 
 export function readImageFile(path: string, opts?: DecodeOptions): RgbaImage {
