@@ -191,6 +191,18 @@ test('RGB models with a preprocess config: C x S x S batches, normalised per cha
   assert.not.equal(Array.from(aug(4)), Array.from(aug(5)));
 });
 
+test('cait train and compress an RGB preset on a folder: the training batches are [B, 3, S, S] (they were built [B, 1, S, S])', async () => {
+  const out = join(root, 'rgb-run');
+  const t = await cait('train', '--preset', 'micro', '--data', data, '--epochs', '1', '--limit', '40', '--batch', '8', '--out', out, '--json', '--quiet');
+  assert.is(t.code, 0, t.stderr);
+  const m = loadModel(join(out, 'model.safetensors')).model;
+  assert.is(m.cfg.inChans, 3);
+  m.dispose();
+  const c = await cait('compress', '--model', join(out, 'model.safetensors'), '--data', data, '--target-macs', '1.5', '--merge', 'h@1', '--search-epochs', '0.5', '--finetune-epochs', '0',
+    '--limit', '40', '--eval-limit', '20', '--batch', '8', '--runs', '2', '--out', join(root, 'rgb-c.safetensors'), '--json', '--quiet');
+  assert.is(c.code, 0, c.stderr);
+});
+
 test('ClassMetrics: top-1, top-5 (ties count for the label), per class, confusion', () => {
   const m = new ClassMetrics(6, ['a', 'b', 'c', 'd', 'e', 'f']);
   m.add(Float32Array.from([5, 1, 0, 0, 0, 0, /**/ 0, 1, 9, 0, 0, 0, /**/ 9, 8, 7, 6, 5, 4]), [0, 1, 5], 3);

@@ -162,7 +162,7 @@ export function train(model: Trainable, data: TrainData, o: TrainOptions): Epoch
         const batch = batchOf(data, idx, { pad: S, mean: o.mean, std: o.std, augment: { rng, cropPad: o.cropPad, flip: o.flip } });
         lr = cosineLr(opt.step, totalSteps, warmup, o.lr, o.minLr);
         const loss = scope(() => {
-          const x = Tensor.from(batch.x, [idx.length, 1, S, S]);
+          const x = Tensor.from(batch.x, [idx.length, model.cfg.inChans, S, S]);
           const logits = model.forward(x, true);
           const ce = crossEntropy(logits, batch.y, o.smoothing);
           const extra = model.extraLoss?.(logits, x, opt.step, totalSteps) ?? [];
