@@ -203,6 +203,20 @@ test('cait train and compress an RGB preset on a folder: the training batches ar
   assert.is(c.code, 0, c.stderr);
 });
 
+test('a folder of 300 classes, every image one grey level, trains and evaluates (labels past 255 were refused; a std of 0 was an internal error)', async () => {
+  const dir = join(root, 'many');
+  const px = encodePng(8, 8, new Uint8Array(8 * 8 * 4).fill(200));
+  for (let c = 0; c < 300; c++) { const d = join(dir, `c${String(c).padStart(3, '0')}`); mkdirSync(d, { recursive: true }); writeFileSync(join(d, 'a.png'), px); }
+  const out = join(root, 'many-run');
+  const t = await cait('train', '--preset', 'vit_fmnist', '--data', dir, '--epochs', '1', '--out', out, '--json', '--quiet');
+  assert.is(t.code, 0, t.stderr);
+  assert.is(loadModel(join(out, 'model.safetensors')).model.cfg.numClasses, 300);
+  const e = await cait('eval', '--model', join(out, 'model.safetensors'), '--data', dir, '--json');
+  assert.is(e.code, 0, e.stderr);
+  assert.is(e.json.n, 300);
+  assert.is(e.json.classes.length, 300);
+});
+
 test('ClassMetrics: top-1, top-5 (ties count for the label), per class, confusion', () => {
   const m = new ClassMetrics(6, ['a', 'b', 'c', 'd', 'e', 'f']);
   m.add(Float32Array.from([5, 1, 0, 0, 0, 0, /**/ 0, 1, 9, 0, 0, 0, /**/ 9, 8, 7, 6, 5, 4]), [0, 1, 5], 3);

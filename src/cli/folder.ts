@@ -133,7 +133,8 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
     const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes;
     Object.assign(cfg, { classes, numClasses: classes.length });
     fd = openFolder(dir, cfg, f);
-    if (!cfg.preprocess && cfg.inChans === 1) { const { mean, std } = pixelStats(fd.train as { images: Uint8Array }); cfg.mean = [mean]; cfg.std = [std]; }
+    // the folder's own statistics; images of one grey level have no spread to divide by (std 1 then)
+    if (!cfg.preprocess && cfg.inChans === 1) { const { mean, std } = pixelStats(fd.train as { images: Uint8Array }); cfg.mean = [mean]; cfg.std = [std > 1e-3 ? std : 1]; }
     model = createModel(cfg, f.seed);
   }
   const runner = wrap(model, metadata);

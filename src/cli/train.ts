@@ -100,7 +100,7 @@ function printHeader(runner: Trainable, vit: VisionTransformer, data: string): v
 
 /** The images `idx` of a split, as a split of their own (the validation split). */
 function pickImages(src: ImageSource, idx: Int32Array): ImageSource {
-  const px = src.h * src.w, images = new Uint8Array(idx.length * px), labels = new Uint8Array(idx.length);
+  const px = src.h * src.w, images = new Uint8Array(idx.length * px), labels = new (src.labels instanceof Uint16Array ? Uint16Array : Uint8Array)(idx.length);
   idx.forEach((j, i) => { images.set(src.images.subarray(j * px, (j + 1) * px), i * px); labels[i] = src.labels[j]; });
   return { images, labels, n: idx.length, h: src.h, w: src.w };
 }

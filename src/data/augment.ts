@@ -8,7 +8,8 @@ import type { Rng } from '../util/rng.js';
 /** Anything shaped like a Split: n images of h×w uint8 pixels and their labels. */
 export interface ImageSource {
   images: Uint8Array;
-  labels: Uint8Array;
+  /** Class ids: Uint16Array past 255 classes (an image folder of 1000 classes). */
+  labels: Uint8Array | Uint16Array;
   n: number;
   h: number;
   w: number;

@@ -225,7 +225,7 @@ function writeFolderCache(path: string, header: object, pixels: Uint8Array): voi
  */
 export class PixelSplit {
   readonly h: number; readonly w: number;
-  constructor(readonly images: Uint8Array, readonly labels: Uint8Array, readonly n: number, readonly view: FolderView,
+  constructor(readonly images: Uint8Array, readonly labels: Uint8Array | Uint16Array, readonly n: number, readonly view: FolderView,
     readonly mean: number[], readonly std: number[], readonly transform: Omit<TrainTransform, 'flip'>) {
     this.h = this.w = view.side;
   }
@@ -280,14 +280,16 @@ export interface FolderOptions {
 export function loadFolder(dir: string, cfg: VitConfig, o: FolderOptions = {}): FolderData {
   const listing = listFolder(dir, o);
   const classIds = matchClasses(listing.classes, cfg, dir);
-  if (Math.max(...classIds) > 255) throw new FolderError(`${dir}: class ids above 255 are not supported (labels are stored as uint8)`);
+  const maxId = classIds.reduce((a, b) => Math.max(a, b), 0);
+  if (maxId > 65535) throw new FolderError(`${dir}: class ids above 65535 are not supported (labels are stored as uint16), got ${maxId}`);
+  const Labels = maxId > 255 ? Uint16Array : Uint8Array;
   const view = viewOf(cfg);
   const want = new Set(o.splits ?? ['train', 'val']);
   const empty: LoadStats = { n: 0, decoded: 0, cached: 0, seconds: 0, imagesPerSec: 0 };
   const make = (s: 'train' | 'val'): { split: FolderSplit; stats: LoadStats } => {
     const l = listing[s], files = want.has(s) ? l.files : [];
     const { pixels, stats } = files.length ? loadPixels(files, view, { ...o, onProgress: (d, t) => o.onProgress?.(s, d, t) }) : { pixels: new Uint8Array(0), stats: empty };
-    const labels = Uint8Array.from(want.has(s) ? l.labels.map((c) => classIds[c]) : []);
+    const labels = Labels.from(want.has(s) ? l.labels.map((c) => classIds[c]) : []);
     const n = labels.length;
     if (view.kind === 'grey') return { split: { images: pixels, labels, n, h: view.side, w: view.side }, stats };
     const rrc = o.rrc === undefined ? DEFAULT_RRC : o.rrc;
