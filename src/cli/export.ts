@@ -9,6 +9,7 @@ import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
 import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { isSegmentation } from '../seg/model.js';
 import { checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, withMerging } from './common.js';
 import { writeFileAtomic } from '../io/output.js';
 import { quantizeLoaded } from '../quant/format.js';
@@ -43,6 +44,8 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   if (f.model) ({ model: vit, metadata } = loadModelFlags(f.model, f.preset, f));
   else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);   // random weights
   else throw new UsageError('missing --model FILE or --preset NAME');
+  // the ONNX graph is the classifier's (class token -> logits); a segmentation model's per-token head is not in it
+  if (isSegmentation(vit.cfg)) { vit.dispose(); throw new UsageError(`${f.model ?? f.preset} is a segmentation model: export writes classifier graphs (logits [B, classes]); its per-pixel head has no ONNX export`); }
   const runner = withMerging(vit, f, metadata);
   const cait = runner instanceof CaitModel ? runner : null;
   // an int8 file exports as onnxruntime's dynamic quantization (src/quant/onnx.ts)

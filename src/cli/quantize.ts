@@ -11,6 +11,7 @@ import type { VisionTransformer } from '../nn/vit.js';
 import { getBackend } from '../tensor.js';
 import { quantizeModel, hasInt8Kernels, type QuantizedModel } from '../quant/int8.js';
 import { quantScheme, quantizedFileBytes } from '../quant/format.js';
+import { isSegmentation } from '../seg/model.js';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
@@ -63,6 +64,7 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
     if (quantScheme(metadata) !== null) throw new Error(`${f.model} is already quantized (__metadata__.quant scheme ${quantScheme(metadata)})`);
   } else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);
   else throw new UsageError('missing --model FILE or --preset NAME');
+  if (f.data && isSegmentation(vit.cfg)) { vit.dispose(); throw new UsageError(`${f.model ?? f.preset} is a segmentation model: --data scores classifiers; quantize without it, then cait eval --task segment --model OUT`); }
   if (f.data) checkBatchBytes(vit.cfg, f.batch, '--batch');
   const runner = withMerging(vit, f, metadata);
   const cfg = vit.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
