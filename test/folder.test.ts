@@ -6,12 +6,14 @@
 // structure-only compression that keeps a model's weights).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/mnist.js';
 import { encodePng } from '../src/io/image.js';
 import { listFolder, loadFolder, loadPixels, matchClasses, viewOf, PixelSplit, folderBatches, FolderError } from '../src/data/folder.js';
+import { scoreFolderSync } from '../src/cli/folder.js';
 import { ClassMetrics } from '../src/data/metrics.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { createModel, loadModel } from '../src/nn/model.js';
@@ -48,6 +50,7 @@ function writeFolder(dir: string, split: 'train' | 'test', per: number, sub = sp
   }
 }
 const data = join(root, 'fm');
+const ROOT_MODELS = fileURLToPath(new URL('../models/', import.meta.url));
 writeFolder(data, 'train', 12);
 writeFolder(data, 'test', 6);
 
@@ -171,6 +174,20 @@ test('decode cache: a second load decodes nothing; a touched file is decoded aga
   const t = new Date(Date.now() + 5000);
   utimesSync(files[3], t, t);
   assert.is(loadPixels(files, v, { cacheDir: join(root, 'c2') }).stats.decoded, 1, 'only the touched file');
+  // one cache per folder and split (cacheKey): a subset, then the whole split again, then one image more, decode only what is new
+  const key = { cacheDir: join(root, 'c3'), cacheKey: 'fm val' };
+  assert.is(loadPixels(files.slice(0, 20), v, key).stats.decoded, 20);
+  // a temporary left by a run killed mid-write (a pid that is gone) is removed by the next write
+  const cached = readdirSync(join(root, 'c3', 'folders'))[0], dead = join(root, 'c3', 'folders', `${cached}.tmp-999999999-1796281568934`);
+  writeFileSync(dead, 'half');
+  assert.is(loadPixels(files, v, key).stats.decoded, 40, 'the 20 of the subset reused');
+  assert.not.ok(existsSync(dead), 'the dead run\'s temporary is gone');
+  const extra = join(data, 'val', dirName(0), 'extra.png');
+  copyFileSync(files[0], extra);
+  try {
+    const more = loadPixels([...files, extra], v, key);
+    assert.equal([more.stats.decoded, more.stats.cached], [1, 60], 'an added image: only it decoded');
+  } finally { rmSync(extra); }
   // the grey view of a 28x28 PNG is the dataset's own bytes: the folder trains exactly like --data fashion-mnist
   const i = Number(files[0].split('/').pop()!.replace('.png', ''));
   assert.equal(Array.from(first.pixels.subarray(0, 784)), Array.from(fm.test.images.subarray(i * 784, (i + 1) * 784)));
@@ -215,6 +232,20 @@ test('a folder of 300 classes, every image one grey level, trains and evaluates 
   assert.is(e.code, 0, e.stderr);
   assert.is(e.json.n, 300);
   assert.is(e.json.classes.length, 300);
+});
+
+test('--limit picks its images before decoding (the same images and scores as decoding all); a split too big to hold decoded is refused before decoding', async () => {
+  const model = join(ROOT_MODELS, 'fmnist-dense.safetensors');
+  const all = loadFolder(data, loadModel(model).model.cfg, { splits: ['val'], cacheDir: join(root, 'cache-all') });
+  const want = scoreFolderSync(loadModel(model).model, all.val, { limit: 7 });
+  const e = await cait('eval', '--model', model, '--data', data, '--limit', '7', '--json');
+  assert.is(e.code, 0, e.stderr);
+  const some = loadFolder(data, loadModel(model).model.cfg, { splits: ['val'], limits: { val: 7 }, cacheDir: join(root, 'cache-some') });
+  assert.equal([some.val.n, some.stats.val.decoded], [7, 7], 'seven decoded of 60');
+  assert.equal([e.json.n, e.json.top1, e.json.confusion], [7, want.top1, want.confusion]);
+  // 8192 x 8192 RGB views: 201 MB each, 60 of them past the 2 GiB bound; nothing decoded to find out
+  const huge = { ...getPreset('micro'), imgSize: 8192, classes: FASHION_MNIST_CLASSES };
+  assert.throws(() => loadFolder(data, huge, { splits: ['val'] }), (err: Error) => err instanceof FolderError && /val: 60 images of 3x8192x8192 make 11\.25 GiB decoded, over the 2 GiB a split may take; use at most 10 /.test(err.message));
 });
 
 test('ClassMetrics: top-1, top-5 (ties count for the label), per class, confusion', () => {

@@ -118,7 +118,7 @@ function compressRun(f: CompressFlags): void {
     };
   } else if (folder) {
     // the folder's train split for search and fine-tuning; its val split scores every model of the report
-    const fd = openFolder(dataName, dense.cfg, f);
+    const fd = openFolder(dataName, dense.cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
     data = { train: fd.train, test: fd.val };
     task = { score: (m) => scoreFolderSync(m, fd.val, { limit: f['eval-limit'] }).top1 };
   } else {
@@ -206,7 +206,7 @@ function structureOnly(f: CompressFlags, ratio: number, out: string, inputs: rea
   checkBatchBytes(cfg, f['latency-batch'], '--latency-batch');
   // --data is read before the search: a bad one fails before any work
   const evalData = loaded && f.data !== undefined
-    ? (isFolder(f.data) ? { folder: openFolder(f.data, cfg, f, ['val']).val } : { test: loadDataset(f.data as DatasetName).test })
+    ? (isFolder(f.data) ? { folder: openFolder(f.data, cfg, f, ['val'], { val: f['eval-limit'] }).val } : { test: loadDataset(f.data as DatasetName).test })
     : null;
   if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one
   const policy = f.prune;

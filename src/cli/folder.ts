@@ -40,11 +40,22 @@ export function isFolder(data: string | undefined): data is string {
 
 interface FolderFlags { seed?: number; 'val-split'?: number; 'no-rrc'?: boolean; 'rrc-scale'?: number; quiet?: boolean; json?: boolean }
 
-/** Decode (or read from the cache) the folder for `cfg`, reporting images/s on stderr. */
-export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: Array<'train' | 'val'> = ['train', 'val']): FolderData {
+/**
+ * Decode (or read from the cache) the folder for `cfg`, reporting images/s on
+ * stderr, with a progress line while a split of 1000 images or more loads.
+ * limits: at most this many images per split (--limit, --eval-limit), picked
+ * before decoding as the trainer and the scorers pick them.
+ */
+export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: Array<'train' | 'val'> = ['train', 'val'], limits: { train?: number; val?: number } = {}): FolderData {
+  const bars = new Map<string, Progress>();
   const fd = loadFolder(dir, cfg, {
-    valSplit: f['val-split'], seed: f.seed ?? 0, splits,
+    valSplit: f['val-split'], seed: f.seed ?? 0, splits, limits,
     rrc: f['no-rrc'] ? null : { scale: [f['rrc-scale'] ?? DEFAULT_RRC.scale[0], 1], ratio: DEFAULT_RRC.ratio },
+    onProgress: (s, done, total) => {
+      if (f.quiet || total < 1000) return;
+      if (!bars.has(s)) bars.set(s, new Progress(`${dir} ${s}`, total, 'img'));
+      bars.get(s)!.update(done);
+    },
   });
   if (!f.quiet) {
     for (const s of splits) {
@@ -62,9 +73,9 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
  * held-out part with --val-split), and how to name it in a report
  * (`cait eval`, `cait quantize --data`). classes: the built-in dataset's names.
  */
-export function testSplitOf(data: string, cfg: VitConfig, f: FolderFlags): { split: FolderSplit; what: string; classes?: string[] } {
+export function testSplitOf(data: string, cfg: VitConfig, f: FolderFlags & { limit?: number }): { split: FolderSplit; what: string; classes?: string[] } {
   if (isFolder(data)) {
-    const fd = openFolder(data, cfg, f, ['val']);
+    const fd = openFolder(data, cfg, f, ['val'], { val: f.limit });
     return { split: fd.val, what: `${data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images` };
   }
   const ds = loadDataset(data as DatasetName);
@@ -111,7 +122,7 @@ export function printFolderScores(s: ClassScores, what: string): void {
 }
 
 /** The folder flags trainFolder reads besides the trainer options train.ts builds. */
-export interface TrainFolderFlags extends FolderFlags { data?: string; 'no-flip'?: boolean; preset?: string; seed: number; 'crop-pad': number; 'eval-limit'?: number; val?: number; quiet: boolean; json: boolean }
+export interface TrainFolderFlags extends FolderFlags { data?: string; limit?: number; 'no-flip'?: boolean; preset?: string; seed: number; 'crop-pad': number; 'eval-limit'?: number; val?: number; quiet: boolean; json: boolean }
 
 /**
  * `cait train --data DIR`: fine-tune --model on the folder (its labels matched
@@ -127,12 +138,12 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
   let fd: FolderData;
   if (loaded) {
     ({ model, metadata } = loaded);
-    fd = openFolder(dir, model.cfg, f);
+    fd = openFolder(dir, model.cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
   } else {
     const cfg = getPreset(f.preset ?? 'vit_fmnist');
     const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes;
     Object.assign(cfg, { classes, numClasses: classes.length });
-    fd = openFolder(dir, cfg, f);
+    fd = openFolder(dir, cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
     // the folder's own statistics; images of one grey level have no spread to divide by (std 1 then)
     if (!cfg.preprocess && cfg.inChans === 1) { const { mean, std } = pixelStats(fd.train as { images: Uint8Array }); cfg.mean = [mean]; cfg.std = [std > 1e-3 ? std : 1]; }
     model = createModel(cfg, f.seed);

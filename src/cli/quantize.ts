@@ -69,7 +69,7 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   const runner = withMerging(vit, f, metadata);
   const cfg = vit.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
   // the split is read once (a folder decoded once) and scored as cait eval scores it, float then int8
-  const test = f.data ? testSplitOf(f.data, cfg, { quiet }) : null;
+  const test = f.data ? testSplitOf(f.data, cfg, { quiet, limit: f.limit }) : null;
   const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: f.batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
   const floatAcc = await acc();
   const { qm, bytes } = writeQuantized(vit, out, metadata, inputs);

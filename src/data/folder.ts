@@ -27,6 +27,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { readImageFile } from '../io/image.js';
+import { cleanStaleTemporaries } from '../io/output.js';
 import { toGrayFloat } from '../io/resize.js';
 import type { VitConfig, Preprocess } from '../nn/presets.js';
 import { Rng } from '../util/rng.js';
@@ -163,12 +164,15 @@ export interface LoadStats { n: number; decoded: number; cached: number; seconds
 
 /**
  * Decode (or read from the cache) every file to the view `v`: n * px bytes.
- * A cache entry is reused when the file's path, size and mtime match.
+ * A cache entry is reused when the file's path, size and mtime match. The
+ * cache file is one per `cacheKey` (a folder and split; else the file list)
+ * and view: it keeps the entries of earlier runs whose files are unchanged,
+ * so adding an image or a --limit run decodes only what is new.
  */
-export function loadPixels(files: string[], v: FolderView, o: { cacheDir?: string; maxPixels?: number; onProgress?: (done: number, total: number) => void } = {}): { pixels: Uint8Array; stats: LoadStats } {
+export function loadPixels(files: string[], v: FolderView, o: { cacheDir?: string; cacheKey?: string; maxPixels?: number; onProgress?: (done: number, total: number) => void } = {}): { pixels: Uint8Array; stats: LoadStats } {
   const t0 = performance.now();
   const px = v.side * v.side * v.channels;
-  const key = createHash('sha256').update(JSON.stringify({ VERSION, v, files })).digest('hex').slice(0, 24);
+  const key = createHash('sha256').update(JSON.stringify({ VERSION, v, at: o.cacheKey ?? files })).digest('hex').slice(0, 24);
   const dir = join(cacheDir(o.cacheDir), 'folders'), path = join(dir, `${key}.bin`);
   const stats = files.map((f) => { const s = statSync(f); return [f, s.size, s.mtimeMs] as [string, number, number]; });
   const old = readFolderCache(path, px);
@@ -180,8 +184,23 @@ export function loadPixels(files: string[], v: FolderView, o: { cacheDir?: strin
     else { pixels.set(decodeOne(f, v, o.maxPixels), i * px); decoded++; }
     o.onProgress?.(i + 1, files.length);
   });
-  if (decoded || !old || old.index.size !== files.length) {
-    try { writeFolderCache(path, { version: VERSION, key, px, entries: stats }, pixels); } catch { /* a read-only cache dir only costs the next run a decode */ }
+  // earlier entries this run did not use, whose files are unchanged, stay (within the split bound)
+  const mine = new Set(stats.map(([f, sz, m]) => `${f}\0${sz}\0${m}`));
+  const kept: Array<[[string, number, number], number]> = [];
+  if (old) {
+    let room = Math.floor(MAX_FOLDER_BYTES / px) - files.length;
+    for (const [k, at] of old.index) {
+      if (room <= 0) break;
+      if (mine.has(k)) continue;
+      const [f, sz, m] = k.split('\0');
+      try { const st = statSync(f); if (st.size !== Number(sz) || st.mtimeMs !== Number(m)) continue; } catch { continue; }
+      kept.push([[f, Number(sz), Number(m)], at]); room--;
+    }
+  }
+  if (decoded || !old || old.index.size !== files.length + kept.length) {
+    const all = kept.length ? new Uint8Array((files.length + kept.length) * px) : pixels;
+    if (kept.length) { all.set(pixels); kept.forEach(([, at], j) => all.set(old!.data.subarray(at * px, (at + 1) * px), (files.length + j) * px)); }
+    try { writeFolderCache(path, { version: VERSION, key, px, entries: [...stats, ...kept.map(([e]) => e)] }, all); } catch { /* a read-only cache dir only costs the next run a decode */ }
   }
   const seconds = (performance.now() - t0) / 1000;
   return { pixels, stats: { n: files.length, decoded, cached: files.length - decoded, seconds, imagesPerSec: files.length / Math.max(seconds, 1e-9) } };
@@ -205,6 +224,7 @@ function writeFolderCache(path: string, header: object, pixels: Uint8Array): voi
   const hj = Buffer.from(JSON.stringify(header), 'utf8'), pre = Buffer.alloc(12);
   pre.write(MAGIC, 0, 'latin1');
   pre.writeUInt32LE(hj.length, 8);
+  cleanStaleTemporaries(path);   // left by a run killed while writing (hundreds of MB each)
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const fd = openSync(tmp, 'w');
   try {
@@ -271,9 +291,26 @@ export interface FolderOptions {
   maxPixels?: number;
   /** Which splits to decode (eval needs only val). */
   splits?: Array<'train' | 'val'>;
+  /**
+   * At most this many images of a split, spread over it as the trainer's and
+   * the scorers' limits pick them (image floor(i n / limit)), chosen before
+   * anything is decoded: `eval --limit 10` on 20,000 files decodes 10.
+   */
+  limits?: { train?: number; val?: number };
   /** Random resized crop for training pixel views (default timm's scale [0.08, 1], ratio [3/4, 4/3]); null = off. */
   rrc?: { scale: [number, number]; ratio: [number, number] } | null;
   onProgress?: (what: string, done: number, total: number) => void;
+}
+
+/** Decoded images of one split, at most (readFileSync and one write() stop at 2 GiB, so the cache would not work past it). */
+export const MAX_FOLDER_BYTES = 2 ** 31 - 2 ** 20;
+
+/** `limit` entries of a split listing, spread evenly (all of them without a limit). */
+function spread(l: { files: string[]; labels: number[] }, limit?: number): { files: string[]; labels: number[] } {
+  const n = l.files.length;
+  if (limit === undefined || limit >= n) return l;
+  const pick = Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
+  return { files: pick.map((i) => l.files[i]), labels: pick.map((i) => l.labels[i]) };
 }
 
 /** An ImageFolder directory as train/val splits for the model `cfg` (labels already mapped to the model's ids). */
@@ -287,8 +324,14 @@ export function loadFolder(dir: string, cfg: VitConfig, o: FolderOptions = {}): 
   const want = new Set(o.splits ?? ['train', 'val']);
   const empty: LoadStats = { n: 0, decoded: 0, cached: 0, seconds: 0, imagesPerSec: 0 };
   const make = (s: 'train' | 'val'): { split: FolderSplit; stats: LoadStats } => {
-    const l = listing[s], files = want.has(s) ? l.files : [];
-    const { pixels, stats } = files.length ? loadPixels(files, view, { ...o, onProgress: (d, t) => o.onProgress?.(s, d, t) }) : { pixels: new Uint8Array(0), stats: empty };
+    const l = spread(listing[s], o.limits?.[s]), files = want.has(s) ? l.files : [];
+    // decoded views live in one array and one cache file: bounded before anything is decoded
+    const bytes = files.length * view.side * view.side * view.channels;
+    if (bytes > MAX_FOLDER_BYTES) {
+      throw new FolderError(`${dir} ${s}: ${files.length} images of ${view.channels}x${view.side}x${view.side} make ${(bytes / 2 ** 30).toFixed(2)} GiB decoded, over the ${(MAX_FOLDER_BYTES / 2 ** 30).toFixed(0)} GiB a split may take; ` +
+        `use at most ${Math.floor(MAX_FOLDER_BYTES / (view.side * view.side * view.channels))} (--limit, or a smaller folder)`);
+    }
+    const { pixels, stats } = files.length ? loadPixels(files, view, { ...o, cacheKey: `${resolve(dir)}\0${s}\0${o.valSplit ?? ''}\0${o.seed ?? ''}`, onProgress: (d, t) => o.onProgress?.(s, d, t) }) : { pixels: new Uint8Array(0), stats: empty };
     const labels = Labels.from(want.has(s) ? l.labels.map((c) => classIds[c]) : []);
     const n = labels.length;
     if (view.kind === 'grey') return { split: { images: pixels, labels, n, h: view.side, w: view.side }, stats };
