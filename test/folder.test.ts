@@ -6,7 +6,7 @@
 // structure-only compression that keeps a model's weights).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -218,6 +218,18 @@ test('cait train and compress an RGB preset on a folder: the training batches ar
   const c = await cait('compress', '--model', join(out, 'model.safetensors'), '--data', data, '--target-macs', '1.5', '--merge', 'h@1', '--search-epochs', '0.5', '--finetune-epochs', '0',
     '--limit', '40', '--eval-limit', '20', '--batch', '8', '--runs', '2', '--out', join(root, 'rgb-c.safetensors'), '--json', '--quiet');
   assert.is(c.code, 0, c.stderr);
+});
+
+test('--resume onto a folder of other classes is refused, naming both (the saved labels changed silently)', async () => {
+  const other = join(root, 'renamed');
+  cpSync(data, other, { recursive: true });
+  for (const sp of ['train', 'val']) renameSync(join(other, sp, dirName(0)), join(other, sp, 'Tee'));
+  const run = join(root, 'resume-run');
+  const a = await cait('train', '--preset', 'vit_fmnist', '--data', data, '--epochs', '1', '--limit', '40', '--out', run, '--quiet');
+  assert.is(a.code, 0, a.stderr);
+  const r = await cait('train', '--preset', 'vit_fmnist', '--data', other, '--epochs', '2', '--limit', '40', '--out', run, '--resume', join(run, 'checkpoint.safetensors'), '--quiet');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /checkpoint\.safetensors: the checkpoint's classes are not this run's: class \d is "T-shirt_top" there, "\w+" here \(10 against 10 classes\)/);
 });
 
 test('a folder of 300 classes, every image one grey level, trains and evaluates (labels past 255 were refused; a std of 0 was an internal error)', async () => {

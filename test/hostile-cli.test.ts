@@ -268,6 +268,17 @@ test('resume never duplicates log lines; the model file matches the checkpoint i
   }
   const m = readSafetensorsFile(join(run, 'model.safetensors')).metadata, c = JSON.parse(readSafetensorsFile(join(run, 'checkpoint.safetensors')).metadata.train_state);
   assert.equal([m.epoch, m.step], [String(c.epoch), String(c.step)], 'model.safetensors and the checkpoint are of different steps');
+  // another batch size or limit would replay other batches: refused, naming the flag and the checkpoint's value
+  const batch = trainArgs[trainArgs.indexOf('--batch') + 1];
+  const other = trainArgs.map((a, i) => (trainArgs[i - 1] === '--batch' ? String(Number(batch) * 2) : a));
+  const b = await cait('train', ...other, '--epochs', '3', '--out', run, '--resume', ckpt2);
+  assert.is(b.code, 1, b.stderr);
+  assert.match(b.stderr, new RegExp(`the checkpoint was trained with --batch ${batch}, this run has ${Number(batch) * 2}`));
+  // a finished run resumed: no epoch left, said as such (was 'loss undefined')
+  const done = await cait('train', ...trainArgs, '--epochs', '3', '--out', run, '--resume', join(run, 'checkpoint.safetensors'));
+  assert.is(done.code, 0, done.stderr);
+  assert.match(done.stdout, /no epoch left to run/);
+  assert.not.match(done.stdout, /undefined/);
 });
 
 test('--save-every writes a resumable mid-epoch checkpoint with the model file of the same step', async () => {

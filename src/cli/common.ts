@@ -228,3 +228,6 @@ export function checkOutputFlag(flag: string, path: string, inputs: readonly Nam
   }
   return path;
 }
+
+/** The last epoch's loss for the summary line; a resumed run that had no epoch left says so. */
+export const lossText = (last: { loss: number } | undefined): string => (last ? `loss ${last.loss.toFixed(4)}` : 'no epoch left to run (the checkpoint is at --epochs)');

@@ -19,7 +19,7 @@ import type { DatasetName } from '../data/dataset.js';
 import { folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
-import { forwardLogits } from './common.js';
+import { forwardLogits, lossText } from './common.js';
 import { Progress } from '../util/progress.js';
 
 export const FOLDER_FLAGS = {
@@ -153,10 +153,10 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
   const s = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] });
   const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(opts.outDir, 'model.safetensors');
   if (!f.json) {
-    console.log(`trained ${logs.length} epoch(s) on ${fd.train.n} images of ${dir}${merge ? ` merging ${merge}` : ''}: loss ${last?.loss.toFixed(4)}; model in ${file}`);
+    console.log(`trained ${logs.length} epoch(s) on ${fd.train.n} images of ${dir}${merge ? ` merging ${merge}` : ''}: ${lossText(last)}; model in ${file}`);
     printFolderScores(s, `${dir} validation images`);
   }
-  return { model: file, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge };
+  return { model: file, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) };
 }
 
 // ------------------------------------------------------------ confusion matrix figure (cait plot --confusion)

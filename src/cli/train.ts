@@ -10,7 +10,7 @@ import { getBackend } from '../tensor.js';
 import { modelMacs } from '../seg/model.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, lossText, loadModelFlags, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
 import { printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -151,7 +151,7 @@ function trainRun(f: TrainFlags): void {
   const ev = evaluate(runner, ds.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f['eval-limit'], quiet: f.quiet });
   const last = logs[logs.length - 1];
   const merge = runner.cfg.merge ?? '';
-  if (!f.json) console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''}: loss ${last?.loss.toFixed(4)}, test accuracy ${(100 * ev.accuracy).toFixed(2)}% (${ev.n} images); model in ${join(out, 'model.safetensors')}`);
+  if (!f.json) console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''}: ${lossText(last)}, test accuracy ${(100 * ev.accuracy).toFixed(2)}% (${ev.n} images); model in ${join(out, 'model.safetensors')}`);
   emitJson(f, { model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, accuracy: ev.accuracy, n: ev.n, images_per_sec: last?.imagesPerSec ?? null, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) });
 }
 
@@ -191,7 +191,7 @@ function trainSegment(f: TrainFlags, run: ReturnType<typeof checkRun>, loaded?: 
   const r = evaluateSegmentation(runner, scenes.test, { mean: model.cfg.mean[0], std: model.cfg.std[0], limit: f['eval-limit'], quiet: f.quiet });
   const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '';
   if (!f.json) {
-    console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''} on ${Math.min(scenes.train.n, f.limit ?? Infinity)} ${spec.data} scenes: loss ${last?.loss.toFixed(4)}; model in ${join(out, 'model.safetensors')}`);
+    console.log(`trained ${logs.length} epoch(s)${merge ? ` merging ${merge}` : ''} on ${Math.min(scenes.train.n, f.limit ?? Infinity)} ${spec.data} scenes: ${lossText(last)}; model in ${join(out, 'model.safetensors')}`);
     printScores(r, model.cfg.classes ?? [], `${spec.data} test scenes`);
   }
   emitJson(f, { model: join(out, 'model.safetensors'), epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(r), images_per_sec: last?.imagesPerSec ?? null, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) });

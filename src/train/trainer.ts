@@ -135,7 +135,7 @@ export function train(model: Trainable, data: TrainData, o: TrainOptions): Epoch
   const rng = new Rng(o.seed);
   let epoch0 = 0, resumed: TrainState | null = null;
   if (o.resume) {
-    resumed = loadCheckpoint(o.resume, named, opt);
+    resumed = loadCheckpoint(o.resume, named, opt, o, model.cfg.classes);
     rng.setState(resumed.rng);
     epoch0 = resumed.epoch;
     model.afterStep?.(opt.step, totalSteps);
@@ -270,7 +270,8 @@ function saveBoth(files: { model: string; checkpoint: string }, model: Trainable
   writeFileAtomic(files.checkpoint, ckptBytes, inputs);
 }
 
-function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW): TrainState {
+/** Restores `named` and `opt` from a checkpoint of this same run (its batch size, limit and classes), or throws naming what differs. */
+function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW, o: Pick<TrainOptions, 'batchSize' | 'limit'>, classes: string[] | undefined): TrainState {
   const { tensors, metadata } = readSafetensorsFile(file, 'checkpoint');
   if (!metadata.train_state) throw new SafetensorsError(file, 'not a training checkpoint (no train_state in __metadata__)');
   let st: TrainState & { optimStep: number };
@@ -280,6 +281,17 @@ function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW
     throw new SafetensorsError(file, `train_state: expected {epoch, step, optimStep, rng, ...} with non-negative integer counts, got ${metadata.train_state.slice(0, 120)}`);
   if (st.batch !== undefined && (!Number.isInteger(st.batch) || st.batch < 0 || !st.epochRng))
     throw new SafetensorsError(file, `train_state: a mid-epoch checkpoint needs an integer batch and epochRng`);
+  // a resume continues the same run: the batches it replays must be the ones the checkpoint saw, its classes these
+  const was = st.options ?? {};
+  for (const [k, flag] of [['batchSize', '--batch'], ['limit', '--limit']] as const) {
+    if (was[k] !== o[k]) throw new SafetensorsError(file, `the checkpoint was trained with ${flag} ${was[k]}, this run has ${o[k] ?? 'none'}; a resume continues the same run (give ${flag} ${was[k]})`);
+  }
+  let saved: string[] | undefined;
+  try { saved = (JSON.parse(metadata.config ?? 'null') as { classes?: string[] } | null)?.classes; } catch { /* checked with the tensors */ }
+  if (saved && classes && JSON.stringify(saved) !== JSON.stringify(classes)) {
+    const i = saved.findIndex((c, j) => c !== classes[j]), at = i < 0 ? saved.length : i;
+    throw new SafetensorsError(file, `the checkpoint's classes are not this run's: class ${at} is ${JSON.stringify(saved[at] ?? null)} there, ${JSON.stringify(classes[at] ?? null)} here (${saved.length} against ${classes.length} classes)`);
+  }
   for (const [n, p] of named) {
     for (const [key, dst] of [[n, p], [`optim.m.${n}`, opt.m.get(n)!], [`optim.v.${n}`, opt.v.get(n)!]] as const) {
       const t = tensors.get(key);
