@@ -126,6 +126,10 @@ test('CLI errors: unknown --data, labels that match nothing (listed), --val with
   assert.match(mis.stderr, /class folder\(s\) 'Cat' match none of the model's 10 labels/);
   const v = await cait('train', '--data', data, '--val', '5', '--epochs', '1', '--out', join(root, 'r2'));
   assert.is(v.code, 2);
+  // --val-split on a folder that has train/ and val/: the flag does not fit the folder (usage, was exit 1)
+  const vs = await cait('eval', '--model', 'models/fmnist-dense.safetensors', '--data', data, '--val-split', '0.2');
+  assert.is(vs.code, 2, vs.stderr);
+  assert.match(vs.stderr, /--val-split applies to a folder without train\/ and val\/; .* has both/);
 });
 
 test('listFolder: train/val layout, flat layout with a seeded --val-split, errors', () => {

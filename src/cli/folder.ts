@@ -76,7 +76,7 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
 export function testSplitOf(data: string, cfg: VitConfig, f: FolderFlags & { limit?: number }): { split: FolderSplit; what: string; classes?: string[] } {
   if (isFolder(data)) {
     const fd = openFolder(data, cfg, f, ['val'], { val: f.limit });
-    return { split: fd.val, what: `${data} ${fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : ''} images` };
+    return { split: fd.val, what: [data, fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : '', 'images'].filter(Boolean).join(' ') };
   }
   const ds = loadDataset(data as DatasetName);
   if (cfg.numClasses < ds.classes.length) throw new Error(`--data ${data} has ${ds.classes.length} classes; model '${cfg.name}' predicts ${cfg.numClasses}`);

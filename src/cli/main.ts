@@ -6,6 +6,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getBackend, setBackend } from '../tensor.js';
+import { FolderError } from '../data/folder.js';
 import { UsageError, commandHelp, globalUsage, parseFlags, suggest, type Command } from './flags.js';
 import { trainCommand } from './train.js';
 import { evalCommand, forwardCommand, predictCommand } from './infer.js';
@@ -62,7 +63,8 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     await c.run(p.flags);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) { io.stderr(`cait ${cmd}: ${e.message}\nusage: ${`cait ${c.name} ${c.usage[0]}`.trimEnd()}\n       cait ${c.name} --help for every flag\n`); return 2; }
+    // a folder's option that does not fit it (--val-split on train/ + val/) is usage too
+    if (e instanceof UsageError || (e instanceof FolderError && e.usage)) { io.stderr(`cait ${cmd}: ${e.message}\nusage: ${`cait ${c.name} ${c.usage[0]}`.trimEnd()}\n       cait ${c.name} --help for every flag\n`); return 2; }
     io.stderr(`cait ${cmd}: ${(e as Error).message}\n`);
     if (process.env.CAIT_DEBUG) io.stderr(`${(e as Error).stack}\n`);
     return 1;

@@ -38,7 +38,8 @@ import { DEFAULT_RRC, normalizePixels, preprocessPixels, trainView, type PixelsU
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 
 export class FolderError extends Error {
-  constructor(message: string) { super(message); this.name = 'FolderError'; }
+  /** usage: the options do not fit the folder (the CLI exits 2), not its contents. */
+  constructor(message: string, readonly usage = false) { super(message); this.name = 'FolderError'; }
 }
 
 export interface FolderListing {
@@ -55,7 +56,10 @@ export interface FolderListing {
 
 const isImage = (f: string) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e));
 /** Entries of d (not hidden) that are directories, or files, following symbolic links (class folders are often linked in). */
-const entries = (d: string, dirs: boolean) => readdirSync(d, { withFileTypes: true }).filter((e) => {
+const readDir = (d: string) => {
+  try { return readdirSync(d, { withFileTypes: true }); } catch (e) { throw new FolderError(`${d}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+};
+const entries = (d: string, dirs: boolean) => readDir(d).filter((e) => {
   if (e.name.startsWith('.')) return false;
   if (!e.isSymbolicLink()) return dirs ? e.isDirectory() : e.isFile();
   try { const st = statSync(join(d, e.name)); return dirs ? st.isDirectory() : st.isFile(); } catch { return false; }
@@ -87,7 +91,7 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new FolderError(`--data ${dir}: not a directory`);
   const top = subdirs(root);
   if (top.includes('train') && top.includes('val')) {
-    if (o.valSplit !== undefined) throw new FolderError(`--val-split applies to a folder without train/ and val/; ${dir} has both`);
+    if (o.valSplit !== undefined) throw new FolderError(`--val-split applies to a folder without train/ and val/; ${dir} has both`, true);
     const tr = listClasses(join(root, 'train'), join(dir, 'train')), va = listClasses(join(root, 'val'), join(dir, 'val'));
     const extra = va.classes.filter((c) => !tr.classes.includes(c));
     if (extra.length) throw new FolderError(`${join(dir, 'val')}: class folder(s) not in ${join(dir, 'train')}: ${extra.join(', ')}`);
@@ -96,7 +100,7 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
   }
   const l = listClasses(root, dir);
   const v = o.valSplit;
-  if (v !== undefined && !(v > 0 && v < 1)) throw new FolderError(`--val-split must be a fraction in (0, 1), got ${v}`);
+  if (v !== undefined && !(v > 0 && v < 1)) throw new FolderError(`--val-split must be a fraction in (0, 1), got ${v}`, true);
   const train = { files: [] as string[], labels: [] as number[] }, val = { files: [] as string[], labels: [] as number[] };
   const rng = new Rng(o.seed ?? 0);
   l.files.forEach((files, c) => {

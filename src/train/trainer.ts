@@ -154,7 +154,7 @@ export function train(model: Trainable, data: TrainData, o: TrainOptions): Epoch
       const epochRng = rng.state();
       const order = epochOrder(n, rng).map((i) => pick[i]);
       if (mid) rng.setState(mid.rng);
-      const bar = new Progress(`${o.label ?? 'epoch'} ${epoch + 1}/${o.epochs}`, n, 'img', o.quiet);
+      const bar = new Progress(`${o.label ?? 'epoch'} ${epoch + 1}/${Math.ceil(o.epochs)}`, n, 'img', o.quiet);
       const t0 = performance.now();
       let lossSum = mid?.lossSum ?? 0, seen = mid?.seen ?? 0, skipped = mid?.skipped ?? 0, lr = o.lr, gradNorm = 0, timed = 0;
       for (let s = mid?.batch ?? 0; s < stepsPerEpoch; s++) {
