@@ -131,7 +131,8 @@ export interface TrainFolderFlags extends FolderFlags { data?: string; limit?: n
  * top-1/top-5, per class, on the validation split.
  */
 export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransformer; metadata: Record<string, string> } | undefined,
-  wrap: (m: VisionTransformer, metadata: Record<string, string>) => Trainable, opts: Omit<TrainOptions, 'cropPad' | 'flip' | 'mean' | 'std'>): Record<string, unknown> {
+  wrap: (m: VisionTransformer, metadata: Record<string, string>) => Trainable, opts: Omit<TrainOptions, 'cropPad' | 'flip' | 'mean' | 'std'>,
+  header: (runner: Trainable, vit: VisionTransformer, train: number, val: number) => void = () => {}): Record<string, unknown> {
   const dir = f.data!;
   if (f.val !== undefined) throw new UsageError('--val N holds out built-in dataset images; an image folder has its own val/ split, or use --val-split F');
   let model: VisionTransformer, metadata: Record<string, string> = {};
@@ -149,6 +150,7 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
     model = createModel(cfg, f.seed);
   }
   const runner = wrap(model, metadata);
+  header(runner, model, Math.min(fd.train.n, f.limit ?? Infinity), Math.min(fd.val.n, f['eval-limit'] ?? Infinity));
   const logs = train(runner, fd.train, { ...opts, cropPad: f['crop-pad'], flip: !f['no-flip'], mean: model.cfg.mean[0], std: model.cfg.std[0] });
   const s = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] });
   const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(opts.outDir, 'model.safetensors');

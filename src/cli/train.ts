@@ -114,7 +114,13 @@ function trainRun(f: TrainFlags): void {
   // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
   if (f.batch !== undefined && (loaded || f.preset)) checkBatchBytes(loaded ? loaded.model.cfg : getPreset(f.preset!), f.batch, '--batch');
   if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
-  if (isFolder(f.data)) return emitJson(f, trainFolder(f, loaded, (m, md) => withMerging(m, f, md), runOptions(f, run, { batch: 128, smoothing: 0.1 })));
+  if (isFolder(f.data)) {
+    const opts = runOptions(f, run, { batch: 128, smoothing: 0.1 });
+    const header = (runner: Trainable, vit: VisionTransformer, train: number, val: number): void => {
+      if (!f.json) printHeader(runner, vit, `${f.data}: ${train} training images, ${val} validation; ${run.epochs} epochs of ${Math.ceil(train / opts.batchSize)} steps (batch ${opts.batchSize})${f.resume ? `, resuming from ${f.resume}` : ''}`);
+    };
+    return emitJson(f, trainFolder(f, loaded, (m, md) => withMerging(m, f, md), opts, header));
+  }
   const dataName = f.data ?? 'fashion-mnist';
   const out = run.out;
   const ds = loadDataset(dataName as DatasetName);
