@@ -157,6 +157,13 @@ test('listFolder: train/val layout, flat layout with a seeded --val-split, error
   assert.throws(() => listFolder(join(root, 'nothing')), /not a directory/);
 });
 
+test('class folders that differ only in Unicode normalization are refused (they merged into one label)', () => {
+  const d = join(root, 'nfd');
+  const png = encodePng(2, 2, new Uint8Array(16).fill(9));
+  for (const c of ['Caf\u00e9', 'Cafe\u0301', 'Tea']) { mkdirSync(join(d, c), { recursive: true }); writeFileSync(join(d, c, 'a.png'), png); }
+  assert.throws(() => listFolder(d), (e: Error) => e instanceof FolderError && /differ only in Unicode normalization/.test(e.message));
+});
+
 test('matchClasses: by name (with / for _), or in order for a model without labels', () => {
   const cfg = getPreset('vit_fmnist');
   assert.equal(matchClasses(['Bag', 'T-shirt_top'], cfg), [8, 0]);

@@ -69,6 +69,13 @@ const subdirs = (d: string) => entries(d, true);
 function listClasses(dir: string, what: string): { classes: string[]; files: string[][]; skipped: number } {
   const classes = subdirs(dir);
   if (!classes.length) throw new FolderError(`${what}: no class folders (expected ${what}/<class>/<image>.png|jpg)`);
+  // names that differ only in Unicode normalization (NFC 'é' and NFD 'e' + accent) look alike and match one label
+  const seen = new Map<string, string>();
+  for (const c of classes) {
+    const k = c.normalize('NFC'), prev = seen.get(k);
+    if (prev !== undefined) throw new FolderError(`${what}: class folders ${JSON.stringify(prev)} and ${JSON.stringify(c)} differ only in Unicode normalization (NFC/NFD); rename one`);
+    seen.set(k, c);
+  }
   let skipped = 0;
   const files = classes.map((c) => {
     const all = entries(join(dir, c), false);
