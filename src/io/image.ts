@@ -5,7 +5,8 @@
 // ISO/IEC 15948: §5 datastream structure, §7 scanlines and Adam7, §9 filters,
 // §11 chunk definitions, Annex D for the CRC.
 import { inflateSync, deflateSync } from 'node:zlib';
-import { FileError, readInput } from './input.js';
+import { FileError } from './errors.js';
+import { readInput } from './input.js';
 import jpeg from 'jpeg-js';
 
 export interface RgbaImage { width: number; height: number; data: Uint8Array }

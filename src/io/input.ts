@@ -5,15 +5,7 @@
 //   - every error names the file and says what was expected.
 // Formats-level: imports nothing above io/.
 import { readFileSync, statSync, type Stats } from 'node:fs';
-
-/** An error about one file: the message starts with its path, `file` holds it. The io/ errors below extend it. */
-export class FileError extends Error {
-  readonly file: string;
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, options);
-    this.file = file;
-  }
-}
+import { FileError } from './errors.js';
 
 export class InputError extends FileError { override name = 'InputError'; }
 

@@ -13,7 +13,8 @@
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FileError, kindOf } from './input.js';
+import { FileError } from './errors.js';
+import { kindOf } from './input.js';
 
 export class OutputError extends FileError { override name = 'OutputError'; }
 

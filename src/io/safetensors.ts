@@ -13,7 +13,8 @@
 //   we accept is one the Python library accepts too.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { writeFileAtomic, type NamedInput } from './output.js';
-import { FileError, readInput, statInput } from './input.js';
+import { FileError } from './errors.js';
+import { readInput, statInput } from './input.js';
 
 export class SafetensorsError extends FileError { override name = 'SafetensorsError'; }
 
