@@ -466,6 +466,49 @@ S('request bodies held at once are capped at 4 x --max-body: beyond, 503 with Re
     await new Promise((r) => setTimeout(r, 300));
     assert.is((await post(s, inf, inferBody(randomImage()))).status, 200, 'the held bytes were given back');
   });
+  // clients that go silent and keep their half of the connection open after their 408: the sockets
+  // are destroyed, so their bytes come back (4 x 64,990 of the 262,144 held the server at 503, a
+  // 20 KB request not fitting, for as long as they stayed)
+  await withServer({ maxBody: 64 * 1024, timeoutMs: 1000 }, async (s) => {
+    const inf = `/v2/models/${NAME}/infer`;
+    const answers = await Promise.all(Array.from({ length: 4 }, () => new Promise<string>((res) => {
+      const c = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true }, () => c.write(`POST ${inf} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 65000\r\n\r\n${' '.repeat(64990)}`));
+      let out = '';
+      c.on('data', (d) => { out += d; if (/^HTTP\/1\.1 408/.test(out)) res(out); });
+      c.on('error', () => {});
+      c.on('close', () => res(out));
+    })));
+    for (const a of answers) assert.match(a, /^HTTP\/1\.1 408/);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.is((await post(s, inf, inferBody(randomImage()))).status, 200, 'not held at 503 by half-open clients');
+  });
+});
+
+S('a logTo that throws neither stops the server nor holds its books; createServer checks every option', async () => {
+  let calls = 0;
+  const s = await createServer({ models: [MODEL], port: 0, log: 'json', logTo: () => { calls++; throw new Error('disk full'); } });
+  const err = process.stderr.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    for (let i = 0; i < 10; i++) assert.is((await post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage()))).status, 200, `request ${i}`);
+  } finally { process.stderr.write = err; }
+  assert.ok(calls >= 10);
+  const t0 = performance.now();
+  await s.close();
+  assert.ok(performance.now() - t0 < 5000, 'close() did not wait for a request that never ended');
+  for (const [o, re] of [
+    [{ logTo: 'stdout' }, /logTo must be a function/],
+    [{ warmup: 'yes' }, /warmup must be true or false, got "yes"/],
+    [{ planBudgetBytes: -1 }, /planBudgetBytes must be a number of bytes >= 0, got -1/],
+    [{ backend: 'wasm' }, /backend must be a Backend instance, got \[object String\]/],
+    [{ models: [null] }, /models\[0\] must be a PATH or NAME=PATH string or a \{name, path\} spec, got null/],
+    [{ timeoutMs: 3e9 }, /timeoutMs must be an integer in 1\.\.2147483647, got 3000000000/],
+    [{ maxBatch: 1e9 }, /maxBatch must be an integer in 1\.\.1024/],
+  ] as const) {
+    let msg = '';
+    try { await (await createServer({ models: [MODEL], port: 0, ...o } as never)).close(); } catch (e) { msg = (e as Error).message; }
+    assert.match(msg, re);
+  }
 });
 
 S('a client that stops sending gets its 408 near --timeout-ms (node:http checked only every 30 s); HEAD where GET is', async () => {

@@ -120,6 +120,17 @@ export class Model {
     }
     // a NaN or infinity would come back as NaN logits, not as an error
     for (let i = 0; i < want; i++) if (!Number.isFinite(pixels[i])) throw new RangeError(`forward: pixels[${i}] is ${pixels[i]}; inputs must be finite`);
+    const z = await this.logits(pixels, batch);
+    // finite inputs far outside a preprocessed image's range (3e38) overflow inside the model
+    if (!z.every(Number.isFinite)) {
+      let big = 0;
+      for (const v of pixels) big = Math.max(big, Math.abs(v));
+      throw new RangeError(`forward: the logits are not finite: inputs up to ${big.toPrecision(3)} in magnitude overflow the model (preprocessed images are within a few units of 0)`);
+    }
+    return z;
+  }
+
+  private async logits(pixels: Float32Array, batch: number): Promise<Float32Array> {
     const be = this.backend, shape = [batch, ...this.info.inputShape], runner = this.run.runner;
     if (readsAsync(be)) {
       const y = on(be, () => noGrad(() => scope(() => runner.forward(Tensor.from(pixels, shape, be)))));

@@ -107,7 +107,7 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   const cfg = model.cfg;
   if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: forward writes class logits [B, classes]; use cait segment`);
   // the file's contents are data (exit 1), not usage
-  const tensors = readSafetensorsFile(inFile, '--input file').tensors, pv = tensors.get('pixel_values');
+  const tensors = readSafetensorsFile(inFile, '--input').tensors, pv = tensors.get('pixel_values');
   if (!pv) throw new Error(`${inFile}: no tensor 'pixel_values' (the file holds ${tensors.size ? [...tensors.keys()].map((k) => `'${k}'`).join(', ') : 'no tensors'})`);
   const want = [cfg.inChans, cfg.imgSize, cfg.imgSize];
   if (pv.shape.length !== 4 || pv.shape.slice(1).some((d, i) => d !== want[i]) || pv.shape[0] < 1)
@@ -116,6 +116,7 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   if (bad >= 0) throw new Error(`${inFile}: tensor 'pixel_values' holds ${pv.data[bad]} at element ${bad}; inputs must be finite`);
   checkBatchBytes(cfg, pv.shape[0], `--input ${inFile}: pixel_values batch`);
   const logits = await forwardLogits(model, () => Tensor.from(pv.data, pv.shape));
+  if (!logits.every(Number.isFinite)) throw new Error(`${inFile}: tensor 'pixel_values' gives non-finite logits (values up to ${pv.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0).toPrecision(3)} in magnitude overflow the model); nothing written`);
   writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model! }, inputs);
   if (!f.json) console.log(`wrote logits [${pv.shape[0]}, ${cfg.numClasses}] to ${outFile}`);
   emitJson(f, { out: outFile, shape: [pv.shape[0], cfg.numClasses] });

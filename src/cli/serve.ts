@@ -1,7 +1,7 @@
 // cait serve: models behind the Open Inference Protocol (src/serve/).
 // Runs until SIGTERM or SIGINT: then it stops accepting, answers what is
 // queued and in flight, and exits 0.
-import { createServer, parseModelSpec, SERVE_DEFAULTS as D } from '../serve/index.js';
+import { createServer, parseModelSpec, SERVE_DEFAULTS as D, SERVE_RANGES as R } from '../serve/index.js';
 import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, UsageError, command, type Flags } from './flags.js';
 
 const SERVE_FLAGS = {
@@ -10,12 +10,12 @@ const SERVE_FLAGS = {
   port: { type: 'int', min: 0, max: 65535, default: D.port, help: 'port to listen on (0: any free port, printed at start)' },
   threads: BACKEND_FLAGS.threads,
   instances: { type: 'int', min: 1, max: 64, default: 1, help: 'forwards at once, each on its own worker thread with its own batches (this thread only serves HTTP); with --threads 1' },
-  'max-batch': { type: 'int', min: 1, max: 1024, default: D.maxBatch, help: 'most images in one planned forward' },
-  'max-wait-ms': { type: 'int', min: 0, max: 60000, default: D.maxWaitMs, help: 'how long the first waiting request waits for others to batch with' },
-  'max-queue': { type: 'int', min: 1, default: D.maxQueue, help: 'images that may wait at once (all models); beyond it: 503 with Retry-After' },
-  'max-body': { type: 'int', min: 1024, value: 'BYTES', default: D.maxBody, help: 'largest request body (413 beyond)' },
-  'max-pixels': { type: 'int', min: 1, default: D.maxPixels, help: "largest uploaded image, width x height from its header (413 beyond)" },
-  'timeout-ms': { type: 'int', min: 1, default: D.timeoutMs, help: 'time to receive a request (408) and to wait in the queue (504)' },
+  'max-batch': { type: 'int', ...R.maxBatch, default: D.maxBatch, help: 'most images in one planned forward' },
+  'max-wait-ms': { type: 'int', ...R.maxWaitMs, default: D.maxWaitMs, help: 'how long the first waiting request waits for others to batch with' },
+  'max-queue': { type: 'int', ...R.maxQueue, default: D.maxQueue, help: 'images that may wait at once (all models); beyond it: 503 with Retry-After' },
+  'max-body': { type: 'int', ...R.maxBody, value: 'BYTES', default: D.maxBody, help: 'largest request body (413 beyond)' },
+  'max-pixels': { type: 'int', ...R.maxPixels, default: D.maxPixels, help: "largest uploaded image, width x height from its header (413 beyond)" },
+  'timeout-ms': { type: 'int', ...R.timeoutMs, default: D.timeoutMs, help: 'time to receive a request (408) and to wait in the queue (504)' },
   warmup: { type: 'boolean', help: 'capture the planned forward of every batch size up to --max-batch before listening (else each on first use)' },
   log: { type: 'enum', choices: ['json', 'text', 'none'], default: 'text', help: 'one line per request on stdout' },
   ...INT8_FLAGS,

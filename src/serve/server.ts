@@ -71,6 +71,12 @@ export interface ServeLimits { maxBatch: number; maxWaitMs: number; maxQueue: nu
 
 export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8080, threads: 1, maxBatch: 8, maxWaitMs: 2, maxQueue: 256, maxBody: 16 * 2 ** 20, maxPixels: 4096 * 4096, timeoutMs: 30000 } as const;
 
+/** Each limit's range, for createServer and `cait serve`'s flags (timers take at most 2^31 - 1 ms: 3e9 fired at once, every request a 504). */
+export const SERVE_RANGES = {
+  maxBatch: { min: 1, max: 1024 }, maxWaitMs: { min: 0, max: 60000 }, maxQueue: { min: 1, max: 1_000_000 },
+  maxBody: { min: 1024, max: 2 ** 31 - 1 }, maxPixels: { min: 1, max: 2 ** 31 - 1 }, timeoutMs: { min: 1, max: 2 ** 31 - 1 },
+} as const satisfies Record<keyof ServeLimits, { min: number; max: number }>;
+
 export interface CaitServer {
   /** http://host:port */
   readonly url: string;
@@ -83,8 +89,8 @@ export interface CaitServer {
   close(): Promise<void>;
 }
 
-function positiveInt(name: string, v: number, min = 1): number {
-  if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+function positiveInt(name: string, v: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`}, got ${v}`);
   return v;
 }
 
@@ -102,14 +108,17 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   if (o.host !== undefined && (typeof o.host !== 'string' || !o.host)) throw new TypeError(`createServer: host must be a host name or address, got ${JSON.stringify(o.host)}`);
   if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535)) throw new RangeError(`createServer: port must be an integer in 0..65535 (0: a free one), got ${JSON.stringify(o.port)}`);
   if (o.threads !== undefined) positiveInt('threads', o.threads);
+  const badSpec = o.models.findIndex((m) => !(typeof m === 'string' || (typeof m?.path === 'string' && typeof m?.name === 'string')));
+  if (badSpec >= 0) throw new TypeError(`createServer: models[${badSpec}] must be a PATH or NAME=PATH string or a {name, path} spec, got ${JSON.stringify(o.models[badSpec])}`);
+  if (o.logTo !== undefined && typeof o.logTo !== 'function') throw new TypeError(`createServer: logTo must be a function (line) => void, got ${typeof o.logTo}`);
+  if (o.warmup !== undefined && typeof o.warmup !== 'boolean') throw new TypeError(`createServer: warmup must be true or false, got ${JSON.stringify(o.warmup)}`);
+  if (o.planBudgetBytes !== undefined && !(Number.isFinite(o.planBudgetBytes) && o.planBudgetBytes >= 0)) throw new RangeError(`createServer: planBudgetBytes must be a number of bytes >= 0, got ${JSON.stringify(o.planBudgetBytes)}`);
+  if (o.backend !== undefined && !(typeof (o.backend as Backend)?.alloc === 'function' && typeof (o.backend as Backend)?.name === 'string')) throw new TypeError(`createServer: backend must be a Backend instance, got ${Object.prototype.toString.call(o.backend)}`);
   const d = SERVE_DEFAULTS;
+  const ranged = (k: keyof ServeLimits): number => positiveInt(k, o[k] ?? d[k], SERVE_RANGES[k].min, SERVE_RANGES[k].max);
   const limits: ServeLimits = {
-    maxBatch: positiveInt('maxBatch', o.maxBatch ?? d.maxBatch),
-    maxWaitMs: positiveInt('maxWaitMs', o.maxWaitMs ?? d.maxWaitMs, 0),
-    maxQueue: positiveInt('maxQueue', o.maxQueue ?? d.maxQueue),
-    maxBody: positiveInt('maxBody', o.maxBody ?? d.maxBody),
-    maxPixels: positiveInt('maxPixels', o.maxPixels ?? d.maxPixels),
-    timeoutMs: positiveInt('timeoutMs', o.timeoutMs ?? d.timeoutMs),
+    maxBatch: ranged('maxBatch'), maxWaitMs: ranged('maxWaitMs'), maxQueue: ranged('maxQueue'),
+    maxBody: ranged('maxBody'), maxPixels: ranged('maxPixels'), timeoutMs: ranged('timeoutMs'),
   };
   checkInt8Attention(o.int8Attention, '');
   checkQuantize(o.quantize, '');
@@ -176,12 +185,15 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
       metrics.requests.inc({ model: ctx.model, endpoint: ctx.endpoint, code });
       const sec = (performance.now() - t0) / 1000;
       metrics.latency.observe({ model: ctx.model, endpoint: ctx.endpoint }, sec);
-      if (log) {
-        const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
-        log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`);
-      }
+      // the books first: a logTo that throws must not keep body bytes held or close() waiting
       receiving.bytes -= ctx.held ?? 0;
       if (--active === 0) for (const f of idleWaiters.splice(0)) f();
+      if (log) {
+        const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
+        try { log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`); } catch (e) {
+          process.stderr.write(`cait serve: logTo threw: ${(e as Error).message}\n`);
+        }
+      }
     });
     handle(req, res, ctx).catch((e: unknown) => {
       const err = e instanceof HttpError ? e : new HttpError(500, (e as Error).message ?? String(e));
@@ -199,7 +211,9 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     const what = status === 408 ? 'request not received in time' : err.code === 'HPE_INVALID_EOF_STATE' ? 'truncated request: the connection ended before the declared body' : 'malformed HTTP request';
     const body = JSON.stringify({ error: `${what} (${err.code ?? err.message})` });
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // then destroyed, not only ended: a client that keeps its half of the connection open held the
+    // socket, its request and the body bytes counted against `receiving` (503 for everyone) forever
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
   });
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: LogCtx): Promise<void> {
