@@ -6,7 +6,7 @@
 // structure-only compression that keeps a model's weights).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, statSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,6 +199,16 @@ test('decode cache: a second load decodes nothing; a touched file is decoded aga
     const more = loadPixels([...files, extra], v, key);
     assert.equal([more.stats.decoded, more.stats.cached], [1, 60], 'an added image: only it decoded');
   } finally { rmSync(extra); }
+  // replaced by other bytes of the same size with the old mtime put back (cp -p, rsync -a): ctime tells
+  const f = join(root, 'same-size.png'), a = encodePng(4, 4, new Uint8Array(64).fill(10)), b = encodePng(4, 4, new Uint8Array(64).fill(20));
+  assert.is(a.length, b.length);
+  writeFileSync(f, a);
+  const before = loadPixels([f], v, { cacheDir: join(root, 'c4') });
+  const { atime, mtime } = statSync(f);
+  writeFileSync(f, b); utimesSync(f, atime, mtime);
+  const after = loadPixels([f], v, { cacheDir: join(root, 'c4') });
+  assert.is(after.stats.decoded, 1, 'the replaced file decoded again');
+  assert.not.equal(Array.from(after.pixels), Array.from(before.pixels));
   // the grey view of a 28x28 PNG is the dataset's own bytes: the folder trains exactly like --data fashion-mnist
   const i = Number(files[0].split('/').pop()!.replace('.png', ''));
   assert.equal(Array.from(first.pixels.subarray(0, 784)), Array.from(fm.test.images.subarray(i * 784, (i + 1) * 784)));

@@ -8,7 +8,7 @@
 // Every image is decoded and preprocessed once, to the uint8 view the model
 // sees at evaluation (src/data/preprocess.ts), and cached per split in
 // <cacheDir>/folders/<key>.bin, reused per file while its path, size and
-// mtime are unchanged. Batches are then a table lookup (and, for training,
+// change time (ctime) are unchanged. Batches are then a table lookup (and, for training,
 // timm's random resized crop + flip on the cached view).
 //
 // Two kinds of model:
@@ -22,7 +22,9 @@
 //     as the built-in datasets train.
 //
 // Cache file, little-endian: "CAITIF01" | u32 header length | JSON header
-// { version, key, px, entries: [[path, size, mtimeMs], ...] } | n * px bytes.
+// { version, key, px, entries: [[path, size, ctimeMs], ...] } | n * px bytes.
+// ctime, not mtime: cp -p, rsync -a and tar x restore a replaced file's mtime
+// (same size, same mtime: stale pixels), but none can set its change time.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -169,13 +171,13 @@ function decodeOne(file: string, v: FolderView, maxPixels?: number): Uint8Array 
   return preprocessPixels(img, v.preprocess!, v.channels).data;
 }
 
-const MAGIC = 'CAITIF01', VERSION = 1;
+const MAGIC = 'CAITIF01', VERSION = 2;   // 2: entries keyed by ctime (1: mtime)
 
 export interface LoadStats { n: number; decoded: number; cached: number; seconds: number; imagesPerSec: number }
 
 /**
  * Decode (or read from the cache) every file to the view `v`: n * px bytes.
- * A cache entry is reused when the file's path, size and mtime match. The
+ * A cache entry is reused when the file's path, size and change time (ctime) match. The
  * cache file is one per `cacheKey` (a folder and split; else the file list)
  * and view: it keeps the entries of earlier runs whose files are unchanged,
  * so adding an image or a --limit run decodes only what is new.
@@ -185,7 +187,7 @@ export function loadPixels(files: string[], v: FolderView, o: { cacheDir?: strin
   const px = v.side * v.side * v.channels;
   const key = createHash('sha256').update(JSON.stringify({ VERSION, v, at: o.cacheKey ?? files })).digest('hex').slice(0, 24);
   const dir = join(cacheDir(o.cacheDir), 'folders'), path = join(dir, `${key}.bin`);
-  const stats = files.map((f) => { const s = statSync(f); return [f, s.size, s.mtimeMs] as [string, number, number]; });
+  const stats = files.map((f) => { const s = statSync(f); return [f, s.size, s.ctimeMs] as [string, number, number]; });
   const old = readFolderCache(path, px);
   const pixels = new Uint8Array(files.length * px);
   let decoded = 0;
@@ -204,7 +206,7 @@ export function loadPixels(files: string[], v: FolderView, o: { cacheDir?: strin
       if (room <= 0) break;
       if (mine.has(k)) continue;
       const [f, sz, m] = k.split('\0');
-      try { const st = statSync(f); if (st.size !== Number(sz) || st.mtimeMs !== Number(m)) continue; } catch { continue; }
+      try { const st = statSync(f); if (st.size !== Number(sz) || st.ctimeMs !== Number(m)) continue; } catch { continue; }
       kept.push([[f, Number(sz), Number(m)], at]); room--;
     }
   }
