@@ -284,7 +284,10 @@ function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW
   // a resume continues the same run: the batches it replays must be the ones the checkpoint saw, its classes these
   const was = st.options ?? {};
   for (const [k, flag] of [['batchSize', '--batch'], ['limit', '--limit']] as const) {
-    if (was[k] !== o[k]) throw new SafetensorsError(file, `the checkpoint was trained with ${flag} ${was[k]}, this run has ${o[k] ?? 'none'}; a resume continues the same run (give ${flag} ${was[k]})`);
+    if (was[k] !== o[k]) {
+      const said = (v: unknown) => (v === undefined ? `no ${flag}` : `${flag} ${v}`);
+      throw new SafetensorsError(file, `the checkpoint was trained with ${said(was[k])}, this run has ${said(o[k])}; a resume continues the same run (${was[k] === undefined ? `leave ${flag} out` : `give ${flag} ${was[k]}`})`);
+    }
   }
   let saved: string[] | undefined;
   try { saved = (JSON.parse(metadata.config ?? 'null') as { classes?: string[] } | null)?.classes; } catch { /* checked with the tensors */ }
