@@ -303,6 +303,7 @@ test('errors name what was wrong', async () => {
   await fails(() => load(CAIT, { backend: {} as never }), /unknown backend \[object Object\]/);
   await fails(() => load(CAIT, { merge: 3 as never }), /load: merge must be a string, got 3/);
   await fails(() => load(CAIT, { propAttn: 'yes' as never }), /load: propAttn must be true or false, got "yes"/);
+  await fails(() => load(CAIT, { wasm: 1 as never }), /load: wasm must be a path or URL of the kernels .*got \[object Number\]/);
   await fails(() => load(join(ROOT, 'models')), /models: .*\.safetensors/);
   // a port nothing listens on: the URL and the cause, not undici's bare 'fetch failed'
   const closed = await new Promise<number>((res) => { const srv = createNetServer().listen(0, '127.0.0.1', () => { const p = (srv.address() as { port: number }).port; srv.close(() => res(p)); }); });

@@ -512,10 +512,13 @@ S('a logTo that throws neither stops the server nor holds its books; createServe
 });
 
 S('a client that stops sending gets its 408 near --timeout-ms (node:http checked only every 30 s); HEAD where GET is', async () => {
-  await withServer({ timeoutMs: 1000 }, async (s) => {
+  const lines: string[] = [];
+  await withServer({ timeoutMs: 1000, log: 'json', logTo: (l) => lines.push(l) }, async (s) => {
     const { text, ms } = await silentClient(s.port).answered;
     assert.match(text, /^HTTP\/1\.1 408/, text);
     assert.ok(ms < 10000, `408 after ${ms.toFixed(0)} ms (timeout 1000)`);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.is(JSON.parse(lines[0]).status, 408, `its log line: ${lines[0]}`);
     const h = await fetch(s.url + '/v2/health/ready', { method: 'HEAD' });
     assert.is(h.status, 200);
     assert.is(await h.text(), '');

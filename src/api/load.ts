@@ -62,6 +62,9 @@ export function checkOptions(o: LoadOptions): void {
   for (const k of ['preset', 'merge', 'similarity', 'unmerge'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'string') throw new TypeError(`load: ${k} must be a string, got ${JSON.stringify(o[k])}`);
   }
+  if (o.wasm !== undefined && !(typeof o.wasm === 'string' || o.wasm instanceof URL || o.wasm instanceof Uint8Array || o.wasm instanceof ArrayBuffer)) {
+    throw new TypeError(`load: wasm must be a path or URL of the kernels (a cait.*.wasm file or its folder) or their bytes, got ${Object.prototype.toString.call(o.wasm)}`);
+  }
   if (o.propAttn !== undefined && typeof o.propAttn !== 'boolean') throw new TypeError(`load: propAttn must be true or false, got ${JSON.stringify(o.propAttn)}`);
   if (o.imgSize !== undefined && !(Number.isInteger(o.imgSize) && o.imgSize > 0)) throw new RangeError(`load: imgSize must be a positive integer, got ${JSON.stringify(o.imgSize)}`);
   if (o.maxBytes !== undefined && !(typeof o.maxBytes === 'number' && o.maxBytes > 0)) throw new RangeError(`load: maxBytes must be a positive number, got ${JSON.stringify(o.maxBytes)}`);

@@ -165,6 +165,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   // many bodies under --max-body at once still add up (50 of 16 MiB: 861 MB, and 408s for bodies
   // fully sent while the main thread parsed the others): beyond 4 x --max-body in all, 503
   const receiving: Receiving = { bytes: 0, max: 4 * limits.maxBody };
+  const timedOut = new WeakSet<object>();
   const idleWaiters: Array<() => void> = [];
 
   // node:http checks these timeouts every connectionsCheckingInterval (30 s by default, so a 3 s
@@ -181,7 +182,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     res.on('close', () => {
       if (!res.writableFinished) gone.abort();
       // a response never finished: the client went away, or its body was cut short (answered 400 by clientError below)
-      const status = res.writableFinished ? res.statusCode : req.complete ? 499 : 400, code = String(status);
+      const status = res.writableFinished ? res.statusCode : req.complete ? 499 : timedOut.has(req.socket) ? 408 : 400, code = String(status);
       metrics.requests.inc({ model: ctx.model, endpoint: ctx.endpoint, code });
       const sec = (performance.now() - t0) / 1000;
       metrics.latency.observe({ model: ctx.model, endpoint: ctx.endpoint }, sec);
@@ -209,6 +210,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (err.code === 'ECONNRESET')) { socket.destroy(); return; }
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    if (status === 408) timedOut.add(socket);   // its request's log line and metrics say 408, not 400
     const what = status === 408 ? 'request not received in time' : err.code === 'HPE_INVALID_EOF_STATE' ? 'truncated request: the connection ended before the declared body' : 'malformed HTTP request';
     const body = JSON.stringify({ error: `${what} (${err.code ?? err.message})` });
     // then destroyed, not only ended: a client that keeps its half of the connection open held the
