@@ -317,7 +317,7 @@ test('errors name what was wrong', async () => {
     await fails(() => m.classify(join(SAMPLES, samples[0].file), null as never), /classify: options must be an object, got null/);
     await fails(() => m.classify(join(SAMPLES, samples[0].file), { top: 3 } as never), /classify: unknown option 'top' \(did you mean 'topk'\?\)/);
     await fails(() => m.classify(SAMPLES), /is a folder; expected the image file/);
-    await fails(() => m.forward(new Float32Array(1024).fill(3e38)), /forward: the logits are not finite: inputs up to 3\.00e\+38 in magnitude overflow the model/);
+    await fails(() => m.forward(new Float32Array(1024).fill(3e38)), /forward: the logits are not finite: values up to 3\.00e\+38 in magnitude overflow the model/);
     for (const bad of [NaN, Infinity]) {
       const x = new Float32Array(1024); x[5] = bad;
       await fails(() => m.forward(x), new RegExp(`forward: pixels\\[5\\] is ${bad}; inputs must be finite`));

@@ -65,7 +65,7 @@ test('bad files: corrupt model and wrong input shape give clear errors (exit 1)'
   writeSafetensorsFile(nan, { pixel_values: { shape: x.shape, data: d } });
   const huge = join(dir, 'huge.safetensors');
   writeSafetensorsFile(huge, { pixel_values: { shape: x.shape, data: new Float32Array(x.data.length).fill(3e38) } });
-  for (const [file, msg] of [[huge, /huge\.safetensors: tensor 'pixel_values' gives non-finite logits \(values up to 3\.00e\+38/], [empty, /b0\.safetensors: tensor 'pixel_values' has shape \[0,.*with B >= 1/], [nan, /nan\.safetensors: tensor 'pixel_values' holds NaN at element 7/],
+  for (const [file, msg] of [[huge, /huge\.safetensors: tensor 'pixel_values' gives non-finite logits: values up to 3\.00e\+38 in magnitude overflow the model/], [empty, /b0\.safetensors: tensor 'pixel_values' has shape \[0,.*with B >= 1/], [nan, /nan\.safetensors: tensor 'pixel_values' holds NaN at element 7/],
     ['/dev/zero', /\/dev\/zero: is a device; the --input must be a regular file/]] as const) {
     const r = await cait('forward', '--model', join(FIX, 'model.safetensors'), '--preset', 'micro', '--input', file, '--out', o);
     assert.is(r.code, 1, `${file}: ${r.stderr}`);

@@ -2,7 +2,7 @@
 // (reading files or fetching, making the WASM backend, decoding images)
 // supplied by src/api/node.ts or src/api/browser.ts.
 import { setBackend } from '../tensor.js';
-import type { Backend } from '../backend/backend.js';
+import { isBackend, type Backend } from '../backend/backend.js';
 import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
 // importing format.js registers the int8 file decoder with the checkpoint loader
@@ -50,8 +50,6 @@ const LOAD_OPTIONS = {
   backend: 1, threads: 1, wasm: 1, preset: 1, imgSize: 1, maxBytes: 1, quantize: 1, int8Attention: 1,
   merge: 1, similarity: 1, propAttn: 1, unmerge: 1,
 } satisfies Record<keyof LoadOptions, 1>;
-
-const isBackend = (b: unknown): boolean => typeof (b as Backend)?.alloc === 'function' && typeof (b as Backend)?.name === 'string';
 
 /** Checks the options that do not depend on the platform. */
 export function checkOptions(o: LoadOptions): void {

@@ -15,6 +15,7 @@ import type { Runner } from './runner.js';
 import { toModelInput } from './preprocess.js';
 import type { ClassifyOptions, ImageInput, ModelInfo, Prediction, RgbaLike, Segmentation } from './types.js';
 import { checkOptionKeys } from '../util/suggest.js';
+import { overflowText } from '../util/overflow.js';
 
 /** How a platform (src/api/node.ts, src/api/browser.ts) turns an ImageInput into RGBA pixels. */
 export interface ImageReader {
@@ -122,11 +123,7 @@ export class Model {
     for (let i = 0; i < want; i++) if (!Number.isFinite(pixels[i])) throw new RangeError(`forward: pixels[${i}] is ${pixels[i]}; inputs must be finite`);
     const z = await this.logits(pixels, batch);
     // finite inputs far outside a preprocessed image's range (3e38) overflow inside the model
-    if (!z.every(Number.isFinite)) {
-      let big = 0;
-      for (const v of pixels) big = Math.max(big, Math.abs(v));
-      throw new RangeError(`forward: the logits are not finite: inputs up to ${big.toPrecision(3)} in magnitude overflow the model (preprocessed images are within a few units of 0)`);
-    }
+    if (!z.every(Number.isFinite)) throw new RangeError(`forward: the logits are not finite: ${overflowText(pixels)}`);
     return z;
   }
 

@@ -76,3 +76,8 @@ export type AsyncReadable = Backend & { readAsync(p: Ptr, n: number): Promise<Fl
 export function readsAsync(be: Backend): be is AsyncReadable {
   return typeof (be as Partial<AsyncReadable>).readAsync === 'function';
 }
+
+/** Whether `b` looks like a Backend (its name and allocator), for options that take one from callers. */
+export function isBackend(b: unknown): b is Backend {
+  return typeof (b as Backend)?.alloc === 'function' && typeof (b as Backend)?.name === 'string';
+}

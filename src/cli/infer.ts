@@ -7,6 +7,7 @@ import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput
 import { readsAsync } from '../backend/webgpu/index.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
+import { overflowText } from '../util/overflow.js';
 import { FOLDER_FLAGS, isFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
 
 const EVAL_FLAGS = {
@@ -117,7 +118,7 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   checkBatchBytes(cfg, pv.shape[0], `--input ${inFile}: pixel_values batch`);
   const logits = await forwardLogits(model, () => Tensor.from(pv.data, pv.shape));
   // (--allow-nonfinite loads NaN weights on purpose, to see where they go)
-  if (!f['allow-nonfinite'] && !logits.every(Number.isFinite)) throw new Error(`${inFile}: tensor 'pixel_values' gives non-finite logits (values up to ${pv.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0).toPrecision(3)} in magnitude overflow the model); nothing written`);
+  if (!f['allow-nonfinite'] && !logits.every(Number.isFinite)) throw new Error(`${inFile}: tensor 'pixel_values' gives non-finite logits: ${overflowText(pv.data)}; nothing written`);
   writeSafetensorsFile(outFile, { logits: { shape: [pv.shape[0], cfg.numClasses], data: logits } }, { model: f.model! }, inputs);
   if (!f.json) console.log(`wrote logits [${pv.shape[0]}, ${cfg.numClasses}] to ${outFile}`);
   emitJson(f, { out: outFile, shape: [pv.shape[0], cfg.numClasses] });

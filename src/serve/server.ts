@@ -11,7 +11,7 @@
 // processes behind any HTTP load balancer serve N times the traffic.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Backend } from '../backend/backend.js';
+import { isBackend, type Backend } from '../backend/backend.js';
 import { loadWasmSync } from '../backend/wasm.js';
 import { loadThreadedWasmSync, type ThreadedWasmBackend } from '../backend/threads.js';
 import { decodeImage, ImageError } from '../io/image.js';
@@ -19,6 +19,7 @@ import { imageToInput } from '../data/preprocess.js';
 import { softmax } from '../cli/common.js';
 import { Batcher } from './batcher.js';
 import { checkOptionKeys } from '../util/suggest.js';
+import { overflowText } from '../util/overflow.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
 import { checkInt8Attention, checkQuantize, type LoadQuantize } from '../quant/format.js';
@@ -113,7 +114,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   if (o.logTo !== undefined && typeof o.logTo !== 'function') throw new TypeError(`createServer: logTo must be a function (line) => void, got ${typeof o.logTo}`);
   if (o.warmup !== undefined && typeof o.warmup !== 'boolean') throw new TypeError(`createServer: warmup must be true or false, got ${JSON.stringify(o.warmup)}`);
   if (o.planBudgetBytes !== undefined && !(Number.isFinite(o.planBudgetBytes) && o.planBudgetBytes >= 0)) throw new RangeError(`createServer: planBudgetBytes must be a number of bytes >= 0, got ${JSON.stringify(o.planBudgetBytes)}`);
-  if (o.backend !== undefined && !(typeof (o.backend as Backend)?.alloc === 'function' && typeof (o.backend as Backend)?.name === 'string')) throw new TypeError(`createServer: backend must be a Backend instance, got ${Object.prototype.toString.call(o.backend)}`);
+  if (o.backend !== undefined && !isBackend(o.backend)) throw new TypeError(`createServer: backend must be a Backend instance, got ${Object.prototype.toString.call(o.backend)}`);
   const d = SERVE_DEFAULTS;
   const ranged = (k: keyof ServeLimits): number => positiveInt(k, o[k] ?? d[k], SERVE_RANGES[k].min, SERVE_RANGES[k].max);
   const limits: ServeLimits = {
@@ -278,11 +279,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     ctx.images = r.n;
     const y = await batcher.submit(model, r.x, r.n, ctx.signal);
     // finite inputs far outside a preprocessed image's range (3e38) overflow inside the model: a 400, not 200 with nulls
-    if (!y.every(Number.isFinite)) {
-      let big = 0;
-      for (const v of r.x) big = Math.max(big, Math.abs(v));
-      throw bad(`input 'pixel_values' gives non-finite logits: values up to ${big.toPrecision(3)} in magnitude overflow the model (preprocessed images are within a few units of 0)`);
-    }
+    if (!y.every(Number.isFinite)) throw bad(`input 'pixel_values' gives non-finite logits: ${overflowText(r.x)}`);
     const out = { name: 'logits', datatype: 'FP32', shape: [r.n, ...model.outShape] };
     const head = { model_name: model.name, model_version: '1', ...(r.id !== undefined ? { id: r.id } : {}) };
     if (r.binaryOutput) {
