@@ -1,7 +1,12 @@
 // Tests for src/io: safetensors read/write/validation and PNG/JPEG decoding.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { InputError } from '../src/io/input.js';
+import { loadModel } from '../src/nn/model.js';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -439,6 +444,16 @@ im('JPEG encoded by jpeg-js decodes approximately', () => {
   for (let i = 0; i < d.length; i++) sum += Math.abs(img.data[i] - d[i]);
   close(img.data, d, 12, 0, 'jpeg');
   assert.ok(sum / d.length < 2, `mean abs error ${sum / d.length}`);
+});
+
+im('files over their size limit are refused before a byte is read (sparse files: nothing is allocated)', () => {
+  const big = join(itmp, 'big.png'), cfgDir = join(itmp, 'cfg-model'), cfg = join(cfgDir, 'config.json');
+  writeFileSync(big, ''); truncateSync(big, 300 * 2 ** 20);
+  throwsWith(() => readImageFile(big), InputError, [big, 'the image is 300.0 MiB, over the limit of 256.0 MiB'], 'image');
+  mkdirSync(cfgDir);
+  copyFileSync(join(ROOT, 'models/fmnist-cait.safetensors'), join(cfgDir, 'model.safetensors'));
+  writeFileSync(cfg, ''); truncateSync(cfg, 17 * 2 ** 20);
+  throwsWith(() => loadModel(cfgDir), InputError, [cfg, 'the model config is 17.0 MiB, over the limit of 16.0 MiB'], 'config');
 });
 
 im('corrupt and unsupported images throw ImageError naming the file', () => {
