@@ -4,9 +4,12 @@
 // Numbers (src/quant/ chooses them):
 //   weights  per output channel, symmetric: W[j,k] ~ sw[j] * w[j,k], w in
 //            [-127, 127] (the kernels take the full int8 range, -128 included);
-//   inputs   per row (token), asymmetric 7-bit: x[i,k] ~ sx[i] * (u[i,k] - zx[i]),
-//            u in [0, 127], with the range widened to hold 0 (as onnxruntime's
-//            DynamicQuantizeLinear does with 8 bits) so zx is in [0, 127].
+//   inputs   per row (token), asymmetric, L + 1 levels: x[i,k] ~ sx[i] * (u[i,k] - zx[i]),
+//            u in [0, L], with the range widened to hold 0 (as onnxruntime's
+//            DynamicQuantizeLinear does with 8 bits) so zx is in [0, L];
+//            L = 127 (7 bits) or 63 (6 bits; qgemm's QGEMM_A6 then sums pairs of
+//            dots in i16, below), the `levels` argument of quantize_rows and
+//            softmax_quantize_rows.
 //   y[i,j] = (sx[i] * sw[j]) * (sum_k w[j,k] u[i,k] - zx[i] * colsum_j) + bias[j]
 //   where colsum_j = sum_k w[j,k] is computed once, by pack_qb.
 // Why the inputs are the unsigned 7-bit operand: i32x4.relaxed_dot_i8x16_i7x16_add_s
@@ -16,6 +19,15 @@
 // and a in [-128, 127] a pair sum is in [-32512, 32258]: no saturation, so the
 // relaxed build computes exactly what the plain one does (test/kernels/qgemm.test.ts
 // holds both bit for bit to the reference at -128/127 and 0/127).
+// Why 6 bits where the caller allows it (src/quant/int8.ts chooses the layers):
+// the composed dot below spends two multiplies (pmaddubsw, pmaddwd) per 16
+// multiply-adds. With u <= 63, four products are within |4 * 63 * 128| =
+// 32256 < 2^15, so two groups' i16 pair sums add exactly in i16 and one
+// pmaddwd widens both: three multiplies per 32 (tilePaired, flags & QGEMM_A6).
+// At 196 x K x 768 on this AMD EPYC under Node 20 that took 0.88x (K = 64),
+// 0.84x (K = 192) and 0.82x (K = 768) the time of the 4x8 tile on the same
+// bytes (bench/gemm.ts's 6-bit column), the same bits. The fused dot (one
+// instruction per 16) gains nothing from it and ignores the flag.
 // An asymmetric 7-bit range has 128 levels over [min(x,0), max(x,0)]; a
 // symmetric 7-bit one (absmax, u - 64) would have 127 levels over [-|x|, |x|],
 // twice the step for one-sided rows (after GELU) and no better elsewhere.
@@ -64,22 +76,24 @@ import { expRow } from './softmax';
 import { kc } from './math';
 
 /**
- * Quantize rows of x (M x K floats, row stride ldx) into qa/rowp (layout above).
- * Per row: lo = min(x, 0), hi = max(x, 0), s = (hi - lo) / 127 (1 for a zero
- * row), inv = 127 / (hi - lo), z = nearest(-lo * inv), u = clamp(nearest(x * inv) + z, 0, 127).
+ * Quantize rows of x (M x K floats, row stride ldx) into qa/rowp (layout above),
+ * with L = levels (1..127; 127: 7 bits, 63: 6 bits). Per row: lo = min(x, 0),
+ * hi = max(x, 0), s = (hi - lo) / L (1 for a zero row), inv = L / (hi - lo),
+ * z = nearest(-lo * inv), u = clamp(nearest(x * inv) + z, 0, L).
  */
-export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, rowp: usize): void {
+export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, rowp: usize, levels: i32): void {
   if (M <= 0) return;
+  const L = <f32>levels;
   const Kp = (K + 3) & ~3, strip = <usize>Kp << 2, row = <usize>ldx << 2;
   // rows past M (the last strip's) repeat row M-1 with inv = 0, then are zeroed
   for (let i = 0; i < M; i += 4) {
     const s0 = x + <usize>i * row, s1 = i + 1 < M ? s0 + row : s0, s2 = i + 2 < M ? s1 + row : s1, s3 = i + 3 < M ? s2 + row : s2;
     const rp = rowp + (<usize>i << 3);
-    const i0 = rowRange(s0, K, rp), i1 = i + 1 < M ? rowRange(s1, K, rp + 8) : 0;
-    const i2 = i + 2 < M ? rowRange(s2, K, rp + 16) : 0, i3 = i + 3 < M ? rowRange(s3, K, rp + 24) : 0;
+    const i0 = rowRange(s0, K, rp, L), i1 = i + 1 < M ? rowRange(s1, K, rp + 8, L) : 0;
+    const i2 = i + 2 < M ? rowRange(s2, K, rp + 16, L) : 0, i3 = i + 3 < M ? rowRange(s3, K, rp + 24, L) : 0;
     const dst = qa + <usize>(i >> 2) * strip;
     quantizeStrip(s0, s1, s2, s3, K, dst, i0, i1, i2, i3, zOffset(rp, 0), zOffset(rp, i + 1 < M ? 8 : -1),
-      zOffset(rp, i + 2 < M ? 16 : -1), zOffset(rp, i + 3 < M ? 24 : -1));
+      zOffset(rp, i + 2 < M ? 16 : -1), zOffset(rp, i + 3 < M ? 24 : -1), levels);
     if (i + 4 > M) zeroRows(dst, Kp, M - i);
   }
 }
@@ -93,7 +107,7 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
 // give the same bytes and parameters (a -0/+0 choice changes neither);
 // a NaN input gives unspecified bytes.
 // @ts-ignore: decorator
-@inline function rowRange(src: usize, K: i32, rp: usize): f32 {
+@inline function rowRange(src: usize, K: i32, rp: usize, L: f32): f32 {
   const K4 = K & ~3;
   // two pairs of accumulators: one pair is a chain of dependent pmin/pmax
   // (the same lo and hi in any order: no NaN here, and -0/+0 change no byte)
@@ -109,7 +123,7 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
   let lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
   let hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
   for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
-  return rowParams(lo, hi, rp);
+  return rowParams(lo, hi, rp, L);
 }
 
 /** QMAGIC_BITS - z of the row whose [s, z] are at rp + off (z = 0: off < 0). */
@@ -127,28 +141,29 @@ export function quantize_rows(x: usize, ldx: i32, M: i32, K: i32, qa: usize, row
 /**
  * Softmax over each of `rows` rows of `cols` floats at x, straight into
  * quantize_rows' layout for P V (src/quant/attention.ts): e = exp(x - max x)
- * and sum e as softmax_fwd computes them (e is left in x: x is scratch), then
- * u = clamp(nearest(e * 127), 0, 127), s = (1 / sum) / 127, z = 0, so that
- * s * u is softmax within half a step (max e is exactly 1: u = 127 there).
- * The same bytes as softmax_fwd then quantize_rows up to the rounding of the
- * row's scale (a step of max P / 127 either way); no float P is written.
+ * and sum e as softmax_fwd computes them (e is left in x: x is scratch), then,
+ * with L = levels (1..127), u = clamp(nearest(e * L), 0, L), s = (1 / sum) / L,
+ * z = 0, so that s * u is softmax within half a step (max e is exactly 1: u =
+ * L there). The same bytes as softmax_fwd then quantize_rows up to the
+ * rounding of the row's scale (a step of max P / L either way); no float P is written.
  */
-export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize, rowp: usize): void {
+export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize, rowp: usize, levels: i32): void {
   if (rows <= 0 || cols <= 0) return;
+  const L = <f32>levels;
   const Kp = (cols + 3) & ~3, strip = <usize>Kp << 2, row = <usize>cols << 2;
   for (let i = 0; i < rows; i += 4) {
     const live = min(rows - i, 4);
     for (let r = 0; r < live; r++) {
       const X = x + <usize>(i + r) * row, sum = expRow(X, X, cols), rp = rowp + (<usize>(i + r) << 3);
-      store<f32>(rp, (<f32>1 / sum) / 127);
+      store<f32>(rp, (<f32>1 / sum) / L);
       store<f32>(rp, 0, 4);
     }
     const s0 = x + <usize>i * row, s1 = live > 1 ? s0 + row : s0, s2 = live > 2 ? s1 + row : s1, s3 = live > 3 ? s2 + row : s2;
     const dst = qa + <usize>(i >> 2) * strip;
-    // 127 and QMAGIC_BITS read from QK, not literals: as constants their
-    // splats would be rebuilt inside quantizeStrip's loop (see assembly/math.ts)
-    const i127 = load<f32>(QK, 12), om = load<i32>(QK);
-    quantizeStrip(s0, s1, s2, s3, cols, dst, i127, live > 1 ? i127 : 0, live > 2 ? i127 : 0, live > 3 ? i127 : 0, om, om, om, om);
+    // QMAGIC_BITS read from QK, not a literal: as a constant its splat would
+    // be rebuilt inside quantizeStrip's loop (see assembly/math.ts)
+    const om = load<i32>(QK);
+    quantizeStrip(s0, s1, s2, s3, cols, dst, L, live > 1 ? L : 0, live > 2 ? L : 0, live > 3 ? L : 0, om, om, om, om, levels);
     if (live < 4) zeroRows(dst, Kp, live);
   }
 }
@@ -160,20 +175,20 @@ export function softmax_quantize_rows(x: usize, rows: i32, cols: i32, qa: usize,
 const QMAGIC: f32 = 12582912;
 const QMAGIC_BITS: i32 = 0x4B400000;
 // quantizeStrip's and qsym's constants, loaded before their loops (see
-// assembly/math.ts why): QMAGIC; 127 in each byte; -127 and 127 (f32 bits)
-const QK: usize = memory.data<u32>([QMAGIC_BITS, 0x7F7F7F7F, 0xC2FE0000, 0x42FE0000]);
+// assembly/math.ts why): QMAGIC; -127 and 127 (f32 bits)
+const QK: usize = memory.data<u32>([QMAGIC_BITS, 0xC2FE0000, 0x42FE0000]);
 
 /**
  * quantize_rows' last pass over a strip of 4 rows (K floats at s0..s3, row r
  * with inv_r and o_r = QMAGIC_BITS - z_r): u = clamp(nearest(x * inv) + z, 0,
- * 127), the 4 rows' groups of 4 narrowed into one 16-byte store each, which is
- * the strip's layout; also softmax_quantize_rows'.
+ * L), the 4 rows' groups of 4 narrowed into one 16-byte
+ * store each, which is the strip's layout; also softmax_quantize_rows'.
  */
 // @ts-ignore: decorator
 @inline function quantizeStrip(s0: usize, s1: usize, s2: usize, s3: usize, K: i32, dst: usize,
-  i0: f32, i1: f32, i2: f32, i3: f32, o0: i32, o1: i32, o2: i32, o3: i32): void {
-  const K4 = K & ~3;
-  const vm = kc(QK, 0), v127 = kc(QK, 1);
+  i0: f32, i1: f32, i2: f32, i3: f32, o0: i32, o1: i32, o2: i32, o3: i32, L: i32): void {
+  const K4 = K & ~3, vl = i8x16.splat(<i8>L);
+  const vm = kc(QK, 0);
   const vi0 = f32x4.splat(i0), vi1 = f32x4.splat(i1), vi2 = f32x4.splat(i2), vi3 = f32x4.splat(i3);
   const vo0 = i32x4.splat(o0), vo1 = i32x4.splat(o1), vo2 = i32x4.splat(o2), vo3 = i32x4.splat(o3);
   for (let k = 0; k < K4; k += 4) {
@@ -182,42 +197,42 @@ const QK: usize = memory.data<u32>([QMAGIC_BITS, 0x7F7F7F7F, 0xC2FE0000, 0x42FE0
     const n1 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s1 + o), vi1), vm), vo1);
     const n2 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s2 + o), vi2), vm), vo2);
     const n3 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(s3 + o), vi3), vm), vo3);
-    // n in about [-1, 128]: exact in i16, then [0, 255] by the unsigned narrowing, then <= 127
-    v128.store(dst + o, i8x16.min_u(i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n0, n1), i16x8.narrow_i32x4_s(n2, n3)), v127));
+    // n in about [-1, L + 1]: exact in i16, then [0, 255] by the unsigned narrowing, then <= L
+    v128.store(dst + o, i8x16.min_u(i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(n0, n1), i16x8.narrow_i32x4_s(n2, n3)), vl));
   }
   if (K4 < K) {
     const d = dst + (<usize>K4 << 2);
-    store<u32>(d, tailWord(s0, K4, K, i0, o0));
-    store<u32>(d, tailWord(s1, K4, K, i1, o1), 4);
-    store<u32>(d, tailWord(s2, K4, K, i2, o2), 8);
-    store<u32>(d, tailWord(s3, K4, K, i3, o3), 12);
+    store<u32>(d, tailWord(s0, K4, K, i0, o0, L));
+    store<u32>(d, tailWord(s1, K4, K, i1, o1, L), 4);
+    store<u32>(d, tailWord(s2, K4, K, i2, o2, L), 8);
+    store<u32>(d, tailWord(s3, K4, K, i3, o3, L), 12);
   }
 }
 
-/** The last K - K4 (< 4) values of a row as quantizeStrip's bytes in one word. */
+/** The last K - K4 (< 4) values of a row as quantizeStrip's bytes in one word (u <= L). */
 // @ts-ignore: decorator
-@inline function tailWord(src: usize, K4: i32, K: i32, inv: f32, o: i32): u32 {
+@inline function tailWord(src: usize, K4: i32, K: i32, inv: f32, o: i32, L: i32): u32 {
   let w: u32 = 0;
   for (let k = K4; k < K; k++) {
-    const q = min(max(reinterpret<i32>(load<f32>(src + (<usize>k << 2)) * inv + QMAGIC) - o, 0), 127);
+    const q = min(max(reinterpret<i32>(load<f32>(src + (<usize>k << 2)) * inv + QMAGIC) - o, 0), L);
     w |= (<u32>q) << ((k & 3) << 3);
   }
   return w;
 }
 
 /**
- * A row's parameters from lo = min(x, 0) and hi = max(x, 0): s = (hi - lo) / 127
- * (1 for a zero row) and z = nearest(-lo * inv), stored at rp as [s, z];
- * returns inv = 127 / (hi - lo) (0 for a zero row).
+ * A row's parameters from lo = min(x, 0) and hi = max(x, 0) for L levels:
+ * s = (hi - lo) / L (1 for a zero row) and z = nearest(-lo * inv), stored at
+ * rp as [s, z]; returns inv = L / (hi - lo) (0 for a zero row).
  */
 // @ts-ignore: decorator
-@inline function rowParams(lo: f32, hi: f32, rp: usize): f32 {
+@inline function rowParams(lo: f32, hi: f32, rp: usize, L: f32): f32 {
   const range = hi - lo;
   let s: f32 = 1, inv: f32 = 0, z: f32 = 0;
   if (range > 0) {
-    s = range / 127;
-    inv = <f32>127 / range;
-    z = min(max(nearest(-lo * inv), 0), 127);
+    s = range / L;
+    inv = L / range;
+    z = min(max(nearest(-lo * inv), 0), L);
   }
   store<f32>(rp, s);
   store<f32>(rp, z, 4);
@@ -248,13 +263,13 @@ export function quantize_prefix_rows(x: usize, ldx: i32, B: i32, T: i32, P: i32,
       lo = min(lo, v); hi = max(hi, v);
       store<f32>(row + (<usize>k << 2), v);
     }
-    const rp = rowp + (<usize>e << 3), inv = rowParams(lo, hi, rp), s = load<f32>(rp), z = load<f32>(rp, 4);
+    const rp = rowp + (<usize>e << 3), inv = rowParams(lo, hi, rp, 127), s = load<f32>(rp), z = load<f32>(rp, 4);
     for (let k = 0; k < K; k++) {
       const v = load<f32>(src + (<usize>k << 2)), u = min(max(nearest(v * inv) + z, 0), 127);
       store<f32>(res + (<usize>k << 2), v - s * (u - z));
     }
   }
-  quantize_rows(tmp, K, 2 * E, K, qa, rowp);
+  quantize_rows(tmp, K, 2 * E, K, qa, rowp, 127);
 }
 
 /**
@@ -378,7 +393,7 @@ function packRow(K: i32, src: usize, alpha: f32, col: usize, sum: usize, ws: usi
   for (let k = K4; k < K; k++) { const v = load<f32>(src + (<usize>k << 2)); lo = min(lo, v); hi = max(hi, v); }
   const c = chanCentre(lo, hi, mid), inv = chanParams(chanHalfRange(lo, hi, mid), alpha, ws), vinv = f32x4.splat(inv), vc = f32x4.splat(c);
   let vs = i32x4.splat(0), d = col;
-  const qlo = kc(QK, 2), qhi = kc(QK, 3);
+  const qlo = kc(QK, 1), qhi = kc(QK, 2);
   for (let k = 0; k < K4; k += 4) {
     const q = qsym(f32x4.sub(v128.load(src + (<usize>k << 2)), vc), vinv, qlo, qhi);
     vs = i32x4.add(vs, q);
@@ -434,7 +449,7 @@ function packCols8(K: i32, Kp: i32, src: usize, ldk: i32, alpha: f32, panel: usi
   const c0 = chanCentre4(lo0, hi0, mid), c1 = chanCentre4(lo1, hi1, mid ? mid + 16 : 0);
   const inv0 = chanParams4(chanHalfRange4(lo0, hi0, mid), alpha, ws), inv1 = chanParams4(chanHalfRange4(lo1, hi1, mid), alpha, ws + 16);
   let s0 = i32x4.splat(0), s1 = i32x4.splat(0), d = panel;
-  const lo = kc(QK, 2), hi = kc(QK, 3);
+  const lo = kc(QK, 1), hi = kc(QK, 2);
   p = src;
   for (let k = 0; k < Kp; k += 4) {
     // tokens past K (the last group's) give 0 bytes and add 0 to the sums
@@ -503,7 +518,9 @@ function packCols8(K: i32, Kp: i32, src: usize, ldk: i32, alpha: f32, panel: usi
  * c[i*ldc + j] = act((f32(acc[i,j] - zx[i]*colsum[j]) * f32(sx[i]*sw[j])) + bias[j])
  * for i < M, j < N; acc = sum_k w[j,k] u[i,k]. flags & 1: GELU; flags & 2:
  * the composed dot even where the fused one runs (dotFused; the same bits,
- * for A/B timing). bias 0: none.
+ * for A/B timing); flags & 4 (QGEMM_A6): the caller promises u <= 63 (6-bit
+ * rows), so the composed dot may sum pairs of groups in i16 (tilePaired; the
+ * same bits; with a larger u the result is unspecified). bias 0: none.
  */
 export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize, wscale: usize,
   bias: usize, c: usize, ldc: i32, flags: i32): void {
@@ -517,7 +534,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
   // constant: V8 would reload a constant from memory at every use (two
   // loads per dot, and the load ports are this loop's bottleneck)
   const ones = i16x8.splat(<i16>(1 + (flags >>> 31)));
-  const fused = (flags & 2) == 0 && dotFused(flags);
+  const fused = (flags & 2) == 0 && dotFused(flags), paired = (flags & 4) != 0;
   let bp = wp;
   for (let j = 0; j < N; j += 8) {
     const nr = min(8, N - j);
@@ -532,6 +549,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
           if (mr <= 2) tileFused2(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp);
           else tileFused(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp);
         } else if (mr <= 2) tileRelaxed2(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
+        else if (paired) tilePaired(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
         else tileRelaxed(ap, bp, kq, cp, ldc, mr, nr, rp, sp, wsp, biasp, ones);
       } else {
         tilePlain(ap, bp, kq, cp, ldc, mr, min(4, nr), rp, sp, wsp, biasp);
@@ -544,6 +562,54 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
     bp += panelBytes;
   }
   if (act) geluRationalRows(c, ldc, M, N);
+}
+
+/**
+ * Relaxed build, composed dot, 6-bit rows (qgemm's flags & 4): the 4x8 tile
+ * with two groups (8 k) per step, each accumulator taking one pmaddwd for
+ * the i16 sum of two pair-dots (dot6): 24 multiplies per 256 multiply-adds
+ * against 32. Its own function with one loop: inside tileRelaxedRows, next to
+ * the one-group loop, its per-tile cost was three times the 4x8 tile's (V8
+ * moving spilled accumulators between the loops; 0.93x the time at K = 192
+ * against 0.84x now). Two of its 8 accumulators spill (15 xmm registers);
+ * an odd group count ends with one composed step.
+ */
+function tilePaired(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
+  rp: usize, sp: usize, wsp: usize, biasp: usize, ones: v128): void {
+  let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
+  let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
+  let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
+  let c30 = i32x4.splat(0), c31 = i32x4.splat(0);
+  const end = ap + (<usize>(kq >> 1) << 5);
+  while (ap < end) {
+    const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16), e0 = v128.load(bp, 32), e1 = v128.load(bp, 48);
+    const a = v128.load(ap), g = v128.load(ap, 16);
+    let x = i32x4.shuffle(a, a, 0, 0, 0, 0), y = i32x4.shuffle(g, g, 0, 0, 0, 0);
+    c00 = dot6(b0, x, e0, y, ones, c00); c01 = dot6(b1, x, e1, y, ones, c01);
+    x = i32x4.shuffle(a, a, 1, 1, 1, 1); y = i32x4.shuffle(g, g, 1, 1, 1, 1);
+    c10 = dot6(b0, x, e0, y, ones, c10); c11 = dot6(b1, x, e1, y, ones, c11);
+    x = i32x4.shuffle(a, a, 2, 2, 2, 2); y = i32x4.shuffle(g, g, 2, 2, 2, 2);
+    c20 = dot6(b0, x, e0, y, ones, c20); c21 = dot6(b1, x, e1, y, ones, c21);
+    x = i32x4.shuffle(a, a, 3, 3, 3, 3); y = i32x4.shuffle(g, g, 3, 3, 3, 3);
+    c30 = dot6(b0, x, e0, y, ones, c30); c31 = dot6(b1, x, e1, y, ones, c31);
+    ap += 32; bp += 64;
+  }
+  if (kq & 1) {
+    const b0 = v128.load(bp, 0), b1 = v128.load(bp, 16), a = v128.load(ap);
+    let x = i32x4.shuffle(a, a, 0, 0, 0, 0);
+    c00 = dot7(b0, x, ones, c00, false); c01 = dot7(b1, x, ones, c01, false);
+    x = i32x4.shuffle(a, a, 1, 1, 1, 1);
+    c10 = dot7(b0, x, ones, c10, false); c11 = dot7(b1, x, ones, c11, false);
+    x = i32x4.shuffle(a, a, 2, 2, 2, 2);
+    c20 = dot7(b0, x, ones, c20, false); c21 = dot7(b1, x, ones, c21, false);
+    x = i32x4.shuffle(a, a, 3, 3, 3, 3);
+    c30 = dot7(b0, x, ones, c30, false); c31 = dot7(b1, x, ones, c31, false);
+  }
+  const rs = <usize>ldc << 2;
+  storeRow(cp, c00, c01, nr, rp, sp, wsp, biasp);
+  if (mr > 1) storeRow(cp + rs, c10, c11, nr, rp + 8, sp, wsp, biasp);
+  if (mr > 2) storeRow(cp + rs * 2, c20, c21, nr, rp + 16, sp, wsp, biasp);
+  if (mr > 3) storeRow(cp + rs * 3, c30, c31, nr, rp + 24, sp, wsp, biasp);
 }
 
 /** Relaxed build: 4 rows x 8 channels, 8 i32x4 accumulators, one relaxed dot = 16 multiply-adds. */
@@ -660,6 +726,16 @@ function tilePlain(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, 
   if (mr > 1) storeRow(cp + rs, pairSum(c10, c11), z, nr, rp + 8, sp, wsp, biasp);
   if (mr > 2) storeRow(cp + rs * 2, pairSum(c20, c21), z, nr, rp + 16, sp, wsp, biasp);
   if (mr > 3) storeRow(cp + rs * 3, pairSum(c30, c31), z, nr, rp + 24, sp, wsp, biasp);
+}
+
+/**
+ * c + the 8-term dots of a, e (int8) and b, f (0..63): the two groups'
+ * i16 pair sums added in i16 (exact: |4 * 63 * 128| < 2^15), then one
+ * pmaddwd with ones. tilePaired's step.
+ */
+// @ts-ignore: decorator
+@inline function dot6(a: v128, b: v128, e: v128, f: v128, ones: v128, c: v128): v128 {
+  return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), i16x8.relaxed_dot_i8x16_i7x16_s(e, f)), ones));
 }
 
 /**

@@ -56,7 +56,7 @@ function cases(be: WasmBackend): Case[] {
   const w8 = put(new Float32Array(raw.buffer)), wp = be.alloc(qPackedBytes(K, N) / 4), ws = put(qw.scale);
   const qa2 = be.alloc(qRowsBytes(M, K) / 4), rp2 = be.alloc(2 * M);
   be.run('pack_qb', K, N, w8, K, wp);
-  be.run('quantize_rows', a, K, M, K, qa2, rp2);
+  be.run('quantize_rows', a, K, M, K, qa2, rp2, 127);
   const T = 197, W = 576, D = 64, qkv = put(rand(T * W, 7).map((v) => v * 4));
   const dk = be.alloc(qPackedBytes(D, T) / 4), sk = be.alloc(T + 8), dv = be.alloc(qPackedBytes(T, D) / 4), sv = be.alloc(D + 8), mid = be.alloc(D + 8);
   const f2 = put(rand(M * N, 8).map((v) => v * 6)), qa3 = be.alloc(qRowsBytes(M, N) / 4), rp3 = be.alloc(2 * M);
@@ -66,10 +66,10 @@ function cases(be: WasmBackend): Case[] {
     { name: 'gelu_bwd 197x768', reps: 10, run: () => { be.run('gelu_bwd', x, dy, y, GN); }, out: read(y, GN) },
     { name: 'softmax_fwd 591x197', reps: 20, run: () => { be.run('softmax_fwd', s, sy, SR, SC); }, out: read(sy, SR * SC) },
     // (softmax_quantize_rows leaves exp in its input: it is rewritten first, on both sides)
-    { name: 'softmax_quantize_rows 591x197', reps: 20, run: () => { be.write(s, S); be.run('softmax_quantize_rows', s, SR, SC, qa, rp); }, out: () => Int32Array.from([...be.readI32(rp, 2 * SR), ...be.readI32(qa, Math.ceil(qRowsBytes(SR, SC) / 4))]) },
+    { name: 'softmax_quantize_rows 591x197', reps: 20, run: () => { be.write(s, S); be.run('softmax_quantize_rows', s, SR, SC, qa, rp, 127); }, out: () => Int32Array.from([...be.readI32(rp, 2 * SR), ...be.readI32(qa, Math.ceil(qRowsBytes(SR, SC) / 4))]) },
     { name: 'gemm NN+GELU 99x192x768', reps: 5, run: () => { be.run('gemm', NN | GELU, M, N, K, 1, a, K, 0, w, N, 0, 0, c, N, 0, 1, 0, be.scratch); }, out: read(c, M * N) },
     { name: 'qgemm+GELU 99x192x768', reps: 10, run: () => { be.run('qgemm', M, N, K, qa2, rp2, wp, ws, 0, c, N, QGEMM_GELU); }, out: read(c, M * N) },
-    { name: 'quantize_rows 99x768', reps: 50, run: () => { be.run('quantize_rows', f2, N, M, N, qa3, rp3); }, out: () => Int32Array.from([...be.readI32(qa3, qRowsBytes(M, N) / 4), ...be.readI32(rp3, 2 * M)]) },
+    { name: 'quantize_rows 99x768', reps: 50, run: () => { be.run('quantize_rows', f2, N, M, N, qa3, rp3, 127); }, out: () => Int32Array.from([...be.readI32(qa3, qRowsBytes(M, N) / 4), ...be.readI32(rp3, 2 * M)]) },
     { name: 'quantize_pack_qb k 64x197', reps: 100, run: () => { be.run('quantize_pack_qb', D, T, qkv + 4 * 192, 1, W, 0.125, dk, sk, 0); }, out: () => Int32Array.from([...be.readI32(dk, qPackedBytes(D, T) / 4), ...be.readI32(sk, T)]) },
     { name: 'quantize_pack_qb v 197x64', reps: 100, run: () => { be.run('quantize_pack_qb', T, D, qkv + 4 * 384, W, 1, 1, dv, sv, mid); }, out: () => Int32Array.from([...be.readI32(dv, qPackedBytes(T, D) / 4), ...be.readI32(sv, D), ...be.readI32(mid, D)]) },
   ];

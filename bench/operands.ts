@@ -37,7 +37,7 @@ export function int8Run(be: Backend, A: Float32Array, qw: { q: Int8Array; scale:
   const a = be.alloc(M * K), qa = be.alloc(qRowsBytes(M, K) / 4), rp = be.alloc(2 * M), c = be.alloc(M * N);
   be.write(w8, raw); be.write(ws, qw.scale); be.write(a, A);
   be.run('pack_qb', K, N, w8, K, wp);
-  const quant = () => { be.run('quantize_rows', a, K, M, K, qa, rp); };
+  const quant = () => { be.run('quantize_rows', a, K, M, K, qa, rp, 127); };
   const gemm = () => { be.run('qgemm', M, N, K, qa, rp, wp, ws, 0, c, N, 0); };
   quant(); gemm();
   return {

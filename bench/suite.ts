@@ -167,7 +167,7 @@ async function runGemm(o: SuiteOptions, say: (s: string) => void): Promise<{ row
         be.write(x, X); be.write(w, new Int32Array(Wq.buffer)); be.write(scale, sw);
         be.run('pack_qb', K, N, w, K, wp);
       } catch (e) { free(); say(`gemm int8: skipped (${(e as Error).message}; an older kernel build?)`); break; }
-      const fn = () => { be.run('quantize_rows', x, K, M, K, qa, rowp); be.run('qgemm', M, N, K, qa, rowp, wp, scale, 0, c, N, 0); };
+      const fn = () => { be.run('quantize_rows', x, K, M, K, qa, rowp, 127); be.run('qgemm', M, N, K, qa, rowp, wp, scale, 0, c, N, 0); };
       fn();
       const got = be.read(c, M * N);
       let worst = 0, over = -1;

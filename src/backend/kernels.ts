@@ -57,13 +57,13 @@ export const KERNEL_TABLE = {
   gather_cols: 'x:p ldx:i rows:i idx:p k:i y:p',
   scatter_cols: 'y:p rows:i idx:p k:i x:p ldx:i',
   // assembly/qgemm.ts (int8 inference; byte layouts there)
-  quantize_rows: 'x:p ldx:i M:i K:i qa:p rowp:p',
+  quantize_rows: 'x:p ldx:i M:i K:i qa:p rowp:p levels:i',
   pack_qb: 'K:i N:i w:p ldw:i dst:p',
   qgemm: 'M:i N:i K:i qa:p rowp:p wp:p wscale:p bias:p c:p ldc:i flags:i',
   quantize_prefix_rows: 'x:p ldx:i B:i T:i P:i K:i tmp:p qa:p rowp:p',
   add_prefix_rows: 'z:p N:i B:i T:i P:i bias:p y:p ldy:i flags:i',
   quantize_pack_qb: 'K:i N:i w:p ldk:i ldn:i alpha:f dst:p wscale:p mid:p',
-  softmax_quantize_rows: 'x:p rows:i cols:i qa:p rowp:p',
+  softmax_quantize_rows: 'x:p rows:i cols:i qa:p rowp:p levels:i',
 } as const;
 
 export type KernelName = keyof typeof KERNEL_TABLE;
@@ -131,7 +131,7 @@ export const packedSize = (K: number, N: number): number => Math.ceil(N / 8) * 8
 export const GEMM_SCRATCH_BYTES = 1 << 20;
 /** Bytes pack_qb writes for K x N int8 weights: 8-channel panels of K rounded up to 4, then the int32 column sums. */
 export const qPackedBytes = (K: number, N: number): number => Math.ceil(N / 8) * 8 * (((K + 3) & ~3) + 4);
-/** qgemm's flags: GELU in the store; the composed dot even where the engine's fused one is exact and single (assembly/qgemm.ts dotFused; the same bits, for A/B timing). */
-export const QGEMM_GELU = 1, QGEMM_COMPOSED_DOT = 2;
+/** qgemm's flags: GELU in the store; the composed dot even where the engine's fused one is exact and single (assembly/qgemm.ts dotFused; the same bits, for A/B timing); rows quantized with 63 levels (u <= 63: the composed dot sums pairs of groups in i16, assembly/qgemm.ts tilePaired; the same bits). */
+export const QGEMM_GELU = 1, QGEMM_COMPOSED_DOT = 2, QGEMM_A6 = 4;
 /** Bytes quantize_rows writes for M rows of K: strips of 4 rows, K rounded up to 4 (its row parameters: 2 M floats). */
 export const qRowsBytes = (M: number, K: number): number => Math.ceil(M / 4) * 4 * ((K + 3) & ~3);

@@ -49,10 +49,10 @@ export function attentionInt8(qkv: Tensor, o: AttentionOpts): Tensor {
   for (let b = 0; b < B; b++) {
     const base = qkv.ptr + b * N * W * f, bias = o.keyBias ? o.keyBias.ptr + b * N * f : 0;
     for (let h = 0; h < H; h++) {
-      call(be, 'quantize_rows', { x: base + h * Dqk * f, ldx: W, M: N, K: Dqk, qa: qa.ptr, rowp: rowp.ptr });
+      call(be, 'quantize_rows', { x: base + h * Dqk * f, ldx: W, M: N, K: Dqk, qa: qa.ptr, rowp: rowp.ptr, levels: 127 });
       call(be, 'quantize_pack_qb', { K: Dqk, N, w: base + (offK + h * Dqk) * f, ldk: 1, ldn: W, alpha: o.scale, dst: wp.ptr, wscale: ws.ptr, mid: 0 });
       call(be, 'qgemm', { M: N, N, K: Dqk, qa: qa.ptr, rowp: rowp.ptr, wp: wp.ptr, wscale: ws.ptr, bias, c: S.ptr, ldc: N, flags: 0 });
-      call(be, 'softmax_quantize_rows', { x: S.ptr, rows: N, cols: N, qa: qp.ptr, rowp: rowp.ptr });
+      call(be, 'softmax_quantize_rows', { x: S.ptr, rows: N, cols: N, qa: qp.ptr, rowp: rowp.ptr, levels: 127 });
       call(be, 'quantize_pack_qb', { K: N, N: Dv, w: base + (offV + h * Dv) * f, ldk: W, ldn: 1, alpha: 1, dst: wp.ptr, wscale: ws.ptr, mid: vmid.ptr });
       call(be, 'qgemm', { M: N, N: Dv, K: N, qa: qp.ptr, rowp: rowp.ptr, wp: wp.ptr, wscale: ws.ptr, bias: vmid.ptr, c: out.ptr + (b * N * Cv + h * Dv) * f, ldc: Cv, flags: 0 });
     }

@@ -119,7 +119,7 @@ export class QLinear {
     const bias = this.bias ? this.bias.ptr : 0, flags = gelu ? QGEMM_GELU : 0;
     if (!fine || fine[0] * fine[2] < R) {   // (the prefix rows are overwritten below)
       const qa = new Tensor([Math.max(1, qRowsBytes(R, K) / 4)], be), rowp = new Tensor([Math.max(1, 2 * R)], be);
-      call(be, 'quantize_rows', { x: x.ptr, ldx: K, M: R, K, qa: qa.ptr, rowp: rowp.ptr });
+      call(be, 'quantize_rows', { x: x.ptr, ldx: K, M: R, K, qa: qa.ptr, rowp: rowp.ptr, levels: 127 });
       call(be, 'qgemm', { M: R, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias, c: y.ptr, ldc: N, flags });
       qa.dispose(); rowp.dispose();
     }

@@ -2,8 +2,9 @@
 // WASM builds against the reference, bit for bit (GELU: within the GELU
 // kernel's accuracy), on odd, tail (M % 4, N % 8, K % 4), unaligned and
 // strided sizes, and at the extremes of both operand ranges (weights -128 and
-// 127, activations 0 and 127), where the relaxed dot would differ between
-// engines if its 7-bit operand were ever out of range.
+// 127, activations 0 and 127; 0 and 63 for 6-bit rows, QGEMM_A6, whose
+// composed dot sums pairs of groups in i16), where the relaxed dot would
+// differ between engines if its 7-bit operand were ever out of range.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Backend, Ptr } from '../../src/backend/backend.js';
@@ -11,7 +12,7 @@ import { ReferenceBackend } from '../../src/backend/reference/index.js';
 import { loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../../src/backend/threads.js';
 import { randn, close } from '../util.js';
-import { QGEMM_GELU, QGEMM_COMPOSED_DOT } from '../../src/backend/kernels.js';
+import { QGEMM_GELU, QGEMM_COMPOSED_DOT, QGEMM_A6 } from '../../src/backend/kernels.js';
 
 const ref = new ReferenceBackend(1 << 24);
 const variants: WasmVariant[] = relaxedSimdSupported() ? ['simd', 'relaxed'] : ['simd'];
@@ -131,8 +132,8 @@ Q('quantize_pack_qb: panels, column sums, scales and centres bit for bit on rows
 
 // exp4 against the reference's float64 exp: a byte may be one off near a
 // rounding midpoint, the row scale an ulp or two (src/backend/reference/qgemm.ts).
-Q('softmax_quantize_rows: bytes within one of the reference (rarely off), scales within 2e-7; s*u within half a step of softmax; padding and bounds', () => {
-  for (const [rows, cols, offX, offQ] of [[1, 1, 0, 0], [3, 5, 1, 1], [5, 7, 0, 2], [4, 16, 2, 3], [9, 33, 3, 0], [6, 100, 1, 1], [13, 197, 0, 0]]) {
+Q('softmax_quantize_rows: bytes within one of the reference (rarely off), scales within 2e-7; s*u within half a step of softmax; padding and bounds; 127 and 63 levels', () => {
+  for (const L of [127, 63]) for (const [rows, cols, offX, offQ] of [[1, 1, 0, 0], [3, 5, 1, 1], [5, 7, 0, 2], [4, 16, 2, 3], [9, 33, 3, 0], [6, 100, 1, 1], [13, 197, 0, 0]]) {
     const x = randn(rows * cols, rows * 13 + cols, 4);
     if (rows > 1) for (let k = 0; k < cols; k++) x[cols + k] = k === cols >> 1 ? 60 : -30;   // one dominant key
     if (rows > 2) x.fill(2.5, 2 * cols, 3 * cols);                                           // uniform row
@@ -148,15 +149,16 @@ Q('softmax_quantize_rows: bytes within one of the reference (rarely off), scales
       const xp = putFloats(be, x, offX, ptrs);
       const qa = putBytes(be, new Uint8Array(qaBytes(rows, cols) + 4).fill(0xee), offQ, ptrs);
       const rowp = putFloats(be, new Float32Array(2 * rows + 1).fill(-7), 0, ptrs);
-      run(be, 'softmax_quantize_rows', xp, rows, cols, qa, rowp);
+      run(be, 'softmax_quantize_rows', xp, rows, cols, qa, rowp, L);
       const out = { q: [...readBytes(be, qa, qaBytes(rows, cols) + 4)], r: [...be.read(rowp, 2 * rows + 1)] };
       for (const p of ptrs) be.free(p);
       return out;
     });
-    const tag = `${rows}x${cols}`, u = (o: { q: number[] }, i: number, k: number) => o.q[(i >> 2) * kp(cols) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)];
+    const tag = `${rows}x${cols} L ${L}`, u = (o: { q: number[] }, i: number, k: number) => o.q[(i >> 2) * kp(cols) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3)];
     for (const [v, o] of outs.entries()) {
       const name = v === 0 ? 'reference' : variants[v - 1];
       assert.equal(o.q.slice(-4), [0xee, 0xee, 0xee, 0xee], `${name} ${tag}: nothing past the strips`);
+      assert.ok(o.q.slice(0, -4).every((v) => v <= L), `${name} ${tag}: u in [0, ${L}]`);
       assert.is(o.r[2 * rows], -7, `${name} ${tag}: nothing past rowp`);
       for (let i = 0; i < rows; i++) {
         assert.is(o.r[2 * i + 1], 0, 'zero point 0');
@@ -168,7 +170,7 @@ Q('softmax_quantize_rows: bytes within one of the reference (rarely off), scales
         for (let k = cols; k < kp(cols); k++) assert.is(u(o, i, k), 0, 'pad k');
       }
       for (let i = rows; i < Math.ceil(rows / 4) * 4; i++) for (let k = 0; k < kp(cols); k++) assert.is(u(o, i, k), 0, 'pad rows');
-      if (rows > 1) assert.is(u(o, 1, cols >> 1), 127, 'the dominant key: 127');
+      if (rows > 1) assert.is(u(o, 1, cols >> 1), L, `the dominant key: ${L}`);
       if (v === 0) continue;
       let off = 0, diff = 0;
       for (let n = 0; n < o.q.length; n++) { const d = Math.abs(o.q[n] - outs[0].q[n]); diff = Math.max(diff, d); if (d) off++; }
@@ -178,8 +180,8 @@ Q('softmax_quantize_rows: bytes within one of the reference (rarely off), scales
   }
 });
 
-Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned x and qa', () => {
-  for (const [M, K, ldx, offX, offQ] of [[1, 1, 1, 0, 0], [3, 3, 5, 1, 1], [5, 4, 4, 0, 2], [6, 7, 9, 3, 3], [5, 12, 12, 0, 0], [4, 29, 31, 2, 3], [9, 33, 40, 1, 0], [13, 192, 192, 0, 1]]) {
+Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned x and qa; 127, 63 and 5 levels', () => {
+  for (const L of [127, 63, 5]) for (const [M, K, ldx, offX, offQ] of [[1, 1, 1, 0, 0], [3, 3, 5, 1, 1], [5, 4, 4, 0, 2], [6, 7, 9, 3, 3], [5, 12, 12, 0, 0], [4, 29, 31, 2, 3], [9, 33, 40, 1, 0], [13, 192, 192, 0, 1]]) {
     const x = randn(M * ldx, M + K, 3);
     // row 0: all zero, row 1 (if any): all positive, row 2: all negative, row 3: one huge value
     for (let k = 0; k < K; k++) {
@@ -193,18 +195,18 @@ Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned 
       const xp = putFloats(be, x, offX, ptrs);
       const qa = putBytes(be, new Uint8Array(qaBytes(M, K) + 4).fill(0xee), offQ, ptrs);
       const rowp = putFloats(be, new Float32Array(2 * M + 1).fill(-7), 0, ptrs);
-      run(be, 'quantize_rows', xp, ldx, M, K, qa, rowp);
+      run(be, 'quantize_rows', xp, ldx, M, K, qa, rowp, L);
       const out = { q: [...readBytes(be, qa, qaBytes(M, K) + 4)], r: be.read(rowp, 2 * M + 1) };
       for (const p of ptrs) be.free(p);
       return out;
     });
     const o = outs[0];
-    assert.ok(o.q.slice(0, -4).every((v) => v <= 127), 'u in [0, 127]');
+    assert.ok(o.q.slice(0, -4).every((v) => v <= L), `u in [0, ${L}]`);
     assert.equal(o.q.slice(-4), [0xee, 0xee, 0xee, 0xee], 'nothing written past the strips');
     assert.is(o.r[2 * M], -7, 'nothing written past rowp');
     assert.is(o.r[0], 1, 'zero row: scale 1');
     if (M > 1) assert.is(o.r[3], 0, 'positive row: zero point 0');
-    if (M > 2) assert.is(o.r[5], 127, 'negative row: zero point 127');
+    if (M > 2) assert.is(o.r[5], L, `negative row: zero point ${L}`);
     // dequantized values within half a step of x
     for (let i = 0; i < M; i++) {
       const s = o.r[2 * i], z = o.r[2 * i + 1];
@@ -214,21 +216,21 @@ Q('quantize_rows: bytes and row parameters bit for bit; special rows; unaligned 
       }
     }
     for (let v = 0; v < wasm.length; v++) {
-      assert.equal(outs[v + 1].q, o.q, `${variants[v]} M ${M} K ${K}: bytes`);
-      assert.equal([...outs[v + 1].r], [...o.r], `${variants[v]} M ${M} K ${K}: row parameters`);
+      assert.equal(outs[v + 1].q, o.q, `${variants[v]} M ${M} K ${K} L ${L}: bytes`);
+      assert.equal([...outs[v + 1].r], [...o.r], `${variants[v]} M ${M} K ${K} L ${L}: row parameters`);
     }
   }
 });
 
 Q('quantize_rows: the last strip\'s padding rows are 0 whatever the last row holds (non-finite values: that row\'s bytes are unspecified)', () => {
-  for (const [M, K] of [[1, 7], [3, 16], [6, 33]]) for (const bad of [Infinity, -Infinity, NaN]) {
+  for (const [M, K, L] of [[1, 7, 127], [3, 16, 63], [6, 33, 127]]) for (const bad of [Infinity, -Infinity, NaN]) {
     const x = randn(M * K, M + K, 5);
     x[(M - 1) * K + (K >> 1)] = bad;
     for (const be of [ref, ...wasm]) {
       const ptrs: Ptr[] = [];
       const xp = putFloats(be, x, 1, ptrs), qa = putBytes(be, new Uint8Array(qaBytes(M, K)).fill(0xee), 2, ptrs);
       const rowp = putFloats(be, new Float32Array(2 * M), 0, ptrs);
-      run(be, 'quantize_rows', xp, K, M, K, qa, rowp);
+      run(be, 'quantize_rows', xp, K, M, K, qa, rowp, L);
       const q = readBytes(be, qa, qaBytes(M, K));
       for (const p of ptrs) be.free(p);
       const last = (M - 1) >> 2;
@@ -239,7 +241,8 @@ Q('quantize_rows: the last strip\'s padding rows are 0 whatever the last row hol
   }
 });
 
-interface Case { M: number; N: number; K: number; ldc?: number; bias?: boolean; gelu?: boolean; composed?: boolean; off?: number; w?: 'rand' | 'min' | 'max' | 'alt'; u?: 'rand' | 'min' | 'max' }
+/** a6: 6-bit rows (u in [0, 63]) and qgemm's QGEMM_A6. */
+interface Case { M: number; N: number; K: number; ldc?: number; bias?: boolean; gelu?: boolean; composed?: boolean; a6?: boolean; off?: number; w?: 'rand' | 'min' | 'max' | 'alt'; u?: 'rand' | 'min' | 'max' }
 
 /** Runs quantize-free qgemm on hand-made operands (qa bytes given), returns C with its padding. */
 function qgemmOn(be: Backend, c: Case, w: Int8Array, u: Uint8Array, rowp: Float32Array, ws: Float32Array, bias: Float32Array): Float32Array {
@@ -251,7 +254,7 @@ function qgemmOn(be: Backend, c: Case, w: Int8Array, u: Uint8Array, rowp: Float3
   const bp = c.bias ? putFloats(be, bias, off, ptrs) : 0;
   const C = new Float32Array(M * ldc).fill(12345);
   const cp = putFloats(be, C, off, ptrs);
-  run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, ldc, (c.gelu ? QGEMM_GELU : 0) | (c.composed ? QGEMM_COMPOSED_DOT : 0));
+  run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, ldc, (c.gelu ? QGEMM_GELU : 0) | (c.composed ? QGEMM_COMPOSED_DOT : 0) | (c.a6 ? QGEMM_A6 : 0));
   const out = be.read(cp, M * ldc);
   for (const p of ptrs) be.free(p);
   return out;
@@ -261,14 +264,14 @@ function operands(c: Case, seed: number) {
   const { M, N, K } = c;
   const w = c.w === 'min' ? new Int8Array(N * K).fill(-128) : c.w === 'max' ? new Int8Array(N * K).fill(127)
     : c.w === 'alt' ? Int8Array.from({ length: N * K }, (_, i) => (i % 2 ? 127 : -128)) : randI8(N * K, seed);
-  const u = new Uint8Array(qaBytes(M, K));
-  const ur = randI8(u.length, seed + 1, 0, 127);
+  const u = new Uint8Array(qaBytes(M, K)), L = c.a6 ? 63 : 127;
+  const ur = randI8(u.length, seed + 1, 0, L);
   for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) {
     const at = (i >> 2) * kp(K) * 4 + (k >> 2) * 16 + (i & 3) * 4 + (k & 3);
-    u[at] = c.u === 'min' ? 0 : c.u === 'max' ? 127 : ur[at];
+    u[at] = c.u === 'min' ? 0 : c.u === 'max' ? L : ur[at];
   }
   const rowp = new Float32Array(2 * M), r = randn(2 * M, seed + 2);
-  for (let i = 0; i < M; i++) { rowp[2 * i] = 0.001 + Math.abs(r[2 * i]) * 0.01; rowp[2 * i + 1] = Math.round(64 + 63 * r[2 * i + 1]); }
+  for (let i = 0; i < M; i++) { rowp[2 * i] = 0.001 + Math.abs(r[2 * i]) * 0.01; rowp[2 * i + 1] = Math.min(L, Math.max(0, Math.round((L + 1) / 2 + (L / 2) * r[2 * i + 1]))); }
   const ws = randn(N, seed + 3, 0.01).map((v) => Math.abs(v) + 1e-3), bias = randn(N, seed + 4);
   return { w, u, rowp, ws, bias };
 }
@@ -282,6 +285,11 @@ Q('qgemm: both builds bit for bit with the reference on tails, strides, offsets,
     { M: 9, N: 19, K: 20, ldc: 23, bias: true, gelu: true, off: 1 },
     // strips of 1 or 2 rows (the relaxed build's two-row tile), full and edge panels
     { M: 2, N: 16, K: 13, bias: true }, { M: 10, N: 21, K: 64, ldc: 22, bias: true, gelu: true, off: 3 }, { M: 2, N: 8, K: 768, gelu: true },
+    // 6-bit rows (tilePaired where the composed dot runs): even and odd group counts (K 8, 12, 13, 21 -> 2, 3, 4, 6 groups), one group,
+    // strips of 3 and 4 rows and 1-2-row tails, edge panels, strides, offsets, bias, GELU
+    { M: 4, N: 8, K: 8, a6: true }, { M: 3, N: 5, K: 12, bias: true, a6: true }, { M: 7, N: 13, K: 13, ldc: 15, bias: true, off: 1, a6: true },
+    { M: 9, N: 24, K: 21, bias: true, gelu: true, off: 3, a6: true }, { M: 5, N: 9, K: 3, a6: true }, { M: 17, N: 27, K: 192, bias: true, gelu: true, off: 2, a6: true },
+    { M: 13, N: 64, K: 100, bias: true, a6: true }, { M: 6, N: 19, K: 769, ldc: 20, a6: true },
   ];
   let seed = 1;
   for (const c of cases) {
@@ -316,13 +324,14 @@ Q('qgemm GELU: within 1.2e-6 max(1, |x|) of exact GELU on [-12, 12] in every bui
   }
 });
 
-Q('qgemm: extremes of both ranges (w -128/127 against u 0/127), long K, exact in every build', () => {
+Q('qgemm: extremes of both ranges (w -128/127 against u 0/127, and 0/63 with QGEMM_A6), long K, exact in every build', () => {
   let seed = 500;
-  for (const w of ['min', 'max', 'alt'] as const) for (const u of ['min', 'max', 'rand'] as const) {
-    const c: Case = { M: 5, N: 11, K: 1001, w, u, bias: true };
+  // K 1001 and 1000: an odd and an even count of 4-k groups (251, 250); 8 rows: two full strips
+  for (const a6 of [false, true]) for (const K of [1001, 1000]) for (const w of ['min', 'max', 'alt'] as const) for (const u of ['min', 'max', 'rand'] as const) {
+    const c: Case = { M: 8, N: 11, K, w, u, bias: true, a6 };
     const o = operands(c, seed++);
     const want = qgemmOn(ref, c, o.w, o.u, o.rowp, o.ws, o.bias);
-    for (let v = 0; v < wasm.length; v++) assert.equal([...qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias)], [...want], `${variants[v]} w ${w} u ${u}`);
+    for (let v = 0; v < wasm.length; v++) assert.equal([...qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias)], [...want], `${variants[v]} K ${K} w ${w} u ${u}${a6 ? ' 6-bit' : ''}`);
   }
 });
 
@@ -343,15 +352,18 @@ Q('qgemm\'s dot: the fused one only where the engine computes 127 x 0xff exactly
       assert.is(dot, d === 4 * 127 * 255 ? 'fused' : 'composed', `the engine's relaxed dot of 127 and 0xff gives ${d}`);
     }
     let seed = 900;
-    for (const c of [{ M: 9, N: 13, K: 33 }, { M: 2, N: 24, K: 192, bias: true }, { M: 197, N: 40, K: 64, gelu: true }, { M: 5, N: 11, K: 1001, w: 'min', u: 'max' }] as Case[]) {
+    for (const c of [{ M: 9, N: 13, K: 33 }, { M: 2, N: 24, K: 192, bias: true }, { M: 197, N: 40, K: 64, gelu: true }, { M: 5, N: 11, K: 1001, w: 'min', u: 'max' },
+      { M: 197, N: 40, K: 192, gelu: true, a6: true }, { M: 8, N: 11, K: 1001, w: 'min', u: 'max', a6: true }] as Case[]) {
       const o = operands(c, seed++);
       const auto = qgemmOn(wasm[v], c, o.w, o.u, o.rowp, o.ws, o.bias), composed = qgemmOn(wasm[v], { ...c, composed: true }, o.w, o.u, o.rowp, o.ws, o.bias);
-      assert.equal([...auto], [...composed], `${variants[v]} (${dot} dot) ${c.M}x${c.N}x${c.K}`);
+      assert.equal([...auto], [...composed], `${variants[v]} (${dot} dot) ${c.M}x${c.N}x${c.K}${c.a6 ? ' 6-bit' : ''}`);
+      // 6-bit rows: the same bits with QGEMM_A6 as without
+      if (c.a6) assert.equal([...qgemmOn(wasm[v], { ...c, a6: false }, o.w, o.u, o.rowp, o.ws, o.bias)], [...auto], `${variants[v]} ${c.M}x${c.N}x${c.K}: 6-bit rows with and without QGEMM_A6`);
     }
   }
 });
 
-Q('quantize_rows + qgemm approximate the float product (the scheme, end to end)', () => {
+Q('quantize_rows + qgemm approximate the float product (the scheme, end to end; 7-bit, and 6-bit rows with QGEMM_A6)', () => {
   const M = 7, K = 67, N = 19, x = randn(M * K, 7), wf = randn(N * K, 8, 0.1);
   const ws = new Float32Array(N), w = new Int8Array(N * K);
   for (let j = 0; j < N; j++) {
@@ -361,15 +373,16 @@ Q('quantize_rows + qgemm approximate the float product (the scheme, end to end)'
   }
   const want = new Float32Array(M * N);
   for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) { let s = 0; for (let k = 0; k < K; k++) s += x[i * K + k] * wf[j * K + k]; want[i * N + j] = s; }
-  for (const be of [ref, ...wasm]) {
+  // (the tolerance: of the largest |product|; 6 bits double the rows' step)
+  for (const be of [ref, ...wasm]) for (const [L, tol] of [[127, 0.03], [63, 0.05]]) {
     const ptrs: Ptr[] = [];
     const xp = putFloats(be, x, 0, ptrs), qa = putBytes(be, new Uint8Array(qaBytes(M, K)), 0, ptrs), rp = putFloats(be, new Float32Array(2 * M), 0, ptrs);
     const wraw = putBytes(be, w, 0, ptrs), wp = be.alloc(packedBytes(K, N) / 4); ptrs.push(wp);
     const wsp = putFloats(be, ws, 0, ptrs), cp = putFloats(be, new Float32Array(M * N), 0, ptrs);
     run(be, 'pack_qb', K, N, wraw, K, wp);
-    run(be, 'quantize_rows', xp, K, M, K, qa, rp);
-    run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, 0, cp, N, 0);
-    close(be.read(cp, M * N), want, 0, 0.03, be.name);
+    run(be, 'quantize_rows', xp, K, M, K, qa, rp, L);
+    run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, 0, cp, N, L === 63 ? QGEMM_A6 : 0);
+    close(be.read(cp, M * N), want, 0, tol, `${be.name} ${L} levels`);
     for (const p of ptrs) be.free(p);
   }
 });
@@ -378,7 +391,7 @@ Q('threads: quantize_rows, qgemm and softmax_quantize_rows split by strips of 4 
   const pool = loadThreadedWasmSync({ threads: 2, minWork: 0, variant: wasm[wasm.length - 1].variant });
   await pool.ready();
   try {
-    for (const [M, N, K] of [[9, 13, 33], [23, 40, 67]]) {
+    for (const [M, N, K, L] of [[9, 13, 33, 127], [23, 40, 67, 127], [23, 40, 68, 63]]) {
       const x = randn(M * K, M), w = randI8(N * K, N), ws = randn(N, 3, 0.01), bias = randn(N, 4);
       const outs = [wasm[wasm.length - 1], pool].map((be) => {
         const ptrs: Ptr[] = [];
@@ -386,16 +399,16 @@ Q('threads: quantize_rows, qgemm and softmax_quantize_rows split by strips of 4 
         const wraw = putBytes(be, w, 0, ptrs), wp = be.alloc(packedBytes(K, N) / 4); ptrs.push(wp);
         const wsp = putFloats(be, ws, 0, ptrs), bp = putFloats(be, bias, 0, ptrs), cp = putFloats(be, new Float32Array(M * N), 0, ptrs);
         run(be, 'pack_qb', K, N, wraw, K, wp);
-        run(be, 'quantize_rows', xp, K, M, K, qa, rp);
-        run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, N, 1);
+        run(be, 'quantize_rows', xp, K, M, K, qa, rp, L);
+        run(be, 'qgemm', M, N, K, qa, rp, wp, wsp, bp, cp, N, QGEMM_GELU | (L === 63 ? QGEMM_A6 : 0));
         // softmax_quantize_rows over x as M rows of K (the same strips)
         const qs = putBytes(be, new Uint8Array(qaBytes(M, K)), 0, ptrs), rs = putFloats(be, new Float32Array(2 * M), 0, ptrs);
-        run(be, 'softmax_quantize_rows', xp, M, K, qs, rs);
+        run(be, 'softmax_quantize_rows', xp, M, K, qs, rs, L);
         const out = [...be.read(cp, M * N), ...readBytes(be, qa, qaBytes(M, K)), ...readBytes(be, qs, qaBytes(M, K)), ...be.read(rs, 2 * M)];
         for (const p of ptrs) be.free(p);
         return out;
       });
-      assert.equal(outs[1], outs[0], `M ${M} N ${N} K ${K}`);
+      assert.equal(outs[1], outs[0], `M ${M} N ${N} K ${K} L ${L}`);
     }
     assert.ok(pool.splitCalls > 0, 'the pool split some calls');
   } finally { await pool.close(); }
@@ -431,7 +444,7 @@ Q('quantize_prefix_rows: bit for bit; the row part is quantize_rows\' own; two p
     const rows = new Float32Array(E * K);
     for (let e = 0; e < E; e++) rows.set(x.subarray((Math.floor(e / P) * T + (e % P)) * ldx, (Math.floor(e / P) * T + (e % P)) * ldx + K), e * K);
     const ptrs: Ptr[] = [], rp = putFloats(ref, rows, 0, ptrs), qa1 = putBytes(ref, new Uint8Array(qaBytes(E, K)), 0, ptrs), rowp1 = putFloats(ref, new Float32Array(2 * E), 0, ptrs);
-    run(ref, 'quantize_rows', rp, K, E, K, qa1, rowp1);
+    run(ref, 'quantize_rows', rp, K, E, K, qa1, rowp1, 127);
     const q1 = readBytes(ref, qa1, qaBytes(E, K)), r1 = ref.read(rowp1, 2 * E);
     for (const p of ptrs) ref.free(p);
     for (let e = 0; e < E; e++) {

@@ -4,13 +4,13 @@
 // this bit for bit except through GELU: exact here (the float64 erf), an erf
 // rational in the kernel (assembly/gelu.ts geluRationalv, within 1.2e-6 max(1, |x|)).
 //
-//   quantize_rows(x, ldx, M, K, qa, rowp)       per-row asymmetric 7-bit
+//   quantize_rows(x, ldx, M, K, qa, rowp, levels)   per-row asymmetric, u in [0, levels] (127: 7 bits, 63: 6)
 //   pack_qb(K, N, w, ldw, dst)                  int8 weights -> panels + column sums
-//   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU (& 2: a WASM dot choice, the same result)
+//   qgemm(M, N, K, qa, rowp, wp, wscale, bias, c, ldc, flags)   flags & 1: GELU (& 2, & 4: WASM loop choices, the same result)
 //   quantize_prefix_rows(x, ldx, B, T, P, K, tmp, qa, rowp)       prefix rows in two 7-bit parts
 //   add_prefix_rows(z, N, B, T, P, bias, y, ldy, flags)           their two parts' sum into y
 //   quantize_pack_qb(K, N, w, ldk, ldn, alpha, dst, wscale, mid)  float weights -> per-channel int8 panels (mid: centred)
-//   softmax_quantize_rows(x, rows, cols, qa, rowp)                softmax rows into quantize_rows' layout
+//   softmax_quantize_rows(x, rows, cols, qa, rowp, levels)        softmax rows into quantize_rows' layout
 import type { Heap } from './heap.js';
 import { erf } from './gelu.js';
 
@@ -24,15 +24,15 @@ function nearest(x: number): number {
 
 const bytes = (h: Heap): Int8Array => new Int8Array(h.f32.buffer);
 
-/** A row's scale s, 1/s and zero point from lo = min(x, 0), hi = max(x, 0) (a zero row: 1, 0, 0). */
-function rowParams(lo: number, hi: number): { s: number; inv: number; z: number } {
+/** A row's scale s, 1/s and zero point for L levels from lo = min(x, 0), hi = max(x, 0) (a zero row: 1, 0, 0). */
+function rowParams(lo: number, hi: number, L: number): { s: number; inv: number; z: number } {
   const range = f32(hi - lo);
   if (!(range > 0)) return { s: 1, inv: 0, z: 0 };
-  const inv = f32(127 / range);
-  return { s: f32(range / 127), inv, z: Math.min(Math.max(nearest(f32(-lo * inv)), 0), 127) };
+  const inv = f32(L / range);
+  return { s: f32(range / L), inv, z: Math.min(Math.max(nearest(f32(-lo * inv)), 0), L) };
 }
 
-export function quantize_rows(h: Heap, x: number, ldx: number, M: number, K: number, qa: number, rowp: number): void {
+export function quantize_rows(h: Heap, x: number, ldx: number, M: number, K: number, qa: number, rowp: number, levels: number): void {
   if (M <= 0) return;
   const f = h.f32, b = bytes(h), Kp = (K + 3) & ~3, Mp = (M + 3) & ~3;
   for (let i = 0; i < Mp; i++) {
@@ -41,11 +41,11 @@ export function quantize_rows(h: Heap, x: number, ldx: number, M: number, K: num
     const X = (x >> 2) + i * ldx;
     let lo = 0, hi = 0;
     for (let k = 0; k < K; k++) { lo = Math.min(lo, f[X + k]); hi = Math.max(hi, f[X + k]); }
-    const { s, inv, z } = rowParams(lo, hi);
+    const { s, inv, z } = rowParams(lo, hi, levels);
     f[(rowp >> 2) + 2 * i] = s;
     f[(rowp >> 2) + 2 * i + 1] = z;
     for (let k = 0; k < Kp; k++) {
-      b[row(k)] = k < K ? Math.min(Math.max(nearest(f32(f[X + k] * inv)) + z, 0), 127) : 0;
+      b[row(k)] = k < K ? Math.min(Math.max(nearest(f32(f[X + k] * inv)) + z, 0), levels) : 0;
     }
   }
 }
@@ -90,14 +90,14 @@ export function quantize_prefix_rows(h: Heap, x: number, ldx: number, B: number,
     const X = (x >> 2) + (Math.floor(e / P) * T + (e % P)) * ldx, row = (tmp >> 2) + e * K, res = (tmp >> 2) + (E + e) * K;
     let lo = 0, hi = 0;
     for (let k = 0; k < K; k++) { lo = Math.min(lo, f[X + k]); hi = Math.max(hi, f[X + k]); }
-    const { s, inv, z } = rowParams(lo, hi);
+    const { s, inv, z } = rowParams(lo, hi, 127);
     for (let k = 0; k < K; k++) {
       const v = f[X + k], u = Math.min(Math.max(nearest(f32(v * inv)) + z, 0), 127);
       f[row + k] = v;
       f[res + k] = f32(v - f32(s * (u - z)));
     }
   }
-  quantize_rows(h, tmp, K, 2 * E, K, qa, rowp);
+  quantize_rows(h, tmp, K, 2 * E, K, qa, rowp, 127);
 }
 
 export function add_prefix_rows(h: Heap, z: number, N: number, B: number, T: number, P: number, bias: number, y: number, ldy: number, flags: number): void {
@@ -143,9 +143,9 @@ export function quantize_pack_qb(h: Heap, K: number, N: number, w: number, ldk: 
 }
 
 // exp in float64 here, exp4 (within 8.5e-8) in the kernels: a byte may differ
-// by one where e * 127 lies within that of a rounding midpoint, and the row
+// by one where e * levels lies within that of a rounding midpoint, and the row
 // scale by an ulp or two (test/kernels/qgemm.test.ts allows exactly that).
-export function softmax_quantize_rows(h: Heap, x: number, rows: number, cols: number, qa: number, rowp: number): void {
+export function softmax_quantize_rows(h: Heap, x: number, rows: number, cols: number, qa: number, rowp: number, levels: number): void {
   if (rows <= 0 || cols <= 0) return;
   const f = h.f32, b = bytes(h), Kp = (cols + 3) & ~3, Mp = (rows + 3) & ~3;
   for (let i = 0; i < Mp; i++) {
@@ -155,8 +155,8 @@ export function softmax_quantize_rows(h: Heap, x: number, rows: number, cols: nu
     let m = -Infinity, sum = 0;
     for (let k = 0; k < cols; k++) m = Math.max(m, f[X + k]);
     for (let k = 0; k < cols; k++) { f[X + k] = Math.exp(f32(f[X + k] - m)); sum += f[X + k]; }
-    f[(rowp >> 2) + 2 * i] = f32(f32(1 / sum) / 127);
+    f[(rowp >> 2) + 2 * i] = f32(f32(1 / sum) / levels);
     f[(rowp >> 2) + 2 * i + 1] = 0;
-    for (let k = 0; k < Kp; k++) b[at(k)] = k < cols ? Math.min(Math.max(nearest(f32(f[X + k] * 127)), 0), 127) : 0;
+    for (let k = 0; k < Kp; k++) b[at(k)] = k < cols ? Math.min(Math.max(nearest(f32(f[X + k] * levels)), 0), levels) : 0;
   }
 }
