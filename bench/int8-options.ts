@@ -2,9 +2,10 @@
 // weights, batch 1, one thread, pinned: bench/pin.ts) dense and with its 1.7x
 // CAIT structure (bench/structure.ts), quantized with quantizeModel's options
 // (src/quant/int8.ts) one at a time against the default:
-//   default          prefix rows in two parts, attention's GEMMs in int8
+//   default          prefix rows in two parts, attention's GEMMs in int8, 6-bit rows into fc1, fc2, proj, q and P
 //   attention-float  { attention: false }
 //   prefix-7bit      { prefixRows: false }
+//   rows-7bit        { sixBit: false } (every other row 7-bit: no paired dot)
 // All plans in one process, interleaved round by round (the order rotating),
 // warm-up rounds dropped; per variant the median time, and per round the
 // ratio to the default of the same model in the same round, with its median,
@@ -34,7 +35,7 @@ const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);
 const shape = [1, 3, 224, 224], x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
-const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false } };
+const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false }, 'rows-7bit': { sixBit: false } };
 type Fwd = { forward(t: Tensor): Tensor };
 /** The model, quantized with `o` (none: float) before ATME wraps it. */
 const build = (model: string, o?: QuantizeOptions): { fwd: Fwd; dispose(): void } => {

@@ -233,24 +233,33 @@ test('an int8 file runs its int8 forwards, as cait predict does', async () => {
     assert.ok(maxDiff(z, zf) > 0, 'int8 logits are not the float model\'s');
     assert.is((await m.classify(img, { topk: 1 }))[0].index, (await f.classify(img, { topk: 1 }))[0].index);
     // int8Attention: false keeps attention's GEMMs float: other logits, the same class
-    const fa = await load(file, { int8Attention: false });
+    // (with every row in 7 bits, as the 2% below was measured: the default's
+    // 6-bit rows put the shirt at 8.9%, see below)
+    const fa = await load(file, { int8Attention: false, int8SixBit: false });
     try {
       const za = await fa.forward(fa.preprocess(img)), big = Math.max(...zf.map(Math.abs));
       assert.ok(maxDiff(za, z) > 0, 'float attention gives other logits');
       assert.ok(maxDiff(za, zf) < 0.02 * big, `float attention vs the float model: ${maxDiff(za, zf)} of ${big}`);
       assert.is((await fa.classify(img, { topk: 1 }))[0].index, (await m.classify(img, { topk: 1 }))[0].index);
     } finally { fa.dispose(); }
-    // every sample within 3% of float (of the largest logit), float's class:
-    // with v quantized symmetric about 0 (not centred) the shirt was at 12%
-    // (src/quant/attention.ts); centred 2.4%, the others 0.2-1.6%
-    const errs: string[] = [];
-    for (const s of samples) {
-      const p = join(SAMPLES, s.file), a = await float.forward(float.preprocess(p)), b = await m.forward(m.preprocess(p));
-      const big = Math.max(...a.map(Math.abs)), e = maxDiff(a, b) / big;
-      errs.push(`${s.file} ${(100 * e).toFixed(2)}%`);
-      assert.ok(e < 0.03, `int8 CAIT vs float on ${s.file}: ${(100 * e).toFixed(2)}% of the largest logit`);
-      assert.is(b.indexOf(Math.max(...b)), a.indexOf(Math.max(...a)), `${s.file}: the float model's class`);
-    }
+    // every sample within 3% of float (of the largest logit) with every row
+    // in 7 bits, and float's class: with v quantized symmetric about 0 (not
+    // centred) the shirt was at 12% (src/quant/attention.ts); centred 2.4%,
+    // the others 0.2-1.6%. The default's 6-bit rows (src/quant/int8.ts
+    // SIX_BIT_LAYERS) move them further: 0.2-3.9% and the shirt, whose ATME
+    // merges flip, 9.0% (fc1's rows alone in 6 bits: 10.4%); over 2,000 test
+    // images the mean is 1.6% against 1.0% (bench/results/int8-fidelity.json)
+    const seven = await load(file, { int8SixBit: false }), errs: string[] = [];
+    try {
+      for (const s of samples) {
+        const p = join(SAMPLES, s.file), a = await float.forward(float.preprocess(p)), b = await m.forward(m.preprocess(p)), b7 = await seven.forward(seven.preprocess(p));
+        const big = Math.max(...a.map(Math.abs)), e = maxDiff(a, b) / big, e7 = maxDiff(a, b7) / big;
+        errs.push(`${s.file} ${(100 * e).toFixed(2)}% (7-bit ${(100 * e7).toFixed(2)}%)`);
+        assert.ok(e7 < 0.03, `int8 CAIT, 7-bit rows, vs float on ${s.file}: ${(100 * e7).toFixed(2)}% of the largest logit`);
+        assert.ok(e < 0.1, `int8 CAIT vs float on ${s.file}: ${(100 * e).toFixed(2)}% of the largest logit`);
+        for (const [what, z] of [['default', b], ['7-bit', b7]] as const) assert.is(z.indexOf(Math.max(...z)), a.indexOf(Math.max(...a)), `${s.file} (${what}): the float model's class`);
+      }
+    } finally { seven.dispose(); }
     console.log(`  int8 CAIT vs float, samples: ${errs.join(', ')}`);
   } finally { m.dispose(); f.dispose(); float.dispose(); }
   assert.is(liveTensorCount(), live, 'dispose frees the int8 weights too');
@@ -291,6 +300,7 @@ test('errors name what was wrong', async () => {
   await fails(() => load(CAIT, { backend: 'cuda' as never }), /unknown backend 'cuda'/);
   await fails(() => load(CAIT, { threads: 0 }), /threads must be an integer in 1\.\.64, got 0/);
   await fails(() => load(CAIT, { int8Attention: 'no' as never }), /int8Attention must be true or false, got "no"/);
+  await fails(() => load(CAIT, { int8SixBit: 'off' as never }), /int8SixBit must be true or false, got "off"/);
   await fails(() => load(CAIT, { quantize: 'int4' as never }), /load: quantize must be 'int8', got "int4"/);
   await fails(() => load(CAIT, { merge: 'h@9' }), /block 9 does not exist/);
   await fails(() => load(new Uint8Array([1, 2, 3])), /<bytes>/);

@@ -326,24 +326,25 @@ S('a request whose client leaves while it waits is dropped from the queue, uncom
 
 // An int8 file (cait quantize) is served on its int8 kernels, as load() and
 // cait predict run it (the dequantized weights in float would be ~1e-2 away).
-S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps attention float; cait serve says so', async () => {
+S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps attention float, int8SixBit false every row 7-bit; cait serve says so', async () => {
   const INT8 = `${root}models/fmnist-cait-int8.safetensors`, name = 'fmnist-cait-int8', shirt = `${root}web/public/samples/06-shirt.png`;
   const served: number[][] = [];
-  for (const int8Attention of [undefined, false]) {
-    const m = await load(INT8, int8Attention === undefined ? {} : { int8Attention });
+  for (const o of [{}, { int8Attention: false }, { int8SixBit: false }]) {
+    const m = await load(INT8, o);
     try {
       const x = m.preprocess(shirt), want = await m.forward(x);
-      await withServer({ models: [INT8], int8Attention }, async (s) => {
+      await withServer({ models: [INT8], ...o }, async (s) => {
         assert.is(s.models.get(name)!.quant, 'int8-dynamic');
         const r = await post(s, `/v2/models/${name}/infer`, inferBody(Array.from(x)));
         assert.is(r.status, 200, JSON.stringify(r.json));
         const got = r.json.outputs[0].data as number[], d = maxDiff(got, want);
-        assert.ok(d <= 1e-6, `int8Attention ${int8Attention}: served logits ${d} from load()'s`);
+        assert.ok(d <= 1e-6, `${JSON.stringify(o)}: served logits ${d} from load()'s`);
         served.push(got);
       });
     } finally { m.dispose(); }
   }
   assert.ok(maxDiff(served[0], served[1]) > 0, 'float attention gives other logits');
+  assert.ok(maxDiff(served[0], served[2]) > 0, '7-bit rows give other logits');
   await withServer({}, async (s) => assert.is(s.models.get(NAME)!.quant, null, 'a float file'));
   // a float file quantized as it loads serves what its int8 file serves (cait quantize wrote one from the other)
   await withServer({ models: [`${root}models/fmnist-cait.safetensors`], quantize: 'int8' }, async (s) => {
@@ -371,6 +372,9 @@ S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps
   try { await (await createServer({ models: [INT8], port: 0, int8Attention: 'no' as never })).close(); } catch (e) { err = (e as Error).message; }
   assert.match(err, /int8Attention must be true or false, got "no"/);
   err = '';
+  try { await (await createServer({ models: [INT8], port: 0, int8SixBit: 1 as never })).close(); } catch (e) { err = (e as Error).message; }
+  assert.match(err, /int8SixBit must be true or false, got 1/);
+  err = '';
   try { await (await createServer({ models: [INT8], port: 0, quantize: 'int4' as never })).close(); } catch (e) { err = (e as Error).message; }
   assert.match(err, /quantize must be 'int8', got "int4"/);
   // the CLI flag reaches the server, and its start-up line names the kernels
@@ -391,6 +395,9 @@ S('an int8 file runs its int8 kernels, as load() does; int8Attention false keeps
   const bad = await cait('serve', '--model', INT8, '--int8-attention', 'maybe');
   assert.is(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--int8-attention must be on or off, got 'maybe'/);
+  const bad6 = await cait('serve', '--model', INT8, '--int8-six-bit', 'no');
+  assert.is(bad6.code, 2, bad6.stderr);
+  assert.match(bad6.stderr, /--int8-six-bit must be on or off, got 'no'/);
 });
 
 /** `cait serve --model ...args` as a child process: its stderr so far, and the URL of its 'listening' line (rejects on exit or after 60 s). */

@@ -6,7 +6,7 @@ import { isBackend, type Backend } from '../backend/backend.js';
 import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
 // importing format.js registers the int8 file decoder with the checkpoint loader
-import { checkInt8Attention, checkQuantize, quantizeForInference, quantScheme } from '../quant/format.js';
+import { checkInt8Options, checkQuantize, quantizeForInference, quantScheme } from '../quant/format.js';
 import { INT8_SCHEME, hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
@@ -47,7 +47,7 @@ const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'wasm-simd', 'wasm-rel
 
 /** Every option load() takes (the compiler holds this to LoadOptions' keys, both ways). */
 const LOAD_OPTIONS = {
-  backend: 1, threads: 1, wasm: 1, preset: 1, imgSize: 1, maxBytes: 1, quantize: 1, int8Attention: 1,
+  backend: 1, threads: 1, wasm: 1, preset: 1, imgSize: 1, maxBytes: 1, quantize: 1, int8Attention: 1, int8SixBit: 1,
   merge: 1, similarity: 1, propAttn: 1, unmerge: 1,
 } satisfies Record<keyof LoadOptions, 1>;
 
@@ -69,7 +69,7 @@ export function checkOptions(o: LoadOptions): void {
   const t = o.threads ?? 1;
   if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${o.threads}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);
-  checkInt8Attention(o.int8Attention, 'load: ');
+  checkInt8Options(o, 'load: ');
   checkQuantize(o.quantize, 'load: ');
 }
 
@@ -94,7 +94,7 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
       // forwards where the backend has the kernels (WASM, reference), else as
       // float with the dequantized int8 weights
       // (a float file with quantize on a backend without the kernels: refused there)
-      if (scheme !== null && (fileScheme === null || hasInt8Kernels(backend))) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, quantize: o.quantize });
+      if (scheme !== null && (fileScheme === null || hasInt8Kernels(backend))) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, sixBit: o.int8SixBit, quantize: o.quantize });
       run = runnerFor(vit, metadata, o);
     } catch (e) { quant?.dispose(); vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
     return new Model(vit, run, backend, p.images, release, name, { scheme, handle: quant });

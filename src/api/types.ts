@@ -75,6 +75,14 @@ export interface LoadOptions extends RunnerOptions {
    * (src/quant/attention.ts).
    */
   int8Attention?: boolean;
+  /**
+   * For an int8 model: fc1's, fc2's and attention proj's input rows, and
+   * attention's q and P, in 6 bits (default true, the fast path where the
+   * engine has no fused int8 dot: Node 20 and 22); false keeps every row in 7
+   * bits, closer to the float model's logits (the same test accuracy; see the
+   * README's int8 section).
+   */
+  int8SixBit?: boolean;
 }
 
 export interface ClassifyOptions {

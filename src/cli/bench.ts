@@ -204,7 +204,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
     // the baseline runs as saved (its own schedule, if any); the merge flags apply to --model
     const file = f.baseline, b = loadModel(file);
     checkBatchBytes(b.model.cfg, batch, '--batch');
-    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: quantizeLoaded(b.model, b.metadata, { attention: int8.attention })?.kernels ?? null };
+    baseline = { file, vit: b.model, runner: withMerging(b.model, {}, b.metadata), quant: quantizeLoaded(b.model, b.metadata, { attention: int8.attention, sixBit: int8.sixBit })?.kernels ?? null };
   }
   const r = await benchModel(vit, runner, { batch, runs, warmup, compare: f.compare, seed: f.seed, eager: f.eager, baseline, quant });
   if (!f.json) {

@@ -13,7 +13,7 @@ import type { Trainable } from '../train/trainer.js';
 import { CaitModel, atmeOptionsFromMetadata } from '../cait/wrap.js';
 import { toSteps, type AtmeOptions, type MergeStep, type Similarity } from '../cait/atme.js';
 import { isSegmentation, segModel, SEG_UNMERGES, type SegUnmerge } from '../seg/model.js';
-import { UsageError, int8AttentionOf } from './flags.js';
+import { UsageError, int8AttentionOf, int8SixBitOf } from './flags.js';
 import type { WasmBackend } from '../backend/wasm.js';
 import { checkOutput, OutputError, type NamedInput } from '../io/output.js';
 import { quantizeForInference, quantizeRefusal, quantScheme, type LoadQuantize } from '../quant/format.js';
@@ -196,15 +196,15 @@ export function openRunner(file: string, preset: string | undefined, f: MergeFla
 }
 
 /** INT8_FLAGS' values. */
-export interface Int8FlagValues { quantize?: LoadQuantize; 'int8-attention'?: 'on' | 'off' }
+export interface Int8FlagValues { quantize?: LoadQuantize; 'int8-attention'?: 'on' | 'off'; 'int8-six-bit'?: 'on' | 'off' }
 /**
  * INT8_FLAGS as quantizeForInference's options, checked against the current
  * backend before anything loads (a usage error, exit 2: quantizeRefusal).
  */
-export function int8Of(f: Int8FlagValues): { attention: boolean; quantize?: LoadQuantize } {
+export function int8Of(f: Int8FlagValues): { attention: boolean; sixBit: boolean; quantize?: LoadQuantize } {
   const why = quantizeRefusal(f.quantize, getBackend());
   if (why) throw new UsageError(`--${why}`);
-  return { attention: int8AttentionOf(f), ...(f.quantize ? { quantize: f.quantize } : {}) };
+  return { attention: int8AttentionOf(f), sixBit: int8SixBitOf(f), ...(f.quantize ? { quantize: f.quantize } : {}) };
 }
 
 export { imageToInput } from '../data/preprocess.js';

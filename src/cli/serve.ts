@@ -2,7 +2,7 @@
 // Runs until SIGTERM or SIGINT: then it stops accepting, answers what is
 // queued and in flight, and exits 0.
 import { createServer, parseModelSpec, SERVE_DEFAULTS as D, SERVE_RANGES as R } from '../serve/index.js';
-import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, int8SixBitOf, UsageError, command, type Flags } from './flags.js';
 
 const SERVE_FLAGS = {
   model: { type: 'strings', value: 'FILE|NAME=FILE', help: "a model to serve, named NAME or by its file or folder name without extension; repeat for more" },
@@ -45,7 +45,7 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   const server = await createServer({
     models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
-    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f), quantize: f.quantize,
+    maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f), int8SixBit: int8SixBitOf(f), quantize: f.quantize,
   });
   for (const m of server.models.values()) {
     process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward${m.quant ? `, ${m.quant} kernels` : ''}\n`);

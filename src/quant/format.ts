@@ -25,7 +25,7 @@ export function quantMetadata(layers: Iterable<string>): QuantMetadata {
   return {
     scheme: INT8_SCHEME,
     weights: 'per output channel, symmetric int8 in [-127, 127]: W ~ weight_scale[out] * weight (I8)',
-    activations: 'per token at run time, asymmetric 7-bit; the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
+    activations: 'per token at run time, asymmetric 7-bit (6-bit into fc1, fc2 and attention proj unless the runtime is told otherwise); the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
     layers: [...layers],
   };
 }
@@ -105,9 +105,12 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
 }
 registerQuantScheme(INT8_SCHEME, decodeInt8);
 
-/** The int8Attention option (load(), createServer()): undefined (default: int8) or a boolean; `who` names the caller in the error. */
-export function checkInt8Attention(v: unknown, who: string): void {
-  if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${who}int8Attention must be true or false, got ${JSON.stringify(v)}`);
+/** The int8Attention and int8SixBit options (load(), createServer()): undefined (default: true) or a boolean; `who` names the caller in the error. */
+export function checkInt8Options(o: { int8Attention?: unknown; int8SixBit?: unknown }, who: string): void {
+  for (const k of ['int8Attention', 'int8SixBit'] as const) {
+    const v = o[k];
+    if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${who}${k} must be true or false, got ${JSON.stringify(v)}`);
+  }
 }
 
 /** The scheme a file's metadata declares, or null for a float file. */
@@ -122,7 +125,7 @@ export function quantScheme(metadata: Record<string, string>): string | null {
  * process decoded it, else re-quantized from the dequantized weights (the same
  * int8 values; scales within an ulp). Returns null for a float file.
  */
-export function quantizeLoaded(model: VisionTransformer, metadata: Record<string, string>, o: Pick<QuantizeOptions, 'attention'> = {}): QuantizedModel | null {
+export function quantizeLoaded(model: VisionTransformer, metadata: Record<string, string>, o: Pick<QuantizeOptions, 'attention' | 'sixBit'> = {}): QuantizedModel | null {
   const scheme = quantScheme(metadata);
   if (scheme === null) return null;
   if (scheme !== INT8_SCHEME) throw new Error(`quantized with scheme '${scheme}', expected '${INT8_SCHEME}'`);
@@ -130,7 +133,7 @@ export function quantizeLoaded(model: VisionTransformer, metadata: Record<string
   let layers: string[] = [];
   try { layers = (JSON.parse(metadata.quant) as QuantMetadata).layers ?? []; } catch { /* checked by the loader */ }
   const keep = new Set(given ? given.keys() : layers);
-  return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention });
+  return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention, sixBit: o.sixBit });
 }
 
 /** What a float model can be quantized to as it loads (LoadOptions.quantize, the inference commands' --quantize). */
@@ -159,11 +162,11 @@ export function quantizeRefusal(quantize: LoadQuantize | undefined, be: Backend)
  * same values as loading that file; refused where quantizeRefusal says).
  * Null: the model stays float.
  */
-export function quantizeForInference(model: VisionTransformer, metadata: Record<string, string>, o: { attention?: boolean; quantize?: LoadQuantize } = {}): QuantizedModel | null {
+export function quantizeForInference(model: VisionTransformer, metadata: Record<string, string>, o: { attention?: boolean; sixBit?: boolean; quantize?: LoadQuantize } = {}): QuantizedModel | null {
   if (quantScheme(metadata) !== null) return quantizeLoaded(model, metadata, o);
   const why = quantizeRefusal(o.quantize, model.parameters()[0].backend);
   if (why) throw new Error(why);
-  return o.quantize === 'int8' ? quantizeModel(model, { attention: o.attention }) : null;
+  return o.quantize === 'int8' ? quantizeModel(model, { attention: o.attention, sixBit: o.sixBit }) : null;
 }
 
 /** An int8 model file (bytes) as a model running int8 (float files load as float: quant is then null). */

@@ -11,8 +11,15 @@
 //   weights      per output channel, symmetric: s_j = max|W_j| / 127,
 //                w = round(W / s_j) in [-127, 127] (round half away from zero);
 //   activations  per token at run time (no calibration): quantize_rows'
-//                asymmetric 7-bit (see assembly/qgemm.ts why 7 bits);
-//                the prefix tokens' rows (class, distillation) in the blocks,
+//                asymmetric 7-bit (see assembly/qgemm.ts why 7 bits), and
+//                6-bit into fc1, fc2 and attention proj (SIX_BIT_LAYERS;
+//                quantizeModel's sixBit: false keeps them 7-bit), where
+//                qgemm's composed dot then sums pairs of groups in i16
+//                (QGEMM_A6): under Node 20, with every row in 7 bits the
+//                DeiT-Tiny int8 forwards take 1.105x (dense) and 1.097x (CAIT
+//                structure) the time (batch 1, one thread,
+//                bench/results/int8-options.json); what it costs in accuracy:
+//                SIX_BIT_LAYERS' note; the prefix tokens' rows (class, distillation) in the blocks,
 //                and the heads' inputs, in two 7-bit parts (about 14 bits:
 //                quantize_prefix_rows): the logits are read from those rows
 //                alone, while the other tokens' rounding reaches them only
@@ -29,7 +36,8 @@
 //                (bench/results/int8-options.json); quantizeModel's
 //                prefixRows: false turns it off;
 //   attention    its two batched GEMMs (q k^T, p v) in int8 too, both
-//                operands quantized per head at run time (src/quant/attention.ts;
+//                operands quantized per head at run time, q and P in 6 bits
+//                with the sixBit option, as those Linears (src/quant/attention.ts;
 //                quantizeModel's attention: false keeps them float): with
 //                float attention the same forwards take 1.113x (dense) and
 //                1.066x (CAIT) the time (int8-options.json), and the logits
@@ -45,12 +53,31 @@
 import { Tensor, keep, sameBackend } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
-import { qPackedBytes, qRowsBytes, call, QGEMM_GELU } from '../backend/kernels.js';
+import { qPackedBytes, qRowsBytes, call, QGEMM_GELU, QGEMM_A6 } from '../backend/kernels.js';
 import { Linear, ConvAsLinear, Mlp, Attention } from '../nn/layers.js';
 import { attentionInt8 } from './attention.js';
 import { Module } from '../nn/module.js';
 
 export const INT8_SCHEME = 'int8-dynamic';
+
+/**
+ * The Linears whose input rows go in 6 bits (the rest, and the prefix rows'
+ * two parts, in 7), chosen on random-weight DeiT-Tiny, seeds 0-5, max |int8 -
+ * float| / max |float| of the logits, mean over the seeds (bench/int8-logits.ts;
+ * a layer's inputs alone in 6 bits, scratch runs of the commit that added
+ * this): all 7-bit 2.25%; fc1 2.22%, fc2 2.27%, attention proj 2.22%,
+ * attention q 2.18%, P 2.26%, those five together 2.28% (seed 0, the test's:
+ * 1.86%, as all 7-bit); but qkv 2.40%, the patch embedding with fc1 and fc2
+ * 2.40%: those stay 7-bit. What it costs on the trained Fashion-MNIST models
+ * (bench/results/int8-fidelity.json, 2,000 test images): their int8 logits
+ * move 1.26% and 1.59% (dense, CAIT; mean of max |int8 - float| / max
+ * |float|) against 0.88% and 1.04% with every row in 7 bits, and the top-1
+ * class differs from float's on 14 and 15 images against 10 and 4; test
+ * accuracy does not move (README). Where the engine has the fused dot
+ * (Node 24, Chromium on AVX-VNNI) it buys nothing: the bits are the same on
+ * every engine, so a file gives one answer everywhere.
+ */
+export const SIX_BIT_LAYERS = /(^|\.)(mlp\.fc1|mlp\.fc2|attn\.proj)$/;
 
 /** v in steps of s: round(|v| / s) with v's sign (half away from zero), within [-127, 127]. */
 export const roundInt8 = (v: number, s: number): number => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
@@ -97,7 +124,9 @@ export class QLinear {
   readonly scale: Tensor;
   constructor(readonly q: Int8Array, scaleData: Float32Array, readonly N: number, readonly K: number, readonly bias: Tensor | null, readonly backend: Backend,
     /** Rows in two 7-bit parts (see the header); default none. */
-    readonly prefix: PrefixRows = () => null) {
+    readonly prefix: PrefixRows = () => null,
+    /** The other rows' quantization levels: 127 (7 bits) or 63 (6 bits: qgemm's paired loop; see the header). */
+    readonly levels: 127 | 63 = 127) {
     const be = backend, raw = new Int32Array(Math.ceil((N * K) / 4));
     new Int8Array(raw.buffer).set(q);
     const tmp = be.alloc(raw.length);
@@ -116,11 +145,11 @@ export class QLinear {
     sameBackend('int8 linear', x, this.packed);
     const R = x.size / K, fine = this.prefix(x.shape);
     const y = new Tensor([...x.shape.slice(0, -1), N], be);
-    const bias = this.bias ? this.bias.ptr : 0, flags = gelu ? QGEMM_GELU : 0;
+    const bias = this.bias ? this.bias.ptr : 0, flags = gelu ? QGEMM_GELU : 0, levels = this.levels;
     if (!fine || fine[0] * fine[2] < R) {   // (the prefix rows are overwritten below)
       const qa = new Tensor([Math.max(1, qRowsBytes(R, K) / 4)], be), rowp = new Tensor([Math.max(1, 2 * R)], be);
-      call(be, 'quantize_rows', { x: x.ptr, ldx: K, M: R, K, qa: qa.ptr, rowp: rowp.ptr, levels: 127 });
-      call(be, 'qgemm', { M: R, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias, c: y.ptr, ldc: N, flags });
+      call(be, 'quantize_rows', { x: x.ptr, ldx: K, M: R, K, qa: qa.ptr, rowp: rowp.ptr, levels });
+      call(be, 'qgemm', { M: R, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias, c: y.ptr, ldc: N, flags: flags | (levels === 63 ? QGEMM_A6 : 0) });
       qa.dispose(); rowp.dispose();
     }
     if (fine) {
@@ -156,6 +185,8 @@ export interface QuantizeOptions {
   prefixRows?: boolean;
   /** Attention's two batched GEMMs in int8 too (src/quant/attention.ts); default true. */
   attention?: boolean;
+  /** fc1's, fc2's and attention proj's inputs, and attention's q and P rows, in 6 bits (SIX_BIT_LAYERS; see the header); default true. false: 7 bits. */
+  sixBit?: boolean;
   /** Int8 weights and scales to use as they are (a loaded file), by layer name; others are quantized from the float weights. */
   given?: ReadonlyMap<string, Int8Weight>;
 }
@@ -203,7 +234,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
     w.write(dequantizeWeight(q, scale));
     weights.set(name, { q, scale });
     if (!hasInt8Kernels(w.backend)) continue;
-    const ql = new QLinear(q, scale, N, K, m.bias, w.backend, prefixOf(name));
+    const ql = new QLinear(q, scale, N, K, m.bias, w.backend, prefixOf(name), o.sixBit !== false && SIX_BIT_LAYERS.test(name) ? 63 : 127);
     layers.set(name, ql);
     const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
     const float = m.forward.bind(m);
@@ -220,6 +251,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
     restore.push(() => { delete (m as Partial<Mlp>).forward; });
   }
   // attention's batched GEMMs (only where the int8 kernels run: a model on WebGPU keeps its float attention)
+  const levels = o.sixBit === false ? 127 : 63;
   for (const [, m] of all) {
     if (o.attention === false || !(m instanceof Attention) || !hasInt8Kernels(m.qkv.weight.backend)) continue;
     const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
@@ -228,7 +260,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
       if (isGradEnabled()) return float(x, keyBias, onQkv);
       const qkv = m.qkv.forward(x);
       onQkv?.(qkv);
-      return m.proj.forward(attentionInt8(qkv, { heads: m.numHeads, scale: m.scale, keyBias, headDimQK: m.dqk, headDimV: m.dv }));
+      return m.proj.forward(attentionInt8(qkv, { heads: m.numHeads, scale: m.scale, keyBias, headDimQK: m.dqk, headDimV: m.dv }, levels));
     };
     restore.push(() => { if (own) m.forward = own; else delete (m as Partial<Attention>).forward; });
   }

@@ -90,12 +90,12 @@ export class ServedModel {
     this.outSize = this.outShape.reduce((a, b) => a * b, 1);
   }
 
-  /** int8Attention, quantize: as load()'s options. */
-  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean; quantize?: LoadQuantize } = {}): ServedModel {
+  /** int8Attention, int8SixBit, quantize: as load()'s options. */
+  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean; int8SixBit?: boolean; quantize?: LoadQuantize } = {}): ServedModel {
     return onBackend(backend, () => {
       const { model, metadata } = loadModel(spec.path);
       try {
-        const quantized = quantizeForInference(model, metadata, { attention: o.int8Attention, quantize: o.quantize });
+        const quantized = quantizeForInference(model, metadata, { attention: o.int8Attention, sixBit: o.int8SixBit, quantize: o.quantize });
         return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes, quantized);
       } catch (e) { model.dispose(); throw e; }   // (a quantized model's dispose frees its int8 weights too)
     });

@@ -22,7 +22,7 @@ import { checkOptionKeys } from '../util/suggest.js';
 import { overflowText } from '../util/overflow.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
-import { checkInt8Attention, checkQuantize, type LoadQuantize } from '../quant/format.js';
+import { checkInt8Options, checkQuantize, type LoadQuantize } from '../quant/format.js';
 import { HttpError, bad, modelMetadata, parseInferRequest, parseJson, splitBinaryBody } from './protocol.js';
 import { checkImageSize, multipartFile } from './upload.js';
 
@@ -64,6 +64,8 @@ export interface ServeOptions {
   warmup?: boolean;
   /** An int8 model's attention GEMMs: int8 (true, default) or float, as load()'s int8Attention. */
   int8Attention?: boolean;
+  /** An int8 model's 6-bit rows: as load()'s int8SixBit (default true). */
+  int8SixBit?: boolean;
   /** Quantize the float models as they load ('int8'), as load()'s quantize; int8 files are int8 already. */
   quantize?: LoadQuantize;
 }
@@ -98,7 +100,7 @@ function positiveInt(name: string, v: number, min = 1, max = Number.MAX_SAFE_INT
 /** Every option createServer takes (the compiler holds this to ServeOptions' keys, both ways). */
 const SERVE_OPTIONS = {
   models: 1, host: 1, port: 1, threads: 1, instances: 1, backend: 1, maxBatch: 1, maxWaitMs: 1, maxQueue: 1, maxBody: 1, maxPixels: 1,
-  timeoutMs: 1, log: 1, logTo: 1, planBudgetBytes: 1, warmup: 1, int8Attention: 1, quantize: 1,
+  timeoutMs: 1, log: 1, logTo: 1, planBudgetBytes: 1, warmup: 1, int8Attention: 1, int8SixBit: 1, quantize: 1,
 } satisfies Record<keyof ServeOptions, 1>;
 
 /** Checks the options; loads and warms every model (its batch-1 plan); listens. */
@@ -121,7 +123,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     maxBatch: ranged('maxBatch'), maxWaitMs: ranged('maxWaitMs'), maxQueue: ranged('maxQueue'),
     maxBody: ranged('maxBody'), maxPixels: ranged('maxPixels'), timeoutMs: ranged('timeoutMs'),
   };
-  checkInt8Attention(o.int8Attention, '');
+  checkInt8Options(o, '');
   checkQuantize(o.quantize, '');
   const logFormat = o.log ?? 'none';
   if (!['json', 'text', 'none'].includes(logFormat)) throw new RangeError(`log must be json, text or none, got '${logFormat}'`);
@@ -144,7 +146,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const models = new Map<string, ServedModel>();
   try {
     for (const s of specs) {
-      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention, quantize: o.quantize });
+      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention, int8SixBit: o.int8SixBit, quantize: o.quantize });
       models.set(s.name, m);
       if (o.warmup && m.path === 'planned') await m.warm(limits.maxBatch, instances);
     }
