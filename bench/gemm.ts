@@ -23,6 +23,9 @@
 //   caitjs-<build>-int8      qgemm alone: int8 weights pre-packed (pack_qb),
 //                            activations already quantized
 //   caitjs-<build>-int8+q    quantize_rows + qgemm: what an int8 Linear costs
+//   caitjs-<build>-int8-6bit qgemm alone on 6-bit rows (QGEMM_A6: the composed
+//                            dot sums pairs of groups in i16; src/quant/int8.ts
+//                            runs fc1, fc2 and attention proj so)
 // An int8 result is checked bit for bit against the reference backend's
 // qgemm (smallest shape) and within quantization error (3% of the largest
 // |C|) of the float64 product. `int8_vs_float` in the JSON: each int8 row's
@@ -154,7 +157,11 @@ async function main(): Promise<void> {
     for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) Wt[j * K + k] = B[k * N + j];
     const qw = quantizeWeight(Wt, N);
     let refC: Float32Array | null = null;
-    if (M * N * K <= 197 * 192 * 576) refC = int8Run(new ReferenceBackend(1 << 24), A, qw, M, N, K).c;
+    let refC6: Float32Array | null = null;
+    if (M * N * K <= 197 * 192 * 576) {
+      const ref = new ReferenceBackend(1 << 24);
+      refC = int8Run(ref, A, qw, M, N, K).c; refC6 = int8Run(ref, A, qw, M, N, K, 63).c;
+    }
     for (const [impl, be] of engines) {
       const np = be.alloc(Math.ceil(N / 8) * 8 * K), bt = be.alloc(N * K), a = be.alloc(M * K), c = be.alloc(M * N);
       be.write(bt, Wt); be.write(a, A);
@@ -168,6 +175,10 @@ async function main(): Promise<void> {
       verify(`${impl}-int8`, q.c, want, 0, 0.03);
       runs.push({ M, K, N, impl: `${impl}-int8`, fn: q.gemm, free: () => {}, rounds: [] });
       runs.push({ M, K, N, impl: `${impl}-int8+q`, fn: q.both, free: q.free, rounds: [] });
+      const q6 = int8Run(be, A, qw, M, N, K, 63);
+      if (refC6 && q6.c.some((v, i) => !Object.is(v, refC6![i]))) { console.error(`${impl}-int8-6bit: not bit-identical to the reference qgemm at ${M}x${K}x${N}`); process.exit(1); }
+      verify(`${impl}-int8-6bit`, q6.c, want, 0, 0.05);
+      runs.push({ M, K, N, impl: `${impl}-int8-6bit`, fn: q6.gemm, free: q6.free, rounds: [] });
     }
     const ta = tf.tensor2d(A, [M, K]), tb = tf.tensor2d(B, [K, N]);
     const tc = tf.matMul(ta, tb);
