@@ -24,9 +24,10 @@
 // multiply-adds. With u <= 63, four products are within |4 * 63 * 128| =
 // 32256 < 2^15, so two groups' i16 pair sums add exactly in i16 and one
 // pmaddwd widens both: three multiplies per 32 (tilePaired, flags & QGEMM_A6).
-// At 196 x K x 768 on this AMD EPYC under Node 20 that took 0.88x (K = 64),
-// 0.84x (K = 192) and 0.82x (K = 768) the time of the 4x8 tile on the same
-// bytes (bench/gemm.ts's 6-bit column), the same bits. The fused dot (one
+// On this AMD EPYC under Node 20 that took 0.90x (196x64x196), 0.85x
+// (196x192x768) and 0.82x (196x768x192) the time of the 4x8 tile on the same
+// bytes (a same-build A/B, flags 4 against 0; bench/gemm.ts's 6-bit column
+// agrees: 0.85x and 0.82x), the same bits. The fused dot (one
 // instruction per 16) gains nothing from it and ignores the flag.
 // An asymmetric 7-bit range has 128 levels over [min(x,0), max(x,0)]; a
 // symmetric 7-bit one (absmax, u - 64) would have 127 levels over [-|x|, |x|],
@@ -571,7 +572,7 @@ export function qgemm(M: i32, N: i32, K: i32, qa: usize, rowp: usize, wp: usize,
  * against 32. Its own function with one loop: inside tileRelaxedRows, next to
  * the one-group loop, its per-tile cost was three times the 4x8 tile's (V8
  * moving spilled accumulators between the loops; 0.93x the time at K = 192
- * against 0.84x now). Two of its 8 accumulators spill (15 xmm registers);
+ * against 0.85x now). Two of its 8 accumulators spill (15 xmm registers);
  * an odd group count ends with one composed step.
  */
 function tilePaired(ap: usize, bp: usize, kq: i32, cp: usize, ldc: i32, mr: i32, nr: i32,
