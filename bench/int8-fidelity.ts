@@ -6,9 +6,11 @@
 // max over the images, and how many int8 top-1 classes equal float's.
 // Images: every 5th of the 10,000 test images (2,000, all classes), as
 // `cait eval` preprocesses them (the library's preprocess, the model's own
-// normalisation). Not a timing: no pinning needed.
+// normalisation). Also the ten sample images (web/public/samples, as the
+// README's examples read them): each one's error, per model and variant.
+// Not a timing: no pinning needed.
 // Usage: node --import tsx bench/int8-fidelity.ts [--every 5]   writes bench/results/int8-fidelity.json
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from '../src/api/node.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
@@ -52,12 +54,20 @@ for (const name of ['fmnist-dense', 'fmnist-cait']) {
         errs.push(d / big); n++; if (ia === ib) agree++;
       }
     });
+    const samples: Record<string, number> = {}, dir = `${root}web/public/samples/`;
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.png')).sort()) {
+      const a = await float.forward(float.preprocess(dir + f)), b = await m.forward(m.preprocess(dir + f));
+      let big = 0, d = 0;
+      for (let c = 0; c < a.length; c++) { big = Math.max(big, Math.abs(a[c])); d = Math.max(d, Math.abs(a[c] - b[c])); }
+      samples[f] = +(100 * d / big).toFixed(2);
+    }
     m.dispose();
     errs.sort((p, q) => p - q);
     const q = (f: number) => +(100 * errs[Math.min(errs.length - 1, Math.floor(f * errs.length))]).toFixed(2);
-    const row = { model: name, variant, images: n, mean_pct: +(100 * errs.reduce((s, e) => s + e, 0) / n).toFixed(3), p90_pct: q(0.9), p99_pct: q(0.99), max_pct: q(1), top1_agree: agree, top1_agree_frac: +(agree / n).toFixed(4) };
+    const row = { model: name, variant, images: n, mean_pct: +(100 * errs.reduce((s, e) => s + e, 0) / n).toFixed(3), p90_pct: q(0.9), p99_pct: q(0.99), max_pct: q(1), top1_agree: agree, top1_agree_frac: +(agree / n).toFixed(4), samples_pct: samples };
     results.push(row);
-    console.log(`${name} ${variant}: mean ${row.mean_pct}%, p90 ${row.p90_pct}%, p99 ${row.p99_pct}%, max ${row.max_pct}%; top-1 = float's on ${agree}/${n}`);
+    const sv = Object.values(samples);
+    console.log(`${name} ${variant}: mean ${row.mean_pct}%, p90 ${row.p90_pct}%, p99 ${row.p99_pct}%, max ${row.max_pct}%; top-1 = float's on ${agree}/${n}; samples ${Math.min(...sv)}-${Math.max(...sv)}%`);
   }
   float.dispose();
 }
