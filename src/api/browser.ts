@@ -6,6 +6,8 @@ import { WasmBackend, relaxedSimdSupported, type WasmVariant } from '../backend/
 import { ReferenceBackend } from '../backend/reference/index.js';
 import { modelFromCheckpoint } from '../nn/checkpoint.js';
 import { fetchCheckpoint, loadWith, type Platform } from './load.js';
+import { fetchBytes, MAX_WASM_BYTES } from './fetch.js';
+import { MAX_IMAGE_FILE_BYTES } from '../io/limits.js';
 import type { Model, ImageReader } from './model.js';
 import { isRgbaLike, rgbaOf } from './preprocess.js';
 import type { BlobLike, DrawableLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
@@ -49,17 +51,6 @@ async function blobPixels(blob: Blob): Promise<RgbaLike> {
   try { return drawablePixels(bmp); } finally { bmp.close(); }
 }
 
-/** fetch, with the URL in a network error ('Failed to fetch' alone names nothing). */
-async function fetchNamed(url: string | URL): Promise<Response> {
-  try { return await fetch(url); } catch (e) { throw new Error(`${String(url)}: ${(e as Error).message}`, { cause: e }); }
-}
-
-async function fetchOk(url: string | URL): Promise<Response> {
-  const res = await fetchNamed(url);
-  if (!res.ok) throw new Error(`${String(url)}: HTTP ${res.status} ${res.statusText}`);
-  return res;
-}
-
 const images: ImageReader = {
   rgbaSync(image: ImageInput): RgbaLike {
     if (isRgbaLike(image)) return rgbaOf(image);
@@ -72,7 +63,7 @@ const images: ImageReader = {
   async rgba(image: ImageInput): Promise<RgbaLike> {
     if (image instanceof Uint8Array || image instanceof ArrayBuffer) return blobPixels(new Blob([image as BlobPart]));
     if (isBlob(image)) return blobPixels(image as unknown as Blob);
-    if (typeof image === 'string' || image instanceof URL) return blobPixels(await (await fetchOk(image)).blob());
+    if (typeof image === 'string' || image instanceof URL) return blobPixels(new Blob([await fetchBytes(new URL(String(image), location.href), { what: 'image', limit: MAX_IMAGE_FILE_BYTES }) as BlobPart]));
     return images.rgbaSync(image);
   },
 };
@@ -94,14 +85,12 @@ async function wasmModule(o: LoadOptions, variant: WasmVariant): Promise<WebAsse
   const tried: string[] = [];
   const urls = w !== undefined ? [String(w).endsWith('/') ? new URL(`cait.${variant}.wasm`, new URL(String(w), location.href)) : new URL(String(w), location.href)] : wasmCandidates(variant);
   for (const u of urls) {
-    let res: Response;
-    try { res = await fetch(u); } catch (e) { tried.push(`${u.href} (${(e as Error).message})`); continue; }
-    if (!res.ok) { tried.push(`${u.href} (HTTP ${res.status})`); continue; }
-    const bytes = await res.arrayBuffer();
+    let bytes: Uint8Array;
+    // (the URL is in fetchBytes' message already)
+    try { bytes = await fetchBytes(u, { what: 'wasm file', limit: MAX_WASM_BYTES }); } catch (e) { tried.push(`${u.href} (${(e as Error).message.replace(`${u.href}: `, '')})`); continue; }
     // a server's fallback page is no kernel: Vite's dev server and `vite preview` answer a missing file with index.html and status 200
-    const magic = new Uint8Array(bytes, 0, Math.min(4, bytes.byteLength));
-    if (magic.join() !== '0,97,115,109') { tried.push(`${u.href} (not WebAssembly: ${res.headers.get('content-type') ?? 'no content-type'})`); continue; }
-    return WebAssembly.compile(bytes);
+    if (bytes.subarray(0, 4).join() !== '0,97,115,109') { tried.push(`${u.href} (not WebAssembly: ${bytes.byteLength} bytes starting ${JSON.stringify(new TextDecoder().decode(bytes.subarray(0, 16)))})`); continue; }
+    return WebAssembly.compile(bytes as BufferSource);
   }
   throw new Error(`caitjs: could not fetch the WASM kernels: tried ${tried.join(', ')}. Serve node_modules/caitjs/build/cait.${variant}.wasm beside your bundle, or pass load(model, { wasm: URL or bytes })`);
 }
@@ -109,14 +98,9 @@ async function wasmModule(o: LoadOptions, variant: WasmVariant): Promise<WebAsse
 const shared = new Map<string, Backend>();
 
 const platform: Platform = {
-  async resolveModel(source) {
+  async resolveModel(source, maxBytes) {
     const base = typeof location !== 'undefined' ? location.href : undefined;
-    const { files, name } = await fetchCheckpoint(new URL(String(source), base), async (u) => {
-      const res = await fetchNamed(u);
-      if (res.status === 404) return null;
-      if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
-      return new Uint8Array(await res.arrayBuffer());
-    });
+    const { files, name } = await fetchCheckpoint(new URL(String(source), base), maxBytes);
     return { name, build: (o) => modelFromCheckpoint(files, o, name) };
   },
   async backend(o) {

@@ -5,20 +5,23 @@ import { setBackend } from '../tensor.js';
 import { isBackend, type Backend } from '../backend/backend.js';
 import { modelFromCheckpoint, type CheckpointFiles, type LoadedModel, type LoadOptions as CheckpointOptions } from '../nn/checkpoint.js';
 import { runnerFor } from './runner.js';
+import { maxModelBytes } from '../nn/validate.js';
 // importing format.js registers the int8 file decoder with the checkpoint loader
 import { checkInt8Options, checkQuantize, quantizeForInference, quantScheme } from '../quant/format.js';
 import { INT8_SCHEME, hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
 import { checkOptionKeys } from '../util/suggest.js';
+import { fetchBytes } from './fetch.js';
 
 export interface Platform {
   /**
    * What a path or URL names (a file, or a model folder): fetched if need be,
    * and `build`, which makes the model synchronously on the current default
    * backend (so nothing else can change that backend in between).
+   * `maxBytes`: the most bytes of weights to fetch (maxModelBytes).
    */
-  resolveModel(source: string | URL): Promise<{ name: string; build(o: CheckpointOptions): LoadedModel }>;
+  resolveModel(source: string | URL, maxBytes: number): Promise<{ name: string; build(o: CheckpointOptions): LoadedModel }>;
   /** The backend `o` asks for; `release` (if any) frees it when the model that alone uses it is disposed. */
   backend(o: LoadOptions): Promise<{ backend: Backend; release: (() => void) | null }>;
   images: ImageReader;
@@ -28,16 +31,19 @@ export interface Platform {
  * A model folder at a URL (ending in '/'): model.safetensors, and the
  * config.json and preprocessor_config.json beside it when they exist
  * (transformers or timm hub layout); a file URL: the file alone, with its own
- * metadata config.
+ * metadata config. The weights within `maxBytes`, the configs within 16 MiB
+ * (src/api/fetch.ts).
  */
-export async function fetchCheckpoint(url: URL, fetchBytes: (u: URL) => Promise<Uint8Array | null>): Promise<{ files: CheckpointFiles; name: string }> {
+export async function fetchCheckpoint(url: URL, maxBytes: number): Promise<{ files: CheckpointFiles; name: string }> {
+  const weightsAt = (u: URL) => fetchBytes(u, { what: 'model weights', limit: maxBytes, missingOk: true });
+  const configAt = (u: URL) => fetchBytes(u, { what: 'model config', limit: 16 * 2 ** 20, missingOk: true });
   if (!url.pathname.endsWith('/')) {
-    const weights = await fetchBytes(url);
+    const weights = await weightsAt(url);
     if (!weights) throw new Error(`${url.href}: model file not found (HTTP 404)`);
     return { files: { weights }, name: url.href };
   }
   const w = new URL('model.safetensors', url), c = new URL('config.json', url), p = new URL('preprocessor_config.json', url);
-  const [weights, config, pre] = await Promise.all([fetchBytes(w), fetchBytes(c), fetchBytes(p)]);
+  const [weights, config, pre] = await Promise.all([weightsAt(w), configAt(c), configAt(p)]);
   if (!weights) throw new Error(`${w.href}: not found (HTTP 404): a model folder URL must hold model.safetensors`);
   const text = (b: Uint8Array | null) => (b ? new TextDecoder().decode(b) : undefined);
   return { files: { weights, config: text(config), preprocessorConfig: text(pre), configName: c.href, preprocessorConfigName: p.href }, name: w.href };
@@ -81,7 +87,7 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
   }
   const { backend, release } = await p.backend(o);
   try {
-    const src = bytes ? { name: '<bytes>', build: (co: CheckpointOptions) => modelFromCheckpoint({ weights: bytes }, co, '<bytes>') } : await p.resolveModel(source as string | URL);
+    const src = bytes ? { name: '<bytes>', build: (co: CheckpointOptions) => modelFromCheckpoint({ weights: bytes }, co, '<bytes>') } : await p.resolveModel(source as string | URL, maxModelBytes(o.maxBytes));
     const name = src.name;
     // the model's tensors are made on the default backend; it stays the
     // default afterwards, so tensors made by hand live beside the model

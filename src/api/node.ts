@@ -6,27 +6,22 @@ import type { Backend } from '../backend/backend.js';
 import { WasmBackend, loadWasmSync, relaxedSimdSupported, type WasmVariant } from '../backend/wasm.js';
 import { loadThreadedWasmSync } from '../backend/threads.js';
 import { ReferenceBackend } from '../backend/reference/index.js';
-import { decodeImage, readImageFile } from '../io/image.js';
+import { decodeImage, readImageFile, MAX_IMAGE_FILE_BYTES } from '../io/image.js';
 import { loadModel } from '../nn/model.js';
 import { modelFromCheckpoint } from '../nn/checkpoint.js';
 import { fetchCheckpoint, loadWith, type Platform } from './load.js';
+import { fetchBytes, MAX_WASM_BYTES } from './fetch.js';
 import type { Model, ImageReader } from './model.js';
 import { isRgbaLike, rgbaOf } from './preprocess.js';
 import type { BlobLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
 
 const isUrl = (s: string) => /^(https?|file|data|blob):/i.test(s);
 
-async function fetchBytes(url: string | URL): Promise<Uint8Array> {
+/** A file: URL read as a file (within `limit`), any other fetched (src/api/fetch.ts). */
+async function urlBytes(url: string | URL, what: string, limit: number): Promise<Uint8Array> {
   const u = new URL(url);
-  if (u.protocol === 'file:') return readInput(fileURLToPath(u), 'file');
-  let res: Response;
-  // undici says only 'fetch failed': the URL and the cause (ECONNREFUSED, ENOTFOUND, ...) name what failed
-  try { res = await fetch(u); } catch (e) {
-    const c = (e as Error & { cause?: NodeJS.ErrnoException }).cause;
-    throw new Error(`${u.href}: ${(e as Error).message}${c ? ` (${c.code ?? c.message})` : ''}`, { cause: e });
-  }
-  if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status} ${res.statusText}`);
-  return new Uint8Array(await res.arrayBuffer());
+  if (u.protocol === 'file:') return readInput(fileURLToPath(u), what, limit);
+  return fetchBytes(u, { what, limit });
 }
 
 const isBlob = (x: unknown): x is BlobLike => typeof (x as BlobLike)?.arrayBuffer === 'function' && typeof (x as BlobLike).size === 'number';
@@ -44,7 +39,7 @@ const images: ImageReader = {
   async rgba(image: ImageInput): Promise<RgbaLike> {
     if (isBlob(image)) return decodeImage(new Uint8Array(await image.arrayBuffer()), '<blob>');
     if ((typeof image === 'string' && isUrl(image)) || (image instanceof URL && image.protocol !== 'file:')) {
-      return decodeImage(await fetchBytes(image as string | URL), String(image));
+      return decodeImage(await urlBytes(image as string | URL, 'image', MAX_IMAGE_FILE_BYTES), String(image));
     }
     return images.rgbaSync(image);
   },
@@ -66,21 +61,21 @@ async function wasmBytes(w: NonNullable<LoadOptions['wasm']>, variant: WasmVaria
   const s = String(w), dir = s.endsWith('/');
   if (isUrl(s) || w instanceof URL) {
     const u = new URL(dir ? `cait.${variant}.wasm` : s, s);
-    return { bytes: await fetchBytes(u), name: u.href };
+    return { bytes: await urlBytes(u, 'wasm file', MAX_WASM_BYTES), name: u.href };
   }
   const p = dir ? `${s}cait.${variant}.wasm` : s;
-  return { bytes: readInput(p, 'wasm file', 64 * 2 ** 20), name: p };
+  return { bytes: readInput(p, 'wasm file', MAX_WASM_BYTES), name: p };
 }
 
 const platform: Platform = {
-  async resolveModel(source) {
+  async resolveModel(source, maxBytes) {
     const s = String(source);
     if (source instanceof URL ? source.protocol === 'file:' : s.startsWith('file:')) {
       const path = fileURLToPath(s);
       return { name: path, build: (o) => loadModel(path, o) };
     }
     if (source instanceof URL || isUrl(s)) {
-      const { files, name } = await fetchCheckpoint(new URL(s), (u) => fetchBytes(u).catch((e: Error) => { if (/HTTP 404/.test(e.message)) return null; throw e; }));
+      const { files, name } = await fetchCheckpoint(new URL(s), maxBytes);
       return { name, build: (o) => modelFromCheckpoint(files, o, name) };
     }
     return { name: s, build: (o) => loadModel(s, o) };

@@ -4,6 +4,7 @@
 // PNG references are to the W3C PNG Specification (Third Edition) /
 // ISO/IEC 15948: §5 datastream structure, §7 scanlines and Adam7, §9 filters,
 // §11 chunk definitions, Annex D for the CRC.
+import { MAX_IMAGE_FILE_BYTES } from './limits.js';
 import { inflateSync, deflateSync } from 'node:zlib';
 import { FileError } from './errors.js';
 import { readInput } from './input.js';
@@ -55,8 +56,7 @@ export function decodeImage(bytes: Uint8Array, file = '<buffer>', opts: DecodeOp
   throw new ImageError(file, `unrecognized image format (${bytes.length} bytes, starting ${head || '<empty>'}); expected PNG or JPEG`);
 }
 
-/** Image files over this are refused before they are read (a 40-megapixel photo is tens of MiB). */
-export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
+export { MAX_IMAGE_FILE_BYTES };
 
 export function readImageFile(path: string, opts?: DecodeOptions): RgbaImage {
   return decodeImage(readInput(path, 'image', MAX_IMAGE_FILE_BYTES), path, opts);
