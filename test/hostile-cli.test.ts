@@ -233,6 +233,30 @@ test('a run removes the temporaries a killed run left in its directory', async (
   assert.equal(readdirSync(run).sort(), ['checkpoint.safetensors', 'log.jsonl', 'model.safetensors']);
 });
 
+test('a fresh train into an --out holding a run is refused (exit 2, nothing touched) unless --overwrite; --resume continues it', async () => {
+  const run = join(dir, 'again');
+  const a = await cait('train', ...trainArgs, '--epochs', '1', '--out', run);
+  assert.is(a.code, 0, a.stderr);
+  const files = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map((f) => join(run, f));
+  const before = hashes(files);
+  const b = await cait('train', ...trainArgs, '--epochs', '1', '--out', run);
+  assert.is(b.code, 2, b.stderr);
+  assert.match(b.stderr, new RegExp(`--out ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} already holds a run \\(model\\.safetensors, checkpoint\\.safetensors, log\\.jsonl\\): continue it with --resume .*checkpoint\\.safetensors, choose another --out, or add --overwrite`));
+  assert.equal(hashes(files), before, 'the earlier run changed');
+  // a log alone (a run killed in its first epoch, or a user's file) counts too
+  const logOnly = join(dir, 'log-only');
+  mkdirSync(logOnly);
+  writeFileSync(join(logOnly, 'log.jsonl'), '{"epoch":1}\n');
+  assert.is((await cait('train', ...trainArgs, '--epochs', '1', '--out', logOnly)).code, 2);
+  assert.is(readFileSync(join(logOnly, 'log.jsonl'), 'utf8'), '{"epoch":1}\n');
+  const c = await cait('train', ...trainArgs, '--epochs', '2', '--out', run, '--resume', join(run, 'checkpoint.safetensors'), '--json');
+  assert.is(c.code, 0, c.stderr);
+  assert.equal(readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch), [1, 2]);
+  const d = await cait('train', ...trainArgs, '--epochs', '1', '--out', run, '--overwrite', '--json');
+  assert.is(d.code, 0, d.stderr);
+  assert.equal(readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch), [1], 'a fresh log');
+});
+
 test('NaN training: resuming with --lr 1e30 stops (exit 1) and leaves the checkpoint, model and log byte for byte', async () => {
   const run = join(dir, 'nan');
   const a = await cait('train', ...trainArgs, '--epochs', '2', '--out', run);

@@ -40,6 +40,7 @@ export const TRAIN_FLAGS = {
   val: { type: 'int', min: 1, value: 'N', help: 'hold out N training images (spread over the split) as a validation split, scored after every epoch', defaultText: 'none' },
   'save-every': { type: 'int', min: 1, value: 'STEPS', help: 'also save a resumable checkpoint every STEPS steps within an epoch (--resume continues mid-epoch exactly)', defaultText: 'end of each epoch only' },
   nan: { type: 'enum', choices: ['stop', 'skip'], default: 'stop', help: 'a non-finite loss or gradient: stop (exit 1, the last good checkpoint kept) or skip the batch and count it' },
+  overwrite: { type: 'boolean', help: 'start afresh in an --out that holds a run, replacing its model, checkpoint and log (without it: refused unless --resume)' },
   ...FOLDER_FLAGS, ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 type TrainFlags = Flags<typeof TRAIN_FLAGS>;
@@ -57,16 +58,28 @@ export const trainCommand = command({
   run: trainRun,
 });
 
+/** What a run directory holds (src/train/trainer.ts writes them). */
+const RUN_FILES = ['model.safetensors', 'checkpoint.safetensors', 'log.jsonl'] as const;
+
 /**
  * The checks before any work: --out and --epochs given, the run directory's
- * files neither inputs nor special files (the trainer writes them atomically).
+ * files neither inputs nor special files (the trainer writes them atomically),
+ * and a run already in --out not replaced by a fresh one unless --overwrite
+ * says so (it would truncate that run's log and replace its model: hours of
+ * training lost to a repeated command). A --resume, from that run's
+ * checkpoint or another, continues it as the trainer documents (the log
+ * trimmed to the checkpoint's step).
  */
 function checkRun(f: TrainFlags): { out: string; epochs: number; inputs: Array<{ flag: string; path: string | undefined }> } {
   const out = need(f.out, 'out'), epochs = need(f.epochs, 'epochs');
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out}: not a directory (the run directory gets model.safetensors, checkpoint.safetensors, log.jsonl)`);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out}: not a directory (the run directory gets ${RUN_FILES.join(', ')})`);
   const inputs = [{ flag: '--model', path: f.model }];
   checkOutputFlag('out', join(out, 'checkpoint.safetensors'), inputs);
   for (const file of ['model.safetensors', 'log.jsonl']) checkOutputFlag('out', join(out, file), [...inputs, { flag: '--resume', path: f.resume }]);
+  const held = RUN_FILES.filter((n) => existsSync(join(out, n)));
+  if (held.length && f.resume === undefined && !f.overwrite) {
+    throw new UsageError(`--out ${out} already holds a run (${held.join(', ')}): continue it with --resume ${join(out, 'checkpoint.safetensors')}, choose another --out, or add --overwrite to replace it`);
+  }
   if (f['stop-after'] !== undefined && f['stop-after'] > epochs) throw new UsageError(`--stop-after ${f['stop-after']} is past --epochs ${epochs}`);
   return { out, epochs, inputs };
 }
