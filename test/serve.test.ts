@@ -13,6 +13,7 @@ import { decodeImage, encodePng } from '../src/io/image.js';
 import { imageToInput } from '../src/data/preprocess.js';
 import { softmax } from '../src/cli/common.js';
 import { Batcher } from '../src/serve/batcher.js';
+import { INLINE_PIXELS } from '../src/serve/decode.js';
 import type { ServedModel } from '../src/serve/model.js';
 import { load } from '../src/api/node.js';
 import { cait } from './cait.js';
@@ -154,6 +155,33 @@ async function oneByOne(inputs: number[][]): Promise<number[][]> {
   await withServer({ maxBatch: 1, maxWaitMs: 0 }, async (s) => { for (const d of inputs) out.push(await inferOne(s, d)); });
   return out;
 }
+
+S('a large upload is decoded in a worker (same bits as on the server thread), small ones inline; its decode errors are 400s as inline ones', async () => {
+  await withServer({}, async (s) => {
+    const small = testPng(), big = testPng(600, 600);   // 360,000 pixels > INLINE_PIXELS
+    assert.ok(600 * 600 > INLINE_PIXELS && 28 * 28 <= INLINE_PIXELS);
+    for (const png of [small, big]) {
+      const xin = imageToInput(decodeImage(png), s.models.get(NAME)!.cfg);
+      const ref = (await post(s, `/v2/models/${NAME}/infer`, inferBody(Array.from(xin)))).json.outputs[0].data as number[];
+      const want = softmax(ref).map((prob, id) => ({ id, prob })).sort((a, b) => b.prob - a.prob).slice(0, 3);
+      const c = await post(s, `/v2/models/${NAME}/classify?topk=3`, png, { 'Content-Type': 'image/png' });
+      assert.is(c.status, 200, JSON.stringify(c.json));
+      assert.equal(c.json.top.map((t: { id: number; prob: number }) => [t.id, t.prob]), want.map((t) => [t.id, t.prob]), `${png === big ? 'worker' : 'inline'}: the bits of decodeImage + imageToInput`);
+    }
+    assert.equal({ ...s.decodes }, { inline: 1, worker: 1 });
+    // a header that passes and pixel data that does not: the decoder's own message, as a 400
+    const broken = Uint8Array.from(big.subarray(0, 200));
+    let want = '';
+    try { decodeImage(broken, 'upload'); } catch (e) { want = (e as Error).message; }
+    assert.ok(want.startsWith('upload: '), want);
+    const b = await post(s, `/v2/models/${NAME}/classify`, broken, { 'Content-Type': 'image/png' });
+    assert.is(b.status, 400, JSON.stringify(b.json));
+    assert.is(b.json.error, want);
+    assert.equal({ ...s.decodes }, { inline: 1, worker: 2 });
+    // and the server goes on, the worker too
+    assert.is((await post(s, `/v2/models/${NAME}/classify?topk=1`, big, { 'Content-Type': 'image/png' })).status, 200);
+  });
+});
 
 S('batching: concurrent requests run as one forward and get the same bits as one by one (1 and 2 threads)', async () => {
   const inputs = Array.from({ length: 7 }, (_, i) => randomImage(i === 3 ? 2 : 1));

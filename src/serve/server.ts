@@ -14,8 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { isBackend, type Backend } from '../backend/backend.js';
 import { loadWasmSync } from '../backend/wasm.js';
 import { loadThreadedWasmSync, type ThreadedWasmBackend } from '../backend/threads.js';
-import { decodeImage, ImageError } from '../io/image.js';
-import { imageToInput } from '../data/preprocess.js';
+import { ImageError } from '../io/image.js';
+import { ImageDecoder } from './decode.js';
 import { softmax } from '../cli/common.js';
 import { Batcher } from './batcher.js';
 import { checkOptionKeys } from '../util/suggest.js';
@@ -88,6 +88,8 @@ export interface CaitServer {
   readonly metrics: ServeMetrics;
   readonly limits: ServeLimits;
   readonly http: http.Server;
+  /** Uploaded images decoded on the server's thread and in its decode worker (src/serve/decode.ts). */
+  readonly decodes: { readonly inline: number; readonly worker: number };
   /** Stop accepting, answer what is queued and in flight, then close connections (and the pool made here). */
   close(): Promise<void>;
 }
@@ -157,6 +159,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   }
 
   const metrics = createMetrics([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((b) => b < limits.maxBatch).concat(limits.maxBatch));
+  const decoder = new ImageDecoder(limits.maxPixels);
   const batcher = new Batcher({
     ...limits,
     instances,
@@ -306,8 +309,8 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
       const body = await readBody(req, limits.maxBody, receiving, ctx);
       const ct = req.headers['content-type'] ?? '';
       const bytes = /^multipart\/form-data/i.test(ct) ? multipartFile(body, ct) : body;
-      checkImageSize(bytes, limits.maxPixels);
-      x = imageToInput(decodeImage(bytes, 'upload', { maxPixels: limits.maxPixels }), model.cfg);
+      const h = checkImageSize(bytes, limits.maxPixels);
+      x = await decoder.input(bytes, h.width * h.height, model.cfg);
     } catch (e) {
       if (e instanceof ImageError) throw bad(e.message);
       throw e;
@@ -343,6 +346,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     metrics,
     limits,
     http: server,
+    decodes: decoder.counts,
     close() {
       if (closing) return closing;
       draining = true;
@@ -364,6 +368,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
         await stopped;
         clearTimeout(force);
         for (const m of models.values()) m.dispose();
+        await decoder.close();
         await closeBackend(own);
       })();
       return closing;
