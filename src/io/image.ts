@@ -27,7 +27,9 @@ export const DEFAULT_MAX_PIXELS = 40_000_000;
 function checkPixels(file: string, kind: string, width: number, height: number, opts: DecodeOptions): void {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (width * height > maxPixels) {
-    throw new ImageError(file, `${kind} header says ${width}x${height} (${((width * height) / 1e6).toFixed(1)} MP), over the ${(maxPixels / 1e6).toFixed(1)} MP limit (maxPixels); not decoded`);
+    // the default limit is no option a CLI or classify() user can set: say what to do instead
+    const why = opts.maxPixels === undefined ? 'the decoder\'s limit for any image; downscale it first' : 'maxPixels';
+    throw new ImageError(file, `${kind} header says ${width}x${height} (${((width * height) / 1e6).toFixed(1)} MP), over the ${(maxPixels / 1e6).toFixed(1)} MP limit (${why}); not decoded`);
   }
 }
 
