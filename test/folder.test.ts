@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, cpSync, existsSync, mkdirSync, renameSync, statSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/mnist.js';
@@ -155,6 +156,32 @@ test('listFolder: train/val layout, flat layout with a seeded --val-split, error
   assert.equal(ln.classes, ['Bag', 'Coat'], 'symlinked class folders count');
   assert.is(ln.train.files.length, 12);
   assert.throws(() => listFolder(join(root, 'nothing')), /not a directory/);
+});
+
+test('class folder entries that are neither files nor folders (a FIFO named like an image, a broken link) are skipped and counted; one class folder cannot make a new classifier', async () => {
+  const d = join(root, 'special');
+  const png = encodePng(2, 2, new Uint8Array(16).fill(9));
+  for (const c of ['Bag', 'Coat']) { mkdirSync(join(d, c), { recursive: true }); writeFileSync(join(d, c, 'a.png'), png); }
+  const fifo = spawnSync('mkfifo', [join(d, 'Bag', 'stuck.png')]);
+  assert.is(fifo.status, 0, `mkfifo: ${fifo.stderr}`);
+  symlinkSync(join(d, 'gone.png'), join(d, 'Coat', 'broken.png'));
+  writeFileSync(join(d, 'Coat', 'notes.txt'), 'x');
+  const l = listFolder(d);
+  assert.equal(l.train.files.map((f) => f.slice(d.length + 1)), ['Bag/a.png', 'Coat/a.png'], 'the FIFO and the broken link are not images to read');
+  assert.is(l.special, 2);
+  assert.is(l.skipped, 1, 'notes.txt');
+  const ev = await cait('eval', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', d);
+  assert.is(ev.code, 0, ev.stderr);
+  assert.match(ev.stderr, /2 images, 2 classes/);
+  assert.match(ev.stderr, /skipped 2 entries of class folders that are neither files nor folders \(FIFOs/);
+  // one class: refused for a new model (exit 1, no run written); a fine-tune is warned
+  const one = join(root, 'one-class');
+  mkdirSync(join(one, 'Only'), { recursive: true });
+  writeFileSync(join(one, 'Only', 'a.png'), png);
+  const t = await cait('train', '--data', one, '--epochs', '1', '--out', join(root, 'one-run'), '--quiet');
+  assert.is(t.code, 1, t.stderr);
+  assert.match(t.stderr, /one class folder \('Only'\); a new classifier needs at least two/);
+  assert.not.ok(existsSync(join(root, 'one-run', 'model.safetensors')));
 });
 
 test('class folders that differ only in Unicode normalization are refused (they merged into one label)', () => {

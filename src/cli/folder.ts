@@ -16,7 +16,7 @@ import { pixelStats } from '../data/dataset.js';
 import { DEFAULT_RRC } from '../data/preprocess.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
+import { FolderError, folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
 import { forwardLogits, lossText } from './common.js';
@@ -63,6 +63,7 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
       if (st.n) process.stderr.write(`${dir} ${s}: ${st.n} images, ${fd.listing.classes.length} classes; ${st.decoded} decoded, ${st.cached} from the cache (${st.imagesPerSec.toFixed(0)} img/s)\n`);
     }
     if (fd.listing.skipped) process.stderr.write(`${dir}: skipped ${fd.listing.skipped} file(s) that are not PNG or JPEG\n`);
+    if (fd.listing.special) process.stderr.write(`${dir}: skipped ${fd.listing.special} entr${fd.listing.special === 1 ? 'y' : 'ies'} of class folders that are neither files nor folders (FIFOs, sockets, devices, broken links)\n`);
   }
   return fd;
 }
@@ -140,9 +141,12 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
   if (loaded) {
     ({ model, metadata } = loaded);
     fd = openFolder(dir, model.cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
+    if (fd.listing.classes.length === 1 && !f.quiet) process.stderr.write(`${dir}: one class folder ('${fd.listing.classes[0]}'): fine-tuning on it teaches the model to answer that class for everything\n`);
   } else {
     const cfg = getPreset(f.preset ?? 'vit_fmnist');
     const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes;
+    // one class: every softmax is 1 and every loss 0, so nothing would be learnt
+    if (classes.length < 2) throw new FolderError(`${dir}: one class folder ('${classes[0]}'); a new classifier needs at least two (${dir}/<class>/<image>.png|jpg)`);
     Object.assign(cfg, { classes, numClasses: classes.length });
     fd = openFolder(dir, cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
     // the folder's own statistics; images of one grey level have no spread to divide by (std 1 then)

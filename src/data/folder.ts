@@ -25,7 +25,7 @@
 // { version, key, px, entries: [[path, size, ctimeMs], ...] } | n * px bytes.
 // ctime, not mtime: cp -p, rsync -a and tar x restore a replaced file's mtime
 // (same size, same mtime: stale pixels), but none can set its change time.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { type Dirent, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { readImageFile } from '../io/image.js';
@@ -54,6 +54,8 @@ export interface FolderListing {
   val: { files: string[]; labels: number[] };
   /** Files skipped for their extension (not PNG or JPEG). */
   skipped: number;
+  /** Entries of the class folders skipped for not being files or folders (FIFOs, sockets, devices, broken links). */
+  special: number;
 }
 
 const isImage = (f: string) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e));
@@ -61,14 +63,16 @@ const isImage = (f: string) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().ends
 const readDir = (d: string) => {
   try { return readdirSync(d, { withFileTypes: true }); } catch (e) { throw new FolderError(`${d}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
 };
-const entries = (d: string, dirs: boolean) => readDir(d).filter((e) => {
-  if (e.name.startsWith('.')) return false;
-  if (!e.isSymbolicLink()) return dirs ? e.isDirectory() : e.isFile();
-  try { const st = statSync(join(d, e.name)); return dirs ? st.isDirectory() : st.isFile(); } catch { return false; }
-}).map((e) => e.name).sort();
-const subdirs = (d: string) => entries(d, true);
+/** What a (not hidden) entry is, through a symbolic link; 'other': a FIFO, socket or device, or a broken link. */
+function kind(d: string, e: Dirent): 'dir' | 'file' | 'other' {
+  let st: { isDirectory(): boolean; isFile(): boolean } = e;
+  if (e.isSymbolicLink()) { try { st = statSync(join(d, e.name)); } catch { return 'other'; } }
+  return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+}
+const visible = (d: string) => readDir(d).filter((e) => !e.name.startsWith('.'));
+const subdirs = (d: string) => visible(d).filter((e) => kind(d, e) === 'dir').map((e) => e.name).sort();
 
-function listClasses(dir: string, what: string): { classes: string[]; files: string[][]; skipped: number } {
+function listClasses(dir: string, what: string): { classes: string[]; files: string[][]; skipped: number; special: number } {
   const classes = subdirs(dir);
   if (!classes.length) throw new FolderError(`${what}: no class folders (expected ${what}/<class>/<image>.png|jpg)`);
   // names that differ only in Unicode normalization (NFC 'é' and NFD 'e' + accent) look alike and match one label
@@ -78,16 +82,19 @@ function listClasses(dir: string, what: string): { classes: string[]; files: str
     if (prev !== undefined) throw new FolderError(`${what}: class folders ${JSON.stringify(prev)} and ${JSON.stringify(c)} differ only in Unicode normalization (NFC/NFD); rename one`);
     seen.set(k, c);
   }
-  let skipped = 0;
+  let skipped = 0, special = 0;
   const files = classes.map((c) => {
-    const all = entries(join(dir, c), false);
+    const d = join(dir, c), listed = visible(d);
+    // a FIFO named x.png would block a read forever; it and other non-files are skipped, and counted apart
+    const all = listed.filter((e) => kind(d, e) === 'file').map((e) => e.name).sort();
+    special += listed.filter((e) => kind(d, e) === 'other').length;
     const imgs = all.filter(isImage);
     skipped += all.length - imgs.length;
-    return imgs.map((f) => join(dir, c, f));
+    return imgs.map((f) => join(d, f));
   });
   const empty = classes.filter((_, i) => !files[i].length);
   if (empty.length) throw new FolderError(`${what}: class folder(s) without PNG or JPEG images: ${empty.join(', ')}`);
-  return { classes, files, skipped };
+  return { classes, files, skipped, special };
 }
 
 /**
@@ -105,7 +112,7 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
     const extra = va.classes.filter((c) => !tr.classes.includes(c));
     if (extra.length) throw new FolderError(`${join(dir, 'val')}: class folder(s) not in ${join(dir, 'train')}: ${extra.join(', ')}`);
     const flat = (l: typeof tr) => ({ files: l.files.flat(), labels: l.files.flatMap((f, i) => f.map(() => tr.classes.indexOf(l.classes[i]))) });
-    return { root, layout: 'split', classes: tr.classes, train: flat(tr), val: flat(va), skipped: tr.skipped + va.skipped };
+    return { root, layout: 'split', classes: tr.classes, train: flat(tr), val: flat(va), skipped: tr.skipped + va.skipped, special: tr.special + va.special };
   }
   const l = listClasses(root, dir);
   const v = o.valSplit;
@@ -120,7 +127,7 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
     files.forEach((f, i) => { const s = held.has(i) ? val : train; s.files.push(f); s.labels.push(c); });
   });
   if (v !== undefined && !val.files.length) throw new FolderError(`--val-split ${v}: every class of ${dir} has fewer than 2 images, nothing to hold out`);
-  return { root, layout: 'flat', classes: l.classes, train, val, skipped: l.skipped };
+  return { root, layout: 'flat', classes: l.classes, train, val, skipped: l.skipped, special: l.special };
 }
 
 /**
