@@ -29,9 +29,9 @@ const top = await model.classify(image, { topk: 3 });
 const bitmap = await createImageBitmap(image, { colorSpaceConversion: 'none' });
 const logits = await model.forward(model.preprocess(bitmap));
 
-// the other kinds of input: an <img>, encoded bytes
+// the other kinds of input: an <img>, encoded bytes, a URL relative to the page
 const img = new Image(); img.src = 'sneaker.png'; await img.decode();
-const others = [await model.classify(img), await model.classify(new Uint8Array(await image.arrayBuffer()))];
+const others = [await model.classify(img), await model.classify(new Uint8Array(await image.arrayBuffer())), await model.classify('sneaker.png')];
 
 window.result = { top, logits: Array.from(logits), others: others.map((t) => t[0].label), backend: model.info.backend, quant: model.info.quant, int8Dot: model.info.int8Dot };
 model.dispose();
@@ -99,7 +99,7 @@ export function assertLikeNode(tag: string, name: BrowserName, version: string, 
   console.log(`  ${tag} ${name} (${version}, ${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}; ` +
     `download to classify ${(total / 1024).toFixed(1)} KB gzipped (${parts})`);
   assert.is(got.top[0].label, want.top, `${name} top-1`);
-  assert.equal(got.others, [want.top, want.top], `${name}: top-1 from an <img> and from PNG bytes`);
+  assert.equal(got.others, [want.top, want.top, want.top], `${name}: top-1 from an <img>, from PNG bytes and from its URL`);
   assert.is(got.logits.length, want.logits.length);
   assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
   assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);

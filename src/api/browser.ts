@@ -51,6 +51,9 @@ async function blobPixels(blob: Blob): Promise<RgbaLike> {
   try { return drawablePixels(bmp); } finally { bmp.close(); }
 }
 
+/** What a relative URL is relative to, as fetch() takes it: the document's base (a <base> tag), a worker's location, else none. */
+const pageBase = (): string | undefined => (typeof document !== 'undefined' ? document.baseURI : typeof location !== 'undefined' ? location.href : undefined);
+
 const images: ImageReader = {
   rgbaSync(image: ImageInput): RgbaLike {
     if (isRgbaLike(image)) return rgbaOf(image);
@@ -63,7 +66,7 @@ const images: ImageReader = {
   async rgba(image: ImageInput): Promise<RgbaLike> {
     if (image instanceof Uint8Array || image instanceof ArrayBuffer) return blobPixels(new Blob([image as BlobPart]));
     if (isBlob(image)) return blobPixels(image as unknown as Blob);
-    if (typeof image === 'string' || image instanceof URL) return blobPixels(new Blob([await fetchBytes(new URL(String(image), location.href), { what: 'image', limit: MAX_IMAGE_FILE_BYTES }) as BlobPart]));
+    if (typeof image === 'string' || image instanceof URL) return blobPixels(new Blob([await fetchBytes(new URL(String(image), pageBase()), { what: 'image', limit: MAX_IMAGE_FILE_BYTES }) as BlobPart]));
     return images.rgbaSync(image);
   },
 };
@@ -99,7 +102,7 @@ const shared = new Map<string, Backend>();
 
 const platform: Platform = {
   async resolveModel(source, maxBytes) {
-    const base = typeof location !== 'undefined' ? location.href : undefined;
+    const base = pageBase();
     const { files, name } = await fetchCheckpoint(new URL(String(source), base), maxBytes);
     return { name, build: (o) => modelFromCheckpoint(files, o, name) };
   },
