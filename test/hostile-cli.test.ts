@@ -233,12 +233,17 @@ test('a run removes the temporaries a killed run left in its directory', async (
   assert.equal(readdirSync(run).sort(), ['checkpoint.safetensors', 'log.jsonl', 'model.safetensors']);
 });
 
-test('a fresh train into an --out holding a run is refused (exit 2, nothing touched) unless --overwrite; --resume continues it', async () => {
-  const run = join(dir, 'again');
-  const a = await cait('train', ...trainArgs, '--epochs', '1', '--out', run);
+/** A finished run of `epochs` epochs in dir/name: its folder, its three files and their hashes. */
+async function trainedRun(name: string, epochs: number): Promise<{ run: string; files: string[]; before: string[] }> {
+  const run = join(dir, name);
+  const a = await cait('train', ...trainArgs, '--epochs', String(epochs), '--out', run);
   assert.is(a.code, 0, a.stderr);
   const files = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map((f) => join(run, f));
-  const before = hashes(files);
+  return { run, files, before: hashes(files) };
+}
+
+test('a fresh train into an --out holding a run is refused (exit 2, nothing touched) unless --overwrite; --resume continues it', async () => {
+  const { run, files, before } = await trainedRun('again', 1);
   const b = await cait('train', ...trainArgs, '--epochs', '1', '--out', run);
   assert.is(b.code, 2, b.stderr);
   assert.match(b.stderr, new RegExp(`--out ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} already holds a run \\(model\\.safetensors, checkpoint\\.safetensors, log\\.jsonl\\): continue it with --resume .*checkpoint\\.safetensors, choose another --out, or add --overwrite`));
@@ -258,11 +263,7 @@ test('a fresh train into an --out holding a run is refused (exit 2, nothing touc
 });
 
 test('NaN training: resuming with --lr 1e30 stops (exit 1) and leaves the checkpoint, model and log byte for byte', async () => {
-  const run = join(dir, 'nan');
-  const a = await cait('train', ...trainArgs, '--epochs', '2', '--out', run);
-  assert.is(a.code, 0, a.stderr);
-  const files = ['checkpoint.safetensors', 'model.safetensors', 'log.jsonl'].map((f) => join(run, f));
-  const before = hashes(files);
+  const { run, files, before } = await trainedRun('nan', 2);
   const r = await cait('train', ...trainArgs, '--epochs', '4', '--out', run, '--resume', join(run, 'checkpoint.safetensors'), '--lr', '1e30');
   assert.is(r.code, 1, r.stderr);
   assert.match(r.stderr, /non-finite (loss|gradient) .* training stopped; the last good checkpoint .* is kept/);
