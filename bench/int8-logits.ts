@@ -2,7 +2,9 @@
 // (the issue's 2% target; test/quant.test.ts checks seed 0 only): batch 2 of
 // the test's inputs, max |int8 - float| / max |float| over the logits, for
 // quantizeModel's default and its options (the 6-bit rows in 7 bits; float
-// attention; every row in 7 bits, one part), and the floor any activation scheme stands on: the int8 weights
+// attention; every row in 7 bits, one part), how SIX_BIT_LAYERS was chosen
+// (6bit-only:X: only X's rows in 6 bits; 6bit:default+X: the default's and
+// X's), and the floor any activation scheme stands on: the int8 weights
 // alone (dequantized into the float model, float activations), with
 // quantizeWeight's absmax scales and with per-channel scales searched for
 // the least squared weight error (an experiment here, not the library's).
@@ -20,7 +22,7 @@ import { noGrad } from '../src/autograd.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { quantizeModel, quantizeWeight, dequantizeWeight, isLinear, namedModules, roundInt8, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
+import { quantizeModel, quantizeWeight, dequantizeWeight, isLinear, namedModules, roundInt8, SIX_BIT_LAYERS, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
 import type { Module } from '../src/nn/module.js';
 import { environment } from '../src/util/timing.js';
 import { parseArgs } from '../src/cli/args.js';
@@ -30,7 +32,14 @@ const S = (parseArgs(process.argv.slice(2), { seeds: 'number' }).flags.seeds as 
 const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), shape = [2, 3, 224, 224], x = randn(2 * 3 * 224 * 224, 5);
-const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'rows-7bit': { sixBit: false }, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false, sixBit: false } };
+// the choice of SIX_BIT_LAYERS: each kind of row alone in 6 bits (the rest 7), and the default plus qkv or the patch embedding
+const ROWS: Record<string, RegExp> = { fc1: /\.mlp\.fc1$/, fc2: /\.mlp\.fc2$/, proj: /\.attn\.proj$/, q: /\.attn\.q$/, p: /\.attn\.p$/, qkv: /\.attn\.qkv$/ };
+const VARIANTS: Record<string, QuantizeOptions> = {
+  default: {}, 'rows-7bit': { sixBit: false }, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false, sixBit: false },
+  ...Object.fromEntries(Object.entries(ROWS).map(([k, re]) => [`6bit-only:${k}`, { sixBitLayers: (n: string) => re.test(n) }])),
+  '6bit:default+qkv': { sixBitLayers: (n: string) => SIX_BIT_LAYERS.test(n) || ROWS.qkv.test(n) },
+  '6bit:default+patch_embed': { sixBitLayers: (n: string) => SIX_BIT_LAYERS.test(n) || n === 'patch_embed.proj' },
+};
 
 /**
  * Per channel, the scale s = a max|W_j| / 127 (a = 1, 0.995, ..., 0.5) with the
@@ -128,7 +137,8 @@ mkdirSync(dir, { recursive: true });
 writeFileSync(`${dir}int8-logits.json`, JSON.stringify({
   what: 'bench/int8-logits.ts: random-weight DeiT-Tiny (createModel(cfg, seed)), batch 2 (randn seed 5, as test/quant.test.ts), max |int8 - float| / max |float| over the logits',
   env: { ...environment(), backend: be.name }, variants: {
-    ...VARIANTS, 'weights-only': 'int8 weights (quantizeWeight) dequantized into the float model', 'weights-only-mse': 'the same with least-squares per-channel scales (this file)',
+    ...Object.fromEntries(Object.entries(VARIANTS).map(([k, o]) => [k, o.sixBitLayers ? `quantizeModel's defaults, the rows in 6 bits: ${k.startsWith('6bit-only:') ? `${k.slice(10)} alone` : `SIX_BIT_LAYERS' and ${k.slice(13)}`}` : o])),
+    'weights-only': 'int8 weights (quantizeWeight) dequantized into the float model', 'weights-only-mse': 'the same with least-squares per-channel scales (this file)',
     ...Object.fromEntries(Object.keys(GROUPS).map((g) => [`weights-only:${g}`, `only the ${g} Linears' weights in int8`])),
     'weights-only:class-token-float': "every Linear's weights in int8, but the block Linears compute the class token's row from the float weights (a simulation)",
   }, seeds: rows, mean: means,

@@ -84,15 +84,16 @@ Q('DeiT-Tiny, random weights, batch 2: int8 logits within 2% of float (of the la
 });
 
 // The 6-bit rows (quantizeModel's sixBit, default true): quantize_rows with 63
-// levels and qgemm's QGEMM_A6 for exactly fc1, fc2 and attention proj
-// (SIX_BIT_LAYERS) and attention's q and P; 127 levels and no QGEMM_A6
+// levels and qgemm's QGEMM_A6 for exactly fc1, fc2 and attention proj and
+// attention's q and P (SIX_BIT_LAYERS names all five); 127 levels and no QGEMM_A6
 // elsewhere (qkv, the patch embedding, the prefix rows' two parts), and
-// everywhere with sixBit: false.
-Q('quantizeModel sixBit: 6-bit rows and QGEMM_A6 for fc1, fc2, attention proj, q and P only; 7 bits everywhere with sixBit: false', () => {
+// everywhere with sixBit: false; sixBitLayers picks others (the bench's ablation).
+Q('quantizeModel sixBit: 6-bit rows and QGEMM_A6 for fc1, fc2, attention proj, q and P only; 7 bits everywhere with sixBit: false; sixBitLayers picks', () => {
   const cfg = { ...getPreset('deit_tiny_patch16_224'), depth: 2 }, H = cfg.numHeads;
   const shape = [1, 3, 224, 224], x = randn(3 * 224 * 224, 4), K = cfg.embedDim, N = cfg.embedDim * cfg.mlpRatio;
-  for (const sixBit of [undefined, false]) {
-    const v = createModel(cfg, 1), qm = quantizeModel(v, sixBit === undefined ? {} : { sixBit });
+  for (const sixBit of [undefined, false, 'qkv'] as const) {
+    const o = sixBit === undefined ? {} : sixBit === 'qkv' ? { sixBitLayers: (n: string) => n.endsWith('.qkv') } : { sixBit };
+    const v = createModel(cfg, 1), qm = quantizeModel(v, o);
     const calls: Array<{ k: string; a: number[] }> = [], orig = be.run;
     be.run = (k, ...a) => { if (k === 'qgemm' || k === 'quantize_rows' || k === 'softmax_quantize_rows') calls.push({ k, a }); return orig.call(be, k, ...a); };
     try { run(v, x, shape); } finally { be.run = orig; qm.dispose(); v.dispose(); }
@@ -103,6 +104,11 @@ Q('quantizeModel sixBit: 6-bit rows and QGEMM_A6 for fc1, fc2, attention proj, q
     if (sixBit === false) {
       assert.equal(q6, [], 'sixBit false: no QGEMM_A6');
       assert.is(r6, 0, 'sixBit false: every row 127 levels');
+      continue;
+    }
+    if (sixBit === 'qkv') {
+      assert.equal(q6, Array.from({ length: cfg.depth }, () => `${3 * K}x${K}`), 'sixBitLayers: QGEMM_A6 on qkv alone');
+      assert.is(r6, cfg.depth, 'sixBitLayers: 63 levels for qkv\'s rows alone');
       continue;
     }
     const perBlock = [`${K}x${K}`, ...Array.from({ length: H }, () => [`197x${K / H}`, `${K / H}x197`]).flat(), `${N}x${K}`, `${K}x${N}`].sort();

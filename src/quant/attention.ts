@@ -7,7 +7,8 @@
 // with both products through qgemm (assembly/qgemm.ts), whose weight operand
 // is here an activation, quantized at run time:
 //   Q K^T  q rows: quantize_rows (per token, asymmetric 7-bit, or 6-bit:
-//          `levels`, quantizeModel's sixBit, with qgemm's QGEMM_A6); k as the
+//          `levels`, quantizeModel's sixBit, with qgemm's QGEMM_A6; P's
+//          rows likewise by `pLevels`); k as the
 //          weight: quantize_pack_qb, per key token symmetric int8, `scale`
 //          folded into its per-key scales; keyBias (ATME's log sizes) is
 //          qgemm's bias, per key.
@@ -38,12 +39,12 @@ import { qPackedBytes, qRowsBytes, call, QGEMM_A6 } from '../backend/kernels.js'
 import type { AttentionOpts } from '../ops/attention.js';
 
 /** ops.attention's forward with int8 GEMMs (qkv [B, N, H*(2*Dqk + Dv)] -> [B, N, H*Dv]). */
-export function attentionInt8(qkv: Tensor, o: AttentionOpts, levels: 127 | 63 = 127): Tensor {
+export function attentionInt8(qkv: Tensor, o: AttentionOpts, levels: 127 | 63 = 127, pLevels: 127 | 63 = levels): Tensor {
   const [B, N, W] = qkv.shape, H = o.heads, be = qkv.backend;
   const Dqk = o.headDimQK ?? W / 3 / H, Dv = o.headDimV ?? W / 3 / H;
   if (H * (2 * Dqk + Dv) !== W) throw new Error(`attention (int8): qkv width ${W} != heads ${H} x (2*${Dqk} + ${Dv})`);
   sameBackend('attention (int8)', qkv, o.keyBias);
-  const Cv = H * Dv, offK = H * Dqk, offV = 2 * H * Dqk, f = 4, flags = levels === 63 ? QGEMM_A6 : 0;
+  const Cv = H * Dv, offK = H * Dqk, offV = 2 * H * Dqk, f = 4, flags = levels === 63 ? QGEMM_A6 : 0, pFlags = pLevels === 63 ? QGEMM_A6 : 0;
   const S = new Tensor([N, N], be), out = new Tensor([B, N, Cv], be);
   const qa = new Tensor([qRowsBytes(N, Dqk) / 4], be), qp = new Tensor([qRowsBytes(N, N) / 4], be), rowp = new Tensor([2 * N], be);
   const wp = new Tensor([Math.max(qPackedBytes(Dqk, N), qPackedBytes(N, Dv)) / 4], be), ws = new Tensor([Math.max(N, Dv)], be), vmid = new Tensor([Dv], be);
@@ -53,9 +54,9 @@ export function attentionInt8(qkv: Tensor, o: AttentionOpts, levels: 127 | 63 = 
       call(be, 'quantize_rows', { x: base + h * Dqk * f, ldx: W, M: N, K: Dqk, qa: qa.ptr, rowp: rowp.ptr, levels });
       call(be, 'quantize_pack_qb', { K: Dqk, N, w: base + (offK + h * Dqk) * f, ldk: 1, ldn: W, alpha: o.scale, dst: wp.ptr, wscale: ws.ptr, mid: 0 });
       call(be, 'qgemm', { M: N, N, K: Dqk, qa: qa.ptr, rowp: rowp.ptr, wp: wp.ptr, wscale: ws.ptr, bias, c: S.ptr, ldc: N, flags });
-      call(be, 'softmax_quantize_rows', { x: S.ptr, rows: N, cols: N, qa: qp.ptr, rowp: rowp.ptr, levels });
+      call(be, 'softmax_quantize_rows', { x: S.ptr, rows: N, cols: N, qa: qp.ptr, rowp: rowp.ptr, levels: pLevels });
       call(be, 'quantize_pack_qb', { K: N, N: Dv, w: base + (offV + h * Dv) * f, ldk: W, ldn: 1, alpha: 1, dst: wp.ptr, wscale: ws.ptr, mid: vmid.ptr });
-      call(be, 'qgemm', { M: N, N: Dv, K: N, qa: qp.ptr, rowp: rowp.ptr, wp: wp.ptr, wscale: ws.ptr, bias: vmid.ptr, c: out.ptr + (b * N * Cv + h * Dv) * f, ldc: Cv, flags });
+      call(be, 'qgemm', { M: N, N: Dv, K: N, qa: qp.ptr, rowp: rowp.ptr, wp: wp.ptr, wscale: ws.ptr, bias: vmid.ptr, c: out.ptr + (b * N * Cv + h * Dv) * f, ldc: Cv, flags: pFlags });
     }
   }
   S.dispose(); qa.dispose(); qp.dispose(); rowp.dispose(); wp.dispose(); ws.dispose(); vmid.dispose();

@@ -61,14 +61,17 @@ import { Module } from '../nn/module.js';
 export const INT8_SCHEME = 'int8-dynamic';
 
 /**
- * The Linears whose input rows go in 6 bits (the rest, and the prefix rows'
- * two parts, in 7), chosen on random-weight DeiT-Tiny, seeds 0-5, max |int8 -
- * float| / max |float| of the logits, mean over the seeds (bench/int8-logits.ts;
- * a layer's inputs alone in 6 bits, scratch runs of the commit that added
- * this): all 7-bit 2.25%; fc1 2.22%, fc2 2.27%, attention proj 2.22%,
- * attention q 2.18%, P 2.26%, those five together 2.28% (seed 0, the test's:
- * 1.86%, as all 7-bit); but qkv 2.40%, the patch embedding with fc1 and fc2
- * 2.40%: those stay 7-bit. What it costs on the trained Fashion-MNIST models
+ * The Linears whose input rows go in 6 bits, and attention's q and P rows
+ * (attn.q, attn.p; the rest, and the prefix rows' two parts, in 7), chosen
+ * on random-weight DeiT-Tiny, seeds 0-5, max |int8 - float| / max |float| of
+ * the logits, mean over the seeds (bench/int8-logits.ts, 6bit-only:* and
+ * 6bit:*): all 7-bit 2.25%; one kind of row alone in 6 bits: fc1 2.22%,
+ * fc2 2.27%, attention proj 2.22%, q 2.18%, P 2.26%, but qkv 2.40%; those
+ * five together 2.28% (seed 0, the test's: 1.86%, as all 7-bit); with qkv
+ * too 2.33% and seed 0 at 1.97%, a hair under the test's 2%: qkv stays
+ * 7-bit (it would save about 0.45 ms of a 16.5 ms CAIT forward under Node
+ * 20). The patch embedding too: 2.28%, but 2.73% on seed 5, for 0.5% of the
+ * time: 7-bit. What it costs on the trained Fashion-MNIST models
  * (bench/results/int8-fidelity.json, 2,000 test images): their int8 logits
  * move 1.26% and 1.59% (dense, CAIT; mean of max |int8 - float| / max
  * |float|) against 0.88% and 1.04% with every row in 7 bits, and the top-1
@@ -77,7 +80,8 @@ export const INT8_SCHEME = 'int8-dynamic';
  * (Node 24, Chromium on AVX-VNNI) it buys nothing: the bits are the same on
  * every engine, so a file gives one answer everywhere.
  */
-export const SIX_BIT_LAYERS = /(^|\.)(mlp\.fc1|mlp\.fc2|attn\.proj)$/;
+export const SIX_BIT_LAYERS = /(^|\.)(mlp\.fc1|mlp\.fc2|attn\.proj|attn\.q|attn\.p)$/;
+// (attn.q and attn.p name attention's q rows and P rows, which are no Linears: quantizeModel's sixBitLayers sees them so)
 
 /** v in steps of s: round(|v| / s) with v's sign (half away from zero), within [-127, 127]. */
 export const roundInt8 = (v: number, s: number): number => Math.max(-127, Math.min(127, Math.round(Math.abs(v) / s) * Math.sign(v)));
@@ -187,6 +191,13 @@ export interface QuantizeOptions {
   attention?: boolean;
   /** fc1's, fc2's and attention proj's inputs, and attention's q and P rows, in 6 bits (SIX_BIT_LAYERS; see the header); default true. false: 7 bits. */
   sixBit?: boolean;
+  /**
+   * Which rows go in 6 bits when sixBit is on, by name: a Linear's
+   * ('blocks.0.mlp.fc1'), or attention's q and P rows ('blocks.0.attn.q',
+   * 'blocks.0.attn.p'); default SIX_BIT_LAYERS. For experiments
+   * (bench/int8-logits.ts); a file records sixBit only.
+   */
+  sixBitLayers?: (name: string) => boolean;
   /** Int8 weights and scales to use as they are (a loaded file), by layer name; others are quantized from the float weights. */
   given?: ReadonlyMap<string, Int8Weight>;
 }
@@ -222,6 +233,8 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
   if (tagged[QUANTIZED]) throw new Error('quantizeModel: the model is already quantized');
   const layers = new Map<string, QLinear>(), weights = new Map<string, Int8Weight>(), restore: Array<() => void> = [];
   const all = namedModules(model);
+  const six = o.sixBit === false ? () => false : o.sixBitLayers ?? ((name: string) => SIX_BIT_LAYERS.test(name));
+  const levelsOf = (name: string): 127 | 63 => (six(name) ? 63 : 127);
   const tokens = o.prefixRows === false ? 0 : (model as { numPrefixTokens?: number }).numPrefixTokens ?? 0;
   const prefixOf = (name: string): PrefixRows | undefined =>
     tokens === 0 ? undefined : name === 'head' || name === 'head_dist' ? pooledRows : name.startsWith('blocks.') ? prefixTokens(tokens) : undefined;
@@ -234,7 +247,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
     w.write(dequantizeWeight(q, scale));
     weights.set(name, { q, scale });
     if (!hasInt8Kernels(w.backend)) continue;
-    const ql = new QLinear(q, scale, N, K, m.bias, w.backend, prefixOf(name), o.sixBit !== false && SIX_BIT_LAYERS.test(name) ? 63 : 127);
+    const ql = new QLinear(q, scale, N, K, m.bias, w.backend, prefixOf(name), levelsOf(name));
     layers.set(name, ql);
     const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
     const float = m.forward.bind(m);
@@ -251,8 +264,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
     restore.push(() => { delete (m as Partial<Mlp>).forward; });
   }
   // attention's batched GEMMs (only where the int8 kernels run: a model on WebGPU keeps its float attention)
-  const levels = o.sixBit === false ? 127 : 63;
-  for (const [, m] of all) {
+  for (const [name, m] of all) {
     if (o.attention === false || !(m instanceof Attention) || !hasInt8Kernels(m.qkv.weight.backend)) continue;
     const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
     const float = m.forward.bind(m);
@@ -260,7 +272,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
       if (isGradEnabled()) return float(x, keyBias, onQkv);
       const qkv = m.qkv.forward(x);
       onQkv?.(qkv);
-      return m.proj.forward(attentionInt8(qkv, { heads: m.numHeads, scale: m.scale, keyBias, headDimQK: m.dqk, headDimV: m.dv }, levels));
+      return m.proj.forward(attentionInt8(qkv, { heads: m.numHeads, scale: m.scale, keyBias, headDimQK: m.dqk, headDimV: m.dv }, levelsOf(`${name}.q`), levelsOf(`${name}.p`)));
     };
     restore.push(() => { if (own) m.forward = own; else delete (m as Partial<Attention>).forward; });
   }
