@@ -64,10 +64,10 @@ test('fetchBytes: the body in chunks, whole; 404 null only with missingOk; other
 });
 
 test('fetchBytes: over the limit refused, by Content-Length before a byte is read, or while streaming', async () => {
-  await fails(fetchBytes(new URL(`${base}/ok`), { what: 'image', limit: 5 }), new RegExp(`^${base}/ok: the image is more than 6 bytes, over the limit of 5 bytes; not downloaded`));
+  await fails(fetchBytes(new URL(`${base}/ok`), { what: 'image', limit: 5 }), new RegExp(`^${base}/ok: more than 6 bytes of image, over the limit of 5 bytes; not downloaded`));
   const t = Date.now();
-  await fails(fetchBytes(new URL(`${base}/big`), { what: 'model weights', limit: 2 ** 20 }), /\/big: the model weights is 1024\.0 MiB, over the limit of 1\.0 MiB; not downloaded/);
-  await fails(fetchBytes(new URL(`${base}/endless`), { what: 'model weights', limit: 2 ** 20 }), /\/endless: the model weights is more than 1\.0 MiB, over the limit of 1\.0 MiB/);
+  await fails(fetchBytes(new URL(`${base}/big`), { what: 'model weights', limit: 2 ** 20 }), /\/big: 1024\.0 MiB of model weights, over the limit of 1\.0 MiB; not downloaded/);
+  await fails(fetchBytes(new URL(`${base}/endless`), { what: 'model weights', limit: 2 ** 20 }), /\/endless: more than 1\.0 MiB of model weights, over the limit of 1\.0 MiB/);
   assert.ok(Date.now() - t < 20_000, 'refused without waiting for the idle time');
 });
 
@@ -81,12 +81,12 @@ test('fetchBytes: a server that stops sending is given up after the idle time (b
 });
 
 test('load(url) and classify(url) go through it: maxBytes bounds the download, images their file limit', async () => {
-  await fails(load(`${base}/big`, { maxBytes: 4096 }), /\/big: the model weights is 1024\.0 MiB, over the limit of 4096 bytes; not downloaded/);
-  await fails(load(`${base}/endless/`, { maxBytes: 2 ** 20 }), /\/endless\/model\.safetensors: the model weights is more than 1\.0 MiB, over the limit of 1\.0 MiB/);
+  await fails(load(`${base}/big`, { maxBytes: 4096 }), /\/big: 1024\.0 MiB of model weights, over the limit of 4096 bytes; not downloaded/);
+  await fails(load(`${base}/endless/`, { maxBytes: 2 ** 20 }), /\/endless\/model\.safetensors: more than 1\.0 MiB of model weights, over the limit of 1\.0 MiB/);
   const m = await load(`${base}/model`);
   try {
     assert.is(m.info.labels.length, 10);
-    await fails(m.classify(`${base}/big`), /\/big: the image is 1024\.0 MiB, over the limit of 256\.0 MiB; not downloaded/);
+    await fails(m.classify(`${base}/big`), /\/big: 1024\.0 MiB of image, over the limit of 256\.0 MiB; not downloaded/);
   } finally { m.dispose(); }
 });
 

@@ -42,7 +42,7 @@ export async function fetchBytes(url: URL, o: FetchLimits): Promise<Uint8Array |
     clearTimeout(timer);
     timer = setTimeout(() => { stalled = true; ctl.abort(); }, idle);
   };
-  const tooBig = (n: number, how: string) => new Error(`${url.href}: the ${o.what} is ${how}${fmtBytes(n)}, over the limit of ${fmtBytes(o.limit)}; not downloaded`);
+  const tooBig = (n: number, how: string) => new Error(`${url.href}: ${how}${fmtBytes(n)} of ${o.what}, over the limit of ${fmtBytes(o.limit)}; not downloaded`);
   arm();
   try {
     let res: Response;
