@@ -22,6 +22,10 @@ const server = createServer((req, res) => {
     res.writeHead(200);
     res.write(new Uint8Array([1, 2, 3]));
     setTimeout(() => { res.write(new Uint8Array([4, 5])); res.end(new Uint8Array([6])); }, 20);
+  } else if (path === '/sized') {   // the same six bytes in two chunks, with a length
+    res.writeHead(200, { 'content-length': '6' });
+    res.write(new Uint8Array([1, 2, 3]));
+    setTimeout(() => res.end(new Uint8Array([4, 5, 6])), 20);
   } else if (path === '/big') {   // announces a gigabyte, sends nothing
     res.writeHead(200, { 'content-length': String(2 ** 30) });
     res.flushHeaders();
@@ -56,8 +60,9 @@ const fails = async (p: Promise<unknown>, re: RegExp) => {
   assert.unreachable(`expected an error matching ${re}`);
 };
 
-test('fetchBytes: the body in chunks, whole; 404 null only with missingOk; other statuses an error naming the URL', async () => {
+test('fetchBytes: the body in chunks (with and without a length), whole; 404 null only with missingOk; other statuses an error naming the URL', async () => {
   assert.equal([...await fetchBytes(new URL(`${base}/ok`), { what: 'test', limit: 6 })], [1, 2, 3, 4, 5, 6]);
+  assert.equal([...await fetchBytes(new URL(`${base}/sized`), { what: 'test', limit: 6 })], [1, 2, 3, 4, 5, 6], 'into one buffer of the announced length');
   assert.is(await fetchBytes(new URL(`${base}/none`), { what: 'test', limit: 10, missingOk: true }), null);
   await fails(fetchBytes(new URL(`${base}/none`), { what: 'test', limit: 10 }), new RegExp(`^${base}/none: HTTP 404`));
   await fails(fetchBytes(new URL(`${base}/fail`), { what: 'test', limit: 10, missingOk: true }), new RegExp(`^${base}/fail: HTTP 500 Broken`));

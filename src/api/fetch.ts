@@ -55,16 +55,23 @@ export async function fetchBytes(url: URL, o: FetchLimits): Promise<Uint8Array |
     const announced = Number(res.headers.get('content-length') ?? NaN);
     if (announced > o.limit) { await res.body?.cancel().catch(() => {}); throw tooBig(announced, ''); }
     if (!res.body) return new Uint8Array(0);
+    // with a length (and no compression, where the length counts the compressed bytes) the chunks go
+    // straight into one buffer of that size: a 2 GiB model then takes 2 GiB, not twice that at the end
+    const identity = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase() === 'identity';
+    let whole = identity && Number.isInteger(announced) && announced >= 0 ? new Uint8Array(announced) : null;
     const reader = res.body.getReader(), chunks: Uint8Array[] = [];
     let total = 0;
     for (;;) {
       arm();
       const { done, value } = await reader.read();
       if (done) break;
+      if (total + value.byteLength > o.limit) { await reader.cancel().catch(() => {}); throw tooBig(total + value.byteLength, 'more than '); }
+      if (whole && total + value.byteLength > whole.length) { chunks.push(whole.subarray(0, total)); whole = null; }   // more than announced
+      if (whole) whole.set(value, total);
+      else chunks.push(value);
       total += value.byteLength;
-      if (total > o.limit) { await reader.cancel().catch(() => {}); throw tooBig(total, 'more than '); }
-      chunks.push(value);
     }
+    if (whole) return total === whole.length ? whole : whole.subarray(0, total);
     if (chunks.length === 1) return chunks[0];
     const out = new Uint8Array(total);
     let off = 0;
