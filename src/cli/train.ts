@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadDataset, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '../data/mnist.js';
 import { createModel } from '../nn/model.js';
 import { getPreset, FASHION_MNIST_CLASSES } from '../nn/presets.js';
-import { train, evaluate, subset, type EpochLog, type Trainable, type TrainOptions } from '../train/trainer.js';
+import { train, evaluate, subset, RUN_FILES, type EpochLog, type Trainable, type TrainOptions } from '../train/trainer.js';
 import type { ImageSource } from '../data/augment.js';
 import { existsSync, statSync } from 'node:fs';
 import { getBackend } from '../tensor.js';
@@ -58,9 +58,6 @@ export const trainCommand = command({
   run: trainRun,
 });
 
-/** What a run directory holds (src/train/trainer.ts writes them). */
-const RUN_FILES = ['model.safetensors', 'checkpoint.safetensors', 'log.jsonl'] as const;
-
 /**
  * The checks before any work: --out and --epochs given, the run directory's
  * files neither inputs nor special files (the trainer writes them atomically),
@@ -72,13 +69,14 @@ const RUN_FILES = ['model.safetensors', 'checkpoint.safetensors', 'log.jsonl'] a
  */
 function checkRun(f: TrainFlags): { out: string; epochs: number; inputs: Array<{ flag: string; path: string | undefined }> } {
   const out = need(f.out, 'out'), epochs = need(f.epochs, 'epochs');
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out}: not a directory (the run directory gets ${RUN_FILES.join(', ')})`);
+  const names = Object.values(RUN_FILES);
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out}: not a directory (the run directory gets ${names.join(', ')})`);
   const inputs = [{ flag: '--model', path: f.model }];
-  checkOutputFlag('out', join(out, 'checkpoint.safetensors'), inputs);
-  for (const file of ['model.safetensors', 'log.jsonl']) checkOutputFlag('out', join(out, file), [...inputs, { flag: '--resume', path: f.resume }]);
-  const held = RUN_FILES.filter((n) => existsSync(join(out, n)));
+  checkOutputFlag('out', join(out, RUN_FILES.checkpoint), inputs);
+  for (const file of [RUN_FILES.model, RUN_FILES.log]) checkOutputFlag('out', join(out, file), [...inputs, { flag: '--resume', path: f.resume }]);
+  const held = names.filter((n) => existsSync(join(out, n)));
   if (held.length && f.resume === undefined && !f.overwrite) {
-    throw new UsageError(`--out ${out} already holds a run (${held.join(', ')}): continue it with --resume ${join(out, 'checkpoint.safetensors')}, choose another --out, or add --overwrite to replace it`);
+    throw new UsageError(`--out ${out} already holds a run (${held.join(', ')}): continue it with --resume ${join(out, RUN_FILES.checkpoint)}, choose another --out, or add --overwrite to replace it`);
   }
   if (f['stop-after'] !== undefined && f['stop-after'] > epochs) throw new UsageError(`--stop-after ${f['stop-after']} is past --epochs ${epochs}`);
   return { out, epochs, inputs };

@@ -114,9 +114,12 @@ interface TrainState {
 
 type TensorRecord = Record<string, { shape: number[]; data: Float32Array }>;
 
+/** What a run directory (TrainOptions.outDir) holds: the trained model, the resumable checkpoint, the per-epoch log. */
+export const RUN_FILES = { model: 'model.safetensors', checkpoint: 'checkpoint.safetensors', log: 'log.jsonl' } as const;
+
 export function train(model: Trainable, data: TrainData, o: TrainOptions): EpochLog[] {
   mkdirSync(o.outDir, { recursive: true });
-  const files = { model: join(o.outDir, 'model.safetensors'), checkpoint: join(o.outDir, 'checkpoint.safetensors'), log: join(o.outDir, 'log.jsonl') };
+  const files = { model: join(o.outDir, RUN_FILES.model), checkpoint: join(o.outDir, RUN_FILES.checkpoint), log: join(o.outDir, RUN_FILES.log) };
   // the run's own checkpoint is read before it is replaced, so --resume DIR/checkpoint.safetensors is fine
   const inputs = o.inputs ?? [];
   for (const f of Object.values(files)) {
