@@ -43,15 +43,15 @@ const models = { dense: vits[0], cait: new CaitModel(vits[1], { merge: s.merge }
 const shape = [1, 3, 224, 224], x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
 const D = cfg.embedDim;
 /** A GEMM call's role, from its shape: NP rows of one image are the linears, the batched ones attention. */
-function role(a: number[]): string {
+function role(a: number[], patch: boolean): string {
   const [layout, M, N, K, , , , , , , , , , , , batch] = a;
   if (batch > 1) return (layout & 3) === 1 ? 'attention QK^T' : 'attention PV';
-  return linearRole(M, N, K, (layout & 4) !== 0);
+  return linearRole(M, N, K, (layout & 4) !== 0, patch);
 }
-function linearRole(M: number, N: number, K: number, gelu: boolean): string {
+function linearRole(M: number, N: number, K: number, gelu: boolean, patch = false): string {
   if (M === 1) return 'head';
-  const grid = cfg.imgSize / cfg.patchSize;
-  if (K === cfg.patchSize * cfg.patchSize * cfg.inChans && M % (grid * grid) === 0) return 'patch embedding'; // fc2's rows include the class token
+  // (by its place, not its shape: DeiT-Tiny's fc2 is 768 -> 192 like it, and at batch 1 also runs 196 rows, the class token's apart)
+  if (patch) return 'patch embedding';
   if (gelu) return 'fc1 (+GELU)';
   if (K === D && N !== D) return 'qkv';
   return N === D && K <= D ? 'proj' : 'fc2';
@@ -63,11 +63,12 @@ let before: string[] = [];
 function classify(k: string, a: number[]): { cls: string; macs: number } {
   const prev = before;
   before = [prev[prev.length - 1], k];
-  if (k === 'gemm') return { cls: `gemm ${role(a)}`, macs: a[1] * a[2] * a[3] * a[15] };
+  // the patch embedding is the GEMM after patchify (float: right after; int8: after its quantize_rows)
+  if (k === 'gemm') return { cls: `gemm ${role(a, prev[1] === 'patchify')}`, macs: a[1] * a[2] * a[3] * a[15] };
   const macs = a[0] * a[1] * a[2];
   if (k === 'qgemm' && prev[1] === 'quantize_pack_qb') return { cls: `qgemm attention ${prev[0] === 'softmax_quantize_rows' ? 'PV' : 'QK^T'}`, macs };
   // (the prefix rows' two parts run without bias, src/quant/int8.ts; every ViT Linear has one)
-  if (k === 'qgemm') return { cls: `qgemm ${a[7] === 0 ? 'prefix rows' : linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0)}`, macs };
+  if (k === 'qgemm') return { cls: `qgemm ${a[7] === 0 ? 'prefix rows' : linearRole(a[0], a[1], a[2], (a[10] & 1) !== 0, prev[0] === 'patchify')}`, macs };
   return { cls: k, macs: 0 };
 }
 // the plans' calls go through be.run (wrapped below to time them), not be.prepare's bound calls
