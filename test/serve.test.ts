@@ -445,7 +445,7 @@ function serveProcess(args: string[]): { proc: ReturnType<typeof spawn>; stderr:
   return { proc, stderr: () => err, url };
 }
 
-S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
+S('cait serve: SIGTERM answers the queued requests (new ones 503 while they drain, not refused), then exits 0', async () => {
   const child = serveProcess([MODEL, '--port', '0', '--max-wait-ms', '1500', '--log', 'json']);
   let out = '';
   child.proc.stdout!.on('data', (d) => { out += d; });
@@ -456,6 +456,14 @@ S('cait serve: SIGTERM answers the queued requests, then exits 0', async () => {
     const pending = Array.from({ length: 3 }, () => post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage())));
     await new Promise((r) => setTimeout(r, 400));
     child.proc.kill('SIGTERM');
+    // while those drain, the server still listens: a new request is told it is shutting down, readiness says no
+    await new Promise((r) => setTimeout(r, 200));
+    const late = await post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage()));
+    assert.is(late.status, 503, JSON.stringify(late.json));
+    assert.equal(late.json, { error: 'server is shutting down' });
+    assert.is(late.headers.get('connection'), 'close');
+    const ready = await get(s, '/v2/health/ready');
+    assert.equal([ready.status, ready.json], [503, { ready: false }]);
     const rs = await Promise.all(pending);
     for (const r of rs) {
       assert.is(r.status, 200, JSON.stringify(r.json));

@@ -351,9 +351,12 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
       if (closing) return closing;
       draining = true;
       closing = (async () => {
-        const stopped = new Promise<void>((res) => server.close(() => res()));
         server.closeIdleConnections();
+        // still listening while the queue drains: whoever connects now, or sat in the accept
+        // backlog at the signal, gets a 503 'shutting down' (and /v2/health/ready a 503), not a
+        // reset connection; the listener closes once the queued forwards are done
         await batcher.drained();
+        const stopped = new Promise<void>((res) => server.close(() => res()));
         // server.close() also stops node:http's request timeouts: a client still sending its body
         // (or silent after its headers) gets --timeout-ms from here, then its connection is closed
         if (active) {
