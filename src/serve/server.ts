@@ -90,7 +90,7 @@ export interface CaitServer {
   readonly http: http.Server;
   /** Uploaded images decoded on the server's thread and in its decode worker (src/serve/decode.ts). */
   readonly decodes: { readonly inline: number; readonly worker: number };
-  /** Stop accepting, answer what is queued and in flight, then close connections (and the pool made here). */
+  /** Stop taking work (new requests 503 while the queue drains), answer what is queued and in flight, then stop listening and close connections (and the pool made here). */
   close(): Promise<void>;
 }
 
