@@ -1,7 +1,7 @@
 // GEMM operands and their float64 product, shared by bench/gemm.ts,
 // bench/suite.ts (the browser suite: this file stays browser-safe) and
 // bench/qgemm-ab.ts, so that they time and check the same calls.
-import { qPackedBytes, qRowsBytes, QGEMM_A6 } from '../src/backend/kernels.js';
+import { qPackedBytes, qRowsBytes, qgemmRowFlags } from '../src/backend/kernels.js';
 import type { Backend } from '../src/backend/backend.js';
 
 /** n floats in [-0.5, 0.5) from a 32-bit LCG: the same operands in every run and process. */
@@ -39,7 +39,7 @@ export function int8Run(be: Backend, A: Float32Array, qw: { q: Int8Array; scale:
   be.write(w8, raw); be.write(ws, qw.scale); be.write(a, A);
   be.run('pack_qb', K, N, w8, K, wp);
   const quant = () => { be.run('quantize_rows', a, K, M, K, qa, rp, levels); };
-  const gemm = () => { be.run('qgemm', M, N, K, qa, rp, wp, ws, 0, c, N, levels === 63 ? QGEMM_A6 : 0); };
+  const gemm = () => { be.run('qgemm', M, N, K, qa, rp, wp, ws, 0, c, N, qgemmRowFlags(levels)); };
   quant(); gemm();
   return {
     c: be.read(c, M * N), gemm, both: () => { quant(); gemm(); },

@@ -133,5 +133,7 @@ export const GEMM_SCRATCH_BYTES = 1 << 20;
 export const qPackedBytes = (K: number, N: number): number => Math.ceil(N / 8) * 8 * (((K + 3) & ~3) + 4);
 /** qgemm's flags: GELU in the store; the composed dot even where the engine's fused one is exact and single (assembly/qgemm.ts dotFused; the same bits, for A/B timing); rows quantized with 63 levels (u <= 63: the composed dot sums pairs of groups in i16, assembly/qgemm.ts tilePaired; the same bits). */
 export const QGEMM_GELU = 1, QGEMM_COMPOSED_DOT = 2, QGEMM_A6 = 4;
+/** The qgemm flag that rows quantized with `levels` (quantize_rows, softmax_quantize_rows) allow: QGEMM_A6 for 63, none for 127. */
+export const qgemmRowFlags = (levels: 127 | 63): number => (levels === 63 ? QGEMM_A6 : 0);
 /** Bytes quantize_rows writes for M rows of K: strips of 4 rows, K rounded up to 4 (its row parameters: 2 M floats). */
 export const qRowsBytes = (M: number, K: number): number => Math.ceil(M / 4) * 4 * ((K + 3) & ~3);

@@ -35,7 +35,7 @@
 // either way); on the dense model P V in int8 alone 0.9-2.6%, q k^T alone
 // 0.7-1.3%; the class token's q and P rows in two 7-bit parts 1.4-1.9%.
 import { Tensor, sameBackend } from '../tensor.js';
-import { qPackedBytes, qRowsBytes, call, QGEMM_A6 } from '../backend/kernels.js';
+import { qPackedBytes, qRowsBytes, call, qgemmRowFlags } from '../backend/kernels.js';
 import type { AttentionOpts } from '../ops/attention.js';
 
 /** ops.attention's forward with int8 GEMMs (qkv [B, N, H*(2*Dqk + Dv)] -> [B, N, H*Dv]). */
@@ -44,7 +44,7 @@ export function attentionInt8(qkv: Tensor, o: AttentionOpts, levels: 127 | 63 = 
   const Dqk = o.headDimQK ?? W / 3 / H, Dv = o.headDimV ?? W / 3 / H;
   if (H * (2 * Dqk + Dv) !== W) throw new Error(`attention (int8): qkv width ${W} != heads ${H} x (2*${Dqk} + ${Dv})`);
   sameBackend('attention (int8)', qkv, o.keyBias);
-  const Cv = H * Dv, offK = H * Dqk, offV = 2 * H * Dqk, f = 4, flags = levels === 63 ? QGEMM_A6 : 0, pFlags = pLevels === 63 ? QGEMM_A6 : 0;
+  const Cv = H * Dv, offK = H * Dqk, offV = 2 * H * Dqk, f = 4, flags = qgemmRowFlags(levels), pFlags = qgemmRowFlags(pLevels);
   const S = new Tensor([N, N], be), out = new Tensor([B, N, Cv], be);
   const qa = new Tensor([qRowsBytes(N, Dqk) / 4], be), qp = new Tensor([qRowsBytes(N, N) / 4], be), rowp = new Tensor([2 * N], be);
   const wp = new Tensor([Math.max(qPackedBytes(Dqk, N), qPackedBytes(N, Dv)) / 4], be), ws = new Tensor([Math.max(N, Dv)], be), vmid = new Tensor([Dv], be);

@@ -53,7 +53,7 @@
 import { Tensor, keep, sameBackend } from '../tensor.js';
 import { isGradEnabled } from '../autograd.js';
 import type { Backend } from '../backend/backend.js';
-import { qPackedBytes, qRowsBytes, call, QGEMM_GELU, QGEMM_A6 } from '../backend/kernels.js';
+import { qPackedBytes, qRowsBytes, call, QGEMM_GELU, qgemmRowFlags } from '../backend/kernels.js';
 import { Linear, ConvAsLinear, Mlp, Attention } from '../nn/layers.js';
 import { attentionInt8 } from './attention.js';
 import { Module } from '../nn/module.js';
@@ -156,7 +156,7 @@ export class QLinear {
       const skip = fine && fine[0] === 1 ? fine[2] : 0, M = R - skip;
       const qa = new Tensor([Math.max(1, qRowsBytes(M, K) / 4)], be), rowp = new Tensor([Math.max(1, 2 * M)], be);
       call(be, 'quantize_rows', { x: x.ptr + skip * K * 4, ldx: K, M, K, qa: qa.ptr, rowp: rowp.ptr, levels });
-      call(be, 'qgemm', { M, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias, c: y.ptr + skip * N * 4, ldc: N, flags: flags | (levels === 63 ? QGEMM_A6 : 0) });
+      call(be, 'qgemm', { M, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias, c: y.ptr + skip * N * 4, ldc: N, flags: flags | qgemmRowFlags(levels) });
       qa.dispose(); rowp.dispose();
     }
     if (fine) {
