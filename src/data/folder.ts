@@ -84,10 +84,14 @@ function listClasses(dir: string, what: string): { classes: string[]; files: str
   }
   let skipped = 0, special = 0;
   const files = classes.map((c) => {
-    const d = join(dir, c), listed = visible(d);
+    const d = join(dir, c), all: string[] = [];
     // a FIFO named x.png would block a read forever; it and other non-files are skipped, and counted apart
-    const all = listed.filter((e) => kind(d, e) === 'file').map((e) => e.name).sort();
-    special += listed.filter((e) => kind(d, e) === 'other').length;
+    for (const e of visible(d)) {
+      const k = kind(d, e);
+      if (k === 'file') all.push(e.name);
+      else if (k === 'other') special++;
+    }
+    all.sort();
     const imgs = all.filter(isImage);
     skipped += all.length - imgs.length;
     return imgs.map((f) => join(d, f));
