@@ -25,7 +25,7 @@ export function quantMetadata(layers: Iterable<string>): QuantMetadata {
   return {
     scheme: INT8_SCHEME,
     weights: 'per output channel, symmetric int8 in [-127, 127]: W ~ weight_scale[out] * weight (I8)',
-    activations: 'per token at run time, asymmetric 7-bit (6-bit into fc1, fc2 and attention proj unless the runtime is told otherwise); the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
+    activations: 'per token at run time, asymmetric 7-bit (6-bit into fc1, fc2 and attention proj, and attention\'s q and P, unless the runtime is told otherwise: SIX_BIT_LAYERS); the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
     layers: [...layers],
   };
 }
