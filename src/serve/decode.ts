@@ -1,7 +1,8 @@
 // Uploaded images to model inputs without stalling the server: decoding a
 // large PNG or JPEG takes the thread for a long while (pngjs and jpeg-js are
-// synchronous; a 4096x4096 PNG, this server's default pixel limit, took 1.05 s
-// here, a 2048x2048 one 0.25 s), during which no other request, health check or finished forward
+// synchronous; decoding and preprocessing a 4096x4096 PNG, this server's
+// default pixel limit, took 1.30 s here, a 2048x2048 one 0.25 s:
+// bench/decode.ts, bench/results/decode.json), during which no other request, health check or finished forward
 // could be answered. Images over INLINE_PIXELS go to one worker thread
 // (src/serve/decode-worker.ts), spawned at the first such image; smaller
 // ones, milliseconds to decode, stay on the server's thread, where a
@@ -14,7 +15,11 @@ import { imageToInput } from '../data/preprocess.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { DecodeJob, DecodeReply } from './decode-worker.js';
 
-/** Images with at most this many pixels are decoded on the server's thread (a 256x256 PNG: about 4 ms warm, against 15 ms at 512x512). */
+/**
+ * Images with at most this many pixels are decoded on the server's thread:
+ * a 256x256 PNG takes it about 7 ms, 512x512 about 20 ms (bench/decode.ts);
+ * the worker's round trip costs little either way (128x128: 2.6 against 2.4 ms).
+ */
 export const INLINE_PIXELS = 256 * 256;
 
 export class ImageDecoder {
