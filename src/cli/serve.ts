@@ -1,6 +1,6 @@
 // cait serve: models behind the Open Inference Protocol (src/serve/).
-// Runs until SIGTERM or SIGINT: then it stops accepting, answers what is
-// queued and in flight, and exits 0.
+// Runs until SIGTERM or SIGINT: then it stops taking work (new requests 503
+// while the queue drains), answers what is queued and in flight, and exits 0.
 import { createServer, parseModelSpec, SERVE_DEFAULTS as D, SERVE_RANGES as R } from '../serve/index.js';
 import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, int8SixBitOf, UsageError, command, type Flags } from './flags.js';
 
