@@ -28,7 +28,7 @@ export const serveCommand = command({
   notes: 'Endpoints: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/ready], /metrics;\n' +
     '  POST /v2/models/NAME/infer (JSON tensors, FP32 pixel_values NCHW; binary tensor extension) and\n' +
     '  POST /v2/models/NAME/classify[?topk=K] (a PNG or JPEG body, or multipart/form-data).\n' +
-    'SIGTERM or SIGINT: stop accepting, answer what is queued, exit 0.',
+    'SIGTERM or SIGINT: stop taking work (503 while the queue drains), answer what is queued, exit 0.',
   flags: SERVE_FLAGS,
   run: serveRun,
 });
