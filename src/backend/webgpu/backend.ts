@@ -213,6 +213,10 @@ export class WebGpuBackend implements Backend {
     this.destroyed = true;
     this.heap.destroy();
     this.argBuf.destroy();
+    // the handler closes over this backend, and dawn.node keeps a device's
+    // handler alive after destroy(): without unhooking it no backend was ever
+    // collected (its pipelines, about 20 MB, with it)
+    this.device.onuncapturederror = null;
     this.device.destroy();
     this.compiled.clear();
   }
