@@ -357,6 +357,25 @@ test('a ConfigError from the loader is exit 1 naming the file and the field, on 
   assert.equal(hashes([bad, inp]), before);
 });
 
+test('--preset names the architecture of weights without a config (macs and bench too); beside a config it is a usage error, not merged', async () => {
+  const bare = join(FIX, 'model.safetensors');
+  const m = await cait('macs', '--model', bare, '--preset', 'micro', '--json');
+  assert.is(m.code, 0, m.stderr);
+  assert.ok(m.json.macs > 0, m.stdout);
+  const b = await cait('bench', '--model', bare, '--preset', 'micro', '--runs', '1', '--warmup', '0', '--json');
+  assert.is(b.code, 0, b.stderr);
+  // merged into the file's own config, vit_seg64 had made the classifier a segmenter; beside a config.json it was ignored
+  for (const [model, own] of [[tiny, /__metadata__\.config/], [join(ROOT, '../shared/fixtures/hf-vit'), /hf-vit\/config\.json/]] as const) {
+    for (const cmd of [['predict', '--image', join(ROOT, 'web/public/samples/07-sneaker.png')], ['macs'], ['eval', '--limit', '10']]) {
+      const r = await cait(cmd[0], '--model', model, '--preset', 'vit_seg64', ...cmd.slice(1));
+      assert.is(r.code, 2, `${cmd[0]} ${model}: exit ${r.code}\n${r.stderr}`);
+      assert.match(r.stderr, /--preset vit_seg64: .*config field '\(preset\)': expected no preset: the model has its own config/);
+      assert.match(r.stderr, own);
+      assert.is(r.stdout, '');
+    }
+  }
+});
+
 test('--allow-nonfinite: a NaN weight is refused by name (exit 1) unless the flag is given; --allow-nonfinite without --model is a usage error', async () => {
   const nan = rewrite(join(dir, 'nan.safetensors'), tinyCfg, (n, d) => { if (n === 'blocks.0.attn.qkv.weight') d[5] = NaN; });
   const inp = pixels(join(dir, 'nan-in.safetensors'), 2, 28), out = join(dir, 'nan-out.safetensors');

@@ -49,8 +49,8 @@ async function timeRunnersAsync(runners: Array<Pick<Trainable, 'forward'>>, x: T
 function modelConfig(f: Flags<typeof MODEL_FLAGS>): VitConfig {
   needModelForLoadFlags(f);
   if (f.model) {
-    if (f.preset) throw new UsageError('give --preset or --model, not both');
-    const { model } = loadModelFlags(f.model, undefined, f);
+    // with --model, --preset names the architecture of weights without a config (refused beside one)
+    const { model } = loadModelFlags(f.model, f.preset, f);
     model.dispose();   // the config is all macs needs
     return model.cfg;
   }
@@ -189,8 +189,7 @@ async function benchRun(f: Flags<typeof BENCH_FLAGS>): Promise<void> {
   const int8 = int8Of(f);
   needModelForLoadFlags(f);
   if (f.model) {
-    if (f.preset) throw new UsageError('give --preset or --model, not both');
-    ({ model: vit, metadata } = loadModelFlags(f.model, undefined, f));
+    ({ model: vit, metadata } = loadModelFlags(f.model, f.preset, f));
     checkBatchBytes(vit.cfg, batch, '--batch');   // before any activation is allocated
   } else {
     if (!f.preset) throw new UsageError('missing --preset NAME or --model FILE');

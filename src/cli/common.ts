@@ -138,11 +138,13 @@ export function loadOptionsOf(preset: string | undefined, f: LoadFlagValues): Lo
  * loadModel with the load flags. A config that does not fit the size asked
  * for by --img-size (a patch that does not divide it, a saved schedule or a
  * preprocessing that no longer fits, a model over the byte limit) is a usage
- * error naming the flag; any other ConfigError stays a data error (exit 1)
+ * error naming the flag, as is --preset beside a model with its own config;
+ * any other ConfigError stays a data error (exit 1)
  * naming the file and the field.
  */
 export function loadModelFlags(file: string, preset: string | undefined, f: LoadFlagValues): LoadedModel {
   try { return loadModel(file, loadOptionsOf(preset, f)); } catch (e) {
+    if (e instanceof ConfigError && e.field === '(preset)') throw new UsageError(`--preset ${preset}: ${e.message}`);
     if (e instanceof ConfigError && f['img-size'] !== undefined && /^(imgSize|patchSize|merge|preprocess|dataSize|scenes|\(model size\))/.test(e.field.replace(/^.*\[/, '')))
       throw new UsageError(`--img-size ${f['img-size']}: ${e.message}`);
     throw e;

@@ -14,7 +14,8 @@
 // own __metadata__.config (this project's files); a config.json beside the
 // weights (transformers: `architectures`/`model_type`, with
 // preprocessor_config.json; timm hub: `architecture`, `model_args`,
-// `pretrained_cfg`); opts.preset (a timm checkpoint without a config).
+// `pretrained_cfg`); opts.preset (a timm checkpoint without a config; with
+// a config in the file or beside it, a preset is refused, not merged).
 //
 // Every config passes src/nn/validate.ts (types, ranges, consistency, memory
 // estimate) before the model is allocated; weights must be a float dtype and
@@ -30,7 +31,7 @@ import { ZERO_INIT } from './module.js';
 /** Zero-cost init for models whose weights are loaded right after. */
 
 export interface LoadOptions {
-  /** A preset name (src/nn/presets.ts) for weights without a config. */
+  /** A preset name (src/nn/presets.ts) for weights without a config (refused where the model has one). */
   preset?: string;
   /** The config to use, ignoring any in the files. */
   config?: VitConfig;
@@ -114,11 +115,17 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
   const fromWeights = { distilled: names.has(hfPrefix !== undefined ? `${hfPrefix}embeddings.distillation_token` : 'dist_token'),
     distillHead: names.has(hfPrefix !== undefined ? 'distillation_classifier.weight' : 'head_dist.weight') };
   let raw: unknown, cfgFile = name, layoutConfig = false, libraryNames: Record<string, string> | null = null;
+  // a preset names the architecture of weights that carry none; merged into
+  // a file's own config it would silently change the model (a classifier
+  // into a segmenter, its preprocessing), and beside a config.json it would
+  // be ignored: either way the caller meant something else
+  if (opts.preset && !opts.config && (metadata.config !== undefined || files.config !== undefined)) {
+    const own = metadata.config !== undefined ? '__metadata__.config' : (files.configName ?? sibling(name, 'config.json'));
+    throw new ConfigError(name, '(preset)', `no preset: the model has its own config (${own}), and a preset only names the architecture of weights without one`, `preset '${opts.preset}'`);
+  }
   if (opts.config) raw = structuredClone(opts.config);
-  else if (metadata.config !== undefined) {
-    raw = parseJsonStrict(metadata.config, name, '__metadata__.config');
-    if (opts.preset && raw && typeof raw === 'object') raw = { ...getPreset(opts.preset), ...(raw as object) };
-  } else if (files.config !== undefined) {
+  else if (metadata.config !== undefined) raw = parseJsonStrict(metadata.config, name, '__metadata__.config');
+  else if (files.config !== undefined) {
     cfgFile = files.configName ?? sibling(name, 'config.json');
     const pre = files.preprocessorConfig === undefined ? undefined
       : { file: files.preprocessorConfigName ?? sibling(name, 'preprocessor_config.json'), json: parseJsonStrict(files.preprocessorConfig, files.preprocessorConfigName ?? sibling(name, 'preprocessor_config.json'), 'preprocessor_config') };
