@@ -75,7 +75,7 @@ async function predictRun(f: Flags<typeof PREDICT_FLAGS>): Promise<void> {
   const file = need(f.image, 'image');
   const cfg = model.cfg, S = cfg.imgSize;
   if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: use cait segment --model ${f.model} --image ${file} --out MASK.png`);
-  const x = imageToInput(readImageFile(file), cfg);
+  const x = imageToInput(readImageFile(file), cfg, file);
   const logits = await forwardLogits(model, () => Tensor.from(x, [1, cfg.inChans, S, S]));
   const p = softmax(logits);
   const k = Math.min(f.top, p.length);

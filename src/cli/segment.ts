@@ -129,7 +129,7 @@ async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
   let x: Float32Array, grey: Float32Array, truth: Uint8Array | undefined, source: string;
   if (f.image !== undefined) {
     source = f.image;
-    x = imageToInput(readImageFile(source), cfg);
+    x = imageToInput(readImageFile(source), cfg, source);
     grey = x.map((v) => v * cfg.std[0] + cfg.mean[0]);
   } else {
     const i = f.scene!, spec = sceneSpecOf(cfg, f);

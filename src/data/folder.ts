@@ -179,7 +179,7 @@ function decodeOne(file: string, v: FolderView, maxPixels?: number): Uint8Array 
     for (let i = 0; i < g.length; i++) out[i] = Math.round(g[i] * 255);
     return out;
   }
-  return preprocessPixels(img, v.preprocess!, v.channels).data;
+  return preprocessPixels(img, v.preprocess!, v.channels, file).data;
 }
 
 const MAGIC = 'CAITIF01', VERSION = 2;   // 2: entries keyed by ctime (1: mtime)

@@ -22,6 +22,8 @@
 //   'fixed': resize to size x size.
 // Models without `preprocess` keep the project's original rule (imageToInput).
 import type { RgbaImage } from '../io/image.js';
+import { DEFAULT_MAX_PIXELS } from '../io/limits.js';
+import { ImageError } from '../io/errors.js';
 import { cropU8, resizeU8, toGrayFloat, toRgbFloatNCHW, type ResampleFilter } from '../io/resize.js';
 import type { Interpolation, Preprocess, VitConfig } from '../nn/presets.js';
 import type { Rng } from '../util/rng.js';
@@ -92,9 +94,21 @@ function shorterSideTo(w: number, h: number, short: number): [number, number] {
   return w <= h ? [short, Math.trunc((short * h) / w)] : [Math.trunc((short * w) / h), short];
 }
 
-/** The uint8 model-size image (size x size x channels) of the pipeline `p`: everything before /255 and normalisation. */
-export function preprocessPixels(img: RgbaImage, p: Preprocess, channels: 1 | 3): PixelsU8 {
-  const src = convertImage(img, channels), S = p.size, W = src.width, H = src.height;
+/**
+ * A resize of a W x H image to w x h before the crop, refused over the
+ * decoders' pixel limit: a shorter-side resize of an extreme aspect ratio
+ * (65535 x 1 to 256 gives 16776960 x 256) would otherwise allocate gigabytes
+ * for a crop of a few hundred pixels. `what` names the image.
+ */
+function checkResize(W: number, H: number, w: number, h: number, S: number, what: string): void {
+  if (w * h <= DEFAULT_MAX_PIXELS) return;
+  throw new ImageError(what, `this ${W}x${H} image would be resized to ${w}x${h} (${((w * h) / 1e6).toFixed(1)} MP) before the model's ${S}x${S} crop, ` +
+    `over the ${DEFAULT_MAX_PIXELS / 1e6} MP limit: its aspect ratio is too extreme for the model's preprocessing; crop it nearer to square first`);
+}
+
+/** The uint8 model-size image (size x size x channels) of the pipeline `p`: everything before /255 and normalisation. `what` names the image in errors. */
+export function preprocessPixels(img: RgbaImage, p: Preprocess, channels: 1 | 3, what = 'image'): PixelsU8 {
+  const S = p.size, W = img.width, H = img.height;
   if (!(Number.isInteger(S) && S > 0)) throw new RangeError(`preprocess: size must be a positive integer, got ${S}`);
   switch (p.kind) {
     case 'timm': {
@@ -103,12 +117,13 @@ export function preprocessPixels(img: RgbaImage, p: Preprocess, channels: 1 | 3)
       const scale = Math.floor(S / pct), mode = p.cropMode ?? 'center';
       if (mode === 'center' || mode === 'squash') {
         const [w, h] = mode === 'center' ? shorterSideTo(W, H, scale) : [scale, scale];
-        const r = resizePixels(src, w, h, p.interpolation);
+        checkResize(W, H, w, h, S, what);
+        const r = resizePixels(convertImage(img, channels), w, h, p.interpolation);
         return cropPixels(r, torchOffset(w, S), torchOffset(h, S), S, S);
       }
       if (mode === 'border') {
         const ratio = Math.max(H / scale, W / scale);
-        const r = resizePixels(src, pyRound(W / ratio), pyRound(H / ratio), p.interpolation);
+        const r = resizePixels(convertImage(img, channels), pyRound(W / ratio), pyRound(H / ratio), p.interpolation);
         const fill = Array.from({ length: channels }, (_, c) => pyRound(255 * p.mean[c]));
         return cropPixels(r, torchOffset(r.width, S), torchOffset(r.height, S), S, S, fill);
       }
@@ -120,14 +135,15 @@ export function preprocessPixels(img: RgbaImage, p: Preprocess, channels: 1 | 3)
       if (!rz) [w, h] = [S, S];
       else if ('shortestEdge' in rz) [w, h] = shorterSideTo(W, H, rz.shortestEdge);
       else [w, h] = [rz.width, rz.height];
-      const r = resizePixels(src, w, h, p.interpolation);
+      checkResize(W, H, w, h, S, what);
+      const r = resizePixels(convertImage(img, channels), w, h, p.interpolation);
       if (!p.crop) {
         if (w !== S || h !== S) throw new RangeError(`preprocess: hf resize to ${w}x${h} without a crop does not give the model's ${S}x${S}`);
         return r;
       }
       return cropPixels(r, Math.floor((w - S) / 2), Math.floor((h - S) / 2), S, S);
     }
-    case 'fixed': return resizePixels(src, S, S, p.interpolation);
+    case 'fixed': return resizePixels(convertImage(img, channels), S, S, p.interpolation);
     default: throw new RangeError(`preprocess: unknown kind '${(p as Preprocess).kind as string}' (timm, hf, fixed)`);
   }
 }
@@ -153,14 +169,15 @@ export function normalizePixels(p: PixelsU8, mean: readonly number[], std: reado
  * on: grey models get luma resized (float bilinear) to the data size, centred
  * on the canvas whose padding is pixel 0 normalised, i.e. -mean/std; RGB
  * models are resized straight to S and normalised per channel.
- * Used by `cait predict`, the folder datasets and the web page alike.
+ * Used by `cait predict`, the folder datasets and the web page alike;
+ * `what` names the image in errors.
  */
-export function imageToInput(img: RgbaImage, cfg: VitConfig): Float32Array {
+export function imageToInput(img: RgbaImage, cfg: VitConfig, what = 'image'): Float32Array {
   const S = cfg.imgSize;
   if (cfg.inChans !== 1 && cfg.inChans !== 3) throw new Error(`images can feed 1- or 3-channel models, not ${cfg.inChans}`);
   if (cfg.preprocess) {
     if (cfg.preprocess.size !== S) throw new RangeError(`preprocess: size ${cfg.preprocess.size} differs from the model's imgSize ${S}`);
-    return normalizePixels(preprocessPixels(img, cfg.preprocess, cfg.inChans), cfg.mean, cfg.std);
+    return normalizePixels(preprocessPixels(img, cfg.preprocess, cfg.inChans, what), cfg.mean, cfg.std);
   }
   if (cfg.inChans === 3) return toRgbFloatNCHW(img, S, cfg.mean, cfg.std);
   const inner = cfg.dataSize ?? S, off = (S - inner) >> 1;

@@ -9,3 +9,6 @@ export class FileError extends Error {
     this.file = file;
   }
 }
+
+/** An image that cannot be read or used as it is (the decoders, io/image.ts; the preprocessing's limits, data/preprocess.ts). */
+export class ImageError extends FileError { override name = 'ImageError'; }

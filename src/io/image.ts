@@ -4,15 +4,15 @@
 // PNG references are to the W3C PNG Specification (Third Edition) /
 // ISO/IEC 15948: §5 datastream structure, §7 scanlines and Adam7, §9 filters,
 // §11 chunk definitions, Annex D for the CRC.
-import { MAX_IMAGE_FILE_BYTES } from './limits.js';
+import { DEFAULT_MAX_PIXELS, MAX_IMAGE_FILE_BYTES } from './limits.js';
 import { inflateSync, deflateSync } from 'node:zlib';
-import { FileError } from './errors.js';
+import { ImageError } from './errors.js';
 import { readInput } from './input.js';
 import jpeg from 'jpeg-js';
 
 export interface RgbaImage { width: number; height: number; data: Uint8Array }
 
-export class ImageError extends FileError { override name = 'ImageError'; }
+export { ImageError };
 
 export interface DecodeOptions {
   /**
@@ -22,7 +22,7 @@ export interface DecodeOptions {
    */
   maxPixels?: number;
 }
-export const DEFAULT_MAX_PIXELS = 40_000_000;
+export { DEFAULT_MAX_PIXELS };
 
 function checkPixels(file: string, kind: string, width: number, height: number, opts: DecodeOptions): void {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;

@@ -230,7 +230,10 @@ function validatePreprocess(p: unknown, cfg: VitConfig, bad: (f: string, e: stri
   if (o.size !== cfg.imgSize) bad('preprocess.size', `the model input size imgSize ${cfg.imgSize}`, o.size);
   if (o.interpolation !== 'nearest' && o.interpolation !== 'bilinear' && o.interpolation !== 'bicubic') bad('preprocess.interpolation', "'nearest', 'bilinear' or 'bicubic'", o.interpolation);
   if (o.kind === 'timm') {
-    if (typeof o.cropPct !== 'number' || !(o.cropPct > 0 && o.cropPct <= 1)) bad('preprocess.cropPct', 'a number in (0, 1]', o.cropPct);
+    // the resize side floor(size / cropPct) under the same cap as a transformers resize
+    if (typeof o.cropPct !== 'number' || !(o.cropPct > 0 && o.cropPct <= 1) || Math.floor(cfg.imgSize / o.cropPct) > MAX_IMG) {
+      bad('preprocess.cropPct', `a number in (0, 1] with floor(imgSize / cropPct) <= ${MAX_IMG} (the resize before the crop)`, o.cropPct);
+    }
     if (o.cropMode !== undefined && o.cropMode !== 'center' && o.cropMode !== 'squash' && o.cropMode !== 'border') bad('preprocess.cropMode', "'center', 'squash' or 'border'", o.cropMode);
   }
   if (o.kind === 'hf') {

@@ -13,7 +13,7 @@ export type DecodeReply = { id: number; x: Float32Array } | { id: number; error:
 parentPort!.on('message', (job: DecodeJob) => {
   let reply: DecodeReply, transfer: ArrayBuffer[] = [];
   try {
-    const x = imageToInput(decodeImage(job.bytes, 'upload', { maxPixels: job.maxPixels }), job.cfg);
+    const x = imageToInput(decodeImage(job.bytes, 'upload', { maxPixels: job.maxPixels }), job.cfg, 'upload');
     reply = { id: job.id, x };
     transfer = [x.buffer as ArrayBuffer];
   } catch (e) {

@@ -36,7 +36,7 @@ export class ImageDecoder {
   async input(bytes: Uint8Array, pixels: number, cfg: VitConfig): Promise<Float32Array> {
     if (pixels <= INLINE_PIXELS) {
       this.counts.inline++;
-      return imageToInput(decodeImage(bytes, 'upload', { maxPixels: this.maxPixels }), cfg);
+      return imageToInput(decodeImage(bytes, 'upload', { maxPixels: this.maxPixels }), cfg, 'upload');
     }
     if (this.closed) throw new Error('image decoder closed');
     this.counts.worker++;
