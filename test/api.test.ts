@@ -6,16 +6,16 @@
 import { suite } from 'uvu';
 import { createServer as createNetServer } from 'node:net';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { load } from '../src/api/node.js';
 import { scope } from '../src/api/scope.js';
 import { Tensor, liveTensorCount } from '../src/tensor.js';
 import { loadModel, saveHf } from '../src/nn/model.js';
-import { readImageFile, decodeImage } from '../src/io/image.js';
+import { readImageFile, decodeImage, encodePng } from '../src/io/image.js';
 import { imageToInput, withMerging, forwardLogits, softmax } from '../src/cli/common.js';
 import { loadWasmSync, type WasmBackend } from '../src/backend/wasm.js';
 import { setBackend, getBackend } from '../src/tensor.js';
@@ -25,6 +25,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CAIT = join(ROOT, 'models/fmnist-cait.safetensors');
 const SEG = join(ROOT, 'models/seg-cait.safetensors');
 const SAMPLES = join(ROOT, 'web/public/samples');
+const FIXTURES = join(ROOT, '../shared/fixtures');
 const samples = (JSON.parse(readFileSync(join(SAMPLES, 'samples.json'), 'utf8')) as Array<{ file: string; label: number }>);
 
 const test = suite('api');
@@ -333,6 +334,72 @@ test('errors name what was wrong', async () => {
       await fails(() => m.forward(x), new RegExp(`forward: pixels\\[5\\] is ${bad}; inputs must be finite`));
     }
   } finally { m.dispose(); }
+});
+
+test('a preset beside a model\'s own config is refused, not merged; option errors quote strings', async () => {
+  const fails = async (fn: () => Promise<unknown>, re: RegExp) => {
+    try { await fn(); } catch (e) { assert.match((e as Error).message, re); return; }
+    assert.unreachable(`expected an error matching ${re}`);
+  };
+  // merged, vit_seg64 had turned the classifier into a segmenter; beside a config.json it was ignored
+  await fails(() => load(CAIT, { preset: 'vit_seg64' }), /fmnist-cait\.safetensors: config field '\(preset\)': expected no preset: the model has its own config \(__metadata__\.config\).*got preset 'vit_seg64'/);
+  await fails(() => load(join(FIXTURES, 'hf-vit'), { preset: 'micro' }), /has its own config \(.*hf-vit\/config\.json\)/);
+  const bare = await load(join(FIXTURES, 'micro-vit/model.safetensors'), { preset: 'micro' });   // weights without a config: what preset is for
+  bare.dispose();
+  // '2' and 2 read alike in a message: strings are quoted, numbers not
+  await fails(() => load(CAIT, { threads: '2' as never }), /threads must be an integer in 1\.\.64, got "2"/);
+  await fails(() => load(CAIT, { threads: NaN }), /got NaN/);
+  const m = await load(CAIT);
+  try {
+    await fails(() => m.classify(join(SAMPLES, samples[0].file), { topk: '2' as never }), /topk must be an integer >= 1, got "2"/);
+    await fails(() => m.forward(new Float32Array(1024), '1' as never), /batch must be an integer >= 1, got "1"/);
+    await fails(() => m.classify({ data: new Float32Array(16), width: 2, height: 2 } as never), /got \{ width, height \} with data Float32Array \(RGBA pixels need data as a Uint8Array or Uint8ClampedArray/);
+    await fails(() => m.classify({ width: 1, height: 1 }), /got \{ width, height \} with no data/);
+  } finally { m.dispose(); }
+});
+
+test('info is frozen, deeply: no caller can change the labels later calls return', async () => {
+  const m = await load(CAIT);
+  try {
+    const before = (await m.classify(join(SAMPLES, samples[0].file), { topk: 1 }))[0].label;
+    assert.throws(() => { (m.info.labels as string[])[0] = 'HACKED'; }, TypeError);
+    assert.throws(() => { (m.info.labels as string[]).sort(); }, TypeError);
+    assert.throws(() => { (m.info.config as { imgSize: number }).imgSize = 3; }, TypeError);
+    assert.throws(() => { (m.info.inputShape as number[])[1] = 3; }, TypeError);
+    assert.is((await m.classify(join(SAMPLES, samples[0].file), { topk: 1 }))[0].label, before);
+  } finally { m.dispose(); }
+});
+
+test('extreme aspect ratios are refused before the resize (named, with the size it would make); preprocess takes a file: URL string', async () => {
+  const m = await load(join(FIXTURES, 'timm-deit-distilled'));
+  const dir = mkdtempSync(join(tmpdir(), 'cait-wide-'));
+  try {
+    // timm's centre crop at 48 px: the shorter side to floor(48 / 0.875) = 54, so 65535 x 1 -> 3538890 x 54 (191 MP), was 800 MB and 5 s
+    const wide = { data: new Uint8Array(65535 * 4).fill(128), width: 65535, height: 1 };
+    let err = '';
+    try { await m.classify(wide); } catch (e) { err = (e as Error).message; }
+    assert.match(err, /^image: this 65535x1 image would be resized to 3538890x54 \(191\.1 MP\) before the model's 48x48 crop, over the 40 MP limit/);
+    const file = join(dir, 'wide.png');
+    writeFileSync(file, encodePng(1, 65535, new Uint8Array(65535 * 4).fill(200)));
+    err = '';
+    try { await m.classify(file); } catch (e) { err = (e as Error).message; }
+    assert.ok(err.startsWith(`${file}: this 1x65535 image would be resized to 54x3538890`), err);
+    // a moderate ratio still runs, and a file: URL string preprocesses as its path does
+    const ok = join(dir, 'ok.png');
+    writeFileSync(ok, encodePng(300, 20, new Uint8Array(300 * 20 * 4).fill(90)));
+    assert.equal(m.preprocess(pathToFileURL(ok).href), m.preprocess(ok));
+  } finally { m.dispose(); rmSync(dir, { recursive: true, force: true }); }
+  // a timm crop_pct so small that the resize before the crop would pass the side limit: refused at load, naming the field
+  const tiny = mkdtempSync(join(tmpdir(), 'cait-croppct-'));
+  try {
+    for (const f of ['model.safetensors']) copyFileSync(join(FIXTURES, 'timm-deit-distilled', f), join(tiny, f));
+    const cfg = JSON.parse(readFileSync(join(FIXTURES, 'timm-deit-distilled/config.json'), 'utf8'));
+    cfg.pretrained_cfg.crop_pct = 0.001;
+    writeFileSync(join(tiny, 'config.json'), JSON.stringify(cfg));
+    let err = '';
+    try { (await load(tiny)).dispose(); } catch (e) { err = (e as Error).message; }
+    assert.match(err, /config\.json: config field 'pretrained_cfg.* \[preprocess\.cropPct\]': expected a number in \(0, 1\] with floor\(imgSize \/ cropPct\) <= 4096 .*got 0\.001/);
+  } finally { rmSync(tiny, { recursive: true, force: true }); }
 });
 
 test('load -> classify -> dispose on 2 threads in a loop that never yields to the event loop: the pools do not pile up', async () => {

@@ -9,7 +9,7 @@ import { fetchCheckpoint, loadWith, type Platform } from './load.js';
 import { fetchBytes, MAX_WASM_BYTES } from './fetch.js';
 import { MAX_IMAGE_FILE_BYTES } from '../io/limits.js';
 import type { Model, ImageReader } from './model.js';
-import { isRgbaLike, rgbaOf } from './preprocess.js';
+import { describeInput, isRgbaLike, rgbaOf } from './preprocess.js';
 import type { BlobLike, DrawableLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
 
 type Canvas2D = { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray }; drawImage(src: unknown, x: number, y: number): void };
@@ -60,8 +60,9 @@ const images: ImageReader = {
     if (image instanceof Uint8Array || image instanceof ArrayBuffer || isBlob(image) || typeof image === 'string' || image instanceof URL) {
       throw new TypeError('preprocess: in browsers, encoded images, Blobs and URLs are decoded asynchronously: use classify(), or pass decoded pixels (ImageData, a canvas, a loaded <img>, an ImageBitmap)');
     }
-    if (image && typeof (image as DrawableLike).width === 'number') return drawablePixels(image as DrawableLike);
-    throw new TypeError(`expected PNG/JPEG bytes, { data, width, height } RGBA pixels, a URL, a Blob or a drawable image; got ${Object.prototype.toString.call(image)}`);
+    // a { data, width, height } whose data is not 8-bit RGBA is a mistake, not a drawable
+    if (image && typeof (image as DrawableLike).width === 'number' && !('data' in (image as object))) return drawablePixels(image as DrawableLike);
+    throw new TypeError(`expected PNG/JPEG bytes, { data, width, height } RGBA pixels, a URL, a Blob or a drawable image; got ${describeInput(image)}`);
   },
   async rgba(image: ImageInput): Promise<RgbaLike> {
     if (image instanceof Uint8Array || image instanceof ArrayBuffer) return blobPixels(new Blob([image as BlobPart]));

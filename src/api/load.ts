@@ -11,7 +11,7 @@ import { checkInt8Options, checkQuantize, quantizeForInference, quantScheme } fr
 import { INT8_SCHEME, hasInt8Kernels } from '../quant/int8.js';
 import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
-import { checkOptionKeys } from '../util/suggest.js';
+import { checkOptionKeys, showValue } from '../util/suggest.js';
 import { fetchBytes } from './fetch.js';
 
 export interface Platform {
@@ -73,7 +73,7 @@ export function checkOptions(o: LoadOptions): void {
   if (o.imgSize !== undefined && !(Number.isInteger(o.imgSize) && o.imgSize > 0)) throw new RangeError(`load: imgSize must be a positive integer, got ${JSON.stringify(o.imgSize)}`);
   if (o.maxBytes !== undefined && !(typeof o.maxBytes === 'number' && o.maxBytes > 0)) throw new RangeError(`load: maxBytes must be a positive number, got ${JSON.stringify(o.maxBytes)}`);
   const t = o.threads ?? 1;
-  if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${o.threads}`);
+  if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${showValue(o.threads)}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);
   checkInt8Options(o, 'load: ');
   checkQuantize(o.quantize, 'load: ');

@@ -12,9 +12,9 @@ import type { VisionTransformer } from '../nn/vit.js';
 import { countParams } from '../cait/macs.js';
 import { isSegmentation, modelMacs } from '../seg/model.js';
 import type { Runner } from './runner.js';
-import { toModelInput } from './preprocess.js';
+import { deepFreeze, imageName, toModelInput } from './preprocess.js';
 import type { ClassifyOptions, ImageInput, ModelInfo, Prediction, RgbaLike, Segmentation } from './types.js';
-import { checkOptionKeys } from '../util/suggest.js';
+import { checkOptionKeys, showValue } from '../util/suggest.js';
 import { overflowText } from '../util/overflow.js';
 
 /** How a platform (src/api/node.ts, src/api/browser.ts) turns an ImageInput into RGBA pixels. */
@@ -57,11 +57,12 @@ export class Model {
     const labels = cfg.classes?.length === cfg.numClasses ? [...cfg.classes] : Array.from({ length: cfg.numClasses }, (_, i) => String(i));
     this.info = {
       config: structuredClone(cfg), task: isSegmentation(cfg) ? 'segment' : 'classify',
-      macs: modelMacs(cfg, run.merge), parameters: countParams(cfg), merge: run.merge, atme: run.atme,
+      macs: modelMacs(cfg, run.merge), parameters: countParams(cfg), merge: run.merge, atme: run.atme ? structuredClone(run.atme) : null,
       widths: cfg.widths ? structuredClone(cfg.widths) : null, labels,
       inputShape: [cfg.inChans, cfg.imgSize, cfg.imgSize], backend: backend.name, source,
       quant: quant.scheme, int8: !!quant.handle, int8Dot: quant.handle ? backend.int8Dot ?? null : null,
     };
+    deepFreeze(this.info);
   }
 
   /** Values in one preprocessed image: channels x size x size. */
@@ -75,7 +76,7 @@ export class Model {
    */
   preprocess(image: ImageInput): Float32Array {
     this.check();
-    return toModelInput(this.images.rgbaSync(image), this.run.runner.cfg);
+    return toModelInput(this.images.rgbaSync(image), this.run.runner.cfg, imageName(image));
   }
 
   /** Top-k classes of one image, best first, with softmax scores. */
@@ -84,8 +85,8 @@ export class Model {
     if (this.info.task !== 'classify') throw new Error(`${this.info.source} is a segmentation model: use segment(image)`);
     checkOptionKeys(o, ['topk'], 'classify: ');
     const k = o.topk ?? 5;
-    if (!Number.isInteger(k) || k < 1) throw new RangeError(`classify: topk must be an integer >= 1, got ${k}`);
-    const x = toModelInput(await this.images.rgba(image), this.run.runner.cfg);
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`classify: topk must be an integer >= 1, got ${showValue(k)}`);
+    const x = toModelInput(await this.images.rgba(image), this.run.runner.cfg, imageName(image));
     const p = softmax(await this.forward(x, 1));
     const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b).slice(0, k);
     return order.map((i) => ({ label: this.info.labels[i], index: i, score: p[i] }));
@@ -95,7 +96,7 @@ export class Model {
   async segment(image: ImageInput): Promise<Segmentation> {
     this.check();
     if (this.info.task !== 'segment') throw new Error(`${this.info.source} is a classification model: use classify(image)`);
-    const x = toModelInput(await this.images.rgba(image), this.run.runner.cfg);
+    const x = toModelInput(await this.images.rgba(image), this.run.runner.cfg, imageName(image));
     const z = await this.forward(x, 1), K = this.info.config.numClasses, S = this.info.inputShape[1];
     const classes = new Uint8Array(S * S);
     for (let i = 0; i < S * S; i++) {
@@ -103,7 +104,7 @@ export class Model {
       for (let c = 1; c < K; c++) if (z[i * K + c] > z[i * K + best]) best = c;
       classes[i] = best;
     }
-    return { width: S, height: S, classes, labels: this.info.labels };
+    return { width: S, height: S, classes, labels: [...this.info.labels] };
   }
 
   /**
@@ -114,7 +115,7 @@ export class Model {
    */
   async forward(pixels: Float32Array, batch = 1): Promise<Float32Array> {
     this.check();
-    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`forward: batch must be an integer >= 1, got ${batch}`);
+    if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`forward: batch must be an integer >= 1, got ${showValue(batch)}`);
     const want = batch * this.inputSize;
     if (!(pixels instanceof Float32Array) || pixels.length !== want) {
       throw new RangeError(`forward: expected a Float32Array of ${want} values (batch ${batch} x [${this.info.inputShape}]), got ${pixels instanceof Float32Array ? pixels.length + ' values' : Object.prototype.toString.call(pixels)}`);

@@ -12,7 +12,7 @@ import { modelFromCheckpoint } from '../nn/checkpoint.js';
 import { fetchCheckpoint, loadWith, type Platform } from './load.js';
 import { fetchBytes, MAX_WASM_BYTES } from './fetch.js';
 import type { Model, ImageReader } from './model.js';
-import { isRgbaLike, rgbaOf } from './preprocess.js';
+import { describeInput, isRgbaLike, rgbaOf } from './preprocess.js';
 import type { BlobLike, ImageInput, LoadOptions, ModelSource, RgbaLike } from './types.js';
 
 const isUrl = (s: string) => /^(https?|file|data|blob):/i.test(s);
@@ -33,8 +33,9 @@ const images: ImageReader = {
     if (image instanceof ArrayBuffer) return decodeImage(new Uint8Array(image));
     if (typeof image === 'string' && !isUrl(image)) return readImageFile(image);
     if (image instanceof URL && image.protocol === 'file:') return readImageFile(fileURLToPath(image));
+    if (typeof image === 'string' && /^file:/i.test(image)) return readImageFile(fileURLToPath(image));
     if (typeof image === 'string' || image instanceof URL || isBlob(image)) throw new TypeError('preprocess: URLs and Blobs are read asynchronously: use classify(), or read the bytes first');
-    throw new TypeError(`expected PNG/JPEG bytes, { data, width, height } RGBA pixels, a path, a URL or a Blob; got ${Object.prototype.toString.call(image)}`);
+    throw new TypeError(`expected PNG/JPEG bytes, { data, width, height } RGBA pixels, a path, a URL or a Blob; got ${describeInput(image)}`);
   },
   async rgba(image: ImageInput): Promise<RgbaLike> {
     if (isBlob(image)) return decodeImage(new Uint8Array(await image.arrayBuffer()), '<blob>');

@@ -109,30 +109,31 @@ export interface Segmentation {
   labels: string[];
 }
 
+/** What a loaded model is: frozen (deeply), so no caller can change what later calls return. */
 export interface ModelInfo {
   /** The config the model was saved with (merge as it runs). */
-  config: VitConfig;
-  task: 'classify' | 'segment';
+  readonly config: VitConfig;
+  readonly task: 'classify' | 'segment';
   /** Multiply-adds of one image's forward, under the schedule and widths that run. */
-  macs: number;
+  readonly macs: number;
   /** Parameters (compact widths counted as they are). */
-  parameters: number;
+  readonly parameters: number;
   /** Merge schedule that runs ('' = none), e.g. "h@1". */
-  merge: string;
+  readonly merge: string;
   /** ATME switches in force (null without merging). */
-  atme: AtmeOptions | null;
+  readonly atme: AtmeOptions | null;
   /** CDCP per-block widths (null = dense). */
-  widths: VitConfig['widths'] | null;
+  readonly widths: VitConfig['widths'] | null;
   /** Class names by index. */
-  labels: string[];
+  readonly labels: readonly string[];
   /** Input shape of one image, [channels, height, width]. */
-  inputShape: [number, number, number];
+  readonly inputShape: readonly [number, number, number];
   /** Backend name (e.g. 'wasm-relaxed'). */
-  backend: string;
+  readonly backend: string;
   /** Quantization scheme of the file (e.g. 'int8-dynamic'; null for a float file). */
-  quant: string | null;
+  readonly quant: string | null;
   /** Whether the int8 kernels run it (false: float, with the file's dequantized weights, on a backend without them). */
-  int8: boolean;
+  readonly int8: boolean;
   /**
    * How the int8 GEMM multiplies on this engine (null when the int8 kernels
    * do not run): 'fused', one relaxed dot-add instruction per 16
@@ -140,7 +141,7 @@ export interface ModelInfo {
    * 20 or 22; about 1.45x faster end to end); 'composed', a relaxed dot and a widening
    * multiply; 'i16', the plain SIMD build's widened dot. The same results.
    */
-  int8Dot: 'fused' | 'composed' | 'i16' | null;
+  readonly int8Dot: 'fused' | 'composed' | 'i16' | null;
   /** Where the model came from (path, URL or '<bytes>'). */
-  source: string;
+  readonly source: string;
 }

@@ -40,3 +40,15 @@ export function checkOptionKeys(o: unknown, known: readonly string[], where: str
     throw new TypeError(`${where}unknown option '${k}'${near ? ` (did you mean '${near}'?)` : ''}; options: ${known.join(', ')}`);
   }
 }
+
+/**
+ * A value as an option error shows it: strings quoted (so '2' is not read as
+ * the number 2), numbers as they print (NaN, Infinity), others as JSON, cut
+ * at 80 characters.
+ */
+export function showValue(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'bigint' || v === undefined) return String(v);
+  let s: string;
+  try { s = JSON.stringify(v) ?? String(v); } catch { s = String(v); }
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
