@@ -7,18 +7,30 @@
 // Run by `npm run build:ts` after tsc (which writes dist/index.d.ts and
 // dist/serve/index.d.ts).
 import { build } from 'esbuild';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
 
 mkdirSync('dist/cjs', { recursive: true });
+// require()'s declarations: tsc's, copied under dist/cjs/types, whose
+// package.json makes them CommonJS to TypeScript. A .d.cts re-exporting the
+// ES declarations instead is refused (TS1479, an ES module required) by
+// TypeScript before 5.8 and by --module node16/node18.
+rmSync('dist/cjs/types', { recursive: true, force: true });
+for (const f of readdirSync('dist', { recursive: true })) {
+  if (!f.endsWith('.d.ts') || f.startsWith(`cjs${sep}`)) continue;
+  mkdirSync(dirname(join('dist/cjs/types', f)), { recursive: true });
+  copyFileSync(join('dist', f), join('dist/cjs/types', f));
+}
+writeFileSync('dist/cjs/types/package.json', '{ "type": "commonjs" }\n');
 // the library, and the server (`caitjs/serve`: apart, so that the library's
 // declarations need no @types/node and its import no prom-client)
-for (const [entry, name, types] of [['src/index.ts', 'index', '../index.js'], ['src/serve/index.ts', 'serve', '../serve/index.js']]) {
+for (const [entry, name, types] of [['src/index.ts', 'index', './types/index.js'], ['src/serve/index.ts', 'serve', './types/serve/index.js']]) {
   await build({
     entryPoints: [entry], outfile: `dist/cjs/${name}.cjs`, bundle: true, platform: 'node', format: 'cjs', target: 'node20',
     packages: 'external', logLevel: 'warning', legalComments: 'none',
     define: { 'import.meta.url': '__caitModuleUrl' },
     banner: { js: "const __caitModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   });
-  // the same declarations for require(): the ES entry's, re-exported
+  // the entry's declarations for require(): the CommonJS copy's
   writeFileSync(`dist/cjs/${name}.d.cts`, `export * from '${types}';\n`);
 }
