@@ -315,6 +315,37 @@ Q('cait quantize on Hugging Face and timm folders: int8 files within 5% of PyTor
   } finally { setBackend(suiteBackend); rmSync(dir, { recursive: true, force: true }); }
 });
 
+// The file runs as the accuracy cait quantize reports was measured: --merge,
+// --merge none and the ATME switches are saved with it (they were dropped:
+// the JSON said merge '' for a run measured with h@1, and the file ran dense)
+Q('cait quantize --merge / --merge none / --similarity: the int8 file keeps the schedule and switches the run used', async () => {
+  const models = new URL('../models/', import.meta.url).pathname, dir = mkdtempSync(join(tmpdir(), 'cait-qm-'));
+  const suiteBackend = getBackend();
+  try {
+    const saved = loadModel(join(models, 'fmnist-cait.safetensors'));
+    const savedSim = atmeOptionsFromMetadata(saved.metadata).similarity;
+    saved.model.dispose();
+    const runs: Array<[string, string[], string, string | undefined]> = [
+      ['fmnist-dense', ['--merge', 'h@1', '--similarity', 'features'], 'h@1', 'features'],
+      ['fmnist-cait', ['--merge', 'none'], '', undefined],
+      ['fmnist-cait', [], 'h@1', savedSim],
+    ];
+    for (const [src, flags, merge, similarity] of runs) {
+      const out = join(dir, `${src}-${merge || 'none'}.safetensors`);
+      const r = await cait('quantize', '--model', join(models, `${src}.safetensors`), ...flags, '--out', out, '--json');
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.json.merge, merge, `${src} ${flags.join(' ')}: JSON merge`);
+      const { model, metadata } = loadModel(out);
+      try {
+        assert.is(model.cfg.merge ?? '', merge, `${src} ${flags.join(' ')}: the file's schedule`);
+        assert.is(atmeOptionsFromMetadata(metadata).similarity, similarity, `${src} ${flags.join(' ')}: the file's ATME switches`);
+      } finally { model.dispose(); }
+      const q = await load(out);
+      try { assert.is(q.info.merge, merge); } finally { q.dispose(); }
+    }
+  } finally { setBackend(suiteBackend); rmSync(dir, { recursive: true, force: true }); }
+});
+
 // Distilled DeiT has two prefix tokens (class, distillation), each read by a head.
 Q('distilled DeiT-Tiny (two prefix tokens): two-part rows closer to float; planned = eager', () => {
   const cfg = { ...getPreset('deit_tiny_distilled_patch16_224'), depth: 4 };

@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import { createModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
+import type { Trainable } from '../train/trainer.js';
+import { ATME_METADATA_KEY } from '../cait/wrap.js';
 import { getBackend } from '../tensor.js';
 import { quantizeModel, hasInt8Kernels, type QuantizedModel } from '../quant/int8.js';
 import { quantScheme, quantizedFileBytes } from '../quant/format.js';
@@ -43,10 +45,22 @@ export const quantizeCommand = command({
 /** Metadata a quantized file keeps from its source (the rest is rewritten). */
 const CARRIED = (k: string): boolean => k !== 'format' && k !== 'config' && k !== 'quant';
 
-/** Quantize `vit` and write the int8 file `out` (atomically, never over an input); returns the handle and the file size. */
-export function writeQuantized(vit: VisionTransformer, out: string, metadata: Record<string, string>, inputs: readonly NamedInput[]): { qm: QuantizedModel; bytes: number } {
+/**
+ * Quantize `vit` and write the int8 file `out` (atomically, never over an
+ * input); returns the handle and the file size. `runAs`: the wrapper the run
+ * used (withMerging), whose config (its schedule, none after --merge none)
+ * and ATME switches the file keeps instead of the source's, so the file runs
+ * as the accuracy it reports was measured.
+ */
+export function writeQuantized(vit: VisionTransformer, out: string, metadata: Record<string, string>, inputs: readonly NamedInput[],
+  runAs?: Pick<Trainable, 'cfg' | 'saveExtras'>): { qm: QuantizedModel; bytes: number } {
   const qm = quantizeModel(vit);
-  const bytes = quantizedFileBytes(vit, qm, Object.fromEntries(Object.entries(metadata).filter(([k]) => CARRIED(k))));
+  const extra = Object.fromEntries(Object.entries(metadata).filter(([k]) => CARRIED(k)));
+  if (runAs) {
+    delete extra[ATME_METADATA_KEY];
+    Object.assign(extra, runAs.saveExtras?.().metadata ?? {}, { config: JSON.stringify(runAs.cfg) });
+  }
+  const bytes = quantizedFileBytes(vit, qm, extra);
   mkdirSync(dirname(out) || '.', { recursive: true });
   writeFileAtomic(out, bytes, inputs);
   return { qm, bytes: bytes.length };
@@ -67,12 +81,12 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   if (f.data && isSegmentation(vit.cfg)) { vit.dispose(); throw new UsageError(`${f.model ?? f.preset} is a segmentation model: --data scores classifiers; quantize without it, then cait eval --task segment --model OUT`); }
   if (f.data) checkBatchBytes(vit.cfg, f.batch, '--batch');
   const runner = withMerging(vit, f, metadata);
-  const cfg = vit.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
+  const cfg = runner.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
   // the split is read once (a folder decoded once) and scored as cait eval scores it, float then int8
   const test = f.data ? testSplitOf(f.data, cfg, { quiet, limit: f.limit }) : null;
   const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: f.batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
   const floatAcc = await acc();
-  const { qm, bytes } = writeQuantized(vit, out, metadata, inputs);
+  const { qm, bytes } = writeQuantized(vit, out, metadata, inputs, runner);
   const int8Acc = await acc();
   const layers = qm.weights.size;
   if (!f.json) {
