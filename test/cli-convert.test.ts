@@ -91,6 +91,8 @@ test('refusals: no output, an output that is an input, a compact model to --hf, 
     [['convert', '--model', src, '--out', join(dir, 'x.safetensors'), '--hf', join(dir, 'afile')], 2, /--hf .*afile' is a file, not a folder/],
     [['convert', '--model', src, '--out', join(dir, 'hfx', 'model.safetensors'), '--hf', join(dir, 'hfx')], 2, /--out .*hfx\/model\.safetensors is --hf .*hfx or a file it writes/],
     [['convert', '--model', src, '--out', join(dir, 'hfx'), '--hf', join(dir, 'hfx')], 2, /is --hf .* or a file it writes/],
+    // an --hf folder that cannot be made (a name over NAME_MAX): refused before --out is written (it was left behind)
+    [['convert', '--model', src, '--out', join(dir, 'long.safetensors'), '--hf', join(dir, 'a'.repeat(300))], 1, /could not make the folder .*a{300} \(ENAMETOOLONG\)/],
   ];
   writeFileSync(join(dir, 'afile'), 'x');
   for (const [args, code, re] of cases) {
@@ -99,7 +101,7 @@ test('refusals: no output, an output that is an input, a compact model to --hf, 
     assert.match(r.stderr, re, r.stderr);
   }
   assert.equal(['model.safetensors', 'config.json', 'preprocessor_config.json'].map((f) => sha(join(src, f))), before, 'an input changed');
-  for (const f of ['x.safetensors', 'cdcp.safetensors', 'cdcp-hf', 'int8.safetensors', 'odd.safetensors', 'hfx']) assert.not.ok(existsSync(join(dir, f)), `${f} was written`);
+  for (const f of ['x.safetensors', 'cdcp.safetensors', 'cdcp-hf', 'int8.safetensors', 'odd.safetensors', 'hfx', 'long.safetensors']) assert.not.ok(existsSync(join(dir, f)), `${f} was written`);
 });
 
 test('--img-size: the converted file runs at the new size (position embedding resampled once, saved so)', async () => {

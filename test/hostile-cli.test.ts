@@ -21,7 +21,7 @@ import { createModel, saveModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
 import { estimateBytes, maxModelBytes } from '../src/nn/validate.js';
-import { cleanStaleTemporaries, writeFileAtomic } from '../src/io/output.js';
+import { cleanStaleTemporaries, makeFolder, writeFileAtomic } from '../src/io/output.js';
 import { encodePng } from '../src/io/image.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -206,6 +206,22 @@ test('devices, FIFOs and directories are refused; a symlinked output is written 
   assert.is(ok.code, 0, ok.stderr);
   assert.ok(lstatSync(join(d, 'out-link')).isSymbolicLink(), 'the link was replaced by a file');
   assert.equal(readSafetensorsFile(target).tensors.get('logits')!.shape, [2, 10]);
+});
+
+test('an output under a folder that cannot be made fails at once, naming the output (Node 20\'s recursive mkdir spun forever under /proc)', async () => {
+  const inp = ['--model', join(FIX, 'model.safetensors'), '--preset', 'micro'];
+  for (const args of [['export', ...inp, '--onnx', '/proc/cait-no-such/x.onnx'], ['forward', ...inp, '--input', join(FIX, 'input.safetensors'), '--out', '/proc/cait-no-such/y.safetensors']]) {
+    const t0 = performance.now();
+    const r = await cait(...args);
+    assert.is(r.code, 1, `${args[0]}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, /\/proc\/cait-no-such\/[xy]\.(onnx|safetensors): (could not write the file: )?could not make the folder \/proc\/cait-no-such \(ENOENT\)/);
+    assert.ok(performance.now() - t0 < 30_000);
+  }
+  // a file on the way
+  writeFileSync(join(dir, 'plain'), 'x');
+  assert.throws(() => makeFolder(join(dir, 'plain', 'sub'), 'out.bin'), /out\.bin: .*plain is a file, not a folder/);
+  makeFolder(join(dir, 'made', 'two', 'levels'));
+  assert.ok(lstatSync(join(dir, 'made', 'two', 'levels')).isDirectory());
 });
 
 test('stale temporaries of the target from dead processes are removed; live ones and others are kept', () => {

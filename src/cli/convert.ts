@@ -7,7 +7,7 @@
 // another size with --img-size is saved at that size, its position embedding
 // resampled.
 import { join } from 'node:path';
-import { outputTarget } from '../io/output.js';
+import { makeFolder, outputTarget } from '../io/output.js';
 import { ATME_METADATA_KEY } from '../cait/wrap.js';
 import { checkpointPaths, saveHf, saveModel } from '../nn/model.js';
 import { quantScheme } from '../quant/format.js';
@@ -56,6 +56,8 @@ function convertRun(f: Flags<typeof CONVERT_FLAGS>): void {
     if (f.hf !== undefined && cfg.task === 'segment') throw new Error(`${src}: a segmentation model has no transformers layout; --out only`);
     // ATME switches saved with a schedule ride along
     const extra: Record<string, string> = metadata[ATME_METADATA_KEY] !== undefined ? { [ATME_METADATA_KEY]: metadata[ATME_METADATA_KEY] } : {};
+    // the --hf folder is made first: where it cannot be (a bad path, no permission), --out is not written either
+    if (f.hf !== undefined) makeFolder(f.hf);
     if (f.out !== undefined) saveModel(f.out, model, extra);
     if (f.hf !== undefined) saveHf(f.hf, model);
     if (!f.json) {

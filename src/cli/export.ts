@@ -1,8 +1,6 @@
 // cait export: a model as an ONNX file (opset 17) for other runtimes.
 // Dense, CDCP-compact and ATME-merged models alike (src/cait/onnx.ts); the
 // merge schedule is the one the model runs with (--merge, else its saved one).
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { createModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
@@ -51,7 +49,6 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   // an int8 file exports as onnxruntime's dynamic quantization (src/quant/onnx.ts)
   const qm = quantizeLoaded(vit, metadata), eo = { batch, merge: cait?.schedule ?? '', atme: cait?.options };
   const r = qm ? exportInt8Onnx(vit, qm, eo) : exportVitOnnx(vit, eo);
-  mkdirSync(dirname(out), { recursive: true });
   writeFileAtomic(out, r.bytes, inputs);
   const cfg = vit.cfg, B = batch === 'dynamic' ? 'batch' : batch;
   const g = r.model.graph;

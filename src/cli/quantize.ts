@@ -3,8 +3,6 @@
 // quantized per token at run time). With --data, the test accuracy of the
 // float and the int8 model, in the same run (the int8 one through the int8
 // kernels, with the model's merge schedule).
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { createModel } from '../nn/model.js';
 import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
@@ -61,7 +59,6 @@ export function writeQuantized(vit: VisionTransformer, out: string, metadata: Re
     Object.assign(extra, runAs.saveExtras?.().metadata ?? {}, { config: JSON.stringify(runAs.cfg) });
   }
   const bytes = quantizedFileBytes(vit, qm, extra);
-  mkdirSync(dirname(out) || '.', { recursive: true });
   writeFileAtomic(out, bytes, inputs);
   return { qm, bytes: bytes.length };
 }

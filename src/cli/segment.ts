@@ -1,9 +1,7 @@
 // Segmentation on the command line (issue #7): the `--task segment` plumbing
 // shared by train, eval and compress (which scenes, from which flags), and
 // `cait segment`, which writes a coloured mask with a legend as a PNG.
-import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../io/output.js';
-import { dirname } from 'node:path';
 import { loadDataset } from '../data/mnist.js';
 import { makeScenes, SCENE_DEFAULTS, TEST_SCENES, TRAIN_SCENES, type SceneSet, type SceneSpec } from '../data/scenes.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -144,7 +142,6 @@ async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
   const pred = argmaxRows(logits, cfg.numClasses);
   const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, k) => (k ? String(k - 1) : 'background'));
   const pic = renderSegmentation({ input: grey, pred, truth, size: S, classes, scale: f.scale });
-  mkdirSync(dirname(out) || '.', { recursive: true });
   writeFileAtomic(out, encodePng(pic.width, pic.height, pic.rgba), inputs);
   let scores: SegScores | undefined;
   if (truth) { const m = new SegMeter(cfg.numClasses); m.add(pred, truth, 1); scores = m.scores(); }

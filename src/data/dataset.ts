@@ -11,11 +11,12 @@
 // `source` fingerprints the npm package (version + JSON file sizes); a mismatch,
 // a bad magic or a wrong length makes the loader rebuild. Writes go to a temp
 // file that is renamed into place, so a crash never leaves a torn cache.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeFolder } from '../io/output.js';
 
 export type DatasetName = 'fashion-mnist' | 'mnist';
 
@@ -125,7 +126,7 @@ export function readCache(path: string, name: DatasetName, source: string | null
 }
 
 export function writeCache(path: string, name: DatasetName, source: string, train: Split, test: Split): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeFolder(dirname(path), path);
   const header: Header = { format: FORMAT, name, source, h: 28, w: 28, nTrain: train.n, nTest: test.n };
   const hj = Buffer.from(JSON.stringify(header), 'utf8');
   const pre = Buffer.alloc(12);

@@ -25,11 +25,11 @@
 // { version, key, px, entries: [[path, size, ctimeMs], ...] } | n * px bytes.
 // ctime, not mtime: cp -p, rsync -a and tar x restore a replaced file's mtime
 // (same size, same mtime: stale pixels), but none can set its change time.
-import { type Dirent, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { type Dirent, closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { readImageFile } from '../io/image.js';
-import { cleanStaleTemporaries } from '../io/output.js';
+import { cleanStaleTemporaries, makeFolder } from '../io/output.js';
 import { toGrayFloat } from '../io/resize.js';
 import type { VitConfig, Preprocess } from '../nn/presets.js';
 import { Rng } from '../util/rng.js';
@@ -244,7 +244,7 @@ function readFolderCache(path: string, px: number): { index: Map<string, number>
 }
 
 function writeFolderCache(path: string, header: object, pixels: Uint8Array): void {
-  mkdirSync(join(path, '..'), { recursive: true });
+  makeFolder(join(path, '..'), path);
   const hj = Buffer.from(JSON.stringify(header), 'utf8'), pre = Buffer.alloc(12);
   pre.write(MAGIC, 0, 'latin1');
   pre.writeUInt32LE(hj.length, 8);

@@ -37,6 +37,33 @@ export function outputTarget(path: string): string {
 const statOrNull = (p: string): Stats | null => { try { return statSync(p); } catch { return null; } };
 
 /**
+ * `mkdir -p dir`, one level at a time from the nearest folder that exists:
+ * Node 20's mkdirSync(dir, { recursive: true }) spins forever where a parent
+ * reports ENOENT to mkdir although it exists (/proc/x/y, /sys/x/y). Errors
+ * are OutputErrors naming `forPath` (the output the folder is for) and the
+ * level that failed.
+ */
+export function makeFolder(dir: string, forPath = dir): void {
+  const missing: string[] = [];
+  let d = resolve(dir), st = statOrNull(d);
+  while (!st) {
+    missing.push(d);
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+    st = statOrNull(d);
+  }
+  if (st && !st.isDirectory()) throw new OutputError(forPath, `${d} is ${st.isFile() ? 'a file' : kindOf(st)}, not a folder: cannot make a folder in it`);
+  for (const m of missing.reverse()) {
+    try { mkdirSync(m); } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && statOrNull(m)?.isDirectory()) continue;
+      throw new OutputError(forPath, `could not make the folder ${m} (${code ?? (e as Error).message})`, { cause: e });
+    }
+  }
+}
+
+/**
  * Checks that `path` may be written: it resolves to no input (real path, or
  * the same device and inode) and is a regular file or nothing yet. Returns
  * the target to write (a symlink's final target). Throws an OutputError
@@ -94,7 +121,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array, inputs: readonl
   const target = checkOutput(path, inputs);
   cleanStaleTemporaries(target);
   const mode = statOrNull(target)?.mode ?? 0o644;
-  try { mkdirSync(dirname(target), { recursive: true }); } catch (e) { throw new OutputError(path, `could not make its folder: ${(e as Error).message}`, { cause: e }); }
+  makeFolder(dirname(target), path);
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fd: number | null = null;
   try {

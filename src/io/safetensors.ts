@@ -325,7 +325,7 @@ export function writeSafetensorsFile(path: string, tensors: TensorMap, metadata?
   const bytes = writeSafetensors(tensors, metadata, path);
   // output.ts: refuses inputs and non-regular files, follows symlinks, temporary file + fsync + rename
   try { writeFileAtomic(path, bytes, inputs); } catch (e) {
-    throw new SafetensorsError(path, `could not write checkpoint: ${(e as Error).message.replace(`${path}: `, '')}`, { cause: e });
+    throw new SafetensorsError(path, `could not write the file: ${(e as Error).message.replace(`${path}: `, '')}`, { cause: e });
   }
 }
 

@@ -6,11 +6,11 @@
 // config.json beside it, from Hugging Face transformers or the timm hub, and
 // a bare timm checkpoint with an explicit preset. saveHf writes the
 // transformers layout back.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SafetensorsError, readSafetensorsBytes, writeSafetensorsFile } from '../io/safetensors.js';
 import { readInputText, statInput } from '../io/input.js';
-import type { NamedInput } from '../io/output.js';
+import { makeFolder, writeFileAtomic, type NamedInput } from '../io/output.js';
 import { hfProcessorConfig, modelFromCheckpoint, type LoadedModel, type LoadOptions } from './checkpoint.js';
 import { maxModelBytes } from './validate.js';
 import { Rng } from '../util/rng.js';
@@ -146,21 +146,10 @@ export function saveHf(dir: string, model: VisionTransformer): void {
     torch_dtype: 'float32',
     caitjs: cfg,
   };
-  mkdirSync(dir, { recursive: true });
-  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeFileAtomic(join(dir, 'preprocessor_config.json'), JSON.stringify(hfProcessorConfig(cfg), null, 2) + '\n');
+  makeFolder(dir);
+  const text = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
+  writeFileAtomic(join(dir, 'config.json'), text(config));
+  writeFileAtomic(join(dir, 'preprocessor_config.json'), text(hfProcessorConfig(cfg)));
   writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
 }
 
-/** Text written to a temporary file beside `path`, then renamed over it (never a half-written config). */
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
-  const fd = openSync(tmp, 'wx', 0o644);
-  try {
-    const b = Buffer.from(text, 'utf8');
-    let off = 0;
-    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
-    fsyncSync(fd);
-  } finally { closeSync(fd); }
-  try { renameSync(tmp, path); } catch (e) { try { unlinkSync(tmp); } catch { /* already gone */ } throw e; }
-}

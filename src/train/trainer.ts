@@ -14,7 +14,7 @@
 // `BatchSource` that assembles its own batches, e.g. segmentation scenes
 // (src/data/scenes.ts) whose y holds one label per pixel: the loss is the
 // same cross-entropy over the rows of the model's output, one row per label.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, scope } from '../tensor.js';
 import { backward, noGrad, zeroGrad } from '../autograd.js';
@@ -22,7 +22,7 @@ import { crossEntropy, weightedSum as weighted } from '../ops/index.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { makeBatch, epochOrder, type Batch, type BatchOptions, type ImageSource } from '../data/augment.js';
 import { readSafetensorsFile, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
-import { checkOutput, cleanStaleTemporaries, outputTarget, writeFileAtomic, type NamedInput } from '../io/output.js';
+import { checkOutput, cleanStaleTemporaries, makeFolder, outputTarget, writeFileAtomic, type NamedInput } from '../io/output.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
 import { Progress } from '../util/progress.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -118,7 +118,7 @@ type TensorRecord = Record<string, { shape: number[]; data: Float32Array }>;
 export const RUN_FILES = { model: 'model.safetensors', checkpoint: 'checkpoint.safetensors', log: 'log.jsonl' } as const;
 
 export function train(model: Trainable, data: TrainData, o: TrainOptions): EpochLog[] {
-  mkdirSync(o.outDir, { recursive: true });
+  makeFolder(o.outDir);
   const files = { model: join(o.outDir, RUN_FILES.model), checkpoint: join(o.outDir, RUN_FILES.checkpoint), log: join(o.outDir, RUN_FILES.log) };
   // the run's own checkpoint is read before it is replaced, so --resume DIR/checkpoint.safetensors is fine
   const inputs = o.inputs ?? [];
