@@ -67,7 +67,11 @@ function destIndex(grid: Grid, axis: Axis, t: number): number {
     assert.throws(() => parseSchedule('h@-1'), /'h@-1'/);
     assert.throws(() => parseSchedule('h@3,'), /'' is not/);
     assert.throws(() => parseSchedule('h@3,v@3'), /two steps in block 3/);
-    assert.throws(() => toSteps('h@12', 12), /block 12 does not exist \(the model has 12 blocks/);
+    assert.throws(() => toSteps('h@12', { depth: 12, imgSize: 224, patchSize: 16 }), /block 12 does not exist \(the model has 12 blocks/);
+    // an 8x8 grid is 1 column wide after three h steps: a fourth has nothing to merge (it ran as a silent no-op)
+    const fmnist = { depth: 6, imgSize: 32, patchSize: 4 };
+    assert.equal(toSteps('h@0,h@1,h@2', fmnist).length, 3);
+    assert.throws(() => toSteps('h@0,h@1,h@2,h@3,h@4', fmnist), /merge schedule 'h@0,h@1,h@2,h@3,h@4': step h@3 on a grid 8x1 has nothing left to merge \(the model's patch grid is 8x8\)/);
   });
   test('grid after a step: ceil on the halved axis', () => {
     assert.equal(stepGrid([14, 14], 'h'), [14, 7]);

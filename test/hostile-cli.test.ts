@@ -208,6 +208,14 @@ test('devices, FIFOs and directories are refused; a symlinked output is written 
   assert.equal(readSafetensorsFile(target).tensors.get('logits')!.shape, [2, 10]);
 });
 
+test('a --merge step with nothing left to merge on the patch grid is a usage error (it ran as a no-op and was reported)', async () => {
+  for (const cmd of [['macs'], ['predict', '--image', join(ROOT, 'web/public/samples/07-sneaker.png')]]) {
+    const r = await cait(cmd[0], '--model', join(ROOT, 'models/fmnist-dense.safetensors'), '--merge', 'h@0,h@1,h@2,h@3,h@4', ...cmd.slice(1));
+    assert.is(r.code, 2, `${cmd[0]}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, /--merge: merge schedule 'h@0,h@1,h@2,h@3,h@4': step h@3 on a grid 8x1 has nothing left to merge/);
+  }
+});
+
 test('an output under a folder that cannot be made fails at once, naming the output (Node 20\'s recursive mkdir spun forever under /proc)', async () => {
   const inp = ['--model', join(FIX, 'model.safetensors'), '--preset', 'micro'];
   for (const args of [['export', ...inp, '--onnx', '/proc/cait-no-such/x.onnx'], ['forward', ...inp, '--input', join(FIX, 'input.safetensors'), '--out', '/proc/cait-no-such/y.safetensors']]) {

@@ -39,7 +39,7 @@ export function runnerFor(vit: VisionTransformer, metadata: Record<string, strin
     if (!SEG_UNMERGES.includes(o.unmerge)) throw new Error(`unmerge must be ${SEG_UNMERGES.join(' or ')}, got '${o.unmerge}'`);
     vit.cfg.segUnmerge = o.unmerge;
   }
-  const steps = toSteps(o.merge ?? vit.cfg.merge ?? '', vit.cfg.depth);
+  const steps = toSteps(o.merge ?? vit.cfg.merge ?? '', vit.cfg);
   const seg = isSegmentation(vit.cfg);
   if (!steps.length && !vit.cfg.merge) return { runner: seg ? segModel(vit) : vit, merge: '', atme: null };
   const atme: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };

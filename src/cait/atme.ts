@@ -20,7 +20,8 @@ import { call } from '../backend/kernels.js';
 
 // The schedule grammar lives with the model config (src/nn/schedule.ts: the
 // config validator parses it too, and nn sits below cait); re-exported here.
-import { parseSchedule, formatSchedule, stepGrid, type Axis, type MergeStep, type Grid } from '../nn/schedule.js';
+import { parseSchedule, formatSchedule, scheduleMisfit, stepGrid, type Axis, type MergeStep, type Grid } from '../nn/schedule.js';
+import type { VitConfig } from '../nn/presets.js';
 export { parseSchedule, formatSchedule, stepGrid, type Axis, type MergeStep, type Grid };
 /** Partner choice: cosine of head-averaged keys (the method), of the token features, or fixed 1x2 pooling. */
 export type Similarity = 'keys' | 'features' | 'fixed';
@@ -39,12 +40,19 @@ export const ATME_DEFAULTS: Readonly<AtmeOptions> = { similarity: 'keys', propAt
 /**
  * Schedule as steps: a string (a saved config's) is parsed, steps (parsed
  * once at the edge, e.g. by the CLI) are only checked, not formatted and
- * parsed again; throws if a block is past `depth`.
+ * parsed again. With the model's config, throws if a block is past its depth
+ * or a step has nothing left to merge on its patch grid (the config
+ * validator's rule, ../nn/schedule.ts scheduleMisfit: such a step was run
+ * as a silent no-op and still reported).
  */
-export function toSteps(schedule: string | readonly MergeStep[] | undefined, depth?: number): MergeStep[] {
+export function toSteps(schedule: string | readonly MergeStep[] | undefined, cfg?: Pick<VitConfig, 'depth' | 'imgSize' | 'patchSize'>): MergeStep[] {
   const steps = typeof schedule === 'string' || schedule === undefined ? parseSchedule(schedule ?? '') : checkSteps(schedule);
-  if (depth !== undefined) for (const st of steps)
+  if (cfg === undefined) return steps;
+  const { depth } = cfg, side = cfg.imgSize / cfg.patchSize;
+  for (const st of steps)
     if (st.block >= depth) throw new Error(`merge schedule: block ${st.block} does not exist (the model has ${depth} blocks, 0..${depth - 1})`);
+  const misfit = scheduleMisfit(steps, side);
+  if (misfit) throw new Error(`merge schedule '${formatSchedule(steps)}': ${misfit} has nothing left to merge (the model's patch grid is ${side}x${side})`);
   return steps;
 }
 

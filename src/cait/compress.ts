@@ -129,7 +129,7 @@ export function compress(dense: VisionTransformer, data: { train: TrainData; tes
   const denseRunner = head ? new CaitModel(dense, { merge: '', head }) : dense;
   const teacher = new Distiller(denseRunner, o.distill);
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-  const steps = toSteps(o.merge, dense.cfg.depth), merge = formatSchedule(steps);
+  const steps = toSteps(o.merge, dense.cfg), merge = formatSchedule(steps);
 
   // 2. search
   log(`search: ATME ${merge || 'none'} + CDCP masks under the MAC budget, distilled from the dense model, ${o.search.epochs} epoch(s)`);

@@ -58,7 +58,7 @@ const classHeads = (cfg: VitConfig): number => (cfg.distilled && cfg.distillHead
  * config's own (cfg.merge); widths come from cfg.widths (dense if absent).
  */
 export function countMacs(cfg: VitConfig, schedule?: string | readonly MergeStep[]): MacReport {
-  const steps = toSteps(schedule ?? cfg.merge, cfg.depth), prefix = numPrefixTokens(cfg);
+  const steps = toSteps(schedule ?? cfg.merge, cfg), prefix = numPrefixTokens(cfg);
   const side = cfg.imgSize / cfg.patchSize, C = cfg.embedDim, H = cfg.numHeads;
   let grid: Grid = [side, side];
   const patchEmbed = side * side * cfg.inChans * cfg.patchSize * cfg.patchSize * C;

@@ -158,7 +158,7 @@ export function vitToOnnx(vit: VisionTransformer, o: VitOnnxOptions = {}): VitOn
   const cfg = vit.cfg, g = new GraphBuilder(), params = new Map(vit.namedParameters());
   const batch = o.batch ?? 'dynamic';
   if (batch !== 'dynamic' && !(Number.isInteger(batch) && batch >= 1)) throw new Error(`onnx: batch must be a positive integer or 'dynamic', got ${batch}`);
-  const steps = toSteps(o.merge ?? '', cfg.depth);
+  const steps = toSteps(o.merge ?? '', cfg);
   const atme: AtmeOptions = { ...ATME_DEFAULTS, ...o.atme };
   const w = (name: string): string => {
     const p = params.get(name);

@@ -38,7 +38,7 @@ export function candidateSchedules(cfg: VitConfig): string[] {
     for (let j = i + 1; j < cfg.depth; j++) all.push(`h@${i},v@${j}`);
   }
   const macs = new Map(all.map((s) => [s, countMacs(cfg, s).total]));
-  return all.sort((a, b) => macs.get(b)! - macs.get(a)!).map((s) => formatSchedule(toSteps(s, cfg.depth)));
+  return all.sort((a, b) => macs.get(b)! - macs.get(a)!).map((s) => formatSchedule(toSteps(s, cfg)));
 }
 
 const roundTo = (v: number, m: number, max: number) => Math.min(max, Math.max(m, Math.round(v / m) * m));
@@ -69,7 +69,7 @@ export function fitStructure(cfg: VitConfig, ratio: number, merge: string, prune
   if (!(ratio >= 1)) throw new Error(`MAC reduction ratio must be >= 1, got ${ratio}`);
   if (!PRUNE_STYLES.includes(prune)) throw new Error(`pruning style must be ${PRUNE_STYLES.join(' or ')}, got '${prune}'`);
   const denseMacs = countMacs(cfg, '').total, target = denseMacs / ratio;
-  const schedule = formatSchedule(toSteps(merge, cfg.depth));
+  const schedule = formatSchedule(toSteps(merge, cfg));
   const widthsAt = (r: number) => (prune === 'mlp' ? mlpWidths(cfg, r) : uniformWidths(cfg, r));
   const macsAt = (r: number) => countMacs({ ...cfg, widths: widthsAt(r) }, schedule).total;
   let keep = 1;

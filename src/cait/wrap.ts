@@ -58,7 +58,7 @@ export class CaitModel implements Trainable {
 
   constructor(readonly vit: VisionTransformer, o: CaitOptions = {}) {
     this.head = o.head ?? null;
-    this.schedule = toSteps(o.merge ?? vit.cfg.merge, vit.blocks.length);
+    this.schedule = toSteps(o.merge ?? vit.cfg.merge, vit.cfg);
     const similarity = o.similarity ?? ATME_DEFAULTS.similarity;
     if (!SIMILARITIES.includes(similarity)) throw new Error(`ATME similarity '${similarity}': expected one of ${SIMILARITIES.join(', ')}`);
     this.options = { similarity, propAttn: o.propAttn ?? ATME_DEFAULTS.propAttn };

@@ -24,7 +24,7 @@ import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageEr
 import { quantizeForInference, quantizeLoaded } from '../quant/format.js';
 import { environment, latencyStats, timeRunners, type LatencyStats } from '../util/timing.js';
 export { environment, latencyStats, timeRunners } from '../util/timing.js';
-import { checkBatchBytes, emitJson, forwardLogits, int8Of, loadModelFlags, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
+import { checkBatchBytes, emitJson, forwardLogits, int8Of, loadModelFlags, mergeSteps, needModelForLoadFlags, useBackendAsync, withMerging } from './common.js';
 import { isSegmentation, modelMacs, segMacs, segModel } from '../seg/model.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 
@@ -73,12 +73,9 @@ export const macsCommand = command({
 
 function macsRun(f: Flags<typeof MACS_FLAGS>): void {
   const cfg = modelConfig(f);
-  let r, merge;
-  try {
-    const steps = toSteps(f.merge ?? cfg.merge, cfg.depth);   // parsed once; the string is for the report
-    merge = formatSchedule(steps);
-    r = countMacs(cfg, steps);
-  } catch (e) { throw new UsageError((e as Error).message); }
+  // parsed once (a saved schedule was checked with its config); the string is for the report
+  const steps = f.merge !== undefined ? mergeSteps(f.merge, cfg) : toSteps(cfg.merge, cfg);
+  const merge = formatSchedule(steps), r = countMacs(cfg, steps);
   const dense = countMacs(cfg, ''), params = countParams(cfg);
   // segmentation: the per-token classifier and the upsampling replace the class-token head
   const seg = isSegmentation(cfg) ? { m: segMacs(cfg, merge), d: segMacs(cfg, '') } : null;

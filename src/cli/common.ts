@@ -84,9 +84,9 @@ export function need<T>(v: T | undefined, flag: string): T {
   return v;
 }
 
-/** --merge SCHEDULE as steps for a model of `depth` blocks: parsed once, here at the edge; a bad schedule is a usage error. */
-export function mergeSteps(schedule: string | undefined, depth: number): MergeStep[] {
-  try { return toSteps(schedule, depth); } catch (e) { throw new UsageError(`--merge: ${(e as Error).message}`); }
+/** --merge SCHEDULE as steps for the model `cfg` (its depth and patch grid): parsed once, here at the edge; a bad schedule is a usage error. */
+export function mergeSteps(schedule: string | undefined, cfg: VitConfig): MergeStep[] {
+  try { return toSteps(schedule, cfg); } catch (e) { throw new UsageError(`--merge: ${(e as Error).message}`); }
 }
 
 /** The merge flags as parsed (MERGE_FLAGS, and SEG_FLAGS' --unmerge). */
@@ -102,7 +102,7 @@ export interface MergeFlagValues { merge?: string; similarity?: Similarity; 'no-
 export function withMerging(vit: VisionTransformer, f: MergeFlagValues, metadata: Record<string, string> = {}): Trainable {
   const sim = f.similarity;   // an enum flag: checked by the parser
   // --merge is parsed here, once; a saved schedule was checked with its config when the model loaded
-  const steps = f.merge !== undefined ? mergeSteps(f.merge, vit.cfg.depth) : toSteps(vit.cfg.merge ?? '', vit.cfg.depth);
+  const steps = f.merge !== undefined ? mergeSteps(f.merge, vit.cfg) : toSteps(vit.cfg.merge ?? '', vit.cfg);
   if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
   const seg = isSegmentation(vit.cfg);
   applyUnmergeFlag(vit.cfg, f);

@@ -104,7 +104,7 @@ function compressRun(f: CompressFlags): void {
   const folder = !seg && isFolder(f.data);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
   // parsed once here; the library gets the steps, the report and the saved config the string
-  const steps = f.merge !== undefined ? mergeSteps(f.merge, dense.cfg.depth) : toSteps(pickStructure(dense.cfg, ratio).merge, dense.cfg.depth);
+  const steps = f.merge !== undefined ? mergeSteps(f.merge, dense.cfg) : toSteps(pickStructure(dense.cfg, ratio).merge, dense.cfg);
   const merge = formatSchedule(steps);
   // segmentation: scenes of the model's spec, its segmentation head in every stage, mean IoU as the score
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
@@ -210,7 +210,7 @@ function structureOnly(f: CompressFlags, ratio: number, out: string, inputs: rea
     : null;
   if (loaded && cfg.merge) delete cfg.merge; // the structure's schedule replaces a saved one
   const policy = f.prune;
-  const merge = f.merge !== undefined ? formatSchedule(mergeSteps(f.merge, cfg.depth)) : undefined;
+  const merge = f.merge !== undefined ? formatSchedule(mergeSteps(f.merge, cfg)) : undefined;
   const batch = f['latency-batch'], seed = f.seed;
   let s: Structure, candidates: Array<Record<string, unknown>> | undefined;
   if (policy === 'search') {

@@ -33,6 +33,20 @@ export function formatSchedule(steps: readonly MergeStep[]): string {
   return steps.map((st) => `${st.axis}@${st.block}`).join(',');
 }
 
+/**
+ * The first step of `steps` that has nothing to merge on a side x side patch
+ * grid (the axis it halves is already 1 token long: the step would be a
+ * silent no-op), described for an error; null when every step fits.
+ */
+export function scheduleMisfit(steps: readonly MergeStep[], side: number): string | null {
+  let g: Grid = [side, side];
+  for (const st of steps) {
+    if ((st.axis === 'h' ? g[1] : g[0]) < 2) return `step ${st.axis}@${st.block} on a grid ${g[0]}x${g[1]}`;
+    g = stepGrid(g, st.axis);
+  }
+  return null;
+}
+
 /** The grid after one step. */
 export function stepGrid(grid: Grid, axis: Axis): [number, number] {
   const [h, w] = grid;

@@ -12,7 +12,7 @@
 // environment variable CAIT_MAX_MODEL_BYTES (a byte count, e.g. 8e9).
 //
 // Unknown fields are kept and ignored (a newer writer may add some).
-import { parseSchedule, stepGrid, type Grid } from './schedule.js';
+import { parseSchedule, scheduleMisfit } from './schedule.js';
 import { findDuplicateKey } from '../io/safetensors.js';
 import { blockWidths, numPrefixTokens, type VitConfig } from './presets.js';
 
@@ -186,13 +186,9 @@ export function validateConfig(raw: unknown, file: string, opts: ValidateOptions
     if (typeof c.merge !== 'string') bad('merge', 'a schedule string such as "h@3,v@6"', c.merge);
     let steps;
     try { steps = parseSchedule(c.merge as string); } catch (e) { return bad('merge', 'AXIS@BLOCK steps, one per block', `${show(c.merge)} (${(e as Error).message})`); }
-    let g: Grid = [grid, grid];
-    for (const st of steps) {
-      if (st.block >= depth) bad('merge', `blocks 0..${depth - 1} (depth ${depth})`, `${show(c.merge)} (block ${st.block})`);
-      const len = st.axis === 'h' ? g[1] : g[0];
-      if (len < 2) bad('merge', `steps that fit the ${grid}x${grid} token grid`, `${show(c.merge)} (step ${st.axis}@${st.block} on a grid ${g[0]}x${g[1]})`);
-      g = stepGrid(g, st.axis);
-    }
+    for (const st of steps) if (st.block >= depth) bad('merge', `blocks 0..${depth - 1} (depth ${depth})`, `${show(c.merge)} (block ${st.block})`);
+    const misfit = scheduleMisfit(steps, grid);
+    if (misfit) bad('merge', `steps that fit the ${grid}x${grid} token grid`, `${show(c.merge)} (${misfit})`);
   }
   if (c.task !== undefined && c.task !== 'classify' && c.task !== 'segment') bad('task', "'classify' or 'segment'", c.task);
   if (c.segHead !== undefined && c.segHead !== 'linear') bad('segHead', "'linear'", c.segHead);
