@@ -216,6 +216,22 @@ test('a --merge step with nothing left to merge on the patch grid is a usage err
   }
 });
 
+test('folder-only flags with a built-in dataset or scenes are usage errors (they were ignored)', async () => {
+  const dense = join(ROOT, 'models/fmnist-dense.safetensors');
+  const runs: Array<[string[], RegExp]> = [
+    [['eval', '--model', dense, '--val-split', '0.5', '--limit', '10'], /--val-split applies to an image folder \(--data DIR\), not the built-in dataset fashion-mnist/],
+    [['train', ...trainArgs, '--no-rrc', '--no-flip', '--epochs', '1', '--out', join(dir, 'ff-run')], /--no-flip, --no-rrc apply to an image folder \(--data DIR\), not the built-in dataset fashion-mnist/],
+    [['compress', '--model', dense, '--data', 'mnist', '--rrc-scale', '0.5', '--target-macs', '1.2', '--out', join(dir, 'ff.safetensors')], /--rrc-scale applies to an image folder \(--data DIR\), not the built-in dataset mnist/],
+    [['eval', '--model', join(ROOT, 'models/seg-cait.safetensors'), '--val-split', '0.2', '--limit', '4'], /--val-split applies to an image folder \(--data DIR\), not segmentation scenes/],
+  ];
+  for (const [args, re] of runs) {
+    const r = await cait(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  assert.not.ok(existsSync(join(dir, 'ff-run')) || existsSync(join(dir, 'ff.safetensors')), 'a refused command wrote its output');
+});
+
 test('an output under a folder that cannot be made fails at once, naming the output (Node 20\'s recursive mkdir spun forever under /proc)', async () => {
   const inp = ['--model', join(FIX, 'model.safetensors'), '--preset', 'micro'];
   for (const args of [['export', ...inp, '--onnx', '/proc/cait-no-such/x.onnx'], ['forward', ...inp, '--input', join(FIX, 'input.safetensors'), '--out', '/proc/cait-no-such/y.safetensors']]) {

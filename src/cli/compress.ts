@@ -22,7 +22,7 @@ import type { TrainData } from '../train/trainer.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { importanceMasks, pickStructure, structureCandidates, type Structure } from '../cait/structure.js';
 import { extractCompact } from '../cait/extract.js';
-import { FOLDER_FLAGS, isFolder, openFolder, scoreFolderSync } from './folder.js';
+import { FOLDER_FLAGS, checkFolderFlags, isFolder, openFolder, scoreFolderSync } from './folder.js';
 import { evaluate } from '../train/trainer.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
@@ -102,6 +102,7 @@ function compressRun(f: CompressFlags): void {
   checkBatchBytes(dense.cfg, f['latency-batch'], '--latency-batch');
   const seg = taskOf(f, dense.cfg) === 'segment';
   const folder = !seg && isFolder(f.data);
+  if (!folder) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
   // parsed once here; the library gets the steps, the report and the saved config the string
   const steps = f.merge !== undefined ? mergeSteps(f.merge, dense.cfg) : toSteps(pickStructure(dense.cfg, ratio).merge, dense.cfg);
@@ -205,6 +206,7 @@ function structureOnly(f: CompressFlags, ratio: number, out: string, inputs: rea
   const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
   checkBatchBytes(cfg, f['latency-batch'], '--latency-batch');
   // --data is read before the search: a bad one fails before any work
+  if (f.data !== undefined && !isFolder(f.data)) checkFolderFlags(f, `the built-in dataset ${f.data}`);
   const evalData = loaded && f.data !== undefined
     ? (isFolder(f.data) ? { folder: openFolder(f.data, cfg, f, ['val'], { val: f['eval-limit'] }).val } : { test: loadDataset(f.data as DatasetName).test })
     : null;

@@ -31,6 +31,19 @@ export const FOLDER_FLAGS = {
 
 export const BUILTIN_DATA = ['fashion-mnist', 'mnist'] as const;
 
+/**
+ * FOLDER_FLAGS given where the data is not an image folder (a built-in
+ * dataset, segmentation scenes): a usage error, since they would be ignored.
+ * `what` names the data they would not apply to.
+ */
+export function checkFolderFlags(f: { 'val-split'?: number; 'no-flip'?: boolean; 'no-rrc'?: boolean; 'rrc-scale'?: number }, what: string): void {
+  const given = [
+    f['val-split'] !== undefined && '--val-split', f['no-flip'] && '--no-flip', f['no-rrc'] && '--no-rrc',
+    f['rrc-scale'] !== undefined && f['rrc-scale'] !== FOLDER_FLAGS['rrc-scale'].default && '--rrc-scale',
+  ].filter((x): x is string => !!x);
+  if (given.length) throw new UsageError(`${given.join(', ')} appl${given.length === 1 ? 'ies' : 'y'} to an image folder (--data DIR), not ${what}`);
+}
+
 /** The --data value is an image folder (anything but the built-in names); a missing path is a usage error. */
 export function isFolder(data: string | undefined): data is string {
   if (data === undefined || (BUILTIN_DATA as readonly string[]).includes(data)) return false;

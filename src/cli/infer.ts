@@ -8,7 +8,7 @@ import { readsAsync } from '../backend/webgpu/index.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { overflowText } from '../util/overflow.js';
-import { FOLDER_FLAGS, isFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
+import { FOLDER_FLAGS, checkFolderFlags, isFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
 
 const EVAL_FLAGS = {
   ...MODEL_FLAGS, ...INT8_FLAGS,
@@ -32,7 +32,9 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), f.preset, f);
   if (f.batch !== undefined) checkBatchBytes(model.cfg, f.batch, '--batch');
-  if (taskOf(f, model.cfg) === 'segment') {
+  const seg = taskOf(f, model.cfg) === 'segment';
+  if (seg || !isFolder(f.data)) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
+  if (seg) {
     // mean IoU on the model's test scenes: {"miou", "per_class_iou", "pixel_accuracy", "n", "merge"}
     const spec = sceneSpecOf(model.cfg, f), { test } = scenesFor(spec, f);
     const t0 = performance.now();

@@ -16,7 +16,7 @@ import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
 import { sceneClasses } from '../data/scenes.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { FOLDER_FLAGS, isFolder, trainFolder } from './folder.js';
+import { FOLDER_FLAGS, checkFolderFlags, isFolder, trainFolder } from './folder.js';
 
 /** The optimisation flags of train (compress's stages take a subset with their own defaults). */
 export const TRAIN_FLAGS = {
@@ -124,7 +124,9 @@ function trainRun(f: TrainFlags): void {
   if (loaded) noteInt8Input('train', f.model!, loaded.metadata, 'the model it saves is float (cait quantize it again)');
   // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
   if (f.batch !== undefined && (loaded || f.preset)) checkBatchBytes(loaded ? loaded.model.cfg : getPreset(f.preset!), f.batch, '--batch');
-  if (taskOf(f, loaded?.model.cfg) === 'segment') return trainSegment(f, run, loaded);
+  const seg = taskOf(f, loaded?.model.cfg) === 'segment';
+  if (seg || !isFolder(f.data)) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
+  if (seg) return trainSegment(f, run, loaded);
   if (isFolder(f.data)) {
     const opts = runOptions(f, run, { batch: 128, smoothing: 0.1 });
     const header = (runner: Trainable, vit: VisionTransformer, train: number, val: number): void => {
