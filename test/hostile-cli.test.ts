@@ -78,6 +78,9 @@ test('every bad numeric flag is a usage error (exit 2) before any work, naming t
     [['plot', '--log', 'x', '--width', '10', '--out', out], /--width must be an integer in 200\.\.4000/],
     [['export', '--preset', 'micro', '--batch', '-3', '--onnx', out], /--batch must be a positive integer or 'dynamic'/],
     [['macs', '--preset'], /--preset needs a value/],
+    [['plot', '--log', ',', '--out', out], /--log names nothing, got ',': give one or more, comma-separated/],
+    // a forgotten value: the next argument is a flag, known or not (an unknown one was read as the file '--foo')
+    [['predict', '--model', '--foo', '--image', 'x.png'], /--model needs a value \(FILE\), got the flag --foo; write --model=--foo for a value that starts with --/],
     [['export', '--model', join(ROOT, 'models/seg-cait.safetensors'), '--onnx', out], /seg-cait\.safetensors is a segmentation model: export writes classifier graphs/],
     [['quantize', '--model', join(ROOT, 'models/seg-cait.safetensors'), '--data', 'fashion-mnist', '--out', out], /is a segmentation model: --data scores classifiers/],
     [['macs', '--preset', 'deit_tiny_patch16_22'], /--preset must be one of deit_tiny_patch16_224, .*, got 'deit_tiny_patch16_22' \(did you mean 'deit_tiny_patch16_224'\?\)/],

@@ -211,8 +211,9 @@ export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, 
     if (f.type === 'boolean') { out[name] = raw === undefined ? true : convert(name, f, raw); continue; }
     if (raw === undefined) {
       raw = argv[++i];
-      if (raw === undefined || raw === '--help' || (raw.startsWith('--') && raw.length > 2 && Object.prototype.hasOwnProperty.call(spec, raw.slice(2).split('=')[0])))
-        throw new UsageError(`--${name} needs a value (${f.value ?? typeName(f)})`);
+      if (raw === undefined || raw === '--help') throw new UsageError(`--${name} needs a value (${f.value ?? typeName(f)})`);
+      // a value that looks like a flag is a forgotten value (--model --foo read a file '--foo'); --name=--x gives one on purpose
+      if (raw.startsWith('--') && raw.length > 2) throw new UsageError(`--${name} needs a value (${f.value ?? typeName(f)}), got the flag ${raw.split('=')[0]}; write --${name}=${raw} for a value that starts with --`);
     }
     out[name] = f.type === 'strings' ? [...((out[name] as string[] | undefined) ?? []), convert(name, f, raw)] : convert(name, f, raw);
   }

@@ -242,6 +242,8 @@ function plotRun(f: Flags<typeof PLOT_FLAGS>): void {
   if ([log, tradeoff, confusion].filter(Boolean).length !== 1) throw new UsageError('give one of --log (training curves), --tradeoff (accuracy vs latency) or --confusion (confusion matrix)');
   if (!out) throw new UsageError('missing --out FILE.svg');
   const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
+  for (const [flag, v] of [['log', log], ['tradeoff', tradeoff], ['metrics', f.metrics]] as const)
+    if (v !== undefined && !list(v).length) throw new UsageError(`--${flag} names nothing, got '${v}': give one or more, comma-separated`);
   const logFile = (p: string) => (existsSync(p) && statSync(p).isDirectory() ? join(p, 'log.jsonl') : p);
   const inputs = [...list(log ?? '').map((p) => ({ flag: '--log', path: logFile(p) })), ...list(tradeoff ?? '').map((p) => ({ flag: '--tradeoff', path: p })), ...(confusion ? [{ flag: '--confusion', path: confusion }] : [])];
   checkOutputFlag('out', out, inputs);
