@@ -7,8 +7,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { createServer, type CaitServer, type ServeOptions } from '../src/serve/index.js';
+import { createServer, HttpError, type CaitServer, type ServeOptions } from '../src/serve/index.js';
 import { decodeImage, encodePng } from '../src/io/image.js';
 import { imageToInput } from '../src/data/preprocess.js';
 import { softmax } from '../src/cli/common.js';
@@ -292,6 +294,9 @@ S('every malformed request class is a 4xx JSON error, and the server keeps servi
       ['image over --max-pixels (from its header)', () => post(s, cls, bigHeader), 413, /50000x50000/],
       ['bad topk', () => post(s, `${cls}?topk=zero`, png), 400, /topk/],
       ['multipart without its boundary', () => post(s, cls, png, { 'Content-Type': 'multipart/form-data' }), 400, /boundary/],
+      // identity only: a gzip body was read as is, 'not valid JSON'
+      ['gzip body', () => post(s, inf, gzipSync(inferBody(randomImage())), { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }), 415, /Content-Encoding 'gzip' is not supported: send the body uncompressed \(identity\)/],
+      ['gzip image', () => post(s, cls, gzipSync(png), { 'Content-Type': 'image/png', 'Content-Encoding': 'gzip' }), 415, /Content-Encoding 'gzip'/],
     ];
     // all at once, with good requests among them: each gets its own answer
     const good = Array.from({ length: 4 }, () => randomImage());
@@ -305,6 +310,9 @@ S('every malformed request class is a 4xx JSON error, and the server keeps servi
       assert.match(bad[i].json.error, msg, what);
     });
     for (const r of ok) assert.is(r.status, 200);
+    const gz = await post(s, inf, gzipSync(inferBody(randomImage())), { 'Content-Encoding': 'gzip' });
+    assert.is(gz.headers.get('accept-encoding'), 'identity');
+    assert.is((await post(s, inf, inferBody(randomImage()), { 'Content-Encoding': 'identity' })).status, 200, 'identity is no coding');
     // a body cut short (the connection ends before Content-Length) and garbage on the wire: 400
     const cut = await raw(s, `POST ${inf} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"inputs": [`);
     assert.match(cut, /^HTTP\/1\.1 400 [^]*truncated/);
@@ -313,6 +321,22 @@ S('every malformed request class is a 4xx JSON error, and the server keeps servi
     // Content-Length over the limit: refused before reading
     const big = await raw(s, `POST ${inf} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n{`);
     assert.match(big, /^HTTP\/1\.1 413 [^]*max-body/);
+    // waiting for 100 Continue: the 413 straight away (node:http sent 100 Continue first, then the 413)
+    const cont = await raw(s, `POST ${inf} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n`);
+    assert.match(cont, /^HTTP\/1\.1 413 [^]*max-body/);
+    assert.not.match(cont, /100 Continue/);
+    const gone = await raw(s, `POST /v2/models/nope/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n`);
+    assert.match(gone, /^HTTP\/1\.1 404 /);
+    // and 100 Continue once the body is wanted
+    const body = inferBody(randomImage());
+    const ok100 = await new Promise<string>((res) => {
+      let out = '', sent = false;
+      const c = net.connect(s.port, '127.0.0.1', () => c.write(`POST ${inf} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`));
+      c.on('data', (d) => { out += d; if (!sent && out.includes('100 Continue\r\n\r\n')) { sent = true; c.write(body); } });
+      c.on('close', () => res(out));
+      c.on('error', (e) => res(`ERROR ${e.message}`));
+    });
+    assert.match(ok100, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
     assert.is((await post(s, inf, inferBody(randomImage()))).status, 200, 'still serving after the malformed ones');
   });
 });
@@ -329,11 +353,13 @@ S('a full queue answers 503 with Retry-After; a request that waits past --timeou
     }
     assert.ok(codes.every((c) => c === 200 || c === 503), `codes ${codes}`);
   });
-  await withServer({ maxWaitMs: 400, timeoutMs: 50 }, async (s) => {
-    const r = await post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage()));
-    assert.is(r.status, 504);
-    assert.match(r.json.error, /timed out/);
-  });
+  // (a server refuses --max-wait-ms at or past --timeout-ms: the batcher itself waits past its timeout here)
+  const model = { name: 'm', itemSize: 1, outSize: 1, forward: (x: Float32Array) => x } as unknown as ServedModel;
+  const b = new Batcher({ maxBatch: 8, maxWaitMs: 400, maxQueue: 8, timeoutMs: 50 });
+  let err: unknown = null;
+  try { await b.submit(model, Float32Array.of(1), 1); } catch (e) { err = e; }
+  assert.is((err as HttpError)?.status, 504);
+  assert.match((err as Error).message, /timed out after 50 ms in the queue/);
 });
 
 S('a request whose client leaves while it waits is dropped from the queue, uncomputed', async () => {
@@ -547,6 +573,11 @@ S('a logTo that throws neither stops the server nor holds its books; createServe
     [{ models: [null] }, /models\[0\] must be a PATH or NAME=PATH string or a \{name, path\} spec, got null/],
     [{ timeoutMs: 3e9 }, /timeoutMs must be an integer in 1\.\.2147483647, got 3000000000/],
     [{ maxBatch: 1e9 }, /maxBatch must be an integer in 1\.\.1024/],
+    // a lone request would wait out its timeout: every one a 504
+    [{ maxWaitMs: 400, timeoutMs: 50 }, /maxWaitMs 400 must be below timeoutMs 50/],
+    [{ maxWaitMs: 50, timeoutMs: 50 }, /maxWaitMs 50 must be below timeoutMs 50/],
+    [{ models: ['x='] }, /model 'x': no path \(NAME=PATH, got 'x='\)/],
+    [{ preset: 'nope' }, /createServer: preset must be one of [^]*micro[^]*, got "nope"/],
   ] as const) {
     let msg = '';
     try { await (await createServer({ models: [MODEL], port: 0, ...o } as never)).close(); } catch (e) { msg = (e as Error).message; }
@@ -575,8 +606,10 @@ S('a client that stops sending gets its 408 near --timeout-ms (node:http checked
   });
 });
 
-S('cait serve: SIGTERM with a client silent mid-body still exits 0, after at most --timeout-ms', async () => {
-  const child = serveProcess([MODEL, '--port', '0', '--timeout-ms', '2000', '--log', 'none']);
+S('cait serve: SIGTERM with a client silent mid-body still exits 0, after at most --timeout-ms; that client gets a 408, logged 408', async () => {
+  const child = serveProcess([MODEL, '--port', '0', '--timeout-ms', '2000', '--log', 'json']);
+  let out = '';
+  child.proc.stdout!.on('data', (d) => { out += d; });
   const exited = new Promise<number | null>((res) => child.proc.on('exit', (code) => res(code)));
   try {
     const port = Number(new URL(await child.url).port);
@@ -585,10 +618,146 @@ S('cait serve: SIGTERM with a client silent mid-body still exits 0, after at mos
     child.proc.kill('SIGTERM');
     const gone = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running after 20 s'), 20000))]);
     assert.is(gone, 0, child.stderr());
-    await c.answered;
+    // (it was cut off with an empty reply, logged 400)
+    const { text } = await c.answered;
+    assert.match(text, /^HTTP\/1\.1 408 [^]*"error":"request not received in time: the server is shutting down/, text);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.map((l) => [l.endpoint, l.status]), [['infer', 408]], out);
   } finally {
     if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
   }
+});
+
+// A segmentation model's forward gives [n * S * S, classes] (pixel rows): the
+// server took its per-image output for [classes] and every request failed.
+S('a segmentation model: metadata says [-1, S, S, classes], /infer gives load()\'s per-pixel logits bit for bit, /classify a 400', async () => {
+  const SEGS = ['seg-cait', 'seg-dense'];
+  await withServer({ models: SEGS.map((n) => `${root}models/${n}.safetensors`) }, async (s) => {
+    for (const name of SEGS) {
+      const m = await load(`${root}models/${name}.safetensors`);
+      try {
+        const [C, H, W] = m.info.inputShape, K = m.info.config.numClasses;
+        assert.equal((await get(s, `/v2/models/${name}`)).json.outputs, [{ name: 'logits', datatype: 'FP32', shape: [-1, H, W, K] }]);
+        const x = Float32Array.from({ length: 2 * C * H * W }, () => rnd() * 2 - 1);
+        const r = await post(s, `/v2/models/${name}/infer`, inferBody(Array.from(x), [2, C, H, W]));
+        assert.is(r.status, 200, JSON.stringify(r.json).slice(0, 300));
+        assert.equal(r.json.outputs[0].shape, [2, H, W, K]);
+        const want = await m.forward(x, 2), got = r.json.outputs[0].data as number[];
+        assert.is(got.length, want.length);
+        assert.ok(got.every((v, i) => v === want[i]), `${name}: served logits differ from load()'s by ${maxDiff(got, want)}`);
+        const c = await post(s, `/v2/models/${name}/classify`, testPng(), { 'Content-Type': 'image/png' });
+        assert.is(c.status, 400, JSON.stringify(c.json));
+        assert.match(c.json.error, new RegExp(`model '${name}' gives \\[${H},${W},${K}\\] per image, not class scores: use /infer`));
+      } finally { m.dispose(); }
+    }
+  });
+});
+
+// JSON.parse reads a value 200,000 arrays deep; JSON.stringify of it in an error message overflowed the stack (a 500)
+S('deeply nested JSON in a field an error message shows is a 400 naming the field', async () => {
+  await withServer({}, async (s) => {
+    const inf = `/v2/models/${NAME}/infer`, N = 200000;
+    const deep = '['.repeat(N) + ']'.repeat(N), deepObj = '{"a":'.repeat(N) + '1' + '}'.repeat(N);
+    const t = (o: Record<string, string>) => `{"name":${o.name ?? '"pixel_values"'},"shape":${o.shape ?? '[1,1,32,32]'},"datatype":${o.datatype ?? '"FP32"'},"data":${o.data ?? JSON.stringify(randomImage())}${o.parameters ? `,"parameters":${o.parameters}` : ''}}`;
+    const nested = (leaf: string) => `[[${Array.from({ length: 32 }, (_, r) => `[${r === 0 ? [leaf, ...Array(31).fill('0')] : Array(32).fill('0')}]`)}]]`;
+    const x = new Float32Array(ITEM);
+    const cases: Array<[string, string, RegExp, Record<string, string>?]> = [
+      ['id', `{"id":${deep},"inputs":[]}`, /^'id' must be a string, got \[\[\[\[\.\.\.\]\]\]\]$/],
+      ['id (object)', `{"id":${deepObj},"inputs":[]}`, /^'id' must be a string, got \{"a":\{"a":\{"a":\{\.\.\.\}\}\}\}$/],
+      ['inputs[0].name', `{"inputs":[${t({ name: deep })}]}`, /^unknown input \[\[\[\[\.\.\.\]\]\]\]; the model's input is 'pixel_values'$/],
+      ['datatype', `{"inputs":[${t({ datatype: deep })}]}`, /datatype \[\[\[\[\.\.\.\]\]\]\], expected "FP32"/],
+      ['shape', `{"inputs":[${t({ shape: deep })}]}`, /'shape' must be an array of non-negative integers, got \[\[\[\[\.\.\.\]\]\]\]/],
+      ['outputs[0].name', `{"inputs":[${t({})}],"outputs":[{"name":${deep}}]}`, /^unknown output \[\[\[\[\.\.\.\]\]\]\]; the model's output is 'logits'$/],
+      ['outputs[0]', `{"inputs":[${t({})}],"outputs":[${deep}]}`, /^unknown output \[\[\[\[\.\.\.\]\]\]\]/],
+      ['a leaf of nested data', `{"inputs":[${t({ data: `[${nested(deep)}]` })}]}`, /data\[0\]\[0\]\[0\]\[0\] is \[\[\[\[\.\.\.\]\]\]\], expected a number/],
+      ['a leaf of flat data', `{"inputs":[${t({ data: `[${deepObj},${Array(ITEM - 1).fill('0')}]` })}]}`, /data\[0\] is \{"a":\{"a":\{"a":\{\.\.\.\}\}\}\}, expected a number/],
+      ['binary_data_size', `{"inputs":[${t({ data: 'null', parameters: `{"binary_data_size":${deep}}` })}]}`, /binary_data_size \[\[\[\[\.\.\.\]\]\]\]/, { binary: '1' }],
+      ['a long name', `{"inputs":[${t({ name: JSON.stringify('n'.repeat(100000)) })}]}`, /^unknown input "n{39}\.\.\.; the model's input is 'pixel_values'$/],
+      ['a wide array', `{"inputs":[${t({ shape: `[${Array(100000).fill('"x"')}]` })}]}`, /got \["x","x","x","x","x","x","x","x","x","x"\.\.\.$/],
+    ];
+    for (const [what, body, re, o] of cases) {
+      const r = o?.binary
+        ? await post(s, inf, Buffer.concat([Buffer.from(body), Buffer.from(x.buffer)]), { 'Inference-Header-Content-Length': String(Buffer.byteLength(body)) })
+        : await post(s, inf, body, { 'Content-Type': 'application/json' });
+      assert.is(r.status, 400, `${what}: ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+      assert.match(r.json.error, re, what);
+      assert.ok(r.json.error.length < 200, `${what}: ${r.json.error.length} characters`);
+    }
+    assert.is((await post(s, inf, inferBody(randomImage()))).status, 200);
+  });
+});
+
+/** An all-black PNG of n x n pixels (a few KB, and a slow decode: 2048 x 2048 about 0.4 s here), made once. */
+const blackPng = (() => { let p: Uint8Array | null = null; return () => (p ??= encodePng(2048, 2048, new Uint8Array(2048 * 2048 * 4))); })();
+
+// Uploads were posted to the decode worker all at once: none refused, none timed out, each decoded even after its client left
+S('the decode worker\'s queue: --max-queue waiting (503 with Retry-After), --timeout-ms waiting (504), a client gone is dropped undecoded', async () => {
+  const cls = `/v2/models/${NAME}/classify`, png = blackPng(), h = { 'Content-Type': 'image/png' };
+  await withServer({ maxQueue: 1 }, async (s) => {
+    // one decoding, one waiting, two refused
+    const rs = await Promise.all(Array.from({ length: 4 }, () => post(s, cls, png, h)));
+    const codes = rs.map((r) => r.status).sort();
+    assert.equal(codes, [200, 200, 503, 503], JSON.stringify(rs.map((r) => r.json)));
+    for (const r of rs.filter((r) => r.status === 503)) {
+      assert.is(r.headers.get('retry-after'), '1');
+      assert.match(r.json.error, /decode queue full \(1 of 1 images waiting to be decoded\); retry later/);
+    }
+    assert.is(s.decodes.worker, 2);
+  });
+  await withServer({ timeoutMs: 300 }, async (s) => {
+    // the first decodes (started: no timeout), the others wait for it past 300 ms
+    const rs = await Promise.all(Array.from({ length: 3 }, () => post(s, cls, png, h)));
+    assert.equal(rs.map((r) => r.status).sort(), [200, 504, 504], JSON.stringify(rs.map((r) => r.json)));
+    for (const r of rs.filter((r) => r.status === 504)) assert.match(r.json.error, /timed out after 300 ms waiting to be decoded/);
+    assert.is(s.decodes.worker, 1);
+  });
+  await withServer({}, async (s) => {
+    const first = post(s, cls, png, h);
+    await new Promise((r) => setTimeout(r, 50));
+    const c = net.connect(s.port, '127.0.0.1', () => c.write(Buffer.concat([Buffer.from(`POST ${cls} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${png.length}\r\n\r\n`), png])));
+    c.on('error', () => {});
+    await new Promise((r) => setTimeout(r, 100));
+    c.destroy();
+    assert.is((await first).status, 200);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(s.decodes.worker, 1, 'the second upload was never decoded');
+    assert.match(await (await fetch(`${s.url}/metrics`)).text(), /cait_serve_requests_total\{model="fmnist-cait",endpoint="classify",code="499"\} 1/);
+    assert.is((await post(s, cls, png, h)).status, 200, 'the worker goes on');
+  });
+});
+
+S('--preset: a bare checkpoint is served as load() runs it with that preset; beside a model with its own config a usage error', async () => {
+  const bare = [`${root}shared/fixtures/micro-vit/model.safetensors`, `${root}../shared/fixtures/micro-vit/model.safetensors`].find((f) => existsSync(f))!;
+  assert.ok(bare, 'the micro-vit fixture');
+  await withServer({ models: [`micro=${bare}`], preset: 'micro' }, async (s) => {
+    const m = await load(bare, { preset: 'micro' });
+    try {
+      const [C, H, W] = m.info.inputShape;
+      const x = Float32Array.from({ length: C * H * W }, () => rnd() * 2 - 1);
+      const r = await post(s, '/v2/models/micro/infer', inferBody(Array.from(x), [1, C, H, W]));
+      assert.is(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.outputs[0].data, Array.from(await m.forward(x)));
+    } finally { m.dispose(); }
+  });
+  // it told the user to pass --preset NAME, which serve did not take
+  const none = await cait('serve', '--model', bare, '--port', '0');
+  assert.is(none.code, 1, none.stderr);
+  assert.match(none.stderr, /no model config[^]*--preset NAME/);
+  const own = await cait('serve', '--model', MODEL, '--preset', 'micro', '--port', '0');
+  assert.is(own.code, 2, own.stderr);
+  assert.match(own.stderr, /cait serve: --preset micro: .*fmnist-cait\.safetensors: config field '\(preset\)': expected no preset: the model has its own config/);
+  const unknown = await cait('serve', '--model', bare, '--preset', 'mikro');
+  assert.is(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /--preset must be one of .*, got 'mikro' \(did you mean 'micro'\?\)/);
+});
+
+S('cait serve: usage errors name the flag: --model NAME= without a file, --max-wait-ms not below --timeout-ms', async () => {
+  const empty = await cait('serve', '--model', 'x=');
+  assert.is(empty.code, 2, empty.stderr);
+  assert.match(empty.stderr, /cait serve: --model x=: no file after 'x=' \(expected FILE or NAME=FILE\)/);
+  const wait = await cait('serve', '--model', MODEL, '--max-wait-ms', '2000', '--timeout-ms', '1000');
+  assert.is(wait.code, 2, wait.stderr);
+  assert.match(wait.stderr, /--max-wait-ms 2000 must be below --timeout-ms 1000/);
 });
 
 S.run();

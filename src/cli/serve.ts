@@ -2,20 +2,22 @@
 // Runs until SIGTERM or SIGINT: then it stops taking work (new requests 503
 // while the queue drains), answers what is queued and in flight, and exits 0.
 import { createServer, parseModelSpec, SERVE_DEFAULTS as D, SERVE_RANGES as R } from '../serve/index.js';
-import { BACKEND_FLAGS, INT8_FLAGS, int8AttentionOf, int8SixBitOf, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, INT8_FLAGS, MODEL_FLAGS, int8AttentionOf, int8SixBitOf, UsageError, command, type Flags } from './flags.js';
+import { ConfigError } from '../nn/validate.js';
 
 const SERVE_FLAGS = {
   model: { type: 'strings', value: 'FILE|NAME=FILE', help: "a model to serve, named NAME or by its file or folder name without extension; repeat for more" },
+  preset: MODEL_FLAGS.preset,
   host: { type: 'string', value: 'HOST', default: D.host, help: 'address to listen on (0.0.0.0: every interface)' },
   port: { type: 'int', min: 0, max: 65535, default: D.port, help: 'port to listen on (0: any free port, printed at start)' },
   threads: BACKEND_FLAGS.threads,
   instances: { type: 'int', min: 1, max: 64, default: 1, help: 'forwards at once, each on its own worker thread with its own batches (this thread only serves HTTP); with --threads 1' },
   'max-batch': { type: 'int', ...R.maxBatch, default: D.maxBatch, help: 'most images in one planned forward' },
   'max-wait-ms': { type: 'int', ...R.maxWaitMs, default: D.maxWaitMs, help: 'how long the first waiting request waits for others to batch with' },
-  'max-queue': { type: 'int', ...R.maxQueue, default: D.maxQueue, help: 'images that may wait at once (all models); beyond it: 503 with Retry-After' },
+  'max-queue': { type: 'int', ...R.maxQueue, default: D.maxQueue, help: 'images that may wait for a forward at once (all models), and uploads that may wait to be decoded; beyond it: 503 with Retry-After' },
   'max-body': { type: 'int', ...R.maxBody, value: 'BYTES', default: D.maxBody, help: 'largest request body (413 beyond)' },
   'max-pixels': { type: 'int', ...R.maxPixels, default: D.maxPixels, help: "largest uploaded image, width x height from its header (413 beyond)" },
-  'timeout-ms': { type: 'int', ...R.timeoutMs, default: D.timeoutMs, help: 'time to receive a request (408) and to wait in the queue (504)' },
+  'timeout-ms': { type: 'int', ...R.timeoutMs, default: D.timeoutMs, help: 'time to receive a request (408) and to wait to be decoded or in the queue (504); above --max-wait-ms' },
   warmup: { type: 'boolean', help: 'capture the planned forward of every batch size up to --max-batch before listening (else each on first use)' },
   log: { type: 'enum', choices: ['json', 'text', 'none'], default: 'text', help: 'one line per request on stdout' },
   ...INT8_FLAGS,
@@ -36,8 +38,11 @@ export const serveCommand = command({
 async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   if (!f.model.length) throw new UsageError('missing --model: give at least one model file (--model FILE or --model NAME=FILE)');
   if (f.instances > 1 && f.threads > 1) throw new UsageError(`--instances ${f.instances} with --threads ${f.threads}: each instance runs on one thread; give one of them`);
+  if (f['max-wait-ms'] >= f['timeout-ms'])
+    throw new UsageError(`--max-wait-ms ${f['max-wait-ms']} must be below --timeout-ms ${f['timeout-ms']}: a lone request waits --max-wait-ms for others, and would time out (504) first`);
   const specs = f.model.map(parseModelSpec), names = new Set<string>();
   for (const s of specs) {
+    if (!s.path) throw new UsageError(`--model ${s.name}=: no file after '${s.name}=' (expected FILE or NAME=FILE)`);
     if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) throw new UsageError(`--model ${s.path}: name '${s.name}' must be letters, digits, '_', '.', '-' (name it with NAME=FILE)`);
     if (names.has(s.name)) throw new UsageError(`--model: two models named '${s.name}'; name them with NAME=FILE`);
     names.add(s.name);
@@ -46,6 +51,11 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
     models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
     maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f), int8SixBit: int8SixBitOf(f), quantize: f.quantize,
+    preset: f.preset,
+  }).catch((e: unknown) => {
+    // --preset beside a model with its own config: the flag is wrong, not the file (as loadModelFlags maps it)
+    if (e instanceof ConfigError && e.field === '(preset)') throw new UsageError(`--preset ${f.preset}: ${e.message}`);
+    throw e;
   });
   for (const m of server.models.values()) {
     process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward${m.quant ? `, ${m.quant} kernels` : ''}\n`);

@@ -20,6 +20,7 @@ import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import { runnerFor } from '../api/runner.js';
+import { isSegmentation } from '../seg/model.js';
 import { quantizeForInference, type LoadQuantize, type QuantizedModel } from '../quant/index.js';
 
 export interface ModelSpec { name: string; path: string }
@@ -47,7 +48,7 @@ export class ServedModel {
   readonly cfg: VitConfig;
   /** [C, S, S]: one image. */
   readonly itemShape: readonly number[];
-  /** One image's output shape ([classes] for a classifier). */
+  /** One image's output shape ([classes] for a classifier, [S, S, classes] for a segmentation model). */
   readonly outShape: readonly number[];
   readonly itemSize: number;
   readonly outSize: number;
@@ -86,14 +87,21 @@ export class ServedModel {
       this.path = 'eager';
       shape = noGrad(() => scope(() => [...runner.forward(Tensor.from(zero, [1, ...this.itemShape], backend)).shape]));
     }
-    this.outShape = shape.slice(1);
+    // a segmentation model's forward gives [n * S * S, classes] (pixel rows, as segment() in
+    // src/api/model.ts reads them): one image's output is [S, S, classes], not shape.slice(1)
+    this.outShape = isSegmentation(this.cfg) ? [S, S, this.cfg.numClasses] : shape.slice(1);
     this.outSize = this.outShape.reduce((a, b) => a * b, 1);
+    const total = shape.reduce((a, b) => a * b, 1);
+    if (total !== this.outSize) {
+      for (const p of this.plans.values()) p.dispose();
+      throw new Error(`${name}: one image's forward gives ${total} values [${shape}], expected ${this.outSize} [${this.outShape}]`);
+    }
   }
 
-  /** int8Attention, int8SixBit, quantize: as load()'s options. */
-  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean; int8SixBit?: boolean; quantize?: LoadQuantize } = {}): ServedModel {
+  /** int8Attention, int8SixBit, quantize: as load()'s options; preset: the architecture of weights without a config (LoadOptions.preset). */
+  static open(spec: ModelSpec, backend: Backend, planBudgetBytes?: number, o: { int8Attention?: boolean; int8SixBit?: boolean; quantize?: LoadQuantize; preset?: string } = {}): ServedModel {
     return onBackend(backend, () => {
-      const { model, metadata } = loadModel(spec.path);
+      const { model, metadata } = loadModel(spec.path, o.preset !== undefined ? { preset: o.preset } : {});
       try {
         const quantized = quantizeForInference(model, metadata, { attention: o.int8Attention, sixBit: o.int8SixBit, quantize: o.quantize });
         return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes, quantized);

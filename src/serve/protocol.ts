@@ -29,6 +29,36 @@ export interface InferRequest {
 interface Json { [k: string]: unknown }
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** How deep describe() shows a nested value. */
+const DESCRIBE_DEPTH = 3;
+
+/**
+ * A JSON value as an error message shows it: at most `max` characters, and
+ * nothing nested past DESCRIBE_DEPTH shown (`[...]`, `{...}`). JSON.stringify
+ * recurses through the whole value: a field 200,000 arrays deep, which
+ * JSON.parse reads, overflowed the stack (a 500 instead of a 400).
+ */
+export function describe(v: unknown, max = 40): string {
+  let out = '';
+  // stops once the text is past max: a million-entry array costs no more than a short one
+  const put = (x: unknown, depth: number): void => {
+    if (typeof x === 'string') { out += JSON.stringify(x.slice(0, max + 1)); return; }
+    if (typeof x !== 'object' || x === null) { out += String(x); return; }
+    const arr = Array.isArray(x);
+    if (depth >= DESCRIBE_DEPTH) { out += arr ? '[...]' : '{...}'; return; }
+    const keys = arr ? null : Object.keys(x), n = arr ? x.length : keys!.length;
+    out += arr ? '[' : '{';
+    for (let i = 0; i < n && out.length <= max; i++) {
+      if (i) out += ',';
+      if (keys) out += JSON.stringify(keys[i].slice(0, max + 1)) + ':';
+      put(arr ? x[i] : (x as Json)[keys![i]], depth + 1);
+    }
+    out += arr ? ']' : '}';
+  };
+  put(v, 0);
+  return out.length > max ? out.slice(0, max) + '...' : out;
+}
+
 /** Parse JSON, or a 400 that says where it broke. */
 export function parseJson(text: string): unknown {
   try { return JSON.parse(text); } catch (e) { throw bad(`request body is not valid JSON: ${(e as Error).message}`); }
@@ -36,14 +66,16 @@ export function parseJson(text: string): unknown {
 
 /**
  * Flatten `data` (flat, or nested to match `shape`) into `out`; each leaf must
- * be a number (JSON has no NaN or Infinity).
+ * be a number (JSON has no NaN or Infinity). The walk recurses at most
+ * shape.length deep, whatever the nesting of `data` (a leaf that is an array
+ * is an error), and shape was checked against the model's first.
  */
 function flatten(data: unknown[], shape: readonly number[], out: Float32Array): void {
   const total = out.length;
   if (data.length === total && !data.some(Array.isArray)) {
     for (let i = 0; i < total; i++) {
       const v = data[i];
-      if (typeof v !== 'number') throw bad(`input 'pixel_values': data[${i}] is ${JSON.stringify(v)?.slice(0, 40)}, expected a number`);
+      if (typeof v !== 'number') throw bad(`input 'pixel_values': data[${i}] is ${describe(v)}, expected a number`);
       out[i] = v;
     }
     return;
@@ -51,7 +83,7 @@ function flatten(data: unknown[], shape: readonly number[], out: Float32Array): 
   let k = 0;
   const walk = (a: unknown, d: number, at: string): void => {
     if (d === shape.length) {
-      if (typeof a !== 'number') throw bad(`input 'pixel_values': data${at} is ${JSON.stringify(a)?.slice(0, 40)}, expected a number`);
+      if (typeof a !== 'number') throw bad(`input 'pixel_values': data${at} is ${describe(a)}, expected a number`);
       out[k++] = a;
       return;
     }
@@ -70,16 +102,16 @@ function flatten(data: unknown[], shape: readonly number[], out: Float32Array): 
 export function parseInferRequest(body: unknown, item: readonly number[], maxImages: number, binary: Uint8Array | null): InferRequest {
   if (!isObj(body)) throw bad('request body must be a JSON object {"inputs": [...]}');
   const id = body.id;
-  if (id !== undefined && typeof id !== 'string') throw bad(`'id' must be a string, got ${JSON.stringify(id)}`);
+  if (id !== undefined && typeof id !== 'string') throw bad(`'id' must be a string, got ${describe(id)}`);
   const inputs = body.inputs;
   if (!Array.isArray(inputs) || inputs.length === 0) throw bad("'inputs' must be a non-empty array of tensors");
   if (inputs.length !== 1) throw bad(`the model takes one input, 'pixel_values'; got ${inputs.length} inputs`);
   const t = inputs[0];
   if (!isObj(t)) throw bad("'inputs[0]' must be an object {name, shape, datatype, data}");
-  if (t.name !== 'pixel_values') throw bad(`unknown input ${JSON.stringify(t.name)}; the model's input is 'pixel_values'`);
-  if (t.datatype !== 'FP32') throw bad(`input 'pixel_values' has datatype ${JSON.stringify(t.datatype)}, expected "FP32"`);
+  if (t.name !== 'pixel_values') throw bad(`unknown input ${describe(t.name)}; the model's input is 'pixel_values'`);
+  if (t.datatype !== 'FP32') throw bad(`input 'pixel_values' has datatype ${describe(t.datatype)}, expected "FP32"`);
   const shape = t.shape;
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`input 'pixel_values': 'shape' must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`input 'pixel_values': 'shape' must be an array of non-negative integers, got ${describe(shape)}`);
   const want = [-1, ...item];
   if (shape.length !== want.length || shape.slice(1).some((d, i) => d !== item[i]) || shape[0] < 1)
     throw bad(`input 'pixel_values' has shape [${shape}], expected [N, ${item}] with N >= 1`);
@@ -90,7 +122,7 @@ export function parseInferRequest(body: unknown, item: readonly number[], maxIma
   if (params.binary_data_size !== undefined) {
     if (!binary) throw bad("input 'pixel_values' declares binary_data_size but the request has no binary part (Inference-Header-Content-Length)");
     if (params.binary_data_size !== x.byteLength || binary.length !== x.byteLength)
-      throw bad(`input 'pixel_values': binary data is ${binary.length} bytes (binary_data_size ${JSON.stringify(params.binary_data_size)}), shape [${shape}] FP32 needs ${x.byteLength}`);
+      throw bad(`input 'pixel_values': binary data is ${binary.length} bytes (binary_data_size ${describe(params.binary_data_size)}), shape [${shape}] FP32 needs ${x.byteLength}`);
     new Uint8Array(x.buffer).set(binary);   // little-endian, as the extension and every host we run on
   } else {
     if (binary && binary.length) throw bad('the request has a binary part but no input declares binary_data_size');
@@ -104,7 +136,7 @@ export function parseInferRequest(body: unknown, item: readonly number[], maxIma
   if (outputs !== undefined) {
     if (!Array.isArray(outputs)) throw bad("'outputs' must be an array of {name}");
     for (const o of outputs) {
-      if (!isObj(o) || o.name !== 'logits') throw bad(`unknown output ${JSON.stringify(isObj(o) ? o.name : o)}; the model's output is 'logits'`);
+      if (!isObj(o) || o.name !== 'logits') throw bad(`unknown output ${describe(isObj(o) ? o.name : o)}; the model's output is 'logits'`);
       if (isObj(o.parameters) && typeof o.parameters.binary_data === 'boolean') binaryOutput = o.parameters.binary_data;
     }
   }

@@ -11,6 +11,7 @@
 // processes behind any HTTP load balancer serve N times the traffic.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { isBackend, type Backend } from '../backend/backend.js';
 import { loadWasmSync } from '../backend/wasm.js';
 import { loadThreadedWasmSync, type ThreadedWasmBackend } from '../backend/threads.js';
@@ -23,6 +24,7 @@ import { overflowText } from '../util/overflow.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
 import { checkInt8Options, checkQuantize, type LoadQuantize } from '../quant/format.js';
+import { PRESETS } from '../nn/presets.js';
 import { HttpError, bad, modelMetadata, parseInferRequest, parseJson, splitBinaryBody } from './protocol.js';
 import { checkImageSize, multipartFile } from './upload.js';
 
@@ -53,7 +55,7 @@ export interface ServeOptions {
   maxBody?: number;
   /** Largest uploaded image, in pixels (width x height, from its header). */
   maxPixels?: number;
-  /** Milliseconds a request may take: reading its body (408) and waiting in the queue (504). */
+  /** Milliseconds a request may take: reading its body (408) and waiting to be decoded or in the queue (504); above maxWaitMs. */
   timeoutMs?: number;
   log?: LogFormat;
   /** Where log lines go (default stdout). */
@@ -68,6 +70,8 @@ export interface ServeOptions {
   int8SixBit?: boolean;
   /** Quantize the float models as they load ('int8'), as load()'s quantize; int8 files are int8 already. */
   quantize?: LoadQuantize;
+  /** The architecture (a preset name, src/nn/presets.ts) of models whose file has no config, as load()'s preset; refused for a model with its own. */
+  preset?: string;
 }
 
 export interface ServeLimits { maxBatch: number; maxWaitMs: number; maxQueue: number; maxBody: number; maxPixels: number; timeoutMs: number }
@@ -102,7 +106,7 @@ function positiveInt(name: string, v: number, min = 1, max = Number.MAX_SAFE_INT
 /** Every option createServer takes (the compiler holds this to ServeOptions' keys, both ways). */
 const SERVE_OPTIONS = {
   models: 1, host: 1, port: 1, threads: 1, instances: 1, backend: 1, maxBatch: 1, maxWaitMs: 1, maxQueue: 1, maxBody: 1, maxPixels: 1,
-  timeoutMs: 1, log: 1, logTo: 1, planBudgetBytes: 1, warmup: 1, int8Attention: 1, int8SixBit: 1, quantize: 1,
+  timeoutMs: 1, log: 1, logTo: 1, planBudgetBytes: 1, warmup: 1, int8Attention: 1, int8SixBit: 1, quantize: 1, preset: 1,
 } satisfies Record<keyof ServeOptions, 1>;
 
 /** Checks the options; loads and warms every model (its batch-1 plan); listens. */
@@ -125,6 +129,10 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     maxBatch: ranged('maxBatch'), maxWaitMs: ranged('maxWaitMs'), maxQueue: ranged('maxQueue'),
     maxBody: ranged('maxBody'), maxPixels: ranged('maxPixels'), timeoutMs: ranged('timeoutMs'),
   };
+  // a lone request waits maxWaitMs for company: at or past the timeout every one of them was a 504
+  if (limits.maxWaitMs >= limits.timeoutMs) throw new RangeError(`maxWaitMs ${limits.maxWaitMs} must be below timeoutMs ${limits.timeoutMs}: a lone request waits maxWaitMs, and would time out (504) first`);
+  if (o.preset !== undefined && !(typeof o.preset === 'string' && Object.hasOwn(PRESETS, o.preset)))
+    throw new RangeError(`createServer: preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(o.preset)}`);
   checkInt8Options(o, '');
   checkQuantize(o.quantize, '');
   const logFormat = o.log ?? 'none';
@@ -134,6 +142,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const seen = new Set<string>();
   for (const s of specs) {
     if (!/^[A-Za-z0-9_.-]+$/.test(s.name)) throw new RangeError(`model name '${s.name}' (${s.path}): use letters, digits, '_', '.', '-' (NAME=PATH names it)`);
+    if (!s.path) throw new RangeError(`model '${s.name}': no path (NAME=PATH, got '${s.name}=')`);
     if (seen.has(s.name)) throw new RangeError(`two models named '${s.name}': name them with NAME=PATH`);
     seen.add(s.name);
   }
@@ -148,7 +157,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const models = new Map<string, ServedModel>();
   try {
     for (const s of specs) {
-      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention, int8SixBit: o.int8SixBit, quantize: o.quantize });
+      const m = ServedModel.open(s, backend, o.planBudgetBytes, { int8Attention: o.int8Attention, int8SixBit: o.int8SixBit, quantize: o.quantize, preset: o.preset });
       models.set(s.name, m);
       if (o.warmup && m.path === 'planned') await m.warm(limits.maxBatch, instances);
     }
@@ -159,7 +168,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   }
 
   const metrics = createMetrics([1, 2, 4, 8, 16, 32, 64, 128, 256].filter((b) => b < limits.maxBatch).concat(limits.maxBatch));
-  const decoder = new ImageDecoder(limits.maxPixels);
+  const decoder = new ImageDecoder(limits.maxPixels, limits);
   const batcher = new Batcher({
     ...limits,
     instances,
@@ -167,7 +176,9 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     onQueue: (n) => metrics.queueDepth.set(n),
   });
   const log = logFormat === 'none' ? null : (o.logTo ?? ((l: string) => { process.stdout.write(l + '\n'); }));
-  let draining = false, active = 0;
+  let draining = false;
+  /** Requests not yet answered (or given up), for close(): it waits for them, then answers those still arriving 408. */
+  const active = new Set<http.ServerResponse>();
   // many bodies under --max-body at once still add up (50 of 16 MiB: 861 MB, and 408s for bodies
   // fully sent while the main thread parsed the others): beyond 4 x --max-body in all, 503
   const receiving: Receiving = { bytes: 0, max: 4 * limits.maxBody };
@@ -179,10 +190,16 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   const server = http.createServer({
     requestTimeout: limits.timeoutMs, headersTimeout: Math.min(limits.timeoutMs, 60000), keepAliveTimeout: 5000,
     connectionsCheckingInterval: Math.min(30000, Math.max(250, limits.timeoutMs / 4)),
-  }, (req, res) => {
+  }, onRequest);
+  // Expect: 100-continue: the same handler, which sends 100 Continue only once it reads the body
+  // (readBody), so that a refusal (a Content-Length over --max-body: 413, a 404, a 503) comes
+  // straight away; node:http would otherwise send 100 Continue first, for any request
+  server.on('checkContinue', onRequest);
+
+  function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const t0 = performance.now();
     const ctx: LogCtx = { model: '', endpoint: 'other', images: 0 };
-    active++;
+    active.add(res);
     const gone = new AbortController();
     ctx.signal = gone.signal;
     res.on('close', () => {
@@ -194,7 +211,8 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
       metrics.latency.observe({ model: ctx.model, endpoint: ctx.endpoint }, sec);
       // the books first: a logTo that throws must not keep body bytes held or close() waiting
       receiving.bytes -= ctx.held ?? 0;
-      if (--active === 0) for (const f of idleWaiters.splice(0)) f();
+      active.delete(res);
+      if (!active.size) for (const f of idleWaiters.splice(0)) f();
       if (log) {
         const rec = { time: new Date().toISOString(), method: req.method, path: req.url, model: ctx.model || undefined, endpoint: ctx.endpoint, status, ms: +(sec * 1000).toFixed(3), images: ctx.images || undefined, error: ctx.error, aborted: res.writableFinished ? undefined : true };
         try { log(logFormat === 'json' ? JSON.stringify(rec) : `${rec.time} ${rec.method} ${rec.path} ${status} ${rec.ms}ms${ctx.error ? ' ' + ctx.error : ''}`); } catch (e) {
@@ -211,18 +229,26 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
       if (!req.complete) headers.Connection = 'close';
       sendJson(res, err.status, { error: err.message }, headers);
     });
-  });
+  }
   // malformed HTTP (a bad request line, headers, or a body cut short): a JSON 400 where the socket still takes one
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (err.code === 'ECONNRESET')) { socket.destroy(); return; }
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    if (status === 408) timedOut.add(socket);   // its request's log line and metrics say 408, not 400
     const what = status === 408 ? 'request not received in time' : err.code === 'HPE_INVALID_EOF_STATE' ? 'truncated request: the connection ended before the declared body' : 'malformed HTTP request';
-    const body = JSON.stringify({ error: `${what} (${err.code ?? err.message})` });
+    answerRaw(socket, status, `${what} (${err.code ?? err.message})`);
+  });
+
+  /**
+   * A JSON error written on the socket itself, then the connection closed:
+   * where node:http gave up on the request (or has none), as it does itself.
+   */
+  function answerRaw(socket: Duplex, status: number, error: string): void {
+    if (status === 408) timedOut.add(socket);   // its request's log line and metrics say 408, not 400
+    const body = JSON.stringify({ error });
     // then destroyed, not only ended: a client that keeps its half of the connection open held the
     // socket, its request and the body bytes counted against `receiving` (503 for everyone) forever
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
-  });
+  }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse, ctx: LogCtx): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -272,7 +298,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     batcher.receiving(model, 1);
     let r: ReturnType<typeof parseInferRequest>;
     try {
-      const body = await readBody(req, limits.maxBody, receiving, ctx);
+      const body = await readBody(req, res, limits.maxBody, receiving, ctx);
       const hl = req.headers['inference-header-content-length'];
       let json: string, binary: Uint8Array | null = null;
       if (typeof hl === 'string') ({ json, rest: binary } = splitBinaryBody(body, hl));
@@ -306,11 +332,11 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     batcher.receiving(model, 1);
     let x: Float32Array;
     try {
-      const body = await readBody(req, limits.maxBody, receiving, ctx);
+      const body = await readBody(req, res, limits.maxBody, receiving, ctx);
       const ct = req.headers['content-type'] ?? '';
       const bytes = /^multipart\/form-data/i.test(ct) ? multipartFile(body, ct) : body;
       const h = checkImageSize(bytes, limits.maxPixels);
-      x = await decoder.input(bytes, h.width * h.height, model.cfg);
+      x = await decoder.input(bytes, h.width * h.height, model.cfg, ctx.signal);
     } catch (e) {
       if (e instanceof ImageError) throw bad(e.message);
       throw e;
@@ -358,12 +384,18 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
         await batcher.drained();
         const stopped = new Promise<void>((res) => server.close(() => res()));
         // server.close() also stops node:http's request timeouts: a client still sending its body
-        // (or silent after its headers) gets --timeout-ms from here, then its connection is closed
-        if (active) {
+        // (or silent after its headers) gets --timeout-ms from here, then a 408 (below)
+        if (active.size) {
           let timer: NodeJS.Timeout | undefined;
           await Promise.race([new Promise<void>((r) => idleWaiters.push(r)), new Promise<void>((r) => { timer = setTimeout(r, limits.timeoutMs); })]);
           clearTimeout(timer);
-          if (active) server.closeAllConnections();
+          // one still arriving gets the 408 node:http's own timeout gives outside shutdown (it was
+          // cut off with an empty reply, logged 400); any other (its response under way) is closed
+          for (const res of active) {
+            const socket = res.req.socket;
+            if (!res.req.complete && !res.headersSent && socket.writable) answerRaw(socket, 408, `request not received in time: the server is shutting down (${limits.timeoutMs} ms, --timeout-ms)`);
+            else socket.destroy();
+          }
         }
         server.closeIdleConnections();
         // keep-alive connections mid-request were answered above; any left are idle or dead
@@ -394,20 +426,27 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
-/**
- * The whole body, refused with 413 as soon as Content-Length or the bytes
- * received pass `max` (nothing beyond `max` is kept); 400 when the client
- * stops sending before the declared length.
- */
 /** Body bytes all requests hold at once (from the first byte read until the response ends), and the cap. */
 interface Receiving { bytes: number; max: number }
 
-function readBody(req: http.IncomingMessage, max: number, all: Receiving, ctx: LogCtx): Promise<Buffer> {
+/**
+ * The whole body, refused with 413 as soon as Content-Length or the bytes
+ * received pass `max` (nothing beyond `max` is kept); 400 when the client
+ * stops sending before the declared length; 415 for a content coding other
+ * than identity. A client waiting for 100 Continue gets it here, once the
+ * body is wanted.
+ */
+function readBody(req: http.IncomingMessage, res: http.ServerResponse, max: number, all: Receiving, ctx: LogCtx): Promise<Buffer> {
+  // a compressed body read as it is failed as 'not valid JSON' or 'not a PNG or JPEG image'
+  const coding = req.headers['content-encoding']?.trim();
+  if (coding && coding.toLowerCase() !== 'identity')
+    return Promise.reject(new HttpError(415, `Content-Encoding '${coding.slice(0, 40)}' is not supported: send the body uncompressed (identity)`, { 'Accept-Encoding': 'identity' }));
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > max)
     return Promise.reject(new HttpError(413, `request body of ${declared} bytes is over this server's limit of ${max} (--max-body)`));
   const busy = () => new HttpError(503, `the server holds ${all.bytes} bytes of request bodies, its limit (4 x --max-body); try again`, { 'Retry-After': '1' });
   if (declared !== undefined && all.bytes + Number(declared) > all.max) return Promise.reject(busy());
+  if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0, done = false;
