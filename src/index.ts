@@ -31,7 +31,8 @@ export { createModel, loadModel, saveModel, saveHf } from './nn/model.js';
 // the checkpoint layer under load(): bytes in any supported layout -> a VisionTransformer (nn's LoadOptions, not the API's)
 export { modelFromCheckpoint, type CheckpointFiles, type CheckpointLayout, type LoadedModel, type LoadOptions as CheckpointLoadOptions } from './nn/checkpoint.js';
 export { ConfigError, validateConfig, estimateBytes, maxModelBytes } from './nn/validate.js';
-export { readSafetensors, readSafetensorsFile, writeSafetensors, writeSafetensorsFile, SafetensorsError } from './io/safetensors.js';
+export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.js';
+export { readSafetensorsFile, writeSafetensorsFile } from './io/safetensors-file.js';
 export { decodeImage, encodePng, readImageFile, type RgbaImage } from './io/image.js';
 export { imageToInput } from './data/preprocess.js';
 export { AdamW, clipGradNorm, cosineLr } from './train/optim.js';

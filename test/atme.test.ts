@@ -22,7 +22,7 @@ import { countMacs, countParams } from '../src/cait/macs.js';
 import { createModel, loadModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { train } from '../src/train/trainer.js';
-import { writeSafetensorsFile, readSafetensorsFile } from '../src/io/safetensors.js';
+import { writeSafetensorsFile, readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { withMerging } from '../src/cli/common.js';
 import { gradcheck } from './gradcheck.js';
 import { exec } from './kernels/harness.js';

@@ -24,7 +24,7 @@ import { imageToInput } from '../src/data/preprocess.js';
 import { readImageFile } from '../src/io/image.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
-import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';
 import type { VisionTransformer } from '../src/nn/vit.js';
 import { close, randn } from './util.js';
 

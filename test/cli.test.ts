@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';
 import { cait, caitProcess } from './cait.js';
 import { close } from './util.js';
 import { loadModel } from '../src/nn/model.js';

@@ -19,7 +19,7 @@ import { cait } from './cait.js';
 import { COMMANDS } from '../src/cli/main.js';
 import { createModel, saveModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
-import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';
 import { estimateBytes, maxModelBytes } from '../src/nn/validate.js';
 import { cleanStaleTemporaries, makeFolder, writeFileAtomic } from '../src/io/output.js';
 import { encodePng } from '../src/io/image.js';

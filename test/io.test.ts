@@ -12,10 +12,8 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import jpeg from 'jpeg-js';
-import {
-  SafetensorsError, CheckpointMismatchError, readSafetensors, readSafetensorsFile, readSafetensorsHeader,
-  writeSafetensors, writeSafetensorsFile, checkKeys, findDuplicateKey,
-} from '../src/io/safetensors.js';
+import { SafetensorsError, CheckpointMismatchError, readSafetensors, readSafetensorsHeader, writeSafetensors, checkKeys, findDuplicateKey } from '../src/io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';
 import {
   ImageError, decodeImage, encodePng, chunk, crc32, readImageFile, toGrayFloat, toRgbFloatNCHW, resizePlanes,
 } from '../src/io/image.js';

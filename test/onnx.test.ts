@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { Pb, encodeModel } from '../src/io/onnx.js';
 import { exportVitOnnx, type VitOnnxOptions } from '../src/cait/onnx.js';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { createModel, loadModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import type { VisionTransformer } from '../src/nn/vit.js';

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { loadModel } from '../src/nn/model.js';
 import { Tensor, scope, setBackend, liveTensorCount } from '../src/tensor.js';
 import { backward, zeroGrad } from '../src/autograd.js';

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { ImageError, decodeImage, encodePng, chunk, crc32, readImageFile, type RgbaImage } from '../src/io/image.js';
 import { resizeU8, resizePlanes, toGrayFloat } from '../src/io/resize.js';
 import { imageToInput, preprocessPixels, pyRound, rrcParams, trainView, convertImage, type PixelsU8 } from '../src/data/preprocess.js';

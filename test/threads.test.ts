@@ -20,7 +20,7 @@ import { noGrad } from '../src/autograd.js';
 import { InferencePlan, WorkerPlan } from '../src/plan.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { quantizeModel } from '../src/quant/int8.js';
 import { randn } from './util.js';

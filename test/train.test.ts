@@ -13,7 +13,7 @@ import { createModel, loadModel, saveModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { AdamW, decays, cosineLr, clipGradNorm } from '../src/train/optim.js';
 import { train, NonFiniteError, type TrainOptions } from '../src/train/trainer.js';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { makeBatch } from '../src/data/augment.js';
 import { createHash } from 'node:crypto';
 import type { ImageSource } from '../src/data/augment.js';

@@ -26,7 +26,7 @@ import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { Tensor, scope, setBackend, getBackend, liveTensorCount, readTensor } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { load } from '../src/api/node.js';
-import { readSafetensorsFile } from '../src/io/safetensors.js';
+import { readSafetensorsFile } from '../src/io/safetensors-file.js';
 import { loadModel, createModel } from '../src/nn/model.js';
 import { VisionTransformer } from '../src/nn/vit.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';

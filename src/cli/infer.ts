@@ -1,5 +1,5 @@
 // cait eval | predict | forward: run a model file.
-import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors.js';
+import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors-file.js';
 import { readImageFile } from '../io/image.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';

@@ -11,10 +11,11 @@
 //   to tile the buffer exactly (no gaps, no overlaps, no trailing bytes) and
 //   end - begin == numel * sizeof(dtype); we enforce the same rules so a file
 //   we accept is one the Python library accepts too.
-import { closeSync, openSync, readSync } from 'node:fs';
-import { writeFileAtomic, type NamedInput } from './output.js';
+//
+// Bytes in, bytes out, no node: imports: the browser build parses model files
+// with it (webpack refuses node: modules in a browser bundle); reading and
+// writing files is ./safetensors-file.ts.
 import { FileError } from './errors.js';
-import { readInput, statInput } from './input.js';
 
 export class SafetensorsError extends FileError { override name = 'SafetensorsError'; }
 
@@ -57,7 +58,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const fmtShape = (s: readonly number[]): string => `[${s.join(',')}]`;
 
 /** The header length of the 8-byte prefix, checked against the limit and the file size. */
-function headerLength(prefix: Uint8Array, fileSize: number, fail: (msg: string) => never): number {
+export function headerLength(prefix: Uint8Array, fileSize: number, fail: (msg: string) => never): number {
   if (prefix.length < 8) fail(`file is ${prefix.length} bytes, shorter than the 8-byte header length prefix (not a safetensors file, or truncated)`);
   const dv = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
@@ -150,25 +151,6 @@ export function readSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetenso
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: toFloat32(raw, e.dtype) });
   }
   return { tensors, metadata: h.metadata };
-}
-
-/**
- * A safetensors file's bytes, checked before they are read: a regular file of
- * at most `limit` bytes (io/input.ts) whose 8-byte prefix gives a header
- * length that fits the file (a 2 GB file claiming a 1 TiB header is refused
- * after 8 bytes, not after reading it all). `what` names it in errors.
- */
-export function readSafetensorsBytes(path: string, what = 'safetensors file', limit?: number): Uint8Array {
-  const size = statInput(path, what, limit).size;
-  const prefix = new Uint8Array(Math.min(8, size));
-  const fd = openSync(path, 'r');
-  try { readSync(fd, prefix, 0, prefix.length, 0); } finally { closeSync(fd); }
-  headerLength(prefix, size, (msg) => { throw new SafetensorsError(path, msg); });
-  return readInput(path, what, limit);
-}
-
-export function readSafetensorsFile(path: string, what?: string, limit?: number): SafetensorsContents {
-  return readSafetensors(readSafetensorsBytes(path, what, limit), path);
 }
 
 /**
@@ -313,20 +295,6 @@ export function writeSafetensors(tensors: TensorMap, metadata?: Record<string, s
     pos += t.data.byteLength;
   }
   return out;
-}
-
-/**
- * Write atomically: serialize fully in memory, write to a temp file in the
- * same directory, fsync, rename over the target (rename within a directory is
- * atomic on POSIX), then fsync the directory so the rename itself is durable.
- * A crash leaves either the old file or the new one, never a torn checkpoint.
- */
-export function writeSafetensorsFile(path: string, tensors: TensorMap, metadata?: Record<string, string>, inputs?: readonly NamedInput[]): void {
-  const bytes = writeSafetensors(tensors, metadata, path);
-  // output.ts: refuses inputs and non-regular files, follows symlinks, temporary file + fsync + rename
-  try { writeFileAtomic(path, bytes, inputs); } catch (e) {
-    throw new SafetensorsError(path, `could not write the file: ${(e as Error).message.replace(`${path}: `, '')}`, { cause: e });
-  }
 }
 
 export interface CheckKeysOptions { allowMissing?: boolean; allowUnexpected?: boolean }

@@ -8,7 +8,8 @@
 // transformers layout back.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SafetensorsError, readSafetensorsBytes, writeSafetensorsFile } from '../io/safetensors.js';
+import { SafetensorsError } from '../io/safetensors.js';
+import { readSafetensorsBytes, writeSafetensorsFile } from '../io/safetensors-file.js';
 import { readInputText, statInput } from '../io/input.js';
 import { makeFolder, writeFileAtomic, type NamedInput } from '../io/output.js';
 import { hfProcessorConfig, modelFromCheckpoint, type LoadedModel, type LoadOptions } from './checkpoint.js';

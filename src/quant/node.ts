@@ -1,7 +1,7 @@
 // int8 model files on disk (Node): loadQuantized reads any model file and,
 // for an int8 one, returns the model running int8; saveQuantized writes one
 // atomically, refusing to overwrite an input of the command.
-import { readSafetensorsBytes } from '../io/safetensors.js';
+import { readSafetensorsBytes } from '../io/safetensors-file.js';
 import { maxModelBytes } from '../nn/validate.js';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import type { LoadOptions } from '../nn/checkpoint.js';
