@@ -184,6 +184,56 @@ test('class folder entries that are neither files nor folders (a FIFO named like
   assert.not.ok(existsSync(join(root, 'one-run', 'model.safetensors')));
 });
 
+test('ImageFolder\'s walk: images in subfolders of a class count (links followed, each folder once); train/ + test/ (or valid/) is the split layout; train/ alone is an error', async () => {
+  const png = encodePng(2, 2, new Uint8Array(16).fill(7));
+  const d = join(root, 'nested');
+  for (const f of ['Bag/a.png', 'Bag/sub/b.png', 'Bag/sub/deeper/c.JPG.png', 'Coat/z.png', 'Coat/0/y.png']) { mkdirSync(join(d, f, '..'), { recursive: true }); writeFileSync(join(d, f), png); }
+  symlinkSync(join(d, 'Bag'), join(d, 'Bag', 'sub', 'loop'));   // a link back up: walked once
+  const l = listFolder(d);
+  // a folder's own files first, then its subfolders' (sorted(os.walk)); they were dropped without a word
+  assert.equal(l.train.files.map((f) => f.slice(d.length + 1)), ['Bag/a.png', 'Bag/sub/b.png', 'Bag/sub/deeper/c.JPG.png', 'Coat/z.png', 'Coat/0/y.png']);
+  assert.equal(l.train.labels, [0, 0, 0, 1, 1]);
+  assert.is(l.heldOut, false);
+  for (const valDir of ['test', 'valid']) {
+    const t = join(root, `tt-${valDir}`);
+    for (const f of ['train/Bag/a.png', 'train/Coat/a.png', `${valDir}/Bag/b.png`, `${valDir}/Coat/b.png`]) { mkdirSync(join(t, f, '..'), { recursive: true }); writeFileSync(join(t, f), png); }
+    const tl = listFolder(t);
+    assert.is(tl.layout, 'split');
+    assert.is(tl.valDir, valDir);
+    assert.equal(tl.classes, ['Bag', 'Coat'], `${valDir}: not classes 'train' and '${valDir}'`);
+    assert.equal(tl.val.files.map((f) => f.slice(t.length + 1)), [`${valDir}/Bag/b.png`, `${valDir}/Coat/b.png`]);
+  }
+  const only = join(root, 'train-only');
+  mkdirSync(join(only, 'train', 'Bag'), { recursive: true });
+  writeFileSync(join(only, 'train', 'Bag', 'a.png'), png);
+  assert.throws(() => listFolder(only), /has train\/ but no val\/, valid\/, validation\/, test\/ beside it/);
+});
+
+test('a one-split folder without --val-split: train says the scores are on the training images (stderr, JSON held_out); crop flags on a grey model without a preprocess config are usage errors; quantize --val-split', async () => {
+  const flat = join(data, 'train');
+  const run = join(root, 'noval-run');
+  const t = await cait('train', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', flat, '--epochs', '1', '--limit', '24', '--batch', '12', '--out', run, '--json');
+  assert.is(t.code, 0, t.stderr);
+  assert.match(t.stderr, /no held-out images \(no val\/ folder, no --val-split\): the scores after training are on the training images/);
+  assert.is(t.json.held_out, false);
+  const v = await cait('train', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', flat, '--val-split', '0.25', '--epochs', '1', '--limit', '24', '--batch', '12', '--out', join(root, 'val-run'), '--json');
+  assert.is(v.code, 0, v.stderr);
+  assert.is(v.json.held_out, true);
+  assert.not.match(v.stderr, /no held-out images/);
+  // the Fashion-MNIST models are grey without a preprocess config: the crop flags did nothing there
+  const r = await cait('train', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', data, '--rrc-scale', '0.6', '--epochs', '1', '--out', join(root, 'rrc-run'));
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--rrc-scale applies to models with a preprocessing config or RGB input; '.*' is grey without one/);
+  assert.not.ok(existsSync(join(root, 'rrc-run', 'model.safetensors')));
+  // quantize scores a held-out part as eval does (--val-split was an unknown flag)
+  const q = await cait('quantize', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', flat, '--val-split', '0.25', '--out', join(root, 'q.safetensors'), '--json');
+  assert.is(q.code, 0, q.stderr);
+  assert.is(q.json.n, 30, '3 of 12 images per class held out');
+  const e = await cait('eval', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', flat, '--val-split', '0.25', '--json');
+  assert.is(e.json.n, 30);
+  assert.is(q.json.accuracy_float, e.json.accuracy, 'the same held-out images as eval');
+});
+
 test('class folders that differ only in Unicode normalization are refused (they merged into one label)', () => {
   const d = join(root, 'nfd');
   const png = encodePng(2, 2, new Uint8Array(16).fill(9));

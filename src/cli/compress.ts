@@ -109,6 +109,7 @@ function compressRun(f: CompressFlags): void {
   const merge = formatSchedule(steps);
   // segmentation: scenes of the model's spec, its segmentation head in every stage, mean IoU as the score
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
+  let testWhat = seg ? 'test scenes' : 'test images';
   if (seg) {
     const scenes = scenesFor(sceneSpecOf(dense.cfg, f), f), mean = dense.cfg.mean[0], std = dense.cfg.std[0];
     applyUnmergeFlag(dense.cfg, f);   // the compressed model's config is a copy of this one
@@ -121,6 +122,7 @@ function compressRun(f: CompressFlags): void {
     // the folder's train split for search and fine-tuning; its val split scores every model of the report
     const fd = openFolder(dataName, dense.cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
     data = { train: fd.train, test: fd.val };
+    testWhat = fd.listing.heldOut ? `${fd.listing.valDir ?? 'held-out'} images` : 'of them scored (none held out)';
     task = { score: (m) => scoreFolderSync(m, fd.val, { limit: f['eval-limit'] }).top1 };
   } else {
     const ds = loadDataset(dataName as DatasetName);
@@ -139,7 +141,7 @@ function compressRun(f: CompressFlags): void {
     const be = getBackend(), threads = (be as { threads?: number }).threads ?? 1, denseMacs = countMacs(dense.cfg, '').total;
     const nTest = (data.test as { n?: number } | undefined)?.n;
     console.log(`compress ${dense.cfg.name} (${file}): ${(dense.numParams() / 1e6).toFixed(2)} M parameters, ${(denseMacs / 1e6).toFixed(2)} MMACs -> budget ${(denseMacs / ratio / 1e6).toFixed(2)} (${ratio.toFixed(2)}x fewer), ATME ${merge || 'none'}; backend ${be.name}, ${threads} thread${threads === 1 ? '' : 's'}`);
-    console.log(`data ${dataName}: ${Math.min(f.limit ?? Infinity, data.train.n)} training ${seg ? 'scenes' : 'images'}${nTest ? `, ${Math.min(f['eval-limit'] ?? Infinity, nTest)} test` : ''}; stages: search (${f['search-epochs']} epochs), extract, fine-tune (${f['finetune-epochs']} epochs), report`);
+    console.log(`data ${dataName}: ${Math.min(f.limit ?? Infinity, data.train.n)} training ${seg ? 'scenes' : 'images'}${nTest ? `, ${Math.min(f['eval-limit'] ?? Infinity, nTest)} ${testWhat}` : ''}; stages: search (${f['search-epochs']} epoch${f['search-epochs'] === 1 ? '' : 's'}), extract, fine-tune (${f['finetune-epochs']} epoch${f['finetune-epochs'] === 1 ? '' : 's'}), report`);
   }
   // the stages' checkpoints and logs go to a scratch folder beside --out, removed however the run ends
   let model: VisionTransformer, report: CompressReport;

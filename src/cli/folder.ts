@@ -16,7 +16,7 @@ import { pixelStats } from '../data/dataset.js';
 import { DEFAULT_RRC } from '../data/preprocess.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { FolderError, folderBatches, listFolder, loadFolder, type FolderData, type FolderSplit } from '../data/folder.js';
+import { FolderError, folderBatches, listFolder, loadFolder, viewOf, type FolderData, type FolderSplit } from '../data/folder.js';
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
 import { forwardLogits, lossText } from './common.js';
@@ -60,6 +60,11 @@ interface FolderFlags { seed?: number; 'val-split'?: number; 'no-rrc'?: boolean;
  * before decoding as the trainer and the scorers pick them.
  */
 export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: Array<'train' | 'val'> = ['train', 'val'], limits: { train?: number; val?: number } = {}): FolderData {
+  // the random resized crop is the 'pixels' view's train transform; a grey model without a
+  // preprocess config trains as on the built-in data (shift and flip), where these did nothing
+  if (splits.includes('train') && viewOf(cfg).kind === 'grey' && (f['no-rrc'] || (f['rrc-scale'] !== undefined && f['rrc-scale'] !== FOLDER_FLAGS['rrc-scale'].default))) {
+    throw new UsageError(`${f['no-rrc'] ? '--no-rrc' : '--rrc-scale'} applies to models with a preprocessing config or RGB input; '${cfg.name}' is grey without one and trains with --crop-pad shifts and flips, as on the built-in data`);
+  }
   const bars = new Map<string, Progress>();
   const fd = loadFolder(dir, cfg, {
     valSplit: f['val-split'], seed: f.seed ?? 0, splits, limits,
@@ -71,6 +76,9 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
     },
   });
   if (!f.quiet) {
+    if (splits.includes('train') && splits.includes('val') && !fd.listing.heldOut) {
+      process.stderr.write(`${dir}: no held-out images (no val/ folder, no --val-split): the scores after training are on the training images; --val-split 0.2 holds a fifth of each class out\n`);
+    }
     for (const s of splits) {
       const st = fd.stats[s];
       if (st.n) process.stderr.write(`${dir} ${s}: ${st.n} images, ${fd.listing.classes.length} classes; ${st.decoded} decoded, ${st.cached} from the cache (${st.imagesPerSec.toFixed(0)} img/s)\n`);
@@ -90,7 +98,7 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
 export function testSplitOf(data: string, cfg: VitConfig, f: FolderFlags & { limit?: number }): { split: FolderSplit; what: string; classes?: string[] } {
   if (isFolder(data)) {
     const fd = openFolder(data, cfg, f, ['val'], { val: f.limit });
-    return { split: fd.val, what: [data, fd.listing.layout === 'split' ? 'val' : f['val-split'] ? 'held-out' : '', 'images'].filter(Boolean).join(' ') };
+    return { split: fd.val, what: [data, fd.listing.layout === 'split' ? fd.listing.valDir : f['val-split'] ? 'held-out' : '', 'images'].filter(Boolean).join(' ') };
   }
   const ds = loadDataset(data as DatasetName);
   if (cfg.numClasses < ds.classes.length) throw new Error(`--data ${data} has ${ds.classes.length} classes; model '${cfg.name}' predicts ${cfg.numClasses}`);
@@ -146,7 +154,7 @@ export interface TrainFolderFlags extends FolderFlags { data?: string; limit?: n
  */
 export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransformer; metadata: Record<string, string> } | undefined,
   wrap: (m: VisionTransformer, metadata: Record<string, string>) => Trainable, opts: Omit<TrainOptions, 'cropPad' | 'flip' | 'mean' | 'std'>,
-  header: (runner: Trainable, vit: VisionTransformer, train: number, val: number) => void = () => {}): Record<string, unknown> {
+  header: (runner: Trainable, vit: VisionTransformer, train: number, val: number, heldOut: boolean) => void = () => {}): Record<string, unknown> {
   const dir = f.data!;
   if (f.val !== undefined) throw new UsageError('--val N holds out built-in dataset images; an image folder has its own val/ split, or use --val-split F');
   let model: VisionTransformer, metadata: Record<string, string> = {};
@@ -167,15 +175,15 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
     model = createModel(cfg, f.seed);
   }
   const runner = wrap(model, metadata);
-  header(runner, model, Math.min(fd.train.n, f.limit ?? Infinity), Math.min(fd.val.n, f['eval-limit'] ?? Infinity));
+  header(runner, model, Math.min(fd.train.n, f.limit ?? Infinity), Math.min(fd.val.n, f['eval-limit'] ?? Infinity), fd.listing.heldOut);
   const logs = train(runner, fd.train, { ...opts, cropPad: f['crop-pad'], flip: !f['no-flip'], mean: model.cfg.mean[0], std: model.cfg.std[0] });
   const s = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] });
   const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(opts.outDir, 'model.safetensors');
   if (!f.json) {
     console.log(`trained ${logs.length} epoch(s) on ${fd.train.n} images of ${dir}${merge ? ` merging ${merge}` : ''}: ${lossText(last)}; model in ${file}`);
-    printFolderScores(s, `${dir} validation images`);
+    printFolderScores(s, fd.listing.heldOut ? `${dir} ${fd.listing.valDir ?? 'held-out'} images` : `${dir} training images (none held out)`);
   }
-  return { model: file, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) };
+  return { model: file, held_out: fd.listing.heldOut, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) };
 }
 
 // ------------------------------------------------------------ confusion matrix figure (cait plot --confusion)

@@ -15,14 +15,15 @@ import { isSegmentation } from '../seg/model.js';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
-import { scoreFolder, testSplitOf } from './folder.js';
+import { FOLDER_FLAGS, checkFolderFlags, isFolder, scoreFolder, testSplitOf } from './folder.js';
 
 const QUANTIZE_FLAGS = {
   ...MODEL_FLAGS,
   out: { type: 'string', value: 'FILE', help: 'the int8 model file to write (required)' },
-  seed: { type: 'int', min: 0, default: 0, help: 'seed of the random weights of a --preset without --model' },
+  seed: { type: 'int', min: 0, default: 0, help: "seed of the random weights of a --preset without --model, and of --val-split's held-out images (train's --seed)" },
   data: { type: 'string', value: 'NAME|DIR', help: 'report the float and int8 accuracy on this test split: fashion-mnist, mnist, or an image folder (DIR/val/<class>/*, or DIR/<class>/*), as cait eval scores it' },
   limit: { type: 'int', min: 1, help: 'with --data: evaluate this many test images', defaultText: 'all' },
+  'val-split': FOLDER_FLAGS['val-split'],
   batch: { type: 'int', min: 1, max: 4096, default: 250, help: 'with --data: images per forward' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...OUTPUT_FLAGS,
 } as const;
@@ -39,6 +40,9 @@ export const quantizeCommand = command({
   flags: QUANTIZE_FLAGS,
   run: quantizeRun,
 });
+
+/** A difference with its sign ('+0.10', '-2.67'). */
+const signed = (v: number): string => `${v >= 0 ? '+' : ''}${v.toFixed(2)}`;
 
 /** Metadata a quantized file keeps from its source (the rest is rewritten). */
 const CARRIED = (k: string): boolean => k !== 'format' && k !== 'config' && k !== 'quant';
@@ -80,7 +84,9 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   const runner = withMerging(vit, f, metadata);
   const cfg = runner.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
   // the split is read once (a folder decoded once) and scored as cait eval scores it, float then int8
-  const test = f.data ? testSplitOf(f.data, cfg, { quiet, limit: f.limit }) : null;
+  if (f.data !== undefined && !isFolder(f.data)) checkFolderFlags(f, `the built-in dataset ${f.data}`);
+  else if (f.data === undefined && f['val-split'] !== undefined) throw new UsageError('--val-split holds out images of --data DIR: give --data');
+  const test = f.data ? testSplitOf(f.data, cfg, { quiet, limit: f.limit, 'val-split': f['val-split'], seed: f.seed }) : null;
   const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: f.batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
   const floatAcc = await acc();
   const { qm, bytes } = writeQuantized(vit, out, metadata, inputs, runner);
@@ -89,7 +95,7 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   if (!f.json) {
     console.log(`wrote ${out}: ${cfg.name}${cfg.widths ? ' (compact)' : ''}${cfg.merge ? `, ATME ${cfg.merge}` : ''}, ${layers} int8 layers, ` +
       `${(bytes / 1e6).toFixed(3)} MB (float ${(floatBytes / 1e6).toFixed(3)} MB)`);
-    if (floatAcc && int8Acc) console.log(`accuracy on ${int8Acc.n} of the ${test!.what}: float ${(100 * floatAcc.accuracy).toFixed(2)}%, int8 ${(100 * int8Acc.accuracy).toFixed(2)}% (${(100 * (int8Acc.accuracy - floatAcc.accuracy)).toFixed(2)} points)`);
+    if (floatAcc && int8Acc) console.log(`accuracy on ${int8Acc.n} of the ${test!.what}: float ${(100 * floatAcc.accuracy).toFixed(2)}%, int8 ${(100 * int8Acc.accuracy).toFixed(2)}% (${signed(100 * (int8Acc.accuracy - floatAcc.accuracy))} points)`);
   }
   emitJson(f, {
     out, bytes, float_bytes: floatBytes, model: cfg.name, scheme: 'int8-dynamic', layers, compact: !!cfg.widths, merge: cfg.merge ?? '',

@@ -129,8 +129,8 @@ function trainRun(f: TrainFlags): void {
   if (seg) return trainSegment(f, run, loaded);
   if (isFolder(f.data)) {
     const opts = runOptions(f, run, { batch: 128, smoothing: 0.1 });
-    const header = (runner: Trainable, vit: VisionTransformer, train: number, val: number): void => {
-      if (!f.json) printHeader(runner, vit, `${f.data}: ${train} training images, ${val} validation; ${run.epochs} epochs of ${Math.ceil(train / opts.batchSize)} steps (batch ${opts.batchSize})${f.resume ? `, resuming from ${f.resume}` : ''}`);
+    const header = (runner: Trainable, vit: VisionTransformer, train: number, val: number, heldOut: boolean): void => {
+      if (!f.json) printHeader(runner, vit, `${f.data}: ${train} training images, ${heldOut ? `${val} validation` : 'scored on them too (none held out)'}; ${run.epochs} epoch${run.epochs === 1 ? '' : 's'} of ${Math.ceil(train / opts.batchSize)} steps (batch ${opts.batchSize})${f.resume ? `, resuming from ${f.resume}` : ''}`);
     };
     return emitJson(f, trainFolder(f, loaded, (m, md) => withMerging(m, f, md), opts, header));
   }
@@ -162,7 +162,7 @@ function trainRun(f: TrainFlags): void {
   }
   const used = Math.min(f.limit ?? Infinity, indices?.length ?? ds.train.n), batch = f.batch ?? 128;
   if (!f.json) printHeader(runner, model, `${dataName}: ${used} training images${f.val ? ` (${f.val} held out for validation)` : ''}, ${f['eval-limit'] ? Math.min(f['eval-limit'], ds.test.n) : ds.test.n} test; ` +
-    `${run.epochs} epochs of ${Math.ceil(used / batch)} steps (batch ${batch})${f.resume ? `, resuming from ${f.resume}` : ''}`);
+    `${run.epochs} epoch${run.epochs === 1 ? '' : 's'} of ${Math.ceil(used / batch)} steps (batch ${batch})${f.resume ? `, resuming from ${f.resume}` : ''}`);
   const logs = train(runner, ds.train, {
     ...runOptions(f, run, { batch: 128, smoothing: 0.1 }),
     cropPad: f['crop-pad'], flip: dataName === 'fashion-mnist', mean, std, indices, validate,
@@ -202,7 +202,7 @@ function trainSegment(f: TrainFlags, run: ReturnType<typeof checkRun>, loaded?: 
   const runner = withMerging(model, f, metadata);
   const used = Math.min(f.limit ?? Infinity, scenes.train.n), batch = f.batch ?? 64;
   if (!f.json) printHeader(runner, model, `${spec.data} scenes: ${used} training, ${f['eval-limit'] ? Math.min(f['eval-limit'], scenes.test.n) : scenes.test.n} test; ` +
-    `${run.epochs} epochs of ${Math.ceil(used / batch)} steps (batch ${batch})${f.resume ? `, resuming from ${f.resume}` : ''}`);
+    `${run.epochs} epoch${run.epochs === 1 ? '' : 's'} of ${Math.ceil(used / batch)} steps (batch ${batch})${f.resume ? `, resuming from ${f.resume}` : ''}`);
   const logs = train(runner, scenes.train, {
     ...runOptions(f, run, { batch: 64, smoothing: 0 }),
     cropPad: 0, flip: spec.data === 'fashion-mnist', mean: model.cfg.mean[0], std: model.cfg.std[0],

@@ -1,9 +1,12 @@
 // Your own images: a directory in torchvision's ImageFolder layout.
-//   DIR/train/<class>/*.png|jpg  and  DIR/val/<class>/*   (two splits), or
-//   DIR/<class>/*                                           (one split; a seeded
-//                                                            fraction held out with valSplit)
+//   DIR/train/<class>/**  and  DIR/val/<class>/**   (two splits; val/ may be
+//                                                    named valid/, validation/ or test/), or
+//   DIR/<class>/**                                  (one split; a seeded
+//                                                    fraction held out with valSplit)
 // Classes are the sub-folder names, sorted (ImageFolder's order), and are
-// matched to a model's own labels by name when it has them.
+// matched to a model's own labels by name when it has them. A class's images
+// are every PNG/JPEG below its folder, subfolders included, as ImageFolder's
+// os.walk finds them (followed links included, each real folder once).
 //
 // Every image is decoded and preprocessed once, to the uint8 view the model
 // sees at evaluation (src/data/preprocess.ts), and cached per split in
@@ -25,7 +28,7 @@
 // { version, key, px, entries: [[path, size, ctimeMs], ...] } | n * px bytes.
 // ctime, not mtime: cp -p, rsync -a and tar x restore a replaced file's mtime
 // (same size, same mtime: stale pixels), but none can set its change time.
-import { type Dirent, closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { type Dirent, closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { readImageFile } from '../io/image.js';
@@ -38,6 +41,8 @@ import { makeBatch as makeGreyBatch, type Batch, type BatchOptions, type ImageSo
 import { DEFAULT_RRC, normalizePixels, preprocessPixels, trainView, type PixelsU8, type TrainTransform } from './preprocess.js';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
+/** The validation split's folder beside train/, the first of these found (datasets name it either way). */
+export const VAL_DIRS = ['val', 'valid', 'validation', 'test'] as const;
 
 export class FolderError extends Error {
   /** usage: the options do not fit the folder (the CLI exits 2), not its contents. */
@@ -48,6 +53,10 @@ export interface FolderListing {
   root: string;
   /** 'split': DIR/train and DIR/val; 'flat': DIR/<class> (val = a held-out fraction, or all of it). */
   layout: 'split' | 'flat';
+  /** The val split's folder name in the split layout (val, valid, validation or test). */
+  valDir?: string;
+  /** Whether val holds images train does not: false for a flat folder without valSplit, whose val is its train split. */
+  heldOut: boolean;
   /** Folder class names, sorted. */
   classes: string[];
   train: { files: string[]; labels: number[] };
@@ -84,17 +93,27 @@ function listClasses(dir: string, what: string): { classes: string[]; files: str
   }
   let skipped = 0, special = 0;
   const files = classes.map((c) => {
-    const d = join(dir, c), all: string[] = [];
-    // a FIFO named x.png would block a read forever; it and other non-files are skipped, and counted apart
-    for (const e of visible(d)) {
-      const k = kind(d, e);
-      if (k === 'file') all.push(e.name);
-      else if (k === 'other') special++;
-    }
-    all.sort();
-    const imgs = all.filter(isImage);
-    skipped += all.length - imgs.length;
-    return imgs.map((f) => join(d, f));
+    const imgs: string[] = [];
+    // ImageFolder's sorted(os.walk(followlinks=True)): a folder's files (sorted), then its
+    // subfolders' in turn; each real folder once (a link back up would loop)
+    const seenDirs = new Set<string>();
+    const walk = (d: string) => {
+      let real: string;
+      try { real = realpathSync(d); } catch { special++; return; }
+      if (seenDirs.has(real)) return;
+      seenDirs.add(real);
+      const sub: string[] = [];
+      // a FIFO named x.png would block a read forever; it and other non-files are skipped, and counted apart
+      for (const e of visible(d).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        const k = kind(d, e);
+        if (k === 'file') { if (isImage(e.name)) imgs.push(join(d, e.name)); else skipped++; }
+        else if (k === 'dir') sub.push(join(d, e.name));
+        else special++;
+      }
+      for (const x of sub) walk(x);
+    };
+    walk(join(dir, c));
+    return imgs;
   });
   const empty = classes.filter((_, i) => !files[i].length);
   if (empty.length) throw new FolderError(`${what}: class folder(s) without PNG or JPEG images: ${empty.join(', ')}`);
@@ -110,14 +129,17 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new FolderError(`--data ${dir}: not a directory`);
   const top = subdirs(root);
-  if (top.includes('train') && top.includes('val')) {
-    if (o.valSplit !== undefined) throw new FolderError(`--val-split applies to a folder without train/ and val/; ${dir} has both`, true);
-    const tr = listClasses(join(root, 'train'), join(dir, 'train')), va = listClasses(join(root, 'val'), join(dir, 'val'));
+  const valDir = top.includes('train') ? VAL_DIRS.find((d) => top.includes(d)) : undefined;
+  if (valDir) {
+    if (o.valSplit !== undefined) throw new FolderError(`--val-split applies to a folder without train/ and ${valDir}/; ${dir} has both`, true);
+    const tr = listClasses(join(root, 'train'), join(dir, 'train')), va = listClasses(join(root, valDir), join(dir, valDir));
     const extra = va.classes.filter((c) => !tr.classes.includes(c));
-    if (extra.length) throw new FolderError(`${join(dir, 'val')}: class folder(s) not in ${join(dir, 'train')}: ${extra.join(', ')}`);
+    if (extra.length) throw new FolderError(`${join(dir, valDir)}: class folder(s) not in ${join(dir, 'train')}: ${extra.join(', ')}`);
     const flat = (l: typeof tr) => ({ files: l.files.flat(), labels: l.files.flatMap((f, i) => f.map(() => tr.classes.indexOf(l.classes[i]))) });
-    return { root, layout: 'split', classes: tr.classes, train: flat(tr), val: flat(va), skipped: tr.skipped + va.skipped, special: tr.special + va.special };
+    return { root, layout: 'split', valDir, heldOut: true, classes: tr.classes, train: flat(tr), val: flat(va), skipped: tr.skipped + va.skipped, special: tr.special + va.special };
   }
+  // train/ alone would read as a flat folder with one class 'train'
+  if (top.includes('train')) throw new FolderError(`${dir}: has train/ but no ${VAL_DIRS.join('/, ')}/ beside it: add one (${dir}/val/<class>/...), or put the class folders at the top (${dir}/<class>/...) and hold some out with --val-split F`);
   const l = listClasses(root, dir);
   const v = o.valSplit;
   if (v !== undefined && !(v > 0 && v < 1)) throw new FolderError(`--val-split must be a fraction in (0, 1), got ${v}`, true);
@@ -131,7 +153,7 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
     files.forEach((f, i) => { const s = held.has(i) ? val : train; s.files.push(f); s.labels.push(c); });
   });
   if (v !== undefined && !val.files.length) throw new FolderError(`--val-split ${v}: every class of ${dir} has fewer than 2 images, nothing to hold out`);
-  return { root, layout: 'flat', classes: l.classes, train, val, skipped: l.skipped, special: l.special };
+  return { root, layout: 'flat', heldOut: v !== undefined, classes: l.classes, train, val, skipped: l.skipped, special: l.special };
 }
 
 /**
