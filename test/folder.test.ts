@@ -209,7 +209,7 @@ test('ImageFolder\'s walk: images in subfolders of a class count (links followed
   assert.throws(() => listFolder(only), /has train\/ but no val\/, valid\/, validation\/, test\/ beside it/);
 });
 
-test('a one-split folder without --val-split: train says the scores are on the training images (stderr, JSON held_out); crop flags on a grey model without a preprocess config are usage errors; quantize --val-split', async () => {
+test('a one-split folder without --val-split: train says the scores are on the training images (stderr, JSON held_out); a held-out split is scored every epoch; crop flags on a grey model without a preprocess config are usage errors; quantize --val-split', async () => {
   const flat = join(data, 'train');
   const run = join(root, 'noval-run');
   const t = await cait('train', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', flat, '--epochs', '1', '--limit', '24', '--batch', '12', '--out', run, '--json');
@@ -220,6 +220,10 @@ test('a one-split folder without --val-split: train says the scores are on the t
   assert.is(v.code, 0, v.stderr);
   assert.is(v.json.held_out, true);
   assert.not.match(v.stderr, /no held-out images/);
+  // the held-out images scored after every epoch, as --val N on the built-in data (plot --log shows it)
+  const logOf = (d: string) => readFileSync(join(d, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(logOf(join(root, 'val-run'))[0].valAccuracy, v.json.accuracy, 'the last epoch\'s score is the final one');
+  assert.is(logOf(run)[0].valAccuracy, undefined, 'nothing held out: nothing to log');
   // the Fashion-MNIST models are grey without a preprocess config: the crop flags did nothing there
   const r = await cait('train', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', data, '--rrc-scale', '0.6', '--epochs', '1', '--out', join(root, 'rrc-run'));
   assert.is(r.code, 2, r.stderr);

@@ -176,7 +176,9 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
   }
   const runner = wrap(model, metadata);
   header(runner, model, Math.min(fd.train.n, f.limit ?? Infinity), Math.min(fd.val.n, f['eval-limit'] ?? Infinity), fd.listing.heldOut);
-  const logs = train(runner, fd.train, { ...opts, cropPad: f['crop-pad'], flip: !f['no-flip'], mean: model.cfg.mean[0], std: model.cfg.std[0] });
+  // a held-out split is scored after every epoch too (log.jsonl's valAccuracy, as --val N on the built-in data)
+  const validate = fd.listing.heldOut ? () => { const r = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] }); return { accuracy: r.top1, n: r.n }; } : undefined;
+  const logs = train(runner, fd.train, { ...opts, cropPad: f['crop-pad'], flip: !f['no-flip'], mean: model.cfg.mean[0], std: model.cfg.std[0], validate });
   const s = scoreFolderSync(runner, fd.val, { limit: f['eval-limit'] });
   const last = logs[logs.length - 1], merge = runner.cfg.merge ?? '', file = join(opts.outDir, 'model.safetensors');
   if (!f.json) {
