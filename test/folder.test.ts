@@ -238,6 +238,18 @@ test('a one-split folder without --val-split: train says the scores are on the t
   assert.is(q.json.accuracy_float, e.json.accuracy, 'the same held-out images as eval');
 });
 
+test('decode cache: a flat folder\'s splits share one cache file, so another --val-split or --seed decodes nothing', () => {
+  const cfg = { ...getPreset('vit_fmnist'), classes: FASHION_MNIST_CLASSES.map((c) => c.replace(/\//g, '_')) }, flat = join(data, 'train'), cacheDir = join(root, 'c-flat');
+  const a = loadFolder(flat, cfg, { valSplit: 0.25, seed: 1, cacheDir });
+  assert.is(a.stats.train.decoded + a.stats.val.decoded, 120);
+  // another draw of the same images (they were keyed by --val-split and --seed: all decoded again, into a new file)
+  const b = loadFolder(flat, cfg, { valSplit: 0.5, seed: 7, cacheDir });
+  assert.is(b.stats.train.decoded + b.stats.val.decoded, 0);
+  const c = loadFolder(flat, cfg, { cacheDir });
+  assert.is(c.stats.train.decoded + c.stats.val.decoded, 0, 'no --val-split: the same images again');
+  assert.is(readdirSync(join(cacheDir, 'folders')).filter((f) => f.endsWith('.bin')).length, 1);
+});
+
 test('class folders that differ only in Unicode normalization are refused (they merged into one label)', () => {
   const d = join(root, 'nfd');
   const png = encodePng(2, 2, new Uint8Array(16).fill(9));

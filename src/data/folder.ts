@@ -211,7 +211,7 @@ export interface LoadStats { n: number; decoded: number; cached: number; seconds
 /**
  * Decode (or read from the cache) every file to the view `v`: n * px bytes.
  * A cache entry is reused when the file's path, size and change time (ctime) match. The
- * cache file is one per `cacheKey` (a folder and split; else the file list)
+ * cache file is one per `cacheKey` (a split folder, or a flat folder's splits together; else the file list)
  * and view: it keeps the entries of earlier runs whose files are unchanged,
  * so adding an image or a --limit run decodes only what is new.
  */
@@ -377,7 +377,10 @@ export function loadFolder(dir: string, cfg: VitConfig, o: FolderOptions = {}): 
       throw new FolderError(`${dir} ${s}: ${files.length} images of ${view.channels}x${view.side}x${view.side} make ${(bytes / 2 ** 30).toFixed(2)} GiB decoded, over the ${(MAX_FOLDER_BYTES / 2 ** 30).toFixed(0)} GiB a split may take; ` +
         `use at most ${Math.floor(MAX_FOLDER_BYTES / (view.side * view.side * view.channels))} (--limit, or a smaller folder)`);
     }
-    const { pixels, stats } = files.length ? loadPixels(files, view, { ...o, cacheKey: `${resolve(dir)}\0${s}\0${o.valSplit ?? ''}\0${o.seed ?? ''}`, onProgress: (d, t) => o.onProgress?.(s, d, t) }) : { pixels: new Uint8Array(0), stats: empty };
+    // one cache file per split folder; a flat folder's splits share one, whatever --val-split and
+    // --seed draw from it (keyed by them, each new draw decoded the folder again, into a file of its own)
+    const cacheKey = listing.layout === 'flat' ? `${resolve(dir)}\0flat` : `${resolve(dir)}\0${s}`;
+    const { pixels, stats } = files.length ? loadPixels(files, view, { ...o, cacheKey, onProgress: (d, t) => o.onProgress?.(s, d, t) }) : { pixels: new Uint8Array(0), stats: empty };
     const labels = Labels.from(want.has(s) ? l.labels.map((c) => classIds[c]) : []);
     const n = labels.length;
     if (view.kind === 'grey') return { split: { images: pixels, labels, n, h: view.side, w: view.side }, stats };
