@@ -1,14 +1,15 @@
 // What the bundler tests share (test/bundle.test.ts: esbuild,
-// test/vite.test.ts: Vite): the user script each bundles, the download
-// budget, Node's answer for the same model and image, the static server, and
-// running the page in a browser and comparing it with Node.
-import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { extname, join } from 'node:path';
+// test/vite.test.ts: Vite, test/webpack.test.ts: webpack): the user script
+// each bundles, the installed package, the download budget, Node's answer for
+// the same model and image, the static server, and running the page in a
+// browser and comparing it with Node.
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type OutgoingHttpHeaders, type Server } from 'node:http';
+import { extname, join, sep } from 'node:path';
 import * as assert from 'uvu/assert';
 import { load } from '../src/api/node.js';
 import { withBrowser, type BrowserName } from './browsers.js';
-import { ROOT } from './pack.js';
+import { ROOT, tscIfStale } from './pack.js';
 
 export { ROOT };
 export const MODEL = join(ROOT, 'models/fmnist-cait.safetensors');
@@ -38,6 +39,61 @@ model.dispose();
 `;
 export const USER_SCRIPT = userScript('fmnist-cait.safetensors');
 
+/**
+ * What a user writes to run the threaded backend: the page starts a module
+ * Worker (threads block on Atomics.wait, which a page's main thread may not)
+ * and sends it the model's and the image's URLs (a worker's relative URLs are
+ * relative to its script, wherever the bundler put it); the worker loads with
+ * { threads: 2 } and posts back the answer, and the page sets window.result
+ * or window.failure as the other scripts do.
+ */
+export const THREADS_PAGE_SCRIPT = `const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+w.onmessage = (e) => { if (e.data.error) window.failure = e.data.error; else window.result = e.data; };
+w.onerror = (e) => { window.failure = 'worker: ' + e.message; };
+w.postMessage({ model: new URL('fmnist-cait.safetensors', location.href).href, image: new URL('sneaker.png', location.href).href });
+`;
+export const THREADS_WORKER_SCRIPT = `import { load } from 'caitjs';
+
+self.onmessage = async (e) => {
+  try {
+    const model = await load(e.data.model, { threads: 2 });
+    const image = await (await fetch(e.data.image)).blob();
+    const top = await model.classify(image, { topk: 3 });
+    const logits = await model.forward(model.preprocess(await createImageBitmap(image, { colorSpaceConversion: 'none' })));
+    postMessage({ top, logits: Array.from(logits), others: [], backend: model.info.backend, quant: model.info.quant, int8Dot: model.info.int8Dot });
+    model.dispose();
+  } catch (err) { postMessage({ error: String(err && err.message || err) }); }
+};
+`;
+
+/**
+ * load({ threads: 2 }) on a page's main thread: the message it fails with,
+ * as window.result.error (a clear one is expected: threads need a Web Worker).
+ */
+export const THREADS_MAIN_SCRIPT = `import { load } from 'caitjs';
+
+try { (await load('fmnist-cait.safetensors', { threads: 2 })).dispose(); window.result = { error: null, isolated: self.crossOriginIsolated }; }
+catch (e) { window.result = { error: String(e && e.message || e), isolated: self.crossOriginIsolated }; }
+`;
+
+/** COOP/COEP: a cross-origin isolated page, which SharedArrayBuffer (threads) needs. */
+export const ISOLATED: OutgoingHttpHeaders = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
+/**
+ * node_modules/caitjs under `pkg` as npm installs it, as far as a browser build
+ * can reach: package.json, dist/ (less the CommonJS build and source maps) and
+ * build/*.wasm. dist/ is rebuilt with tsc first when a source file is newer
+ * than it (CI builds it in npm ci); `tag` names the test in tsc's report.
+ */
+export function installPackage(pkg: string, tag: string): void {
+  const built = (() => { try { return statSync(join(ROOT, 'dist/browser.js')).mtimeMs; } catch { return 0; } })();
+  tscIfStale(tag, built);
+  cpSync(join(ROOT, 'dist'), join(pkg, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.includes(`${sep}cjs`) });
+  mkdirSync(join(pkg, 'build'), { recursive: true });
+  for (const f of readdirSync(join(ROOT, 'build')).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(ROOT, 'build', f), join(pkg, 'build', f));
+  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+}
+
 /** Sets window.failure on an uncaught error or rejection, so a test waiting for window.result stops early. */
 export const FAILURE_SCRIPT = `<script>addEventListener('error', (e) => { window.failure = String(e.message); }); addEventListener('unhandledrejection', (e) => { window.failure = String(e.reason && e.reason.stack || e.reason); });</script>`;
 
@@ -52,18 +108,21 @@ export async function nodeAnswer(model = MODEL, backend?: 'wasm-simd' | 'wasm-re
   } finally { m.dispose(); }
 }
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream' };
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.png': 'image/png', '.safetensors': 'application/octet-stream', '.json': 'application/json' };
 
-/** Serves files under `dir` from 127.0.0.1; `file` maps a URL path (no leading /) to a name under `dir`, or null for 404; every name served is pushed to `fetched`. */
-export async function serveDir(dir: string, fetched: string[], file: (path: string) => string | null): Promise<{ server: Server; base: string }> {
+/**
+ * Serves files under `dir` from 127.0.0.1; `file` maps a URL path (no leading /) to a name under `dir`, or null for 404;
+ * every name served is pushed to `fetched`; `headers` go with every answer (ISOLATED for a cross-origin isolated page).
+ */
+export async function serveDir(dir: string, fetched: string[], file: (path: string) => string | null, headers: OutgoingHttpHeaders = {}): Promise<{ server: Server; base: string }> {
   const server = createServer((req, res) => {
     const name = file(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.slice(1)));
-    if (name === null) { res.writeHead(404).end(); return; }
+    if (name === null) { res.writeHead(404, headers).end(); return; }
     try {
       const body = readFileSync(join(dir, name));
       fetched.push(name);
-      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream' }).end(body);
-    } catch { res.writeHead(404).end(); }
+      res.writeHead(200, { ...headers, 'content-type': TYPES[extname(name)] ?? 'application/octet-stream' }).end(body);
+    } catch { res.writeHead(404, headers).end(); }
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const a = server.address();

@@ -12,39 +12,42 @@
 // (test/browsers.ts): Node's top-1 and logits within 1e-4, and what the page
 // downloads to classify (every script it fetched plus the one WASM file) at
 // most the esbuild test's 250 KB gzipped (printed on every run). The same
-// project also runs under Vite's dev server in Chromium. dist/ is
-// rebuilt with tsc when a source file is newer than it (CI builds it in npm ci).
+// project also runs under Vite's dev server in Chromium. A second page of
+// the project (threads.html, built by itself) loads with { threads: 2 } in a
+// module Worker, served cross-origin isolated: the pool's .shared.wasm builds
+// must come through Vite's asset handling too. dist/ is rebuilt with tsc
+// when a source file is newer than it (CI builds it in npm ci).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, normalize, sep } from 'node:path';
+import { join, normalize } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, createServer as viteServer, type Logger, type Rollup } from 'vite';
 import { BROWSERS, browserMissing } from './browsers.js';
-import { FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, assertLikeNode, largestDifference, nodeAnswer, runPage, serveDir } from './browser-page.js';
-import { tscIfStale } from './pack.js';
+import {
+  FAILURE_SCRIPT, ISOLATED, MODEL, SAMPLE, THREADS_PAGE_SCRIPT, THREADS_WORKER_SCRIPT, USER_SCRIPT,
+  assertLikeNode, installPackage, largestDifference, nodeAnswer, runPage, serveDir,
+} from './browser-page.js';
 
 const test = suite('vite');
 const work = mkdtempSync(join(tmpdir(), 'cait-vite-'));
-const proj = join(work, 'app'), out = join(work, 'out'), pkg = join(proj, 'node_modules/caitjs');
-let server: Server | null = null, base = '';
+const proj = join(work, 'app'), out = join(work, 'out'), outThreads = join(work, 'out-threads'), pkg = join(proj, 'node_modules/caitjs');
+let server: Server | null = null, base = '', isolated: Server | null = null, isolatedBase = '';
 const fetched: string[] = [];
 
 const gz = (file: string): number => gzipSync(readFileSync(file), { level: 9 }).length;
 
 test.before(async () => {
-  const built = (() => { try { return statSync(join(ROOT, 'dist/browser.js')).mtimeMs; } catch { return 0; } })();
-  tscIfStale('vite', built);
   // the installed package: what `files` ships that a browser build can reach
-  cpSync(join(ROOT, 'dist'), join(pkg, 'dist'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.includes(`${sep}cjs`) });
-  mkdirSync(join(pkg, 'build'));
-  for (const f of readdirSync(join(ROOT, 'build')).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(ROOT, 'build', f), join(pkg, 'build', f));
-  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+  installPackage(pkg, 'vite');
   writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   writeFileSync(join(proj, 'main.js'), USER_SCRIPT);
   writeFileSync(join(proj, 'index.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>\n${FAILURE_SCRIPT}\n<script type="module" src="./main.js"></script>\n`);
+  writeFileSync(join(proj, 'threads.js'), THREADS_PAGE_SCRIPT);
+  writeFileSync(join(proj, 'worker.js'), THREADS_WORKER_SCRIPT);
+  writeFileSync(join(proj, 'threads.html'), `<!doctype html><meta charset="utf-8"><title>caitjs</title>\n${FAILURE_SCRIPT}\n<script type="module" src="./threads.js"></script>\n`);
   // public/: served by the dev server, copied into the build
   mkdirSync(join(proj, 'public'));
   copyFileSync(MODEL, join(proj, 'public/fmnist-cait.safetensors'));
@@ -68,16 +71,28 @@ test.before(async () => {
   const nodeImports = chunks.flatMap((c) => [...c.imports, ...c.dynamicImports, ...(c.code.match(/(?:\bfrom\s*|\bimport\s*\(?\s*)["'`]node:[a-z_/]+/g) ?? [])].filter((i) => i.includes('node:')));
   assert.equal(nodeImports, [], 'the Vite bundle must not import Node built-ins');
   const wasmAssets = r.output.filter((o) => o.type === 'asset' && o.fileName.endsWith('.wasm')).map((o) => o.fileName);
-  assert.ok(wasmAssets.some((f) => /cait\.relaxed-/.test(f)) && wasmAssets.some((f) => /cait\.simd-/.test(f)), `Vite emits the kernels as assets (got ${wasmAssets.join(', ')})`);
+  // the pool's builds too (the page fetches them only with threads)
+  for (const b of ['relaxed', 'simd', 'relaxed.shared', 'simd.shared']) assert.ok(wasmAssets.some((f) => f.includes(`cait.${b}-`)), `Vite emits cait.${b}.wasm as an asset (got ${wasmAssets.join(', ')})`);
 
   ({ server, base } = await serveDir(out, fetched, (path) => {
     const name = normalize(path || 'index.html');
     return name.startsWith('..') ? null : name;
   }));
+
+  // the threads page, by itself (the index page's build and download stay as they were)
+  await build({
+    root: proj, configFile: false, logLevel: 'silent', customLogger: logger,
+    build: { outDir: outThreads, emptyOutDir: true, target: 'es2022', rolldownOptions: { input: join(proj, 'threads.html'), onwarn(w) { warnings.push(w.message); } } },
+  });
+  assert.equal(warnings, [], 'Vite builds the threads page with no warnings');
+  ({ server: isolated, base: isolatedBase } = await serveDir(outThreads, [], (path) => {
+    const name = normalize(path || 'threads.html');
+    return name.startsWith('..') ? null : name;
+  }, ISOLATED));
 });
 
 test.after(async () => {
-  await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+  for (const s of [server, isolated]) await new Promise<void>((ok) => (s ? s.close(() => ok()) : ok()));
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -92,6 +107,22 @@ for (const name of BROWSERS) {
     assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
     const jsGz = js.reduce((s, f) => s + gz(join(out, f)), 0), wasmGz = gz(join(out, wasm[0])), total = jsGz + wasmGz;
     assertLikeNode('vite', name, version, want, got, total, `${js.length} scripts ${(jsGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
+  });
+}
+
+for (const name of BROWSERS) {
+  // the .shared.wasm builds through Vite's assets as the plain ones are (once only the unhashed name beside
+  // the bundle was looked for: 'assets/cait.relaxed.shared.wasm: HTTP 404')
+  test(`${name}: the Vite build runs { threads: 2 } in a Worker as Node does`, async () => {
+    const why = await browserMissing(name);
+    if (why) { console.log(`  vite threads ${name}: SKIPPED: ${why}`); return; }
+    const want = await nodeAnswer();
+    const { result: got } = await runPage(name, isolatedBase + 'threads.html', `vite threads ${name}`);
+    const worst = largestDifference(want.logits, got.logits);
+    console.log(`  vite threads ${name} (${got.backend}): top-1 ${got.top[0].label} (Node ${want.top}), largest logit difference ${worst.toExponential(2)}`);
+    assert.match(got.backend, /^wasm-(relaxed|simd)-x2$/, `${name}: a pool of 2`);
+    assert.is(got.top[0].label, want.top, `${name} threads top-1`);
+    assert.ok(worst <= 1e-4, `${name}: threaded logits differ from Node's by up to ${worst} (> 1e-4)`);
   });
 }
 

@@ -13,6 +13,7 @@ import { Model, type ImageReader } from './model.js';
 import type { BackendName, LoadOptions, ModelSource } from './types.js';
 import { checkOptionKeys, showValue } from '../util/suggest.js';
 import { fetchBytes } from './fetch.js';
+import { readSafetensorsHeader } from '../io/safetensors.js';
 
 export interface Platform {
   /**
@@ -30,23 +31,38 @@ export interface Platform {
 /**
  * A model folder at a URL (ending in '/'): model.safetensors, and the
  * config.json and preprocessor_config.json beside it when they exist
- * (transformers or timm hub layout); a file URL: the file alone, with its own
- * metadata config. The weights within `maxBytes`, the configs within 16 MiB
- * (src/api/fetch.ts).
+ * (transformers or timm hub layout); a file URL: the file, and when its
+ * __metadata__ holds no config, the config.json and preprocessor_config.json
+ * beside it if they exist, as loadModel reads a file on disk (src/nn/model.ts).
+ * The weights within `maxBytes`, the configs within 16 MiB (src/api/fetch.ts).
  */
 export async function fetchCheckpoint(url: URL, maxBytes: number): Promise<{ files: CheckpointFiles; name: string }> {
   const weightsAt = (u: URL) => fetchBytes(u, { what: 'model weights', limit: maxBytes, missingOk: true });
-  const configAt = (u: URL) => fetchBytes(u, { what: 'model config', limit: 16 * 2 ** 20, missingOk: true });
+  // a server's fallback page is no config: Vite's dev server and `vite preview` answer a missing
+  // file with index.html and status 200 (a JSON config is an object: it starts with '{')
+  const configAt = async (u: URL) => {
+    const b = await fetchBytes(u, { what: 'model config', limit: 16 * 2 ** 20, missingOk: true });
+    const t = b ? new TextDecoder().decode(b) : undefined;
+    return t?.trimStart().startsWith('<') ? undefined : t;
+  };
+  const configsBeside = async (dir: URL) => {
+    const c = new URL('config.json', dir), p = new URL('preprocessor_config.json', dir);
+    const [config, preprocessorConfig] = await Promise.all([configAt(c), configAt(p)]);
+    return { config, preprocessorConfig, configName: c.href, preprocessorConfigName: p.href };
+  };
   if (!url.pathname.endsWith('/')) {
     const weights = await weightsAt(url);
     if (!weights) throw new Error(`${url.href}: model file not found (HTTP 404)`);
-    return { files: { weights }, name: url.href };
+    // the header only, to see whether the file names its own config (a file that is no safetensors
+    // fails in modelFromCheckpoint, with the reason); only then are two more requests worth making
+    let own = true;
+    try { own = readSafetensorsHeader(weights, url.href).metadata.config !== undefined; } catch { /* reported when built */ }
+    return { files: { weights, ...(own ? {} : await configsBeside(url)) }, name: url.href };
   }
-  const w = new URL('model.safetensors', url), c = new URL('config.json', url), p = new URL('preprocessor_config.json', url);
-  const [weights, config, pre] = await Promise.all([weightsAt(w), configAt(c), configAt(p)]);
+  const w = new URL('model.safetensors', url);
+  const [weights, configs] = await Promise.all([weightsAt(w), configsBeside(url)]);
   if (!weights) throw new Error(`${w.href}: not found (HTTP 404): a model folder URL must hold model.safetensors`);
-  const text = (b: Uint8Array | null) => (b ? new TextDecoder().decode(b) : undefined);
-  return { files: { weights, config: text(config), preprocessorConfig: text(pre), configName: c.href, preprocessorConfigName: p.href }, name: w.href };
+  return { files: { weights, ...configs }, name: w.href };
 }
 
 const BACKENDS: readonly BackendName[] = ['auto', 'wasm', 'wasm-simd', 'wasm-relaxed', 'webgpu', 'reference'];

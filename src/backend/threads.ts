@@ -392,6 +392,24 @@ const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - 
 /** Returned by awaitWorker when the caller must run the part: the job was cancelled unclaimed, or the worker stopped inside it. */
 const CANCELLED = Symbol('cancelled'), GONE = Symbol('gone');
 
+/**
+ * Why a pool cannot run on this thread, or null when it can: no SharedArrayBuffer (a page that is not cross-origin
+ * isolated), or a thread that may not block, a page's main thread, where the caller's Atomics.wait (see the header)
+ * would throw the browser's own words at the first split call (Chromium: 'Atomics.wait cannot be called in this
+ * context', Firefox: 'waiting is not allowed on this thread'). The probe waits on a value that is not there, so it
+ * returns at once where waiting is allowed; where it is not, it throws before the value is compared.
+ */
+export function threadsUnavailable(): string | null {
+  if (typeof SharedArrayBuffer === 'undefined') {
+    return 'SharedArrayBuffer is unavailable: browsers offer it only to cross-origin isolated pages (COOP: same-origin, COEP: require-corp), and threads run inside a Web Worker of such a page';
+  }
+  try { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0); } catch (e) {
+    return `this thread may not block (Atomics.wait: ${(e as Error).message}), and the pool's calling thread waits on its workers: ` +
+      'a page\'s main thread may not, so load the model inside a Web Worker (new Worker(url, { type: \'module\' })) of the cross-origin isolated page, or leave threads at 1';
+  }
+  return null;
+}
+
 export class ThreadedWasmBackend extends WasmBackend {
   override readonly name: string;
   readonly threads: number;
@@ -432,8 +450,8 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (!Number.isInteger(T) || T < 1 || T > 64) throw new RangeError(`threads must be an integer in 1..64, got ${T}`);
     const maxPages = o.maxMemoryPages ?? 16384, initial = o.initialPages ?? 256;
     if (!Number.isInteger(maxPages) || maxPages < 1 || maxPages > 65536) throw new RangeError(`maxMemoryPages must be in 1..65536, got ${maxPages}`);
-    if (typeof SharedArrayBuffer === 'undefined')
-      throw new Error('SharedArrayBuffer is unavailable: browsers offer it only to cross-origin isolated pages (COOP: same-origin, COEP: require-corp)');
+    const why = threadsUnavailable();
+    if (why) throw new Error(why);
     const memory = new WebAssembly.Memory({ initial: Math.min(initial, maxPages), maximum: maxPages, shared: true } as WebAssembly.MemoryDescriptor);
     super(module, variant, memory, maxPages * PAGE);
     this.threads = T;
@@ -969,7 +987,12 @@ export function loadThreadedWasmSync(o: ThreadOptions & { variant?: WasmVariant 
 /** Browsers (inside a Web Worker, cross-origin isolated) or Node: fetch the shared build from baseUrl; resolves when the pool is up and calibrated. */
 export async function loadThreadedWasm(baseUrl: string | URL, o: ThreadOptions & { variant?: WasmVariant | 'auto' }): Promise<ThreadedWasmBackend> {
   const v = resolveVariant(o.variant);
-  const be = new ThreadedWasmBackend(await compileBuild(baseUrl, `cait.${v}.shared.wasm`), v, o, isNode ? nodeSpawn() : browserSpawn());
+  return startThreadedWasm(await compileBuild(baseUrl, `cait.${v}.shared.wasm`), v, o);
+}
+
+/** A pool over `module`, a compiled shared build of `variant` (src/api/browser.ts finds it as it finds the one-thread builds); resolves when the pool is up and calibrated. */
+export async function startThreadedWasm(module: WebAssembly.Module, variant: WasmVariant, o: ThreadOptions): Promise<ThreadedWasmBackend> {
+  const be = new ThreadedWasmBackend(module, variant, o, isNode ? nodeSpawn() : browserSpawn());
   await be.ready();
   return be;
 }

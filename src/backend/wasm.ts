@@ -52,17 +52,31 @@ export function compileBuildSync(file: string): WebAssembly.Module {
   const proc = process as unknown as { getBuiltinModule(m: string): unknown };
   const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
   const url = proc.getBuiltinModule('node:url') as typeof import('node:url');
-  const path = url.fileURLToPath(new URL(`../../build/${file}`, import.meta.url));
+  // Node only: bundlers would read this template as "every file under build/" (webpack: a context module that
+  // emits the .wat files too where they are there; Vite: hashed copies), while a page finds its builds through
+  // the literal URLs of src/api/browser.ts
+  const path = url.fileURLToPath(new URL(/* webpackIgnore: true */ /* @vite-ignore */ `../../build/${file}`, import.meta.url));
   if (!fs.existsSync(path)) throw new Error(`${path} not found: run \`npm run build:wasm\``);
   return new WebAssembly.Module(fs.readFileSync(path));
 }
 
-/** Browsers (or Node with fetch): compile `file` from baseUrl. */
+/**
+ * Browsers (or Node with fetch): compile `file` (a build/ file name) from
+ * baseUrl (the demo page's workers; the library's load() fetches within a
+ * byte limit and tries several places, src/api/browser.ts).
+ */
 export async function compileBuild(baseUrl: string | URL, file: string): Promise<WebAssembly.Module> {
-  const res = await fetch(new URL(file, baseUrl));
-  if (!res.ok) throw new Error(`${new URL(file, baseUrl)}: HTTP ${res.status}`);
-  return WebAssembly.compile(await res.arrayBuffer());
+  const u = new URL(file, baseUrl);
+  const res = await fetch(u);
+  if (!res.ok) throw new Error(`${u.href}: HTTP ${res.status}: serve node_modules/caitjs/build/${file} there`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  // a server's fallback page is no kernel (Vite's dev server answers a missing file with index.html, status 200)
+  if (!isWasm(bytes)) throw new Error(`${u.href}: not WebAssembly (${bytes.byteLength} bytes starting ${JSON.stringify(new TextDecoder().decode(bytes.subarray(0, 16)))}): serve node_modules/caitjs/build/${file} there`);
+  return WebAssembly.compile(bytes as BufferSource);
 }
+
+/** Whether bytes start with WebAssembly's magic number (\0asm). */
+export const isWasm = (bytes: Uint8Array): boolean => bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
 
 /**
  * Memory: WebAssembly memory can grow but never shrink (the spec has no

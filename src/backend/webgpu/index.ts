@@ -16,7 +16,7 @@ export { readsAsync, type AsyncReadable } from '../backend.js';
 /** A backend on `gpu` (default: navigator.gpu), or an Error saying why not. */
 export async function createWebGpuBackend(o: WebGpuBackendOptions & { gpu?: Gpu; adapter?: GpuRequestAdapterOptions } = {}): Promise<WebGpuBackend> {
   const gpu = o.gpu ?? (globalThis as unknown as { navigator?: { gpu?: Gpu } }).navigator?.gpu;
-  if (!gpu) throw new Error('WebGPU is not available here (no navigator.gpu; in Node use createNodeWebGpu from src/backend/webgpu/node.ts)');
+  if (!gpu) throw new Error("WebGPU is not available here (no navigator.gpu): in a browser without it use the default WASM backend; in Node, load(model, { backend: 'webgpu' }) with the optional package webgpu installed");
   const adapter = await gpu.requestAdapter(o.adapter);
   if (!adapter) throw new Error('WebGPU: requestAdapter() returned null (no suitable GPU; headless Chromium needs --enable-unsafe-webgpu)');
   const l = adapter.limits;
