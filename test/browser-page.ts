@@ -4,6 +4,7 @@
 // the same model and image, the static server, and running the page in a
 // browser and comparing it with Node.
 import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { createServer, type OutgoingHttpHeaders, type Server } from 'node:http';
 import { extname, join, sep } from 'node:path';
 import * as assert from 'uvu/assert';
@@ -162,4 +163,18 @@ export function assertLikeNode(tag: string, name: BrowserName, version: string, 
   assert.is(got.logits.length, want.logits.length);
   assert.ok(worst <= 1e-4, `${name}: logits differ from Node's by up to ${worst} (> 1e-4)`);
   assert.ok(total <= BUDGET_GZ, `${name}: the page downloads ${total} bytes gzipped to classify, over the ${BUDGET_GZ}-byte budget`);
+}
+
+/** A file's size gzipped at level 9 (what a server would send). */
+export const gzSize = (file: string): number => gzipSync(readFileSync(file), { level: 9 }).length;
+
+/**
+ * What a bundler's page downloaded to classify, gzipped: every script it
+ * fetched from `out` plus the one WASM file (asserted one), for assertLikeNode.
+ */
+export function pageDownload(name: string, out: string, fetched: readonly string[]): { total: number; parts: string } {
+  const wasm = [...new Set(fetched.filter((f) => f.endsWith('.wasm')))], js = [...new Set(fetched.filter((f) => f.endsWith('.js')))];
+  assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
+  const jsGz = js.reduce((s, f) => s + gzSize(join(out, f)), 0), wasmGz = gzSize(join(out, wasm[0]));
+  return { total: jsGz + wasmGz, parts: `${js.length} scripts ${(jsGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB` };
 }

@@ -23,13 +23,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { build, createServer as viteServer, type Logger, type Rollup } from 'vite';
 import { BROWSERS, browserMissing } from './browsers.js';
-import {
-  FAILURE_SCRIPT, ISOLATED, MODEL, SAMPLE, THREADS_PAGE_SCRIPT, THREADS_WORKER_SCRIPT, USER_SCRIPT,
-  assertLikeNode, installPackage, largestDifference, nodeAnswer, runPage, serveDir,
-} from './browser-page.js';
+import { FAILURE_SCRIPT, ISOLATED, MODEL, SAMPLE, THREADS_PAGE_SCRIPT, THREADS_WORKER_SCRIPT, USER_SCRIPT, assertLikeNode, installPackage, largestDifference, nodeAnswer, runPage, serveDir, pageDownload } from './browser-page.js';
 
 const test = suite('vite');
 const work = mkdtempSync(join(tmpdir(), 'cait-vite-'));
@@ -37,7 +33,6 @@ const proj = join(work, 'app'), out = join(work, 'out'), outThreads = join(work,
 let server: Server | null = null, base = '', isolated: Server | null = null, isolatedBase = '';
 const fetched: string[] = [];
 
-const gz = (file: string): number => gzipSync(readFileSync(file), { level: 9 }).length;
 
 test.before(async () => {
   // the installed package: what `files` ships that a browser build can reach
@@ -103,10 +98,8 @@ for (const name of BROWSERS) {
     const want = await nodeAnswer();
     fetched.length = 0;
     const { result: got, version } = await runPage(name, base + 'index.html');
-    const wasm = [...new Set(fetched.filter((f) => f.endsWith('.wasm')))], js = [...new Set(fetched.filter((f) => f.endsWith('.js')))];
-    assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
-    const jsGz = js.reduce((s, f) => s + gz(join(out, f)), 0), wasmGz = gz(join(out, wasm[0])), total = jsGz + wasmGz;
-    assertLikeNode('vite', name, version, want, got, total, `${js.length} scripts ${(jsGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
+    const { total, parts } = pageDownload(name, out, fetched);
+    assertLikeNode('vite', name, version, want, got, total, parts);
   });
 }
 

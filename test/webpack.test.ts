@@ -21,9 +21,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { BROWSERS, browserMissing } from './browsers.js';
-import { FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, assertLikeNode, installPackage, nodeAnswer, runPage, serveDir } from './browser-page.js';
+import { FAILURE_SCRIPT, MODEL, ROOT, SAMPLE, USER_SCRIPT, assertLikeNode, installPackage, nodeAnswer, runPage, serveDir, pageDownload } from './browser-page.js';
 
 const test = suite('webpack');
 const work = mkdtempSync(join(tmpdir(), 'cait-webpack-'));
@@ -31,7 +30,6 @@ const proj = join(work, 'app'), out = join(proj, 'dist');
 let server: Server | null = null, base = '';
 const fetched: string[] = [];
 
-const gz = (file: string): number => gzipSync(readFileSync(file), { level: 9 }).length;
 
 interface StatsMessage { message: string; moduleName?: string }
 
@@ -86,10 +84,8 @@ for (const name of BROWSERS) {
     const want = await nodeAnswer();
     fetched.length = 0;
     const { result: got, version } = await runPage(name, base + 'index.html');
-    const wasm = [...new Set(fetched.filter((f) => f.endsWith('.wasm')))], js = [...new Set(fetched.filter((f) => f.endsWith('.js')))];
-    assert.is(wasm.length, 1, `${name} fetched one WASM file (got ${wasm.join(', ')})`);
-    const jsGz = js.reduce((s, f) => s + gz(join(out, f)), 0), wasmGz = gz(join(out, wasm[0])), total = jsGz + wasmGz;
-    assertLikeNode('webpack', name, version, want, got, total, `${js.length} scripts ${(jsGz / 1024).toFixed(1)} KB + ${wasm[0]} ${(wasmGz / 1024).toFixed(1)} KB`);
+    const { total, parts } = pageDownload(name, out, fetched);
+    assertLikeNode('webpack', name, version, want, got, total, parts);
   });
 }
 
