@@ -10,6 +10,8 @@
 // Errors:   { error: "..." } with a 4xx status.
 // `data` is row-major, flat or nested as the shape says.
 
+import { showValue } from '../util/suggest.js';
+
 /** An error answered to the client: a status and a message. */
 export class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) { super(message); }
@@ -29,35 +31,8 @@ export interface InferRequest {
 interface Json { [k: string]: unknown }
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** How deep describe() shows a nested value. */
-const DESCRIBE_DEPTH = 3;
-
-/**
- * A JSON value as an error message shows it: at most `max` characters, and
- * nothing nested past DESCRIBE_DEPTH shown (`[...]`, `{...}`). JSON.stringify
- * recurses through the whole value: a field 200,000 arrays deep, which
- * JSON.parse reads, overflowed the stack (a 500 instead of a 400).
- */
-export function describe(v: unknown, max = 40): string {
-  let out = '';
-  // stops once the text is past max: a million-entry array costs no more than a short one
-  const put = (x: unknown, depth: number): void => {
-    if (typeof x === 'string') { out += JSON.stringify(x.slice(0, max + 1)); return; }
-    if (typeof x !== 'object' || x === null) { out += String(x); return; }
-    const arr = Array.isArray(x);
-    if (depth >= DESCRIBE_DEPTH) { out += arr ? '[...]' : '{...}'; return; }
-    const keys = arr ? null : Object.keys(x), n = arr ? x.length : keys!.length;
-    out += arr ? '[' : '{';
-    for (let i = 0; i < n && out.length <= max; i++) {
-      if (i) out += ',';
-      if (keys) out += JSON.stringify(keys[i].slice(0, max + 1)) + ':';
-      put(arr ? x[i] : (x as Json)[keys![i]], depth + 1);
-    }
-    out += arr ? ']' : '}';
-  };
-  put(v, 0);
-  return out.length > max ? out.slice(0, max) + '...' : out;
-}
+/** A request value in an error message: at most 40 characters, however deep its nesting (util/suggest.ts). */
+export const describe = (v: unknown): string => showValue(v, 40);
 
 /** Parse JSON, or a 400 that says where it broke. */
 export function parseJson(text: string): unknown {

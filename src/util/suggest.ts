@@ -41,14 +41,33 @@ export function checkOptionKeys(o: unknown, known: readonly string[], where: str
   }
 }
 
+/** How deep showValue shows a nested value. */
+const SHOW_DEPTH = 3;
+
 /**
- * A value as an option error shows it: strings quoted (so '2' is not read as
- * the number 2), numbers as they print (NaN, Infinity), others as JSON, cut
- * at 80 characters.
+ * A value as an error message shows it: strings quoted (so '2' is not read
+ * as the number 2), numbers as they print (NaN, Infinity), arrays and objects
+ * as JSON to SHOW_DEPTH levels (`[...]`, `{...}` below), cut at `max`
+ * characters. Bounded: JSON.stringify recurses through the whole value, and
+ * a request field 200,000 arrays deep (which JSON.parse reads) overflowed the
+ * stack; a million-entry array costs no more than a short one.
  */
-export function showValue(v: unknown): string {
-  if (typeof v === 'number' || typeof v === 'bigint' || v === undefined) return String(v);
-  let s: string;
-  try { s = JSON.stringify(v) ?? String(v); } catch { s = String(v); }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+export function showValue(v: unknown, max = 80): string {
+  let out = '';
+  const put = (x: unknown, depth: number): void => {
+    if (typeof x === 'string') { out += JSON.stringify(x.slice(0, max + 1)); return; }
+    if (typeof x !== 'object' || x === null) { out += String(x); return; }
+    const arr = Array.isArray(x);
+    if (depth >= SHOW_DEPTH) { out += arr ? '[...]' : '{...}'; return; }
+    const keys = arr ? null : Object.keys(x), n = arr ? x.length : keys!.length;
+    out += arr ? '[' : '{';
+    for (let i = 0; i < n && out.length <= max; i++) {
+      if (i) out += ',';
+      if (keys) out += JSON.stringify(keys[i].slice(0, max + 1)) + ':';
+      put(arr ? (x as unknown[])[i] : (x as Record<string, unknown>)[keys![i]], depth + 1);
+    }
+    out += arr ? ']' : '}';
+  };
+  put(v, 0);
+  return out.length > max ? `${out.slice(0, max)}...` : out;
 }
