@@ -80,14 +80,14 @@ export function checkOptions(o: LoadOptions): void {
     throw new Error(`load: unknown backend ${typeof o.backend === 'string' ? `'${o.backend}'` : Object.prototype.toString.call(o.backend)} (${BACKENDS.join(', ')}, or a Backend instance)`);
   }
   for (const k of ['preset', 'merge', 'similarity', 'unmerge'] as const) {
-    if (o[k] !== undefined && typeof o[k] !== 'string') throw new TypeError(`load: ${k} must be a string, got ${JSON.stringify(o[k])}`);
+    if (o[k] !== undefined && typeof o[k] !== 'string') throw new TypeError(`load: ${k} must be a string, got ${showValue(o[k])}`);
   }
   if (o.wasm !== undefined && !(typeof o.wasm === 'string' || o.wasm instanceof URL || o.wasm instanceof Uint8Array || o.wasm instanceof ArrayBuffer)) {
     throw new TypeError(`load: wasm must be a path or URL of the kernels (a cait.*.wasm file or its folder) or their bytes, got ${Object.prototype.toString.call(o.wasm)}`);
   }
-  if (o.propAttn !== undefined && typeof o.propAttn !== 'boolean') throw new TypeError(`load: propAttn must be true or false, got ${JSON.stringify(o.propAttn)}`);
-  if (o.imgSize !== undefined && !(Number.isInteger(o.imgSize) && o.imgSize > 0)) throw new RangeError(`load: imgSize must be a positive integer, got ${JSON.stringify(o.imgSize)}`);
-  if (o.maxBytes !== undefined && !(typeof o.maxBytes === 'number' && o.maxBytes > 0)) throw new RangeError(`load: maxBytes must be a positive number, got ${JSON.stringify(o.maxBytes)}`);
+  if (o.propAttn !== undefined && typeof o.propAttn !== 'boolean') throw new TypeError(`load: propAttn must be true or false, got ${showValue(o.propAttn)}`);
+  if (o.imgSize !== undefined && !(Number.isInteger(o.imgSize) && o.imgSize > 0)) throw new RangeError(`load: imgSize must be a positive integer, got ${showValue(o.imgSize)}`);
+  if (o.maxBytes !== undefined && !(typeof o.maxBytes === 'number' && o.maxBytes > 0)) throw new RangeError(`load: maxBytes must be a positive number, got ${showValue(o.maxBytes)}`);
   const t = o.threads ?? 1;
   if (!Number.isInteger(t) || t < 1 || t > 64) throw new RangeError(`load: threads must be an integer in 1..64, got ${showValue(o.threads)}`);
   if (t > 1 && (o.backend === 'webgpu' || o.backend === 'reference')) throw new Error(`load: threads applies to the WASM backends, not '${o.backend}'`);

@@ -16,6 +16,7 @@ import { SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { INT8_SCHEME, dequantizeWeight, hasInt8Kernels, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
 import type { Backend } from '../backend/backend.js';
+import { showValue } from '../util/suggest.js';
 
 export const SCALE_SUFFIX = '.weight_scale';
 
@@ -109,7 +110,7 @@ registerQuantScheme(INT8_SCHEME, decodeInt8);
 export function checkInt8Options(o: { int8Attention?: unknown; int8SixBit?: unknown }, who: string): void {
   for (const k of ['int8Attention', 'int8SixBit'] as const) {
     const v = o[k];
-    if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${who}${k} must be true or false, got ${JSON.stringify(v)}`);
+    if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${who}${k} must be true or false, got ${showValue(v)}`);
   }
 }
 
@@ -141,7 +142,7 @@ export const LOAD_QUANTIZE = ['int8'] as const;
 export type LoadQuantize = (typeof LOAD_QUANTIZE)[number];
 
 export function checkQuantize(v: unknown, who: string): void {
-  if (v !== undefined && !(LOAD_QUANTIZE as readonly unknown[]).includes(v)) throw new TypeError(`${who}quantize must be ${LOAD_QUANTIZE.map((q) => `'${q}'`).join(' or ')}, got ${JSON.stringify(v)}`);
+  if (v !== undefined && !(LOAD_QUANTIZE as readonly unknown[]).includes(v)) throw new TypeError(`${who}quantize must be ${LOAD_QUANTIZE.map((q) => `'${q}'`).join(' or ')}, got ${showValue(v)}`);
 }
 
 /**
