@@ -479,6 +479,23 @@ function randomMasks(depth: number, s: number, o: { shared?: boolean; gates?: bo
     opt.dispose(); cd.dispose(); vit.dispose();
   });
 
+  // the CLI gives a MAC target, never a keep ratio: with 'uniform' the target was ignored
+  // (keepRatio's default 0.5 every time: 3.31x fewer MACs asked 1.2x or 3x)
+  test('uniform allocation meets a MAC target: the keep ratio is the largest whose uniform widths fit it', () => {
+    const vit = model(), dense = countMacs(vit.cfg, 'h@1').total;
+    for (const ratio of [1.2, 2, 3]) {
+      const T = dense / ratio, cd = new Cdcp(vit, { allocation: 'uniform', targetMacs: T }, 'h@1');
+      const macs = cd.macs(cd.finalMasks());
+      assert.ok(macs <= T, `${ratio}x: final MACs ${macs} over the target ${T}`);
+      // one channel more per mask (the next ratio step) would not fit: the ratio is the largest that does
+      assert.ok(cd.macsOf(cd.uniformWidths(cd.options.keepRatio + 0.02)) > T, `${ratio}x: keep ratio ${cd.options.keepRatio} is not the largest that fits`);
+      assert.equal(widthsOf(cd.finalMasks()), cd.uniformWidths(cd.options.keepRatio));
+      cd.dispose();
+    }
+    assert.throws(() => new Cdcp(vit, { allocation: 'uniform', targetMacs: -1 }), /targetMacs -1: expected a positive number/);
+    vit.dispose();
+  });
+
   test('final masks fit the final target: a short search is cut at its lowest scores', () => {
     const vit = model();
     for (const shared of [false, true]) {
