@@ -114,6 +114,32 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   }
 });
 
+// The method's switches from the command line (test/cdcp.test.ts and atme.test.ts test them through
+// the library): a tiny model, one search and one fine-tune epoch on 64 images, a fraction of a second each
+test('compress with every switch from the CLI: gates, shared Q/K/V, hard distillation, ATME features without proportional attention; uniform allocation meets --target-macs', async () => {
+  const { createModel, saveModel } = await import('../src/nn/model.js');
+  const { getPreset } = await import('../src/nn/presets.js');
+  const cfg = { ...getPreset('vit_fmnist'), name: 'tiny28', imgSize: 28, patchSize: 7, embedDim: 16, depth: 2, numHeads: 2, dataSize: 28, mean: [0.286], std: [0.353] };
+  const file = join(dir, 'tiny28.safetensors');
+  const m = createModel(cfg, 1); saveModel(file, m); m.dispose();
+  const run = ['compress', '--model', file, '--limit', '64', '--eval-limit', '32', '--search-epochs', '1', '--finetune-epochs', '1', '--json', '--quiet'];
+  const out = join(dir, 'tiny28-switches.safetensors');
+  const r = await cait(...run, '--target-macs', '1.3', '--masks', 'gates', '--shared-qkv', '--hard-distill', '--alpha', '0.3', '--tau', '3', '--lambda', '1',
+    '--merge', 'h@0', '--similarity', 'features', '--no-prop-attn', '--out', out);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.json.merge, 'h@0');
+  assert.ok(r.json.mac_ratio >= 1.3, `mac_ratio ${r.json.mac_ratio}`);
+  const saved = loadModel(out);
+  assert.equal(JSON.parse(saved.metadata.atme), { similarity: 'features', propAttn: false }, 'the ATME switches ride with the model');
+  saved.model.dispose();
+  // uniform widths follow the keep ratio alone: it must come from the target (it was 0.5 whatever was asked)
+  for (const target of [1.25, 2]) {
+    const u = await cait(...run, '--target-macs', String(target), '--merge', 'none', '--allocation', 'uniform', '--out', join(dir, `tiny28-uniform-${target}.safetensors`));
+    assert.is(u.code, 0, u.stderr);
+    assert.ok(u.json.mac_ratio >= target && u.json.mac_ratio < target * 1.25, `--target-macs ${target}: ${u.json.mac_ratio.toFixed(3)}x fewer MACs`);
+  }
+});
+
 test('eval --data fashion-mnist --json: the same scores as an image folder (top-1, top-5, per class, confusion), accuracy and n as before', async () => {
   const r = await cait('eval', '--model', join(ROOT, 'models/fmnist-dense.safetensors'), '--data', 'fashion-mnist', '--limit', '200', '--json');
   assert.is(r.code, 0, r.stderr);
