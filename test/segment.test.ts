@@ -204,7 +204,9 @@ test('segmentation model: an empty ATME schedule is the plain forward bit for bi
   assert.is(mac.backbone, countMacs(tinySeg, '').total - 16 * 5);
   assert.is(mac.head, 17 * 16 * 5);
   assert.is(mac.upsample, 4 * 16 * 4 * 5 + 16 * 4 * 16 * 5);
-  assert.is(merged.head, 5 * 16 * 5);
+  // the default residual unmerge runs the classifier on the full grid (17 tokens); a copy unmerge, on the merged 5
+  assert.is(merged.head, 17 * 16 * 5);
+  assert.is(segMacs({ ...tinySeg, segUnmerge: 'copy' }, 'h@0,v@1').head, 5 * 16 * 5);
   assert.ok(merged.total < mac.total);
   vit.dispose();
 });

@@ -15,7 +15,7 @@ import { quantizedFileBytes } from '../quant/format.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
 import { createModel, loadModel, saveModel } from '../nn/model.js';
-import { getPreset } from '../nn/presets.js';
+import { getPreset, type VitConfig } from '../nn/presets.js';
 import { countMacs, countParams } from '../cait/macs.js';
 import { compress, measureLatencies, searchStructure, type CompressReport, type StageOptions } from '../cait/compress.js';
 import type { TrainData } from '../train/trainer.js';
@@ -133,7 +133,12 @@ function compressRun(f: CompressFlags): void {
     epochs, batchSize: f.batch ?? (seg ? 64 : 128), lr, minLr: lr / 100, weightDecay: 0.05, warmupEpochs: Math.min(0.5, epochs / 4),
     smoothing: seg ? 0 : 0.1, clip: 1, seed: f.seed, cropPad: seg ? 0 : cropPad, flip: folder ? !f['no-flip'] : dataName === 'fashion-mnist', limit: f.limit,
   });
-  const cdcp: Partial<CdcpOptions> = { targetMacs: countMacs(dense.cfg, '').total / ratio, masks: f.masks, allocation: f.allocation, lambda: f.lambda };
+  // the budget is on the count the report gives: a segmentation model's head and upsampling do not
+  // depend on the widths, so CDCP's target (its MAC model counts the classifier) is the task's target
+  // less that constant (it was the classifier's count / ratio: a 1.8x target reported 1.78x)
+  const taskMacs = task?.macs ?? ((c: VitConfig, s: string) => countMacs(c, s).total);
+  const fixedMacs = taskMacs(dense.cfg, merge) - countMacs(dense.cfg, merge).total;
+  const cdcp: Partial<CdcpOptions> = { targetMacs: taskMacs(dense.cfg, '') / ratio - fixedMacs, masks: f.masks, allocation: f.allocation, lambda: f.lambda };
   if (f['shared-qkv']) cdcp.sharedQkv = true;
   const runDir = join(dirname(out), `.compress-${Date.now()}`);
   if (!f.json) {

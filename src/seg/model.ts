@@ -18,7 +18,7 @@ import { Tensor, keep } from '../tensor.js';
 import * as ops from '../ops/index.js';
 import type { Backend } from '../backend/backend.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import type { VitConfig } from '../nn/presets.js';
+import { numPrefixTokens, type VitConfig } from '../nn/presets.js';
 import { CaitModel, type CaitOptions, type TokenHead, type TokensOut } from '../cait/wrap.js';
 import { unmerge } from '../cait/atme.js';
 import { countMacs } from '../cait/macs.js';
@@ -87,14 +87,16 @@ export interface SegMacs { total: number; backbone: number; head: number; upsamp
 /**
  * MACs of one image: the backbone as countMacs counts it (patch embedding and
  * blocks, under the schedule and widths) without its class-token head, plus
- * the per-token classifier on the final (merged) tokens and the two
- * upsampling GEMMs (unmerge is a copy, not counted).
+ * the per-token classifier (on the merged tokens with segUnmerge 'copy', on
+ * the full grid with 'residual', where it runs after the unmerge) and the two
+ * upsampling GEMMs (unmerge and the residual adds are not counted).
  */
 export function segMacs(cfg: VitConfig, schedule?: string): SegMacs {
   const r = countMacs(cfg, schedule), last = r.blocks[r.blocks.length - 1];
   const backbone = r.total - r.head, C = cfg.embedDim, K = cfg.numClasses, S = cfg.imgSize;
-  const h = cfg.imgSize / cfg.patchSize, w = h;
-  const head = (last ? last.mlpTokens : 1 + h * w) * C * K;
+  const h = cfg.imgSize / cfg.patchSize, w = h, full = numPrefixTokens(cfg) + h * w;
+  // the classifier runs on the merged tokens before a copy unmerge, on the full grid after a residual one (SegHead)
+  const head = (last && (cfg.segUnmerge ?? 'residual') === 'copy' ? last.mlpTokens : full) * C * K;
   const upsample = h * S * w * K + S * h * S * K;
   return { total: backbone + head + upsample, backbone, head, upsample };
 }
