@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, scope, setBackend, getBackend } from '../src/tensor.js';
-import { noGrad } from '../src/autograd.js';
+import { backward, noGrad, zeroGrad } from '../src/autograd.js';
+import * as ops from '../src/ops/index.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { loadFashionMnist } from '../src/data/mnist.js';
@@ -211,6 +212,49 @@ test('segmentation model: an empty ATME schedule is the plain forward bit for bi
   vit.dispose();
 });
 
+// The method's alternative to unmerge (docs/cait-method.md, Segmentation transfer): the reduced
+// grid's logits upsampled bilinearly back to h x w, then to pixels. Checked against those two
+// stages done apart (torch's bilinear, align_corners=False, each), on a 4x4 grid merged to 2x2 and
+// to 2x4 (one h step), and with no merging (the plain forward); its MACs; a gradient reaches the head
+test('bilinear unmerge: the reduced grid upsampled bilinearly to h x w and on to the pixels', () => {
+  const vit = createModel(tinySeg, 7), x = () => Tensor.from(randn(2 * 256, 8), [2, 1, 16, 16]);
+  const A = Tensor.from(bilinearWeights(4, 16), [16, 4]);
+  noGrad(() => scope(() => {
+    for (const [merge, grid] of [['h@0,v@1', [2, 2]], ['h@1', [4, 2]]] as const) {
+      const m = new CaitModel(vit, { merge, similarity: 'fixed', head: new SegHead('bilinear') });
+      const out = m.forwardTokens(x());
+      assert.equal(out.grid, [...grid]);
+      const z = vit.head.forward(out.tokens).toArray(), K = 5, [gh, gw] = grid;
+      // stage 1 apart: [gh, gw] -> [4, 4] token logits (the prefix row stays); stage 2: the usual pixel upsampling
+      const by = bilinearWeights(gh, 4), bx = bilinearWeights(gw, 4), full = new Float32Array(2 * 17 * K);
+      for (let b = 0; b < 2; b++) for (let k = 0; k < K; k++) {
+        full[b * 17 * K + k] = z[b * (1 + gh * gw) * K + k];
+        for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) {
+          let v = 0;
+          for (let r = 0; r < gh; r++) for (let c = 0; c < gw; c++) v += by[i * gh + r] * bx[j * gw + c] * z[(b * (1 + gh * gw) + 1 + r * gw + c) * K + k];
+          full[(b * 17 + 1 + i * 4 + j) * K + k] = v;
+        }
+      }
+      close(m.forward(x()).toArray(), upsampleTokens(Tensor.from(full, [2, 17, K]), [4, 4], A, A, 1).toArray(), 1e-5, 0, `${merge}: bilinear unmerge vs two stages:`);
+      const mac = segMacs({ ...tinySeg, segUnmerge: 'bilinear' }, merge);
+      assert.is(mac.head, (1 + gh * gw) * 16 * K);
+      assert.is(mac.upsample, gh * 16 * gw * K + 16 * gh * 16 * K);
+    }
+    const plain = segModel(vit, { merge: '' }).forward(x()).toArray();
+    assert.equal(Array.from(new CaitModel(vit, { merge: '', head: new SegHead('bilinear') }).forward(x()).toArray()), Array.from(plain), 'no merging: the plain forward');
+  }));
+  // a gradient reaches the head through the composed matrices
+  const m = new CaitModel(vit, { merge: 'h@0,v@1', similarity: 'fixed', head: new SegHead('bilinear') });
+  scope(() => {
+    const y = m.forward(x(), true);
+    backward(ops.crossEntropy(y, new Int32Array(y.shape[0]).fill(2)));
+    const g = vit.head.weight.grad!.toArray();
+    assert.ok(g.some((v) => v !== 0) && g.every(Number.isFinite), 'the head gets a finite, non-zero gradient');
+  });
+  zeroGrad(vit.parameters());
+  vit.dispose();
+});
+
 test('residual unmerge: every position keeps its own stream plus its group\'s later updates', () => {
   // merge in block 1 and zero what block 1's MLP adds: nothing changes the tokens after the merge,
   // so the residual unmerge must give back the dense model's output, and copying must not
@@ -235,7 +279,7 @@ test('residual unmerge: every position keeps its own stream plus its group\'s la
   // two merges, real updates: gradients reach the input through merge, unmerge and the residuals
   const m = new CaitModel(createModel(tinySeg, 6), { merge: 'h@0,v@1', head: new SegHead('residual') });
   gradcheck('residual seg forward', ([t]) => m.forward(t), [[1, 1, 16, 16]], { samples: 12, atol: 5e-3, rtol: 5e-2 });
-  assert.throws(() => new SegHead('bilinear' as 'copy'), /expected residual or copy/);
+  assert.throws(() => new SegHead('diagonal' as 'copy'), /expected residual or copy or bilinear/);
   vit.dispose();
 });
 
@@ -289,7 +333,7 @@ test('CLI: train, compress, eval, bench and segment a segmentation model', async
   assert.ok(existsSync(join(dir, 'scene.png')) && g.json.miou >= 0 && g.json.width > s.json.width, 'a test scene adds the true mask');
   const u = await cait('eval', '--model', small, '--unmerge', 'sideways', '--limit', '1');
   assert.is(u.code, 2);
-  assert.match(u.stderr, /--unmerge must be residual or copy, got 'sideways'/);
+  assert.match(u.stderr, /--unmerge must be one of residual, copy, bilinear, got 'sideways'/);
   const p = await cait('predict', '--model', small, '--image', join(dir, 'in.png'));
   assert.is(p.code, 2);
   assert.match(p.stderr, /segmentation model: use cait segment/);

@@ -4,7 +4,7 @@
 import { writeFileAtomic } from '../io/output.js';
 import { loadDataset } from '../data/mnist.js';
 import { makeScenes, SCENE_DEFAULTS, TEST_SCENES, TRAIN_SCENES, type SceneSet, type SceneSpec } from '../data/scenes.js';
-import type { VitConfig } from '../nn/presets.js';
+import { SEG_UNMERGES, type VitConfig } from '../nn/presets.js';
 import type { Trainable } from '../train/trainer.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { readImageFile, encodePng } from '../io/image.js';
@@ -102,7 +102,7 @@ const SEGMENT_FLAGS = {
   'scene-seed': { type: 'int', min: 0, value: 'S', help: 'seed of the generated scenes', defaultText: 'as saved' },
   out: { type: 'string', value: 'MASK.png', help: 'the coloured mask with a legend (required)' },
   scale: { type: 'int', min: 1, max: 32, default: 4, help: 'pixels per input pixel in the picture' },
-  unmerge: { type: 'enum', choices: ['residual', 'copy'], help: 'how merged tokens return to the full grid', defaultText: 'as saved' },
+  unmerge: { type: 'enum', choices: SEG_UNMERGES, help: 'how merged tokens return to the full grid', defaultText: 'as saved' },
   ...LOAD_FLAGS, ...JSON_FLAG, ...BACKEND_FLAGS, ...MERGE_FLAGS,
 } as const;
 

@@ -3,6 +3,10 @@
 // halve on both axes twice.
 import type { BlockWidths } from './layers.js';
 
+/** How a merged segmentation model's tokens return to the full grid (VitConfig.segUnmerge; the first is the default). */
+export const SEG_UNMERGES = ['residual', 'copy', 'bilinear'] as const;
+export type SegUnmerge = (typeof SEG_UNMERGES)[number];
+
 export interface VitConfig {
   name: string;
   imgSize: number;
@@ -33,11 +37,13 @@ export interface VitConfig {
   /**
    * Segmentation models with merging: how the final tokens return to the full
    * grid (src/seg/model.ts). 'copy': the method's unmerge, every position a
-   * copy of the token it was merged into. 'residual' (default): every position
-   * keeps its own token stream from before each merge and adds the updates its
-   * merged token received after it (blocks are residual, x + f(x)).
+   * copy of the token it was merged into. 'bilinear': the method's alternative,
+   * the reduced grid's logits upsampled bilinearly to h x w and on to the
+   * pixels. 'residual' (default): every position keeps its own token stream
+   * from before each merge and adds the updates its merged token received
+   * after it (blocks are residual, x + f(x)).
    */
-  segUnmerge?: 'residual' | 'copy';
+  segUnmerge?: SegUnmerge;
   /** Segmentation models: the scenes they were trained on (src/data/scenes.ts), so eval and segment rebuild the same test scenes. */
   scenes?: { data: 'fashion-mnist' | 'mnist'; size: number; minItems: number; maxItems: number; threshold: number; seed: number };
   /**

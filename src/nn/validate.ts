@@ -14,7 +14,7 @@
 // Unknown fields are kept and ignored (a newer writer may add some).
 import { parseSchedule, scheduleMisfit } from './schedule.js';
 import { findDuplicateKey } from '../io/safetensors.js';
-import { blockWidths, numPrefixTokens, type VitConfig } from './presets.js';
+import { SEG_UNMERGES, blockWidths, numPrefixTokens, type VitConfig } from './presets.js';
 
 /** A config value that cannot be right: names the file, the field, what was expected and what was found. */
 export class ConfigError extends Error {
@@ -192,7 +192,7 @@ export function validateConfig(raw: unknown, file: string, opts: ValidateOptions
   }
   if (c.task !== undefined && c.task !== 'classify' && c.task !== 'segment') bad('task', "'classify' or 'segment'", c.task);
   if (c.segHead !== undefined && c.segHead !== 'linear') bad('segHead', "'linear'", c.segHead);
-  if (c.segUnmerge !== undefined && c.segUnmerge !== 'residual' && c.segUnmerge !== 'copy') bad('segUnmerge', "'residual' or 'copy'", c.segUnmerge);
+  if (c.segUnmerge !== undefined && !(SEG_UNMERGES as readonly unknown[]).includes(c.segUnmerge)) bad('segUnmerge', SEG_UNMERGES.map((u) => `'${u}'`).join(', '), c.segUnmerge);
   if (c.task === 'segment' && c.distilled) bad('distilled', 'false for a segmentation model', c.distilled);
   if (c.scenes !== undefined) {
     const s = c.scenes as Record<string, unknown>;

@@ -18,7 +18,7 @@ import { Tensor, keep } from '../tensor.js';
 import * as ops from '../ops/index.js';
 import type { Backend } from '../backend/backend.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { numPrefixTokens, type VitConfig } from '../nn/presets.js';
+import { SEG_UNMERGES, numPrefixTokens, type SegUnmerge, type VitConfig } from '../nn/presets.js';
 import { CaitModel, type CaitOptions, type TokenHead, type TokensOut } from '../cait/wrap.js';
 import { unmerge } from '../cait/atme.js';
 import { countMacs } from '../cait/macs.js';
@@ -32,12 +32,16 @@ export function checkSegConfig(cfg: VitConfig): void {
   if (cfg.numClasses < 2) throw new Error(`model '${cfg.name}': a segmentation model needs >= 2 pixel classes (background + items), has ${cfg.numClasses}`);
 }
 
-export type SegUnmerge = NonNullable<VitConfig['segUnmerge']>;
-export const SEG_UNMERGES: readonly SegUnmerge[] = ['residual', 'copy'];
+export { SEG_UNMERGES, type SegUnmerge };
 
-/** Per-token linear classifier on the unmerged grid, upsampled bilinearly to the input's pixels. */
+/**
+ * Per-token linear classifier on the unmerged grid, upsampled bilinearly to
+ * the input's pixels; with 'bilinear', on the merged tokens of the reduced
+ * grid, whose logits are upsampled bilinearly to the patch grid and on to the
+ * pixels (one composed pair of matrices: bilinear maps are linear).
+ */
 export class SegHead implements TokenHead {
-  private interp = new Map<Backend, { ay: Tensor; ax: Tensor }>();
+  private interp = new Map<Backend, { ay: Tensor; ax: Tensor; grid: readonly [number, number] }>();
   readonly keepsMergeResidual: boolean;
 
   constructor(readonly unmergeMode: SegUnmerge = 'residual') {
@@ -47,6 +51,11 @@ export class SegHead implements TokenHead {
 
   forward(out: TokensOut, vit: VisionTransformer): Tensor {
     let z: Tensor;
+    if (out.plans.length && this.unmergeMode === 'bilinear') {
+      const grid = out.plans[out.plans.length - 1].newGrid, r = vit.head.forward(out.tokens);
+      const { ay, ax } = this.matrices(vit, r.backend, grid);
+      return upsampleTokens(r, grid, ay, ax, vit.numPrefixTokens);
+    }
     if (!out.plans.length) z = vit.head.forward(out.tokens);
     else if (out.residuals && out.stream) {
       // each position: its own stream before each merge plus its group's later updates
@@ -54,17 +63,22 @@ export class SegHead implements TokenHead {
       out.residuals.forEach((r, k) => { full = ops.add(full, k ? unmerge(r, out.plans.slice(0, k)) : r); });
       z = vit.head.forward(vit.norm.forward(full));
     } else z = unmerge(vit.head.forward(out.tokens), out.plans);
-    const { ay, ax } = this.matrices(vit, z.backend);
+    const { ay, ax } = this.matrices(vit, z.backend, vit.grid);
     return upsampleTokens(z, vit.grid, ay, ax, vit.numPrefixTokens);
   }
 
-  /** The per-axis interpolation matrices for this grid and image size, made once per backend (constants, never freed by scopes). */
-  private matrices(vit: VisionTransformer, be: Backend): { ay: Tensor; ax: Tensor } {
+  /**
+   * The per-axis interpolation matrices from `grid` to the image's pixels, made
+   * once per backend (constants, never freed by scopes): bilinearWeights(h, S),
+   * or for a reduced grid the product bilinearWeights(h, S) x bilinearWeights(gh, h)
+   * (through the patch grid, as the method says), and the same per column.
+   */
+  private matrices(vit: VisionTransformer, be: Backend, grid: readonly [number, number]): { ay: Tensor; ax: Tensor } {
     let m = this.interp.get(be);
-    const [h, w] = vit.grid, S = vit.cfg.imgSize;
-    if (!m || m.ay.shape[1] !== h || m.ax.shape[1] !== w || m.ay.shape[0] !== S) {
+    const [h, w] = vit.grid, S = vit.cfg.imgSize, [gh, gw] = grid;
+    if (!m || m.grid[0] !== gh || m.grid[1] !== gw || m.ay.shape[0] !== S) {
       if (m) { m.ay.dispose(); m.ax.dispose(); }
-      m = { ay: keep(Tensor.from(bilinearWeights(h, S), [S, h], be)), ax: keep(Tensor.from(bilinearWeights(w, S), [S, w], be)) };
+      m = { ay: keep(Tensor.from(throughGrid(gh, h, S), [S, gh], be)), ax: keep(Tensor.from(throughGrid(gw, w, S), [S, gw], be)), grid: [gh, gw] };
       this.interp.set(be, m);
     }
     return m;
@@ -74,6 +88,18 @@ export class SegHead implements TokenHead {
     for (const m of this.interp.values()) { m.ay.dispose(); m.ax.dispose(); }
     this.interp.clear();
   }
+}
+
+/** Bilinear weights [S, g] from g cells to S pixels through n patches (g = n: the direct map), composed in double precision. */
+function throughGrid(g: number, n: number, S: number): Float32Array {
+  if (g === n) return bilinearWeights(n, S);
+  const a = bilinearWeights(n, S), b = bilinearWeights(g, n), out = new Float32Array(S * g);
+  for (let i = 0; i < S; i++) for (let j = 0; j < g; j++) {
+    let v = 0;
+    for (let k = 0; k < n; k++) v += a[i * n + k] * b[k * g + j];
+    out[i * g + j] = v;
+  }
+  return out;
 }
 
 /** A segmentation model around `vit`: CaitModel with SegHead (merge schedule and switches as CaitModel takes them). */
@@ -87,17 +113,20 @@ export interface SegMacs { total: number; backbone: number; head: number; upsamp
 /**
  * MACs of one image: the backbone as countMacs counts it (patch embedding and
  * blocks, under the schedule and widths) without its class-token head, plus
- * the per-token classifier (on the merged tokens with segUnmerge 'copy', on
- * the full grid with 'residual', where it runs after the unmerge) and the two
- * upsampling GEMMs (unmerge and the residual adds are not counted).
+ * the per-token classifier (on the full grid with segUnmerge 'residual', where
+ * it runs after the unmerge; on the merged tokens with 'copy' and 'bilinear')
+ * and the two upsampling GEMMs (from the reduced grid with 'bilinear'; unmerge
+ * and the residual adds are not counted).
  */
 export function segMacs(cfg: VitConfig, schedule?: string): SegMacs {
   const r = countMacs(cfg, schedule), last = r.blocks[r.blocks.length - 1];
   const backbone = r.total - r.head, C = cfg.embedDim, K = cfg.numClasses, S = cfg.imgSize;
-  const h = cfg.imgSize / cfg.patchSize, w = h, full = numPrefixTokens(cfg) + h * w;
-  // the classifier runs on the merged tokens before a copy unmerge, on the full grid after a residual one (SegHead)
-  const head = (last && (cfg.segUnmerge ?? 'residual') === 'copy' ? last.mlpTokens : full) * C * K;
-  const upsample = h * S * w * K + S * h * S * K;
+  const h = cfg.imgSize / cfg.patchSize, w = h, full = numPrefixTokens(cfg) + h * w, mode = cfg.segUnmerge ?? 'residual';
+  // the classifier runs on the full grid after a residual unmerge, on the merged tokens before a
+  // copy unmerge or the bilinear upsampling of the reduced grid, which starts from that grid (SegHead)
+  const head = (last && mode !== 'residual' ? last.mlpTokens : full) * C * K;
+  const [uh, uw] = last && mode === 'bilinear' ? last.gridOut : [h, w];
+  const upsample = uh * S * uw * K + S * uh * S * K;
   return { total: backbone + head + upsample, backbone, head, upsample };
 }
 
