@@ -144,11 +144,16 @@ export function loadOptionsOf(preset: string | undefined, f: LoadFlagValues): Lo
  */
 export function loadModelFlags(file: string, preset: string | undefined, f: LoadFlagValues): LoadedModel {
   try { return loadModel(file, loadOptionsOf(preset, f)); } catch (e) {
-    if (e instanceof ConfigError && e.field === '(preset)') throw new UsageError(`--preset ${preset}: ${e.message}`);
+    presetUsage(e, preset);
     if (e instanceof ConfigError && f['img-size'] !== undefined && /^(imgSize|patchSize|merge|preprocess|dataSize|scenes|\(model size\))/.test(e.field.replace(/^.*\[/, '')))
       throw new UsageError(`--img-size ${f['img-size']}: ${e.message}`);
     throw e;
   }
+}
+
+/** A loader's refusal of a preset beside a model with its own config is the flag's fault, not the file's: a usage error naming --preset. */
+export function presetUsage(e: unknown, preset: string | undefined): void {
+  if (e instanceof ConfigError && e.field === '(preset)') throw new UsageError(`--preset ${preset}: ${e.message}`);
 }
 
 /** --img-size resamples a loaded model's position embedding: without --model there is nothing to resample. */

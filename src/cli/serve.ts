@@ -3,7 +3,7 @@
 // while the queue drains), answers what is queued and in flight, and exits 0.
 import { createServer, parseModelSpec, SERVE_DEFAULTS as D, SERVE_RANGES as R } from '../serve/index.js';
 import { BACKEND_FLAGS, INT8_FLAGS, MODEL_FLAGS, int8AttentionOf, int8SixBitOf, UsageError, command, type Flags } from './flags.js';
-import { ConfigError } from '../nn/validate.js';
+import { presetUsage } from './common.js';
 
 const SERVE_FLAGS = {
   model: { type: 'strings', value: 'FILE|NAME=FILE', help: "a model to serve, named NAME or by its file or folder name without extension; repeat for more" },
@@ -53,8 +53,7 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
     maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f), int8SixBit: int8SixBitOf(f), quantize: f.quantize,
     preset: f.preset,
   }).catch((e: unknown) => {
-    // --preset beside a model with its own config: the flag is wrong, not the file (as loadModelFlags maps it)
-    if (e instanceof ConfigError && e.field === '(preset)') throw new UsageError(`--preset ${f.preset}: ${e.message}`);
+    presetUsage(e, f.preset);
     throw e;
   });
   for (const m of server.models.values()) {
