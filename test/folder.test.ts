@@ -113,6 +113,34 @@ test('end to end: train, eval, plot --confusion, quantize, compress and predict 
 
 const readdirFirst = (d: string): string => readdirSync(d).sort()[0];
 
+test('predict --image DIR: every PNG and JPEG of a folder and its subfolders, sorted, in batches; each as predict gives it alone', async () => {
+  const samples = fileURLToPath(new URL('../web/public/samples/', import.meta.url)), dir = join(root, 'unlabeled');
+  mkdirSync(join(dir, 'sub'), { recursive: true });
+  const names = readdirSync(samples).filter((n) => n.endsWith('.png')).sort();
+  names.forEach((n, i) => copyFileSync(join(samples, n), join(dir, i < 4 ? n : join('sub', n))));
+  writeFileSync(join(dir, 'notes.txt'), 'not an image');
+  const model = join(ROOT_MODELS, 'fmnist-cait.safetensors');
+  const r = await cait('predict', '--model', model, '--image', dir, '--batch', '3', '--top', '2', '--json');
+  assert.is(r.code, 0, r.stderr);
+  const want = names.map((n, i) => join(dir, i < 4 ? n : join('sub', n)));
+  assert.is(r.json.n, names.length);
+  assert.equal(r.json.predictions.map((p: { image: string }) => p.image), want, "sorted, the folder's files before its subfolders'");
+  for (const [i, file] of want.entries()) {
+    const one = await cait('predict', '--model', model, '--image', file, '--top', '2', '--json');
+    assert.is(one.code, 0, one.stderr);
+    const got = r.json.predictions[i].top;
+    assert.equal(got.map((t: { label: string }) => t.label), one.json.top.map((t: { label: string }) => t.label), file);
+    for (const [k, t] of got.entries()) assert.ok(Math.abs(t.prob - one.json.top[k].prob) < 1e-5, `${file}: ${t.prob} alone ${one.json.top[k].prob}`);
+  }
+  const text = await cait('predict', '--model', model, '--image', dir, '--top', '1');
+  assert.is(text.code, 0, text.stderr);
+  assert.equal(text.stdout.trim().split('\n').map((l) => l.split('\t')[0]), want, 'one line per image');
+  mkdirSync(join(root, 'no-images'));
+  const none = await cait('predict', '--model', model, '--image', join(root, 'no-images'));
+  assert.is(none.code, 1);
+  assert.match(none.stderr, /--image .*no-images: no PNG or JPEG images in the folder or its subfolders/);
+});
+
 test('CLI errors: unknown --data, labels that match nothing (listed), --val with a folder', async () => {
   const bad = await cait('eval', '--model', 'models/fmnist-dense.safetensors', '--data', join(root, 'nope'));
   assert.is(bad.code, 2);

@@ -1,6 +1,8 @@
 // cait eval | predict | forward: run a model file.
 import { readSafetensorsFile, writeSafetensorsFile } from '../io/safetensors-file.js';
+import { statSync } from 'node:fs';
 import { readImageFile } from '../io/image.js';
+import { listImages } from '../data/folder.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
@@ -58,32 +60,52 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
 
 const PREDICT_FLAGS = {
   ...MODEL_FLAGS, ...INT8_FLAGS,
-  image: { type: 'string', value: 'FILE', help: 'a PNG or JPEG (required)' },
+  image: { type: 'string', value: 'FILE|DIR', help: 'a PNG or JPEG, or a folder: every PNG and JPEG in it and its subfolders, in sorted order (required)' },
   top: { type: 'int', min: 1, max: 1000, default: 5, help: 'classes to print, most probable first' },
+  batch: { type: 'int', min: 1, max: 4096, default: 32, help: 'images per forward (a folder)' },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...JSON_FLAG,
 } as const;
 
 export const predictCommand = command({
   name: 'predict',
-  summary: 'the most probable classes of one image',
-  usage: ['--model models/fmnist-dense.safetensors --image shirt.png --json'],
+  summary: 'the most probable classes of an image, or of every image in a folder',
+  usage: ['--model models/fmnist-dense.safetensors --image shirt.png --json', '--model models/fmnist-cait.safetensors --image photos/ --top 1'],
   flags: PREDICT_FLAGS,
   run: predictRun,
 });
 
+interface Guess { id: number; label: string; prob: number }
+
+// one image: {"image", "top": [{"id", "label", "prob"}]}; a folder: {"folder", "n", "predictions": [{"image", "top"}]}
 async function predictRun(f: Flags<typeof PREDICT_FLAGS>): Promise<void> {
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), f.preset, f);
-  const file = need(f.image, 'image');
-  const cfg = model.cfg, S = cfg.imgSize;
-  if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: use cait segment --model ${f.model} --image ${file} --out MASK.png`);
-  const x = imageToInput(readImageFile(file), cfg, file);
-  const logits = await forwardLogits(model, () => Tensor.from(x, [1, cfg.inChans, S, S]));
-  const p = softmax(logits);
-  const k = Math.min(f.top, p.length);
-  const top = p.map((prob, id) => ({ id, label: cfg.classes?.[id] ?? String(id), prob })).sort((a, b) => b.prob - a.prob).slice(0, k);
-  if (!f.json) for (const t of top) console.log(`${(100 * t.prob).toFixed(2).padStart(6)}%  ${t.id}  ${t.label}`);
-  emitJson(f, { image: file, top });
+  const path = need(f.image, 'image');
+  const cfg = model.cfg, S = cfg.imgSize, C = cfg.inChans, n = C * S * S;
+  if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: use cait segment --model ${f.model} --image ${path} --out MASK.png`);
+  const folder = (() => { try { return statSync(path).isDirectory(); } catch { return false; } })();   // else readImageFile names what is wrong
+  const files = folder ? listImages(path).files : [path];
+  if (!files.length) throw new Error(`--image ${path}: no PNG or JPEG images in the folder or its subfolders`);
+  const B = Math.min(f.batch, files.length);
+  checkBatchBytes(cfg, B, '--batch');
+  const topOf = (p: number[]): Guess[] => p.map((prob, id) => ({ id, label: cfg.classes?.[id] ?? String(id), prob }))
+    .sort((a, b) => b.prob - a.prob).slice(0, Math.min(f.top, p.length));
+  const pct = (g: Guess) => `${(100 * g.prob).toFixed(2)}%`;
+  const predictions: Array<{ image: string; top: Guess[] }> = [];
+  const x = new Float32Array(B * n);
+  for (let i = 0; i < files.length; i += B) {
+    const batch = files.slice(i, i + B), m = batch.length;
+    batch.forEach((file, j) => x.set(imageToInput(readImageFile(file), cfg, file), j * n));
+    const logits = await forwardLogits(model, () => Tensor.from(x.subarray(0, m * n), [m, C, S, S]));
+    const K = logits.length / m;
+    batch.forEach((image, j) => {
+      const top = topOf(softmax(logits.subarray(j * K, (j + 1) * K)));
+      if (folder && !f.json) console.log(`${image}\t${top.map((t) => `${t.label} ${pct(t)}`).join(', ')}`);
+      else if (!f.json) for (const t of top) console.log(`${pct(t).padStart(7)}  ${t.id}  ${t.label}`);
+      predictions.push({ image, top });
+    });
+  }
+  emitJson(f, folder ? { folder: path, n: predictions.length, predictions } : predictions[0]);
 }
 
 const FORWARD_FLAGS = {

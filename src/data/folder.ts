@@ -81,6 +81,34 @@ function kind(d: string, e: Dirent): 'dir' | 'file' | 'other' {
 const visible = (d: string) => readDir(d).filter((e) => !e.name.startsWith('.'));
 const subdirs = (d: string) => visible(d).filter((e) => kind(d, e) === 'dir').map((e) => e.name).sort();
 
+/**
+ * The PNG and JPEG files under d, as ImageFolder's sorted(os.walk(followlinks=True))
+ * visits them: a folder's files (sorted), then its subfolders' in turn; each real
+ * folder once (a link back up would loop). skipped: files of other extensions;
+ * special: entries that are no file or folder (a FIFO named x.png would block a
+ * read forever), and broken links.
+ */
+export function listImages(d: string): { files: string[]; skipped: number; special: number } {
+  const files: string[] = [], seenDirs = new Set<string>();
+  let skipped = 0, special = 0;
+  const walk = (d: string) => {
+    let real: string;
+    try { real = realpathSync(d); } catch { special++; return; }
+    if (seenDirs.has(real)) return;
+    seenDirs.add(real);
+    const sub: string[] = [];
+    for (const e of visible(d).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const k = kind(d, e);
+      if (k === 'file') { if (isImage(e.name)) files.push(join(d, e.name)); else skipped++; }
+      else if (k === 'dir') sub.push(join(d, e.name));
+      else special++;
+    }
+    for (const x of sub) walk(x);
+  };
+  walk(d);
+  return { files, skipped, special };
+}
+
 function listClasses(dir: string, what: string): { classes: string[]; files: string[][]; skipped: number; special: number } {
   const classes = subdirs(dir);
   if (!classes.length) throw new FolderError(`${what}: no class folders (expected ${what}/<class>/<image>.png|jpg)`);
@@ -93,27 +121,9 @@ function listClasses(dir: string, what: string): { classes: string[]; files: str
   }
   let skipped = 0, special = 0;
   const files = classes.map((c) => {
-    const imgs: string[] = [];
-    // ImageFolder's sorted(os.walk(followlinks=True)): a folder's files (sorted), then its
-    // subfolders' in turn; each real folder once (a link back up would loop)
-    const seenDirs = new Set<string>();
-    const walk = (d: string) => {
-      let real: string;
-      try { real = realpathSync(d); } catch { special++; return; }
-      if (seenDirs.has(real)) return;
-      seenDirs.add(real);
-      const sub: string[] = [];
-      // a FIFO named x.png would block a read forever; it and other non-files are skipped, and counted apart
-      for (const e of visible(d).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-        const k = kind(d, e);
-        if (k === 'file') { if (isImage(e.name)) imgs.push(join(d, e.name)); else skipped++; }
-        else if (k === 'dir') sub.push(join(d, e.name));
-        else special++;
-      }
-      for (const x of sub) walk(x);
-    };
-    walk(join(dir, c));
-    return imgs;
+    const r = listImages(join(dir, c));
+    skipped += r.skipped; special += r.special;
+    return r.files;
   });
   const empty = classes.filter((_, i) => !files[i].length);
   if (empty.length) throw new FolderError(`${what}: class folder(s) without PNG or JPEG images: ${empty.join(', ')}`);
