@@ -33,6 +33,7 @@ import { loadModel, createModel, saveModel } from '../src/nn/model.js';
 import { modelFromBytes } from '../src/nn/load-bytes.js';
 import { getPreset } from '../src/nn/presets.js';
 import { readImageFile, encodePng } from '../src/io/image.js';
+import { loadQuantized } from '../src/quant/node.js';
 import { imageToInput, withMerging, forwardLogits, softmax } from '../src/cli/common.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { channelMask, topk } from '../src/cait/cdcp.js';
@@ -318,6 +319,59 @@ for (const B of BROWSERS) {
         mkdirSync(dirname(SHOT), { recursive: true });
         await page.screenshot({ path: SHOT as `${string}.png`, fullPage: true });
         console.log(`  web: screenshot ${SHOT}`);
+      }
+
+      // the visitor's own model files, after the demo's: a copy of the first demo model under another name predicts
+      // exactly as that model does, an int8 file runs on the int8 kernels as Node's load of it does, and a file that
+      // is no model is refused, naming it, with the page going on as before
+      {
+        const k = samples.findIndex((s) => s.className === 'Trouser');
+        done = st.done;
+        await page.click(`#samples button[data-index="${k}"]`);
+        st = await waitDone(page, done);
+        const pick = async (file: string) => ((await page.$('#model-file')) as ElementHandle<HTMLInputElement>).uploadFile(file);
+        const mine = join(work, 'mine.safetensors');
+        writeFileSync(mine, readFileSync(join(modelsDir, present[0][1])));
+        done = st.done;
+        await pick(mine);
+        st = await waitDone(page, done);
+        assert.equal(st.backends.wasm.models.map((m) => m.label), [...present.map(([lb]) => lb), 'mine']);
+        assert.is(st.last.source, `test image #${samples[k].testIndex}`, 'the current input is predicted again');
+        const ms = st.last.wasm!.models, n = present.length;
+        assert.equal(ms[n].probs, ms[0].probs, 'the same file predicts the same');
+        if (st.last.threads) assert.equal(st.last.threads.models[n].probs, ms[0].probs, 'threaded too');
+        assert.ok(ms[n].median_ms > 0, 'and is timed');
+        const rows = await page.$$eval('#results tbody tr', (els) => els.map((e) => (e as HTMLElement).dataset.model));
+        assert.equal(rows, [...present.map(([lb]) => lb), 'mine']);
+        const int8File = join(modelsDir, 'fmnist-cait-int8.safetensors');
+        if (existsSync(int8File)) {
+          const wasm = loadWasmSync('auto'), prev = getBackend();
+          setBackend(wasm);
+          let want: number[];
+          try {
+            const { model, metadata, quant } = loadQuantized(int8File), cfg = model.cfg, S = cfg.imgSize;
+            const x = imageToInput(readImageFile(join(SAMPLES, samples[k].file)), cfg);
+            want = softmax(await forwardLogits(withMerging(model, {}, metadata), () => Tensor.from(x, [1, cfg.inChans, S, S])));
+            quant?.dispose(); model.dispose();
+          } finally { setBackend(prev); }
+          done = st.done;
+          await pick(int8File);
+          st = await waitDone(page, done);
+          const info = st.backends.wasm.models[n + 1] as { label: string; int8?: boolean };
+          assert.equal([info.label, info.int8], ['fmnist-cait-int8', true]);
+          const got = st.last.wasm!.models[n + 1].probs, d = Math.max(...got.map((p, c) => Math.abs(p - want[c])));
+          console.log(`  web ${B}: a picked int8 file: max |p(page) - p(node)| = ${d.toExponential(2)}`);
+          assert.ok(d <= 1e-4, `the picked int8 file differs from Node's by ${d}`);
+        }
+        const before = (await getState(page)).backends.wasm.models.length, bad = join(work, 'broken.safetensors');
+        writeFileSync(bad, 'not a model at all');
+        await pick(bad);
+        await page.waitForFunction(() => (window as unknown as { __cait: PageState2 }).__cait.events.includes('refused:broken.safetensors'), { polling: 50 });
+        const after = await getState(page);
+        assert.is(after.error, null);
+        assert.is(after.backends.wasm.models.length, before, 'nothing added');
+        assert.match(await page.$eval('#status', (e) => e.textContent ?? ''), /^broken\.safetensors: \S/);
+        assert.is(await page.evaluate(() => document.body.dataset.state), 'ready');
       }
     });
     console.log(`  web ${B}: browser test in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -22,7 +22,7 @@
 // the backends, the last results and `events` ('predicted:SOURCE',
 // 'timed:SOURCE', 'cancelled:SOURCE' in order).
 import type { Manifest } from '../build.js';
-import type { BackendInfo, InitRequest, PredictRequest, PredictResult, Response, TimeRequest, TimeResult } from './protocol.js';
+import type { AddRequest, BackendInfo, InitRequest, ModelInfo, PredictRequest, PredictResult, Response, TimeRequest, TimeResult } from './protocol.js';
 import { drawPanel } from './overlay.js';
 import { latencyStats } from '../../src/util/timing.js';
 
@@ -75,7 +75,7 @@ class Rpc {
     this.worker.onmessage = (ev: MessageEvent<Response>) => { this.waiting.get(ev.data.id)?.(ev.data); this.waiting.delete(ev.data.id); };
     this.worker.onerror = (ev) => { for (const [, w] of this.waiting) w({ id: 0, ok: false, error: `worker failed: ${ev.message}` }); this.waiting.clear(); };
   }
-  call(req: InitRequest | PredictRequest | TimeRequest, transfer: Transferable[] = []): Promise<Response> {
+  call(req: InitRequest | PredictRequest | TimeRequest | AddRequest, transfer: Transferable[] = []): Promise<Response> {
     const id = this.next++;
     return new Promise((ok) => { this.waiting.set(id, ok); this.worker.postMessage({ ...req, id }, transfer); });
   }
@@ -149,7 +149,9 @@ function renderResults(): void {
       const r = last?.[slot]?.models[i];
       if (!r) return td(na(state.unavailable[slot]));
       const order = r.probs.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]);
-      const ok = last!.truth === null ? '' : r.top === last!.truth ? 'ok' : 'bad';
+      // by name: a visitor's model has classes of its own (none of them may be the test image's)
+      const truth = last!.truth === null ? null : infos[0]?.classes[last!.truth];
+      const ok = truth == null || !info.classes.includes(truth) ? '' : info.classes[r.top] === truth ? 'ok' : 'bad';
       const c = td(`<span class="pred ${ok}" data-class="${r.top}">${esc(info.classes[r.top])}</span> <span class="num">${pct(r.probs[r.top])}</span>` +
         `<span class="alt">${order.slice(1, 3).map(([p, k]) => `${esc(info.classes[k])} ${pct(p)}`).join(' · ')}</span>`);
       c.dataset.slot = slot;
@@ -166,7 +168,7 @@ function renderResults(): void {
       return c;
     };
     const acc = state.manifest?.models[i]?.accuracy;
-    td(`<strong>${esc(info.label)}</strong><span class="alt">${esc(info.merge ? `merge ${info.merge}` : 'no merging')}${info.compact ? ' · pruned widths' : ''}</span>`);
+    td(`<strong>${esc(info.label)}</strong><span class="alt">${esc(info.merge ? `merge ${info.merge}` : 'no merging')}${info.compact ? ' · pruned widths' : ''}${info.int8 ? ' · int8' : ''}</span>`);
     td((info.macs / 1e6).toFixed(2), 'num');
     td(`${(info.params / 1e3).toFixed(0)}k`, 'num');
     td(acc !== undefined ? pct(acc) : '<span class="na" title="not measured for this model file (the page shows the committed models\' results, bench/results/demo.json)">—</span>', 'num');
@@ -228,8 +230,12 @@ let pending = 0;   // runs still between their start and their end (for dataset.
 
 function event(e: string): void { state.events.push(e); }
 
+/** The last input, predicted again when a model is added. */
+let lastInput: { px: Pixels; source: string; truth: number | null } | null = null;
+
 async function predict(px: Pixels, source: string, truth: number | null): Promise<void> {
   if (!workers.wasm || !state.backends.wasm) return;
+  lastInput = { px, source, truth };
   const gen = ++generation, current = () => gen === generation;
   const prev = state.last;
   if (prev && pending > 0) event(`cancelled:${prev.source}`);
@@ -402,6 +408,56 @@ function setupInputs(): void {
   };
 }
 
+// ------------------------------------------------------------ the visitor's own model
+
+/**
+ * Loads a model file the visitor picked on every running backend, after the
+ * demo models, then predicts the current input again. The timing still
+ * running is stopped first (the workers' model lists change). A file a
+ * worker refuses (not a model, a config it cannot run) is reported in the
+ * status line and changes nothing: the one-thread worker, which makes the
+ * predictions, reads it first; a backend that then fails on it is dropped.
+ */
+async function addVisitorModel(f: File): Promise<void> {
+  if (!workers.wasm || !state.backends.wasm) throw new Error('the page has not finished loading');
+  const taken = new Set(state.backends.wasm.models.map((m) => m.label));
+  const base = f.name.replace(/\.safetensors$/i, '') || 'model';
+  let label = base;
+  for (let k = 2; taken.has(label); k++) label = `${base} (${k})`;
+  status(`Loading ${f.name} …`);
+  const bytes = await f.arrayBuffer();
+  generation++;   // stop the timing in progress at its next round
+  while (pending > 0) await new Promise((ok) => setTimeout(ok, 10));
+  for (const slot of ['wasm', 'threads', 'webgpu'] as const) {
+    const rpc = workers[slot], info = state.backends[slot];
+    if (!rpc || !info) continue;
+    const copy = bytes.slice(0);
+    const res = await rpc.call({ op: 'add', label, file: f.name, bytes: copy }, [copy]);
+    if (res.ok) { info.models.push((res as { added: ModelInfo }).added); continue; }
+    if (slot === 'wasm') throw new Error(res.error);
+    state.unavailable[slot] = `${f.name}: ${res.error}`; delete state.backends[slot]; rpc.worker.terminate(); delete workers[slot];
+  }
+  renderEnv(); renderResults();
+  event(`added:${label}`);
+  if (lastInput) await predict(lastInput.px, lastInput.source, lastInput.truth);
+  else { status(`${label} added.`); setState('ready'); }
+}
+
+function setupModelPicker(): void {
+  const input = $<HTMLInputElement>('model-file');
+  input.onchange = async () => {
+    const f = input.files?.[0];
+    input.value = '';
+    if (!f) return;
+    try { await addVisitorModel(f); } catch (e) {
+      const msg = (e as Error).message;   // the loader's errors name the file already
+      status(msg.startsWith(f.name) ? msg : `${f.name}: ${msg}`, true);
+      event(`refused:${f.name}`);
+      if (pending === 0 && state.error === null) setState('ready');
+    }
+  };
+}
+
 // ------------------------------------------------------------ start
 
 async function start(): Promise<void> {
@@ -413,6 +469,7 @@ async function start(): Promise<void> {
   ]);
   state.manifest = manifest; state.samples = samples;
   setupInputs();
+  setupModelPicker();
   if (!manifest.models.length) { renderResults(); renderEnv(); status('No models in this build.'); setState('ready'); return; }
   const models = manifest.models.map((m) => ({ label: m.label, url: new URL(`models/${m.file}`, location.href).href }));
   const wasmBase = new URL('wasm/', location.href).href;

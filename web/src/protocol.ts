@@ -21,13 +21,17 @@ export interface PredictRequest {
  */
 export interface TimeRequest { op: 'time'; round: number }
 export interface TimeResult { ms: number[] }
-export type Request = (InitRequest | PredictRequest | TimeRequest) & { id: number };
+/** A model file the visitor picked (this project's .safetensors, its config in __metadata__), loaded after the demo models. */
+export interface AddRequest { op: 'add'; label: string; file: string; bytes: ArrayBuffer }
+export type Request = (InitRequest | PredictRequest | TimeRequest | AddRequest) & { id: number };
 
 export interface ModelInfo {
   label: string;
   name: string;
   merge: string;
   compact: boolean;
+  /** Runs on the int8 kernels (an int8 file on WASM). */
+  int8: boolean;
   macs: number;
   params: number;
   grid: [number, number];
@@ -75,4 +79,5 @@ export type Response =
   | { id: number; ok: true; info: BackendInfo }
   | { id: number; ok: true; result: PredictResult }
   | { id: number; ok: true; timed: TimeResult }
+  | { id: number; ok: true; added: ModelInfo }
   | { id: number; ok: false; error: string; unavailable?: boolean };

@@ -20,6 +20,8 @@ import { CaitModel, atmeOptionsFromMetadata } from '../../src/cait/wrap.js';
 import { composeMaps } from '../../src/cait/atme.js';
 import { countMacs, countParams } from '../../src/cait/macs.js';
 import { imageToInput } from '../../src/data/preprocess.js';
+import { quantizeLoaded, quantScheme } from '../../src/quant/format.js';   // (also registers the int8 files' decoder)
+import { hasInt8Kernels } from '../../src/quant/int8.js';
 import type { BackendInfo, InitRequest, MergeStepView, ModelInfo, ModelResult, PredictRequest, PredictResult, Request, Response, TimeRequest, TimeResult } from './protocol.js';
 
 interface Loaded { label: string; vit: VisionTransformer; runner: VisionTransformer | CaitModel }
@@ -54,18 +56,26 @@ async function init(req: InitRequest): Promise<BackendInfo> {
   for (const m of req.models) {
     const res = await fetch(m.url);
     if (!res.ok) throw new Error(`${m.url}: HTTP ${res.status}`);
-    const { model: vit, metadata } = modelFromBytes(new Uint8Array(await res.arrayBuffer()), {}, m.url);
-    // as `cait` runs a model file (withMerging in src/cli/common.ts): merged when its config has a schedule
-    const runner = vit.cfg.merge ? new CaitModel(vit, atmeOptionsFromMetadata(metadata)) : vit;
-    models.push({ label: m.label, vit, runner });
-    const cfg = vit.cfg;
-    infos.push({
-      label: m.label, name: cfg.name, merge: cfg.merge ?? '', compact: !!cfg.widths, macs: countMacs(cfg, cfg.merge ?? '').total,
-      params: countParams(cfg), grid: vit.grid, imgSize: cfg.imgSize, patchSize: cfg.patchSize,
-      classes: cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, i) => String(i)),
-    });
+    infos.push(addModel(m.label, new Uint8Array(await res.arrayBuffer()), m.url));
   }
   return { kind: req.kind, name, threads, note, crossOriginIsolated: isolated, models: infos };
+}
+
+/** Builds a model file's model on this worker's backend, as `cait` runs it, and describes it. */
+function addModel(label: string, bytes: Uint8Array, source: string): ModelInfo {
+  const { model: vit, metadata } = modelFromBytes(bytes, {}, source);
+  // an int8 file (cait quantize) on the int8 kernels, as load() runs it; WebGPU runs its dequantized weights in float
+  const int8 = quantScheme(metadata) !== null && !!backend && hasInt8Kernels(backend);
+  if (int8) quantizeLoaded(vit, metadata);
+  // as `cait` runs a model file (withMerging in src/cli/common.ts): merged when its config has a schedule
+  const runner = vit.cfg.merge ? new CaitModel(vit, atmeOptionsFromMetadata(metadata)) : vit;
+  models.push({ label, vit, runner });
+  const cfg = vit.cfg;
+  return {
+    label, name: cfg.name, merge: cfg.merge ?? '', compact: !!cfg.widths, int8, macs: countMacs(cfg, cfg.merge ?? '').total,
+    params: countParams(cfg), grid: vit.grid, imgSize: cfg.imgSize, patchSize: cfg.patchSize,
+    classes: cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, i) => String(i)),
+  };
 }
 
 function softmax(z: Float32Array): number[] {
@@ -137,6 +147,7 @@ self.onmessage = async (ev: MessageEvent<Request>) => {
     else {
       if (!backend) throw new Error(`${req.op} before init`);
       if (req.op === 'predict') post({ id: req.id, ok: true, result: await predict(req) });
+      else if (req.op === 'add') post({ id: req.id, ok: true, added: addModel(req.label, new Uint8Array(req.bytes), req.file) });
       else post({ id: req.id, ok: true, timed: await time(req) });
     }
   } catch (e) {
