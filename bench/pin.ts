@@ -18,6 +18,7 @@
 // missing, or the run needs more than one thread, nothing is pinned and the
 // JSON says so.
 import { spawnSync } from 'node:child_process';
+import { UsageError } from '../src/cli/args.js';
 
 export interface Pinning { cpu: number | null; why: string }
 
@@ -31,11 +32,11 @@ export function pinToOneCpu(flag: string | undefined, threads: number): Pinning 
   if (mark !== undefined) return { cpu: Number(mark), why: `taskset -c ${mark}` };
   if (flag === 'none') return { cpu: null, why: '--cpu none' };
   if (threads > 1) {
-    if (flag !== undefined) throw new Error(`--cpu ${flag}: a run with --threads ${threads} needs more than one CPU (use --cpu none or --threads 1)`);
+    if (flag !== undefined) throw new UsageError(`--cpu ${flag}: a run with --threads ${threads} needs more than one CPU (use --cpu none or --threads 1)`);
     return { cpu: null, why: `${threads} threads: not pinned` };
   }
   const cpu = flag === undefined ? 0 : Number(flag);
-  if (!Number.isInteger(cpu) || cpu < 0) throw new Error(`--cpu: expected a CPU number or 'none', got '${flag}'`);
+  if (!Number.isInteger(cpu) || cpu < 0) throw new UsageError(`--cpu: expected a CPU number or 'none', got '${flag}'`);
   if (process.platform !== 'linux' || spawnSync('taskset', ['-V']).status !== 0) return { cpu: null, why: 'taskset not available: not pinned' };
   const r = spawnSync('taskset', ['-c', String(cpu), process.execPath, ...process.execArgv, ...process.argv.slice(1)],
     { stdio: 'inherit', env: { ...process.env, CAITJS_BENCH_CPU: String(cpu) } });
