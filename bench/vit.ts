@@ -54,7 +54,7 @@ import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ort from 'onnxruntime-node';
+import type Ort from 'onnxruntime-node';
 import { Tensor, scope, setBackend } from '../src/tensor.js';
 import type { Backend } from '../src/backend/backend.js';
 import { noGrad } from '../src/autograd.js';
@@ -71,7 +71,7 @@ import { exportVitOnnx, ONNX_OPSET } from '../src/cait/onnx.js';
 import { quantizeModel } from '../src/quant/int8.js';
 import { exportInt8Onnx } from '../src/quant/onnx.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
 import { startPeer, type Peer } from './vit-worker.js';
@@ -92,25 +92,28 @@ const TOL = 1e-4;
 const LIMITS = { dense_vs_ort_web: 0.75, thread_scaling: 1.7, cait_vs_ort_web: 0.45, cait_mac_ratio: 1.7, int8_vs_ort_web_int8: 0.6, int8_cait_vs_ort_node_float: 1 };
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { flags } = parseArgs(process.argv.slice(2), {
+const USAGE = `node --import tsx bench/vit.ts [--models tiny,small] [--batches 1,8] [--threads 2] [--runs 15] [--warmup 3]
+         [--runtimes ${RUNTIMES.join(',')}] [--compressed tiny=FILE[,small=FILE]]
+         [--out bench/results/vit.json] [--svg docs/vit-bench.svg] [--cpu K|none]   (npm run bench:vit)
+  Writes --out and --svg (by default over the committed bench/results/vit.json and docs/vit-bench.svg).
+  A quick try: --models tiny --batches 1 --runs 3 --warmup 1 --out /tmp/vit.json --svg /tmp/vit.svg`;
+const cli = scriptArgs(process.argv.slice(2), {
   models: 'string', batches: 'string', threads: 'number', runs: 'number', warmup: 'number',
   runtimes: 'string', compressed: 'string', out: 'string', svg: 'string', cpu: 'string',
-});
+}, USAGE);
+const { flags } = cli;
 const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
-const modelKeys = list((flags.models as string | undefined) ?? 'tiny,small');
-for (const k of modelKeys) if (!MODELS[k]) throw new Error(`--models: unknown '${k}' (known: ${Object.keys(MODELS).join(', ')})`);
-const batches = list((flags.batches as string | undefined) ?? '1,8').map(Number);
-if (batches.some((b) => !(Number.isInteger(b) && b >= 1))) throw new Error(`--batches: positive integers, got '${flags.batches}'`);
-const N = (flags.threads as number | undefined) ?? 2, runs = (flags.runs as number | undefined) ?? 15, warmup = (flags.warmup as number | undefined) ?? 3;
-if (!(Number.isInteger(N) && N >= 1) || !(runs >= 1) || !(warmup >= 0)) throw new Error('--threads >= 1, --runs >= 1, --warmup >= 0');
+const modelKeys = cli.list('models', ['tiny', 'small'], Object.keys(MODELS));
+const batches = cli.list('batches', ['1', '8']).map(Number);
+if (batches.some((b) => !(Number.isInteger(b) && b >= 1))) cli.fail(`--batches: positive integers, got '${flags.batches}'`);
+const N = cli.int('threads', 2, 1), runs = cli.int('runs', 15, 1), warmup = cli.int('warmup', 3, 0);
 const THREADS = N > 1 ? [1, N] : [1];
-const pinning = pinToOneCpu(flags.cpu as string | undefined, N);
-const runtimes = list((flags.runtimes as string | undefined) ?? RUNTIMES.join(',')) as RuntimeName[];
-for (const r of runtimes) if (!RUNTIMES.includes(r)) throw new Error(`--runtimes: unknown '${r}' (known: ${RUNTIMES.join(', ')})`);
+const pinning = cli.check(() => pinToOneCpu(flags.cpu as string | undefined, N));
+const runtimes = cli.list('runtimes', RUNTIMES, RUNTIMES) as RuntimeName[];
 if (!runtimes.includes('caitjs')) runtimes.unshift('caitjs'); // the reference
 const compressedFiles = new Map(list((flags.compressed as string | undefined) ?? '').map((kv) => {
   const [k, f] = kv.split('=');
-  if (!MODELS[k] || !f) throw new Error(`--compressed: expected MODEL=FILE with MODEL in ${Object.keys(MODELS).join(', ')}, got '${kv}'`);
+  if (!MODELS[k] || !f) cli.fail(`--compressed: expected MODEL=FILE with MODEL in ${Object.keys(MODELS).join(', ')}, got '${kv}'`);
   return [k, resolve(f)] as const;
 }));
 const outJson = resolve((flags.out as string | undefined) ?? `${here}/results/vit.json`);
@@ -169,6 +172,17 @@ const pool = N > 1 ? loadThreadedWasmSync({ threads: N, variant: single.variant,
 await pool?.ready();
 
 const notes: string[] = [];
+// onnxruntime-node (native) is loaded only when asked for; where it cannot be
+// (no binary for this platform), its rows are left out and the reason kept
+let ort: typeof Ort | null = null;
+if (runtimes.some((r) => r.startsWith('ort-node'))) {
+  try { const m = await import('onnxruntime-node'); ort = ((m as { default?: typeof Ort }).default ?? m) as typeof Ort; } catch (e) {
+    const msg = `ort-node could not run here: onnxruntime-node did not load (${(e as Error).message.split('\n')[0]})`;
+    notes.push(msg);
+    console.warn(msg);
+    for (const r of ['ort-node', 'ort-node-int8'] as const) if (runtimes.includes(r)) runtimes.splice(runtimes.indexOf(r), 1);
+  }
+}
 const peers = new Map<string, Peer>();
 for (const runtime of ['ort-web', 'tfjs-wasm', 'ort-web-int8'] as const) {
   if (!runtimes.includes(runtime)) continue;
@@ -190,7 +204,7 @@ const env: Record<string, unknown> = {
   ...environment(), platform: `${os.platform()}-${os.arch()}`, relaxedSimd: relaxedSimdSupported(), caitjs_backend: single.name, caitjs_int8_dot: single.int8Dot ?? null,
   pinned_cpu: pinning.cpu, pinning: pinning.why,
   caitjs_pool: pool ? `${pool.name}, ${N} threads` : null,
-  onnxruntime_node: ort.env.versions.node ?? ort.env.versions.common,
+  onnxruntime_node: ort ? ort.env.versions.node ?? ort.env.versions.common : null,
   onnxruntime_web: [...peers.values()].find((p) => p.kind === 'ort-web')?.info.onnxruntime_web ?? null,
   tfjs: tfjsInfo[0]?.tfjs ?? null, tfjs_binaries: Object.fromEntries(tfjsInfo.map((i) => [`x${i.threads}`, i.binary])),
 };
@@ -271,15 +285,16 @@ for (const key of modelKeys) {
     if (d8 && wantInt8('caitjs-int8')) runners.push(local('caitjs-int8', 'dense', t, caitForward(d8.vit, be)));
     if (c8) runners.push(local('caitjs-cait-int8', 'cait', t, caitForward(c8.vit.cfg.merge ? new CaitModel(c8.vit, { ...atme, merge: c8.vit.cfg.merge }) : c8.vit, be)));
   }
-  const ortSessions: ort.InferenceSession[] = [];
+  const ortSessions: Ort.InferenceSession[] = [];
   for (const runtime of ['ort-web', 'ort-node', 'tfjs-wasm', 'ort-web-int8', 'ort-node-int8'] as const) {
     if (!runtimes.includes(runtime)) continue;
     const graph = runtime.endsWith('-int8') ? onnx8! : onnx!;
     for (const t of THREADS) {
       if (runtime === 'ort-node' || runtime === 'ort-node-int8') {
-        const s = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+        const ortNode = ort!;
+        const s = await ortNode.InferenceSession.create(graph.bytes, { intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
         ortSessions.push(s);
-        runners.push(local(runtime, 'dense', t, async (x, shape) => (await s.run({ pixel_values: new ort.Tensor('float32', x, shape) })).logits.data as Float32Array));
+        runners.push(local(runtime, 'dense', t, async (x, shape) => (await s.run({ pixel_values: new ortNode.Tensor('float32', x, shape) })).logits.data as Float32Array));
         continue;
       }
       const p = peers.get(label({ runtime, threads: t }));
