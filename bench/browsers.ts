@@ -24,27 +24,34 @@ import { fileURLToPath } from 'node:url';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { DEMO_MODELS } from '../src/cli/demo.js';
 import { Svg, PALETTE } from '../src/util/svg.js';
 import { buildWeb, MODELS_DIR } from '../web/build.js';
 import { serveStatic } from '../web/serve.js';
-import { runSuite, suiteParams, SUITE_WHAT, type StructureRow, type GemmRow, type ModelRow } from './suite.js';
+import { runSuite, suiteParams, SUITE_WHAT, MODELS as SUITE_MODELS, type StructureRow, type GemmRow, type ModelRow } from './suite.js';
 import { BROWSERS, browserMissing, withBrowser, type BrowserName } from '../test/browsers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { flags } = parseArgs(process.argv.slice(2), {
+const USAGE = `node --import tsx bench/browsers.ts [--quick] [--browsers chromium,firefox] [--models tiny,small] [--batches 1,8]
+         [--runs 10] [--warmup 2] [--threads 2] [--out bench/results/browsers.json] [--svg docs/browsers.svg]   (npm run bench:browsers)
+       node --import tsx bench/browsers.ts --from bench/results/browsers.json --out /tmp/b.json [--svg /tmp/b.svg]   (redraw, no run)
+  Writes --out and --svg (by default over the committed bench/results/browsers.json and docs/browsers.svg).
+  --quick: a minute or two (DeiT-Tiny batch 1, one GEMM shape); a browser that is not installed is skipped, saying why.`;
+const cli = scriptArgs(process.argv.slice(2), {
   quick: 'boolean', from: 'string', browsers: 'string', models: 'string', batches: 'string', runs: 'number', warmup: 'number', threads: 'number', out: 'string', svg: 'string',
-});
-const list = (s: string | undefined) => s?.split(',').map((v) => v.trim()).filter(Boolean);
+}, USAGE);
+const { flags } = cli;
 const quick = !!flags.quick;
 const over = {
-  models: list(flags.models as string | undefined), batches: list(flags.batches as string | undefined)?.map(Number),
-  runs: flags.runs as number | undefined, warmup: flags.warmup as number | undefined, threads: flags.threads as number | undefined,
+  models: flags.models === undefined ? undefined : cli.list('models', [], Object.keys(SUITE_MODELS)),
+  batches: flags.batches === undefined ? undefined : cli.list('batches', []).map(Number),
+  runs: flags.runs === undefined ? undefined : cli.int('runs', 0, 1), warmup: flags.warmup === undefined ? undefined : cli.int('warmup', 0, 0),
+  threads: flags.threads === undefined ? undefined : cli.int('threads', 0, 1),
 };
+if (over.batches?.some((b) => !(Number.isInteger(b) && b >= 1))) cli.fail(`--batches: positive integers, got '${flags.batches}'`);
 const p = suiteParams(quick, over);
-const browsers = (list(flags.browsers as string | undefined) ?? BROWSERS) as BrowserName[];
-for (const b of browsers) if (!BROWSERS.includes(b)) throw new Error(`--browsers: unknown '${b}' (known: ${BROWSERS.join(', ')})`);
+const browsers = cli.list('browsers', BROWSERS, BROWSERS) as BrowserName[];
 const outJson = resolve((flags.out as string | undefined) ?? join(here, 'results', 'browsers.json'));
 const outSvg = resolve((flags.svg as string | undefined) ?? join(here, '..', 'docs', 'browsers.svg'));
 
@@ -56,12 +63,13 @@ const committed = DEMO_MODELS.flatMap(([label, file]) => {
 });
 
 const from = flags.from as string | undefined;
-let runDate = new Date().toISOString();
+let runDate = new Date().toISOString(), runHost: { cpu: string; cores: number; loadavg: number } | null = null;
 if (from) {
   // redraw the chart and tables from an earlier run
   const old = JSON.parse(readFileSync(resolve(from), 'utf8')) as { platforms: typeof platforms; date: string; host: Record<string, unknown> };
   Object.assign(platforms, old.platforms);
   runDate = old.date;
+  runHost = old.host as { cpu: string; cores: number; loadavg: number };   // the machine that ran it, not this one
 } else {
   // ---- Node
   {
@@ -146,7 +154,7 @@ const fmt = (v: number | null, unit: string) => (v === null ? '—' : unit === '
 const checks = Object.fromEntries(ok.map(([k, v]) => [k, v.checks]));
 const json = {
   what: `bench/browsers.ts: ${SUITE_WHAT}; Node, then Chromium, then Firefox ESR (headless) in one run`,
-  date: runDate, host: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, loadavg: +os.loadavg()[0].toFixed(2) },
+  date: runDate, host: runHost ?? { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, loadavg: +os.loadavg()[0].toFixed(2) },
   comparison: cmp, checks, platforms,
 };
 mkdirSync(dirname(outJson), { recursive: true });
