@@ -16,10 +16,10 @@
 // and after: other processes on the machine show there) and the pool's
 // calibration (dispatch cost per split call, thresholds per kernel class).
 //
-//   npx tsx bench/threads.ts [--quick] [--threads 2] [--out bench/results/threads.json]
+//   node --import tsx bench/threads.ts [--quick] [--threads 2] [--out bench/results/threads.json]   (npm run bench:threads)
 import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
@@ -34,13 +34,15 @@ import { quantizeModel } from '../src/quant/int8.js';
 import { latencyStats, environment } from '../src/util/timing.js';
 import { Rng } from '../src/util/rng.js';
 import { pairedRounds } from './ab.js';
+import { scriptArgs } from '../src/cli/args.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
-const quick = args.includes('--quick');
-const T = Number(flag('threads') ?? 2);
-const out = flag('out') ?? join(ROOT, 'bench/results/threads.json');
+const cli = scriptArgs(process.argv.slice(2), { quick: 'boolean', threads: 'number', out: 'string' },
+  `node --import tsx bench/threads.ts [--quick] [--threads 2] [--out bench/results/threads.json]   (npm run bench:threads)
+  Writes --out (by default over the committed bench/results/threads.json); exit 1 when a check fails.`);
+const quick = !!cli.flags.quick;
+const T = cli.int('threads', 2, 2);
+const out = resolve((cli.flags.out as string | undefined) ?? join(ROOT, 'bench/results/threads.json'));
 const LIMITS = { b1_pool_vs_one: 1.05, b8_speedup: 1.7 };
 
 interface Case { label: string; batch: number; make: (be: Backend) => { forward(x: import('../src/tensor.js').Tensor): import('../src/tensor.js').Tensor; cfg: { inChans: number; imgSize: number }; dispose(): void } }
