@@ -1,7 +1,10 @@
 // Training throughput: images/s of the vit_fmnist preset at batch 128 and the
 // time of one DeiT-Tiny training step at batch 8, single-threaded.
 // Warm-up steps are discarded; medians with spread go to bench/results/train.json.
+// Usage: node --import tsx bench/train.ts [--out bench/results/train.json]   (npm run bench:train)
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Tensor, scope, setBackend } from '../src/tensor.js';
 import { backward, zeroGrad } from '../src/autograd.js';
 import { crossEntropy } from '../src/ops/index.js';
@@ -10,6 +13,12 @@ import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
+import { scriptArgs } from '../src/cli/args.js';
+
+const cli = scriptArgs(process.argv.slice(2), { out: 'string' },
+  `node --import tsx bench/train.ts [--out bench/results/train.json]   (npm run bench:train)
+  Writes --out (by default over the committed bench/results/train.json).`);
+const out = resolve((cli.flags.out as string | undefined) ?? fileURLToPath(new URL('./results/train.json', import.meta.url)));
 
 const be = loadWasmSync('auto');
 setBackend(be);
@@ -35,11 +44,12 @@ const fm = latencyStats(stepTimes('vit_fmnist', 128, 3, 15));
 console.log(`vit_fmnist batch 128: ${fm.median_ms.toFixed(1)} ms/step (min ${fm.min_ms.toFixed(1)}, max ${fm.max_ms.toFixed(1)}) = ${(128 * 1000 / fm.median_ms).toFixed(0)} images/s`);
 const dt = latencyStats(stepTimes('deit_tiny_patch16_224', 8, 1, 5));
 console.log(`deit_tiny batch 8: ${dt.median_ms.toFixed(0)} ms/step (min ${dt.min_ms.toFixed(0)}, max ${dt.max_ms.toFixed(0)})`);
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/train.json', JSON.stringify({
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({
   env: { ...environment(), backend: be.name, threads: 1 },
   results: [
     { preset: 'vit_fmnist', batch: 128, threads: 1, ms_per_step: fm, images_per_sec: (128 * 1000) / fm.median_ms },
     { preset: 'deit_tiny_patch16_224', batch: 8, threads: 1, ms_per_step: dt, images_per_sec: (8 * 1000) / dt.median_ms },
   ],
 }, null, 2) + '\n');
+console.log(`wrote ${out}`);
