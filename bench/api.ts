@@ -14,9 +14,9 @@
 // saved to a temporary file) unless --quick.
 //
 // Usage: node --import tsx bench/api.ts [--calls 10000] [--runs 200] [--quick] [--out bench/results/api.json]
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { load } from '../src/api/node.js';
 import { runnerFor } from '../src/api/runner.js';
@@ -28,14 +28,17 @@ import type { WasmBackend } from '../src/backend/wasm.js';
 import { createModel, loadModel, saveModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { environment, latencyStats } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { quantizeLoaded } from '../src/quant/format.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const { flags } = parseArgs(process.argv.slice(2), { calls: 'number', runs: 'number', quick: 'boolean', out: 'string' });
-const CALLS = (flags.calls as number | undefined) ?? 10_000;
-const RUNS = (flags.runs as number | undefined) ?? 200;
-const OUT = (flags.out as string | undefined) ?? join(ROOT, 'bench/results/api.json');
+const cli = scriptArgs(process.argv.slice(2), { calls: 'number', runs: 'number', quick: 'boolean', out: 'string' },
+  `node --import tsx bench/api.ts [--calls 10000] [--runs 200] [--quick] [--out bench/results/api.json]   (npm run bench:api)
+  Writes --out (by default over the committed bench/results/api.json); --quick leaves out DeiT-Tiny.`);
+const { flags } = cli;
+const CALLS = cli.int('calls', 10_000, 1);
+const RUNS = cli.int('runs', 200, 1);
+const OUT = resolve((flags.out as string | undefined) ?? join(ROOT, 'bench/results/api.json'));
 const SAMPLE = join(ROOT, 'web/public/samples/07-sneaker.png');
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
@@ -120,6 +123,7 @@ try {
     environment: { ...environment(), note: 'shared machine (other jobs running): compare the ratios, measured interleaved in one process' },
     memory, latency,
   };
+  mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, JSON.stringify(report, null, 1) + '\n');
   console.log(`wrote ${OUT}`);
 } finally {

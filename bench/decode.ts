@@ -7,17 +7,22 @@
 // with decodeImage + imageToInput inline, and through ImageDecoder's worker
 // (the round trip, bytes copied both ways); each checked against the other
 // bit for bit first, warm-up runs dropped, median and spread of the rest.
-// Usage: node --import tsx bench/decode.ts [--runs 9]   writes bench/results/decode.json
+// Usage: node --import tsx bench/decode.ts [--runs 9] [--out bench/results/decode.json]   (npm run bench:decode)
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeImage, encodePng } from '../src/io/image.js';
 import { imageToInput } from '../src/data/preprocess.js';
 import { getPreset } from '../src/nn/presets.js';
 import { ImageDecoder, INLINE_PIXELS } from '../src/serve/decode.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 
-const RUNS = (parseArgs(process.argv.slice(2), { runs: 'number' }).flags.runs as number | undefined) ?? 9, WARM = 2;
+const cli = scriptArgs(process.argv.slice(2), { runs: 'number', out: 'string' },
+  `node --import tsx bench/decode.ts [--runs 9] [--out bench/results/decode.json]   (npm run bench:decode)
+  Writes --out (by default over the committed bench/results/decode.json).`);
+const RUNS = cli.int('runs', 9, 1), WARM = 2;
+const out = resolve((cli.flags.out as string | undefined) ?? fileURLToPath(new URL('./results/decode.json', import.meta.url)));
 const cfg = getPreset('vit_fmnist'), dec = new ImageDecoder(2 ** 31 - 1);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const spread = (v: number[]) => { const m = median(v); return median(v.map((x) => Math.abs(x - m))) / m; };
@@ -42,10 +47,9 @@ for (const side of [128, 256, 512, 1024, 2048, 4096]) {
   console.log(`${side}x${side} (${png.length} bytes): inline ${row.inline_ms} ms (spread ${(100 * row.inline_spread).toFixed(1)}%), through the worker ${row.worker_ms} ms (${(100 * row.worker_spread).toFixed(1)}%)`);
 }
 await dec.close();
-const dir = fileURLToPath(new URL('./results/', import.meta.url));
-mkdirSync(dir, { recursive: true });
-writeFileSync(`${dir}decode.json`, JSON.stringify({
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({
   what: 'bench/decode.ts: PNG decode + preprocess (vit_fmnist) on the calling thread against through src/serve/decode.ts\'s worker, by side; median over runs after warm-up', inline_pixels: INLINE_PIXELS,
   env: environment(), runs: RUNS, warmup: WARM, rows,
 }, null, 2) + '\n');
-console.log(`wrote ${dir}decode.json`);
+console.log(`wrote ${out}`);

@@ -43,7 +43,7 @@ import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { quantizeWeight } from '../src/quant/int8.js';
 import { rand, naive, int8Run } from './operands.js';
 import { pinToOneCpu } from './pin.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 
 // M x K x N, as in the issue: ViT-S/16 and ViT-B/16 projection shapes (197 tokens) and a square one.
 const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [197, 192, 768], [197, 768, 192], [512, 512, 512]];
@@ -117,10 +117,13 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { cpu: 'string', out: 'string' }).flags;
+  const cli = scriptArgs(process.argv.slice(2), { cpu: 'string', out: 'string' },
+    `node --import tsx bench/gemm.ts [--cpu K|none] [--out NAME.json]   (npm run bench:gemm; about 6 minutes)
+  Writes bench/results/NAME.json (by default over the committed gemm.json).`);
+  const args = cli.flags;
   const out = (args.out as string | undefined) ?? 'gemm.json';
-  if (!/^[\w.-]+\.json$/.test(out)) throw new Error(`--out: a file name ending in .json (written under bench/results/), got '${out}'`);
-  const pinning = pinToOneCpu(args.cpu as string | undefined, 1);
+  if (!/^[\w.-]+\.json$/.test(out)) cli.fail(`--out: a file name ending in .json (written under bench/results/), got '${out}'`);
+  const pinning = cli.check(() => pinToOneCpu(args.cpu as string | undefined, 1));
   const relaxed = relaxedSimdSupported();
   const engines: Array<[string, WasmBackend]> = [['caitjs-simd', loadWasmSync('simd')]];
   if (relaxed) engines.push(['caitjs-relaxed', loadWasmSync('relaxed')]);

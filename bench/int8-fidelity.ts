@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { load } from '../src/api/node.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 
-const every = (parseArgs(process.argv.slice(2), { every: 'number' }).flags.every as number | undefined) ?? 5;
-if (!(Number.isInteger(every) && every >= 1)) throw new Error(`--every: a positive integer, got ${every}`);
+const every = scriptArgs(process.argv.slice(2), { every: 'number' },
+  'node --import tsx bench/int8-fidelity.ts [--every 5]   writes bench/results/int8-fidelity.json').int('every', 5, 1);
 const test = loadFashionMnist().test, picks = Array.from({ length: Math.ceil(test.n / every) }, (_, i) => i * every);
 const root = fileURLToPath(new URL('../', import.meta.url));
 const VARIANTS = { '7-bit': { int8SixBit: false }, 'default (6-bit rows)': {} } as const;

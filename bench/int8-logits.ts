@@ -13,8 +13,9 @@
 // every block Linear computed from the float weights (weights-only:class-token-float;
 // a simulation: the file holds no such weights).
 // Not a timing: no pinning needed.
-// Usage: node --import tsx bench/int8-logits.ts [--seeds 6]   writes bench/results/int8-logits.json
+// Usage: node --import tsx bench/int8-logits.ts [--seeds 6] [--out bench/results/int8-logits.json]   (npm run bench:int8-logits)
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setBackend, Tensor, scope, keep } from '../src/tensor.js';
 import * as ops from '../src/ops/index.js';
@@ -25,10 +26,14 @@ import { loadWasmSync } from '../src/backend/wasm.js';
 import { quantizeModel, quantizeWeight, dequantizeWeight, isLinear, namedModules, roundInt8, SIX_BIT_LAYERS, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
 import type { Module } from '../src/nn/module.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { randn } from '../test/util.js';
 
-const S = (parseArgs(process.argv.slice(2), { seeds: 'number' }).flags.seeds as number | undefined) ?? 6;
+const cli = scriptArgs(process.argv.slice(2), { seeds: 'number', out: 'string' },
+  `node --import tsx bench/int8-logits.ts [--seeds 6] [--out bench/results/int8-logits.json]   (npm run bench:int8-logits)
+  Writes --out (by default over the committed bench/results/int8-logits.json).`);
+const S = cli.int('seeds', 6, 1);
+const out = resolve((cli.flags.out as string | undefined) ?? fileURLToPath(new URL('./results/int8-logits.json', import.meta.url)));
 const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), shape = [2, 3, 224, 224], x = randn(2 * 3 * 224 * 224, 5);
@@ -132,9 +137,8 @@ for (let seed = 0; seed < S; seed++) {
 const mean = (k: string) => +(rows.reduce((s, r) => s + (r[k] as number), 0) / rows.length).toFixed(5);
 const means = Object.fromEntries([...Object.keys(VARIANTS), ...Object.keys(FLOORS)].map((k) => [k, mean(k)]));
 console.log('mean', Object.entries(means).map(([k, v]) => `${k} ${(100 * v).toFixed(2)}%`).join('  '));
-const dir = fileURLToPath(new URL('./results/', import.meta.url));
-mkdirSync(dir, { recursive: true });
-writeFileSync(`${dir}int8-logits.json`, JSON.stringify({
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({
   what: 'bench/int8-logits.ts: random-weight DeiT-Tiny (createModel(cfg, seed)), batch 2 (randn seed 5, as test/quant.test.ts), max |int8 - float| / max |float| over the logits',
   env: { ...environment(), backend: be.name }, variants: {
     ...Object.fromEntries(Object.entries(VARIANTS).map(([k, o]) => [k, o.sixBitLayers ? `quantizeModel's defaults, the rows in 6 bits: ${k.startsWith('6bit-only:') ? `${k.slice(10)} alone` : `SIX_BIT_LAYERS' and ${k.slice(13)}`}` : o])),
@@ -143,4 +147,4 @@ writeFileSync(`${dir}int8-logits.json`, JSON.stringify({
     'weights-only:class-token-float': "every Linear's weights in int8, but the block Linears compute the class token's row from the float weights (a simulation)",
   }, seeds: rows, mean: means,
 }, null, 2) + '\n');
-console.log(`wrote ${dir}int8-logits.json`);
+console.log(`wrote ${out}`);

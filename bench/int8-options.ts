@@ -11,9 +11,10 @@
 // ratio to the default of the same model in the same round, with its median,
 // MAD and p10/p90. The logits of each variant against the float model's are
 // recorded too (max |diff| / max |float|), as the options trade time for them.
-// Usage: node --import tsx bench/int8-options.ts [--rounds 40] [--warmup 5] [--cpu K|none]
-//   writes bench/results/int8-options.json
+// Usage: node --import tsx bench/int8-options.ts [--rounds 40] [--warmup 5] [--cpu K|none] [--out bench/results/int8-options.json]
+//   (npm run bench:int8-options) writes --out
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setBackend, Tensor, scope } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
@@ -24,13 +25,16 @@ import { quantizeModel, type QuantizeOptions } from '../src/quant/int8.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { chosenStructure } from './structure.js';
 import { pinToOneCpu } from './pin.js';
 
-const args = parseArgs(process.argv.slice(2), { rounds: 'number', warmup: 'number', cpu: 'string' }).flags;
-const pinning = pinToOneCpu(args.cpu as string | undefined, 1);
-const R = (args.rounds as number | undefined) ?? 40, WARM = (args.warmup as number | undefined) ?? 5;
+const cli = scriptArgs(process.argv.slice(2), { rounds: 'number', warmup: 'number', cpu: 'string', out: 'string' },
+  `node --import tsx bench/int8-options.ts [--rounds 40] [--warmup 5] [--cpu K|none] [--out bench/results/int8-options.json]   (npm run bench:int8-options)
+  Writes --out (by default over the committed bench/results/int8-options.json).`);
+const R = cli.int('rounds', 40, 1), WARM = cli.int('warmup', 5, 0);
+const out = resolve((cli.flags.out as string | undefined) ?? fileURLToPath(new URL('./results/int8-options.json', import.meta.url)));
+const pinning = cli.check(() => pinToOneCpu(cli.flags.cpu as string | undefined, 1));
 const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);
@@ -76,13 +80,12 @@ const results = names.map((n) => {
 });
 for (const r of results) console.log(`${r.model.padEnd(5)} ${r.variant.padEnd(16)} ${r.median_ms.toFixed(2).padStart(7)} ms  x${r.ratio_to_default.toFixed(3)} of default (p10-p90 ${r.ratio_p10.toFixed(3)}-${r.ratio_p90.toFixed(3)})  logits ${(100 * r.logit_error).toFixed(2)}% of float`);
 for (const p of Object.values(plans)) p.dispose();
-const dir = fileURLToPath(new URL('./results/', import.meta.url));
-mkdirSync(dir, { recursive: true });
-const out = {
+mkdirSync(dirname(out), { recursive: true });
+const report = {
   what: 'bench/int8-options.ts: DeiT-Tiny int8 (random weights, batch 1, one thread, planned), dense and CAIT structure, quantizeModel options against the default, interleaved rounds',
   env: { ...environment(), backend: be.name, pinned_cpu: pinning.cpu, pinning: pinning.why },
   cait_structure: { merge: s.merge, prune: s.prune, keep: s.keep, mac_ratio: s.ratio, source: s.source },
   rounds: R, warmup: WARM, results,
 };
-writeFileSync(`${dir}int8-options.json`, JSON.stringify(out, null, 2) + '\n');
-console.log(`wrote ${dir}int8-options.json`);
+writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+console.log(`wrote ${out}`);

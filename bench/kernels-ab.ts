@@ -23,19 +23,21 @@ import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
 import { NN, GELU, QGEMM_GELU, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
 import { quantizeWeight } from '../src/quant/int8.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { rand } from './operands.js';
 import { pinToOneCpu } from './pin.js';
 import { pairedRounds, abSummary } from './ab.js';
 
 const WARM = 5;
-const { flags } = parseArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' });
-if (typeof flags.a !== 'string' || typeof flags.b !== 'string') throw new Error('--a OLD.wasm and --b NEW.wasm are required');
-const rounds = (flags.rounds as number | undefined) ?? 40;
-if (!(Number.isInteger(rounds) && rounds > WARM)) throw new Error(`--rounds: an integer above ${WARM}, got ${flags.rounds}`);
+const cli = scriptArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' },
+  `node --import tsx bench/kernels-ab.ts --a OLD.wasm --b NEW.wasm [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]   (npm run bench:kernels-ab -- ...)
+  OLD/NEW: relaxed builds (build/cait.relaxed.wasm, or one built at another commit). Writes bench/results/NAME.json (default kernels-ab.json).`);
+const { flags } = cli;
+if (typeof flags.a !== 'string' || typeof flags.b !== 'string') cli.fail('--a OLD.wasm and --b NEW.wasm are required');
+const rounds = cli.int('rounds', 40, WARM + 1);
 const out = (flags.out as string | undefined) ?? 'kernels-ab';
-if (!/^[\w.-]+$/.test(out)) throw new Error(`--out: a file name without extension (written under bench/results/ as NAME.json), got '${out}'`);
-const pinning = pinToOneCpu(flags.cpu as string | undefined, 1);
+if (!/^[\w.-]+$/.test(out)) cli.fail(`--out: a file name without extension (written under bench/results/ as NAME.json), got '${out}'`);
+const pinning = cli.check(() => pinToOneCpu(flags.cpu as string | undefined, 1));
 resolveVariant('relaxed');
 
 // DeiT-Tiny's sizes: fc1's output at 197 tokens (GELU), three heads' 197x197

@@ -26,14 +26,17 @@ import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
 import { quantizeModel } from '../src/quant/int8.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 
-const { flags, rest } = parseArgs(process.argv.slice(2), { int8: 'boolean', out: 'string' });
+const cli = scriptArgs(process.argv.slice(2), { int8: 'boolean', out: 'string' },
+  `node --import tsx bench/profile.ts [rounds=40] [--int8] [--out NAME.json]
+  Writes bench/results/NAME.json (by default over the committed profile.json, with --int8 profile-int8.json).`);
+const { flags, rest } = cli;
 const INT8 = flags.int8 === true;
 const R = Number(rest[0] ?? 40);
-if (!(Number.isInteger(R) && R > 0)) throw new Error(`rounds: a positive integer, got '${rest[0]}'`);
+if (!(Number.isInteger(R) && R > 0) || rest.length > 1) cli.fail(`rounds: one positive integer, got '${rest.join(' ')}'`);
 const file = (flags.out as string | undefined) ?? (INT8 ? 'profile-int8.json' : 'profile.json');
-if (!/^[\w.-]+\.json$/.test(file)) throw new Error(`--out: a file name ending in .json (written under bench/results/), got '${file}'`);
+if (!/^[\w.-]+\.json$/.test(file)) cli.fail(`--out: a file name ending in .json (written under bench/results/), got '${file}'`);
 const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);

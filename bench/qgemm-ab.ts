@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
 import { quantizeWeight } from '../src/quant/int8.js';
 import { environment } from '../src/util/timing.js';
-import { parseArgs } from '../src/cli/args.js';
+import { scriptArgs } from '../src/cli/args.js';
 import { rand, int8Run } from './operands.js';
 import { pinToOneCpu } from './pin.js';
 import { pairedRounds, abSummary } from './ab.js';
@@ -40,11 +40,15 @@ import { pairedRounds, abSummary } from './ab.js';
 const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [200, 192, 576], [2, 192, 576], [2, 768, 192]];
 const WARM = 5;
 
-const { flags } = parseArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' });
-if (typeof flags.a !== 'string' || typeof flags.b !== 'string') throw new Error('--a OLD.wasm and --b NEW.wasm are required');
-const rounds = (flags.rounds as number | undefined) ?? 30;
-if (!(Number.isInteger(rounds) && rounds > WARM)) throw new Error(`--rounds: an integer above ${WARM}, got ${flags.rounds}`);
-const pinning = pinToOneCpu(flags.cpu as string | undefined, 1);
+const cli = scriptArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' },
+  `node --import tsx bench/qgemm-ab.ts --a OLD.wasm --b NEW.wasm [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]   (npm run bench:qgemm-ab -- ...)
+  OLD/NEW: relaxed builds (build/cait.relaxed.wasm, or one built at another commit). Writes bench/results/NAME.json (default qgemm-ab.json).`);
+const { flags } = cli;
+if (typeof flags.a !== 'string' || typeof flags.b !== 'string') cli.fail('--a OLD.wasm and --b NEW.wasm are required');
+const rounds = cli.int('rounds', 30, WARM + 1);
+const outName = (flags.out as string | undefined) ?? 'qgemm-ab';
+if (!/^[\w.-]+$/.test(outName)) cli.fail(`--out: a file name without extension (written under bench/results/ as NAME.json), got '${outName}'`);
+const pinning = cli.check(() => pinToOneCpu(flags.cpu as string | undefined, 1));
 resolveVariant('relaxed');
 const sides = (['a', 'b'] as const).map((k) => ({
   key: k, file: flags[k] as string, label: (flags[`label-${k}`] as string | undefined) ?? (flags[k] as string),
@@ -72,7 +76,7 @@ for (const [M, K, N] of SHAPES) {
   results.push(row);
   console.log(`  ${`${M}x${K}x${N}`.padEnd(12)} a ${row.a.gops.toFixed(1).padStart(6)} GOP/s (±${(st[0].spread * 100).toFixed(1)}%)  b ${row.b.gops.toFixed(1).padStart(6)} GOP/s (±${(st[1].spread * 100).toFixed(1)}%)  b/a time ${row.b_over_a_time} [p10 ${row.b_over_a_time_p10_p90[0]}, p90 ${row.b_over_a_time_p10_p90[1]}]`);
 }
-const out = `${(flags.out as string | undefined) ?? 'qgemm-ab'}.json`, dir = fileURLToPath(new URL('./results/', import.meta.url));
+const out = `${outName}.json`, dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 writeFileSync(dir + out, JSON.stringify({ env: { ...env, loadavgAfter: environment().loadavg }, a: { file: sides[0].file, label: sides[0].label }, b: { file: sides[1].file, label: sides[1].label }, rounds, warmup_rounds: WARM, results }, null, 2) + '\n');
 console.log(`wrote bench/results/${out}`);
