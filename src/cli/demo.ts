@@ -9,11 +9,11 @@ import { loadFashionMnist } from '../data/mnist.js';
 import { makeBatch } from '../data/augment.js';
 import { evaluate, type Trainable } from '../train/trainer.js';
 import { countMacs, countParams } from '../cait/macs.js';
-import { Tensor, scope } from '../tensor.js';
+import { Tensor, getBackend, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { BACKEND_FLAGS, JSON_FLAG, command, type Flags } from './flags.js';
 import { emitJson, openRunner, softmax, useBackend } from './common.js';
-import { latencyStats, timeRunners } from './bench.js';
+import { environment, latencyStats, timeRunners } from './bench.js';
 
 const MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
 export const DEMO_MODELS: Array<[label: string, file: string]> = [
@@ -78,5 +78,5 @@ function demoRun(f: Flags<typeof DEMO_FLAGS>): void {
   for (const r of table) {
     console.log(`${pad(r.label, 18)}${pad((100 * r.accuracy).toFixed(2) + '%', 10)}${pad((r.macs / 1e6).toFixed(2), 9)}${pad((r.params / 1e3).toFixed(0) + 'k', 9)}${pad(r.median_ms.toFixed(3) + ' ms', 16)}${r.speedup.toFixed(2)}x`);
   }
-  emitJson(f, { models: table });
+  emitJson(f, { models: table, env: { ...environment(), backend: getBackend().name, threads: 1 } });
 }
