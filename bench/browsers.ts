@@ -133,7 +133,8 @@ if (from) {
 // ---- the comparison: one row per measurement, a column per platform
 const NAMES: Record<string, string> = { node: 'Node', chromium: 'Chromium', firefox: 'Firefox' };
 const MODEL_NAMES: Record<string, string> = { tiny: 'DeiT-Tiny', small: 'DeiT-Small' };
-interface Cmp { row: string; unit: 'GFLOP/s' | 'ms'; values: Record<string, number | null> }
+// int8 GEMM rows count a multiply-add as two operations, as float ones do, but of integers: GOP/s
+interface Cmp { row: string; unit: 'GFLOP/s' | 'GOP/s' | 'ms'; values: Record<string, number | null> }
 const ok = Object.entries(platforms).filter((e): e is [string, Platform] => !('error' in e[1]));
 const first = ok[0]?.[1];
 const cmp: Cmp[] = [];
@@ -141,7 +142,7 @@ if (first) {
   // impl names carry the build (relaxed or simd, which differs by engine): rows match by float or int8
   const int8 = (g: GemmRow) => g.impl.includes('int8');
   for (const g of first.gemm) {
-    cmp.push({ row: `GEMM ${g.M}x${g.K}x${g.N}${int8(g) ? ' int8' : ''}, ${g.threads === 1 ? '1 thread' : `pool x${g.threads}`}`, unit: 'GFLOP/s',
+    cmp.push({ row: `GEMM ${g.M}x${g.K}x${g.N}${int8(g) ? ' int8' : ''}, ${g.threads === 1 ? '1 thread' : `pool x${g.threads}`}`, unit: int8(g) ? 'GOP/s' : 'GFLOP/s',
       values: Object.fromEntries(ok.map(([k, v]) => [k, v.gemm.find((x) => x.M === g.M && x.K === g.K && x.N === g.N && x.threads === g.threads && int8(x) === int8(g))?.gflops ?? null])) });
   }
   for (const m of first.results) {
@@ -195,7 +196,7 @@ function chart(rows: Cmp[], keys: string[], host: { cpu: string; cores: number }
   const svg = new Svg(W, H, { background: '#ffffff', title: 'caitjs in Node, Chromium and Firefox' });
   svg.text(W / 2, 24, 'caitjs on one machine: Node, Chromium and Firefox ESR (same suite, same run)', { 'text-anchor': 'middle', 'font-size': 16, 'font-weight': 600, fill: '#1d2330' });
   svg.text(W / 2, 42, `${host.cpu} (${host.cores} cores), ${runDate.slice(0, 10)}, shared with other work (load average stamped in the JSON)`, { 'text-anchor': 'middle', 'font-size': 11.5, fill: '#5b6475' });
-  svg.text(W / 2, 57, `bar: speed relative to ${NAMES[keys[0]] ?? keys[0]} (GFLOP/s ratio, or inverse time ratio; longer is faster); label: GFLOP/s or median ms`, { 'text-anchor': 'middle', 'font-size': 11.5, fill: '#5b6475' });
+  svg.text(W / 2, 57, `bar: speed relative to ${NAMES[keys[0]] ?? keys[0]} (GFLOP/s or GOP/s ratio, or inverse time ratio; longer is faster); label: GFLOP/s, GOP/s (int8) or median ms`, { 'text-anchor': 'middle', 'font-size': 11.5, fill: '#5b6475' });
   keys.forEach((k, i) => { svg.rect(left + i * 120, 66, 12, 12, { fill: PALETTE[i] }); svg.text(left + i * 120 + 17, 76, NAMES[k] ?? k, { 'font-size': 12, fill: '#1d2330' }); });
   const rel = (r: Cmp, k: string) => { const v = r.values[k], b = r.values[keys[0]]; return v && b ? (r.unit === 'ms' ? b / v : v / b) : 0; };
   const maxRel = Math.max(1.5, ...rows.flatMap((r) => keys.map((k) => rel(r, k))));
@@ -208,7 +209,7 @@ function chart(rows: Cmp[], keys: string[], host: { cpu: string; cores: number }
       const v = r.values[k], yy = y0 + 3 + j * 13;
       if (v === null) { svg.text(left + 4, yy + 9, 'n/a', { 'font-size': 10, fill: '#8a93a3' }); return; }
       svg.rect(left, yy, Math.max(1, x(rel(r, k)) - left), 11, { fill: PALETTE[j], 'data-platform': k, 'data-value': v });
-      svg.text(x(rel(r, k)) + 4, yy + 9, `${fmt(v, r.unit)} ${r.unit === 'ms' ? 'ms' : 'GFLOP/s'}`, { 'font-size': 10, fill: '#1d2330' });
+      svg.text(x(rel(r, k)) + 4, yy + 9, `${fmt(v, r.unit)} ${r.unit}`, { 'font-size': 10, fill: '#1d2330' });
     });
   });
   svg.line(x(1), top - 4, x(1), top + rows.length * rowH, { stroke: '#8a93a3', 'stroke-dasharray': '3 3' });
