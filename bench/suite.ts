@@ -403,7 +403,14 @@ export function suiteParams(quick: boolean, over: Partial<Pick<SuiteOptions, 'mo
   const base = quick
     ? { models: ['tiny'], batches: [1], runs: 3, warmup: 1, gemm: GEMM_SHAPES.slice(0, 1), gemmRounds: 2, gemmRoundMs: 60, threads: 2 }
     : { models: ['tiny', 'small'], batches: [1, 8], runs: 10, warmup: 2, gemm: GEMM_SHAPES, gemmRounds: 5, gemmRoundMs: 250, threads: 2 };
-  return { ...base, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)), quick };
+  const p = { ...base, ...Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)), quick } as typeof base & { quick: boolean };
+  // the page's URL parameters reach here unchecked (bench.html?runs=0): refused before any work, by name
+  const int = (k: 'runs' | 'warmup' | 'threads', min: number) => { if (!(Number.isInteger(p[k]) && p[k] >= min)) throw new Error(`${k} must be an integer >= ${min}, got ${p[k]}`); };
+  int('runs', 1); int('warmup', 0); int('threads', 1);
+  if (!p.batches.length || p.batches.some((b) => !(Number.isInteger(b) && b >= 1 && b <= 16))) throw new Error(`batches must be integers in 1..16, got ${p.batches.join(',')}`);
+  for (const m of p.models) if (!MODELS[m]) throw new Error(`unknown model '${m}' (known: ${Object.keys(MODELS).join(', ')})`);
+  if (!p.models.length) throw new Error('models: none given');
+  return p;
 }
 
 export const SUITE_WHAT = 'bench/suite.ts: GEMM GFLOP/s and whole-model latency (planned forwards) on one thread and the pool, interleaved rounds, medians; the same code in Node and in browsers (web/bench.html)';

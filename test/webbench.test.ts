@@ -18,7 +18,7 @@ import { serveStatic } from '../web/serve.js';
 import { DEMO_MODELS } from '../src/cli/demo.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
-import { runSuite, GEMM_SHAPES, type SuiteResult } from '../bench/suite.js';
+import { runSuite, suiteParams, GEMM_SHAPES, type SuiteResult } from '../bench/suite.js';
 import { BROWSERS, browserMissing, withBrowser, type BrowserName } from './browsers.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -50,6 +50,15 @@ async function nodeSchema(): Promise<SuiteResult> {
   } finally { await pool.close(); }
 }
 const keys = (o: object) => Object.keys(o).sort();
+
+test('suiteParams refuses what the page\'s URL (bench.html?runs=0) or the command line gives it unchecked, by name', () => {
+  for (const [over, re] of [
+    [{ runs: 0 }, /runs must be an integer >= 1, got 0/], [{ warmup: -1 }, /warmup must be an integer >= 0, got -1/],
+    [{ threads: Number('x') }, /threads must be an integer >= 1, got NaN/], [{ batches: [0] }, /batches must be integers in 1\.\.16, got 0/],
+    [{ models: ['huge'] }, /unknown model 'huge' \(known: tiny, small/], [{ models: [] }, /models: none given/],
+  ] as const) assert.throws(() => suiteParams(true, over as Parameters<typeof suiteParams>[1]), re as RegExp);
+  assert.is(suiteParams(true, { runs: 4 }).runs, 4);
+});
 
 for (const B of BROWSERS) {
   const name = `${B}: bench.html?quick=1 gives one JSON object, Node's schema plus an environment stamp, offered as a download`;
