@@ -202,6 +202,18 @@ test('class folder entries that are neither files nor folders (a FIFO named like
   assert.is(ev.code, 0, ev.stderr);
   assert.match(ev.stderr, /2 images, 2 classes/);
   assert.match(ev.stderr, /skipped 2 entries of class folders that are neither files nor folders \(FIFOs/);
+  // under --json too (stdout is the JSON's; a script should still learn what was left out), but not --quiet
+  const evj = await cait('eval', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', d, '--json');
+  assert.is(evj.code, 0, evj.stderr);
+  assert.match(evj.stderr, /skipped 1 file\(s\) that are not PNG or JPEG/);
+  assert.match(evj.stderr, /skipped 2 entries of class folders/);
+  assert.not.match(evj.stderr, /2 images, 2 classes/, 'the decode report is progress, not a warning');
+  assert.is(evj.json.n, 2);
+  const q = await cait('quantize', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', d, '--out', join(root, 'special-int8.safetensors'), '--json');
+  assert.is(q.code, 0, q.stderr);
+  assert.match(q.stderr, /skipped 2 entries of class folders/);
+  const evq = await cait('eval', '--model', join(ROOT_MODELS, 'fmnist-dense.safetensors'), '--data', d, '--json', '--quiet');
+  assert.is(evq.stderr, '');
   // one class: refused for a new model (exit 1, no run written); a fine-tune is warned
   const one = join(root, 'one-class');
   mkdirSync(join(one, 'Only'), { recursive: true });

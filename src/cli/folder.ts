@@ -70,18 +70,19 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
     valSplit: f['val-split'], seed: f.seed ?? 0, splits, limits,
     rrc: f['no-rrc'] ? null : { scale: [f['rrc-scale'] ?? DEFAULT_RRC.scale[0], 1], ratio: DEFAULT_RRC.ratio },
     onProgress: (s, done, total) => {
-      if (f.quiet || total < 1000) return;
+      if (f.quiet || f.json || total < 1000) return;
       if (!bars.has(s)) bars.set(s, new Progress(`${dir} ${s}`, total, 'img'));
       bars.get(s)!.update(done);
     },
   });
+  // warnings go to stderr under --json too (it owns stdout only); --quiet silences them with the rest
   if (!f.quiet) {
     if (splits.includes('train') && splits.includes('val') && !fd.listing.heldOut) {
       process.stderr.write(`${dir}: no held-out images (no val/ folder, no --val-split): the scores after training are on the training images; --val-split 0.2 holds a fifth of each class out\n`);
     }
     for (const s of splits) {
       const st = fd.stats[s];
-      if (st.n) process.stderr.write(`${dir} ${s}: ${st.n} images, ${fd.listing.classes.length} classes; ${st.decoded} decoded, ${st.cached} from the cache (${st.imagesPerSec.toFixed(0)} img/s)\n`);
+      if (st.n && !f.json) process.stderr.write(`${dir} ${s}: ${st.n} images, ${fd.listing.classes.length} classes; ${st.decoded} decoded, ${st.cached} from the cache (${st.imagesPerSec.toFixed(0)} img/s)\n`);
     }
     if (fd.listing.skipped) process.stderr.write(`${dir}: skipped ${fd.listing.skipped} file(s) that are not PNG or JPEG\n`);
     if (fd.listing.special) process.stderr.write(`${dir}: skipped ${fd.listing.special} entr${fd.listing.special === 1 ? 'y' : 'ies'} of class folders that are neither files nor folders (FIFOs, sockets, devices, broken links)\n`);

@@ -49,7 +49,7 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
   // folders and the built-in datasets alike: {"accuracy" (= top1), "top1", "top5", "per_class", "classes",
   // "confusion" [true][predicted], "n", "data", "images_per_sec", "merge"}
   const data = f.data ?? 'fashion-mnist', quiet = f.quiet || f.json;
-  const { split, what, classes } = testSplitOf(data, model.cfg, { ...f, quiet });
+  const { split, what, classes } = testSplitOf(data, model.cfg, f);
   // WebGPU: the heap is one storage binding (128 MiB on some adapters), so smaller batches by default
   const t0 = performance.now();
   const s = await scoreFolder(model, split, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : isFolder(data) ? 100 : 250), limit: f.limit, classes, quiet });

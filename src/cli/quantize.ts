@@ -86,7 +86,7 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   // the split is read once (a folder decoded once) and scored as cait eval scores it, float then int8
   if (f.data !== undefined && !isFolder(f.data)) checkFolderFlags(f, `the built-in dataset ${f.data}`);
   else if (f.data === undefined && f['val-split'] !== undefined) throw new UsageError('--val-split holds out images of --data DIR: give --data');
-  const test = f.data ? testSplitOf(f.data, cfg, { quiet, limit: f.limit, 'val-split': f['val-split'], seed: f.seed }) : null;
+  const test = f.data ? testSplitOf(f.data, cfg, { quiet: f.quiet, json: f.json, limit: f.limit, 'val-split': f['val-split'], seed: f.seed }) : null;
   const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: f.batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
   const floatAcc = await acc();
   const { qm, bytes } = writeQuantized(vit, out, metadata, inputs, runner);
