@@ -180,6 +180,29 @@ test('an output that is an input (same path, symlink, hard link) is refused, exi
   assert.equal(readdirSync(d).filter((f) => f.includes('.tmp-')), [], 'temporaries left behind');
 });
 
+test('a model folder: its model.safetensors and config files are inputs no output may replace (quantize replaced the weights)', async () => {
+  const d = join(dir, 'folder-model');
+  mkdirSync(d);
+  for (const f of ['model.safetensors', 'config.json', 'preprocessor_config.json', 'input.safetensors']) copyFileSync(join(ROOT, '../shared/fixtures/hf-vit', f), join(d, f));
+  const files = ['model.safetensors', 'config.json', 'preprocessor_config.json'].map((f) => join(d, f));
+  const before = hashes(files);
+  const cases: Array<[string[], RegExp]> = [
+    [['quantize', '--model', d, '--out', files[0]], /--out .*model\.safetensors: is the input --model /],
+    [['quantize', '--model', d, '--out', files[1]], /--out .*config\.json: is the input --model \(config\.json\)/],
+    [['quantize', '--model', files[0], '--out', files[2]], /is the input --model \(preprocessor_config\.json\)/],
+    [['compress', '--model', d, '--structure-only', '--target-macs', '1.5', '--quantize', 'int8', '--out', files[0]], /--out .*is the input --model /],
+    [['export', '--model', d, '--onnx', files[0]], /--onnx .*is the input --model /],
+    [['forward', '--model', d, '--input', join(d, 'input.safetensors'), '--out', files[0]], /--out .*is the input --model /],
+    [['train', '--model', d, '--data', 'fashion-mnist', '--epochs', '1', '--overwrite', '--out', d], /is the input --model /],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cait(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, re, `${args.join(' ')}: ${r.stderr}`);
+  }
+  assert.equal(hashes(files), before, 'an input changed');
+});
+
 test('devices, FIFOs and directories are refused; a symlinked output is written through to its target', async () => {
   const d = join(dir, 'special');
   mkdirSync(d);

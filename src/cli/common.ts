@@ -5,7 +5,8 @@ import { readsAsync } from '../backend/webgpu/index.js';
 import { loadWasmSync } from '../backend/wasm.js';
 import { loadThreadedWasmSync } from '../backend/threads.js';
 import { ReferenceBackend } from '../backend/reference/index.js';
-import { loadModel, type LoadedModel, type LoadOptions } from '../nn/model.js';
+import { existsSync } from 'node:fs';
+import { checkpointPaths, loadModel, type LoadedModel, type LoadOptions } from '../nn/model.js';
 import { ConfigError, estimateBytes, maxModelBytes } from '../nn/validate.js';
 import type { VitConfig } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
@@ -223,6 +224,18 @@ export function softmax(z: ArrayLike<number>): number[] {
 
 /** Print the one JSON object scripts read, as the last line of stdout: only with --json. */
 export function emitJson(f: { json?: boolean }, obj: unknown): void { if (f.json) process.stdout.write(JSON.stringify(obj) + '\n'); }
+
+/**
+ * The files a --model source stands for, as inputs no output of the command
+ * may replace: its weights (a folder's model.safetensors, not the folder) and
+ * the config files beside them. A source that does not exist is left to the
+ * loader's error.
+ */
+export function modelInputs(source: string | undefined): NamedInput[] {
+  if (source === undefined || !existsSync(source)) return [{ flag: '--model', path: source }];
+  const p = checkpointPaths(source);
+  return [{ flag: '--model', path: p.weights }, { flag: '--model (config.json)', path: p.config }, { flag: '--model (preprocessor_config.json)', path: p.preprocessorConfig }];
+}
 
 /**
  * An output flag's path checked before any work, by io/output.ts's rules (not

@@ -30,7 +30,7 @@ import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, need, needModelForLoadFlags, noteInt8Input, useBackend } from './common.js';
+import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend } from './common.js';
 import { writeQuantized } from './quantize.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
@@ -90,7 +90,7 @@ export function reductionOf(v: number): number {
 function compressRun(f: CompressFlags): void {
   useBackend(f.backend, f.threads);
   const ratio = reductionOf(need(f['target-macs'], 'target-macs'));
-  const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
+  const out = need(f.out, 'out'), inputs = modelInputs(f.model);
   checkOutputFlag('out', out, inputs);
   needModelForLoadFlags(f);
   if (f['structure-only']) return structureOnly(f, ratio, out, inputs);

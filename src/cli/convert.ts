@@ -12,7 +12,7 @@ import { ATME_METADATA_KEY } from '../cait/wrap.js';
 import { checkpointPaths, saveHf, saveModel } from '../nn/model.js';
 import { quantScheme } from '../quant/format.js';
 import { LOAD_FLAGS, JSON_FLAG, PRESET_NAMES, UsageError, command, type Flags } from './flags.js';
-import { checkOutputFlag, emitJson, loadModelFlags, need } from './common.js';
+import { checkOutputFlag, emitJson, loadModelFlags, modelInputs, need } from './common.js';
 
 const CONVERT_FLAGS = {
   model: { type: 'string', value: 'SRC', help: 'the model to convert: a .safetensors file or a model folder (transformers or timm hub layout) (required)' },
@@ -35,8 +35,7 @@ function convertRun(f: Flags<typeof CONVERT_FLAGS>): void {
   const src = need(f.model, 'model');
   if (f.out === undefined && f.hf === undefined) throw new UsageError('give --out FILE.safetensors, --hf DIR, or both');
   // every file the source stands for is an input no output may replace
-  const paths = checkpointPaths(src);
-  const inputs = [{ flag: '--model', path: paths.weights }, { flag: '--model (config.json)', path: paths.config }, { flag: '--model (preprocessor_config.json)', path: paths.preprocessorConfig }];
+  const paths = checkpointPaths(src), inputs = modelInputs(src);
   if (f.out !== undefined) checkOutputFlag('out', f.out, inputs);
   if (f.hf !== undefined) {
     const hfFiles = ['model.safetensors', 'config.json', 'preprocessor_config.json'].map((name) => join(f.hf!, name));

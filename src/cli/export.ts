@@ -8,7 +8,7 @@ import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
 import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { isSegmentation } from '../seg/model.js';
-import { checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, withMerging } from './common.js';
+import { checkOutputFlag, emitJson, loadModelFlags, modelInputs, need, needModelForLoadFlags, withMerging } from './common.js';
 import { writeFileAtomic } from '../io/output.js';
 import { quantizeLoaded } from '../quant/format.js';
 import { exportInt8Onnx } from '../quant/onnx.js';
@@ -34,7 +34,7 @@ export const exportCommand = command({
 
 function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   const out = need(f.onnx, 'onnx');
-  const inputs = [{ flag: '--model', path: f.model }];
+  const inputs = modelInputs(f.model);
   checkOutputFlag('onnx', out, inputs);
   const batch: number | 'dynamic' = f.batch === 'dynamic' ? 'dynamic' : Number(f.batch);
   let vit: VisionTransformer, metadata: Record<string, string> = {};

@@ -5,7 +5,7 @@ import { readImageFile } from '../io/image.js';
 import { listImages } from '../data/folder.js';
 import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, need, openRunner, softmax, useBackendAsync } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, modelInputs, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
 import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
@@ -127,7 +127,7 @@ async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), f.preset, f);
   const inFile = need(f.input, 'input'), outFile = need(f.out, 'out');
-  const inputs = [{ flag: '--model', path: f.model }, { flag: '--input', path: inFile }];
+  const inputs = [...modelInputs(f.model), { flag: '--input', path: inFile }];
   checkOutputFlag('out', outFile, inputs);
   const cfg = model.cfg;
   if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: forward writes class logits [B, classes]; use cait segment`);

@@ -14,7 +14,7 @@ import { quantScheme, quantizedFileBytes } from '../quant/format.js';
 import { isSegmentation } from '../seg/model.js';
 import { writeFileAtomic, type NamedInput } from '../io/output.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, modelInputs, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
 import { FOLDER_FLAGS, checkFolderFlags, isFolder, scoreFolder, testSplitOf } from './folder.js';
 
 const QUANTIZE_FLAGS = {
@@ -69,7 +69,7 @@ export function writeQuantized(vit: VisionTransformer, out: string, metadata: Re
 
 async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   useBackend(f.backend, f.threads);
-  const out = need(f.out, 'out'), inputs = [{ flag: '--model', path: f.model }];
+  const out = need(f.out, 'out'), inputs = modelInputs(f.model);
   checkOutputFlag('out', out, inputs);
   if (f.data && !hasInt8Kernels(getBackend())) throw new UsageError(`--data needs a backend with int8 kernels (wasm, reference), got --backend ${f.backend}`);
   let vit: VisionTransformer, metadata: Record<string, string> = {};

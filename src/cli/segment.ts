@@ -13,7 +13,7 @@ import { argmaxRows, SegMeter, type SegScores } from '../seg/metrics.js';
 import { isSegmentation } from '../seg/model.js';
 import { renderSegmentation } from '../seg/render.js';
 import { BACKEND_FLAGS, JSON_FLAG, LOAD_FLAGS, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkOutputFlag, emitJson, forwardLogits, need, openRunner, useBackendAsync } from './common.js';
+import { checkOutputFlag, emitJson, forwardLogits, modelInputs, need, openRunner, useBackendAsync } from './common.js';
 import { Progress } from '../util/progress.js';
 import { subset } from '../train/trainer.js';
 
@@ -115,7 +115,7 @@ export const segmentCommand = command({
 });
 
 async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
-  const inputs = [{ flag: '--model', path: f.model }, { flag: '--image', path: f.image }];
+  const inputs = [...modelInputs(f.model), { flag: '--image', path: f.image }];
   checkOutputFlag('out', need(f.out, 'out'), inputs);
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(need(f.model, 'model'), undefined, f);

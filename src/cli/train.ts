@@ -10,7 +10,7 @@ import { getBackend } from '../tensor.js';
 import { modelMacs } from '../seg/model.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
-import { checkBatchBytes, checkOutputFlag, emitJson, lossText, loadModelFlags, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
+import { checkBatchBytes, checkOutputFlag, emitJson, lossText, loadModelFlags, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
 import { printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -71,7 +71,7 @@ function checkRun(f: TrainFlags): { out: string; epochs: number; inputs: Array<{
   const out = need(f.out, 'out'), epochs = need(f.epochs, 'epochs');
   const names = Object.values(RUN_FILES);
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out}: not a directory (the run directory gets ${names.join(', ')})`);
-  const inputs = [{ flag: '--model', path: f.model }];
+  const inputs = modelInputs(f.model);
   checkOutputFlag('out', join(out, RUN_FILES.checkpoint), inputs);
   for (const file of [RUN_FILES.model, RUN_FILES.log]) checkOutputFlag('out', join(out, file), [...inputs, { flag: '--resume', path: f.resume }]);
   const held = names.filter((n) => existsSync(join(out, n)));
