@@ -473,6 +473,33 @@ Q('bad int8 files: I8 without scales, scales of the wrong shape, quantizing twic
     assert.throws(() => loadQuantizedBytes(writeMixedSafetensors(noScale as never, metadata), {}, 'x.safetensors'), /'head\.weight' is I8 but 'head\.weight_scale'/);
     const badScale = new Map(entries); badScale.set(`head${SCALE_SUFFIX}`, { dtype: 'F32', shape: [3], data: new Float32Array(3) });
     assert.throws(() => loadQuantizedBytes(writeMixedSafetensors(badScale as never, metadata), {}, 'x.safetensors'), /head\.weight_scale.*expected F32 \[10\]/);
+    // each of these loaded before (a layer silently float, a channel silently zero, a LayerNorm silently int8)
+    const bad = (edit: (m: typeof entries, meta: Record<string, string>) => void, re: RegExp) => {
+      const m = new Map(entries), meta = { ...metadata };
+      edit(m, meta);
+      assert.throws(() => loadQuantizedBytes(writeMixedSafetensors(m as never, meta), {}, 'x.safetensors'), (e: Error) => re.test(e.message) && e.message.startsWith('x.safetensors: '), re.source);
+    };
+    bad((m) => {
+      m.set('norm.weight', { dtype: 'I8', shape: [64], data: new Int8Array(64).fill(127) });
+      m.set(`norm${SCALE_SUFFIX}`, { dtype: 'F32', shape: [64], data: new Float32Array(64).fill(1 / 127) });
+    }, /tensor 'norm\.weight' is I8 \[64\]: only a Linear's '<layer>\.weight'.*expected F32/);
+    bad((m) => { m.set('cls_token', { dtype: 'I8', shape: [1, 1, 64], data: new Int8Array(64) }); }, /tensor 'cls_token' is I8 \[1,1,64\]: only a Linear's/);
+    const head = entries.get('head.weight')!, hs = entries.get(`head${SCALE_SUFFIX}`)!;
+    bad((m) => { m.set(`head${SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(hs.data, (v, i) => (i === 2 ? 0 : v)) }); },
+      /'head\.weight_scale'\[2\] is 0 but row 2 of 'head\.weight' holds nonzero weights: expected a scale > 0/);
+    bad((m) => { m.set(`head${SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(hs.data, (v, i) => (i === 1 ? 3e38 : v)) }); },
+      /'head\.weight_scale'\[1\] is 3.*: scales must be finite, >= 0 and at most/);
+    // F32 where the metadata says I8 (the layer ran float), and the other way round
+    bad((m) => { m.delete(`head${SCALE_SUFFIX}`); m.set('head.weight', { dtype: 'F32', shape: head.shape, data: dequantizeWeight(head.data as Int8Array, hs.data as Float32Array) }); },
+      /__metadata__\.quant\.layers lists 'head': expected 'head\.weight' I8 with 'head\.weight_scale', got F32 \[10,64\]/);
+    bad((_, meta) => { const q = JSON.parse(meta.quant); q.layers = q.layers.filter((l: string) => l !== 'head'); meta.quant = JSON.stringify(q); },
+      /tensor 'head\.weight' is I8, but __metadata__\.quant\.layers does not list 'head'/);
+    bad((_, meta) => { meta.quant = JSON.stringify({ ...JSON.parse(meta.quant), layers: 'all' }); }, /'__metadata__\.quant\.layers': expected an array of the int8 layers' names, got "all"/);
+    // int8 weights no Linear takes (a layer named otherwise): an error, the model untouched
+    const v3 = createModel(getPreset('vit_fmnist'), 3);
+    assert.throws(() => quantizeModel(v3, { given: new Map([['norm', { q: new Int8Array(64), scale: new Float32Array(64) }]]) }), /int8 weights for 'norm', which is no Linear of the model/);
+    quantizeModel(v3).dispose();
+    v3.dispose();
   } finally { qm.dispose(); vit.dispose(); }
 });
 

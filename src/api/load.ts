@@ -14,6 +14,7 @@ import type { BackendName, LoadOptions, ModelSource } from './types.js';
 import { checkOptionKeys, showValue } from '../util/suggest.js';
 import { fetchBytes } from './fetch.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
+import { FileError } from '../io/errors.js';
 
 export interface Platform {
   /**
@@ -118,7 +119,7 @@ export async function loadWith(p: Platform, source: ModelSource, o: LoadOptions 
       // (a float file with quantize on a backend without the kernels: refused there)
       if (scheme !== null && (fileScheme === null || hasInt8Kernels(backend))) quant = quantizeForInference(vit, metadata, { attention: o.int8Attention, sixBit: o.int8SixBit, quantize: o.quantize });
       run = runnerFor(vit, metadata, o);
-    } catch (e) { quant?.dispose(); vit.dispose(); throw new Error(`${name}: ${(e as Error).message}`, { cause: e }); }
+    } catch (e) { quant?.dispose(); vit.dispose(); throw e instanceof FileError ? e : new Error(`${name}: ${(e as Error).message}`, { cause: e }); }   // a FileError names its file already
     return new Model(vit, run, backend, p.images, release, name, { scheme, handle: quant });
   } catch (e) {
     release?.();

@@ -17,6 +17,7 @@ import type { VisionTransformer } from '../nn/vit.js';
 import { INT8_SCHEME, dequantizeWeight, hasInt8Kernels, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
 import type { Backend } from '../backend/backend.js';
 import { showValue } from '../util/suggest.js';
+import { ConfigError } from '../nn/validate.js';
 
 export const SCALE_SUFFIX = '.weight_scale';
 
@@ -76,8 +77,19 @@ export function quantizedFileBytes(vit: VisionTransformer, qm: QuantizedModel, e
   return writeMixedSafetensors(tensors, { format: 'pt', config: JSON.stringify(vit.cfg), ...extra, quant: JSON.stringify(quantMetadata(qm.weights.keys())) });
 }
 
-/** Exact int8 weights of the files decoded so far, by the metadata object their load returned. */
-const decoded = new WeakMap<Record<string, string>, Map<string, Int8Weight>>();
+/** Exact int8 weights of the files decoded so far (and the file, for errors), by the metadata object their load returned. */
+const decoded = new WeakMap<Record<string, string>, { file: string; ints: Map<string, Int8Weight> }>();
+
+/** The largest scale whose 127 steps stay a finite f32. */
+const MAX_SCALE = 3.4028234663852886e38 / 127;
+
+/** __metadata__.quant.layers (already valid JSON: the loader parsed it), or null where a file has none. */
+function listedLayers(metadata: Record<string, string>, file: string): string[] | null {
+  const layers = (JSON.parse(metadata.quant) as { layers?: unknown }).layers;
+  if (layers === undefined) return null;
+  if (!Array.isArray(layers) || !layers.every((l) => typeof l === 'string')) throw new ConfigError(file, '__metadata__.quant.layers', 'an array of the int8 layers\' names', showValue(layers));
+  return layers as string[];
+}
 
 function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, string>, file: string): Map<string, SafeTensor> {
   const out = new Map<string, SafeTensor>(), ints = new Map<string, Int8Weight>();
@@ -86,12 +98,18 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
     const layer = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : null;
     const s = layer !== null ? tensors.get(layer + SCALE_SUFFIX) : undefined;
     if (t.dtype === 'I8') {
+      // only a Linear's weight is int8: [out, in], the patch embedding's [out, C, P, P]
+      if (layer === null || t.shape.length < 2)
+        throw new SafetensorsError(file, `tensor '${name}' is I8 [${t.shape}]: only a Linear's '<layer>.weight' ([out, in], or the patch embedding's [out, C, P, P]) is int8, expected F32`);
       if (!s) throw new SafetensorsError(file, `tensor '${name}' is I8 but '${layer ?? name}${SCALE_SUFFIX}' (its F32 scales) is missing`);
       if (s.dtype !== 'F32' || s.shape.length !== 1 || s.shape[0] !== t.shape[0])
         throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}': expected F32 [${t.shape[0]}] (one scale per output channel of [${t.shape}]), got ${s.dtype} [${s.shape}]`);
-      for (let i = 0; i < s.data.length; i++) if (!(Number.isFinite(s.data[i]) && s.data[i] >= 0))
-        throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}'[${i}] is ${s.data[i]}: scales must be finite and >= 0`);
-      const q = Int8Array.from(t.data), scale = Float32Array.from(s.data);
+      for (let i = 0; i < s.data.length; i++) if (!(s.data[i] >= 0 && s.data[i] <= MAX_SCALE))
+        throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}'[${i}] is ${s.data[i]}: scales must be finite, >= 0 and at most ${MAX_SCALE} (so that 127 x scale is a finite f32)`);
+      const q = Int8Array.from(t.data), scale = Float32Array.from(s.data), row = q.length / scale.length;
+      // a zero scale is a zero row's (quantizeWeight); with nonzero weights it would silently zero an output channel
+      for (let j = 0; j < scale.length; j++) if (scale[j] === 0 && q.subarray(j * row, (j + 1) * row).some((v) => v !== 0))
+        throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}'[${j}] is 0 but row ${j} of '${name}' holds nonzero weights: expected a scale > 0 (0 is for a row of zeros)`);
       ints.set(layer!, { q, scale });
       out.set(name, { dtype: 'F32', shape: t.shape, data: dequantizeWeight(q, scale) });
     } else {
@@ -101,7 +119,17 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
   }
   for (const name of tensors.keys()) if (name.endsWith(SCALE_SUFFIX) && !ints.has(name.slice(0, -SCALE_SUFFIX.length)))
     throw new SafetensorsError(file, `'${name}' scales no I8 weight`);
-  decoded.set(metadata, ints);
+  // the layers the metadata says are int8 are exactly those with I8 weights: none runs float unsaid
+  const listed = listedLayers(metadata, file);
+  if (listed) {
+    for (const l of listed) if (!ints.has(l)) {
+      const w = tensors.get(`${l}.weight`);
+      throw new SafetensorsError(file, `__metadata__.quant.layers lists '${l}': expected '${l}.weight' I8 with '${l}${SCALE_SUFFIX}', got ${w ? `${w.dtype} [${w.shape}]` : 'no such tensor'}`);
+    }
+    const set = new Set(listed);
+    for (const l of ints.keys()) if (!set.has(l)) throw new SafetensorsError(file, `tensor '${l}.weight' is I8, but __metadata__.quant.layers does not list '${l}'`);
+  }
+  decoded.set(metadata, { file, ints });
   return out;
 }
 registerQuantScheme(INT8_SCHEME, decodeInt8);
@@ -130,11 +158,16 @@ export function quantizeLoaded(model: VisionTransformer, metadata: Record<string
   const scheme = quantScheme(metadata);
   if (scheme === null) return null;
   if (scheme !== INT8_SCHEME) throw new Error(`quantized with scheme '${scheme}', expected '${INT8_SCHEME}'`);
-  const given = decoded.get(metadata);
+  const file = decoded.get(metadata)?.file, given = decoded.get(metadata)?.ints;
   let layers: string[] = [];
   try { layers = (JSON.parse(metadata.quant) as QuantMetadata).layers ?? []; } catch { /* checked by the loader */ }
   const keep = new Set(given ? given.keys() : layers);
-  return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention, sixBit: o.sixBit });
+  try {
+    return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention, sixBit: o.sixBit });
+  } catch (e) {
+    // the file's int8 weights do not fit the model: name the file
+    throw file !== undefined ? new SafetensorsError(file, (e as Error).message, { cause: e }) : e;
+  }
 }
 
 /** What a float model can be quantized to as it loads (LoadOptions.quantize, the inference commands' --quantize). */

@@ -238,6 +238,9 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
   const all = namedModules(model);
   const six = o.sixBit === false ? () => false : o.sixBitLayers ?? ((name: string) => SIX_BIT_LAYERS.test(name));
   const levelsOf = (name: string): 127 | 63 => (six(name) ? 63 : 127);
+  // given int8 weights that no Linear takes would be silently ignored (a file's I8 tensor for another layer)
+  const linears = all.filter(([, m]) => isLinear(m)).map(([n]) => n), isOne = new Set(linears);
+  for (const n of o.given?.keys() ?? []) if (!isOne.has(n)) throw new Error(`int8 weights for '${n}', which is no Linear of the model (expected one of ${linears.slice(0, 4).join(', ')}, ...)`);
   const tokens = o.prefixRows === false ? 0 : (model as { numPrefixTokens?: number }).numPrefixTokens ?? 0;
   const prefixOf = (name: string): PrefixRows | undefined =>
     tokens === 0 ? undefined : name === 'head' || name === 'head_dist' ? pooledRows : name.startsWith('blocks.') ? prefixTokens(tokens) : undefined;
