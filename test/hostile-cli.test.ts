@@ -83,6 +83,9 @@ test('every bad numeric flag is a usage error (exit 2) before any work, naming t
     [['predict', '--model', '--foo', '--image', 'x.png'], /--model needs a value \(FILE\), got the flag --foo; write --model=--foo for a value that starts with --/],
     [['export', '--model', join(ROOT, 'models/seg-cait.safetensors'), '--onnx', out], /seg-cait\.safetensors is a segmentation model: export writes classifier graphs/],
     [['quantize', '--model', join(ROOT, 'models/seg-cait.safetensors'), '--data', 'fashion-mnist', '--out', out], /is a segmentation model: --data scores classifiers/],
+    // flags that only shape --data's scoring (ignored without it, the file written)
+    [['quantize', '--preset', 'micro', '--limit', '5', '--out', out], /--limit applies to the accuracy on --data's test split: give --data/],
+    [['quantize', '--preset', 'micro', '--batch', '5', '--out', out], /--batch applies to the accuracy on --data's test split: give --data/],
     [['macs', '--preset', 'deit_tiny_patch16_22'], /--preset must be one of deit_tiny_patch16_224, .*, got 'deit_tiny_patch16_22' \(did you mean 'deit_tiny_patch16_224'\?\)/],
     [['train', '--epochs', '1', '--lr', '0x10', '--out', out], /--lr must be a number .*got '0x10'/],
     [['macs', '--preset', 'micro', '--merge', 'q@1'], /'q@1' is not AXIS@BLOCK/],

@@ -17,6 +17,9 @@ import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, comm
 import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, modelInputs, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
 import { FOLDER_FLAGS, checkFolderFlags, isFolder, scoreFolder, testSplitOf } from './folder.js';
 
+/** --batch's default: images per forward when --data is scored. */
+const DATA_BATCH = 250;
+
 const QUANTIZE_FLAGS = {
   ...MODEL_FLAGS,
   out: { type: 'string', value: 'FILE', help: 'the int8 model file to write (required)' },
@@ -24,7 +27,7 @@ const QUANTIZE_FLAGS = {
   data: { type: 'string', value: 'NAME|DIR', help: 'report the float and int8 accuracy on this test split: fashion-mnist, mnist, or an image folder (DIR/val/<class>/*, or DIR/<class>/*), as cait eval scores it' },
   limit: { type: 'int', min: 1, help: 'with --data: evaluate this many test images', defaultText: 'all' },
   'val-split': FOLDER_FLAGS['val-split'],
-  batch: { type: 'int', min: 1, max: 4096, default: 250, help: 'with --data: images per forward' },
+  batch: { type: 'int', min: 1, max: 4096, help: 'with --data: images per forward', defaultText: String(DATA_BATCH) },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 
@@ -71,6 +74,8 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   useBackend(f.backend, f.threads);
   const out = need(f.out, 'out'), inputs = modelInputs(f.model);
   checkOutputFlag('out', out, inputs);
+  // the flags that only shape --data's scoring would be silently ignored without it
+  if (f.data === undefined) for (const k of ['val-split', 'limit', 'batch'] as const) if (f[k] !== undefined) throw new UsageError(`--${k} applies to the accuracy on --data's test split: give --data`);
   if (f.data && !hasInt8Kernels(getBackend())) throw new UsageError(`--data needs a backend with int8 kernels (wasm, reference), got --backend ${f.backend}`);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
   needModelForLoadFlags(f);
@@ -80,14 +85,14 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   } else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);
   else throw new UsageError('missing --model FILE or --preset NAME');
   if (f.data && isSegmentation(vit.cfg)) { vit.dispose(); throw new UsageError(`${f.model ?? f.preset} is a segmentation model: --data scores classifiers; quantize without it, then cait eval --task segment --model OUT`); }
-  if (f.data) checkBatchBytes(vit.cfg, f.batch, '--batch');
+  const batch = f.batch ?? DATA_BATCH;
+  if (f.data) checkBatchBytes(vit.cfg, batch, '--batch');
   const runner = withMerging(vit, f, metadata);
   const cfg = runner.cfg, floatBytes = 4 * vit.numParams(), quiet = f.quiet || f.json;
   // the split is read once (a folder decoded once) and scored as cait eval scores it, float then int8
   if (f.data !== undefined && !isFolder(f.data)) checkFolderFlags(f, `the built-in dataset ${f.data}`);
-  else if (f.data === undefined && f['val-split'] !== undefined) throw new UsageError('--val-split holds out images of --data DIR: give --data');
   const test = f.data ? testSplitOf(f.data, cfg, { quiet: f.quiet, json: f.json, limit: f.limit, 'val-split': f['val-split'], seed: f.seed }) : null;
-  const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: f.batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
+  const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
   const floatAcc = await acc();
   const { qm, bytes } = writeQuantized(vit, out, metadata, inputs, runner);
   const int8Acc = await acc();
