@@ -499,6 +499,13 @@ Q('bad int8 files: I8 without scales, scales of the wrong shape, quantizing twic
     const v3 = createModel(getPreset('vit_fmnist'), 3);
     assert.throws(() => quantizeModel(v3, { given: new Map([['norm', { q: new Int8Array(64), scale: new Float32Array(64) }]]) }), /int8 weights for 'norm', which is no Linear of the model/);
     quantizeModel(v3).dispose();
+    // a non-finite weight (loaded with allowNonFinite) is not written as a NaN scale no loader takes
+    const hw = v3.namedParameters().find(([n]) => n === 'head.weight')![1], d = hw.toArray();
+    d[64 + 5] = NaN;
+    hw.write(d);
+    const q4 = quantizeModel(v3);
+    assert.throws(() => quantizedFileBytes(v3, q4), /parameter 'head\.weight': the int8 scale of output channel 1 is NaN \(its row holds a non-finite value\): not saved/);
+    q4.dispose();
     v3.dispose();
   } finally { qm.dispose(); vit.dispose(); }
 });

@@ -32,6 +32,9 @@ export function quantMetadata(layers: Iterable<string>): QuantMetadata {
   };
 }
 
+/** The largest scale whose 127 steps stay a finite f32. */
+const MAX_SCALE = 3.4028234663852886e38 / 127;
+
 type Entry = { dtype: 'F32'; shape: readonly number[]; data: Float32Array } | { dtype: 'I8'; shape: readonly number[]; data: Int8Array };
 
 /** Safetensors bytes with F32 and I8 tensors (F32 first, then by name: the 4-byte data stays aligned). */
@@ -66,6 +69,8 @@ export function quantizedFileBytes(vit: VisionTransformer, qm: QuantizedModel, e
     const layer = n.endsWith('.weight') ? n.slice(0, -'.weight'.length) : null;
     const w = layer !== null ? qm.weights.get(layer) : undefined;
     if (w) {
+      // a non-finite weight makes its row's scale NaN or Infinity: a file no loader takes (decodeInt8)
+      for (let j = 0; j < w.scale.length; j++) if (!(w.scale[j] <= MAX_SCALE)) throw new Error(`parameter '${n}': the int8 scale of output channel ${j} is ${w.scale[j]} (its row holds a non-finite value): not saved`);
       tensors.set(n, { dtype: 'I8', shape: p.shape, data: w.q });
       tensors.set(layer + SCALE_SUFFIX, { dtype: 'F32', shape: [w.scale.length], data: w.scale });
       continue;
@@ -79,9 +84,6 @@ export function quantizedFileBytes(vit: VisionTransformer, qm: QuantizedModel, e
 
 /** Exact int8 weights of the files decoded so far (and the file, for errors), by the metadata object their load returned. */
 const decoded = new WeakMap<Record<string, string>, { file: string; ints: Map<string, Int8Weight> }>();
-
-/** The largest scale whose 127 steps stay a finite f32. */
-const MAX_SCALE = 3.4028234663852886e38 / 127;
 
 /** __metadata__.quant.layers (already valid JSON: the loader parsed it), or null where a file has none. */
 function listedLayers(metadata: Record<string, string>, file: string): string[] | null {
