@@ -67,6 +67,7 @@ test('every bad numeric flag is a usage error (exit 2) before any work, naming t
     [['train', '--epochs', '1', '--json=maybe', '--out', out], /--json is a switch/],
     [['demo', '--runs', '0'], /--runs must be an integer in 1\.\./],
     [['predict', '--top', '-1', '--model', model, '--image', 'x.png'], /--top must be an integer in 1\.\.\d+, got '-1'/],
+    [['quantize', '--preset', 'micro', '--backend', 'webgpu', '--out', out], /--backend webgpu runs the inference commands .*: this one \(training, quantizing/],
     [['predict', '--int8-attention', 'maybe', '--model', model, '--image', 'x.png'], /--int8-attention must be on or off, got 'maybe'/],
     [['bench', '--preset', 'micro', '--batch', '1000000'], /--batch must be an integer in 1\.\.256, got '1000000'/],
     [['bench', '--preset', 'micro', '--threads', '0'], /--threads must be an integer in 1\.\.64/],

@@ -47,7 +47,7 @@ export function useBackend(name: string | undefined, threads?: number): void {
     case 'wasm-simd': setBackend(wasm('simd')); break;
     case 'wasm-relaxed': setBackend(wasm('relaxed')); break;
     case 'reference': setBackend(new ReferenceBackend()); break;
-    case 'webgpu': throw new UsageError('--backend webgpu runs inference only (eval, predict, forward, bench): training needs host reads that WebGPU cannot do synchronously');
+    case 'webgpu': throw new UsageError('--backend webgpu runs the inference commands (eval, predict, forward, bench, segment, serve): this one (training, quantizing, compressing, the demo) reads tensors back on the host synchronously, which WebGPU cannot');
     default: throw new UsageError(`unknown --backend '${name}' (wasm, wasm-simd, wasm-relaxed, reference, webgpu)`);
   }
 }

@@ -198,7 +198,8 @@ export interface QuantizeOptions {
    * Which rows go in 6 bits when sixBit is on, by name: a Linear's
    * ('blocks.0.mlp.fc1'), or attention's q and P rows ('blocks.0.attn.q',
    * 'blocks.0.attn.p'); default SIX_BIT_LAYERS. For experiments
-   * (bench/int8-logits.ts); a file records sixBit only.
+   * (bench/int8-logits.ts). A file records none of the activation options:
+   * they are chosen where it runs (load's int8SixBit, --int8-six-bit).
    */
   sixBitLayers?: (name: string) => boolean;
   /** Int8 weights and scales to use as they are (a loaded file), by layer name; others are quantized from the float weights. */
