@@ -17,28 +17,17 @@
 //   kernels-ab-tables-node20.json, -node22.json, -node24.json (v128.const
 //   constants against tables loaded before the loops; Node 22 and 24 run as
 //   "$(bash scripts/node-from-npm.sh 24)" --import tsx bench/kernels-ab.ts ...).
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
+import type { WasmBackend } from '../src/backend/wasm.js';
 import { NN, GELU, QGEMM_GELU, qPackedBytes, qRowsBytes } from '../src/backend/kernels.js';
 import { quantizeWeight } from '../src/quant/int8.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
 import { rand } from './operands.js';
-import { pinToOneCpu } from './pin.js';
-import { pairedRounds, abSummary } from './ab.js';
+import { pairedRounds, abSummary, abBuilds } from './ab.js';
 
 const WARM = 5;
-const cli = scriptArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' },
-  `node --import tsx bench/kernels-ab.ts --a OLD.wasm --b NEW.wasm [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]   (npm run bench:kernels-ab -- ...)
-  OLD/NEW: relaxed builds (build/cait.relaxed.wasm, or one built at another commit). Writes bench/results/NAME.json (default kernels-ab.json).`);
-const { flags } = cli;
-if (typeof flags.a !== 'string' || typeof flags.b !== 'string') cli.fail('--a OLD.wasm and --b NEW.wasm are required');
-const rounds = cli.int('rounds', 40, WARM + 1);
-const out = (flags.out as string | undefined) ?? 'kernels-ab';
-if (!/^[\w.-]+$/.test(out)) cli.fail(`--out: a file name without extension (written under bench/results/ as NAME.json), got '${out}'`);
-const pinning = cli.check(() => pinToOneCpu(flags.cpu as string | undefined, 1));
-resolveVariant('relaxed');
+const { sides: builds, rounds, out, pinning } = abBuilds('kernels-ab', { rounds: 40, warm: WARM });
 
 // DeiT-Tiny's sizes: fc1's output at 197 tokens (GELU), three heads' 197x197
 // attention scores (softmax), fc1's GEMM at 99 tokens (a CAIT block), fc2's
@@ -77,10 +66,7 @@ function cases(be: WasmBackend): Case[] {
   ];
 }
 
-const sides = (['a', 'b'] as const).map((k) => {
-  const be = new WasmBackend(new WebAssembly.Module(readFileSync(flags[k] as string)), 'relaxed');
-  return { file: flags[k] as string, label: (flags[`label-${k}`] as string | undefined) ?? (flags[k] as string), be, cases: cases(be) };
-});
+const sides = builds.map((s) => ({ ...s, cases: cases(s.be) }));
 const stamp = environment(), env = { ...stamp, pinned_cpu: pinning.cpu, pinning: pinning.why };
 console.log(`node ${stamp.node}, ${stamp.cpu} (load ${stamp.loadavg}; ${pinning.why}); a = ${sides[0].label}, b = ${sides[1].label}`);
 const results = [];

@@ -24,15 +24,12 @@
 // (tier-up); the figure is the median over the other rounds, with the median
 // absolute deviation (src/util/timing.ts latencyStats), and b/a is the
 // median of the per-round time ratios.
-import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
 import { quantizeWeight } from '../src/quant/int8.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
 import { rand, int8Run } from './operands.js';
-import { pinToOneCpu } from './pin.js';
-import { pairedRounds, abSummary } from './ab.js';
+import { pairedRounds, abSummary, abBuilds } from './ab.js';
 
 // M x K x N: the ViT-Tiny qkv shape at 197 tokens (4-row strips and a 1-row
 // tail), 200 (no tail), and the 2-row strips of the int8 prefix rows
@@ -40,20 +37,7 @@ import { pairedRounds, abSummary } from './ab.js';
 const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [200, 192, 576], [2, 192, 576], [2, 768, 192]];
 const WARM = 5;
 
-const cli = scriptArgs(process.argv.slice(2), { a: 'string', b: 'string', 'label-a': 'string', 'label-b': 'string', out: 'string', rounds: 'number', cpu: 'string' },
-  `node --import tsx bench/qgemm-ab.ts --a OLD.wasm --b NEW.wasm [--label-a S] [--label-b S] [--out NAME] [--rounds R] [--cpu K|none]   (npm run bench:qgemm-ab -- ...)
-  OLD/NEW: relaxed builds (build/cait.relaxed.wasm, or one built at another commit). Writes bench/results/NAME.json (default qgemm-ab.json).`);
-const { flags } = cli;
-if (typeof flags.a !== 'string' || typeof flags.b !== 'string') cli.fail('--a OLD.wasm and --b NEW.wasm are required');
-const rounds = cli.int('rounds', 30, WARM + 1);
-const outName = (flags.out as string | undefined) ?? 'qgemm-ab';
-if (!/^[\w.-]+$/.test(outName)) cli.fail(`--out: a file name without extension (written under bench/results/ as NAME.json), got '${outName}'`);
-const pinning = cli.check(() => pinToOneCpu(flags.cpu as string | undefined, 1));
-resolveVariant('relaxed');
-const sides = (['a', 'b'] as const).map((k) => ({
-  key: k, file: flags[k] as string, label: (flags[`label-${k}`] as string | undefined) ?? (flags[k] as string),
-  be: new WasmBackend(new WebAssembly.Module(readFileSync(flags[k] as string)), 'relaxed'),
-}));
+const { sides, rounds, out: outName, pinning } = abBuilds('qgemm-ab', { rounds: 30, warm: WARM });
 
 const stamp = environment(), env = { ...stamp, pinned_cpu: pinning.cpu, pinning: pinning.why };
 console.log(`node ${stamp.node}, ${stamp.cpu} (load ${stamp.loadavg}; ${pinning.why}); a = ${sides[0].label}, b = ${sides[1].label}`);
