@@ -365,7 +365,7 @@ test('info is frozen, deeply: no caller can change the labels later calls return
     assert.throws(() => { (m.info.labels as string[])[0] = 'HACKED'; }, TypeError);
     assert.throws(() => { (m.info.labels as string[]).sort(); }, TypeError);
     assert.throws(() => { (m.info.config as { imgSize: number }).imgSize = 3; }, TypeError);
-    assert.throws(() => { (m.info.inputShape as number[])[1] = 3; }, TypeError);
+    assert.throws(() => { (m.info.inputShape as unknown as number[])[1] = 3; }, TypeError);
     assert.is((await m.classify(join(SAMPLES, samples[0].file), { topk: 1 }))[0].label, before);
   } finally { m.dispose(); }
 });

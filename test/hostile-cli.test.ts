@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cait } from './cait.js';
 import { COMMANDS } from '../src/cli/main.js';
+import type { FlagSet } from '../src/cli/flags.js';
 import { createModel, saveModel } from '../src/nn/model.js';
 import { getPreset, type VitConfig } from '../src/nn/presets.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';
@@ -105,7 +106,7 @@ test('--help for every command lists every flag with its type and default (exit 
   for (const c of COMMANDS) {
     const r = await cait(c.name, '--help');
     assert.is(r.code, 0, `${c.name} --help: ${r.stderr}`);
-    for (const [name, f] of Object.entries(c.flags)) {
+    for (const [name, f] of Object.entries(c.flags as FlagSet)) {
       const line = r.stdout.split('\n').findIndex((l) => l.trimStart().startsWith(`--${name} `) || l.trim() === `--${name}`);
       assert.ok(line >= 0, `cait ${c.name} --help does not list --${name}`);
       const text = r.stdout.split('\n').slice(line, line + 2).join(' ');

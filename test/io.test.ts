@@ -10,7 +10,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import jpeg from 'jpeg-js';
 import { SafetensorsError, CheckpointMismatchError, readSafetensors, readSafetensorsHeader, writeSafetensors, checkKeys, findDuplicateKey } from '../src/io/safetensors.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';

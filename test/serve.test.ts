@@ -39,7 +39,8 @@ const inferBody = (data: unknown, shape = [1, 1, 32, 32], extra: Record<string, 
   JSON.stringify({ inputs: [{ name: 'pixel_values', shape, datatype: 'FP32', data }], ...extra });
 
 async function post(s: CaitServer, path: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
-  const r = await fetch(s.url + path, { method: 'POST', body, headers });
+  // (TypeScript's fetch types take only ArrayBuffer-backed views; every body here is one)
+  const r = await fetch(s.url + path, { method: 'POST', body: body as string | Uint8Array<ArrayBuffer>, headers });
   const text = await r.text();
   let json: any = null;
   try { json = JSON.parse(text); } catch { json = text; }

@@ -27,7 +27,6 @@
 // - The image is the canvas of raw 0..255 pixels, zero outside the items.
 import { Rng } from '../util/rng.js';
 import { normLut, type Batch, type BatchOptions, type ImageSource } from './augment.js';
-import type { Dataset } from './dataset.js';
 
 export interface SceneSpec {
   /** Canvas side in pixels. */
@@ -212,7 +211,7 @@ export class SceneSet {
 }
 
 /** Train and test scenes of a dataset: train scenes from its train items only, test scenes from its test items only. */
-export function makeScenes(ds: Pick<Dataset, 'train' | 'test'>, counts: { train?: number; test?: number } = {}, spec: Partial<SceneSpec> = {}): { train: SceneSet; test: SceneSet } {
+export function makeScenes(ds: { train: ImageSource; test: ImageSource }, counts: { train?: number; test?: number } = {}, spec: Partial<SceneSpec> = {}): { train: SceneSet; test: SceneSet } {
   return {
     train: new SceneSet(ds.train, 'train', counts.train ?? TRAIN_SCENES, spec),
     test: new SceneSet(ds.test, 'test', counts.test ?? TEST_SCENES, spec),
