@@ -300,6 +300,7 @@ test('a bad transformers / timm config.json: ConfigError naming config.json and 
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, model_args: { ...timm.model_args, num_heads: 5 } }, /config field 'model_args\.num_heads \[numHeads\]'/]);
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, global_pool: 'avg' }, /config field 'global_pool': expected 'token'/]);
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, pretrained_cfg: { ...timm.pretrained_cfg, crop_pct: 2 } }, /config field 'pretrained_cfg \[preprocess\.cropPct\]'/]);
+  cases.push(['timm-deit-distilled', 'config.json', { ...timm, pretrained_cfg: { ...timm.pretrained_cfg, std: [0.2, 1e-300, 0.2] } }, /config field 'pretrained_cfg\.std \[std\[1\]\]': expected a finite number in \[1e-6, 1e6\], got 1e-300/]);
   for (const [d, , config, re] of cases) {
     assert.throws(() => modelFromCheckpoint({ weights: w(d), config: JSON.stringify(config), configName: 'x/config.json' }, {}, 'x/model.safetensors'), re, `${d}: ${re}`);
   }
@@ -307,7 +308,8 @@ test('a bad transformers / timm config.json: ConfigError naming config.json and 
   const cfgText = readFileSync(join(FIX, 'hf-deit-distilled/config.json'), 'utf8');
   for (const [p, re] of [[{ ...pre, resample: 1 }, /p\.json: config field 'resample': expected 0 \(nearest\), 2 \(bilinear\) or 3 \(bicubic\), got 1/],
     [{ ...pre, crop_size: { height: 40, width: 40 } }, /config field 'crop_size': expected the model's image_size 48/],
-    [{ ...pre, image_std: [0.2, 0, 0.2] }, /p\.json: config field 'image_std': expected 3 finite number\(s\) > 0/]] as const)
+    [{ ...pre, image_std: [0.2, 0, 0.2] }, /p\.json: config field 'image_std': expected 3 number\(s\), each a finite number in \[1e-6, 1e6\]/],
+    [{ ...pre, image_std: [0.2, 1e-300, 0.2] }, /p\.json: config field 'image_std': expected 3 number\(s\), each a finite number in \[1e-6, 1e6\] \(num_channels 3\), got \[0\.2,1e-300,0\.2\]/]] as const)
     assert.throws(() => modelFromCheckpoint({ weights: w('hf-deit-distilled'), config: cfgText, preprocessorConfig: JSON.stringify(p), configName: 'x/config.json', preprocessorConfigName: 'p.json' }, {}, 'x/model.safetensors'), re);
   assert.is(liveTensorCount(), before);
 });

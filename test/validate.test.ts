@@ -77,6 +77,8 @@ test("issue 16's configs: each a ConfigError naming the field, expected vs got",
     ['eps -1', { eps: -1 }, 'eps'],
     ['eps NaN (as null)', { eps: null }, 'eps'],
     ['std [0]', { std: [0] }, 'std[0]'],
+    // > 0 in f64, 0 in f32: every input Infinity, predict printed NaN% (exit 0)
+    ['std [1e-300]', { std: [1e-300] }, 'std[0]'],
     ['mean []', { mean: [] }, 'mean'],
     ['merge 42', { merge: 42 }, 'merge'],
     ['merge past the depth', { merge: 'h@6' }, 'merge'],
@@ -108,6 +110,7 @@ test("issue 16's configs: each a ConfigError naming the field, expected vs got",
   rejects(withConfig('{"name": "x",', true), '__metadata__.config', 'config not JSON');
   const e = rejects(patch({ numHeads: 3, embedDim: 64 }), 'numHeads', 'message');
   assert.match(e.message, /expected a divisor of embedDim 64, got 3/);
+  assert.match(rejects(patch({ std: [1e-7] }), 'std[0]', 'std 1e-7').message, /expected a finite number in \[1e-6, 1e6\], got 1e-7/);
 });
 
 test('depth 7 on a 6-block file: an error naming the file and the missing tensors, nothing left allocated', () => {

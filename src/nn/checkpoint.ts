@@ -24,7 +24,7 @@
 import { readSafetensorsHeader, readSafetensors, checkKeys, SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import { VisionTransformer } from './vit.js';
 import { getPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
-import { ConfigError, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
+import { ConfigError, NORM_RANGE, normOk, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
 import { resamplePosEmbed } from './posembed.js';
 import { ZERO_INIT } from './module.js';
 
@@ -432,12 +432,12 @@ function hfPreprocess(p: unknown, file: string, cfg: VitConfig): Preprocess {
   if (p.do_normalize === false) { cfg.mean = Array(cfg.inChans).fill(0); cfg.std = Array(cfg.inChans).fill(1); }
   else {
     // checked here so the error names preprocessor_config.json (the validator checks them again as mean/std)
-    for (const [k, pos] of [['image_mean', false], ['image_std', true]] as const) {
+    for (const [k, ours] of [['image_mean', 'mean'], ['image_std', 'std']] as const) {
       const v = p[k];
       if (v === undefined) continue;
-      if (!Array.isArray(v) || v.length !== cfg.inChans || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!pos || x > 0)))
-        bad(k, `${cfg.inChans} finite number(s)${pos ? ' > 0' : ''} (num_channels ${cfg.inChans})`, v);
-      if (k === 'image_mean') cfg.mean = v as number[]; else cfg.std = v as number[];
+      if (!Array.isArray(v) || v.length !== cfg.inChans || !v.every((x) => normOk(ours, x)))
+        bad(k, `${cfg.inChans} number(s), each ${NORM_RANGE[ours]} (num_channels ${cfg.inChans})`, v);
+      cfg[ours] = v as number[];
     }
   }
   return { kind: 'hf', size: cfg.imgSize, interpolation: interpolation!, resize, crop, mean: cfg.mean, std: cfg.std };

@@ -61,6 +61,18 @@ const fmtBytes = (n: number): string => n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(
 const MAX_IMG = 4096, MAX_DIM = 16384, MAX_DEPTH = 256, MAX_CLASSES = 100_000, MAX_CHANS = 16, MAX_ITEMS = 64;
 
 /**
+ * The normalization's bounds: (x - mean) / std of pixels in 0..1 stays within
+ * about 1e12 in magnitude. A std of 1e-300 passed a check of `> 0` but is 0
+ * in f32: every model input became Infinity and predict printed NaN%.
+ */
+const MAX_NORM = 1e6, MIN_STD = 1e-6;
+export const NORM_RANGE = { mean: 'a finite number in [-1e6, 1e6]', std: 'a finite number in [1e-6, 1e6]' } as const;
+/** Whether x is a usable per-channel mean or std (NORM_RANGE says which values are). */
+export function normOk(k: 'mean' | 'std', x: unknown): x is number {
+  return typeof x === 'number' && Number.isFinite(x) && (k === 'mean' ? Math.abs(x) <= MAX_NORM : x >= MIN_STD && x <= MAX_NORM);
+}
+
+/**
  * JSON.parse that also rejects duplicate keys (JSON.parse lets the last one
  * win silently), naming the file and the key. `what` says which JSON it is.
  */
@@ -158,10 +170,7 @@ export function validateConfig(raw: unknown, file: string, opts: ValidateOptions
   for (const k of ['mean', 'std'] as const) {
     const v = c[k];
     if (!Array.isArray(v) || v.length !== inChans) bad(k, `an array of ${inChans} number(s) (one per input channel)`, v);
-    (v as unknown[]).forEach((x, i) => {
-      const ok = typeof x === 'number' && Number.isFinite(x) && (k === 'mean' ? Math.abs(x) <= 1e6 : x > 0 && x <= 1e6);
-      if (!ok) bad(`${k}[${i}]`, k === 'mean' ? 'a finite number' : 'a finite number > 0', x);
-    });
+    (v as unknown[]).forEach((x, i) => { if (!normOk(k, x)) bad(`${k}[${i}]`, NORM_RANGE[k], x); });
   }
   if (c.classes !== undefined) {
     if (!Array.isArray(c.classes) || c.classes.length !== numClasses) bad('classes', `an array of ${numClasses} class names (numClasses)`, Array.isArray(c.classes) ? `${c.classes.length} names` : c.classes);
