@@ -164,6 +164,11 @@ test('bare timm checkpoint with --preset, and the new presets build', () => {
     if (n.startsWith('vit')) assert.equal([p.mean, p.std, p.preprocess!.cropPct], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5], 0.9]);
     else assert.is(p.distilled, true);
   }
+  // Object.prototype's members are no presets (getPreset('toString') threw structuredClone's DOMException)
+  for (const n of ['toString', 'constructor', '__proto__']) {
+    assert.throws(() => getPreset(n), new RegExp(`unknown preset '${n}'; known: `));
+    assert.throws(() => loadModel(join(FIX, 'micro-vit/model.safetensors'), { preset: n }), /unknown preset/);
+  }
 });
 
 test('position embedding: resampled for another input size (message on stderr), identity at the same size', () => {
@@ -301,6 +306,9 @@ test('a bad transformers / timm config.json: ConfigError naming config.json and 
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, global_pool: 'avg' }, /config field 'global_pool': expected 'token'/]);
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, pretrained_cfg: { ...timm.pretrained_cfg, crop_pct: 2 } }, /config field 'pretrained_cfg \[preprocess\.cropPct\]'/]);
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, pretrained_cfg: { ...timm.pretrained_cfg, std: [0.2, 1e-300, 0.2] } }, /config field 'pretrained_cfg\.std \[std\[1\]\]': expected a finite number in \[1e-6, 1e6\], got 1e-300/]);
+  // names of Object.prototype's members were looked up as presets: a DOMException from structuredClone, or a nonsense field
+  for (const arch of ['constructor', 'toString', '__proto__', 'hasOwnProperty'])
+    cases.push(['timm-deit-distilled', 'config.json', { ...timm, architecture: arch }, new RegExp(`config field 'architecture': expected a ViT/DeiT timm architecture .*got "${arch}"`)]);
   for (const [d, , config, re] of cases) {
     assert.throws(() => modelFromCheckpoint({ weights: w(d), config: JSON.stringify(config), configName: 'x/config.json' }, {}, 'x/model.safetensors'), re, `${d}: ${re}`);
   }

@@ -23,7 +23,7 @@
 // model was allocated disposes it, so nothing stays behind.
 import { readSafetensorsHeader, readSafetensors, checkKeys, SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import { VisionTransformer } from './vit.js';
-import { getPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
+import { getPreset, isPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
 import { ConfigError, NORM_RANGE, normOk, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
 import { resamplePosEmbed } from './posembed.js';
 import { ZERO_INIT } from './module.js';
@@ -453,7 +453,7 @@ function timmHubConfig(j: Json, file: string): VitConfig {
   const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
   const arch = (j.architecture as string).split('.')[0];
   let cfg: VitConfig;
-  if (PRESETS[arch]) cfg = getPreset(arch);
+  if (isPreset(arch)) cfg = getPreset(arch);
   else {
     const m = /^(vit|deit)_(tiny|small|base|large)(_distilled)?_patch(\d+)_(\d+)$/.exec(arch);
     if (!m) return bad('architecture', `a ViT/DeiT timm architecture ({vit,deit}_{tiny,small,base,large}[_distilled]_patch16_224, ...; presets: ${Object.keys(PRESETS).join(', ')})`, j.architecture);

@@ -156,8 +156,13 @@ export const PRESETS: Record<string, VitConfig> = {
   },
 };
 
+/** Whether `name` is a preset's name (own keys only: 'constructor' or 'toString' found Object's, and structuredClone threw a DOMException on them). */
+export function isPreset(name: unknown): name is string {
+  return typeof name === 'string' && Object.hasOwn(PRESETS, name);
+}
+
 export function getPreset(name: string): VitConfig {
-  const p = PRESETS[name];
+  const p = isPreset(name) ? PRESETS[name] : undefined;
   if (!p) throw new Error(`unknown preset '${name}'; known: ${Object.keys(PRESETS).join(', ')}`);
   return structuredClone(p);
 }

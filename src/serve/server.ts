@@ -24,7 +24,7 @@ import { overflowText } from '../util/overflow.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { ServedModel, parseModelSpec, type ModelSpec } from './model.js';
 import { checkInt8Options, checkQuantize, type LoadQuantize } from '../quant/format.js';
-import { PRESETS } from '../nn/presets.js';
+import { PRESETS, isPreset } from '../nn/presets.js';
 import { HttpError, bad, modelMetadata, parseInferRequest, parseJson, splitBinaryBody } from './protocol.js';
 import { checkImageSize, multipartFile } from './upload.js';
 
@@ -131,7 +131,7 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
   };
   // a lone request waits maxWaitMs for company: at or past the timeout every one of them was a 504
   if (limits.maxWaitMs >= limits.timeoutMs) throw new RangeError(`maxWaitMs ${limits.maxWaitMs} must be below timeoutMs ${limits.timeoutMs}: a lone request waits maxWaitMs, and would time out (504) first`);
-  if (o.preset !== undefined && !(typeof o.preset === 'string' && Object.hasOwn(PRESETS, o.preset)))
+  if (o.preset !== undefined && !isPreset(o.preset))
     throw new RangeError(`createServer: preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(o.preset)}`);
   checkInt8Options(o, '');
   checkQuantize(o.quantize, '');
