@@ -466,6 +466,25 @@ test('--allow-nonfinite: a NaN weight is refused by name (exit 1) unless the fla
   assert.match(noModel.stderr, /--allow-nonfinite applies to a loaded model's weights: it needs --model/);
 });
 
+test('weights that overflow (finite, 3e38): predict and segment exit 1 naming the image, nothing printed or written (they printed NaN% and drew all background, exit 0)', async () => {
+  const huge = rewrite(join(dir, 'huge-head.safetensors'), tinyCfg, (n, d) => { if (n === 'head.weight') d.fill(3e38); });
+  const png = join(dir, 'grey.png');
+  writeFileSync(png, encodePng(28, 28, new Uint8Array(28 * 28 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7) % 256))));
+  for (const json of [[], ['--json']]) {
+    const p = await cait('predict', '--model', huge, '--image', png, ...json);
+    assert.is(p.code, 1, p.stderr);
+    assert.match(p.stderr, /grey\.png: gives non-finite logits: the inputs are within \d\.\d+ in magnitude, as preprocessed images are: the model's own weights overflow/);
+    assert.is(p.stdout, '', `printed ${p.stdout}`);
+  }
+  const seg = readSafetensorsFile(join(ROOT, 'models/seg-dense.safetensors'));
+  const segHuge = join(dir, 'seg-huge.safetensors'), mask = join(dir, 'seg-huge.png');
+  writeSafetensorsFile(segHuge, new Map([...seg.tensors].map(([n, t]) => [n, { shape: t.shape, data: n === 'head.weight' ? new Float32Array(t.data.length).fill(3e38) : Float32Array.from(t.data) }])), seg.metadata);
+  const s = await cait('segment', '--model', segHuge, '--scene', '0', '--out', mask);
+  assert.is(s.code, 1, s.stderr);
+  assert.match(s.stderr, /test scene 0: gives non-finite logits: .*the model's own weights overflow.*; nothing written/);
+  assert.not.ok(existsSync(mask), 'a mask was written');
+});
+
 test('--img-size N runs a model at another input size (position embedding resampled, with a message); sizes that do not fit are usage errors naming the flag', async () => {
   // tiny: 28x28, patch 7 (a 4x4 grid); at 42 a 6x6 grid: 1 + 36 tokens
   const m = await cait('macs', '--model', tiny, '--img-size', '42', '--json');

@@ -7,7 +7,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSafetensorsFile, writeSafetensorsFile } from '../src/io/safetensors-file.js';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { createServer, HttpError, type CaitServer, type ServeOptions } from '../src/serve/index.js';
@@ -652,6 +655,21 @@ S('a segmentation model: metadata says [-1, S, S, classes], /infer gives load()\
       } finally { m.dispose(); }
     }
   });
+});
+
+// finite weights of 3e38 pass the loader; every class's probability came back null, with a 200
+S('a served model whose weights overflow: /classify of an ordinary image is a 500 saying so, not 200 with null probabilities', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cait-serve-huge-')), file = join(dir, 'huge.safetensors');
+  const src = readSafetensorsFile(MODEL);
+  writeSafetensorsFile(file, new Map([...src.tensors].map(([n, t]) => [n, { shape: t.shape, data: n === 'head.weight' ? new Float32Array(t.data.length).fill(3e38) : Float32Array.from(t.data) }])), src.metadata);
+  try {
+    await withServer({ models: [file] }, async (s) => {
+      const c = await post(s, '/v2/models/huge/classify', testPng(), { 'Content-Type': 'image/png' });
+      assert.is(c.status, 500, JSON.stringify(c.json));
+      assert.match(c.json.error, /model 'huge' gives non-finite logits for this image: the inputs are within \d\.\d+ in magnitude, as preprocessed images are: the model's own weights overflow/);
+      assert.is((await get(s, '/v2/health/live')).status, 200, 'the server keeps serving');
+    });
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 // JSON.parse reads a value 200,000 arrays deep; JSON.stringify of it in an error message overflowed the stack (a 500)

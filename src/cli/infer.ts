@@ -98,6 +98,9 @@ async function predictRun(f: Flags<typeof PREDICT_FLAGS>): Promise<void> {
     batch.forEach((file, j) => x.set(imageToInput(readImageFile(file), cfg, file), j * n));
     const logits = await forwardLogits(model, () => Tensor.from(x.subarray(0, m * n), [m, C, S, S]));
     const K = logits.length / m;
+    // (NaN rows printed NaN% for every class, exit 0; --allow-nonfinite loads NaN weights on purpose, as forward)
+    const bad = f['allow-nonfinite'] ? -1 : batch.findIndex((_, j) => !logits.subarray(j * K, (j + 1) * K).every(Number.isFinite));
+    if (bad >= 0) throw new Error(`${batch[bad]}: gives non-finite logits: ${overflowText(x.subarray(bad * n, (bad + 1) * n))}; ${folder ? 'the images before it are predicted above' : 'nothing predicted'}`);
     batch.forEach((image, j) => {
       const top = topOf(softmax(logits.subarray(j * K, (j + 1) * K)));
       if (folder && !f.json) console.log(`${image}\t${top.map((t) => `${t.label} ${pct(t)}`).join(', ')}`);

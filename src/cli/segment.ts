@@ -14,6 +14,7 @@ import { isSegmentation } from '../seg/model.js';
 import { renderSegmentation } from '../seg/render.js';
 import { BACKEND_FLAGS, JSON_FLAG, LOAD_FLAGS, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkOutputFlag, emitJson, forwardLogits, modelInputs, need, openRunner, useBackendAsync } from './common.js';
+import { overflowText } from '../util/overflow.js';
 import { Progress } from '../util/progress.js';
 import { subset } from '../train/trainer.js';
 
@@ -139,6 +140,8 @@ async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
     truth = sc.label;
   }
   const logits = await forwardLogits(model, () => Tensor.from(x, [1, 1, S, S]));
+  // NaN logits drew every pixel as background, exit 0
+  if (!f['allow-nonfinite'] && !logits.every(Number.isFinite)) throw new Error(`${source}: gives non-finite logits: ${overflowText(x)}; nothing written`);
   const pred = argmaxRows(logits, cfg.numClasses);
   const classes = cfg.classes ?? Array.from({ length: cfg.numClasses }, (_, k) => (k ? String(k - 1) : 'background'));
   const pic = renderSegmentation({ input: grey, pred, truth, size: S, classes, scale: f.scale });

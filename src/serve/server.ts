@@ -345,6 +345,9 @@ export async function createServer(o: ServeOptions): Promise<CaitServer> {
     }
     ctx.images = 1;
     const y = await batcher.submit(model, x, 1, ctx.signal);
+    // an image preprocessed within a few units of 0 and non-finite logits: the served model's weights overflow
+    // (this answered 200 with every probability null); the server's fault, not the request's
+    if (!y.every(Number.isFinite)) throw new HttpError(500, `model '${model.name}' gives non-finite logits for this image: ${overflowText(x)}`);
     const p = softmax(y);
     const top = p.map((prob, id) => ({ id, label: model.cfg.classes?.[id] ?? String(id), prob }))
       .sort((a, b) => b.prob - a.prob).slice(0, Math.min(topk, classes));
