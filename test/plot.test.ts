@@ -185,6 +185,15 @@ test('cait plot: writes the SVGs, prints the JSON line, refuses bad usage', asyn
   r = await cli('--log', '/dev/zero', '--out', out);
   assert.is(r.status, 1);
   assert.match(r.stderr, /\/dev\/zero: is a device; the training log must be a regular file/);
+  // a count of 1e308 drew its row's accuracy as 'Infinity%'
+  const huge = join(dir, 'huge-confusion.json'), out3 = join(dir, 'huge-confusion.svg');
+  for (const v of [1e308, 2 ** 53, -1, 1.5]) {
+    writeFileSync(huge, JSON.stringify({ classes: ['a', 'b'], confusion: [[v, 1], [2, 3]] }));
+    r = await cli('--confusion', huge, '--out', out3);
+    assert.is(r.status, 1, `${v}: ${r.stderr}`);
+    assert.match(r.stderr, /huge-confusion\.json: 'confusion' must be a square matrix of counts \(integers in 0\.\.2\^53-1\)/);
+  }
+  assert.not.ok(existsSync(out3));
 });
 
 test('cait plot --confusion: past 60 classes one pixel per cell in an embedded PNG (1000 classes: small, quick)', async () => {

@@ -200,7 +200,8 @@ export function readConfusion(path: string): { confusion: number[][]; classes: s
     const c = o.confusion;
     if (!Array.isArray(c)) continue;
     const K = c.length;
-    if (!K || !c.every((r) => Array.isArray(r) && r.length === K && r.every((v) => Number.isInteger(v) && v >= 0))) throw new Error(`${path}: 'confusion' must be a square matrix of counts`);
+    // counts past 2^53 (1e308) are no counts: the shares made of them drew 'Infinity%'
+    if (!K || !c.every((r) => Array.isArray(r) && r.length === K && r.every((v) => Number.isSafeInteger(v) && v >= 0))) throw new Error(`${path}: 'confusion' must be a square matrix of counts (integers in 0..2^53-1)`);
     const classes = Array.isArray(o.classes) && o.classes.length === K ? o.classes.map(String) : Array.from({ length: K }, (_, i) => String(i));
     return { confusion: c as number[][], classes };
   }
