@@ -466,7 +466,7 @@ test('--allow-nonfinite: a NaN weight is refused by name (exit 1) unless the fla
   assert.match(noModel.stderr, /--allow-nonfinite applies to a loaded model's weights: it needs --model/);
 });
 
-test('weights that overflow (finite, 3e38): predict and segment exit 1 naming the image, nothing printed or written (they printed NaN% and drew all background, exit 0)', async () => {
+test('weights that overflow (finite, 3e38): predict, eval and segment exit 1 naming the image or split, nothing printed or written (they printed NaN%, scored 10%, drew all background, exit 0)', async () => {
   const huge = rewrite(join(dir, 'huge-head.safetensors'), tinyCfg, (n, d) => { if (n === 'head.weight') d.fill(3e38); });
   const png = join(dir, 'grey.png');
   writeFileSync(png, encodePng(28, 28, new Uint8Array(28 * 28 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7) % 256))));
@@ -476,6 +476,11 @@ test('weights that overflow (finite, 3e38): predict and segment exit 1 naming th
     assert.match(p.stderr, /grey\.png: gives non-finite logits: the inputs are within \d\.\d+ in magnitude, as preprocessed images are: the model's own weights overflow/);
     assert.is(p.stdout, '', `printed ${p.stdout}`);
   }
+  // eval scored the NaN rows as class 0 (10% accuracy, exit 0)
+  const e = await cait('eval', '--model', huge, '--limit', '20', '--json');
+  assert.is(e.code, 1, e.stderr);
+  assert.match(e.stderr, /model 'tiny28' gives non-finite logits on images 0\.\.19 of the split: the inputs are within .* the model's own weights overflow.*; no scores/);
+  assert.is(e.stdout, '');
   const seg = readSafetensorsFile(join(ROOT, 'models/seg-dense.safetensors'));
   const segHuge = join(dir, 'seg-huge.safetensors'), mask = join(dir, 'seg-huge.png');
   writeSafetensorsFile(segHuge, new Map([...seg.tensors].map(([n, t]) => [n, { shape: t.shape, data: n === 'head.weight' ? new Float32Array(t.data.length).fill(3e38) : Float32Array.from(t.data) }])), seg.metadata);

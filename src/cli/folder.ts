@@ -20,6 +20,7 @@ import { FolderError, folderBatches, listFolder, loadFolder, viewOf, type Folder
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
 import { forwardLogits, lossText } from './common.js';
+import { overflowText } from '../util/overflow.js';
 import { Progress } from '../util/progress.js';
 
 export const FOLDER_FLAGS = {
@@ -113,11 +114,15 @@ export function testSplitOf(data: string, cfg: VitConfig, f: FolderFlags & { lim
  * line on stderr unless quiet (the default).
  */
 export async function scoreFolder(model: Pick<Trainable, 'forward' | 'cfg'>, data: FolderSplit,
-  o: { batchSize?: number; limit?: number; classes?: string[]; quiet?: boolean } = {}): Promise<ClassScores> {
+  o: { batchSize?: number; limit?: number; classes?: string[]; quiet?: boolean; allowNonFinite?: boolean } = {}): Promise<ClassScores> {
   const cfg = model.cfg, m = new ClassMetrics(cfg.numClasses, cfg.classes ?? o.classes ?? []);
   const bar = new Progress('eval', Math.min(o.limit ?? data.n, data.n), 'img', o.quiet ?? true);
   for (const b of folderBatches(data, cfg, o)) {
-    m.add(await forwardLogits(model, () => Tensor.from(b.x, b.shape)), b.y, b.m);
+    const logits = await forwardLogits(model, () => Tensor.from(b.x, b.shape));
+    // NaN rows scored as class 0: a model whose weights overflow reported 10% accuracy, exit 0
+    if (!o.allowNonFinite && !logits.every(Number.isFinite))
+      throw new Error(`model '${cfg.name}' gives non-finite logits on images ${m.count}..${m.count + b.m - 1} of the split: ${overflowText(b.x)}; no scores`);
+    m.add(logits, b.y, b.m);
     bar.update(m.count);
   }
   return m.result();

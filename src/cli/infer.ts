@@ -52,7 +52,7 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
   const { split, what, classes } = testSplitOf(data, model.cfg, f);
   // WebGPU: the heap is one storage binding (128 MiB on some adapters), so smaller batches by default
   const t0 = performance.now();
-  const s = await scoreFolder(model, split, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : isFolder(data) ? 100 : 250), limit: f.limit, classes, quiet });
+  const s = await scoreFolder(model, split, { batchSize: f.batch ?? (readsAsync(getBackend()) ? 50 : isFolder(data) ? 100 : 250), limit: f.limit, classes, quiet, allowNonFinite: f['allow-nonfinite'] });
   const rate = s.n / ((performance.now() - t0) / 1000), merge = model.cfg.merge ?? '';
   if (!f.json) printFolderScores(s, `${what} (${rate.toFixed(0)} img/s)${merge ? `, merging ${merge}` : ''}`);
   emitJson(f, { ...folderScoresJson(s), data, images_per_sec: rate, merge });
