@@ -297,6 +297,23 @@ test('class folders that differ only in Unicode normalization are refused (they 
   assert.throws(() => listFolder(d), (e: Error) => e instanceof FolderError && /differ only in Unicode normalization/.test(e.message));
 });
 
+test('names that are not UTF-8: refused naming the entry and its bytes (an image so named failed with a bare ENOENT, a class folder so named read as empty)', () => {
+  const d = join(root, 'latin1'), png = encodePng(2, 2, new Uint8Array(16).fill(9));
+  const bytes = (...parts: Array<string | number[]>) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+  for (const c of ['a', 'b']) { mkdirSync(join(d, c), { recursive: true }); writeFileSync(join(d, c, '0.png'), png); }
+  // a real U+FFFD is valid UTF-8, and a hidden entry is never read: both fine
+  writeFileSync(join(d, 'a', 'x\uFFFD.png'), png);
+  writeFileSync(bytes(join(d, 'b'), '/.', [0xff], '.png'), png);
+  assert.equal(listFolder(d).train.files.length, 3);
+  const file = bytes(join(d, 'a'), '/caf', [0xe9], '.png');
+  writeFileSync(file, png);
+  assert.throws(() => listFolder(d), (e: Error) => e instanceof FolderError && e.message.startsWith(`${join(d, 'a')}: the entry named "caf\uFFFD.png" (bytes 63 61 66 e9 2e 70 6e 67) is not valid UTF-8`) && /rename it/.test(e.message));
+  rmSync(file);
+  mkdirSync(bytes(d, '/', [0xff, 0xfe], 'class'));
+  writeFileSync(bytes(d, '/', [0xff, 0xfe], 'class/0.png'), png);
+  assert.throws(() => listFolder(d), (e: Error) => e instanceof FolderError && e.message.startsWith(`${d}: the entry named "\uFFFD\uFFFDclass" (bytes ff fe 63 6c 61 73 73) is not valid UTF-8`));
+});
+
 test('matchClasses: by name (with / for _), or in order for a model without labels', () => {
   const cfg = getPreset('vit_fmnist');
   assert.equal(matchClasses(['Bag', 'T-shirt_top'], cfg), [8, 0]);

@@ -70,7 +70,20 @@ export interface FolderListing {
 const isImage = (f: string) => IMAGE_EXTENSIONS.some((e) => f.toLowerCase().endsWith(e));
 /** Entries of d (not hidden) that are directories, or files, following symbolic links (class folders are often linked in). */
 const readDir = (d: string) => {
-  try { return readdirSync(d, { withFileTypes: true }); } catch (e) { throw new FolderError(`${d}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  let list: Dirent[];
+  try { list = readdirSync(d, { withFileTypes: true }); } catch (e) { throw new FolderError(`${d}: cannot list the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  // a name that is not UTF-8 comes back with U+FFFD in place of its bad bytes, a path that names nothing:
+  // an image so named failed later with a bare "ENOENT ... stat", a class folder so named read as empty
+  if (list.some((e) => e.name.includes('\uFFFD'))) {
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    for (const raw of readdirSync(d, { encoding: 'buffer' })) {
+      if (raw[0] === 0x2e) continue; // hidden: never read
+      try { utf8.decode(raw); } catch {
+        throw new FolderError(`${d}: the entry named ${JSON.stringify(raw.toString('utf8'))} (bytes ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}) is not valid UTF-8, so it cannot be opened by its name; rename it`);
+      }
+    }
+  }
+  return list;
 };
 /** What a (not hidden) entry is, through a symbolic link; 'other': a FIFO, socket or device, or a broken link. */
 function kind(d: string, e: Dirent): 'dir' | 'file' | 'other' {
