@@ -133,6 +133,23 @@ test('duplicate keys: in the config, in __metadata__, in the header', () => {
   assert.throws(() => parseJsonStrict('{"x":1,"y":{"z":1,"z":2}}', 'c.json', 'config'), /c\.json: config field 'config\.y\.z': expected each key once/);
 });
 
+test('values nested past 32 arrays or objects: a ConfigError naming the field (they overflowed the stack: a RangeError, not a project error)', () => {
+  const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  const cfgText = JSON.stringify(fmnist);
+  for (const [text, field] of [
+    [cfgText.replace('"name":"', `"name":${deep(200_000)},"x":"`), '__metadata__.config.name'],
+    [cfgText.replace('"mean":', `"futureField":${deep(5000)},"mean":`), '__metadata__.config.futureField'], // kept, it crashed the next save
+    [deep(200_000), '__metadata__.config[0]'],
+  ] as const) {
+    const e = rejects(withConfig(text, true), field, field);
+    assert.match(e.message, /expected arrays and objects nested at most 32 deep, got a value nested deeper/);
+  }
+  // a transformers folder: config.json and preprocessor_config.json alike
+  assert.throws(() => parseJsonStrict(`{"resample":${deep(100_000)}}`, 'p.json', 'preprocessor_config'), /p\.json: config field 'preprocessor_config\.resample': expected arrays and objects nested at most 32 deep/);
+  assert.throws(() => parseJsonStrict(`{"caitjs":{"name":${deep(5000)}}}`, 'c.json', 'config'), /c\.json: config field 'config\.caitjs': expected arrays/);
+  assert.equal(parseJsonStrict(`{"a":${deep(31)}}`, 'c.json', 'config'), JSON.parse(`{"a":${deep(31)}}`), '32 deep in all is fine');
+});
+
 test('unknown fields are kept and ignored', () => {
   const { model } = modelFromBytes(patch({ futureField: { any: 'thing' } }), {}, 'u.safetensors');
   assert.equal((model.cfg as unknown as Record<string, unknown>).futureField, { any: 'thing' });

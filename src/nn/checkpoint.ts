@@ -27,6 +27,7 @@ import { getPreset, isPreset, numPrefixTokens, PRESETS, type Interpolation, type
 import { ConfigError, NORM_RANGE, normOk, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
 import { resamplePosEmbed } from './posembed.js';
 import { ZERO_INIT } from './module.js';
+import { showValue } from '../util/suggest.js';
 
 /** Zero-cost init for models whose weights are loaded right after. */
 
@@ -102,7 +103,7 @@ export function modelFromCheckpoint(files: CheckpointFiles, opts: LoadOptions = 
   let quant: string | null = null;
   if (metadata.quant !== undefined) {
     const q = parseJsonStrict(metadata.quant, name, '__metadata__.quant') as { scheme?: unknown } | null;
-    if (!q || typeof q.scheme !== 'string') throw new ConfigError(name, '__metadata__.quant.scheme', 'a string naming the quantization scheme', JSON.stringify(q));
+    if (!q || typeof q.scheme !== 'string') throw new ConfigError(name, '__metadata__.quant.scheme', 'a string naming the quantization scheme', showValue(q));
     if (!QUANT_DECODERS.has(q.scheme)) throw new SafetensorsError(name, `quantized with scheme '${q.scheme}', which this build cannot decode (known: ${[...QUANT_DECODERS.keys()].join(', ') || 'none'})`);
     quant = q.scheme;
   } else {
@@ -288,14 +289,14 @@ const PIL_RESAMPLE: Record<number, Interpolation> = { 0: 'nearest', 2: 'bilinear
  * (`model_type` vit/deit or `architectures`) or timm hub (`architecture`).
  */
 export function configFromJson(j: unknown, file: string, pre?: { file: string; json: unknown }): VitConfig {
-  if (!isObj(j)) throw new ConfigError(file, '(config)', 'a JSON object', JSON.stringify(j));
+  if (!isObj(j)) throw new ConfigError(file, '(config)', 'a JSON object', showValue(j));
   if (typeof j.architecture === 'string') return timmHubConfig(j, file);
   if (typeof j.model_type === 'string' || Array.isArray(j.architectures)) return hfConfig(j, file, pre);
   throw new ConfigError(file, 'architecture / model_type', "a timm hub config ('architecture') or a transformers config ('model_type', 'architectures')", Object.keys(j).slice(0, 8).join(', '));
 }
 
 function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }): VitConfig {
-  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
+  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, showValue(g)); };
   const type = j.model_type ?? (j.architectures as unknown[])[0];
   if (type !== 'vit' && type !== 'deit' && !(Array.isArray(j.architectures) && j.architectures.every((a) => /^(ViT|DeiT)ForImageClassification(WithTeacher)?$/.test(String(a)))))
     bad('model_type', "'vit' or 'deit' (ViTForImageClassification, DeiTForImageClassification[WithTeacher])", type);
@@ -403,7 +404,7 @@ export function hfProcessorConfig(cfg: VitConfig): Record<string, unknown> {
 
 /** preprocessor_config.json (ViTImageProcessor / DeiTImageProcessor) as a Preprocess; sets cfg.mean/std. */
 function hfPreprocess(p: unknown, file: string, cfg: VitConfig): Preprocess {
-  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
+  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, showValue(g)); };
   if (!isObj(p)) return bad('(preprocessor config)', 'a JSON object', p);
   for (const k of ['do_resize', 'do_rescale', 'do_normalize', 'do_center_crop'])
     if (p[k] !== undefined && typeof p[k] !== 'boolean') bad(k, 'true or false', p[k]);
@@ -450,7 +451,7 @@ const TIMM_SIZES: Record<string, { embedDim: number; numHeads: number; depth: nu
 };
 
 function timmHubConfig(j: Json, file: string): VitConfig {
-  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, JSON.stringify(g)); };
+  const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, showValue(g)); };
   const arch = (j.architecture as string).split('.')[0];
   let cfg: VitConfig;
   if (isPreset(arch)) cfg = getPreset(arch);

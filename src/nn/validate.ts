@@ -14,6 +14,7 @@
 // Unknown fields are kept and ignored (a newer writer may add some).
 import { parseSchedule, scheduleMisfit } from './schedule.js';
 import { findDuplicateKey } from '../io/safetensors.js';
+import { showValue } from '../util/suggest.js';
 import { SEG_UNMERGES, blockWidths, numPrefixTokens, type VitConfig } from './presets.js';
 
 /** A config value that cannot be right: names the file, the field, what was expected and what was found. */
@@ -49,12 +50,9 @@ export interface ValidateOptions {
   batch?: number;
 }
 
-const show = (v: unknown): string => {
-  if (v === undefined) return 'nothing (field absent)';
-  let s: string;
-  try { s = JSON.stringify(v) ?? String(v); } catch { s = String(v); }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-};
+// showValue: bounded in depth and length (JSON.stringify, and String after it, of a value
+// 200,000 arrays deep overflowed the stack: a RangeError instead of the ConfigError)
+const show = (v: unknown): string => (v === undefined ? 'nothing (field absent)' : showValue(v));
 const fmtBytes = (n: number): string => n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 // Bounds (see the header comment).
@@ -72,15 +70,40 @@ export function normOk(k: 'mean' | 'std', x: unknown): x is number {
   return typeof x === 'number' && Number.isFinite(x) && (k === 'mean' ? Math.abs(x) <= MAX_NORM : x >= MIN_STD && x <= MAX_NORM);
 }
 
+/** Arrays and objects nested deeper than this in a config are refused (a real config nests 3 or 4 deep). */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Whether a parsed JSON value holds arrays or objects nested deeper than
+ * `max`: null if not, else the top-level field they are in ('' for the value
+ * itself). Iterative, so no stack to overflow.
+ */
+function tooDeep(v: unknown, max: number): string | null {
+  const stack: Array<[unknown, string, number]> = [[v, '', 0]];
+  while (stack.length) {
+    const [x, field, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d >= max) return field;
+    for (const [k, y] of Object.entries(x)) stack.push([y, d > 0 ? field : Array.isArray(x) ? `[${k}]` : `.${k}`, d + 1]);
+  }
+  return null;
+}
+
 /**
  * JSON.parse that also rejects duplicate keys (JSON.parse lets the last one
- * win silently), naming the file and the key. `what` says which JSON it is.
+ * win silently), naming the file and the key, and values nested deeper than
+ * MAX_JSON_DEPTH (JSON.parse reads 200,000 arrays deep, but structuredClone,
+ * JSON.stringify and String of such a value overflow the stack: a RangeError
+ * in place of the ConfigError, at the load or at the next save). `what` says
+ * which JSON it is.
  */
 export function parseJsonStrict(text: string, file: string, what: string): unknown {
   let v: unknown;
   try { v = JSON.parse(text); } catch (e) { throw new ConfigError(file, what, 'valid JSON', `a parse error: ${(e as Error).message}`); }
   const dup = findDuplicateKey(text);
   if (dup !== null) throw new ConfigError(file, `${what}.${dup}`, 'each key once', 'a duplicate key');
+  const deep = tooDeep(v, MAX_JSON_DEPTH);
+  if (deep !== null) throw new ConfigError(file, `${what}${deep.slice(0, 200)}`, `arrays and objects nested at most ${MAX_JSON_DEPTH} deep`, 'a value nested deeper');
   return v;
 }
 
