@@ -300,6 +300,11 @@ test('a bad transformers / timm config.json: ConfigError naming config.json and 
     ['hf-vit', 'config.json', { ...hf, layer_norm_eps: -1 }, /config field 'layer_norm_eps \[eps\]'/],
     ['hf-vit', 'config.json', { ...hf, id2label: { 0: 'a', 2: 'b' } }, /config field 'id2label\.1': expected a label for every class id 0\.\.1/],
     ['hf-vit', 'config.json', { ...hf, num_hidden_layers: 3 }, /x\/model\.safetensors: checkpoint does not match the model:\n  missing 12 tensor/],
+    // model_type 'bert' beside ViT architectures, or no model_type and no architectures, loaded as a ViT (named 'undefined')
+    ['hf-vit', 'config.json', { ...hf, model_type: 'bert' }, /config field 'model_type': expected 'vit' or 'deit' .*got "bert"/],
+    ['hf-vit', 'config.json', { ...hf, model_type: undefined, architectures: [] }, /config field 'architectures': expected ViTForImageClassification, .*got \[\]/],
+    ['hf-vit', 'config.json', { ...hf, model_type: undefined, architectures: [1] }, /config field 'architectures': expected .*got \[1\]/],
+    ['hf-vit', 'config.json', { ...hf, num_labels: '5' }, /config field 'num_labels': expected 5 \(the length of id2label\), got "5"/],
   ];
   const timm = JSON.parse(readFileSync(join(FIX, 'timm-deit-distilled/config.json'), 'utf8'));
   cases.push(['timm-deit-distilled', 'config.json', { ...timm, model_args: { ...timm.model_args, num_heads: 5 } }, /config field 'model_args\.num_heads \[numHeads\]'/]);
@@ -316,10 +321,16 @@ test('a bad transformers / timm config.json: ConfigError naming config.json and 
   const cfgText = readFileSync(join(FIX, 'hf-deit-distilled/config.json'), 'utf8');
   for (const [p, re] of [[{ ...pre, resample: 1 }, /p\.json: config field 'resample': expected 0 \(nearest\), 2 \(bilinear\) or 3 \(bicubic\), got 1/],
     [{ ...pre, crop_size: { height: 40, width: 40 } }, /config field 'crop_size': expected the model's image_size 48/],
+    [{ ...pre, resample: '3' }, /p\.json: config field 'resample': expected 0 \(nearest\), 2 \(bilinear\) or 3 \(bicubic\), got "3"/],
     [{ ...pre, image_std: [0.2, 0, 0.2] }, /p\.json: config field 'image_std': expected 3 number\(s\), each a finite number in \[1e-6, 1e6\]/],
     [{ ...pre, image_std: [0.2, 1e-300, 0.2] }, /p\.json: config field 'image_std': expected 3 number\(s\), each a finite number in \[1e-6, 1e6\] \(num_channels 3\), got \[0\.2,1e-300,0\.2\]/]] as const)
     assert.throws(() => modelFromCheckpoint({ weights: w('hf-deit-distilled'), config: cfgText, preprocessorConfig: JSON.stringify(p), configName: 'x/config.json', preprocessorConfigName: 'p.json' }, {}, 'x/model.safetensors'), re);
   assert.is(liveTensorCount(), before);
+  // a DeiT named by its architectures alone gets DeiT's processor defaults (it got ViT's: 0.5/0.5, no crop)
+  const { model_type: _, ...noType } = JSON.parse(cfgText);
+  const d = modelFromCheckpoint({ weights: w('hf-deit-distilled'), config: JSON.stringify(noType) }, {}, 'x/model.safetensors').model;
+  assert.equal([d.cfg.mean, d.cfg.preprocess?.crop], [[0.485, 0.456, 0.406], true]);
+  d.dispose();
 });
 
 test('the resampling kernel is Pillow\'s antialiased bicubic (what PyTorch\'s antialias=True ports): Pillow\'s own resizes within 1 grey level', () => {

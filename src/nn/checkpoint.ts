@@ -297,9 +297,14 @@ export function configFromJson(j: unknown, file: string, pre?: { file: string; j
 
 function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }): VitConfig {
   const bad = (f: string, e: string, g: unknown): never => { throw new ConfigError(file, f, e, showValue(g)); };
-  const type = j.model_type ?? (j.architectures as unknown[])[0];
-  if (type !== 'vit' && type !== 'deit' && !(Array.isArray(j.architectures) && j.architectures.every((a) => /^(ViT|DeiT)ForImageClassification(WithTeacher)?$/.test(String(a)))))
-    bad('model_type', "'vit' or 'deit' (ViTForImageClassification, DeiTForImageClassification[WithTeacher])", type);
+  // model_type when given, else architectures: [] was read as a ViT named 'undefined', model_type 'bert'
+  // beside ViT architectures as a ViT, and a DeiT without model_type got ViT's processor defaults
+  if (j.model_type !== undefined && j.model_type !== 'vit' && j.model_type !== 'deit')
+    bad('model_type', "'vit' or 'deit' (ViTForImageClassification, DeiTForImageClassification[WithTeacher])", j.model_type);
+  const archs = Array.isArray(j.architectures) && j.architectures.length > 0 && j.architectures.every((a) => typeof a === 'string' && /^(ViT|DeiT)ForImageClassification(WithTeacher)?$/.test(a)) ? j.architectures as string[] : null;
+  if (j.model_type === undefined && !archs)
+    bad('architectures', "ViTForImageClassification, DeiTForImageClassification or DeiTForImageClassificationWithTeacher (or model_type 'vit' or 'deit')", j.architectures);
+  const type = (j.model_type as 'vit' | 'deit' | undefined) ?? (archs![0].startsWith('DeiT') ? 'deit' : 'vit');
   const act = j.hidden_act ?? 'gelu';
   if (act !== 'gelu') bad('hidden_act', "'gelu' (exact erf GELU, the only activation this project runs)", act);
   const num = (k: string, dflt: number): number => {
@@ -319,12 +324,12 @@ function hfConfig(j: Json, file: string, pre?: { file: string; json: unknown }):
       if (typeof v !== 'string') bad(`id2label.${i}`, `a label for every class id 0..${numClasses - 1}`, v);
       classes.push(v as string);
     }
-    if (typeof j.num_labels === 'number' && j.num_labels !== numClasses) bad('num_labels', `${numClasses} (the length of id2label)`, j.num_labels);
+    if (j.num_labels !== undefined && j.num_labels !== numClasses) bad('num_labels', `${numClasses} (the length of id2label)`, j.num_labels);
     if (classes.every((c, i) => c === `LABEL_${i}`)) classes = undefined; // transformers' placeholder names
   } else numClasses = num('num_labels', 2);
   const mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5];
   const cfg: VitConfig = {
-    name: String((j._name_or_path as string | undefined) || (Array.isArray(j.architectures) ? j.architectures[0] : type)),
+    name: typeof j._name_or_path === 'string' && j._name_or_path ? j._name_or_path : archs?.[0] ?? type,
     imgSize: num('image_size', 224), patchSize: num('patch_size', 16), inChans: num('num_channels', 3),
     numClasses, embedDim: C, depth: num('num_hidden_layers', 12), numHeads: num('num_attention_heads', 12),
     mlpRatio: num('intermediate_size', 4 * C) / C, qkvBias: j.qkv_bias === undefined ? true : (j.qkv_bias as boolean),
@@ -413,7 +418,8 @@ function hfPreprocess(p: unknown, file: string, cfg: VitConfig): Preprocess {
   if (p.do_rescale !== false && p.rescale_factor !== undefined && Math.abs((p.rescale_factor as number) - 1 / 255) > 1e-9) bad('rescale_factor', '1/255', p.rescale_factor);
   if (p.do_rescale === false) bad('do_rescale', 'true (pixels /255)', p.do_rescale);
   const resample = p.resample ?? 2;
-  const interpolation = PIL_RESAMPLE[resample as number];
+  // (a string '2' found PIL_RESAMPLE's key; Pillow takes the number only)
+  const interpolation = typeof resample === 'number' ? PIL_RESAMPLE[resample] : undefined;
   if (!interpolation) bad('resample', '0 (nearest), 2 (bilinear) or 3 (bicubic)', resample);
   const size = p.size;
   let resize: Preprocess['resize'];
