@@ -350,6 +350,28 @@ test('NaN training: resuming with --lr 1e30 stops (exit 1) and leaves the checkp
   for (const t of readSafetensorsFile(join(run, 'checkpoint.safetensors')).tensors.values()) assert.ok(t.data.every(Number.isFinite), 'a non-finite checkpoint');
 });
 
+test('a resume checkpoint with a bad train_state (RNG state, running loss, counts) is refused naming the file and the field; nothing of the run changes', async () => {
+  const { run, files, before } = await trainedRun('badstate', 1);
+  const src = readSafetensorsFile(join(run, 'checkpoint.safetensors')), st = JSON.parse(src.metadata.train_state);
+  const mid = { batch: 1, epochRng: st.rng, lossSum: 1.5, seen: 32 };
+  const ck = join(dir, 'badstate.safetensors');
+  for (const [patch, re] of [
+    // Rng's bare TypeError ("Rng.setState: expected ..."), naming no file
+    [{ rng: { s: [1, 2, 3] } }, /badstate\.safetensors: train_state\.rng: expected \{ s: \[4 uint32\], spare \}, got \{"s":\[1,2,3\]\}/],
+    [{ ...mid, epochRng: 'zz' }, /train_state\.epochRng: expected \{ s: \[4 uint32\], spare \}, got "zz"/],
+    // these went on into the log: "loss": null, "skipped": -3
+    [{ ...mid, lossSum: 'abc' }, /train_state\.lossSum: expected a finite number .*got "abc"/],
+    [{ ...mid, seen: 'x' }, /train_state\.seen: expected a non-negative integer count, got "x"/],
+    [{ ...mid, skipped: -3 }, /train_state\.skipped: expected a non-negative integer count, got -3/],
+  ] as Array<[Record<string, unknown>, RegExp]>) {
+    writeSafetensorsFile(ck, src.tensors, { ...src.metadata, train_state: JSON.stringify({ ...st, ...patch }) });
+    const r = await cait('train', ...trainArgs, '--epochs', '2', '--out', run, '--resume', ck);
+    assert.is(r.code, 1, `${JSON.stringify(patch)}: exit ${r.code}\n${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  assert.equal(hashes(files), before, 'a file of the run changed');
+});
+
 test('resume never duplicates log lines; the model file matches the checkpoint it resumes from', async () => {
   const run = join(dir, 'dedupe');
   const a = await cait('train', ...trainArgs, '--epochs', '3', '--stop-after', '2', '--out', run);

@@ -26,6 +26,7 @@ import { readSafetensorsFile } from '../io/safetensors-file.js';
 import { checkOutput, cleanStaleTemporaries, makeFolder, outputTarget, writeFileAtomic, type NamedInput } from '../io/output.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
 import { Progress } from '../util/progress.js';
+import { showValue } from '../util/suggest.js';
 import type { VitConfig } from '../nn/presets.js';
 
 export interface Trainable {
@@ -285,6 +286,16 @@ function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW
     throw new SafetensorsError(file, `train_state: expected {epoch, step, optimStep, rng, ...} with non-negative integer counts, got ${metadata.train_state.slice(0, 120)}`);
   if (st.batch !== undefined && (!Number.isInteger(st.batch) || st.batch < 0 || !st.epochRng))
     throw new SafetensorsError(file, `train_state: a mid-epoch checkpoint needs an integer batch and epochRng`);
+  // a bad RNG state stopped the run with Rng's bare TypeError, not naming the file; a bad running
+  // loss or count went on into the log ("loss": null, "skipped": -3)
+  for (const k of ['rng', 'epochRng'] as const) {
+    if (st[k] === undefined) continue;
+    try { Rng.fromState(st[k]!); } catch (e) { throw new SafetensorsError(file, `train_state.${k}: ${(e as Error).message.replace(/^Rng\.setState: /, '')}, got ${showValue(st[k])}`); }
+  }
+  if (st.lossSum !== undefined && !(typeof st.lossSum === 'number' && Number.isFinite(st.lossSum)))
+    throw new SafetensorsError(file, `train_state.lossSum: expected a finite number (the epoch's running loss), got ${showValue(st.lossSum)}`);
+  for (const k of ['seen', 'skipped'] as const)
+    if (st[k] !== undefined && !count(st[k])) throw new SafetensorsError(file, `train_state.${k}: expected a non-negative integer count, got ${showValue(st[k])}`);
   // a resume continues the same run: the batches it replays must be the ones the checkpoint saw, its classes these
   const was = st.options ?? {};
   for (const [k, flag] of [['batchSize', '--batch'], ['limit', '--limit']] as const) {
