@@ -2,7 +2,7 @@
 // DeiTs: two prefix tokens (class, distillation) in every block's N, both
 // heads, dist_token and the longer pos_embed; against the built model's real
 // parameter count and MAC counts worked out by hand from the method
-// document's formula (../shared/docs/cait-method.md, "CDCP: Budget").
+// document's formula (docs/cait-method.md, "CDCP", Budget).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { countMacs, countParams } from '../src/cait/macs.js';

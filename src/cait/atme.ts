@@ -1,4 +1,4 @@
-// ATME, CAIT's asymmetric token merging (../shared/docs/cait-method.md, "ATME"),
+// ATME, CAIT's asymmetric token merging (docs/cait-method.md, "ATME"),
 // as pure functions in the manner of facebookresearch/ToMe's merge.py: a
 // schedule says where to merge, `plan` chooses partners, `merge` and `unmerge`
 // apply a plan. Nothing here knows about the ViT; src/cait/wrap.ts applies it

@@ -1,4 +1,4 @@
-// CDCP, consistent dynamic channel pruning (../shared/docs/cait-method.md, "CDCP"):
+// CDCP, consistent dynamic channel pruning (docs/cait-method.md, "CDCP"):
 // learnable channel masks, the masked attention and MLP branches a wrapper
 // runs instead of the ViT's own (./masked.ts), and the MAC budget. The two
 // mask kinds, hard top-k and ViT-Slim gates, are two MaskStrategy objects

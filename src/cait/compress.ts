@@ -1,4 +1,4 @@
-// The CAIT pipeline (../shared/docs/cait-method.md, "Pipeline") as a library
+// The CAIT pipeline (docs/cait-method.md, "Pipeline") as a library
 // function for `cait compress`:
 //   1. the dense model (given), frozen as the teacher;
 //   2. search: a copy of it under ATME merging with CDCP masks, trained with

@@ -1,5 +1,5 @@
 // Knowledge distillation from a frozen teacher (the dense model) for CAIT's
-// search and fine-tuning stages (../shared/docs/cait-method.md, "Pipeline").
+// search and fine-tuning stages (docs/cait-method.md, "Pipeline").
 // The trainer's loss is label-smoothed cross-entropy with weight 1; this adds
 //   alpha * tau^2 KL(softmax(t/tau) || softmax(s/tau))        (soft, Hinton et al.)
 // or, *option* hard, alpha * CE(s, argmax t)                 (DeiT's hard distillation)

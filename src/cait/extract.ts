@@ -1,4 +1,4 @@
-// CDCP extraction (../shared/docs/cait-method.md, "CDCP: Extraction"): freeze
+// CDCP extraction (docs/cait-method.md, "CDCP", Extraction): freeze
 // the masks and slice the weights into a NEW VisionTransformer whose config
 // carries per-block `widths` (and the merge schedule), so it saves and loads
 // like any model. The source model is not touched.

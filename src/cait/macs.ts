@@ -1,5 +1,5 @@
 // Analytic multiply-accumulate count of a ViT under an ATME schedule and CDCP
-// widths (../shared/docs/cait-method.md, "CDCP: Budget"): per block
+// widths (docs/cait-method.md, "CDCP", Budget): per block
 //   N C H (2 D_qk + D_v)      qkv projection
 //   + N^2 H (D_qk + D_v)      q k^T and attn v
 //   + N H D_v C               output projection

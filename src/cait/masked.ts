@@ -1,4 +1,4 @@
-// CDCP's masked compute (../shared/docs/cait-method.md, "CDCP"; the formulas
+// CDCP's masked compute (docs/cait-method.md, "CDCP"; the formulas
 // and the straight-through estimator are at the top of ./cdcp.ts): a channel
 // mask as the branches use it, the straight-through column multiplier, and
 // the masked attention and MLP residuals in their two formulations, 'gather'

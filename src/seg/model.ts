@@ -1,4 +1,4 @@
-// The segmentation model (issue #7; ../shared/docs/cait-method.md,
+// The segmentation model (issue #7; docs/cait-method.md,
 // "Segmentation transfer"): the ViT backbone, its final tokens back on the
 // full h x w grid (ATME `unmerge`), a per-token linear classifier, bilinear
 // upsampling to pixels. It is a CaitModel (src/cait/wrap.ts) with SegHead as

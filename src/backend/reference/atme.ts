@@ -1,4 +1,4 @@
-// ATME, CAIT's asymmetric token merging (../shared/docs/cait-method.md, "ATME"):
+// ATME, CAIT's asymmetric token merging (docs/cait-method.md, "ATME"):
 // one step halves one axis of the patch grid. Float64 accumulation throughout.
 //
 // Layout: image b holds N = prefix + T tokens, the prefix (class token, and a
