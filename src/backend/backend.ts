@@ -1,7 +1,8 @@
-// The backend interface: nine members every backend has (name, scratch;
+// The backend interface: ten members every backend has (name, scratch;
 // alloc, free, read, readI32, write for the heap; run and logf for compute;
 // stats) and optional ones: readAsync (WebGPU), prepare and prepareParallel
-// (the CPU backends, for src/plan.ts). Everything above
+// (the CPU backends, for src/plan.ts), threads and int8Dot (the WASM
+// backends). Everything above
 // (Tensor, autograd, nn, cait) talks to kernels only through these, so the
 // WASM build, the plain-TS reference and WebGPU are interchangeable.
 //

@@ -20,8 +20,11 @@
 //   scale, fill      by runs of 4; axpy by runs of 8 (its unrolled step; the
 //                    relaxed build fuses the vector loop, not the scalar tail).
 //   patchify         by images.
+//   qgemm, quantize_rows, softmax_quantize_rows: by strips of 4 rows (the
+//                    int8 activations' layout, assembly/qgemm.ts), as gemm.
 // Everything else (reductions with a scalar result, ATME, gathers, copy2d
-// whose rows may overlap) runs on the calling thread. The splits name the
+// whose rows may overlap, the other int8 kernels) runs on the
+// calling thread. The splits name the
 // arguments they move (the kernel table, ./kernels.ts, has the positions).
 //
 // When to split: only when it pays on this platform. At start-up (ready(), or

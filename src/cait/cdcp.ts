@@ -19,7 +19,8 @@
 //   o = P [u_c v_c]_{c in I_v},   y = o W_proj[:, I_v]^T + b_proj
 //   MLP: y = [u_j gelu(x W1[j]^T + b1[j])]_{j in I_mlp} W2[:, I_mlp]^T + b2
 // which is exactly the compact block extract.ts builds, u folded into the W_q
-// rows and W2 columns (scale stays the dense D^-0.5, as in the doc).
+// and W_v rows (and their biases) and W2's columns (scale stays the dense
+// D^-0.5, as in the doc).
 //
 // Two formulations of the same outputs (MaskedCompute):
 //   'gather'  slice the kept rows of W_qkv (and bias), of fc1 (and bias) and
@@ -42,8 +43,10 @@
 // true gradient and can revive by it. This is why the mask multiplies q and
 // not k as well: with m_c on both, d(m_c^2)/dm_c = 0 at m_c = 0 would cut it.
 // In 'gather' a pruned channel is never computed and its score gets no
-// gradient that step (it can still come back when kept scores sink below
-// it). `denseEvery` chooses per training step: 1 (default) always exact.
+// gradient from the loss that step, only the budget's push down (below); it
+// can still come back where k does not follow the scores' signs ('uniform'
+// allocation, or a mask at minKeep) when a kept score sinks below it.
+// `denseEvery` chooses per training step: 1 (default) always exact.
 // Gates (*option*, ViT-Slim) need no estimator: u = g is the parameter.
 //
 // k per mask (allocation). 'learned' (default): a mask keeps its positive

@@ -62,7 +62,7 @@ interface ScoreTarget { score: Tensor; cols: Int32Array; ch: Int32Array }
 /**
  * y = x * mult over the last axis (x [..., W], mult W values or null = ones).
  * Backward: dx = dy * mult, and for every target, score.grad[ch[j]] += column
- * cols[j] of sum over rows of x * dy: the straight-through dL/dm (see top).
+ * cols[j] of sum over rows of x * dy: the straight-through dL/dm (./cdcp.ts header).
  */
 function maskColumns(x: Tensor, mult: Float32Array | null, targets: ScoreTarget[]): Tensor {
   const W = x.shape[x.shape.length - 1], R = x.size / W, be = x.backend;

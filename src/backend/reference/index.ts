@@ -1,6 +1,7 @@
 // The reference backend: plain TypeScript loops over an ArrayBuffer heap. It is
-// the executable spec every SIMD and GPU kernel is tested against, and a
-// fallback where WebAssembly SIMD is missing. Slow on purpose: clarity first.
+// the executable spec every SIMD and GPU kernel is tested against; where
+// WebAssembly SIMD is missing it can be chosen by name (backend 'reference'),
+// nothing falls back to it on its own. Slow on purpose: clarity first.
 import type { Backend, Ptr } from '../backend.js';
 import { KERNELS, type KernelName, GEMM_SCRATCH_BYTES } from '../kernels.js';
 import { HeapAllocator } from '../memory.js';
