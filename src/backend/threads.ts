@@ -23,9 +23,9 @@
 //   qgemm, quantize_rows, softmax_quantize_rows: by strips of 4 rows (the
 //                    int8 activations' layout, assembly/qgemm.ts), as gemm.
 // Everything else (reductions with a scalar result, ATME, gathers, copy2d
-// whose rows may overlap, the other int8 kernels) runs on the
-// calling thread. The splits name the
-// arguments they move (the kernel table, ./kernels.ts, has the positions).
+// whose rows may overlap, the other int8 kernels) runs on the calling
+// thread. The splits name the arguments they move (the kernel table,
+// ./kernels.ts, has the positions).
 //
 // When to split: only when it pays on this platform. At start-up (ready(), or
 // the first splittable call) the pool times, in a few tens of ms, one split
