@@ -1,6 +1,7 @@
 // Test entry: runs every test/**/*.test.ts with uvu in one process and ends
 // with the line CI reads, `N passed, N failed`, counted from uvu's own results.
-// Usage: npm test [-- pattern]   (pattern filters file names)
+// Usage: npm test [-- pattern]   (a regular expression tested against each test
+// file's absolute path, so a clone whose path contains it runs every file)
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
