@@ -1,7 +1,7 @@
 // Test entry: runs every test/**/*.test.ts with uvu in one process and ends
 // with the line CI reads, `N passed, N failed`, counted from uvu's own results.
 // Usage: npm test [-- pattern]   (a regular expression tested against each test
-// file's absolute path, so a clone whose path contains it runs every file)
+// file's path from the repository root, test/...: where the clone lives does not match)
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,7 +13,7 @@ const files: string[] = [];
   for (const f of readdirSync(dir).sort()) {
     const p = join(dir, f);
     if (statSync(p).isDirectory()) walk(p);
-    else if (f.endsWith('.test.ts') && (!pattern || pattern.test(p))) files.push(p);
+    else if (f.endsWith('.test.ts') && (!pattern || pattern.test(`test/${relative(here, p)}`))) files.push(p);
   }
 })(here);
 

@@ -474,7 +474,4 @@ export class Cdcp {
 
   /** Gates: l1 * sum |g| (ViT-Slim's sparsity term); null for top-k masks or l1 0. */
   l1Loss(): Tensor | null { return this.strategy.sparsity(this); }
-
-  /** Gates cut at one global threshold within `target` MACs (GATES.finalMasksAt). */
-  thresholdGates(target: number): BlockMasks[] { return GATES.finalMasksAt(this, target); }
 }
