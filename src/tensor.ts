@@ -132,7 +132,7 @@ function collect(x: unknown, out: Set<Tensor>): void {
 /**
  * Run fn; dispose every tensor it created except those reachable from its
  * result (tensors, arrays and plain objects are searched), which move to the
- * enclosing scope.
+ * enclosing scope. If fn throws, every tensor it created is disposed.
  */
 export function scope<T>(fn: () => T): T {
   const mine = new Set<Tensor>();
@@ -140,9 +140,14 @@ export function scope<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
+    // nothing is returned: every tensor fn made is garbage (a forward that ran
+    // out of heap half-way would otherwise keep its activations for good)
     scopes.pop();
+    for (const t of mine) t.dispose();
+    throw e;
   }
+  scopes.pop();
   const survivors = new Set<Tensor>();
   collect(result as Tree, survivors);
   for (const t of mine) if (!survivors.has(t)) t.dispose();

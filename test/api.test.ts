@@ -414,6 +414,15 @@ test('load -> classify -> dispose on 2 threads in a loop that never yields to th
   assert.ok(handles() - before <= 2, `${handles() - before} more live handles after 20 rounds`);
 });
 
+test('scope frees the tensors its function made when it throws', () => {
+  const before = liveTensorCount();
+  assert.throws(() => scope(() => { Tensor.from([1, 2, 3], [3]); Tensor.from([4], [1]); throw new Error('out of memory'); }), /out of memory/);
+  assert.is(liveTensorCount(), before, 'tensors of a throwing scope stay live');
+  // nested: the inner scope's survivors moved to the outer one, freed with it
+  assert.throws(() => scope(() => { scope(() => Tensor.from([1], [1])); throw new Error('later'); }), /later/);
+  assert.is(liveTensorCount(), before);
+});
+
 test('scope warns when given an async function', async () => {
   const warn = console.warn, said: string[] = [];
   console.warn = (s: string) => { said.push(s); };

@@ -374,6 +374,25 @@ gtest("int8: an int8 file runs in float with its dequantized weights; quantize: 
   assert.match(err, /fmnist-cait\.safetensors: quantize 'int8' needs int8 kernels \(the WASM or reference backend\), not webgpu: write the int8 file with cait quantize/);
 });
 
+// A batch past the heap ceiling fails with the limit named; the forward's
+// tensors made before the failing allocation are freed (scope() left them all
+// live when its function threw: the model then failed at every batch size)
+gtest('a batch past the heap ceiling: a clear error, nothing left allocated, the model still runs', async () => {
+  const small = await createNodeWebGpu({ route: gpu!.route, initialBytes: 1 << 20, maxBytes: 4 << 20 });
+  try {
+    const m = await load(FIX + 'model.safetensors', { backend: small.backend, preset: 'micro' });
+    const x = rnd(m.inputSize);
+    const want = await m.forward(x, 1);
+    const held = small.backend.stats().bytesInUse;
+    let err = '';
+    try { await m.forward(new Float32Array(256 * m.inputSize), 256); } catch (e) { err = (e as Error).message; }
+    assert.match(err, /webgpu heap: \d+ bytes needed, but this device binds at most 4194304 bytes as one storage buffer \(maxStorageBufferBindingSize\); use a smaller batch/);
+    assert.is(small.backend.stats().bytesInUse, held, 'bytes still allocated after the failed forward');
+    close(await m.forward(x, 1), want, 0, 0, 'batch 1 after the failure:');
+    m.dispose();
+  } finally { small.backend.destroy(); }
+});
+
 gtest('no leaks: every GPU block freed', async () => {
   await be.sync();
   setBackend(wasm);
