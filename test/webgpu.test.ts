@@ -21,7 +21,7 @@ import type { KernelName } from '../src/backend/kernels.js';
 import { GELU, NN, NP, NT, TN, packedSize } from '../src/backend/kernels.js';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { createNodeWebGpu, ROUTES, type NodeWebGpu } from '../src/backend/webgpu/node.js';
+import { createNodeWebGpu, NoWebGpuError, NO_WEBGPU_HELP, ROUTES, type NodeWebGpu } from '../src/backend/webgpu/node.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { Tensor, scope, setBackend, getBackend, liveTensorCount, readTensor } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
@@ -94,6 +94,21 @@ async function against(kernel: KernelName, what: string, bufs: Float32Array[], a
     close(inf(got[i]), inf(want[i]), atol, rtol, `${kernel} ${what} buffer ${i}:`);
   }
 }
+
+// runs with or without an adapter: a route that cannot work fails at once, with what to install or do
+test('no adapter: the error lists each route\'s reason, then what to install or do', async () => {
+  const saved = process.env.CAIT_WEBGPU_ICD;
+  process.env.CAIT_WEBGPU_ICD = '/nonexistent/vk_swiftshader_icd.json';
+  let err: unknown = null;
+  try { (await createNodeWebGpu({ route: 'swiftshader' })).backend.destroy(); } catch (e) { err = e; } finally {
+    if (saved === undefined) delete process.env.CAIT_WEBGPU_ICD; else process.env.CAIT_WEBGPU_ICD = saved;
+  }
+  assert.instance(err, NoWebGpuError);
+  const msg = (err as Error).message;
+  assert.match(msg, /^no WebGPU adapter could be created:\n  (swiftshader: ICD file \/nonexistent\/vk_swiftshader_icd\.json does not exist|the optional npm package 'webgpu')/);
+  assert.ok(msg.endsWith(`\n${NO_WEBGPU_HELP}`), msg);
+  assert.match(NO_WEBGPU_HELP, /npm install webgpu.*libegl-mesa0.*libvulkan1.*WASM backend/);
+});
 
 gtest('every WGSL kernel compiles', async () => {
   const errors = await be.checkShaders();

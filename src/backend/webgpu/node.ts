@@ -44,11 +44,23 @@ export interface NodeWebGpu {
   skipped: string[];
 }
 
+/** What to do when no route gives a device (the last line of NoWebGpuError's message). */
+export const NO_WEBGPU_HELP = "to get one: the optional npm package 'webgpu' (npm install webgpu), and without a GPU a software adapter " +
+  '(Debian: apt-get install libegl1 libegl-mesa0 libegl-dev libgl1-mesa-dri for OpenGL ES on llvmpipe, or chromium libvulkan1 for SwiftShader Vulkan; ' +
+  "a clone's scripts/setup-webgpu.sh installs both); or leave WebGPU out and run on the default WASM backend";
+
 export class NoWebGpuError extends Error {
   constructor(readonly reasons: string[]) {
-    super(`no WebGPU adapter could be created:\n  ${reasons.join('\n  ')}`);
+    super(`no WebGPU adapter could be created:\n  ${reasons.join('\n  ')}\n${NO_WEBGPU_HELP}`);
   }
 }
+
+/** Why a route may give no adapter. */
+const ROUTE_NEEDS: Record<WebGpuRoute, string> = {
+  native: ' (no GPU driver found)',
+  opengles: " (it needs Mesa's EGL and llvmpipe: libEGL.so, Debian libegl1 libegl-mesa0 libegl-dev libgl1-mesa-dri)",
+  swiftshader: ' (it needs the Vulkan loader: libvulkan.so.1, Debian libvulkan1)',
+};
 
 /** Device nodes of Linux GPU drivers (DRM, NVIDIA, WSL, AMD compute). */
 const GPU_NODES = ['/dev/dri', '/dev/nvidia0', '/dev/dxg', '/dev/kfd'];
@@ -112,7 +124,7 @@ async function tryRoute(mod: DawnModule, route: WebGpuRoute, o: WebGpuBackendOpt
   try {
     const gpu = mod.create(args);
     const adapter = await gpu.requestAdapter(request);
-    if (!adapter) return `${route}: no adapter${route === 'native' ? ' (no GPU driver found)' : ''}`;
+    if (!adapter) return `${route}: no adapter${ROUTE_NEEDS[route]}`;
     const name = `${describe(adapter)} via ${route}`;
     device = await adapter.requestDevice({ requiredLimits: wantedLimits(adapter), label: 'cait' });
     const be = new WebGpuBackend(device, { ...o, info: name });
