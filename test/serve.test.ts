@@ -589,6 +589,19 @@ S('a logTo that throws neither stops the server nor holds its books; createServe
   }
 });
 
+// close() leaves a caller's backend open: the models it loaded there must go
+// (their weights stayed allocated, every createServer + close on one backend)
+S('close() frees the models\' weights on a backend the caller gave', async () => {
+  const { loadWasmSync } = await import('../src/backend/wasm.js');
+  const be = loadWasmSync('auto'), before = be.stats().liveBlocks;
+  for (let i = 0; i < 2; i++) {
+    const s = await createServer({ models: [MODEL, `seg=${root}models/seg-cait.safetensors`], port: 0, backend: be });
+    assert.is((await post(s, `/v2/models/${NAME}/infer`, inferBody(randomImage()))).status, 200);
+    await s.close();
+    assert.is(be.stats().liveBlocks, before, `round ${i}: blocks still live after close()`);
+  }
+});
+
 S('a client that stops sending gets its 408 near --timeout-ms (node:http checked only every 30 s); HEAD where GET is', async () => {
   const lines: string[] = [];
   await withServer({ timeoutMs: 1000, log: 'json', logTo: (l) => lines.push(l) }, async (s) => {

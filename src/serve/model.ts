@@ -69,6 +69,8 @@ export class ServedModel {
     readonly planBudgetBytes = 512 * 2 ** 20,
     /** The int8 forwards of an int8 file, or of a float one quantized as it loaded, released by dispose; null: float. */
     private readonly quantized: QuantizedModel | null = null,
+    /** The loaded model under `runner`, whose weights dispose frees (null: the caller keeps them). */
+    private readonly model: { dispose(): void } | null = null,
   ) {
     this.cfg = runner.cfg;
     const S = this.cfg.imgSize;
@@ -104,7 +106,7 @@ export class ServedModel {
       const { model, metadata } = loadModel(spec.path, o.preset !== undefined ? { preset: o.preset } : {});
       try {
         const quantized = quantizeForInference(model, metadata, { attention: o.int8Attention, sixBit: o.int8SixBit, quantize: o.quantize });
-        return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes, quantized);
+        return new ServedModel(spec.name, spec.path, runnerFor(model, metadata).runner, backend, planBudgetBytes, quantized, model);
       } catch (e) { model.dispose(); throw e; }   // (a quantized model's dispose frees its int8 weights too)
     });
   }
@@ -180,6 +182,9 @@ export class ServedModel {
     for (const p of this.workerPlans.values()) p.dispose();
     this.workerPlans.clear();
     this.planBytes = 0;
+    // as load()'s Model.dispose: a segmentation head's buffers, the int8 weights, then the model's own
+    (this.runner as { head?: { dispose?(): void } | null }).head?.dispose?.();
     this.quantized?.dispose();
+    this.model?.dispose();
   }
 }
