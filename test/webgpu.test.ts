@@ -408,6 +408,32 @@ gtest('a batch past the heap ceiling: a clear error, nothing left allocated, the
   } finally { small.backend.destroy(); }
 });
 
+// createServer on a WebGPU backend (cait serve --backend webgpu): a plan's
+// replay reads its output synchronously, so every request was a 500 ("the host
+// cannot read GPU memory synchronously"); now forwards run eagerly and are read
+// back asynchronously, one at a time, batched as on WASM
+gtest('serve: createServer on WebGPU answers concurrent infer requests with load()\'s logits', async () => {
+  const { createServer } = await import('../src/serve/index.js');
+  const file = fileURLToPath(new URL('../models/fmnist-cait.safetensors', import.meta.url));
+  const item = 32 * 32, inputs = Array.from({ length: 7 }, (_, i) => rnd(item * (1 + (i % 3))));
+  const m = await load(file, { backend: be });
+  const want = await Promise.all(inputs.map((x) => m.forward(x, x.length / item)));
+  m.dispose();
+  const s = await createServer({ models: [file], port: 0, backend: be, maxBatch: 4 });
+  try {
+    assert.is(s.models.get('fmnist-cait')!.path, 'eager');
+    const got = await Promise.all(inputs.map(async (x) => {
+      const body = JSON.stringify({ inputs: [{ name: 'pixel_values', shape: [x.length / item, 1, 32, 32], datatype: 'FP32', data: Array.from(x) }] });
+      const r = await fetch(`${s.url}/v2/models/fmnist-cait/infer`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+      const text = await r.text();
+      assert.is(r.status, 200, text);
+      return JSON.parse(text).outputs[0].data as number[];
+    }));
+    got.forEach((g, i) => close(g, want[i], 1e-6, 0, `request ${i}:`));
+  } finally { await s.close(); }
+  setBackend(wasm);
+});
+
 gtest('no leaks: every GPU block freed', async () => {
   await be.sync();
   setBackend(wasm);

@@ -3,13 +3,16 @@
 // while the queue drains), answers what is queued and in flight, and exits 0.
 import { createServer, parseModelSpec, SERVE_DEFAULTS as D, SERVE_RANGES as R } from '../serve/index.js';
 import { BACKEND_FLAGS, INT8_FLAGS, MODEL_FLAGS, int8AttentionOf, int8SixBitOf, UsageError, command, type Flags } from './flags.js';
-import { presetUsage } from './common.js';
+import { presetUsage, useBackendAsync } from './common.js';
+import { getBackend } from '../tensor.js';
+import type { Backend } from '../backend/backend.js';
 
 const SERVE_FLAGS = {
   model: { type: 'strings', value: 'FILE|NAME=FILE', help: "a model to serve, named NAME or by its file or folder name without extension; repeat for more" },
   preset: MODEL_FLAGS.preset,
   host: { type: 'string', value: 'HOST', default: D.host, help: 'address to listen on (0.0.0.0: every interface)' },
   port: { type: 'int', min: 0, max: 65535, default: D.port, help: 'port to listen on (0: any free port, printed at start)' },
+  backend: BACKEND_FLAGS.backend,
   threads: BACKEND_FLAGS.threads,
   instances: { type: 'int', min: 1, max: 64, default: 1, help: 'forwards at once, each on its own worker thread with its own batches (this thread only serves HTTP); with --threads 1' },
   'max-batch': { type: 'int', ...R.maxBatch, default: D.maxBatch, help: 'most images in one planned forward' },
@@ -47,8 +50,12 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
     if (names.has(s.name)) throw new UsageError(`--model: two models named '${s.name}'; name them with NAME=FILE`);
     names.add(s.name);
   }
+  if (f.instances > 1 && f.backend !== 'wasm') throw new UsageError(`--instances ${f.instances} runs its own WASM workers: not with --backend ${f.backend}`);
+  // wasm (default): the server makes its own (relaxed SIMD where there is, --threads, --instances); else the backend named
+  let backend: Backend | undefined;
+  if (f.backend !== 'wasm') { await useBackendAsync(f.backend, f.threads); backend = getBackend(); }
   const server = await createServer({
-    models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances,
+    models: specs, host: f.host, port: f.port, threads: f.threads, instances: f.instances, backend,
     maxBatch: f['max-batch'], maxWaitMs: f['max-wait-ms'], maxQueue: f['max-queue'], maxBody: f['max-body'],
     maxPixels: f['max-pixels'], timeoutMs: f['timeout-ms'], log: f.log, warmup: f.warmup, int8Attention: int8AttentionOf(f), int8SixBit: int8SixBitOf(f), quantize: f.quantize,
     preset: f.preset,
@@ -59,11 +66,13 @@ async function serveRun(f: Flags<typeof SERVE_FLAGS>): Promise<void> {
   for (const m of server.models.values()) {
     process.stderr.write(`cait serve: model '${m.name}' from ${m.file}: [${m.itemShape}] -> [${m.outShape}], ${m.path} forward${m.quant ? `, ${m.quant} kernels` : ''}\n`);
   }
-  process.stderr.write(`cait serve: listening on ${server.url} (threads ${f.threads}${f.instances > 1 ? `, instances ${f.instances}` : ''}, max batch ${f['max-batch']}, max wait ${f['max-wait-ms']} ms, queue ${f['max-queue']})\n`);
+  process.stderr.write(`cait serve: listening on ${server.url} (${backend ? `${backend.name}, ` : ''}threads ${f.threads}${f.instances > 1 ? `, instances ${f.instances}` : ''}, max batch ${f['max-batch']}, max wait ${f['max-wait-ms']} ms, queue ${f['max-queue']})\n`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       process.stderr.write(`cait serve: ${sig}: draining\n`);
-      server.close().then(() => { process.stderr.write('cait serve: stopped\n'); resolve(); });
+      server.close()
+        .then(() => (backend as { close?(): Promise<void> } | undefined)?.close?.())   // a --threads pool made here (webgpu: released at exit)
+        .then(() => { process.stderr.write('cait serve: stopped\n'); resolve(); });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

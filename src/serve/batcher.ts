@@ -225,7 +225,8 @@ export class Batcher {
       jobs.push(j); images += j.n;
     }
     this.setQueued(this.queued - images);
-    if (this.instances > 1) { void this.runOn(this.free.pop()!, model, jobs, images); return; }
+    // instances, or a backend that reads back asynchronously (WebGPU): answered when the forward is read back
+    if (this.instances > 1 || model.readsAsync) { void this.runOn(this.free.pop()!, model, jobs, images); return; }
     const slot = this.free.pop()!;
     this.busy++;
     const t0 = performance.now();
@@ -245,7 +246,7 @@ export class Batcher {
     });
   }
 
-  /** One forward of `jobs` on instance `slot` (--instances), answered when its worker is done. */
+  /** One forward of `jobs` on instance `slot` (--instances; or the one slot, on WebGPU), answered when its worker (or read-back) is done. */
   private async runOn(slot: number, model: ServedModel, jobs: Job[], images: number): Promise<void> {
     this.busy++;
     // the other free instances may take what still waits, now

@@ -4,7 +4,9 @@
 // predict` run it), plus one planned forward per batch size (src/plan.ts),
 // captured on first use and kept while they fit a byte budget (least recently
 // used out). load()'s Model (src/api/) keeps 4 plans, which a server whose
-// batches take every size up to --max-batch would keep re-capturing.
+// batches take every size up to --max-batch would keep re-capturing. On
+// WebGPU (a backend that reads back only asynchronously) there is no plan: each
+// forward runs op by op and is read back with await (forwardOn).
 //
 // Batched equals one by one: every kernel on the inference path computes a
 // row of its output from that row's inputs with an order that does not depend
@@ -12,9 +14,9 @@
 // softmax by rows, ATME per image), so image i of a batch of n gets the same
 // bits as it alone (test/serve.test.ts checks it).
 import { basename, extname } from 'node:path';
-import { Tensor, getBackend, scope, setBackend } from '../tensor.js';
+import { Tensor, getBackend, readTensor, scope, setBackend } from '../tensor.js';
 import { noGrad } from '../autograd.js';
-import type { Backend } from '../backend/backend.js';
+import { readsAsync, type Backend } from '../backend/backend.js';
 import { InferencePlan, CaptureError, WorkerPlan, type WorkerBackend } from '../plan.js';
 import { loadModel } from '../nn/model.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -52,8 +54,10 @@ export class ServedModel {
   readonly outShape: readonly number[];
   readonly itemSize: number;
   readonly outSize: number;
-  /** 'planned', or 'eager' when the forward cannot be captured (it reads the heap). */
+  /** 'planned', or 'eager' when the forward cannot be captured (it reads the heap) or replayed (WebGPU: no synchronous read-back). */
   readonly path: 'planned' | 'eager';
+  /** The backend reads back only asynchronously (WebGPU): forwards go through forwardOn, never forward. */
+  readonly readsAsync: boolean;
   private readonly plans = new Map<number, InferencePlan>();
   private planBytes = 0;
   /** --instances: a plan per batch size and worker (key n * 1024 + worker), and those running now (never evicted). */
@@ -79,16 +83,18 @@ export class ServedModel {
     // warm-up: the batch-1 plan (or one eager forward) fixes the output shape and
     // fills the forward's caches (pre-packed weights) before the first request
     const zero = new Float32Array(this.itemSize);
-    let shape: readonly number[];
-    try {
-      const p = this.plan(1, zero);
-      shape = p.outputShape;
-      this.path = 'planned';
-    } catch (e) {
-      if (!(e instanceof CaptureError)) throw e;
-      this.path = 'eager';
-      shape = noGrad(() => scope(() => [...runner.forward(Tensor.from(zero, [1, ...this.itemShape], backend)).shape]));
+    let shape: readonly number[] | null = null;
+    this.readsAsync = readsAsync(backend);
+    // a plan's replay reads its output synchronously, which WebGPU cannot
+    if (!this.readsAsync) {
+      try {
+        shape = this.plan(1, zero).outputShape;
+      } catch (e) {
+        if (!(e instanceof CaptureError)) throw e;
+      }
     }
+    this.path = shape ? 'planned' : 'eager';
+    shape ??= noGrad(() => scope(() => [...runner.forward(Tensor.from(zero, [1, ...this.itemShape], backend)).shape]));
     // a segmentation model's forward gives [n * S * S, classes] (pixel rows, as segment() in
     // src/api/model.ts reads them): one image's output is [S, S, classes], not shape.slice(1)
     this.outShape = isSegmentation(this.cfg) ? [S, S, this.cfg.numClasses] : shape.slice(1);
@@ -161,6 +167,10 @@ export class ServedModel {
    */
   async forwardOn(w: number, x: Float32Array, n: number): Promise<Float32Array> {
     if (x.length !== n * this.itemSize) throw new RangeError(`${this.name}: ${n} images need ${n * this.itemSize} values, got ${x.length}`);
+    if (this.readsAsync) {
+      const y = onBackend(this.backend, () => noGrad(() => scope(() => this.runner.forward(Tensor.from(x, [n, ...this.itemShape], this.backend)))));
+      try { return await readTensor(y); } finally { y.dispose(); }
+    }
     const be = this.backend as Partial<WorkerBackend>;
     if (this.path !== 'planned' || typeof be.prepareOnWorker !== 'function' || !(w < (be.workerCount ?? 0))) return this.forward(x, n);
     const p = this.cached(this.workerPlans, n * 1024 + w,
@@ -172,6 +182,7 @@ export class ServedModel {
   /** Outputs of n images (x: n * itemSize values, NCHW), n * outSize values. */
   forward(x: Float32Array, n: number): Float32Array {
     if (x.length !== n * this.itemSize) throw new RangeError(`${this.name}: ${n} images need ${n * this.itemSize} values, got ${x.length}`);
+    if (this.readsAsync) throw new Error(`${this.name}: ${this.backend.name} reads its outputs back asynchronously: use forwardOn`);
     if (this.path === 'planned') return this.plan(n, x).run(x);
     return noGrad(() => scope(() => this.runner.forward(Tensor.from(x, [n, ...this.itemShape], this.backend)).toArray()));
   }
