@@ -63,10 +63,15 @@ const GUARD = 4, SENTINEL = -12345.5;
 
 /** exec of test/kernels/harness.ts, read back asynchronously: buffers at +4 bytes, fenced by sentinels. */
 async function execGpu(b: WebGpuBackend, kernel: KernelName, bufs: Float32Array[], args: (p: number[]) => number[]): Promise<Float32Array[]> {
+  return execGpuWith(b, bufs, (p) => b.run(kernel, ...args(p)), kernel);
+}
+
+/** execGpu with any call on the buffers' pointers (an extra such as logf). */
+async function execGpuWith(b: WebGpuBackend, bufs: Float32Array[], call: (p: number[]) => void, kernel = 'call'): Promise<Float32Array[]> {
   const bases = bufs.map((d) => b.alloc(d.length + 1 + GUARD)), ptrs = bases.map((x) => x + 4);
   const fence = new Float32Array(GUARD).fill(SENTINEL);
   bufs.forEach((d, i) => { b.write(bases[i], new Float32Array([SENTINEL])); b.write(ptrs[i], d); b.write(ptrs[i] + d.length * 4, fence); });
-  b.run(kernel, ...args(ptrs));
+  call(ptrs);
   const out = await Promise.all(bufs.map((d, i) => b.readAsync(ptrs[i], d.length)));
   const fences = await Promise.all(bufs.map((d, i) => b.readAsync(bases[i], d.length + 1 + GUARD)));
   fences.forEach((f, i) => {
@@ -197,6 +202,21 @@ gtest('elementwise, reductions, patches, adamw', async () => {
   const n = 300;
   await against('adamw', `n=${n}`, [rnd(n), rnd(n), rnd(n, 0.1), rnd(n, 0.01, 0.02)], (p) => [p[0], p[1], p[2], p[3], n, 1e-3, 0.9, 0.999, 1e-8, 0.05, 0.1, 0.002],
     [[0, 1e-6, 1e-6], [2, 1e-7, 1e-6], [3, 1e-7, 1e-6]]);
+});
+
+gtest('copy2d over many workgroups, and the extra log kernel (logf) against the reference, tail sizes', async () => {
+  // 70 x 131 = 9170 elements: 144 workgroups, the last one partial
+  await against('copy2d', '70x131 strided', [rnd(70 * 133), new Float32Array(70 * 140).fill(-7)], (p) => [p[0], 133, p[1], 140, 70, 131], [[1, 0, 0]]);
+  for (const n of [1, 5, 197, 4099]) {
+    // merged-token sizes (1, 2, 3, ...) and a wide range of positive values
+    const x = Float32Array.from(rnd(n), (v, i) => (i % 2 ? 1 + (i % 7) : Math.exp(4 * v)));
+    const px = ref.alloc(n), py = ref.alloc(n);
+    ref.write(px, x); ref.logf(px, py, n);
+    const want = ref.read(py, n);
+    ref.free(px); ref.free(py);
+    const [, got] = await execGpuWith(be, [x, nan(n)], (p) => be.logf(p[0], p[1], n));
+    close(got, want, 1e-6, 1e-6, `logf n=${n}:`);
+  }
 });
 
 gtest('channel gather/scatter (repeated indices add up)', async () => {
