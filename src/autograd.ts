@@ -5,7 +5,7 @@
 // Ownership: gradients of intermediates are freed as soon as they have been
 // propagated; gradients of leaves (parameters) are kept across scopes and
 // accumulate until `zeroGrad`. Saved activations belong to the caller's scope.
-import { Tensor, keep } from './tensor.js';
+import { Tensor, keep, scope } from './tensor.js';
 import { call } from './backend/kernels.js';
 
 /** Given the output gradient, return one gradient (or null) per input. May return `g` itself. */
@@ -23,6 +23,15 @@ export function noGrad<T>(fn: () => T): T {
   enabled = false;
   try { return fn(); } finally { enabled = prev; }
 }
+
+/**
+ * fn in a scope when no gradient is being recorded: what it makes and does
+ * not return is freed as soon as it returns (a block's activations at
+ * inference: DeiT-Tiny's forward held about 33 MB per image until its end,
+ * past WebGPU's 128 MiB heap on some adapters at batch 3); with the tape on
+ * they belong to the backward and stay in the caller's scope.
+ */
+export function inferenceScope<T>(fn: () => T): T { return enabled ? fn() : scope(fn); }
 
 /** Record an op if grad is on and any input needs a gradient. Returns `out`. */
 export function record(out: Tensor, inputs: Tensor[], backward: BackwardFn): Tensor {

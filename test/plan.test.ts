@@ -5,7 +5,7 @@
 // forward that reads the heap; pre-packed weights follow weight updates.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Tensor, scope, setBackend, getBackend } from '../src/tensor.js';
+import { Tensor, scope, setBackend, getBackend, liveTensorCount } from '../src/tensor.js';
 import { noGrad } from '../src/autograd.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
@@ -19,6 +19,34 @@ import { AdamW } from '../src/train/optim.js';
 import { randn, close } from './util.js';
 
 const P = suite('plan');
+
+// Inference frees each block's activations at the block's end (inferenceScope): an
+// eager forward (WebGPU's, and the first call of each batch size) had held every
+// block's until the forward ended, 33 MB per image for DeiT-Tiny, past some
+// adapters' 128 MiB heap at batch 3. With the tape on they stay (the backward's).
+P('an eager forward without the tape frees each block\'s activations at its end (dense and merged); with the tape they stay', () => {
+  const prev = getBackend();
+  setBackend(loadWasmSync('auto'));
+  try {
+    const cfg = { ...getPreset('micro'), depth: 6 }, vit = createModel(cfg, 3), x = randn(2 * cfg.inChans * cfg.imgSize ** 2, 4);
+    const live: number[] = [];
+    for (const b of vit.blocks) { const f = b.forward.bind(b); b.forward = (h: Tensor) => { live.push(liveTensorCount()); return f(h); }; }
+    const grows = (run: () => void) => { live.length = 0; scope(run); return live.slice(1).map((n, i) => n - live[i]); };
+    const input = () => Tensor.from(x, [2, cfg.inChans, cfg.imgSize, cfg.imgSize]);
+    const eager = grows(() => { noGrad(() => vit.forward(input())); });
+    assert.ok(eager.every((d) => d <= 1), `live tensors added per block without the tape: ${eager} (the block's output only)`);
+    const taped = grows(() => { vit.forward(input()); });
+    assert.ok(taped.every((d) => d > 5), `with the tape the activations stay: ${taped}`);
+    // merged (ATME's blocks run attnStep/mlpStep: count at each attention step)
+    const cait = new CaitModel(vit, { merge: 'h@1,v@3' });
+    const steps: number[] = [], step = cait.attnStep.bind(cait);
+    cait.attnStep = (...a: Parameters<typeof step>) => { steps.push(liveTensorCount()); return step(...a); };
+    scope(() => { noGrad(() => cait.forward(input())); });
+    const d = steps.slice(1).map((n, i) => n - steps[i]);
+    assert.ok(d.every((k) => k <= 4), `merged: live tensors added per block: ${d} (output, sizes, key bias, merge map)`);
+    vit.dispose();
+  } finally { setBackend(prev); }
+});
 
 P('greedy-by-size placement: blocks alive at the same time never share bytes; disjoint lifetimes reuse', () => {
   let s = 12345;

@@ -14,6 +14,7 @@
 // given in the options (segmentation, src/seg/model.ts: every patch token,
 // unmerged back to the full grid), which CDCP's subclass inherits.
 import type { Tensor } from '../tensor.js';
+import { inferenceScope } from '../autograd.js';
 import * as ops from '../ops/index.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import type { VitConfig } from '../nn/presets.js';
@@ -84,19 +85,22 @@ export class CaitModel implements Trainable {
     let k = 0;
     for (let i = 0; i < vit.blocks.length; i++) {
       const step = this.schedule[k]?.block === i ? this.schedule[k++] : null;
-      let qkv: Tensor | null = null;
-      const onQkv = step && this.options.similarity === 'keys' ? (t: Tensor) => { qkv = t; } : undefined;
-      h = this.attnStep(i, h, bias, onQkv);
-      if (step) {
-        const p = plan({ axis: step.axis, grid, batch: B, prefix, backend: h.backend }, this.similaritySource(i, h, qkv));
-        const pre = h;
-        ({ x: h, sizes } = merge(h, sizes ?? initialSizes(B, h.shape[1], h.backend), p));
-        if (keepResidual) residuals.push(ops.add(pre, ops.scale(unmerge(h, [p]), -1)));
-        plans.push(p);
-        grid = p.newGrid;
-        if (this.options.propAttn) bias = keyBias(sizes);
-      }
-      h = this.mlpStep(i, h);
+      // one block: what it makes and does not pass on is freed at its end (inference; inferenceScope)
+      ({ h, sizes, bias, grid } = inferenceScope(() => {
+        let qkv: Tensor | null = null;
+        const onQkv = step && this.options.similarity === 'keys' ? (t: Tensor) => { qkv = t; } : undefined;
+        let y = this.attnStep(i, h, bias, onQkv), s = sizes, b = bias, g = grid;
+        if (step) {
+          const p = plan({ axis: step.axis, grid: g, batch: B, prefix, backend: y.backend }, this.similaritySource(i, y, qkv));
+          const pre = y;
+          ({ x: y, sizes: s } = merge(y, s ?? initialSizes(B, y.shape[1], y.backend), p));
+          if (keepResidual) residuals.push(ops.add(pre, ops.scale(unmerge(y, [p]), -1)));
+          plans.push(p);
+          g = p.newGrid;
+          if (this.options.propAttn) b = keyBias(s);
+        }
+        return { h: this.mlpStep(i, y), sizes: s, bias: b, grid: g, plans: plans.slice(-1), residuals: residuals.slice(-1) };
+      }));
     }
     const out: TokensOut = { tokens: vit.norm.forward(h), plans, sizes, grid };
     return keepResidual ? { ...out, stream: h, residuals } : out;

@@ -8,6 +8,7 @@
 // (hard-label distillation from a teacher); its default, and ours in training
 // too, is the mean, which is what a distilled checkpoint is fine-tuned with.
 import { Tensor } from '../tensor.js';
+import { inferenceScope } from '../autograd.js';
 import * as ops from '../ops/index.js';
 import { Module, type Init } from './module.js';
 import { Block, LayerNorm, Linear, PatchEmbed } from './layers.js';
@@ -63,7 +64,7 @@ export class VisionTransformer extends Module {
 
   forwardFeatures(x: Tensor): Tensor {
     let h = this.embed(x);
-    for (const b of this.blocks) h = b.forward(h);
+    for (const b of this.blocks) h = inferenceScope(() => b.forward(h));
     return this.norm.forward(h);
   }
 
