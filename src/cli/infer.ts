@@ -31,8 +31,9 @@ export const evalCommand = command({
 });
 
 async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
+  const file = need(f.model, 'model');   // before a GPU device starts
   await useBackendAsync(f.backend, f.threads);
-  const model = openRunner(need(f.model, 'model'), f.preset, f);
+  const model = openRunner(file, f.preset, f);
   if (f.batch !== undefined) checkBatchBytes(model.cfg, f.batch, '--batch');
   const seg = taskOf(f, model.cfg) === 'segment';
   if (seg || !isFolder(f.data)) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
@@ -78,9 +79,9 @@ interface Guess { id: number; label: string; prob: number }
 
 // one image: {"image", "top": [{"id", "label", "prob"}]}; a folder: {"folder", "n", "predictions": [{"image", "top"}]}
 async function predictRun(f: Flags<typeof PREDICT_FLAGS>): Promise<void> {
+  const file = need(f.model, 'model'), path = need(f.image, 'image');   // before a GPU device starts
   await useBackendAsync(f.backend, f.threads);
-  const model = openRunner(need(f.model, 'model'), f.preset, f);
-  const path = need(f.image, 'image');
+  const model = openRunner(file, f.preset, f);
   const cfg = model.cfg, S = cfg.imgSize, C = cfg.inChans, n = C * S * S;
   if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: use cait segment --model ${f.model} --image ${path} --out MASK.png`);
   const folder = (() => { try { return statSync(path).isDirectory(); } catch { return false; } })();   // else readImageFile names what is wrong
@@ -127,9 +128,9 @@ export const forwardCommand = command({
 });
 
 async function forwardRun(f: Flags<typeof FORWARD_FLAGS>): Promise<void> {
+  const file = need(f.model, 'model'), inFile = need(f.input, 'input'), outFile = need(f.out, 'out');   // before a GPU device starts
   await useBackendAsync(f.backend, f.threads);
-  const model = openRunner(need(f.model, 'model'), f.preset, f);
-  const inFile = need(f.input, 'input'), outFile = need(f.out, 'out');
+  const model = openRunner(file, f.preset, f);
   const inputs = [...modelInputs(f.model), { flag: '--input', path: inFile }];
   checkOutputFlag('out', outFile, inputs);
   const cfg = model.cfg;

@@ -117,13 +117,15 @@ export const segmentCommand = command({
 
 async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
   const inputs = [...modelInputs(f.model), { flag: '--image', path: f.image }];
-  checkOutputFlag('out', need(f.out, 'out'), inputs);
-  await useBackendAsync(f.backend, f.threads);
-  const model = openRunner(need(f.model, 'model'), undefined, f);
-  const cfg = model.cfg, S = cfg.imgSize, out = need(f.out, 'out');
-  if (!isSegmentation(cfg)) throw new UsageError(`model '${f.model}' is a classification model (config task '${cfg.task ?? 'classify'}'): use cait predict`);
+  const out = need(f.out, 'out'), file = need(f.model, 'model');
+  checkOutputFlag('out', out, inputs);
+  // usage first: a GPU device is not started for a command line that cannot run
   if (f.image !== undefined && f.scene !== undefined) throw new UsageError('give --image or --scene, not both');
   if (f.image === undefined && f.scene === undefined) throw new UsageError('give --image FILE.png|jpg, or --scene I (test scene I of the model\'s scenes)');
+  await useBackendAsync(f.backend, f.threads);
+  const model = openRunner(file, undefined, f);
+  const cfg = model.cfg, S = cfg.imgSize;
+  if (!isSegmentation(cfg)) throw new UsageError(`model '${f.model}' is a classification model (config task '${cfg.task ?? 'classify'}'): use cait predict`);
   if (cfg.inChans !== 1) throw new UsageError(`segment draws grey inputs; model '${cfg.name}' takes ${cfg.inChans} channels`);
   let x: Float32Array, grey: Float32Array, truth: Uint8Array | undefined, source: string;
   if (f.image !== undefined) {
