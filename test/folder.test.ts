@@ -403,6 +403,58 @@ test('--resume onto a folder of other classes is refused, naming both (the saved
   assert.match(r.stderr, /checkpoint\.safetensors: the checkpoint's classes are not this run's: class \d is "T-shirt_top" there, "\w+" here \(10 against 10 classes\)/);
 });
 
+/** DIR/<split>/<class>/<i>.png: `per` RGB images of each class, a coloured square on a background, of varied sizes. */
+function writeRgbFolder(dir: string, classes: string[], per: number, splits = ['train', 'val']): void {
+  const rng = new Rng(7);
+  for (const sp of splits) classes.forEach((c, k) => {
+    const d = join(dir, sp, c);
+    mkdirSync(d, { recursive: true });
+    for (let i = 0; i < per; i++) {
+      const w = 20 + rng.int(40), h = 20 + rng.int(40), rgba = new Uint8Array(w * h * 4);
+      for (let p = 0; p < w * h; p++) {
+        const x = p % w, y = Math.floor(p / w), on = Math.abs(x - w / 2) < w / 4 && Math.abs(y - h / 2) < h / 4;
+        rgba[4 * p] = on ? 80 * k : rng.int(256); rgba[4 * p + 1] = on ? 255 - 80 * k : rng.int(256); rgba[4 * p + 2] = rng.int(256); rgba[4 * p + 3] = 255;
+      }
+      writeFileSync(join(d, `${i}.png`), encodePng(w, h, rgba));
+    }
+  });
+}
+
+test('fine-tuning a checkpoint on a folder of other classes: a new head for the folder\'s classes, said on stderr; resumable exactly; eval agrees (it was refused)', async () => {
+  const hf = fileURLToPath(new URL('../../shared/fixtures/hf-vit', import.meta.url)), dir = join(root, 'shapes'), run = join(root, 'shapes-run');
+  writeRgbFolder(dir, ['circle', 'square', 'stripes'], 4);
+  const args = ['--model', hf, '--data', dir, '--epochs', '2', '--batch', '4', '--lr', '1e-3', '--json'];
+  const t = await cait('train', ...args, '--out', run);
+  assert.is(t.code, 0, t.stderr);
+  assert.match(t.stderr, /class folder\(s\) 'circle', 'square', 'stripes' match none of the model's 5 labels \('tabby cat', .*\): fine-tuning with a new classifier head for the folder's 3 classes \('circle', 'square', 'stripes'\), labels from the folder names/);
+  assert.is(t.json.new_head, true);
+  assert.equal(t.json.classes, ['circle', 'square', 'stripes']);
+  const { model } = loadModel(join(run, 'model.safetensors')), fixture = loadModel(hf).model;
+  assert.equal([model.cfg.classes, model.cfg.numClasses, model.head.weight.shape], [['circle', 'square', 'stripes'], 3, [3, 48]]);
+  assert.equal(model.cfg.preprocess, fixture.cfg.preprocess, 'the checkpoint\'s preprocessing is kept');
+  model.dispose(); fixture.dispose();
+  // the head is rebuilt from --seed on a resume: stopped after one epoch and resumed, the same bytes as the run straight through
+  const half = join(root, 'shapes-half');
+  assert.is((await cait('train', ...args, '--out', half, '--stop-after', '1')).code, 0);
+  const r = await cait('train', ...args, '--out', half, '--resume', join(half, 'checkpoint.safetensors'));
+  assert.is(r.code, 0, r.stderr);
+  assert.ok(readFileSync(join(run, 'model.safetensors')).equals(readFileSync(join(half, 'model.safetensors'))), 'resumed = uninterrupted');
+  const e = await cait('eval', '--model', join(run, 'model.safetensors'), '--data', dir, '--json');
+  assert.is(e.code, 0, e.stderr);
+  assert.is(e.json.accuracy, t.json.accuracy, 'train\'s score is eval\'s');
+  // the checkpoint itself cannot score these folders: eval says how to fine-tune it on them
+  const bad = await cait('eval', '--model', hf, '--data', dir);
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /match none of the model's 5 labels .*fine-tune the model on this folder first \(cait train --model MODEL --data /);
+  // a label that matches keeps the model's own head (its classes and numbering)
+  const kept = join(root, 'teapot'), keptRun = join(root, 'teapot-run');
+  writeRgbFolder(kept, ['teapot', 'volcano'], 2);
+  const k = await cait('train', '--model', hf, '--data', kept, '--epochs', '1', '--batch', '4', '--out', keptRun, '--json');
+  assert.is(k.code, 0, k.stderr);
+  assert.is(k.json.new_head, false);
+  assert.is(k.json.classes.length, 5);
+});
+
 test('a folder of 300 classes, every image one grey level, trains and evaluates (labels past 255 were refused; a std of 0 was an internal error)', async () => {
   const dir = join(root, 'many');
   const px = encodePng(8, 8, new Uint8Array(8 * 8 * 4).fill(200));

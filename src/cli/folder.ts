@@ -10,13 +10,13 @@ import { Tensor, scope } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { train, type Trainable, type TrainOptions } from '../train/trainer.js';
 import { getPreset, type VitConfig } from '../nn/presets.js';
-import { createModel } from '../nn/model.js';
+import { createModel, withNewHead } from '../nn/model.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { pixelStats } from '../data/dataset.js';
 import { DEFAULT_RRC } from '../data/preprocess.js';
 import { loadDataset } from '../data/mnist.js';
 import type { DatasetName } from '../data/dataset.js';
-import { FolderError, folderBatches, listFolder, loadFolder, viewOf, type FolderData, type FolderSplit } from '../data/folder.js';
+import { FolderError, classMismatch, folderBatches, listFolder, loadFolder, viewOf, type FolderData, type FolderSplit } from '../data/folder.js';
 import { ClassMetrics, type ClassScores } from '../data/metrics.js';
 import { UsageError, type FlagSet } from './flags.js';
 import { forwardLogits, lossText } from './common.js';
@@ -154,7 +154,8 @@ export interface TrainFolderFlags extends FolderFlags { data?: string; limit?: n
 
 /**
  * `cait train --data DIR`: fine-tune --model on the folder (its labels matched
- * by name), or a new --preset model (default vit_fmnist) whose classes are
+ * by name; folders its classes do not cover give it a new head for the
+ * folder's classes, JSON `new_head`), or a new --preset model (default vit_fmnist) whose classes are
  * the folder names; grey presets take the train split's pixel mean/std. Then
  * top-1/top-5, per class, on the validation split.
  */
@@ -165,8 +166,17 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
   if (f.val !== undefined) throw new UsageError('--val N holds out built-in dataset images; an image folder has its own val/ split, or use --val-split F');
   let model: VisionTransformer, metadata: Record<string, string> = {};
   let fd: FolderData;
+  let newHead = false;
   if (loaded) {
     ({ model, metadata } = loaded);
+    // folders the model's classes do not cover: fine-tune with a new head for the folder's classes (labels: the folder names)
+    const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes, why = classMismatch(classes, model.cfg, dir);
+    if (why) {
+      if (classes.length < 2) throw new FolderError(`${why}; a new classifier head needs at least two class folders (${dir}/<class>/<image>.png|jpg)`);
+      if (!f.quiet) process.stderr.write(`${why}: fine-tuning with a new classifier head for the folder's ${classes.length} classes (${classes.map((c) => `'${c}'`).join(', ')}), labels from the folder names; the model's own head is dropped\n`);
+      model = withNewHead(model, classes, f.seed);
+      newHead = true;
+    }
     fd = openFolder(dir, model.cfg, f, ['train', 'val'], { train: f.limit, val: f['eval-limit'] });
     if (fd.listing.classes.length === 1 && !f.quiet) process.stderr.write(`${dir}: one class folder ('${fd.listing.classes[0]}'): fine-tuning on it teaches the model to answer that class for everything\n`);
   } else {
@@ -191,7 +201,7 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
     console.log(`trained ${logs.length} epoch(s) on ${fd.train.n} images of ${dir}${merge ? ` merging ${merge}` : ''}: ${lossText(last)}; model in ${file}`);
     printFolderScores(s, fd.listing.heldOut ? `${dir} ${fd.listing.valDir ?? 'held-out'} images` : `${dir} training images (none held out)`);
   }
-  return { model: file, held_out: fd.listing.heldOut, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) };
+  return { model: file, held_out: fd.listing.heldOut, new_head: newHead, epochs: last?.epoch ?? 0, loss: last?.loss ?? null, ...scoresJson(s), images_per_sec: last?.imagesPerSec ?? null, decode_images_per_sec: fd.stats.train.imagesPerSec, merge, skipped: logs.reduce((k, l) => k + (l.skipped ?? 0), 0) };
 }
 
 // ------------------------------------------------------------ confusion matrix figure (cait plot --confusion)

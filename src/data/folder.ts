@@ -179,25 +179,36 @@ export function listFolder(dir: string, o: { valSplit?: number; seed?: number } 
   return { root, layout: 'flat', heldOut: v !== undefined, classes: l.classes, train, val, skipped: l.skipped, special: l.special };
 }
 
+/** The model label a folder class names (a label holding '/', which no folder name can, matches the folder with '_' in its place), or -1. */
+const labelOf = (labels: string[], folder: string): number => {
+  const norm = (s: string) => s.normalize('NFC').replace(/\//g, '_');
+  return labels.findIndex((m) => norm(m) === norm(folder));
+};
+
+/**
+ * Why the folder classes cannot be mapped onto the model's classes (a folder
+ * that names none of its labels; more folders than a model without labels
+ * has classes), or null when they can: what matchClasses throws, and what
+ * makes `cait train --model` fine-tune with a new head instead.
+ */
+export function classMismatch(folderClasses: string[], cfg: Pick<VitConfig, 'classes' | 'numClasses' | 'name'>, dir = 'the folder'): string | null {
+  if (cfg.classes?.length) {
+    const bad = folderClasses.filter((c) => labelOf(cfg.classes!, c) < 0);
+    return bad.length ? `${dir}: class folder(s) ${bad.map((b) => `'${b}'`).join(', ')} match none of the model's ${cfg.classes.length} labels ` +
+      `(${cfg.classes.map((m) => `'${m}'`).join(', ')})` : null;
+  }
+  return folderClasses.length > cfg.numClasses ? `${dir}: ${folderClasses.length} class folders, but model '${cfg.name}' has ${cfg.numClasses} classes and no labels to match them by` : null;
+}
+
 /**
  * Class id in the model for each folder class: by name when the model has
  * labels (every folder must name one of them), else the folders' sorted
  * order (at most numClasses of them).
  */
 export function matchClasses(folderClasses: string[], cfg: Pick<VitConfig, 'classes' | 'numClasses' | 'name'>, dir = 'the folder'): number[] {
-  if (cfg.classes?.length) {
-    // a label holding '/' (no folder name can) matches the folder with '_' in its place
-    const norm = (s: string) => s.normalize('NFC').replace(/\//g, '_');
-    const ids = folderClasses.map((c) => cfg.classes!.findIndex((m) => norm(m) === norm(c)));
-    const bad = folderClasses.filter((_, i) => ids[i] < 0);
-    if (bad.length) {
-      throw new FolderError(`${dir}: class folder(s) ${bad.map((b) => `'${b}'`).join(', ')} match none of the model's ${cfg.classes.length} labels ` +
-        `(${cfg.classes.map((m) => `'${m}'`).join(', ')}); rename the folders, or train a new model on this folder (its labels come from the folder names)`);
-    }
-    return ids;
-  }
-  if (folderClasses.length > cfg.numClasses) throw new FolderError(`${dir}: ${folderClasses.length} class folders, but model '${cfg.name}' has ${cfg.numClasses} classes and no labels to match them by`);
-  return folderClasses.map((_, i) => i);
+  const why = classMismatch(folderClasses, cfg, dir);
+  if (why) throw new FolderError(`${why}; rename the folders, or fine-tune the model on this folder first (cait train --model MODEL --data ${dir} gives it a new head for the folder's classes)`);
+  return cfg.classes?.length ? folderClasses.map((c) => labelOf(cfg.classes!, c)) : folderClasses.map((_, i) => i);
 }
 
 /** How images of a folder become model inputs: the eval view's geometry and the train transform. */

@@ -27,6 +27,23 @@ export function createModel(cfg: VitConfig, seed = 0): VisionTransformer {
   return new VisionTransformer(cfg, rngInit(new Rng(seed)));
 }
 
+/** The classifier's parameters: the head, and a distilled DeiT's head_dist (the distillation token stays). */
+const isHead = (name: string): boolean => name.startsWith('head.') || name.startsWith('head_dist.');
+
+/**
+ * `model` with a new classifier for `classes` (timm's reset_classifier, as a
+ * fine-tune on other classes starts): the heads initialised as createModel's
+ * are (seeded, so a resumed run rebuilds the same start), every other
+ * parameter copied. `model` is disposed.
+ */
+export function withNewHead(model: VisionTransformer, classes: string[], seed = 0): VisionTransformer {
+  const cfg: VitConfig = { ...structuredClone(model.cfg), classes: [...classes], numClasses: classes.length };
+  const fresh = createModel(cfg, seed), old = new Map(model.namedParameters());
+  for (const [n, p] of fresh.namedParameters()) if (!isHead(n)) p.write(old.get(n)!.toArray());
+  model.dispose();
+  return fresh;
+}
+
 export type { LoadOptions, LoadedModel, CheckpointFiles, CheckpointLayout } from './checkpoint.js';
 
 /** The files a model source stands for: the weights and the JSON configs beside them, if any. */
