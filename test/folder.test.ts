@@ -12,7 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadFashionMnist, FASHION_MNIST_CLASSES } from '../src/data/mnist.js';
-import { encodePng } from '../src/io/image.js';
+import { encodePng, readImageFile } from '../src/io/image.js';
+import { imageToInput } from '../src/data/preprocess.js';
 import { listFolder, loadFolder, loadPixels, matchClasses, viewOf, PixelSplit, folderBatches, FolderError } from '../src/data/folder.js';
 import { scoreFolderSync } from '../src/cli/folder.js';
 import { ClassMetrics } from '../src/data/metrics.js';
@@ -377,6 +378,16 @@ test('RGB models with a preprocess config: C x S x S batches, normalised per cha
   const aug = (seed: number) => (fd.val as PixelSplit).makeBatch([0, 1, 2], { pad: 32, mean: 0, std: 1, augment: { rng: new Rng(seed), cropPad: 0, flip: true } }).x;
   assert.equal(Array.from(aug(4)), Array.from(aug(4)));
   assert.not.equal(Array.from(aug(4)), Array.from(aug(5)));
+});
+
+test('an RGB model without a preprocess config: predict\'s (and the library\'s) input is the folder\'s eval view, bit for bit (it was a float resize, up to a grey level apart)', () => {
+  const dir = join(root, 'rgb-plain'), cfg: VitConfig = { ...getPreset('micro'), mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+  writeRgbFolder(dir, ['a', 'b'], 3, ['val']);
+  mkdirSync(join(dir, 'train'));
+  for (const c of ['a', 'b']) cpSync(join(dir, 'val', c), join(dir, 'train', c), { recursive: true });
+  const fd = loadFolder(dir, cfg, { splits: ['val'] }), per = 3 * 32 * 32;
+  const [b] = [...folderBatches(fd.val, cfg, { batchSize: 6 })];
+  fd.listing.val.files.forEach((file, i) => assert.equal(Array.from(imageToInput(readImageFile(file), cfg, file)), Array.from(b.x.subarray(i * per, (i + 1) * per)), file));
 });
 
 test('cait train and compress an RGB preset on a folder: the training batches are [B, 3, S, S] (they were built [B, 1, S, S])', async () => {

@@ -34,7 +34,7 @@ import { join, resolve } from 'node:path';
 import { readImageFile } from '../io/image.js';
 import { cleanStaleTemporaries, makeFolder } from '../io/output.js';
 import { toGrayFloat } from '../io/resize.js';
-import type { VitConfig, Preprocess } from '../nn/presets.js';
+import { preprocessOf, type VitConfig } from '../nn/presets.js';
 import { Rng } from '../util/rng.js';
 import { cacheDir } from './dataset.js';
 import { makeBatch as makeGreyBatch, type Batch, type BatchOptions, type ImageSource } from './augment.js';
@@ -218,14 +218,13 @@ export interface FolderView {
   channels: 1 | 3;
   /** Side of the cached images (dataSize for grey, imgSize for pixels). */
   side: number;
-  preprocess?: Preprocess;
+  preprocess?: VitConfig['preprocess'];
 }
 
 export function viewOf(cfg: VitConfig): FolderView {
   if (cfg.inChans !== 1 && cfg.inChans !== 3) throw new FolderError(`image folders feed 1- or 3-channel models, not ${cfg.inChans}`);
   if (!cfg.preprocess && cfg.inChans === 1) return { kind: 'grey', channels: 1, side: cfg.dataSize ?? cfg.imgSize };
-  const preprocess: Preprocess = cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
-  return { kind: 'pixels', channels: cfg.inChans, side: cfg.imgSize, preprocess };
+  return { kind: 'pixels', channels: cfg.inChans, side: cfg.imgSize, preprocess: preprocessOf(cfg) };
 }
 
 function decodeOne(file: string, v: FolderView, maxPixels?: number): Uint8Array {

@@ -20,12 +20,12 @@
 //     height x width, or the shorter side to shortestEdge (longer
 //     int(edge * long / short)); centre crop with offset (L - size) // 2 if crop.
 //   'fixed': resize to size x size.
-// Models without `preprocess` keep the project's original rule (imageToInput).
+// Grey models without `preprocess` keep the project's original rule (imageToInput); RGB ones get preprocessOf's plain resize.
 import type { RgbaImage } from '../io/image.js';
 import { DEFAULT_MAX_PIXELS } from '../io/limits.js';
 import { ImageError } from '../io/errors.js';
-import { cropU8, resizeU8, toGrayFloat, toRgbFloatNCHW, type ResampleFilter } from '../io/resize.js';
-import type { Interpolation, Preprocess, VitConfig } from '../nn/presets.js';
+import { cropU8, resizeU8, toGrayFloat, type ResampleFilter } from '../io/resize.js';
+import { preprocessOf, type Interpolation, type Preprocess, type VitConfig } from '../nn/presets.js';
 import type { Rng } from '../util/rng.js';
 
 /** Python's round(): half to even (torchvision's centre-crop offset uses it). */
@@ -164,22 +164,24 @@ export function normalizePixels(p: PixelsU8, mean: readonly number[], std: reado
 
 /**
  * Model input (C x S x S) from a decoded image. With a `preprocess` config,
- * the checkpoint library's pipeline (above). Without one, the project's
- * original rule, unchanged so the committed models see what they were trained
- * on: grey models get luma resized (float bilinear) to the data size, centred
- * on the canvas whose padding is pixel 0 normalised, i.e. -mean/std; RGB
- * models are resized straight to S and normalised per channel.
+ * the checkpoint library's pipeline (above). Without one, RGB models are
+ * resized straight to S (preprocessOf's plain bilinear, as the folder views
+ * are) and grey models keep the project's original rule, unchanged so the
+ * committed models see what they were trained on: luma resized (float
+ * bilinear) to the data size, centred on the canvas whose padding is pixel 0
+ * normalised, i.e. -mean/std.
  * Used by `cait predict`, the folder datasets and the web page alike;
  * `what` names the image in errors.
  */
 export function imageToInput(img: RgbaImage, cfg: VitConfig, what = 'image'): Float32Array {
   const S = cfg.imgSize;
   if (cfg.inChans !== 1 && cfg.inChans !== 3) throw new Error(`images can feed 1- or 3-channel models, not ${cfg.inChans}`);
-  if (cfg.preprocess) {
-    if (cfg.preprocess.size !== S) throw new RangeError(`preprocess: size ${cfg.preprocess.size} differs from the model's imgSize ${S}`);
-    return normalizePixels(preprocessPixels(img, cfg.preprocess, cfg.inChans, what), cfg.mean, cfg.std);
+  // RGB without a config: the plain resize the folder views cache (it was a float resize here, up to a grey level apart)
+  if (cfg.preprocess || cfg.inChans === 3) {
+    const p = preprocessOf(cfg);
+    if (p.size !== S) throw new RangeError(`preprocess: size ${p.size} differs from the model's imgSize ${S}`);
+    return normalizePixels(preprocessPixels(img, p, cfg.inChans, what), cfg.mean, cfg.std);
   }
-  if (cfg.inChans === 3) return toRgbFloatNCHW(img, S, cfg.mean, cfg.std);
   const inner = cfg.dataSize ?? S, off = (S - inner) >> 1;
   const g = toGrayFloat(img, inner), x = new Float32Array(S * S).fill((0 - cfg.mean[0]) / cfg.std[0]);
   for (let r = 0; r < inner; r++) for (let c = 0; c < inner; c++) x[(r + off) * S + c + off] = (g[r * inner + c] - cfg.mean[0]) / cfg.std[0];

@@ -23,7 +23,7 @@
 // model was allocated disposes it, so nothing stays behind.
 import { readSafetensorsHeader, readSafetensors, checkKeys, SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import { VisionTransformer } from './vit.js';
-import { getPreset, isPreset, numPrefixTokens, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
+import { getPreset, isPreset, numPrefixTokens, preprocessOf, PRESETS, type Interpolation, type Preprocess, type VitConfig } from './presets.js';
 import { ConfigError, NORM_RANGE, normOk, parameterShapes, parseJsonStrict, validateConfig } from './validate.js';
 import { resamplePosEmbed } from './posembed.js';
 import { ZERO_INIT } from './module.js';
@@ -391,7 +391,7 @@ function ownConfig(own: unknown, lib: VitConfig, file: string, pre?: { file: str
  * images) and kept exactly in config.json's `caitjs` key (ownConfig above).
  */
 export function hfProcessorConfig(cfg: VitConfig): Record<string, unknown> {
-  const pre: Preprocess = cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
+  const pre = preprocessOf(cfg);
   const code = { nearest: 0, bilinear: 2, bicubic: 3 }[pre.interpolation];
   const common = { do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: cfg.mean, image_std: cfg.std };
   if (pre.kind === 'hf' && pre.resize) {

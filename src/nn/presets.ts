@@ -105,6 +105,17 @@ export interface Preprocess {
   std: number[];
 }
 
+/**
+ * The pipeline images go through for cfg: its `preprocess`, else a plain
+ * resize to imgSize (Pillow's antialiased bilinear, in uint8) with cfg's
+ * mean/std. Grey models without one use imageToInput's own rule instead
+ * (dataSize centred on the canvas); for the rest, this is the one definition
+ * the folder views, cait predict, the library and saveHf's processor share.
+ */
+export function preprocessOf(cfg: Pick<VitConfig, 'preprocess' | 'imgSize' | 'mean' | 'std'>): Preprocess {
+  return cfg.preprocess ?? { kind: 'fixed', size: cfg.imgSize, interpolation: 'bilinear', mean: cfg.mean, std: cfg.std };
+}
+
 /** Prefix tokens before the patch tokens: the class token, and the distillation token if any. */
 export function numPrefixTokens(cfg: Pick<VitConfig, 'distilled'>): number { return cfg.distilled ? 2 : 1; }
 
