@@ -400,6 +400,13 @@ test('cait train and compress an RGB preset on a folder: the training batches ar
   const c = await cait('compress', '--model', join(out, 'model.safetensors'), '--data', data, '--target-macs', '1.5', '--merge', 'h@1', '--search-epochs', '0.5', '--finetune-epochs', '0',
     '--limit', '40', '--eval-limit', '20', '--batch', '8', '--runs', '2', '--out', join(root, 'rgb-c.safetensors'), '--json', '--quiet');
   assert.is(c.code, 0, c.stderr);
+  // RGB views train with the random resized crop: --crop-pad (the grey views' shift) did nothing, --crop-pad 0 left the crops on
+  for (const [cmd, ...rest] of [['train', '--epochs', '1', '--out', join(root, 'rgb-pad')], ['compress', '--target-macs', '1.5', '--out', join(root, 'rgb-pad.safetensors')]]) {
+    const p = await cait(cmd, '--model', join(out, 'model.safetensors'), '--data', data, '--crop-pad', '0', ...rest);
+    assert.is(p.code, 2, p.stderr);
+    assert.match(p.stderr, /--crop-pad applies to grey models without a preprocessing config; 'micro' takes 3x32x32 views .* --rrc-scale X or --no-rrc set the crop/);
+  }
+  assert.not.ok(existsSync(join(root, 'rgb-pad')) || existsSync(join(root, 'rgb-pad.safetensors')));
 });
 
 test('--resume onto a folder of other classes is refused, naming both (the saved labels changed silently)', async () => {

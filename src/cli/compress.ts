@@ -22,7 +22,7 @@ import type { TrainData } from '../train/trainer.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { importanceMasks, pickStructure, structureCandidates, type Structure } from '../cait/structure.js';
 import { extractCompact } from '../cait/extract.js';
-import { FOLDER_FLAGS, checkFolderFlags, isFolder, openFolder, scoreFolderSync } from './folder.js';
+import { CROP_PAD_FLAG, FOLDER_FLAGS, checkFolderFlags, isFolder, openFolder, scoreFolderSync } from './folder.js';
 import { evaluate } from '../train/trainer.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
@@ -49,7 +49,7 @@ const COMPRESS_FLAGS = {
   batch: { type: 'int', min: 1, max: 4096, help: 'images per step', defaultText: '128 (segmentation 64)' },
   lr: { type: 'number', above: 0, max: 10, default: 5e-4, help: 'peak learning rate of the search' },
   'finetune-lr': { type: 'number', above: 0, max: 10, default: 3e-4, help: 'peak learning rate of the fine-tuning' },
-  'crop-pad': { type: 'int', min: 0, max: 64, default: 2, help: 'pixels of random shift (augmentation)' },
+  ...CROP_PAD_FLAG,
   limit: { type: 'int', min: 1, help: 'train on this many images', defaultText: 'all' },
   'eval-limit': { type: 'int', min: 1, help: 'test images (or scenes) for the accuracy report', defaultText: 'all' },
   masks: { type: 'enum', choices: ['topk', 'gates'], default: 'topk', help: "CDCP masks: hard top-k (straight-through) or ViT-Slim's continuous gates" },

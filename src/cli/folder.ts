@@ -30,6 +30,11 @@ export const FOLDER_FLAGS = {
   'rrc-scale': { type: 'number', above: 0, max: 1, default: DEFAULT_RRC.scale[0], help: '--data DIR: smallest area fraction of the random resized crop (timm: 0.08)' },
 } as const satisfies FlagSet;
 
+/** train's and compress's shift augmentation: the built-in data's, and a grey folder model's without a preprocess config (the others crop with --rrc-scale). */
+export const CROP_PAD_FLAG = {
+  'crop-pad': { type: 'int', min: 0, max: 64, default: 2, help: 'pixels of random shift (augmentation; with --data DIR only for grey models without a preprocessing config)' },
+} as const satisfies FlagSet;
+
 export const BUILTIN_DATA = ['fashion-mnist', 'mnist'] as const;
 
 /**
@@ -52,7 +57,7 @@ export function isFolder(data: string | undefined): data is string {
   return true;
 }
 
-interface FolderFlags { seed?: number; 'val-split'?: number; 'no-rrc'?: boolean; 'rrc-scale'?: number; quiet?: boolean; json?: boolean }
+interface FolderFlags { seed?: number; 'val-split'?: number; 'no-rrc'?: boolean; 'rrc-scale'?: number; 'crop-pad'?: number; quiet?: boolean; json?: boolean }
 
 /**
  * Decode (or read from the cache) the folder for `cfg`, reporting images/s on
@@ -65,6 +70,10 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
   // preprocess config trains as on the built-in data (shift and flip), where these did nothing
   if (splits.includes('train') && viewOf(cfg).kind === 'grey' && (f['no-rrc'] || (f['rrc-scale'] !== undefined && f['rrc-scale'] !== FOLDER_FLAGS['rrc-scale'].default))) {
     throw new UsageError(`${f['no-rrc'] ? '--no-rrc' : '--rrc-scale'} applies to models with a preprocessing config or RGB input; '${cfg.name}' is grey without one and trains with --crop-pad shifts and flips, as on the built-in data`);
+  }
+  // and the other way round: the shift is the grey view's; a 'pixels' view ignored it (--crop-pad 0 left the crops on)
+  if (splits.includes('train') && viewOf(cfg).kind === 'pixels' && f['crop-pad'] !== undefined && f['crop-pad'] !== CROP_PAD_FLAG['crop-pad'].default) {
+    throw new UsageError(`--crop-pad applies to grey models without a preprocessing config; '${cfg.name}' takes ${cfg.inChans}x${cfg.imgSize}x${cfg.imgSize} views of the folder's images and trains with timm's random resized crop and flip: --rrc-scale X or --no-rrc set the crop, --no-flip the flip`);
   }
   const bars = new Map<string, Progress>();
   const fd = loadFolder(dir, cfg, {

@@ -16,7 +16,7 @@ import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
 import { sceneClasses } from '../data/scenes.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { FOLDER_FLAGS, checkFolderFlags, isFolder, trainFolder } from './folder.js';
+import { CROP_PAD_FLAG, FOLDER_FLAGS, checkFolderFlags, isFolder, trainFolder } from './folder.js';
 
 /** The optimisation flags of train (compress's stages take a subset with their own defaults). */
 export const TRAIN_FLAGS = {
@@ -32,7 +32,7 @@ export const TRAIN_FLAGS = {
   warmup: { type: 'number', min: 0, max: 100000, default: 1, help: 'epochs of linear warm-up (fractions allowed)' },
   smoothing: { type: 'number', min: 0, max: 0.99, help: 'label smoothing', defaultText: '0.1 (segmentation 0)' },
   clip: { type: 'number', min: 0, default: 1, help: 'clip the global gradient norm to this (0: no clipping)' },
-  'crop-pad': { type: 'int', min: 0, max: 64, default: 2, help: 'pixels of random shift (augmentation)' },
+  ...CROP_PAD_FLAG,
   seed: { type: 'int', min: 0, default: 0, help: 'seed of initialisation, shuffling and augmentation' },
   limit: { type: 'int', min: 1, help: 'train on this many images (spread over the split)', defaultText: 'all' },
   'stop-after': { type: 'int', min: 1, help: 'stop after this epoch (the schedule still spans --epochs)' },
