@@ -89,6 +89,8 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   const m = await cait('macs', '--model', out, '--json');
   assert.is(m.code, 0, m.stderr);
   assert.is(m.json.macs, r.json.compressed.macs, 'the saved model carries its widths and schedule');
+  // dense: the full-width architecture, as compress reports it (it was the compact widths without merging)
+  assert.equal([m.json.dense_macs, m.json.mac_ratio], [r.json.dense.macs, r.json.mac_ratio]);
   // the default policy timed its candidates and kept the fastest; all met the target
   assert.is(r.json.policy, 'search');
   assert.ok(r.json.candidates.length >= 2, `${r.json.candidates.length} candidates`);

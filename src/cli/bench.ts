@@ -76,12 +76,15 @@ function macsRun(f: Flags<typeof MACS_FLAGS>): void {
   // parsed once (a saved schedule was checked with its config); the string is for the report
   const steps = f.merge !== undefined ? mergeSteps(f.merge, cfg) : toSteps(cfg.merge, cfg);
   const merge = formatSchedule(steps), r = countMacs(cfg, steps);
-  const dense = countMacs(cfg, ''), params = countParams(cfg);
+  // dense: the architecture at full width without merging, what compress's mac_ratio is against (a CDCP-compact
+  // model was compared with its own widths: 1.00x fewer for a pruned model without merging)
+  const { widths, ...full } = cfg;
+  const dense = countMacs(full, ''), params = countParams(cfg);
   // segmentation: the per-token classifier and the upsampling replace the class-token head
-  const seg = isSegmentation(cfg) ? { m: segMacs(cfg, merge), d: segMacs(cfg, '') } : null;
+  const seg = isSegmentation(cfg) ? { m: segMacs(cfg, merge), d: segMacs(full, '') } : null;
   const total = seg ? seg.m.total : r.total, denseTotal = seg ? seg.d.total : dense.total;
   if (!f.json) {
-    console.log(`${cfg.name}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(total / 1e9).toFixed(3)} GMACs ` +
+    console.log(`${cfg.name}${widths ? ' (compact)' : ''}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(total / 1e9).toFixed(3)} GMACs ` +
       `(dense ${(denseTotal / 1e9).toFixed(3)}, ${(denseTotal / total).toFixed(2)}x fewer), ${(params / 1e6).toFixed(2)} M parameters`);
     console.log(`tokens per block: ${r.tokens.join(' ')}`);
   }
