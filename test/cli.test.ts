@@ -101,6 +101,13 @@ test('compress --structure-only meets the MAC target and saves a loadable compac
   assert.is(mlp.code, 0, mlp.stderr);
   assert.equal([mlp.json.policy, mlp.json.merge, mlp.json.candidates], ['mlp', 'h@1', undefined]);
   assert.ok(mlp.json.mac_ratio >= 1.7);
+  // each mode's own flags given to the other are usage errors (they were ignored: --structure-only --finetune-epochs 5 trained nothing)
+  const mixed = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--finetune-epochs', '5', '--no-flip', '--out', out);
+  assert.is(mixed.code, 2, mixed.stderr);
+  assert.match(mixed.stderr, /--finetune-epochs, --no-flip: --structure-only does not train/);
+  const searchOnly = await cait('compress', '--model', join(ROOT, 'models/fmnist-dense.safetensors'), '--target-macs', '1.7', '--prune', 'uniform', '--out', out);
+  assert.is(searchOnly.code, 2, searchOnly.stderr);
+  assert.match(searchOnly.stderr, /--prune applies to --structure-only/);
   const bad = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '-2', '--out', out);
   assert.is(bad.code, 2);
   const badPrune = await cait('compress', '--preset', 'vit_fmnist', '--structure-only', '--target-macs', '1.7', '--prune', 'heads', '--out', out);

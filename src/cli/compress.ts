@@ -29,7 +29,7 @@ import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { CdcpOptions } from '../cait/cdcp.js';
 import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
-import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, flagsSet, type Flags } from './flags.js';
 import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend } from './common.js';
 import { writeQuantized } from './quantize.js';
 import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
@@ -67,6 +67,9 @@ const COMPRESS_FLAGS = {
   ...FOLDER_FLAGS, ...BACKEND_FLAGS, ...MERGE_FLAGS, ...SEG_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 type CompressFlags = Flags<typeof COMPRESS_FLAGS>;
+/** The flags of the search and fine-tuning stages (and of ATME's switches there), which --structure-only does not run. */
+const TRAINING_FLAGS = ['search-epochs', 'finetune-epochs', 'batch', 'lr', 'finetune-lr', 'crop-pad', 'limit', 'masks', 'shared-qkv', 'allocation',
+  'lambda', 'alpha', 'tau', 'hard-distill', 'no-flip', 'no-rrc', 'rrc-scale', 'similarity', 'no-prop-attn'] as const satisfies ReadonlyArray<keyof typeof COMPRESS_FLAGS>;
 
 export const compressCommand = command({
   name: 'compress',
@@ -93,6 +96,13 @@ function compressRun(f: CompressFlags): void {
   const out = need(f.out, 'out'), inputs = modelInputs(f.model);
   checkOutputFlag('out', out, inputs);
   needModelForLoadFlags(f);
+  // each mode's own flags, given to the other, were ignored without a word (--finetune-epochs 5 --structure-only trained nothing)
+  const ignored = flagsSet(f, COMPRESS_FLAGS, f['structure-only'] ? TRAINING_FLAGS : ['prune', 'search-runs']);
+  if (ignored.length) {
+    throw new UsageError(f['structure-only']
+      ? `${ignored.join(', ')}: --structure-only does not train (it picks a schedule and widths, keeps or initialises the weights, and runs ATME's defaults); leave ${ignored.length === 1 ? 'it' : 'them'} out, or drop --structure-only`
+      : `${ignored.join(', ')} appl${ignored.length === 1 ? 'ies' : 'y'} to --structure-only (the search without training); a trained compress learns its widths`);
+  }
   if (f['structure-only']) return structureOnly(f, ratio, out, inputs);
   const file = need(f.model, 'model');
   const { model: dense, metadata: denseMeta } = loadModelFlags(file, f.preset, f);

@@ -226,6 +226,18 @@ export function parseFlags<S extends FlagSet>(argv: readonly string[], spec: S, 
   return { flags: out as Flags<S>, help: false };
 }
 
+/**
+ * Which of `names` a parsed `f` holds other than as its default (a switch:
+ * on), as --name: the flags a mode would ignore, for its usage error. A flag
+ * given at its default value reads as not given.
+ */
+export function flagsSet<S extends FlagSet>(f: Flags<S>, spec: S, names: ReadonlyArray<keyof S & string>): string[] {
+  return names.filter((n) => {
+    const v = (f as Record<string, unknown>)[n], d = spec[n];
+    return d.type === 'boolean' ? v === true : d.type === 'strings' ? (v as string[]).length > 0 : v !== undefined && v !== d.default;
+  }).map((n) => `--${n}`);
+}
+
 // ------------------------------------------------------------ help
 
 function defaultOf(f: Flag): string | undefined {
