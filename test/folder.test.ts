@@ -471,6 +471,20 @@ test('fine-tuning a checkpoint on a folder of other classes: a new head for the 
   assert.is(k.code, 0, k.stderr);
   assert.is(k.json.new_head, false);
   assert.is(k.json.classes.length, 5);
+  // a checkpoint without labels (timm's, with --preset): a new head unless the folder has as many classes, which then name them
+  // (the folders were mapped onto its first classes and the saved model answered '0'..'9')
+  const micro = fileURLToPath(new URL('../../shared/fixtures/micro-vit/model.safetensors', import.meta.url));
+  const u = await cait('train', '--model', micro, '--preset', 'micro', '--data', dir, '--epochs', '1', '--batch', '4', '--out', join(root, 'micro-run'), '--json');
+  assert.is(u.code, 0, u.stderr);
+  assert.match(u.stderr, /3 class folders, but model 'micro' has 10 classes and no labels: fine-tuning with a new classifier head/);
+  assert.equal([u.json.new_head, u.json.classes], [true, ['circle', 'square', 'stripes']]);
+  const ten = join(root, 'ten'), names = Array.from({ length: 10 }, (_, i) => `c${i}`);
+  writeRgbFolder(ten, names, 1);
+  const n = await cait('train', '--model', micro, '--preset', 'micro', '--data', ten, '--epochs', '1', '--batch', '10', '--out', join(root, 'ten-run'), '--json');
+  assert.is(n.code, 0, n.stderr);
+  assert.match(n.stderr, /model 'micro' has no labels: its 10 classes take the folder names in sorted order/);
+  assert.equal([n.json.new_head, n.json.classes], [false, names]);
+  assert.equal(loadModel(join(root, 'ten-run', 'model.safetensors')).model.cfg.classes, names);
 });
 
 test('a folder of 300 classes, every image one grey level, trains and evaluates (labels past 255 were refused; a std of 0 was an internal error)', async () => {

@@ -178,8 +178,15 @@ export function trainFolder(f: TrainFolderFlags, loaded: { model: VisionTransfor
   let newHead = false;
   if (loaded) {
     ({ model, metadata } = loaded);
-    // folders the model's classes do not cover: fine-tune with a new head for the folder's classes (labels: the folder names)
-    const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes, why = classMismatch(classes, model.cfg, dir);
+    // folders the model's classes do not cover: fine-tune with a new head for the folder's classes (labels: the folder names);
+    // a model without labels keeps its head only for as many folders as it has classes, which take their names (ImageFolder's order)
+    const classes = listFolder(dir, { valSplit: f['val-split'], seed: f.seed }).classes, cfg = model.cfg, unlabelled = !cfg.classes?.length;
+    const why = !unlabelled ? classMismatch(classes, cfg, dir)
+      : classes.length !== cfg.numClasses ? `${dir}: ${classes.length} class folder${classes.length === 1 ? '' : 's'}, but model '${cfg.name}' has ${cfg.numClasses} classes and no labels` : null;
+    if (!why && unlabelled) {
+      cfg.classes = [...classes];
+      if (!f.quiet) process.stderr.write(`${dir}: model '${cfg.name}' has no labels: its ${cfg.numClasses} classes take the folder names in sorted order (${classes.map((c) => `'${c}'`).join(', ')})\n`);
+    }
     if (why) {
       if (classes.length < 2) throw new FolderError(`${why}; a new classifier head needs at least two class folders (${dir}/<class>/<image>.png|jpg)`);
       if (!f.quiet) process.stderr.write(`${why}: fine-tuning with a new classifier head for the folder's ${classes.length} classes (${classes.map((c) => `'${c}'`).join(', ')}), labels from the folder names; the model's own head is dropped\n`);
