@@ -337,6 +337,12 @@ test('CLI: train, compress, eval, bench and segment a segmentation model', async
   const p = await cait('predict', '--model', small, '--image', join(dir, 'in.png'));
   assert.is(p.code, 2);
   assert.match(p.stderr, /segmentation model: use cait segment/);
+  // the scenes take no shift: --crop-pad is a usage error (train and compress ignored it)
+  for (const args of [['train', '--task', 'segment', '--epochs', '1', '--out', join(dir, 'pad')], ['compress', '--model', dense, '--target-macs', '1.8', '--out', join(dir, 'pad.safetensors')]]) {
+    const r = await cait(...args, '--crop-pad', '0');
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--crop-pad applies to classification \(segmentation scenes place their items at random already\)/);
+  }
 });
 
 test.run();

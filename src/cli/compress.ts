@@ -22,7 +22,7 @@ import type { TrainData } from '../train/trainer.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { importanceMasks, pickStructure, structureCandidates, type Structure } from '../cait/structure.js';
 import { extractCompact } from '../cait/extract.js';
-import { CROP_PAD_FLAG, FOLDER_FLAGS, checkFolderFlags, isFolder, openFolder, scoreFolderSync } from './folder.js';
+import { CROP_PAD_FLAG, FOLDER_FLAGS, checkFolderFlags, isFolder, openFolder, refuseCropPad, scoreFolderSync } from './folder.js';
 import { evaluate } from '../train/trainer.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
@@ -121,6 +121,7 @@ function compressRun(f: CompressFlags): void {
   let data: { train: TrainData; test: unknown }, task: CompressTask | undefined;
   let testWhat = seg ? 'test scenes' : 'test images';
   if (seg) {
+    refuseCropPad(f, 'applies to classification (segmentation scenes place their items at random already)');
     const scenes = scenesFor(sceneSpecOf(dense.cfg, f), f), mean = dense.cfg.mean[0], std = dense.cfg.std[0];
     applyUnmergeFlag(dense.cfg, f);   // the compressed model's config is a copy of this one
     data = scenes;

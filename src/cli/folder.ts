@@ -35,6 +35,11 @@ export const CROP_PAD_FLAG = {
   'crop-pad': { type: 'int', min: 0, max: 64, default: 2, help: 'pixels of random shift (augmentation; with --data DIR only for grey models without a preprocessing config)' },
 } as const satisfies FlagSet;
 
+/** --crop-pad given (off its default) where no shift is applied: a usage error saying why (`because`), as it was ignored. */
+export function refuseCropPad(f: { 'crop-pad'?: number }, because: string): void {
+  if (f['crop-pad'] !== undefined && f['crop-pad'] !== CROP_PAD_FLAG['crop-pad'].default) throw new UsageError(`--crop-pad ${because}`);
+}
+
 export const BUILTIN_DATA = ['fashion-mnist', 'mnist'] as const;
 
 /**
@@ -72,8 +77,8 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
     throw new UsageError(`${f['no-rrc'] ? '--no-rrc' : '--rrc-scale'} applies to models with a preprocessing config or RGB input; '${cfg.name}' is grey without one and trains with --crop-pad shifts and flips, as on the built-in data`);
   }
   // and the other way round: the shift is the grey view's; a 'pixels' view ignored it (--crop-pad 0 left the crops on)
-  if (splits.includes('train') && viewOf(cfg).kind === 'pixels' && f['crop-pad'] !== undefined && f['crop-pad'] !== CROP_PAD_FLAG['crop-pad'].default) {
-    throw new UsageError(`--crop-pad applies to grey models without a preprocessing config; '${cfg.name}' takes ${cfg.inChans}x${cfg.imgSize}x${cfg.imgSize} views of the folder's images and trains with timm's random resized crop and flip: --rrc-scale X or --no-rrc set the crop, --no-flip the flip`);
+  if (splits.includes('train') && viewOf(cfg).kind === 'pixels') {
+    refuseCropPad(f, `applies to grey models without a preprocessing config; '${cfg.name}' takes ${cfg.inChans}x${cfg.imgSize}x${cfg.imgSize} views of the folder's images and trains with timm's random resized crop and flip: --rrc-scale X or --no-rrc set the crop, --no-flip the flip`);
   }
   const bars = new Map<string, Progress>();
   const fd = loadFolder(dir, cfg, {

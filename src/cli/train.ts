@@ -16,7 +16,7 @@ import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
 import { sceneClasses } from '../data/scenes.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { CROP_PAD_FLAG, FOLDER_FLAGS, checkFolderFlags, isFolder, trainFolder } from './folder.js';
+import { CROP_PAD_FLAG, FOLDER_FLAGS, checkFolderFlags, isFolder, refuseCropPad, trainFolder } from './folder.js';
 
 /** The optimisation flags of train (compress's stages take a subset with their own defaults). */
 export const TRAIN_FLAGS = {
@@ -183,6 +183,7 @@ function trainRun(f: TrainFlags): void {
 function trainSegment(f: TrainFlags, run: ReturnType<typeof checkRun>, loaded?: { model: VisionTransformer; metadata: Record<string, string> }): void {
   const out = run.out;
   if (f.val !== undefined) throw new UsageError('--val applies to classification (segmentation keeps its test scenes apart already)');
+  refuseCropPad(f, 'applies to classification (segmentation scenes place their items at random already)');
   let model: VisionTransformer, metadata: Record<string, string> = {};
   if (loaded) ({ model, metadata } = loaded);
   else {
