@@ -460,6 +460,12 @@ test('fine-tuning a checkpoint on a folder of other classes: a new head for the 
   const e = await cait('eval', '--model', join(run, 'model.safetensors'), '--data', dir, '--json');
   assert.is(e.code, 0, e.stderr);
   assert.is(e.json.accuracy, t.json.accuracy, 'train\'s score is eval\'s');
+  // a run at another --img-size resumes at it: the error says so (it named pos_embed's shapes alone)
+  const big = join(root, 'shapes-64');
+  assert.is((await cait('train', ...args, '--img-size', '64', '--out', big, '--stop-after', '1')).code, 0);
+  const r64 = await cait('train', ...args, '--out', big, '--resume', join(big, 'checkpoint.safetensors'));
+  assert.is(r64.code, 1);
+  assert.match(r64.stderr, /checkpoint\.safetensors: the checkpoint was trained at 64x64 input, this run is at 48x48; a resume continues the same run \(give --img-size 64\)/);
   // the checkpoint itself cannot score these folders: eval says how to fine-tune it on them
   const bad = await cait('eval', '--model', hf, '--data', dir);
   assert.is(bad.code, 1);

@@ -140,7 +140,7 @@ export function train(model: Trainable, data: TrainData, o: TrainOptions): Epoch
   const rng = new Rng(o.seed);
   let epoch0 = 0, resumed: TrainState | null = null;
   if (o.resume) {
-    resumed = loadCheckpoint(o.resume, named, opt, o, model.cfg.classes);
+    resumed = loadCheckpoint(o.resume, named, opt, o, model.cfg);
     rng.setState(resumed.rng);
     epoch0 = resumed.epoch;
     model.afterStep?.(opt.step, totalSteps);
@@ -276,7 +276,8 @@ function saveBoth(files: { model: string; checkpoint: string }, model: Trainable
 }
 
 /** Restores `named` and `opt` from a checkpoint of this same run (its batch size, limit and classes), or throws naming what differs. */
-function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW, o: Pick<TrainOptions, 'batchSize' | 'limit'>, classes: string[] | undefined): TrainState {
+function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW, o: Pick<TrainOptions, 'batchSize' | 'limit'>, cfg: Pick<VitConfig, 'classes' | 'imgSize'>): TrainState {
+  const classes = cfg.classes;
   const { tensors, metadata } = readSafetensorsFile(file, 'checkpoint');
   if (!metadata.train_state) throw new SafetensorsError(file, 'not a training checkpoint (no train_state in __metadata__)');
   let st: TrainState & { optimStep: number };
@@ -304,8 +305,11 @@ function loadCheckpoint(file: string, named: Array<[string, Tensor]>, opt: AdamW
       throw new SafetensorsError(file, `the checkpoint was trained with ${said(was[k])}, this run has ${said(o[k])}; a resume continues the same run (${was[k] === undefined ? `leave ${flag} out` : `give ${flag} ${was[k]}`})`);
     }
   }
-  let saved: string[] | undefined;
-  try { saved = (JSON.parse(metadata.config ?? 'null') as { classes?: string[] } | null)?.classes; } catch { /* checked with the tensors */ }
+  let saved: string[] | undefined, savedSize: unknown;
+  try { ({ classes: saved, imgSize: savedSize } = (JSON.parse(metadata.config ?? 'null') as { classes?: string[]; imgSize?: unknown } | null) ?? {}); } catch { /* checked with the tensors */ }
+  // a run at another --img-size (its position embedding resampled) is resumed at that size: say so, not only the tensor's shape
+  if (typeof savedSize === 'number' && savedSize !== cfg.imgSize)
+    throw new SafetensorsError(file, `the checkpoint was trained at ${savedSize}x${savedSize} input, this run is at ${cfg.imgSize}x${cfg.imgSize}; a resume continues the same run (give --img-size ${savedSize})`);
   if (saved && classes && JSON.stringify(saved) !== JSON.stringify(classes)) {
     const i = saved.findIndex((c, j) => c !== classes[j]), at = i < 0 ? saved.length : i;
     throw new SafetensorsError(file, `the checkpoint's classes are not this run's: class ${at} is ${JSON.stringify(saved[at] ?? null)} there, ${JSON.stringify(classes[at] ?? null)} here (${saved.length} against ${classes.length} classes)`);
