@@ -345,4 +345,12 @@ test('CLI: train, compress, eval, bench and segment a segmentation model', async
   }
 });
 
+test('CLI: --unmerge without a merge schedule is a usage error (it did nothing)', async () => {
+  for (const args of [['--model', 'models/seg-dense.safetensors'], ['--model', 'models/seg-cait.safetensors', '--merge', 'none']]) {
+    const r = await cait('eval', ...args, '--unmerge', 'copy', '--limit', '1');
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--unmerge copy needs a merge schedule \(--merge, or a model saved with one\)/);
+  }
+});
+
 test.run();

@@ -107,6 +107,8 @@ export function withMerging(vit: VisionTransformer, f: MergeFlagValues, metadata
   if (!steps.length && (sim !== undefined || f['no-prop-attn'])) throw new UsageError('--similarity and --no-prop-attn need a merge schedule (--merge, or a model saved with one)');
   const seg = isSegmentation(vit.cfg);
   applyUnmergeFlag(vit.cfg, f);
+  // without merging every token is on the grid already: --unmerge did nothing
+  if (!steps.length && f.unmerge !== undefined) throw new UsageError(`--unmerge ${f.unmerge} needs a merge schedule (--merge, or a model saved with one): without merging no token returns to the grid`);
   if (!steps.length && !vit.cfg.merge) return seg ? segModel(vit) : vit;
   const o: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };
   if (sim !== undefined) o.similarity = sim;
