@@ -345,11 +345,47 @@ test('CLI: train, compress, eval, bench and segment a segmentation model', async
   }
 });
 
+test('CLI: a segmentation preset trains as one without --task (it trained as a classifier and failed in the loss)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cait-seg-'));
+  const t = await cait('train', '--preset', 'vit_seg64', '--epochs', '1', '--limit', '8', '--batch', '8', '--eval-limit', '4', '--out', join(dir, 't'), '--quiet', '--json');
+  assert.is(t.code, 0, t.stderr);
+  assert.ok(t.json.miou >= 0 && t.json.n === 4, JSON.stringify(t.json));
+  const c = await cait('train', '--preset', 'vit_seg64', '--task', 'classify', '--epochs', '1', '--out', join(dir, 'c'));
+  assert.is(c.code, 2, c.stderr);
+  assert.match(c.stderr, /--task classify, but model 'vit_seg64' is a segmentation model/);
+});
+
 test('CLI: --unmerge without a merge schedule is a usage error (it did nothing)', async () => {
   for (const args of [['--model', 'models/seg-dense.safetensors'], ['--model', 'models/seg-cait.safetensors', '--merge', 'none']]) {
     const r = await cait('eval', ...args, '--unmerge', 'copy', '--limit', '1');
     assert.is(r.code, 2, r.stderr);
     assert.match(r.stderr, /--unmerge copy needs a merge schedule \(--merge, or a model saved with one\)/);
+  }
+});
+
+test('CLI: scene flags where they choose nothing are usage errors naming them (they were ignored)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cait-seg-'));
+  const cases: Array<[string[], RegExp]> = [
+    [['eval', '--model', 'models/fmnist-dense.safetensors', '--test-scenes', '5', '--scene-seed', '2', '--limit', '1'], /--test-scenes, --scene-seed apply to segmentation scenes/],
+    [['eval', '--model', 'models/seg-cait.safetensors', '--scenes', '5', '--limit', '1'], /--scenes applies to training \(train, compress\); eval scores the test scenes/],
+    [['train', '--preset', 'vit_fmnist', '--epochs', '1', '--scenes', '7', '--out', join(dir, 't')], /--scenes applies to segmentation scenes/],
+    [['compress', '--model', 'models/fmnist-dense.safetensors', '--target-macs', '1.3', '--scene-seed', '3', '--out', join(dir, 'c.safetensors')], /--scene-seed applies to segmentation scenes/],
+    [['segment', '--model', 'models/seg-cait.safetensors', '--image', 'web/public/samples/03-dress.png', '--scene-seed', '5', '--data', 'mnist', '--out', join(dir, 'm.png')], /--data, --scene-seed apply to --scene \(which test scene\), not to --image/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cait(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  assert.not.ok(existsSync(join(dir, 'm.png')));
+});
+
+test('CLI: compress --structure-only refuses a segmentation model (it counted and timed the classifier, scored --data as classes)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cait-seg-'));
+  for (const args of [['--model', 'models/seg-dense.safetensors', '--data', 'fashion-mnist'], ['--preset', 'vit_seg64']]) {
+    const r = await cait('compress', ...args, '--structure-only', '--target-macs', '1.3', '--search-runs', '1', '--runs', '1', '--out', join(dir, 'c.safetensors'));
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /is a segmentation model: --structure-only times and scores classifiers; compress it with training/);
   }
 });
 

@@ -32,7 +32,7 @@ import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, flagsSet, type Flags } from './flags.js';
 import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend } from './common.js';
 import { writeQuantized } from './quantize.js';
-import { sceneSpecOf, scenesFor, taskOf } from './segment.js';
+import { SCENE_FLAGS, refuseSceneFlags, sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
 import type { CompressTask } from '../cait/compress.js';
@@ -112,6 +112,7 @@ function compressRun(f: CompressFlags): void {
   checkBatchBytes(dense.cfg, f['latency-batch'], '--latency-batch');
   const seg = taskOf(f, dense.cfg) === 'segment';
   const folder = !seg && isFolder(f.data);
+  if (!seg) refuseSceneFlags(f, SCENE_FLAGS, 'segmentation scenes (a segmentation model, --task segment)');
   if (!folder) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
   const dataName = seg ? sceneSpecOf(dense.cfg, f).data : f.data ?? 'fashion-mnist';
   // parsed once here; the library gets the steps, the report and the saved config the string
@@ -222,6 +223,10 @@ function structureOnly(f: CompressFlags, ratio: number, out: string, inputs: rea
   const loaded = f.model ? loadModelFlags(f.model, f.preset, f) : undefined;
   if (loaded) noteInt8(f, f.model!, loaded.metadata);
   const cfg = loaded ? structuredClone(loaded.model.cfg) : getPreset(need(f.preset, 'preset'));
+  // it times and counts the classifier's graph and scores --data as classes: a segmentation
+  // model got the class-token head's MACs and latency, and 10% 'accuracy'
+  if (taskOf(f, cfg) === 'segment') throw new UsageError(`${f.model ?? f.preset} is a segmentation model: --structure-only times and scores classifiers; compress it with training (drop --structure-only)`);
+  refuseSceneFlags(f, SCENE_FLAGS, 'segmentation scenes (a segmentation model, --task segment)');
   checkBatchBytes(cfg, f['latency-batch'], '--latency-batch');
   // --data is read before the search: a bad one fails before any work
   if (f.data !== undefined && !isFolder(f.data)) checkFolderFlags(f, `the built-in dataset ${f.data}`);

@@ -7,7 +7,7 @@ import { Tensor, getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, forwardLogits, imageToInput, modelInputs, need, openRunner, softmax, useBackendAsync } from './common.js';
 import { readsAsync } from '../backend/webgpu/index.js';
-import { evaluateScenes, printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
+import { SCENE_FLAGS, evaluateScenes, printScores, refuseSceneFlags, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { overflowText } from '../util/overflow.js';
 import { FOLDER_FLAGS, checkFolderFlags, isFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
@@ -37,6 +37,7 @@ async function evalRun(f: Flags<typeof EVAL_FLAGS>): Promise<void> {
   if (f.batch !== undefined) checkBatchBytes(model.cfg, f.batch, '--batch');
   const seg = taskOf(f, model.cfg) === 'segment';
   if (seg || !isFolder(f.data)) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
+  refuseSceneFlags(f, seg ? ['scenes'] : SCENE_FLAGS, seg ? 'training (train, compress); eval scores the test scenes (--test-scenes)' : 'segmentation scenes (a segmentation model, --task segment)');
   if (seg) {
     // mean IoU on the model's test scenes: {"miou", "per_class_iou", "pixel_accuracy", "n", "merge"}
     const spec = sceneSpecOf(model.cfg, f), { test } = scenesFor(spec, f);

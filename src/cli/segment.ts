@@ -12,7 +12,7 @@ import { imageToInput } from '../data/preprocess.js';
 import { argmaxRows, SegMeter, type SegScores } from '../seg/metrics.js';
 import { isSegmentation } from '../seg/model.js';
 import { renderSegmentation } from '../seg/render.js';
-import { BACKEND_FLAGS, JSON_FLAG, LOAD_FLAGS, MERGE_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { BACKEND_FLAGS, JSON_FLAG, LOAD_FLAGS, MERGE_FLAGS, SEG_FLAGS, UsageError, command, flagsSet, type Flags } from './flags.js';
 import { checkOutputFlag, emitJson, forwardLogits, modelInputs, need, openRunner, useBackendAsync } from './common.js';
 import { overflowText } from '../util/overflow.js';
 import { Progress } from '../util/progress.js';
@@ -32,6 +32,19 @@ export function taskOf(f: SceneFlags, cfg?: VitConfig): Task {
   const own: Task | undefined = cfg ? (isSegmentation(cfg) ? 'segment' : 'classify') : undefined;
   if (t && own && t !== own) throw new UsageError(`--task ${t}, but model '${cfg!.name}' is a ${own === 'segment' ? 'segmentation' : 'classification'} model`);
   return t ?? own ?? 'classify';
+}
+
+/** The scene flags (SEG_FLAGS) that choose scenes. */
+export const SCENE_FLAGS = ['scenes', 'test-scenes', 'scene-seed'] as const;
+
+/**
+ * Scene flags given where they choose nothing (a classification task: all of
+ * them; eval: the training scenes) are a usage error naming them, with `what`
+ * the reason (they were ignored without a word).
+ */
+export function refuseSceneFlags(f: SceneFlags, names: ReadonlyArray<typeof SCENE_FLAGS[number]>, what: string): void {
+  const given = flagsSet(f as Flags<typeof SEG_FLAGS>, SEG_FLAGS, names);
+  if (given.length) throw new UsageError(`${given.join(', ')} appl${given.length === 1 ? 'ies' : 'y'} to ${what}`);
 }
 
 export function dataFlag(f: SceneFlags, fallback: SceneData = 'fashion-mnist'): SceneData {
@@ -122,6 +135,9 @@ async function segmentRun(f: Flags<typeof SEGMENT_FLAGS>): Promise<void> {
   // usage first: a GPU device is not started for a command line that cannot run
   if (f.image !== undefined && f.scene !== undefined) throw new UsageError('give --image or --scene, not both');
   if (f.image === undefined && f.scene === undefined) throw new UsageError('give --image FILE.png|jpg, or --scene I (test scene I of the model\'s scenes)');
+  // they choose the test scene; an image was segmented as it is, without a word about them
+  const sceneOnly = [f.data !== undefined && '--data', f['scene-seed'] !== undefined && '--scene-seed'].filter((x): x is string => !!x);
+  if (f.image !== undefined && sceneOnly.length) throw new UsageError(`${sceneOnly.join(', ')} appl${sceneOnly.length === 1 ? 'ies' : 'y'} to --scene (which test scene), not to --image`);
   await useBackendAsync(f.backend, f.threads);
   const model = openRunner(file, undefined, f);
   const cfg = model.cfg, S = cfg.imgSize;

@@ -11,7 +11,7 @@ import { modelMacs } from '../seg/model.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, lossText, loadModelFlags, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
-import { printScores, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
+import { SCENE_FLAGS, printScores, refuseSceneFlags, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
 import { sceneClasses } from '../data/scenes.js';
@@ -124,8 +124,10 @@ function trainRun(f: TrainFlags): void {
   if (loaded) noteInt8Input('train', f.model!, loaded.metadata, 'the model it saves is float (cait quantize it again)');
   // the forward alone, a lower bound of a training step (gradients and optimizer state come on top)
   if (f.batch !== undefined && (loaded || f.preset)) checkBatchBytes(loaded ? loaded.model.cfg : getPreset(f.preset!), f.batch, '--batch');
-  const seg = taskOf(f, loaded?.model.cfg) === 'segment';
+  // a new model's task is its preset's (--preset vit_seg64 alone trained it as a classifier and failed in the loss)
+  const seg = taskOf(f, loaded?.model.cfg ?? (f.preset ? getPreset(f.preset) : undefined)) === 'segment';
   if (seg || !isFolder(f.data)) checkFolderFlags(f, seg ? 'segmentation scenes' : `the built-in dataset ${f.data ?? 'fashion-mnist'}`);
+  if (!seg) refuseSceneFlags(f, SCENE_FLAGS, 'segmentation scenes (a segmentation model, --task segment)');
   if (seg) return trainSegment(f, run, loaded);
   if (isFolder(f.data)) {
     const opts = runOptions(f, run, { batch: 128, smoothing: 0.1 });
