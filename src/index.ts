@@ -45,4 +45,6 @@ export { compress } from './cait/compress.js';
 // int8 inference (importing it registers the int8 file decoder with the loaders)
 export { quantizeModel, quantizeLoaded, loadQuantizedBytes, quantizedFileBytes, QuantizedModel, INT8_SCHEME } from './quant/index.js';
 export { loadQuantized, saveQuantized } from './quant/node.js';
-export { exportInt8Onnx } from './quant/onnx.js';
+// ONNX export (opset 17): the float graph (dense, compact, ATME-merged), and an int8 model's in quantize_dynamic's form
+export { exportVitOnnx, vitToOnnx, ONNX_OPSET, ONNX_IR_VERSION, type VitOnnxOptions, type VitOnnxResult } from './cait/onnx.js';
+export { exportInt8Onnx, type Int8OnnxResult } from './quant/onnx.js';

@@ -25,6 +25,7 @@ import { noGrad } from '../src/autograd.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
 import { close, randn } from './util.js';
 import { cait } from './cait.js';
+import * as api from '../src/index.js';
 
 const FIX = fileURLToPath(new URL('../../shared/fixtures/micro-vit/', import.meta.url));
 const test = suite('onnx export');
@@ -172,6 +173,17 @@ test('distilled micro (random, compact widths, odd grid, fixed batch; and withou
   assert.is(noHead.head_dist, null);
   await parity(noHead, 2, {}, 'distilled, no head_dist');
   await parity(noHead, 2, { merge: 'v@0' }, 'distilled, no head_dist, merged');
+});
+
+test('the library exports the float ONNX export beside the int8 one (the package exports only its index)', async () => {
+  assert.is(api.exportVitOnnx, exportVitOnnx);
+  assert.is(typeof api.vitToOnnx, 'function');
+  assert.is(api.ONNX_OPSET, 17);
+  assert.is(typeof api.exportInt8Onnx, 'function');
+  const { model: vit } = loadModel(FIX + 'model.safetensors', { preset: 'micro' });
+  const inp = readSafetensorsFile(FIX + 'input.safetensors').tensors.get('pixel_values')!;
+  const got = await ortLogits(api.exportVitOnnx(vit).bytes, inp.data, inp.shape);
+  close(got.data, readSafetensorsFile(FIX + 'expected.safetensors').tensors.get('logits')!.data, 1e-4, 0, 'library exportVitOnnx:');
 });
 
 test('cli: export the fixture (dynamic batch), run it in onnxruntime; usage errors', async () => {
