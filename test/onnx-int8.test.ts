@@ -88,4 +88,16 @@ T('cait export of an int8 file writes the int8 graph; onnxruntime runs it', asyn
   assert.ok(logits.every(Number.isFinite));
 });
 
+T('cait export --quantize int8 of the float file writes the int8 file\'s graph, byte for byte (README: --quantize int8 on export)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cait-onnx-int8-q-'));
+  const exp = (model: string, out: string, ...more: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'export', '--model', join(ROOT, `models/${model}.safetensors`), '--onnx', join(dir, out), ...more, '--json'], { cwd: ROOT, encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { quant?: string };
+  };
+  assert.is(exp('fmnist-dense', 'q.onnx', '--quantize', 'int8').quant, 'int8-dynamic');
+  exp('fmnist-dense-int8', 'f.onnx');
+  assert.ok(readFileSync(join(dir, 'q.onnx')).equals(readFileSync(join(dir, 'f.onnx'))), 'the same ONNX bytes');
+});
+
 T.run();

@@ -6,11 +6,11 @@ import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
-import { JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { isSegmentation } from '../seg/model.js';
 import { checkOutputFlag, emitJson, loadModelFlags, modelInputs, need, needModelForLoadFlags, withMerging } from './common.js';
 import { writeFileAtomic } from '../io/output.js';
-import { quantizeLoaded } from '../quant/format.js';
+import { quantizeForInference } from '../quant/format.js';
 import { exportInt8Onnx } from '../quant/onnx.js';
 
 const EXPORT_FLAGS = {
@@ -21,6 +21,7 @@ const EXPORT_FLAGS = {
     check: (b: string) => b === 'dynamic' || (/^\d+$/.test(b) && +b >= 1 && +b <= 65536) ? undefined : `must be a positive integer or 'dynamic', got '${b}'`,
   },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of the random weights of a --preset without --model' },
+  quantize: { ...INT8_FLAGS.quantize, help: "write the int8 graph (quantize_dynamic's form) of a float model quantized as it loads: the weights cait quantize would write; an int8 file is int8 already" },
   ...MERGE_FLAGS, ...JSON_FLAG,
 } as const;
 
@@ -46,8 +47,8 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   if (isSegmentation(vit.cfg)) { vit.dispose(); throw new UsageError(`${f.model ?? f.preset} is a segmentation model: export writes classifier graphs (logits [B, classes]); its per-pixel head has no ONNX export`); }
   const runner = withMerging(vit, f, metadata);
   const cait = runner instanceof CaitModel ? runner : null;
-  // an int8 file exports as onnxruntime's dynamic quantization (src/quant/onnx.ts)
-  const qm = quantizeLoaded(vit, metadata), eo = { batch, merge: cait?.schedule ?? '', atme: cait?.options };
+  // an int8 file (or a float one with --quantize int8) exports as onnxruntime's dynamic quantization (src/quant/onnx.ts)
+  const qm = quantizeForInference(vit, metadata, { quantize: f.quantize }), eo = { batch, merge: cait?.schedule ?? '', atme: cait?.options };
   const r = qm ? exportInt8Onnx(vit, qm, eo) : exportVitOnnx(vit, eo);
   writeFileAtomic(out, r.bytes, inputs);
   const cfg = vit.cfg, B = batch === 'dynamic' ? 'batch' : batch;
