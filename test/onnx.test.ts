@@ -203,6 +203,10 @@ test('cli: export the fixture (dynamic batch), run it in onnxruntime; usage erro
   const bad = await cait('export', '--preset', 'micro', '--onnx', join(dir, 'x.onnx'), '--batch', '0');
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /--batch must be a positive integer or 'dynamic'/);
+  // --seed picks a --preset's random weights: beside --model it would be ignored
+  const seeded = await cait('export', '--model', FIX + 'model.safetensors', '--preset', 'micro', '--seed', '3', '--onnx', join(dir, 'x.onnx'));
+  assert.is(seeded.code, 2);
+  assert.match(seeded.stderr, /--seed .*--preset without --model/);
   const none = await cait('export', '--preset', 'micro');
   assert.is(none.code, 2);
   assert.match(none.stderr, /missing --onnx/);

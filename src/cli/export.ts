@@ -6,7 +6,7 @@ import { getPreset } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { CaitModel } from '../cait/wrap.js';
 import { exportVitOnnx, ONNX_IR_VERSION, ONNX_OPSET } from '../cait/onnx.js';
-import { INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, type Flags } from './flags.js';
+import { INT8_FLAGS, JSON_FLAG, MERGE_FLAGS, MODEL_FLAGS, UsageError, command, flagsSet, type Flags } from './flags.js';
 import { isSegmentation } from '../seg/model.js';
 import { checkOutputFlag, emitJson, loadModelFlags, modelInputs, need, needModelForLoadFlags, withMerging } from './common.js';
 import { writeFileAtomic } from '../io/output.js';
@@ -40,6 +40,7 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   const batch: number | 'dynamic' = f.batch === 'dynamic' ? 'dynamic' : Number(f.batch);
   let vit: VisionTransformer, metadata: Record<string, string> = {};
   needModelForLoadFlags(f);
+  if (f.model && flagsSet(f, EXPORT_FLAGS, ['seed']).length) throw new UsageError('--seed seeds the random weights of a --preset without --model: a --model has its own weights');
   if (f.model) ({ model: vit, metadata } = loadModelFlags(f.model, f.preset, f));
   else if (f.preset) vit = createModel(getPreset(f.preset), f.seed);   // random weights
   else throw new UsageError('missing --model FILE or --preset NAME');
