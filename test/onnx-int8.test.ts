@@ -97,6 +97,10 @@ T('cait export --quantize int8 of the float file writes the int8 file\'s graph, 
   };
   assert.is(exp('fmnist-dense', 'q.onnx', '--quantize', 'int8').quant, 'int8-dynamic');
   exp('fmnist-dense-int8', 'f.onnx');
+  // the text line says the graph is int8
+  const t = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'export', '--model', join(ROOT, 'models/fmnist-cait-int8.safetensors'), '--onnx', join(dir, 't.onnx')], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(t.status, 0, t.stderr);
+  assert.match(t.stdout, /ATME h@1, int8 \(quantize_dynamic form\), opset 17/);
   assert.ok(readFileSync(join(dir, 'q.onnx')).equals(readFileSync(join(dir, 'f.onnx'))), 'the same ONNX bytes');
 });
 

@@ -55,7 +55,7 @@ function exportRun(f: Flags<typeof EXPORT_FLAGS>): void {
   const cfg = vit.cfg, B = batch === 'dynamic' ? 'batch' : batch;
   const g = r.model.graph;
   if (!f.json) {
-    console.log(`wrote ${out}: ${cfg.name}${cfg.widths ? ' (compact)' : ''}${r.merge ? `, ATME ${r.merge}` : ''}, opset ${ONNX_OPSET}, ` +
+    console.log(`wrote ${out}: ${cfg.name}${cfg.widths ? ' (compact)' : ''}${r.merge ? `, ATME ${r.merge}` : ''}${qm ? ', int8 (quantize_dynamic form)' : ''}, opset ${ONNX_OPSET}, ` +
       `${g.nodes.length} nodes, ${(r.bytes.length / 1e6).toFixed(2)} MB; pixel_values [${B}, ${cfg.inChans}, ${cfg.imgSize}, ${cfg.imgSize}] -> logits [${B}, ${cfg.numClasses}]`);
   }
   emitJson(f, {
