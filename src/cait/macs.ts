@@ -54,6 +54,15 @@ export function blockMacs(nAttn: number, nMlp: number, C: number, H: number, w: 
 const classHeads = (cfg: VitConfig): number => (cfg.distilled && cfg.distillHead !== false ? 2 : 1);
 
 /**
+ * The dense model a MAC ratio is against: the architecture at full width
+ * (a CDCP-compact model's widths dropped); count it with schedule ''.
+ */
+export function denseArchitecture(cfg: VitConfig): VitConfig {
+  const { widths: _, ...full } = cfg;
+  return full;
+}
+
+/**
  * MACs of one image through the whole model. `schedule` defaults to the
  * config's own (cfg.merge); widths come from cfg.widths (dense if absent).
  */

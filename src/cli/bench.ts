@@ -16,7 +16,7 @@ import { createModel, loadModel } from '../nn/model.js';
 import { getPreset, type VitConfig } from '../nn/presets.js';
 import type { VisionTransformer } from '../nn/vit.js';
 import { Rng } from '../util/rng.js';
-import { countMacs, countParams } from '../cait/macs.js';
+import { countMacs, countParams, denseArchitecture } from '../cait/macs.js';
 import { CaitModel } from '../cait/wrap.js';
 import { formatSchedule, toSteps } from '../cait/atme.js';
 import type { Trainable } from '../train/trainer.js';
@@ -78,13 +78,12 @@ function macsRun(f: Flags<typeof MACS_FLAGS>): void {
   const merge = formatSchedule(steps), r = countMacs(cfg, steps);
   // dense: the architecture at full width without merging, what compress's mac_ratio is against (a CDCP-compact
   // model was compared with its own widths: 1.00x fewer for a pruned model without merging)
-  const { widths, ...full } = cfg;
-  const dense = countMacs(full, ''), params = countParams(cfg);
+  const full = denseArchitecture(cfg), dense = countMacs(full, ''), params = countParams(cfg);
   // segmentation: the per-token classifier and the upsampling replace the class-token head
   const seg = isSegmentation(cfg) ? { m: segMacs(cfg, merge), d: segMacs(full, '') } : null;
   const total = seg ? seg.m.total : r.total, denseTotal = seg ? seg.d.total : dense.total;
   if (!f.json) {
-    console.log(`${cfg.name}${widths ? ' (compact)' : ''}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(total / 1e9).toFixed(3)} GMACs ` +
+    console.log(`${cfg.name}${cfg.widths ? ' (compact)' : ''}${merge ? ` merging ${merge}` : ' (no merging)'}: ${(total / 1e9).toFixed(3)} GMACs ` +
       `(dense ${(denseTotal / 1e9).toFixed(3)}, ${(denseTotal / total).toFixed(2)}x fewer), ${(params / 1e6).toFixed(2)} M parameters`);
     console.log(`tokens per block: ${r.tokens.join(' ')}`);
   }

@@ -8,6 +8,7 @@ import type { ImageSource } from '../data/augment.js';
 import { existsSync, statSync } from 'node:fs';
 import { getBackend } from '../tensor.js';
 import { modelMacs } from '../seg/model.js';
+import { denseArchitecture } from '../cait/macs.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, type Flags } from './flags.js';
 import { checkBatchBytes, checkOutputFlag, emitJson, lossText, loadModelFlags, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend, withMerging } from './common.js';
@@ -102,10 +103,10 @@ function epochLine(l: EpochLog, epochs: number): string {
 /** Where the run stands before it starts: model, size, cost, backend, data. */
 function printHeader(runner: Trainable, vit: VisionTransformer, data: string): void {
   const be = getBackend(), threads = (be as { threads?: number }).threads ?? 1, merge = runner.cfg.merge ?? '';
-  const macs = modelMacs(vit.cfg, merge), dense = modelMacs(vit.cfg, '');
+  const macs = modelMacs(vit.cfg, merge), dense = modelMacs(denseArchitecture(vit.cfg), '');
   const params = vit.numParams(), count = params >= 1e6 ? `${(params / 1e6).toFixed(2)} M` : `${(params / 1e3).toFixed(1)} k`;
   console.log(`model ${vit.cfg.name}${vit.cfg.widths ? ' (compact)' : ''}: ${count} parameters, ${(macs / 1e6).toFixed(2)} MMACs per image` +
-    `${merge ? ` (merging ${merge}: ${(dense / macs).toFixed(2)}x fewer than dense)` : ''}; backend ${be.name}, ${threads} thread${threads === 1 ? '' : 's'}`);
+    `${merge || vit.cfg.widths ? ` (${[merge && `merging ${merge}`, vit.cfg.widths && 'pruned widths'].filter(Boolean).join(', ')}: ${(dense / macs).toFixed(2)}x fewer than the dense full-width model)` : ''}; backend ${be.name}, ${threads} thread${threads === 1 ? '' : 's'}`);
   console.log(`data ${data}`);
 }
 
