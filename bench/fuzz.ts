@@ -24,6 +24,7 @@
 //        node --import tsx bench/fuzz.ts --selftest: the watchdog catches a
 //        forced abort and a forced hang (about 40 s).
 // test/fuzz.test.ts runs the first 300 cases in-process.
+import { scriptArgs } from '../src/cli/args.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -385,7 +386,15 @@ function supervise(from: number, to: number, seed: number, results: CaseResult[]
 }
 
 async function main(): Promise<void> {
-  const total = Number(process.argv[2] ?? 5000), seed = Number(process.argv[3] ?? 1), workers = Number(process.argv[4] ?? 2);
+  const cli = scriptArgs(process.argv.slice(2), {}, `node --import tsx bench/fuzz.ts [cases=5000] [seed=1] [workers=2]
+  Writes bench/results/fuzz.json (the committed file). --selftest: the supervisor's own check.`);
+  const num = (i: number, name: string, def: number, min: number) => {
+    const v = cli.rest[i] === undefined ? def : Number(cli.rest[i]);
+    if (!(Number.isInteger(v) && v >= min)) cli.fail(`${name}: an integer >= ${min}, got '${cli.rest[i]}'`);
+    return v;
+  };
+  if (cli.rest.length > 3) cli.fail(`at most three arguments (cases, seed, workers), got ${cli.rest.length}`);
+  const total = num(0, 'cases', 5000, 1), seed = num(1, 'seed', 1, 0), workers = num(2, 'workers', 2, 1);
   const results: CaseResult[] = [], stats = { peakRss: 0 }, t0 = performance.now();
   const per = Math.ceil(total / workers);
   await Promise.all(Array.from({ length: workers }, (_, w) => supervise(w * per, Math.min(total, (w + 1) * per), seed, results, stats)));

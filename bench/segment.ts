@@ -8,14 +8,20 @@
 // Usage: node --import tsx bench/segment.ts [dense] [compressed] [runs=300]
 //        writes bench/results/segment.json
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { scriptArgs } from '../src/cli/args.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { environment } from '../src/util/timing.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const dense = process.argv[2] ?? 'models/seg-dense.safetensors', compressed = process.argv[3] ?? 'models/seg-cait.safetensors';
-const runs = process.argv[4] ?? '300';
+const cli = scriptArgs(process.argv.slice(2), {}, `node --import tsx bench/segment.ts [dense] [compressed] [runs=300]
+  Writes bench/results/segment.json (the committed file). dense, compressed: segmentation model files (default models/seg-dense and seg-cait).`);
+if (cli.rest.length > 3) cli.fail(`at most three arguments (dense, compressed, runs), got ${cli.rest.length}`);
+const dense = cli.rest[0] ?? 'models/seg-dense.safetensors', compressed = cli.rest[1] ?? 'models/seg-cait.safetensors';
+const runs = cli.rest[2] ?? '300';
+if (!/^[1-9]\d*$/.test(runs)) cli.fail(`runs: a positive integer, got '${runs}'`);
+for (const f of [dense, compressed]) if (!existsSync(f)) cli.fail(`no model file '${f}'`);
 
 function cait(...args: string[]): Record<string, any> {
   console.log(`$ cait ${args.join(' ')}`);

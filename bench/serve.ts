@@ -39,6 +39,7 @@ import { environment } from '../src/util/timing.js';
 import { countMacs } from '../src/cait/macs.js';
 import { encodePng } from '../src/io/image.js';
 import { chosenStructure } from './structure.js';
+import { scriptArgs } from '../src/cli/args.js';
 
 // autocannon ships no types; the fields read here
 interface Histo { average: number; p50: number; p90: number; p99: number; total: number }
@@ -46,10 +47,12 @@ type Autocannon = (o: Record<string, unknown>) => Promise<{ requests: Histo; lat
 const autocannon = ((await import('autocannon' as string)) as { default: Autocannon }).default;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
-const DURATION = Number(arg('duration', '5')), ROUNDS = Number(arg('rounds', '2')), SOAK = Number(arg('soak', '20000'));
-const MODELS = arg('models', 'fmnist,deit').split(',');
-const OUT = resolve(root, arg('out', 'bench/results/serve.json'));
+const cli = scriptArgs(process.argv.slice(2), { duration: 'number', rounds: 'number', soak: 'number', models: 'string', out: 'string' },
+  `node --import tsx bench/serve.ts [--duration 5] [--rounds 2] [--soak 20000] [--models fmnist,deit] [--out bench/results/serve.json]
+  Writes --out (by default over the committed bench/results/serve.json). --duration: seconds per load level.`);
+const DURATION = cli.int('duration', 5, 1), ROUNDS = cli.int('rounds', 2, 1), SOAK = cli.int('soak', 20000, 0);
+const MODELS = cli.list('models', ['fmnist', 'deit'], ['fmnist', 'deit']);
+const OUT = resolve(root, (cli.flags.out as string | undefined) ?? 'bench/results/serve.json');
 const CONNS = [1, 8, 32];
 const CONFIGS = [
   { name: 'single', threads: 1, instances: 1, maxBatch: 1 },

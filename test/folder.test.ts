@@ -123,6 +123,7 @@ test('predict --image DIR: every PNG and JPEG of a folder and its subfolders, so
   const model = join(ROOT_MODELS, 'fmnist-cait.safetensors');
   const r = await cait('predict', '--model', model, '--image', dir, '--batch', '3', '--top', '2', '--json');
   assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /unlabeled: skipped 1 file\(s\) that are not PNG or JPEG/, 'notes.txt is reported, under --json too');
   const want = names.map((n, i) => join(dir, i < 4 ? n : join('sub', n)));
   assert.is(r.json.n, names.length);
   assert.equal(r.json.predictions.map((p: { image: string }) => p.image), want, "sorted, the folder's files before its subfolders'");

@@ -99,10 +99,15 @@ export function openFolder(dir: string, cfg: VitConfig, f: FolderFlags, splits: 
       const st = fd.stats[s];
       if (st.n && !f.json) process.stderr.write(`${dir} ${s}: ${st.n} images, ${fd.listing.classes.length} classes; ${st.decoded} decoded, ${st.cached} from the cache (${st.imagesPerSec.toFixed(0)} img/s)\n`);
     }
-    if (fd.listing.skipped) process.stderr.write(`${dir}: skipped ${fd.listing.skipped} file(s) that are not PNG or JPEG\n`);
-    if (fd.listing.special) process.stderr.write(`${dir}: skipped ${fd.listing.special} entr${fd.listing.special === 1 ? 'y' : 'ies'} of class folders that are neither files nor folders (FIFOs, sockets, devices, broken links)\n`);
+    warnSkipped(dir, fd.listing, 'of class folders ');
   }
   return fd;
+}
+
+/** What a folder walk left out, on stderr (a warning: under --json too): files of other extensions, and entries that are no file or folder. */
+export function warnSkipped(dir: string, l: { skipped: number; special: number }, where = ''): void {
+  if (l.skipped) process.stderr.write(`${dir}: skipped ${l.skipped} file(s) that are not PNG or JPEG\n`);
+  if (l.special) process.stderr.write(`${dir}: skipped ${l.special} entr${l.special === 1 ? 'y' : 'ies'} ${where}that are neither files nor folders (FIFOs, sockets, devices, broken links)\n`);
 }
 
 /**

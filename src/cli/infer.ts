@@ -10,7 +10,7 @@ import { readsAsync } from '../backend/webgpu/index.js';
 import { SCENE_FLAGS, evaluateScenes, printScores, refuseSceneFlags, sceneSpecOf, scenesFor, scoresJson, taskOf } from './segment.js';
 import { isSegmentation } from '../seg/model.js';
 import { overflowText } from '../util/overflow.js';
-import { FOLDER_FLAGS, checkFolderFlags, isFolder, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
+import { FOLDER_FLAGS, checkFolderFlags, isFolder, warnSkipped, printFolderScores, scoreFolder, scoresJson as folderScoresJson, testSplitOf } from './folder.js';
 
 const EVAL_FLAGS = {
   ...MODEL_FLAGS, ...INT8_FLAGS,
@@ -86,7 +86,8 @@ async function predictRun(f: Flags<typeof PREDICT_FLAGS>): Promise<void> {
   const cfg = model.cfg, S = cfg.imgSize, C = cfg.inChans, n = C * S * S;
   if (isSegmentation(cfg)) throw new UsageError(`${f.model} is a segmentation model: use cait segment --model ${f.model} --image ${path} --out MASK.png`);
   const folder = (() => { try { return statSync(path).isDirectory(); } catch { return false; } })();   // else readImageFile names what is wrong
-  const files = folder ? listImages(path).files : [path];
+  const walk = folder ? listImages(path) : null, files = walk ? walk.files : [path];
+  if (walk) warnSkipped(path, walk);
   if (!files.length) throw new Error(`--image ${path}: no PNG or JPEG images in the folder or its subfolders`);
   const B = Math.min(f.batch, files.length);
   checkBatchBytes(cfg, B, '--batch');
