@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { latencyStats, type LatencyStats } from '../src/util/timing.js';
 import { WasmBackend, resolveVariant } from '../src/backend/wasm.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { pinToOneCpu, type Pinning } from './pin.js';
 
 /** One side of a build A/B: the file, its label, and the build loaded as a backend. */

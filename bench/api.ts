@@ -28,7 +28,7 @@ import type { WasmBackend } from '../src/backend/wasm.js';
 import { createModel, loadModel, saveModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { environment, latencyStats } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { quantizeLoaded } from '../src/quant/format.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));

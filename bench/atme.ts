@@ -18,7 +18,7 @@ import { Rng } from '../src/util/rng.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { countMacs } from '../src/cait/macs.js';
 import { timeRunners, latencyStats, environment } from '../src/cli/bench.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 const cli = scriptArgs(process.argv.slice(2), { runs: 'number', warmup: 'number', out: 'string' },
   `node --import tsx bench/atme.ts [--runs 40] [--warmup 5] [--out bench/results/atme.json]   (npm run bench:atme)

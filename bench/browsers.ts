@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { DEMO_MODELS } from '../src/cli/demo.js';
 import { Svg, PALETTE } from '../src/util/svg.js';
 import { buildWeb, MODELS_DIR } from '../web/build.js';

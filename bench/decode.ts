@@ -16,7 +16,7 @@ import { imageToInput } from '../src/data/preprocess.js';
 import { getPreset } from '../src/nn/presets.js';
 import { ImageDecoder, INLINE_PIXELS } from '../src/serve/decode.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 const cli = scriptArgs(process.argv.slice(2), { runs: 'number', out: 'string' },
   `node --import tsx bench/decode.ts [--runs 9] [--out bench/results/decode.json]   (npm run bench:decode)

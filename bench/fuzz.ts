@@ -24,7 +24,7 @@
 //        node --import tsx bench/fuzz.ts --selftest: the watchdog catches a
 //        forced abort and a forced hang (about 40 s).
 // test/fuzz.test.ts runs the first 300 cases in-process.
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';

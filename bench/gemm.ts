@@ -43,7 +43,7 @@ import { ReferenceBackend } from '../src/backend/reference/index.js';
 import { quantizeWeight } from '../src/quant/int8.js';
 import { rand, naive, int8Run } from './operands.js';
 import { pinToOneCpu } from './pin.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 // M x K x N, as in the issue: ViT-S/16 and ViT-B/16 projection shapes (197 tokens) and a square one.
 const SHAPES: Array<[number, number, number]> = [[197, 192, 576], [197, 192, 768], [197, 768, 192], [512, 512, 512]];

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { load } from '../src/api/node.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 const every = scriptArgs(process.argv.slice(2), { every: 'number' },
   'node --import tsx bench/int8-fidelity.ts [--every 5]   writes bench/results/int8-fidelity.json').int('every', 5, 1);

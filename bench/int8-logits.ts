@@ -26,7 +26,7 @@ import { loadWasmSync } from '../src/backend/wasm.js';
 import { quantizeModel, quantizeWeight, dequantizeWeight, isLinear, namedModules, roundInt8, SIX_BIT_LAYERS, type QuantizeOptions, type Int8Weight } from '../src/quant/int8.js';
 import type { Module } from '../src/nn/module.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { randn } from '../test/util.js';
 
 const cli = scriptArgs(process.argv.slice(2), { seeds: 'number', out: 'string' },

@@ -25,7 +25,7 @@ import { quantizeModel, type QuantizeOptions } from '../src/quant/int8.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { chosenStructure } from './structure.js';
 import { pinToOneCpu } from './pin.js';
 

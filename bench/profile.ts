@@ -26,7 +26,7 @@ import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
 import { quantizeModel } from '../src/quant/int8.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 const cli = scriptArgs(process.argv.slice(2), { int8: 'boolean', out: 'string' },
   `node --import tsx bench/profile.ts [rounds=40] [--int8] [--out NAME.json]

@@ -9,7 +9,7 @@
 //        writes bench/results/segment.json
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { environment } from '../src/util/timing.js';

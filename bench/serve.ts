@@ -39,7 +39,7 @@ import { environment } from '../src/util/timing.js';
 import { countMacs } from '../src/cait/macs.js';
 import { encodePng } from '../src/io/image.js';
 import { chosenStructure } from './structure.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 // autocannon ships no types; the fields read here
 interface Histo { average: number; p50: number; p90: number; p99: number; total: number }

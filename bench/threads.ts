@@ -34,7 +34,7 @@ import { quantizeModel } from '../src/quant/int8.js';
 import { latencyStats, environment } from '../src/util/timing.js';
 import { Rng } from '../src/util/rng.js';
 import { pairedRounds } from './ab.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const cli = scriptArgs(process.argv.slice(2), { quick: 'boolean', threads: 'number', out: 'string' },

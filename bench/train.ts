@@ -13,7 +13,7 @@ import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 
 const cli = scriptArgs(process.argv.slice(2), { out: 'string' },
   `node --import tsx bench/train.ts [--out bench/results/train.json]   (npm run bench:train)

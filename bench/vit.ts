@@ -71,7 +71,7 @@ import { exportVitOnnx, ONNX_OPSET } from '../src/cait/onnx.js';
 import { quantizeModel } from '../src/quant/int8.js';
 import { exportInt8Onnx } from '../src/quant/onnx.js';
 import { environment, latencyStats } from '../src/cli/bench.js';
-import { scriptArgs } from '../src/cli/args.js';
+import { scriptArgs } from './args.js';
 import { loadWasmSync, relaxedSimdSupported } from '../src/backend/wasm.js';
 import { loadThreadedWasmSync } from '../src/backend/threads.js';
 import { startPeer, type Peer } from './vit-worker.js';

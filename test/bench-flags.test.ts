@@ -2,7 +2,7 @@
 // every one answers --help with its usage (exit 0) and refuses an unknown flag
 // or a count it cannot use with the usage on stderr (exit 2), before any work,
 // so a typo never starts a long run or overwrites a committed result
-// (bench/results/). scriptArgs (src/cli/args.ts) is the one way they do it.
+// (bench/results/). scriptArgs (bench/args.ts) is the one way they do it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
