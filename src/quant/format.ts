@@ -20,15 +20,19 @@ import { showValue } from '../util/suggest.js';
 import { ConfigError } from '../nn/validate.js';
 
 export const SCALE_SUFFIX = '.weight_scale';
+/** The prefix rows' second weight part (weightResidual): `<layer>.weight_residual` I8 with `<layer>.weight_residual_scale` F32. */
+export const RESIDUAL_SUFFIX = '.weight_residual', RESIDUAL_SCALE_SUFFIX = '.weight_residual_scale';
 
-export interface QuantMetadata { scheme: string; weights: string; activations: string; layers: string[] }
+export interface QuantMetadata { scheme: string; weights: string; activations: string; layers: string[]; prefix_weights?: string[] }
 
-export function quantMetadata(layers: Iterable<string>): QuantMetadata {
+export function quantMetadata(weights: ReadonlyMap<string, Int8Weight>): QuantMetadata {
+  const second = [...weights].filter(([, w]) => w.residual).map(([n]) => n);
   return {
     scheme: INT8_SCHEME,
-    weights: 'per output channel, symmetric int8 in [-127, 127]: W ~ weight_scale[out] * weight (I8)',
-    activations: 'per token at run time, asymmetric 7-bit (6-bit into fc1, fc2 and attention proj, and attention\'s q and P, unless the runtime is told otherwise: SIX_BIT_LAYERS); the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
-    layers: [...layers],
+    weights: 'per output channel, symmetric int8 in [-127, 127]: W ~ weight_scale[out] * weight (I8); for the prefix rows of the layers in prefix_weights, W ~ weight_scale[out] * weight + weight_residual_scale[out] * weight_residual (I8)',
+    activations: 'per token at run time, asymmetric 7-bit (6-bit into qkv, fc1, fc2 and attention proj, and attention\'s q and P, unless the runtime is told otherwise: SIX_BIT_LAYERS); the prefix tokens\' rows and the heads\' inputs in two 7-bit parts (src/quant/int8.ts, assembly/qgemm.ts)',
+    layers: [...weights.keys()],
+    ...(second.length > 0 ? { prefix_weights: second } : {}),
   };
 }
 
@@ -73,30 +77,57 @@ export function quantizedFileBytes(vit: VisionTransformer, qm: QuantizedModel, e
       for (let j = 0; j < w.scale.length; j++) if (!(w.scale[j] <= MAX_SCALE)) throw new Error(`parameter '${n}': the int8 scale of output channel ${j} is ${w.scale[j]} (its row holds a non-finite value): not saved`);
       tensors.set(n, { dtype: 'I8', shape: p.shape, data: w.q });
       tensors.set(layer + SCALE_SUFFIX, { dtype: 'F32', shape: [w.scale.length], data: w.scale });
+      if (w.residual) {
+        for (let j = 0; j < w.residual.scale.length; j++) if (!(w.residual.scale[j] <= w.scale[j])) throw new Error(`parameter '${n}': the second part's scale of output channel ${j} is ${w.residual.scale[j]}, above the int8 scale ${w.scale[j]}: not saved`);
+        tensors.set(layer + RESIDUAL_SUFFIX, { dtype: 'I8', shape: p.shape, data: w.residual.q });
+        tensors.set(layer + RESIDUAL_SCALE_SUFFIX, { dtype: 'F32', shape: [w.residual.scale.length], data: w.residual.scale });
+      }
       continue;
     }
     const data = p.toArray();
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new Error(`parameter '${n}' has a non-finite value at ${i}: not saved`);
     tensors.set(n, { dtype: 'F32', shape: p.shape, data });
   }
-  return writeMixedSafetensors(tensors, { format: 'pt', config: JSON.stringify(vit.cfg), ...extra, quant: JSON.stringify(quantMetadata(qm.weights.keys())) });
+  return writeMixedSafetensors(tensors, { format: 'pt', config: JSON.stringify(vit.cfg), ...extra, quant: JSON.stringify(quantMetadata(qm.weights)) });
 }
 
 /** Exact int8 weights of the files decoded so far (and the file, for errors), by the metadata object their load returned. */
 const decoded = new WeakMap<Record<string, string>, { file: string; ints: Map<string, Int8Weight> }>();
 
-/** __metadata__.quant.layers (already valid JSON: the loader parsed it), or null where a file has none. */
-function listedLayers(metadata: Record<string, string>, file: string): string[] | null {
-  const layers = (JSON.parse(metadata.quant) as { layers?: unknown }).layers;
+/** __metadata__.quant.layers or .prefix_weights (already valid JSON: the loader parsed it), or null where a file has none. */
+function listedLayers(metadata: Record<string, string>, file: string, key: 'layers' | 'prefix_weights' = 'layers'): string[] | null {
+  const layers = (JSON.parse(metadata.quant) as Record<string, unknown>)[key];
   if (layers === undefined) return null;
-  if (!Array.isArray(layers) || !layers.every((l) => typeof l === 'string')) throw new ConfigError(file, '__metadata__.quant.layers', 'an array of the int8 layers\' names', showValue(layers));
+  if (!Array.isArray(layers) || !layers.every((l) => typeof l === 'string')) throw new ConfigError(file, `__metadata__.quant.${key}`, `an array of the ${key === 'layers' ? 'int8' : 'two-part'} layers' names`, showValue(layers));
   return layers as string[];
+}
+
+/**
+ * A layer's second weight part (weightResidual) if the file has one: I8 of
+ * the weight's shape with F32 scales, each within [0, the int8 scale] (the
+ * part holds what the first left, at most half a step).
+ */
+function secondPart(tensors: Map<string, SafeTensor>, layer: string, scale: Float32Array, file: string): { residual?: { q: Int8Array; scale: Float32Array } } {
+  const rn = layer + RESIDUAL_SUFFIX, sn = layer + RESIDUAL_SCALE_SUFFIX, r = tensors.get(rn), s = tensors.get(sn), w = tensors.get(`${layer}.weight`)!;
+  if (!r && !s) return {};
+  if (!r || !s) throw new SafetensorsError(file, `'${r ? rn : sn}' is there but '${r ? sn : rn}' is missing: a second weight part is both`);
+  if (r.dtype !== 'I8' || r.shape.length !== w.shape.length || r.shape.some((d, i) => d !== w.shape[i]))
+    throw new SafetensorsError(file, `'${rn}': expected I8 [${w.shape}] (the shape of '${layer}.weight'), got ${r.dtype} [${r.shape}]`);
+  if (s.dtype !== 'F32' || s.shape.length !== 1 || s.shape[0] !== scale.length)
+    throw new SafetensorsError(file, `'${sn}': expected F32 [${scale.length}] (one scale per output channel), got ${s.dtype} [${s.shape}]`);
+  const rq = Int8Array.from(r.data), rs = Float32Array.from(s.data), row = rq.length / rs.length;
+  for (let j = 0; j < rs.length; j++) {
+    if (!(rs[j] >= 0 && rs[j] <= scale[j])) throw new SafetensorsError(file, `'${sn}'[${j}] is ${rs[j]}: expected a finite scale in [0, ${scale[j]}] ('${layer}${SCALE_SUFFIX}'[${j}]: the second part holds what the first left)`);
+    if (rs[j] === 0 && rq.subarray(j * row, (j + 1) * row).some((v) => v !== 0))
+      throw new SafetensorsError(file, `'${sn}'[${j}] is 0 but row ${j} of '${rn}' holds nonzero values: expected a scale > 0 (0 is for a row of zeros)`);
+  }
+  return { residual: { q: rq, scale: rs } };
 }
 
 function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, string>, file: string): Map<string, SafeTensor> {
   const out = new Map<string, SafeTensor>(), ints = new Map<string, Int8Weight>();
   for (const [name, t] of tensors) {
-    if (name.endsWith(SCALE_SUFFIX)) continue;
+    if (name.endsWith(SCALE_SUFFIX) || name.endsWith(RESIDUAL_SUFFIX) || name.endsWith(RESIDUAL_SCALE_SUFFIX)) continue;
     const layer = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : null;
     const s = layer !== null ? tensors.get(layer + SCALE_SUFFIX) : undefined;
     if (t.dtype === 'I8') {
@@ -112,7 +143,7 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
       // a zero scale is a zero row's (quantizeWeight); with nonzero weights it would silently zero an output channel
       for (let j = 0; j < scale.length; j++) if (scale[j] === 0 && q.subarray(j * row, (j + 1) * row).some((v) => v !== 0))
         throw new SafetensorsError(file, `'${layer}${SCALE_SUFFIX}'[${j}] is 0 but row ${j} of '${name}' holds nonzero weights: expected a scale > 0 (0 is for a row of zeros)`);
-      ints.set(layer!, { q, scale });
+      ints.set(layer!, { q, scale, ...secondPart(tensors, layer!, scale, file) });
       out.set(name, { dtype: 'F32', shape: t.shape, data: dequantizeWeight(q, scale) });
     } else {
       if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') throw new SafetensorsError(file, `tensor '${name}' has dtype ${t.dtype}: an int8 file holds I8 weights and float everything else`);
@@ -121,6 +152,8 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
   }
   for (const name of tensors.keys()) if (name.endsWith(SCALE_SUFFIX) && !ints.has(name.slice(0, -SCALE_SUFFIX.length)))
     throw new SafetensorsError(file, `'${name}' scales no I8 weight`);
+  for (const suffix of [RESIDUAL_SUFFIX, RESIDUAL_SCALE_SUFFIX]) for (const name of tensors.keys()) if (name.endsWith(suffix) && !ints.has(name.slice(0, -suffix.length)))
+    throw new SafetensorsError(file, `'${name}' is the second weight part of '${name.slice(0, -suffix.length)}.weight', which is no I8 weight`);
   // the layers the metadata says are int8 are exactly those with I8 weights: none runs float unsaid
   const listed = listedLayers(metadata, file);
   if (listed) {
@@ -131,6 +164,10 @@ function decodeInt8(tensors: Map<string, SafeTensor>, metadata: Record<string, s
     const set = new Set(listed);
     for (const l of ints.keys()) if (!set.has(l)) throw new SafetensorsError(file, `tensor '${l}.weight' is I8, but __metadata__.quant.layers does not list '${l}'`);
   }
+  // the layers with a second weight part are exactly those __metadata__.quant.prefix_weights lists
+  const second = listedLayers(metadata, file, 'prefix_weights') ?? [], seconds = new Set(second);
+  for (const l of second) if (!ints.get(l)?.residual) throw new SafetensorsError(file, `__metadata__.quant.prefix_weights lists '${l}': expected '${l}${RESIDUAL_SUFFIX}' I8 with '${l}${RESIDUAL_SCALE_SUFFIX}', got none`);
+  for (const [l, w] of ints) if (w.residual && !seconds.has(l)) throw new SafetensorsError(file, `'${l}${RESIDUAL_SUFFIX}' is there, but __metadata__.quant.prefix_weights does not list '${l}'`);
   decoded.set(metadata, { file, ints });
   return out;
 }
@@ -154,7 +191,8 @@ export function quantScheme(metadata: Record<string, string>): string | null {
  * Give a model loaded from an int8 file (any loader: loadModel, modelFromBytes,
  * the library's load) its int8 forwards, with the file's int8 values when this
  * process decoded it, else re-quantized from the dequantized weights (the same
- * int8 values; scales within an ulp). Returns null for a float file.
+ * int8 values, scales within an ulp, but without the file's second weight
+ * parts). Returns null for a float file.
  */
 export function quantizeLoaded(model: VisionTransformer, metadata: Record<string, string>, o: Pick<QuantizeOptions, 'attention' | 'sixBit'> = {}): QuantizedModel | null {
   const scheme = quantScheme(metadata);
@@ -165,7 +203,8 @@ export function quantizeLoaded(model: VisionTransformer, metadata: Record<string
   try { layers = (JSON.parse(metadata.quant) as QuantMetadata).layers ?? []; } catch { /* checked by the loader */ }
   const keep = new Set(given ? given.keys() : layers);
   try {
-    return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention, sixBit: o.sixBit });
+    // (re-quantized from the dequantized weights, a second part would be zeros: the file's is lost then)
+    return quantizeModel(model, { given, skip: (n) => !keep.has(n), attention: o.attention, sixBit: o.sixBit, prefixWeights: given !== undefined });
   } catch (e) {
     // the file's int8 weights do not fit the model: name the file
     throw file !== undefined ? new SafetensorsError(file, (e as Error).message, { cause: e }) : e;

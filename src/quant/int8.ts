@@ -12,37 +12,50 @@
 //                w = round(W / s_j) in [-127, 127] (round half away from zero);
 //   activations  per token at run time (no calibration): quantize_rows'
 //                asymmetric 7-bit (see assembly/qgemm.ts why 7 bits), and
-//                6-bit into fc1, fc2 and attention proj (SIX_BIT_LAYERS;
+//                6-bit into qkv, fc1, fc2 and attention proj (SIX_BIT_LAYERS;
 //                quantizeModel's sixBit: false keeps them 7-bit), where
 //                qgemm's composed dot then sums pairs of groups in i16
 //                (QGEMM_A6): under Node 20, with every row in 7 bits the
-//                DeiT-Tiny int8 forwards take 1.105x (dense) and 1.097x (CAIT
+//                DeiT-Tiny int8 forwards take 1.127x (dense) and 1.121x (CAIT
 //                structure) the time (batch 1, one thread,
 //                bench/results/int8-options.json); what it costs in accuracy:
 //                SIX_BIT_LAYERS' note; the prefix tokens' rows (class, distillation) in the blocks,
 //                and the heads' inputs, in two 7-bit parts (about 14 bits:
 //                quantize_prefix_rows): the logits are read from those rows
 //                alone, while the other tokens' rounding reaches them only
-//                averaged over the tokens by attention. Random-weight DeiT-Tiny
-//                (test/quant.test.ts, batch 2), max |int8 - float| / max |float|
-//                over the logits: 1.86% (seeds 0-5: 1.86 to 3.07%, mean 2.25%)
-//                with these rows in two parts, 3.33% (3.33 to 5.24%, mean
-//                4.33%) with every row in 7 bits; the int8 weights alone give
-//                1.73% on seed 0 (1.73 to 2.76%, mean 2.16%;
-//                bench/results/int8-logits.json). Cost: a second qgemm over 2 rows per prefix
-//                token (qgemm's two-row tile at batch 1): the forward with
-//                every row in 7 bits takes 0.978x the time (dense DeiT-Tiny,
-//                batch 1, one thread) and 0.982x (its CAIT structure)
-//                (bench/results/int8-options.json); quantizeModel's
-//                prefixRows: false turns it off;
+//                averaged over the tokens by attention. Cost: a second qgemm
+//                over 2 rows per prefix token (qgemm's two-row tile at batch
+//                1): the forward with every row in 7 bits takes 0.987x the
+//                time (dense DeiT-Tiny, batch 1, one thread) and 0.970x (its
+//                CAIT structure) (bench/results/int8-options.json);
+//                quantizeModel's prefixRows: false turns it off;
+//   prefix weights  for the same rows, the weights in two int8 parts too:
+//                w' = round((W - s w) / r) with its own channel scales r
+//                (weightResidual; W ~ s w + r w', about 15 bits), the file's
+//                <layer>.weight_residual; a third qgemm over the prefix rows'
+//                first parts. For the same reason: the weights' rounding on
+//                the class token's path lands on the logits unaveraged (the
+//                int8 weights alone, float activations, move random-weight
+//                DeiT-Tiny's logits 2.16% of the largest, mean of seeds 0-5).
+//                Random-weight DeiT-Tiny (test/quant.test.ts, batch 2),
+//                max |int8 - float| / max |float| over the logits: seeds 0-5
+//                0.71 to 1.50% (mean 1.03%) with the prefix weights, 1.82 to
+//                3.07% (mean 2.33%) without; every row in 7 bits and one part,
+//                one weight part, 3.33 to 5.24% (mean 4.33%)
+//                (bench/results/int8-logits.json). Cost: the blocks' and heads'
+//                int8 weights twice in the file and in memory, and 0.3%
+//                (dense DeiT-Tiny) and 1.3% (its CAIT structure) of the time
+//                (int8-options.json), which qkv's 6-bit rows win back (SIX_BIT_LAYERS); quantizeModel's
+//                prefixWeights: false (cait quantize --prefix-weights off)
+//                turns it off;
 //   attention    its two batched GEMMs (q k^T, p v) in int8 too, both
 //                operands quantized per head at run time, q and P in 6 bits
 //                with the sixBit option, as those Linears (src/quant/attention.ts;
 //                quantizeModel's attention: false keeps them float): with
-//                float attention the same forwards take 1.113x (dense) and
-//                1.066x (CAIT) the time (int8-options.json), and the logits
-//                are as far from float (seeds 0-5 mean 2.23% float, 2.25%
-//                int8): random-weight attention is near uniform;
+//                float attention the same forwards take 1.149x (dense) and
+//                1.101x (CAIT) the time (int8-options.json), and the logits
+//                are about as far from float (seeds 0-5 mean 0.98% float,
+//                1.03% int8): random-weight attention is near uniform;
 //   float        LayerNorm, the softmax's exp, residual adds; GELU is fused in fc1's
 //                int8 GEMM (one pass after it).
 // The float parameters are overwritten with the dequantized weights s_j * w,
@@ -65,22 +78,25 @@ export const INT8_SCHEME = 'int8-dynamic';
  * (attn.q, attn.p; the rest, and the prefix rows' two parts, in 7), chosen
  * on random-weight DeiT-Tiny, seeds 0-5, max |int8 - float| / max |float| of
  * the logits, mean over the seeds (bench/int8-logits.ts, 6bit-only:* and
- * 6bit:*): all 7-bit 2.25%; one kind of row alone in 6 bits: fc1 2.22%,
- * fc2 2.27%, attention proj 2.22%, q 2.18%, P 2.26%, but qkv 2.40%; those
- * five together 2.28% (seed 0, the test's: 1.86%, as all 7-bit); with qkv
- * too 2.33% and seed 0 at 1.97%, a hair under the test's 2%: qkv stays
- * 7-bit (it would save about 0.45 ms of a 16.5 ms CAIT forward under Node
- * 20). The patch embedding too: 2.28%, but 2.73% on seed 5, for 0.5% of the
- * time: 7-bit. What it costs on the trained Fashion-MNIST models
- * (bench/results/int8-fidelity.json, 2,000 test images): their int8 logits
- * move 1.26% and 1.59% (dense, CAIT; mean of max |int8 - float| / max
- * |float|) against 0.88% and 1.04% with every row in 7 bits, and the top-1
- * class differs from float's on 14 and 15 images against 10 and 4; test
- * accuracy does not move (README). Where the engine has the fused dot
- * (Node 24, Chromium on AVX-VNNI) it buys nothing: the bits are the same on
- * every engine, so a file gives one answer everywhere.
+ * 6bit:*; the prefix weights in two parts throughout): all 7-bit 0.65%; one
+ * kind of row alone in 6 bits: fc1 0.64%, fc2 0.70%, attention proj 0.64%,
+ * q 0.61%, P 0.69%, qkv 0.98% (1.28% on seed 1); fc1, fc2, proj, q and P
+ * together 0.69%, with qkv too 1.03% (0.71 to 1.50%): qkv is in, as it
+ * saves 2.3% of the time (DeiT-Tiny dense and CAIT, Node 20,
+ * bench/results/int8-options.json), which pays for the prefix weights. (Before
+ * the prefix weights, qkv's rows took seed 0 from 1.86% to 1.97%, a hair
+ * under the 2% of the issue, and stayed 7-bit.) The patch embedding stays
+ * 7-bit: 0.81% (1.08% on seed 2) with it, for 0.5% of the time. What it
+ * costs on the trained Fashion-MNIST models (bench/results/int8-fidelity.json,
+ * 2,000 test images): their int8 logits move 1.41% and 1.77% (dense, CAIT;
+ * mean of max |int8 - float| / max |float|) against 0.81% and 0.97% with
+ * every row in 7 bits, and the top-1 class differs from float's on 18 and 14
+ * images against 8 and 4; test accuracy moves by 0.05 points or less
+ * (README). Where the engine has the fused dot (Node 24, Chromium on
+ * AVX-VNNI) it buys nothing: the bits are the same on every engine, so a
+ * file gives one answer everywhere.
  */
-export const SIX_BIT_LAYERS = /(^|\.)(mlp\.fc1|mlp\.fc2|attn\.proj|attn\.q|attn\.p)$/;
+export const SIX_BIT_LAYERS = /(^|\.)(mlp\.fc1|mlp\.fc2|attn\.qkv|attn\.proj|attn\.q|attn\.p)$/;
 // (attn.q and attn.p name attention's q rows and P rows, which are no Linears: quantizeModel's sixBitLayers sees them so)
 
 /** v in steps of s: round(|v| / s) with v's sign (half away from zero), within [-127, 127]. */
@@ -98,6 +114,17 @@ export function quantizeWeight(W: Float32Array, out: number): { q: Int8Array; sc
     for (let k = 0; k < inp; k++) q[j * inp + k] = roundInt8(W[j * inp + k], s);
   }
   return { q, scale };
+}
+
+/**
+ * What per-channel int8 leaves of W, W - s_j w[j, k] (at most s_j / 2 per
+ * weight), quantized the same way (quantizeWeight): the prefix rows' second
+ * weight part, s_j w + r_j w' ~ W to about 15 bits.
+ */
+export function weightResidual(W: Float32Array, { q, scale }: Int8Weight): { q: Int8Array; scale: Float32Array } {
+  const out = scale.length, inp = q.length / out, e = new Float32Array(W.length);
+  for (let j = 0; j < out; j++) for (let k = 0; k < inp; k++) e[j * inp + k] = W[j * inp + k] - q[j * inp + k] * scale[j];
+  return quantizeWeight(e, out);
 }
 
 /** s_j * w[j, k] in f32. */
@@ -130,7 +157,9 @@ export class QLinear {
     /** Rows in two 7-bit parts (see the header); default none. */
     readonly prefix: PrefixRows = () => null,
     /** The other rows' quantization levels: 127 (7 bits) or 63 (6 bits: qgemm's paired loop; see the header). */
-    readonly levels: 127 | 63 = 127) {
+    readonly levels: 127 | 63 = 127,
+    /** The prefix rows' second weight part (weightResidual; see the header); default none. */
+    residual?: { q: Int8Array; scale: Float32Array }) {
     const be = backend, raw = new Int32Array(Math.ceil((N * K) / 4));
     new Int8Array(raw.buffer).set(q);
     const tmp = be.alloc(raw.length);
@@ -140,7 +169,20 @@ export class QLinear {
       call(be, 'pack_qb', { K, N, w: tmp, ldw: K, dst: this.packed.ptr });
     } finally { be.free(tmp); }
     this.scale = keep(Tensor.from(scaleData, [N], be));
+    if (residual) {
+      const r2 = new Int32Array(Math.ceil((N * K) / 4));
+      new Int8Array(r2.buffer).set(residual.q);
+      const t2 = be.alloc(r2.length);
+      try {
+        be.write(t2, r2);
+        this.residual = keep(new Tensor([qPackedBytes(K, N) / 4], be));
+        call(be, 'pack_qb', { K, N, w: t2, ldw: K, dst: this.residual.ptr });
+      } finally { be.free(t2); }
+      this.residualScale = keep(Tensor.from(residual.scale, [N], be));
+    }
   }
+  readonly residual: Tensor | null = null;
+  readonly residualScale: Tensor | null = null;
 
   /** y = x W^T + b through the int8 kernels; gelu: GELU fused in the store. */
   forward(x: Tensor, gelu = false): Tensor {
@@ -164,13 +206,20 @@ export class QLinear {
       const tmp = new Tensor([M * K], be), qa = new Tensor([qRowsBytes(M, K) / 4], be), rowp = new Tensor([2 * M], be), z = new Tensor([M * N], be);
       call(be, 'quantize_prefix_rows', { x: x.ptr, ldx: K, B, T, P, K, tmp: tmp.ptr, qa: qa.ptr, rowp: rowp.ptr });
       call(be, 'qgemm', { M, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias: 0, c: z.ptr, ldc: N, flags: 0 });
+      if (this.residual && this.residualScale) {
+        // the rows' first parts (the first B P rows) times the weights' second part
+        const E = B * P, z2 = new Tensor([E * N], be);
+        call(be, 'qgemm', { M: E, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.residual.ptr, wscale: this.residualScale.ptr, bias: 0, c: z2.ptr, ldc: N, flags: 0 });
+        call(be, 'add', { a: z.ptr, b: z2.ptr, y: z.ptr, n: E * N, m: E * N });
+        z2.dispose();
+      }
       call(be, 'add_prefix_rows', { z: z.ptr, N, B, T, P, bias, y: y.ptr, ldy: N, flags });
       tmp.dispose(); qa.dispose(); rowp.dispose(); z.dispose();
     }
     return y;
   }
 
-  dispose(): void { this.packed.dispose(); this.scale.dispose(); }
+  dispose(): void { this.packed.dispose(); this.scale.dispose(); this.residual?.dispose(); this.residualScale?.dispose(); }
 }
 
 type AnyLinear = Linear | ConvAsLinear;
@@ -202,12 +251,23 @@ export interface QuantizeOptions {
    * they are chosen where it runs (load's int8SixBit, --int8-six-bit).
    */
   sixBitLayers?: (name: string) => boolean;
+  /**
+   * The prefix rows' weights in two int8 parts (weightResidual; see the
+   * header), for the Linears with prefix rows; default true. A function:
+   * which of them, by name (bench/int8-logits.ts's experiments). Given
+   * weights (a file) bring their own second part or none.
+   */
+  prefixWeights?: boolean | ((name: string) => boolean);
   /** Int8 weights and scales to use as they are (a loaded file), by layer name; others are quantized from the float weights. */
   given?: ReadonlyMap<string, Int8Weight>;
 }
 
 /** What quantizeModel did: the layers, and how to undo it. */
-export interface Int8Weight { q: Int8Array; scale: Float32Array }
+export interface Int8Weight {
+  q: Int8Array; scale: Float32Array;
+  /** The prefix rows' second weight part (weightResidual), where the layer has one. */
+  residual?: { q: Int8Array; scale: Float32Array };
+}
 
 export class QuantizedModel {
   constructor(
@@ -249,12 +309,21 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
     if (!isLinear(m) || o.skip?.(name)) continue;
     const w = m.weight, N = w.shape[0], K = w.size / N;
     const given = o.given?.get(name);
-    const { q, scale } = given ?? quantizeWeight(w.toArray(), N);
+    let int8: Int8Weight;
+    if (given) {
+      int8 = given;
+      if (given.residual && !prefixOf(name) && o.prefixRows !== false) throw new Error(`quantizeModel: ${name}: a second weight part (weight_residual) for a layer without prefix rows (only the blocks' Linears and the heads of a model with a class token have them)`);
+      if (given.residual && (given.residual.q.length !== given.q.length || given.residual.scale.length !== given.scale.length)) throw new Error(`quantizeModel: ${name}: second weight part of ${given.residual.q.length} values / ${given.residual.scale.length} scales for int8 weights of ${given.q.length} / ${given.scale.length}`);
+    } else {
+      const W = w.toArray(), first = quantizeWeight(W, N), wanted = typeof o.prefixWeights === 'function' ? o.prefixWeights(name) : o.prefixWeights !== false;
+      int8 = wanted && prefixOf(name) ? { ...first, residual: weightResidual(W, first) } : first;
+    }
+    const { q, scale } = int8;
     if (q.length !== w.size || scale.length !== N) throw new Error(`quantizeModel: ${name}: int8 weight of ${q.length} values / ${scale.length} scales for a weight [${w.shape}]`);
     w.write(dequantizeWeight(q, scale));
-    weights.set(name, { q, scale });
+    weights.set(name, int8);
     if (!hasInt8Kernels(w.backend)) continue;
-    const ql = new QLinear(q, scale, N, K, m.bias, w.backend, prefixOf(name), levelsOf(name));
+    const ql = new QLinear(q, scale, N, K, m.bias, w.backend, prefixOf(name), levelsOf(name), int8.residual);
     layers.set(name, ql);
     const own = Object.prototype.hasOwnProperty.call(m, 'forward') ? m.forward : undefined;
     const float = m.forward.bind(m);
