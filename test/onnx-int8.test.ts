@@ -5,8 +5,10 @@
 // Fashion-MNIST dense and CAIT (merged + compact) models. The two int8
 // engines quantize activations differently (ORT: per tensor, 8 bits; caitjs:
 // per token, 7 bits), so they agree to quantization noise: both are held
-// within 4% of the float model (of the largest logit) and of each other;
-// measured 1.2-2.1% and 2.6-3.1%. Then `cait export` of an int8 file.
+// within 4% of the float model (of the largest logit) and of each other
+// (measured: 1.16% and 0.65% from float, 1.76% apart, dense; 1.81%, 1.52%,
+// 2.13%, CAIT).
+// Then `cait export` of an int8 file.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -49,8 +51,10 @@ for (const name of ['dense', 'cait']) {
     const m = vit.cfg.merge ? new CaitModel(vit, { ...atme, merge: vit.cfg.merge }) : vit;
     const B = 4, shape = [B, 1, vit.cfg.imgSize, vit.cfg.imgSize], x = randn(B * vit.cfg.imgSize ** 2, 3);
     const run = () => noGrad(() => scope(() => m.forward(Tensor.from(x, shape)).toArray()));
-    // the exported graph is quantize_dynamic's, attention float: the same scheme as attention: false
-    const float = run(), qm = quantizeModel(vit, { attention: false });
+    // the exported graph is quantize_dynamic's, attention float, every row in 8 bits: the nearest of
+    // caitjs's schemes is attention: false, sixBit: false (with the 6-bit rows, qkv's included, the CAIT
+    // model's random inputs sat 4.9% from float: ATME's matching on the keys turns on small differences)
+    const float = run(), qm = quantizeModel(vit, { attention: false, sixBit: false });
     try {
       const int8 = run();
       const r = exportInt8Onnx(vit, qm, { merge: vit.cfg.merge ?? '', atme });
@@ -68,6 +72,7 @@ for (const name of ['dense', 'cait']) {
       assert.is(wq.data[1], new Uint8Array(Int8Array.of(qm.weights.get('blocks.0.mlp.fc1')!.q[vit.blocks[0].mlp.fc1.inFeatures]).buffer)[0], 'W^T: [k=0, j=1] is w[1, 0]');
       const o = await ortLogits(r.bytes, x, shape);
       const dOrt = rel(o, float), dOurs = rel(int8, float), dBoth = rel(o, int8);
+      console.log(`  ${name}: of the largest logit, ort int8 ${(100 * dOrt).toFixed(2)}% and caitjs int8 ${(100 * dOurs).toFixed(2)}% from float, ${(100 * dBoth).toFixed(2)}% from each other`);
       assert.ok(dOrt <= 0.04 && dOurs <= 0.04 && dBoth <= 0.04, `${name}: ort int8 vs float ${dOrt.toFixed(4)}, caitjs int8 vs float ${dOurs.toFixed(4)}, ort vs caitjs int8 ${dBoth.toFixed(4)}`);
       for (let b = 0; b < B; b++) {
         const am = (v: Float32Array) => { let k = 0; for (let j = 1; j < 10; j++) if (v[b * 10 + j] > v[b * 10 + k]) k = j; return k; };

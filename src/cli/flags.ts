@@ -79,7 +79,7 @@ export const MODEL_FLAGS = {
 export const INT8_FLAGS = {
   quantize: { type: 'enum', choices: LOAD_QUANTIZE, value: 'int8', help: 'quantize a float --model as it loads (int8: the model cait quantize would write, run by the int8 kernels; wasm or reference backend); an int8 file is int8 already', defaultText: 'none' },
   'int8-attention': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 model's attention GEMMs: int8 (on), or float (off: closer to the float model on unusual inputs, about 1.1x the time)" },
-  'int8-six-bit': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 model's fc1, fc2 and attention proj inputs and attention's q and P in 6 bits (on: faster where the engine has no fused int8 dot, Node 20 and 22), or every row in 7 bits (off: closer to the float model's logits)" },
+  'int8-six-bit': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "an int8 model's qkv, fc1, fc2 and attention proj inputs and attention's q and P in 6 bits (on: faster where the engine has no fused int8 dot, Node 20 and 22), or every row in 7 bits (off: closer to the float model's logits)" },
 } as const satisfies FlagSet;
 /** INT8_FLAGS' values as LoadOptions.int8Attention and .int8SixBit (quantizeLoaded's attention and sixBit). */
 export const int8AttentionOf = (f: { 'int8-attention'?: 'on' | 'off' }): boolean => f['int8-attention'] !== 'off';
