@@ -25,7 +25,7 @@
 //   caitjs-<build>-int8+q    quantize_rows + qgemm: what an int8 Linear costs
 //   caitjs-<build>-int8-6bit qgemm alone on 6-bit rows (QGEMM_A6: the composed
 //                            dot sums pairs of groups in i16; src/quant/int8.ts
-//                            runs fc1, fc2 and attention proj so)
+//                            runs qkv, fc1, fc2 and attention proj so)
 // An int8 result is checked bit for bit against the reference backend's
 // qgemm (smallest shape) and within quantization error (3% of the largest
 // |C|) of the float64 product. `int8_vs_float` in the JSON: each int8 row's

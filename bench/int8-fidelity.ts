@@ -6,13 +6,18 @@
 // max over the images, and how many int8 top-1 classes equal float's.
 // Images: every 5th of the 10,000 test images (2,000, all classes), as
 // `cait eval` preprocesses them (the library's preprocess, the model's own
-// normalisation). Also the ten sample images (web/public/samples, as the
+// normalisation). And the prefix weights' switch: the file `cait quantize
+// --prefix-weights off` writes (quantizeModel's prefixWeights: false; one
+// weight part for the class token's rows too), loaded from its bytes. Also the ten sample images (web/public/samples, as the
 // README's examples read them): each one's error, per model and variant.
 // Not a timing: no pinning needed.
 // Usage: node --import tsx bench/int8-fidelity.ts [--every 5]   writes bench/results/int8-fidelity.json
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load } from '../src/api/node.js';
+import { loadModel } from '../src/nn/model.js';
+import { quantizeModel } from '../src/quant/int8.js';
+import { quantizedFileBytes } from '../src/quant/format.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { environment } from '../src/util/timing.js';
 import { scriptArgs } from './args.js';
@@ -21,7 +26,13 @@ const every = scriptArgs(process.argv.slice(2), { every: 'number' },
   'node --import tsx bench/int8-fidelity.ts [--every 5]   writes bench/results/int8-fidelity.json').int('every', 5, 1);
 const test = loadFashionMnist().test, picks = Array.from({ length: Math.ceil(test.n / every) }, (_, i) => i * every);
 const root = fileURLToPath(new URL('../', import.meta.url));
-const VARIANTS = { '7-bit': { int8SixBit: false }, 'default (6-bit rows)': {} } as const;
+const VARIANTS = { '7-bit': { int8SixBit: false }, 'default (6-bit rows)': {}, 'prefix weights off': { prefixWeights: false } } as const;
+/** `cait quantize --prefix-weights off`'s file for the float `file`. */
+function onePartBytes(file: string): Uint8Array {
+  const { model, metadata } = loadModel(file), qm = quantizeModel(model, { prefixWeights: false });
+  const extra = Object.fromEntries(Object.entries(metadata).filter(([k]) => k !== 'format' && k !== 'config' && k !== 'quant'));
+  try { return quantizedFileBytes(model, qm, extra); } finally { model.dispose(); }
+}
 const B = 50;
 const results: Array<Record<string, unknown>> = [];
 for (const name of ['fmnist-dense', 'fmnist-cait']) {
@@ -39,7 +50,7 @@ for (const name of ['fmnist-dense', 'fmnist-cait']) {
   const logits = async (m: typeof float) => { const out: Float32Array[] = []; for (const x of inputs) out.push(await m.forward(x, x.length / m.inputSize)); return out; };
   const want = await logits(float), C = float.info.config.numClasses;
   for (const [variant, o] of Object.entries(VARIANTS)) {
-    const m = await load(file, { quantize: 'int8', ...o }), got = await logits(m), errs: number[] = [];
+    const m = 'prefixWeights' in o ? await load(onePartBytes(file)) : await load(file, { quantize: 'int8', ...o }), got = await logits(m), errs: number[] = [];
     let agree = 0, n = 0;
     want.forEach((a, bi) => {
       const b = got[bi];

@@ -1,8 +1,10 @@
 // How far int8 logits sit from float on random-weight DeiT-Tiny, seed by seed
 // (the issue's 2% target; test/quant.test.ts checks seed 0 only): batch 2 of
 // the test's inputs, max |int8 - float| / max |float| over the logits, for
-// quantizeModel's default and its options (the 6-bit rows in 7 bits; float
-// attention; every row in 7 bits, one part), how SIX_BIT_LAYERS was chosen
+// quantizeModel's default and its options (the prefix rows' weights in one
+// int8 part, prefixWeights: false, and that part's second half for some
+// layers only; the 6-bit rows in 7 bits; float attention; every row in 7
+// bits, one part), how SIX_BIT_LAYERS was chosen
 // (6bit-only:X: only X's rows in 6 bits; 6bit:default+X: the default's and
 // X's), and the floor any activation scheme stands on: the int8 weights
 // alone (dequantized into the float model, float activations), with
@@ -40,9 +42,12 @@ const cfg = getPreset('deit_tiny_patch16_224'), shape = [2, 3, 224, 224], x = ra
 // the choice of SIX_BIT_LAYERS: each kind of row alone in 6 bits (the rest 7), and the default plus qkv or the patch embedding
 const ROWS: Record<string, RegExp> = { fc1: /\.mlp\.fc1$/, fc2: /\.mlp\.fc2$/, proj: /\.attn\.proj$/, q: /\.attn\.q$/, p: /\.attn\.p$/, qkv: /\.attn\.qkv$/ };
 const VARIANTS: Record<string, QuantizeOptions> = {
-  default: {}, 'rows-7bit': { sixBit: false }, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false, sixBit: false },
+  default: {}, 'prefix-weights-off': { prefixWeights: false },
+  'prefix-weights:head': { prefixWeights: (n: string) => n.startsWith('head') }, 'prefix-weights:mlp': { prefixWeights: (n: string) => n.includes('.mlp.') },
+  'prefix-weights:head+mlp': { prefixWeights: (n: string) => n.startsWith('head') || n.includes('.mlp.') },
+  'rows-7bit': { sixBit: false }, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false, sixBit: false },
   ...Object.fromEntries(Object.entries(ROWS).map(([k, re]) => [`6bit-only:${k}`, { sixBitLayers: (n: string) => re.test(n) }])),
-  '6bit:default+qkv': { sixBitLayers: (n: string) => SIX_BIT_LAYERS.test(n) || ROWS.qkv.test(n) },
+  '6bit:default-qkv': { sixBitLayers: (n: string) => SIX_BIT_LAYERS.test(n) && !ROWS.qkv.test(n) },
   '6bit:default+patch_embed': { sixBitLayers: (n: string) => SIX_BIT_LAYERS.test(n) || n === 'patch_embed.proj' },
 };
 
@@ -141,7 +146,8 @@ mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify({
   what: 'bench/int8-logits.ts: random-weight DeiT-Tiny (createModel(cfg, seed)), batch 2 (randn seed 5, as test/quant.test.ts), max |int8 - float| / max |float| over the logits',
   env: { ...environment(), backend: be.name }, variants: {
-    ...Object.fromEntries(Object.entries(VARIANTS).map(([k, o]) => [k, o.sixBitLayers ? `quantizeModel's defaults, the rows in 6 bits: ${k.startsWith('6bit-only:') ? `${k.slice(10)} alone` : `SIX_BIT_LAYERS' and ${k.slice(13)}`}` : o])),
+    ...Object.fromEntries(Object.entries(VARIANTS).map(([k, o]) => [k, o.sixBitLayers ? `quantizeModel's defaults, the rows in 6 bits: ${k.startsWith('6bit-only:') ? `${k.slice(10)} alone` : k.endsWith('-qkv') ? "SIX_BIT_LAYERS' but qkv" : `SIX_BIT_LAYERS' and ${k.slice(13)}`}`
+      : typeof o.prefixWeights === 'function' ? `quantizeModel's defaults, the second weight part only for the ${k.slice(15)} layers` : o])),
     'weights-only': 'int8 weights (quantizeWeight) dequantized into the float model', 'weights-only-mse': 'the same with least-squares per-channel scales (this file)',
     ...Object.fromEntries(Object.keys(GROUPS).map((g) => [`weights-only:${g}`, `only the ${g} Linears' weights in int8`])),
     'weights-only:class-token-float': "every Linear's weights in int8, but the block Linears compute the class token's row from the float weights (a simulation)",

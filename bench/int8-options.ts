@@ -2,7 +2,9 @@
 // weights, batch 1, one thread, pinned: bench/pin.ts) dense and with its 1.7x
 // CAIT structure (bench/structure.ts), quantized with quantizeModel's options
 // (src/quant/int8.ts) one at a time against the default:
-//   default          prefix rows in two parts, attention's GEMMs in int8, 6-bit rows into fc1, fc2, proj, q and P
+//   default          prefix rows and their weights in two parts, attention's GEMMs in int8, 6-bit rows into qkv, fc1, fc2, proj, q and P
+//   prefix-weights-off { prefixWeights: false } (the prefix rows' weights in one part)
+//   qkv-7bit         qkv's rows in 7 bits (before the prefix weights, the default)
 //   attention-float  { attention: false }
 //   prefix-7bit      { prefixRows: false }
 //   rows-7bit        { sixBit: false } (every other row 7-bit: no paired dot)
@@ -21,7 +23,7 @@ import { noGrad } from '../src/autograd.js';
 import { createModel } from '../src/nn/model.js';
 import { getPreset } from '../src/nn/presets.js';
 import { loadWasmSync } from '../src/backend/wasm.js';
-import { quantizeModel, type QuantizeOptions } from '../src/quant/int8.js';
+import { quantizeModel, SIX_BIT_LAYERS, type QuantizeOptions } from '../src/quant/int8.js';
 import { CaitModel } from '../src/cait/wrap.js';
 import { InferencePlan } from '../src/plan.js';
 import { environment } from '../src/util/timing.js';
@@ -39,7 +41,7 @@ const be = loadWasmSync('auto');
 setBackend(be);
 const cfg = getPreset('deit_tiny_patch16_224'), s = chosenStructure(cfg, 1.7);
 const shape = [1, 3, 224, 224], x = new Float32Array(3 * 224 * 224).map((_, i) => Math.sin(i));
-const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false }, 'rows-7bit': { sixBit: false } };
+const VARIANTS: Record<string, QuantizeOptions> = { default: {}, 'prefix-weights-off': { prefixWeights: false }, 'qkv-7bit': { sixBitLayers: (n: string) => SIX_BIT_LAYERS.test(n) && !n.endsWith('.attn.qkv') }, 'attention-float': { attention: false }, 'prefix-7bit': { prefixRows: false }, 'rows-7bit': { sixBit: false } };
 type Fwd = { forward(t: Tensor): Tensor };
 /** The model, quantized with `o` (none: float) before ATME wraps it. */
 const build = (model: string, o?: QuantizeOptions): { fwd: Fwd; dispose(): void } => {
