@@ -304,6 +304,10 @@ test('errors name what was wrong', async () => {
   await fails(() => load(CAIT, { int8SixBit: 'off' as never }), /int8SixBit must be true or false, got "off"/);
   await fails(() => load(CAIT, { quantize: 'int4' as never }), /load: quantize must be 'int8', got "int4"/);
   await fails(() => load(CAIT, { merge: 'h@9' }), /block 9 does not exist/);
+  // switches of a merge that does not happen would be silently ignored (cait's --similarity, --unmerge refuse them too)
+  await fails(() => load(join(ROOT, 'models/fmnist-dense.safetensors'), { similarity: 'keys' }), /similarity needs a merge schedule \(the merge option, or a model saved with one\)/);
+  await fails(() => load(CAIT, { merge: 'none', propAttn: false }), /propAttn needs a merge schedule/);
+  await fails(() => load(join(ROOT, 'models/seg-dense.safetensors'), { unmerge: 'copy' }), /unmerge needs a merge schedule .*no token returns to the grid/);
   await fails(() => load(new Uint8Array([1, 2, 3])), /<bytes>/);
   // a typo or a wrong type is refused, not run silently with the default
   await fails(() => load(CAIT, { thread: 4 } as never), /load: unknown option 'thread' \(did you mean 'threads'\?\)/);

@@ -37,9 +37,12 @@ export function runnerFor(vit: VisionTransformer, metadata: Record<string, strin
   if (o.unmerge !== undefined) {
     if (!isSegmentation(vit.cfg)) throw new Error('unmerge applies to segmentation models');
     if (!SEG_UNMERGES.includes(o.unmerge)) throw new Error(`unmerge must be ${SEG_UNMERGES.join(' or ')}, got '${o.unmerge}'`);
-    vit.cfg.segUnmerge = o.unmerge;
   }
   const steps = toSteps(o.merge ?? vit.cfg.merge ?? '', vit.cfg);
+  // without a schedule these switches would do nothing (the CLI's withMerging refuses them too)
+  const idle = (['similarity', 'propAttn', 'unmerge'] as const).filter((k) => o[k] !== undefined);
+  if (!steps.length && idle.length) throw new Error(`${idle.join(' and ')} need${idle.length === 1 ? 's' : ''} a merge schedule (the merge option, or a model saved with one): without merging ${idle.includes('unmerge') ? 'no token returns to the grid' : 'no tokens are matched'}`);
+  if (o.unmerge !== undefined) vit.cfg.segUnmerge = o.unmerge;
   const seg = isSegmentation(vit.cfg);
   if (!steps.length && !vit.cfg.merge) return { runner: seg ? segModel(vit) : vit, merge: '', atme: null };
   const atme: Partial<AtmeOptions> = { ...atmeOptionsFromMetadata(metadata) };
