@@ -82,7 +82,7 @@ export const INT8_SCHEME = 'int8-dynamic';
  * kind of row alone in 6 bits: fc1 0.64%, fc2 0.70%, attention proj 0.64%,
  * q 0.61%, P 0.69%, qkv 0.98% (1.28% on seed 1); fc1, fc2, proj, q and P
  * together 0.69%, with qkv too 1.03% (0.71 to 1.50%): qkv is in, as it
- * saves 2.3% of the time (DeiT-Tiny dense and CAIT, Node 20,
+ * saves 3% of the time (DeiT-Tiny dense and CAIT, Node 20,
  * bench/results/int8-options.json), which pays for the prefix weights. (Before
  * the prefix weights, qkv's rows took seed 0 from 1.86% to 1.97%, a hair
  * under the 2% of the issue, and stayed 7-bit.) The patch embedding stays
@@ -149,10 +149,26 @@ export const prefixTokens = (tokens: number): PrefixRows => (shape) => (tokens >
 /** Every row of a [B, K] input (a head on the pooled prefix token). */
 export const pooledRows: PrefixRows = (shape) => (shape.length === 2 ? [shape[0], 1, 1] : null);
 
+/** int8 weights w [N, K] as qgemm's packed panels + column sums (pack_qb), on `be`. */
+function packWeights(be: Backend, q: Int8Array, N: number, K: number): Tensor {
+  const raw = new Int32Array(Math.ceil((N * K) / 4));
+  new Int8Array(raw.buffer).set(q);
+  const tmp = be.alloc(raw.length);
+  try {
+    be.write(tmp, raw);
+    const packed = keep(new Tensor([qPackedBytes(K, N) / 4], be));
+    call(be, 'pack_qb', { K, N, w: tmp, ldw: K, dst: packed.ptr });
+    return packed;
+  } finally { be.free(tmp); }
+}
+
 /** A Linear's int8 weights on its backend: packed panels + column sums, and the channel scales. */
 export class QLinear {
   readonly packed: Tensor;
   readonly scale: Tensor;
+  /** The second weight part's packed panels and channel scales (prefix weights), or null. */
+  readonly residual: Tensor | null = null;
+  readonly residualScale: Tensor | null = null;
   constructor(readonly q: Int8Array, scaleData: Float32Array, readonly N: number, readonly K: number, readonly bias: Tensor | null, readonly backend: Backend,
     /** Rows in two 7-bit parts (see the header); default none. */
     readonly prefix: PrefixRows = () => null,
@@ -160,29 +176,13 @@ export class QLinear {
     readonly levels: 127 | 63 = 127,
     /** The prefix rows' second weight part (weightResidual; see the header); default none. */
     residual?: { q: Int8Array; scale: Float32Array }) {
-    const be = backend, raw = new Int32Array(Math.ceil((N * K) / 4));
-    new Int8Array(raw.buffer).set(q);
-    const tmp = be.alloc(raw.length);
-    try {
-      be.write(tmp, raw);
-      this.packed = keep(new Tensor([qPackedBytes(K, N) / 4], be));
-      call(be, 'pack_qb', { K, N, w: tmp, ldw: K, dst: this.packed.ptr });
-    } finally { be.free(tmp); }
-    this.scale = keep(Tensor.from(scaleData, [N], be));
+    this.packed = packWeights(backend, q, N, K);
+    this.scale = keep(Tensor.from(scaleData, [N], backend));
     if (residual) {
-      const r2 = new Int32Array(Math.ceil((N * K) / 4));
-      new Int8Array(r2.buffer).set(residual.q);
-      const t2 = be.alloc(r2.length);
-      try {
-        be.write(t2, r2);
-        this.residual = keep(new Tensor([qPackedBytes(K, N) / 4], be));
-        call(be, 'pack_qb', { K, N, w: t2, ldw: K, dst: this.residual.ptr });
-      } finally { be.free(t2); }
-      this.residualScale = keep(Tensor.from(residual.scale, [N], be));
+      this.residual = packWeights(backend, residual.q, N, K);
+      this.residualScale = keep(Tensor.from(residual.scale, [N], backend));
     }
   }
-  readonly residual: Tensor | null = null;
-  readonly residualScale: Tensor | null = null;
 
   /** y = x W^T + b through the int8 kernels; gelu: GELU fused in the store. */
   forward(x: Tensor, gelu = false): Tensor {
