@@ -28,7 +28,7 @@ const QUANTIZE_FLAGS = {
   limit: { type: 'int', min: 1, help: 'with --data: evaluate this many test images', defaultText: 'all' },
   'val-split': FOLDER_FLAGS['val-split'],
   batch: { type: 'int', min: 1, max: 4096, help: 'with --data: images per forward', defaultText: String(DATA_BATCH) },
-  'prefix-weights': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "the class (and distillation) token's rows through the blocks' Linears and the heads with the weights in two int8 parts, about 15 bits (on: logits about 2x closer to float on random-weight DeiT-Tiny, for those layers' int8 weights twice in the file and 0.3-1.3% of the time), or one (off: the smallest file)" },
+  'prefix-weights': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "the class (and distillation) token's rows through the blocks' Linears and the heads with the weights in two int8 parts, about 15 bits (on: logits about 2x closer to float on random-weight DeiT-Tiny, for those layers' int8 weights twice in the file and 0.4-1.3% of the time), or one (off: the smallest file)" },
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 

@@ -43,7 +43,7 @@
 //                3.07% (mean 2.33%) without; every row in 7 bits and one part,
 //                one weight part, 3.33 to 5.24% (mean 4.33%)
 //                (bench/results/int8-logits.json). Cost: the blocks' and heads'
-//                int8 weights twice in the file and in memory, and 0.3%
+//                int8 weights twice in the file and in memory, and 0.4%
 //                (dense DeiT-Tiny) and 1.3% (its CAIT structure) of the time
 //                (int8-options.json), which qkv's 6-bit rows win back (SIX_BIT_LAYERS); quantizeModel's
 //                prefixWeights: false (cait quantize --prefix-weights off)
@@ -86,7 +86,7 @@ export const INT8_SCHEME = 'int8-dynamic';
  * bench/results/int8-options.json), which pays for the prefix weights. (Before
  * the prefix weights, qkv's rows took seed 0 from 1.86% to 1.97%, a hair
  * under the 2% of the issue, and stayed 7-bit.) The patch embedding stays
- * 7-bit: 0.81% (1.08% on seed 2) with it, for 0.5% of the time. What it
+ * 7-bit: 1.08% (1.52% on seed 1) with it, for 0.5% of the time. What it
  * costs on the trained Fashion-MNIST models (bench/results/int8-fidelity.json,
  * 2,000 test images): their int8 logits move 1.41% and 1.77% (dense, CAIT;
  * mean of max |int8 - float| / max |float|) against 0.81% and 0.97% with
