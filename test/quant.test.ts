@@ -23,6 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeMixedSafetensors } from '../src/quant/format.js';
+import { maxResidualScale } from '../src/quant/int8.js';
 import { attentionInt8 } from '../src/quant/attention.js';
 import { attention } from '../src/ops/attention.js';
 import { ReferenceBackend } from '../src/backend/reference/index.js';
@@ -451,6 +452,28 @@ Q('QLinear: prefix rows near-exact against the dequantized weights, other rows 7
   } finally { lin.dispose(); b.dispose(); xt.dispose(); }
 });
 
+// The loader's bound on a second part's scale (maxResidualScale, s / 254 to an
+// ulp) holds for what weightResidual gives at every magnitude, subnormal
+// rows (where f32 keeps few bits) included, so no file cait quantize writes is refused.
+Q('weightResidual: second scales within maxResidualScale at every magnitude, subnormal rows included; such a file loads', () => {
+  let seed = 7;
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  for (const mag of [1e-45, 1e-44, 1e-42, 1e-40, 1e-38, 1e-20, 1e-3, 1, 1e20, 2e36]) for (let t = 0; t < 300; t++) {
+    const out = 3, inp = 1 + Math.floor(rnd() * 40), W = Float32Array.from({ length: out * inp }, () => (rnd() * 2 - 1) * mag * (1 + 10 * rnd()));
+    const first = quantizeWeight(W, out), second = weightResidual(W, first);
+    for (let j = 0; j < out; j++) assert.ok(second.scale[j] >= 0 && second.scale[j] <= maxResidualScale(first.scale[j]), `magnitude ${mag}: second scale ${second.scale[j]} above ${maxResidualScale(first.scale[j])} (int8 scale ${first.scale[j]})`);
+  }
+  // a model whose head rows are subnormal round-trips through its file
+  const vit = createModel(getPreset('vit_fmnist'), 5), hw = vit.namedParameters().find(([n]) => n === 'head.weight')![1];
+  hw.write(Float32Array.from(hw.toArray(), (v, i) => (i < 3 * 64 ? v * 1e-39 : v)));
+  const qm = quantizeModel(vit);
+  try {
+    const { quant } = loadQuantizedBytes(quantizedFileBytes(vit, qm), {}, 'sub.safetensors');
+    assert.ok(quant?.weights.get('head')?.residual, 'the head keeps its second part');
+    quant?.dispose();
+  } finally { qm.dispose(); vit.dispose(); }
+});
+
 // The prefix rows' second weight part (weightResidual, prefixWeights): those
 // rows match the float weights' product to about 14 bits (the dequantized
 // weights alone sit 2^-8 of a step away); the other rows do not use it.
@@ -577,12 +600,17 @@ Q('bad int8 files: I8 without scales, scales of the wrong shape, quantizing twic
     bad((_, meta) => { const q = JSON.parse(meta.quant); q.layers = q.layers.filter((l: string) => l !== 'head'); meta.quant = JSON.stringify(q); },
       /tensor 'head\.weight' is I8, but __metadata__\.quant\.layers does not list 'head'/);
     bad((_, meta) => { meta.quant = JSON.stringify({ ...JSON.parse(meta.quant), layers: 'all' }); }, /'__metadata__\.quant\.layers': expected an array of the int8 layers' names, got "all"/);
-    // the prefix rows' second weight part (prefixWeights): both tensors, the weight's shape, scales within [0, the int8 scale], listed
+    // the prefix rows' second weight part (prefixWeights): both tensors, the weight's shape, scales within [0, the int8 scale / 254], listed
     const rs = entries.get(`head${RESIDUAL_SCALE_SUFFIX}`)!;
     bad((m) => { m.delete(`head${RESIDUAL_SCALE_SUFFIX}`); }, /'head\.weight_residual' is there but 'head\.weight_residual_scale' is missing/);
     bad((m) => { m.set(`head${RESIDUAL_SUFFIX}`, { dtype: 'I8', shape: [10, 32], data: new Int8Array(320) }); }, /'head\.weight_residual': expected I8 \[10,64\] \(the shape of 'head\.weight'\), got I8 \[10,32\]/);
     bad((m) => { m.set(`head${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(rs.data, (v, i) => (i === 4 ? 2 * (hs.data[4] as number) : v)) }); },
       /'head\.weight_residual_scale'\[4\] is .*: expected a finite scale in \[0, .*\] \('head\.weight_scale'\[4\]/);
+    // a scale up to the int8 scale itself loaded before (the class token's weights moved by up to 127 r, the logits by a third, silently): the part holds half a step
+    bad((m) => { m.set(`head${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(rs.data, (v, i) => (i === 4 ? (hs.data[4] as number) : v)) }); },
+      /'head\.weight_residual_scale'\[4\] is .*: expected a finite scale in \[0, .*\] \('head\.weight_scale'\[4\] .* \/ 254/);
+    bad((m) => { m.set(`head${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(rs.data, (v, i) => (i === 4 ? Math.fround(1.001 * (hs.data[4] as number) / 254) : v)) }); },
+      /'head\.weight_residual_scale'\[4\] is .*: expected a finite scale in \[0, /);
     bad((m) => { m.set(`head${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(rs.data, (v, i) => (i === 4 ? NaN : v)) }); }, /'head\.weight_residual_scale'\[4\] is NaN/);
     bad((m) => { m.set(`head${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [10], data: Float32Array.from(rs.data, (v, i) => (i === 4 ? 0 : v)) }); }, /'head\.weight_residual_scale'\[4\] is 0 but row 4 of 'head\.weight_residual' holds nonzero values/);
     bad((m) => { m.set(`norm${RESIDUAL_SUFFIX}`, { dtype: 'I8', shape: [64], data: new Int8Array(64) }); m.set(`norm${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [64], data: new Float32Array(64) }); },

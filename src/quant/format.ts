@@ -14,7 +14,7 @@ import { modelFromBytes } from '../nn/load-bytes.js';
 import type { LoadOptions } from '../nn/checkpoint.js';
 import { SafetensorsError, type SafeTensor } from '../io/safetensors.js';
 import type { VisionTransformer } from '../nn/vit.js';
-import { INT8_SCHEME, dequantizeWeight, hasInt8Kernels, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
+import { INT8_SCHEME, dequantizeWeight, hasInt8Kernels, maxResidualScale, quantizeModel, type Int8Weight, type QuantizedModel, type QuantizeOptions } from './int8.js';
 import type { Backend } from '../backend/backend.js';
 import { showValue } from '../util/suggest.js';
 import { ConfigError } from '../nn/validate.js';
@@ -78,7 +78,7 @@ export function quantizedFileBytes(vit: VisionTransformer, qm: QuantizedModel, e
       tensors.set(n, { dtype: 'I8', shape: p.shape, data: w.q });
       tensors.set(layer + SCALE_SUFFIX, { dtype: 'F32', shape: [w.scale.length], data: w.scale });
       if (w.residual) {
-        for (let j = 0; j < w.residual.scale.length; j++) if (!(w.residual.scale[j] <= w.scale[j])) throw new Error(`parameter '${n}': the second part's scale of output channel ${j} is ${w.residual.scale[j]}, above the int8 scale ${w.scale[j]}: not saved`);
+        for (let j = 0; j < w.residual.scale.length; j++) if (!(w.residual.scale[j] >= 0 && w.residual.scale[j] <= maxResidualScale(w.scale[j]))) throw new Error(`parameter '${n}': the second part's scale of output channel ${j} is ${w.residual.scale[j]}, outside [0, ${maxResidualScale(w.scale[j])}] (the int8 scale ${w.scale[j]} / 254: half a step over 127): not saved`);
         tensors.set(layer + RESIDUAL_SUFFIX, { dtype: 'I8', shape: p.shape, data: w.residual.q });
         tensors.set(layer + RESIDUAL_SCALE_SUFFIX, { dtype: 'F32', shape: [w.residual.scale.length], data: w.residual.scale });
       }
@@ -104,8 +104,10 @@ function listedLayers(metadata: Record<string, string>, file: string, key: 'laye
 
 /**
  * A layer's second weight part (weightResidual) if the file has one: I8 of
- * the weight's shape with F32 scales, each within [0, the int8 scale] (the
- * part holds what the first left, at most half a step).
+ * the weight's shape with F32 scales, each within [0, the int8 scale / 254]
+ * (maxResidualScale: the part holds what the first left, at most half a step
+ * over 127 levels; a scale up to the int8 scale itself loaded before and
+ * moved the class token's logits by a third, silently).
  */
 function secondPart(tensors: Map<string, SafeTensor>, layer: string, scale: Float32Array, file: string): { residual?: { q: Int8Array; scale: Float32Array } } {
   const rn = layer + RESIDUAL_SUFFIX, sn = layer + RESIDUAL_SCALE_SUFFIX, r = tensors.get(rn), s = tensors.get(sn), w = tensors.get(`${layer}.weight`)!;
@@ -117,7 +119,7 @@ function secondPart(tensors: Map<string, SafeTensor>, layer: string, scale: Floa
     throw new SafetensorsError(file, `'${sn}': expected F32 [${scale.length}] (one scale per output channel), got ${s.dtype} [${s.shape}]`);
   const rq = Int8Array.from(r.data), rs = Float32Array.from(s.data), row = rq.length / rs.length;
   for (let j = 0; j < rs.length; j++) {
-    if (!(rs[j] >= 0 && rs[j] <= scale[j])) throw new SafetensorsError(file, `'${sn}'[${j}] is ${rs[j]}: expected a finite scale in [0, ${scale[j]}] ('${layer}${SCALE_SUFFIX}'[${j}]: the second part holds what the first left)`);
+    if (!(rs[j] >= 0 && rs[j] <= maxResidualScale(scale[j]))) throw new SafetensorsError(file, `'${sn}'[${j}] is ${rs[j]}: expected a finite scale in [0, ${maxResidualScale(scale[j])}] ('${layer}${SCALE_SUFFIX}'[${j}] ${scale[j]} / 254: the second part holds what the first left, at most half a step)`);
     if (rs[j] === 0 && rq.subarray(j * row, (j + 1) * row).some((v) => v !== 0))
       throw new SafetensorsError(file, `'${sn}'[${j}] is 0 but row ${j} of '${rn}' holds nonzero values: expected a scale > 0 (0 is for a row of zeros)`);
   }

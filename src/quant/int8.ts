@@ -127,6 +127,16 @@ export function weightResidual(W: Float32Array, { q, scale }: Int8Weight): { q: 
   return quantizeWeight(e, out);
 }
 
+/**
+ * The largest second-part scale r_j that weightResidual gives for an int8
+ * scale s_j: what the first part leaves is at most half a step, |W - s_j w|
+ * <= s_j / 2, so r_j = max |W - s_j w| / 127 <= s_j / 254 (f32 rounding adds
+ * an ulp or so; subnormal scales less than one smallest subnormal: the two
+ * terms of slack). A larger r_j (a file's) would move the prefix rows'
+ * weights by up to 127 r_j, far past what the first part left.
+ */
+export const maxResidualScale = (s: number): number => (s === 0 ? 0 : (s / 254) * (1 + 2 ** -20) + 2 ** -148);
+
 /** s_j * w[j, k] in f32. */
 export function dequantizeWeight(q: Int8Array, scale: Float32Array): Float32Array {
   const out = scale.length, inp = q.length / out, w = new Float32Array(q.length);
