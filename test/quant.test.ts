@@ -619,6 +619,9 @@ Q('bad int8 files: I8 without scales, scales of the wrong shape, quantizing twic
       /'head\.weight_residual' is there, but __metadata__\.quant\.prefix_weights does not list 'head'/);
     bad((m) => { m.delete(`head${RESIDUAL_SUFFIX}`); m.delete(`head${RESIDUAL_SCALE_SUFFIX}`); }, /__metadata__\.quant\.prefix_weights lists 'head': expected 'head\.weight_residual' I8/);
     bad((_, meta) => { meta.quant = JSON.stringify({ ...JSON.parse(meta.quant), prefix_weights: 'head' }); }, /'__metadata__\.quant\.prefix_weights': expected an array of the two-part layers' names, got "head"/);
+    // a layer listed twice (each loaded before): the lists name each layer once
+    bad((_, meta) => { const q = JSON.parse(meta.quant); q.prefix_weights.push('head'); meta.quant = JSON.stringify(q); }, /'__metadata__\.quant\.prefix_weights': expected each layer named once, got 'head' twice/);
+    bad((_, meta) => { const q = JSON.parse(meta.quant); q.layers.push('blocks.0.mlp.fc1'); meta.quant = JSON.stringify(q); }, /'__metadata__\.quant\.layers': expected each layer named once, got 'blocks\.0\.mlp\.fc1' twice/);
     // a second part for a layer without prefix rows (the patch embedding): refused where the model runs
     bad((m, meta) => {
       const pe = entries.get('patch_embed.proj.weight')!, ps = entries.get(`patch_embed.proj${SCALE_SUFFIX}`)!;

@@ -99,6 +99,9 @@ function listedLayers(metadata: Record<string, string>, file: string, key: 'laye
   const layers = (JSON.parse(metadata.quant) as Record<string, unknown>)[key];
   if (layers === undefined) return null;
   if (!Array.isArray(layers) || !layers.every((l) => typeof l === 'string')) throw new ConfigError(file, `__metadata__.quant.${key}`, `an array of the ${key === 'layers' ? 'int8' : 'two-part'} layers' names`, showValue(layers));
+  // a name twice is no file a writer makes (quantMetadata lists each layer once): the list and the tensors would not agree one to one
+  const twice = layers.find((l, i) => layers.indexOf(l) !== i);
+  if (twice !== undefined) throw new ConfigError(file, `__metadata__.quant.${key}`, 'each layer named once', `'${twice}' twice`);
   return layers as string[];
 }
 
