@@ -266,6 +266,35 @@ Q("segmentation models in int8 (quantize: 'int8'): the float model's class on at
   setBackend(be);   // (load() leaves its own backend the default)
 });
 
+// The prefix weights of a segmentation model: its blocks' Linears have the
+// class token's rows, its head runs on every token (no prefix rows), so the
+// head gets no second weight part (it stored one, never read: K x C bytes);
+// a file that holds one still loads and gives the same logits.
+Q('segmentation models: second weight parts for the blocks only, not the per-token head; a file with a head part still loads, same logits', async () => {
+  const { model: vit } = loadModel(`${root}models/seg-dense.safetensors`);
+  const qm = quantizeModel(vit);
+  try {
+    assert.not.ok(qm.weights.get('head')!.residual, 'no second part for the per-token head');
+    assert.ok(qm.weights.get('blocks.0.mlp.fc1')!.residual, 'the blocks keep theirs');
+    const bytes = quantizedFileBytes(vit, qm), { tensors, metadata } = readSafetensors(bytes);
+    assert.not.ok(tensors.has(`head${RESIDUAL_SUFFIX}`));
+    assert.not.ok((JSON.parse(metadata.quant).prefix_weights as string[]).includes('head'));
+    // the file as the previous writer made it: the head's second part too
+    const withHead = new Map<string, { dtype: 'F32' | 'I8'; shape: number[]; data: Float32Array | Int8Array }>();
+    for (const [n, t] of tensors) withHead.set(n, t.dtype === 'I8' ? { dtype: 'I8', shape: t.shape, data: Int8Array.from(t.data) } : { dtype: 'F32', shape: t.shape, data: t.data });
+    const hw = vit.namedParameters().find(([n]) => n === 'head.weight')![1], K = hw.shape[0], C = hw.shape[1];
+    withHead.set(`head${RESIDUAL_SUFFIX}`, { dtype: 'I8', shape: [K, C], data: Int8Array.from({ length: K * C }, (_, i) => (i % 7) - 3) });
+    withHead.set(`head${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: [K], data: Float32Array.from(qm.weights.get('head')!.scale, (s) => s / 300) });
+    const q = JSON.parse(metadata.quant); q.prefix_weights.push('head');
+    const old = writeMixedSafetensors(withHead as never, { ...metadata, quant: JSON.stringify(q) });
+    const a = await load(bytes), b = await load(old), x = a.preprocess(`${root}web/public/samples/07-sneaker.png`);
+    try {
+      const ya = await a.forward(x), yb = await b.forward(x);
+      assert.ok(ya.every((v, i) => Object.is(v, yb[i])), 'the head\'s second part is never read');
+    } finally { a.dispose(); b.dispose(); }
+  } finally { qm.dispose(); vit.dispose(); setBackend(be); }
+});
+
 // cait bench times an int8 file on its int8 kernels (it timed the dequantized
 // weights in float), and says so in its JSON, the baseline's too.
 Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float baseline does not; --int8-attention checked', async () => {

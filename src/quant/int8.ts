@@ -313,8 +313,12 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
   const linears = all.filter(([, m]) => isLinear(m)).map(([n]) => n), isOne = new Set(linears);
   for (const n of o.given?.keys() ?? []) if (!isOne.has(n)) throw new Error(`int8 weights for '${n}', which is no Linear of the model (expected one of ${linears.slice(0, 4).join(', ')}, ...)`);
   const tokens = o.prefixRows === false ? 0 : (model as { numPrefixTokens?: number }).numPrefixTokens ?? 0;
+  const isHead = (name: string): boolean => name === 'head' || name === 'head_dist';
   const prefixOf = (name: string): PrefixRows | undefined =>
-    tokens === 0 ? undefined : name === 'head' || name === 'head_dist' ? pooledRows : name.startsWith('blocks.') ? prefixTokens(tokens) : undefined;
+    tokens === 0 ? undefined : isHead(name) ? pooledRows : name.startsWith('blocks.') ? prefixTokens(tokens) : undefined;
+  // a segmentation model's head runs on every token ([B, T, C]: pooledRows finds no prefix rows), so a
+  // second weight part there would never be read: none is made (a file that has one still loads, unused)
+  const segmentation = (model as { cfg?: { task?: string } }).cfg?.task === 'segment';
   for (const [name, m] of all) {
     if (!isLinear(m) || o.skip?.(name)) continue;
     const w = m.weight, N = w.shape[0], K = w.size / N;
@@ -326,7 +330,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
       if (given.residual && (given.residual.q.length !== given.q.length || given.residual.scale.length !== given.scale.length)) throw new Error(`quantizeModel: ${name}: second weight part of ${given.residual.q.length} values / ${given.residual.scale.length} scales for int8 weights of ${given.q.length} / ${given.scale.length}`);
     } else {
       const W = w.toArray(), first = quantizeWeight(W, N), wanted = typeof o.prefixWeights === 'function' ? o.prefixWeights(name) : o.prefixWeights !== false;
-      int8 = wanted && prefixOf(name) ? { ...first, residual: weightResidual(W, first) } : first;
+      int8 = wanted && prefixOf(name) && !(segmentation && isHead(name)) ? { ...first, residual: weightResidual(W, first) } : first;
     }
     const { q, scale } = int8;
     if (q.length !== w.size || scale.length !== N) throw new Error(`quantizeModel: ${name}: int8 weight of ${q.length} values / ${scale.length} scales for a weight [${w.shape}]`);
