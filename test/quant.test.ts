@@ -657,7 +657,7 @@ Q('bad int8 files: I8 without scales, scales of the wrong shape, quantizing twic
       m.set(`patch_embed.proj${RESIDUAL_SUFFIX}`, { dtype: 'I8', shape: pe.shape, data: new Int8Array(pe.data.length) });
       m.set(`patch_embed.proj${RESIDUAL_SCALE_SUFFIX}`, { dtype: 'F32', shape: ps.shape, data: new Float32Array(ps.data.length) });
       const q = JSON.parse(meta.quant); q.prefix_weights.push('patch_embed.proj'); meta.quant = JSON.stringify(q);
-    }, /patch_embed\.proj: a second weight part \(weight_residual\) for a layer without prefix rows/);
+    }, /'patch_embed\.proj\.weight_residual': expected none, got a second weight part for a layer without prefix rows/);
     // int8 weights no Linear takes (a layer named otherwise): an error, the model untouched
     const v3 = createModel(getPreset('vit_fmnist'), 3);
     assert.throws(() => quantizeModel(v3, { given: new Map([['norm', { q: new Int8Array(64), scale: new Float32Array(64) }]]) }), /int8 weights for 'norm', which is no Linear of the model/);

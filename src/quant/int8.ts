@@ -326,7 +326,7 @@ export function quantizeModel(model: Module, o: QuantizeOptions = {}): Quantized
     let int8: Int8Weight;
     if (given) {
       int8 = given;
-      if (given.residual && !prefixOf(name) && o.prefixRows !== false) throw new Error(`quantizeModel: ${name}: a second weight part (weight_residual) for a layer without prefix rows (only the blocks' Linears and the heads of a model with a class token have them)`);
+      if (given.residual && !prefixOf(name) && o.prefixRows !== false) throw new Error(`'${name}.weight_residual': expected none, got a second weight part for a layer without prefix rows (only the blocks' Linears and the heads of a model with a class token have them)`);
       if (given.residual && (given.residual.q.length !== given.q.length || given.residual.scale.length !== given.scale.length)) throw new Error(`quantizeModel: ${name}: second weight part of ${given.residual.q.length} values / ${given.residual.scale.length} scales for int8 weights of ${given.q.length} / ${given.scale.length}`);
     } else {
       const W = w.toArray(), first = quantizeWeight(W, N), wanted = typeof o.prefixWeights === 'function' ? o.prefixWeights(name) : o.prefixWeights !== false;
