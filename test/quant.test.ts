@@ -310,7 +310,7 @@ Q('cait bench: an int8 file runs its int8 kernels (quant in the JSON), a float b
 
 // An int8 file given to a command that rewrites its weights: compress (and
 // train) work on the dequantized weights in float and say so on stderr.
-Q('cait compress of an int8 file: a note on stderr; a float output, or int8 again with --quantize int8', async () => {
+Q('cait compress of an int8 file: a note on stderr; a float output, or int8 again with --quantize int8; --prefix-weights off', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cait-q8c-'));
   try {
     for (const q of [false, true]) {
@@ -321,7 +321,17 @@ Q('cait compress of an int8 file: a note on stderr; a float output, or int8 agai
         : /is an int8 file \(int8-dynamic\): compress works on its dequantized weights in float; the model it saves is float \(add --quantize int8\)/);
       const { metadata } = loadModel(out);
       assert.is(metadata.quant !== undefined, q, `output quant metadata: ${metadata.quant}`);
+      if (q) assert.ok(JSON.parse(metadata.quant).prefix_weights.length > 0, 'the prefix weights by default');
     }
+    // --prefix-weights off: one weight part (as cait quantize --prefix-weights off); without --quantize a usage error
+    const off = join(dir, 'c-off.safetensors');
+    const r = await cait('compress', '--model', `${root}models/fmnist-cait.safetensors`, '--structure-only', '--target-macs', '1.2', '--quantize', 'int8', '--prefix-weights', 'off', '--out', off, '--json');
+    assert.is(r.code, 0, r.stderr);
+    const lo = loadModel(off);
+    try { assert.is(JSON.parse(lo.metadata.quant).prefix_weights, undefined); } finally { lo.model.dispose(); }
+    const bad = await cait('compress', '--model', `${root}models/fmnist-cait.safetensors`, '--structure-only', '--target-macs', '1.2', '--prefix-weights', 'off', '--out', join(dir, 'bad.safetensors'));
+    assert.is(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--prefix-weights applies to the int8 file: give --quantize int8/);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 

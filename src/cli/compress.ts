@@ -31,7 +31,7 @@ import { environment } from '../util/timing.js';
 import { getBackend } from '../tensor.js';
 import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, SEG_FLAGS, UsageError, command, flagsSet, type Flags } from './flags.js';
 import { applyUnmergeFlag, checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, mergeSteps, modelInputs, need, needModelForLoadFlags, noteInt8Input, useBackend } from './common.js';
-import { writeQuantized } from './quantize.js';
+import { PREFIX_WEIGHTS_FLAG, prefixWeightsOf, writeQuantized } from './quantize.js';
 import { SCENE_FLAGS, refuseSceneFlags, sceneSpecOf, scenesFor, taskOf } from './segment.js';
 import { SegHead, segMacs } from '../seg/model.js';
 import { evaluateSegmentation } from '../seg/metrics.js';
@@ -43,6 +43,7 @@ const COMPRESS_FLAGS = {
   'target-macs': { type: 'number', above: 0, max: 1000, value: 'RATIO', help: 'MAC budget: a reduction factor (1.7 = 1.7x fewer), or a fraction of the dense MACs when below 1 (required)' },
   out: { type: 'string', value: 'FILE', help: 'the compressed model (required)' },
   quantize: { type: 'enum', choices: ['int8'], help: 'write the compressed model as an int8 file (as cait quantize does)' },
+  'prefix-weights': { ...PREFIX_WEIGHTS_FLAG, help: `with --quantize int8: ${PREFIX_WEIGHTS_FLAG.help}` },
   'structure-only': { type: 'boolean', help: 'no training: pick a schedule and widths for the target, time it; with --model the compact model keeps its weights (channels by weight importance) and --data reports its accuracy, else it is randomly initialised' },
   'search-epochs': { type: 'number', above: 0, max: 10000, default: 3, help: 'epochs of the mask search (ATME + CDCP, distilled)' },
   'finetune-epochs': { type: 'number', min: 0, max: 10000, default: 3, help: 'epochs of fine-tuning the extracted model' },
@@ -103,6 +104,7 @@ function compressRun(f: CompressFlags): void {
       ? `${ignored.join(', ')}: --structure-only does not train (it picks a schedule and widths, keeps or initialises the weights, and runs ATME's defaults); leave ${ignored.length === 1 ? 'it' : 'them'} out, or drop --structure-only`
       : `${ignored.join(', ')} appl${ignored.length === 1 ? 'ies' : 'y'} to --structure-only (the search without training); a trained compress learns its widths`);
   }
+  if (!f.quantize && flagsSet(f, COMPRESS_FLAGS, ['prefix-weights']).length) throw new UsageError('--prefix-weights applies to the int8 file: give --quantize int8');
   if (f['structure-only']) return structureOnly(f, ratio, out, inputs);
   const file = need(f.model, 'model');
   const { model: dense, metadata: denseMeta } = loadModelFlags(file, f.preset, f);
@@ -175,7 +177,7 @@ function compressRun(f: CompressFlags): void {
     }));
     if (f.quantize) {
       const saved = loadModel(report.file);
-      writeQuantized(saved.model, out, saved.metadata, inputs).qm.dispose();
+      writeQuantized(saved.model, out, saved.metadata, inputs, undefined, { prefixWeights: prefixWeightsOf(f) }).qm.dispose();
       saved.model.dispose();
     } else writeFileAtomic(out, readFileSync(report.file), inputs);
   } finally {
@@ -248,7 +250,7 @@ function structureOnly(f: CompressFlags, ratio: number, out: string, inputs: rea
   const dense = loaded?.model ?? createModel(cfg, seed);
   const compact = loaded ? extractCompact(dense, importanceMasks(dense, s.widths), s.merge) : createModel({ ...cfg, widths: s.widths, merge: s.merge }, seed);
   const stage = { stage: loaded ? 'structure-only-weights' : 'structure-only' };
-  const qm = f.quantize ? quantizeModel(compact) : null;   // compact then runs int8 below
+  const qm = f.quantize ? quantizeModel(compact, { prefixWeights: prefixWeightsOf(f) }) : null;   // compact then runs int8 below
   const runner = s.merge ? new CaitModel(compact, { merge: s.merge }) : compact;
   // --model with --data: accuracy before any fine-tuning, dense and compact on the same images
   let accuracy: { dense: number; compressed: number; n: number } | undefined;

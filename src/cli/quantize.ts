@@ -17,6 +17,10 @@ import { BACKEND_FLAGS, MERGE_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS, UsageError, comm
 import { checkBatchBytes, checkOutputFlag, emitJson, loadModelFlags, modelInputs, need, needModelForLoadFlags, useBackend, withMerging } from './common.js';
 import { FOLDER_FLAGS, checkFolderFlags, isFolder, scoreFolder, testSplitOf } from './folder.js';
 
+/** cait quantize's and compress --quantize's --prefix-weights (quantizeModel's prefixWeights). */
+export const PREFIX_WEIGHTS_FLAG = { type: 'enum', choices: ['on', 'off'], default: 'on', help: "the class (and distillation) token's rows through the blocks' Linears and the heads with the weights in two int8 parts, about 15 bits (on: logits about 2x closer to float on random-weight DeiT-Tiny, for those layers' int8 weights twice in the file and 0.4-1.3% of the time), or one (off: the smallest file)" } as const;
+export const prefixWeightsOf = (f: { 'prefix-weights'?: 'on' | 'off' }): boolean => f['prefix-weights'] !== 'off';
+
 /** --batch's default: images per forward when --data is scored. */
 const DATA_BATCH = 250;
 
@@ -28,7 +32,7 @@ const QUANTIZE_FLAGS = {
   limit: { type: 'int', min: 1, help: 'with --data: evaluate this many test images', defaultText: 'all' },
   'val-split': FOLDER_FLAGS['val-split'],
   batch: { type: 'int', min: 1, max: 4096, help: 'with --data: images per forward', defaultText: String(DATA_BATCH) },
-  'prefix-weights': { type: 'enum', choices: ['on', 'off'], default: 'on', help: "the class (and distillation) token's rows through the blocks' Linears and the heads with the weights in two int8 parts, about 15 bits (on: logits about 2x closer to float on random-weight DeiT-Tiny, for those layers' int8 weights twice in the file and 0.4-1.3% of the time), or one (off: the smallest file)" },
+  'prefix-weights': PREFIX_WEIGHTS_FLAG,
   ...BACKEND_FLAGS, ...MERGE_FLAGS, ...OUTPUT_FLAGS,
 } as const;
 
@@ -95,7 +99,7 @@ async function quantizeRun(f: Flags<typeof QUANTIZE_FLAGS>): Promise<void> {
   const test = f.data ? testSplitOf(f.data, cfg, { quiet: f.quiet, json: f.json, limit: f.limit, 'val-split': f['val-split'], seed: f.seed }) : null;
   const acc = async () => (test ? scoreFolder(runner, test.split, { batchSize: batch, limit: f.limit, classes: test.classes, quiet }).then((r) => ({ accuracy: r.top1, n: r.n })) : null);
   const floatAcc = await acc();
-  const { qm, bytes } = writeQuantized(vit, out, metadata, inputs, runner, { prefixWeights: f['prefix-weights'] !== 'off' });
+  const { qm, bytes } = writeQuantized(vit, out, metadata, inputs, runner, { prefixWeights: prefixWeightsOf(f) });
   const int8Acc = await acc();
   const layers = qm.weights.size, twoPart = [...qm.weights.values()].filter((w) => w.residual).length;
   if (!f.json) {
