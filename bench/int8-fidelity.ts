@@ -18,6 +18,7 @@ import { load } from '../src/api/node.js';
 import { loadModel } from '../src/nn/model.js';
 import { quantizeModel } from '../src/quant/int8.js';
 import { quantizedFileBytes } from '../src/quant/format.js';
+import { CARRIED } from '../src/cli/quantize.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { environment } from '../src/util/timing.js';
 import { scriptArgs } from './args.js';
@@ -30,7 +31,7 @@ const VARIANTS = { '7-bit': { int8SixBit: false }, 'default (6-bit rows)': {}, '
 /** `cait quantize --prefix-weights off`'s file for the float `file`. */
 function onePartBytes(file: string): Uint8Array {
   const { model, metadata } = loadModel(file), qm = quantizeModel(model, { prefixWeights: false });
-  const extra = Object.fromEntries(Object.entries(metadata).filter(([k]) => k !== 'format' && k !== 'config' && k !== 'quant'));
+  const extra = Object.fromEntries(Object.entries(metadata).filter(([k]) => CARRIED(k)));
   try { return quantizedFileBytes(model, qm, extra); } finally { model.dispose(); }
 }
 const B = 50;

@@ -53,7 +53,7 @@ export const quantizeCommand = command({
 const signed = (v: number): string => `${v >= 0 ? '+' : ''}${v.toFixed(2)}`;
 
 /** Metadata a quantized file keeps from its source (the rest is rewritten). */
-const CARRIED = (k: string): boolean => k !== 'format' && k !== 'config' && k !== 'quant';
+export const CARRIED = (k: string): boolean => k !== 'format' && k !== 'config' && k !== 'quant';
 
 /**
  * Quantize `vit` and write the int8 file `out` (atomically, never over an

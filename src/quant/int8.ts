@@ -212,16 +212,15 @@ export class QLinear {
       qa.dispose(); rowp.dispose();
     }
     if (fine) {
-      const [B, T, P] = fine, M = 2 * B * P;
-      const tmp = new Tensor([M * K], be), qa = new Tensor([qRowsBytes(M, K) / 4], be), rowp = new Tensor([2 * M], be), z = new Tensor([M * N], be);
+      const [B, T, P] = fine, E = B * P, M = 2 * E, two = this.residual !== null && this.residualScale !== null;
+      // z: the M rows' products, then (prefix weights) the first E rows' products with the second weight part
+      const tmp = new Tensor([M * K], be), qa = new Tensor([qRowsBytes(M, K) / 4], be), rowp = new Tensor([2 * M], be), z = new Tensor([(two ? M + E : M) * N], be);
       call(be, 'quantize_prefix_rows', { x: x.ptr, ldx: K, B, T, P, K, tmp: tmp.ptr, qa: qa.ptr, rowp: rowp.ptr });
       call(be, 'qgemm', { M, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.packed.ptr, wscale: this.scale.ptr, bias: 0, c: z.ptr, ldc: N, flags: 0 });
-      if (this.residual && this.residualScale) {
-        // the rows' first parts (the first B P rows) times the weights' second part
-        const E = B * P, z2 = new Tensor([E * N], be);
-        call(be, 'qgemm', { M: E, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.residual.ptr, wscale: this.residualScale.ptr, bias: 0, c: z2.ptr, ldc: N, flags: 0 });
-        call(be, 'add', { a: z.ptr, b: z2.ptr, y: z.ptr, n: E * N, m: E * N });
-        z2.dispose();
+      if (two) {
+        const z2 = z.ptr + M * N * 4;
+        call(be, 'qgemm', { M: E, N, K, qa: qa.ptr, rowp: rowp.ptr, wp: this.residual!.ptr, wscale: this.residualScale!.ptr, bias: 0, c: z2, ldc: N, flags: 0 });
+        call(be, 'add', { a: z.ptr, b: z2, y: z.ptr, n: E * N, m: E * N });
       }
       call(be, 'add_prefix_rows', { z: z.ptr, N, B, T, P, bias, y: y.ptr, ldy: N, flags });
       tmp.dispose(); qa.dispose(); rowp.dispose(); z.dispose();
